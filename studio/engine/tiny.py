@@ -1,0 +1,227 @@
+"""The embedded tiny GLM-4.1V, built in code with the real classes.
+
+Why: CI and workshop laptops have no GPU and no model hub, yet every pipeline in the
+product (template, processor, M-RoPE, streaming, LoRA, GRPO) must run for real. This
+module builds a ~1 M-parameter :class:`~transformers.Glm4vForConditionalGeneration`
+with random weights, a byte-level BPE tokenizer carrying GLM-4.1V's special tokens
+(same special / non-special split as the real tokenizer), a :class:`Glm4vProcessor`
+with the official chat template, and saves it with ``save_pretrained`` so that it is
+loaded back through the very same ``from_pretrained`` path a hub id uses.
+
+Sizes mirror transformers' own GLM-4.1V tests (see ../shared/FACTS.md): text hidden
+128 × 2 layers, 4 heads / 2 KV heads, ``mrope_section`` [2, 3, 3]; vision hidden 32,
+depth 1, patch 14, spatial merge 2, temporal patch 2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+# The real checkpoint's special tokens (special=True), in id order (151329…151344).
+SPECIAL_TOKENS = [
+    "<|endoftext|>", "[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>",
+    "<|system|>", "<|user|>", "<|assistant|>", "<|observation|>",
+    "<|begin_of_image|>", "<|end_of_image|>", "<|begin_of_video|>", "<|end_of_video|>",
+    "<|image|>", "<|video|>",
+]
+# Added but *not* special in the real tokenizer: they survive skip_special_tokens=True.
+# Whether the box markers are special is not settled in public sources; we keep them
+# non-special like the think/answer tags, and every decode path in the product keeps
+# special tokens anyway (then strips role tokens itself), so either choice is safe.
+REASONING_TOKENS = [
+    "<think>", "</think>", "<answer>", "</answer>", "<|begin_of_box|>", "<|end_of_box|>",
+]
+
+TEMPLATE_PATH = Path(__file__).parent / "templates" / "glm4v_chat.jinja"
+
+#: Bump when anything below changes: it keys the on-disk cache of the built model.
+TINY_VERSION = "1"
+
+TEXT_CONFIG = dict(
+    hidden_size=128,
+    intermediate_size=256,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=4096,
+    rms_norm_eps=1e-5,
+    attention_bias=True,
+    partial_rotary_factor=0.5,
+    rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+)
+VISION_CONFIG = dict(
+    hidden_size=32,
+    depth=1,
+    num_heads=4,
+    intermediate_size=64,
+    out_hidden_size=128,
+    patch_size=14,
+    spatial_merge_size=2,
+    temporal_patch_size=2,
+    image_size=112,
+)
+
+#: Pixel budgets for the tiny processor (min, max pixels of smart_resize). The max
+#: image budget gives at most 64 visual tokens per image; video budget is over all frames.
+IMAGE_PIXELS = (28 * 28, 224 * 224)
+VIDEO_PIXELS = (28 * 28 * 2, 112 * 112 * 16)
+
+_CORPUS = """
+The quick brown fox jumps over the lazy dog. A picture shows a red circle, a blue square
+and a green triangle on a white background. How many shapes are there? There are three.
+What color is the circle? The circle is red. Describe the image. The photo shows a cat
+sitting on a chair next to a window. The video shows a person walking along a street.
+Let me think step by step. First, count the objects. Then compare their sizes. So the
+answer is 4. Answer: yes. No. Left, right, top, bottom, middle, bigger, smaller, larger.
+0 1 2 3 4 5 6 7 8 9 10 11 12 + - * / = ( ) [ ] , . ? ! : ; ' " # % & _ < > |
+This page of the document contains a table with numbers and a chart of the results.
+Ein Bild zeigt einen Hund. Une image montre un chat. 这张图片显示了一只猫。 图中有几个圆？
+"""
+
+
+def _build_tokenizer():
+    """Train a small byte-level BPE on a fixed corpus and add GLM's tokens.
+
+    Returns a ``PreTrainedTokenizerFast`` padding left, eos/pad ``<|endoftext|>``.
+    Deterministic: the same corpus and settings give the same vocabulary.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=1500,
+        min_frequency=1,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator([_CORPUS] * 4, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+        padding_side="left",
+        clean_up_tokenization_spaces=False,
+        model_max_length=65536,
+    )
+    fast.add_special_tokens({"additional_special_tokens": SPECIAL_TOKENS})
+    fast.add_tokens(REASONING_TOKENS, special_tokens=False)
+    return fast
+
+
+def build_processor():
+    """Build the tiny ``Glm4vProcessor`` (image + video processors, tokenizer, template)."""
+    from transformers import Glm4vImageProcessor, Glm4vProcessor, Glm4vVideoProcessor
+
+    tokenizer = _build_tokenizer()
+    image_processor = Glm4vImageProcessor(
+        size={"shortest_edge": IMAGE_PIXELS[0], "longest_edge": IMAGE_PIXELS[1]},
+        patch_size=14,
+        temporal_patch_size=2,
+        merge_size=2,
+    )
+    video_processor = Glm4vVideoProcessor(
+        size={"shortest_edge": VIDEO_PIXELS[0], "longest_edge": VIDEO_PIXELS[1]},
+        patch_size=14,
+        temporal_patch_size=2,
+        merge_size=2,
+        fps=2,
+    )
+    return Glm4vProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=video_processor,
+        chat_template=TEMPLATE_PATH.read_text(encoding="utf-8"),
+    )
+
+
+def build_model(tokenizer, seed: int = 0):
+    """Build the tiny ``Glm4vForConditionalGeneration`` with random weights (fp32, eval).
+
+    Args:
+        tokenizer: the tokenizer from :func:`build_processor` (its ids fill the config).
+        seed: torch seed for the random weights.
+    """
+    import torch
+    from transformers import Glm4vConfig, Glm4vForConditionalGeneration, GenerationConfig
+
+    ids = tokenizer.convert_tokens_to_ids
+    vocab = len(tokenizer)
+    config = Glm4vConfig(
+        text_config=dict(TEXT_CONFIG, vocab_size=vocab, pad_token_id=ids("<|endoftext|>"),
+                         eos_token_id=ids("<|endoftext|>")),
+        vision_config=dict(VISION_CONFIG),
+        image_token_id=ids("<|image|>"),
+        video_token_id=ids("<|video|>"),
+        image_start_token_id=ids("<|begin_of_image|>"),
+        image_end_token_id=ids("<|end_of_image|>"),
+        video_start_token_id=ids("<|begin_of_video|>"),
+        video_end_token_id=ids("<|end_of_video|>"),
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    model = Glm4vForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(
+        eos_token_id=[ids("<|endoftext|>"), ids("<|user|>"), ids("<|observation|>")],
+        pad_token_id=ids("<|endoftext|>"),
+        do_sample=True,
+        top_k=2,
+        max_new_tokens=256,
+    )
+    return model.eval()
+
+
+def build_tiny(path: str | os.PathLike, seed: int = 0) -> Path:
+    """Build the tiny model + processor and ``save_pretrained`` them into ``path``.
+
+    Writes safetensors weights, config, generation config and processor files.
+    Returns the folder. Overwrites files already there.
+    """
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    processor = build_processor()
+    model = build_model(processor.tokenizer, seed=seed)
+    model.save_pretrained(out, safe_serialization=True)
+    processor.save_pretrained(out)
+    (out / "studio_model.json").write_text(
+        json.dumps({"kind": "embedded-tiny", "version": TINY_VERSION, "seed": seed,
+                    "note": "random weights: the text is not meaningful; the pipeline is real"}),
+        encoding="utf-8",
+    )
+    return out
+
+
+def cache_root() -> Path:
+    """Folder for built models: ``$STUDIO_CACHE`` or ``~/.cache/glm4v-studio``."""
+    env = os.environ.get("STUDIO_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "glm4v-studio"
+
+
+def embedded_path(seed: int = 0) -> Path:
+    """Return the folder of the embedded tiny model, building it on first use (~1 s).
+
+    The folder name carries a hash of the builder's settings, so a change in this
+    module never reuses a stale build. Building writes to a temp folder and renames it,
+    so two processes starting at once cannot leave a half-written model behind.
+    """
+    key = hashlib.sha1(
+        json.dumps([TINY_VERSION, TEXT_CONFIG, VISION_CONFIG, IMAGE_PIXELS, VIDEO_PIXELS, seed,
+                    TEMPLATE_PATH.read_text(encoding="utf-8")], sort_keys=True).encode()
+    ).hexdigest()[:10]
+    final = cache_root() / f"tiny-glm4v-{key}"
+    if (final / "studio_model.json").is_file():
+        return final
+    tmp = final.with_name(f"{final.name}.tmp{os.getpid()}")
+    build_tiny(tmp, seed=seed)
+    try:
+        tmp.rename(final)
+    except OSError:  # another process won the race; its copy is identical
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final

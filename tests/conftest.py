@@ -1,0 +1,35 @@
+"""Shared fixtures. Every test runs offline on the embedded tiny GLM-4.1V."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_DATA = REPO / "sample_data"
+
+
+@pytest.fixture(scope="session")
+def tiny_path(tmp_path_factory) -> Path:
+    """Folder of a freshly built tiny GLM-4.1V (save_pretrained output)."""
+    from studio.engine.tiny import build_tiny
+
+    return build_tiny(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_path):
+    """(model, processor) loaded through the normal loading path, fp32 on CPU."""
+    from studio.config import ModelSpec
+    from studio.engine.models import load
+
+    return load(ModelSpec(name_or_path=str(tiny_path), device="cpu"))
