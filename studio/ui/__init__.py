@@ -1,0 +1,1 @@
+"""Gradio web UI: a thin layer of tabs over ``studio.engine``."""
