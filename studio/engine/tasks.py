@@ -1,0 +1,633 @@
+"""Synthetic visual reasoning tasks: seeded scenes, questions, answers and traces.
+
+Why: workshops need a model that *learns* on a CPU, and RL with curriculum sampling
+needs prompts of graded difficulty whose answers a program can check. Every scene here
+is drawn from a seed, rendered without anti-aliasing on a white 112×112 canvas (16
+visual tokens for the tiny processor: 8×8 patches of 14 px merged 2×2, so each merged
+token sees one 28×28 cell), and every answer is derived from the scene description, so
+it can be re-derived from the pixels (``tests/test_tasks.py`` does exactly that).
+
+Families (``FAMILIES``), each with difficulty 1 (easy) … 3 (hard):
+
+* ``shapes`` — colours, shape names and counts ("How many red circles are there?").
+  1: 1–2 large shapes in the 28-px cells; 2: 3–4 shapes of varied size; 3: 5–7 small
+  shapes, jittered inside their cells.
+* ``position`` — "Is the red circle on the left or the right?" (1–2), relative
+  "left or right of / above or below the blue square?" (3).
+* ``size`` — "Which is bigger, the red circle or the blue square?"; the area ratio
+  shrinks with the level (≥ 2.5, ≥ 1.6, ≥ 1.2).
+* ``arithmetic`` — seven-segment digits and an operator in the cells of one row:
+  1: a + b (0–4), 2: a ± b (0–9), 3: a × b (2–9).
+
+Each scene carries several questions (many labels per image is what makes a tiny model
+learn from scratch, see ../shared/FACTS.md); each question is one :class:`TaskItem`.
+Exports: GLM-4.1V fine-tune JSONL for SFT (one multi-turn chat per image) and a prompt
+JSONL for RL / evaluation (one row per question, with answer, task_type, difficulty).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from studio.errors import InputError
+
+IMAGE_SIZE = 112  # px, square canvas
+CELL = 28  # px; one merged visual token of the tiny processor sees one cell
+GRID = IMAGE_SIZE // CELL  # 4 × 4 cells
+BACKGROUND = (255, 255, 255)
+INK = (0, 0, 0)  # digits and operators
+COLORS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 30, 30),
+    "green": (30, 160, 60),
+    "blue": (40, 80, 220),
+    "yellow": (230, 200, 20),
+    "purple": (140, 50, 170),
+    "orange": (240, 130, 20),
+}
+SHAPES = ("circle", "square", "triangle")
+FAMILIES = ("shapes", "position", "size", "arithmetic")
+LEVELS = (1, 2, 3)
+TASK_TYPES = ("count", "exact", "numeric", "choice")
+OPS = {"+": "plus", "-": "minus", "x": "times"}
+
+#: Seven-segment layout of the digits: segments a (top), b (top right), c (bottom
+#: right), d (bottom), e (bottom left), f (top left), g (middle).
+SEGMENTS = {
+    "0": "abcdef", "1": "bc", "2": "abdeg", "3": "abcdg", "4": "bcfg",
+    "5": "acdfg", "6": "acdefg", "7": "abc", "8": "abcdefg", "9": "abcdfg",
+}
+#: Digit box inside a 28-px cell: x 7..20, y 3..24, stroke 3 px.
+DIGIT_BOX = (7, 3, 21, 25)
+STROKE = 3
+
+
+@dataclass
+class TaskItem:
+    """One question about one image.
+
+    Attributes:
+        id: unique id ``<image_id>-q<k>``.
+        image_id: id of the scene / image file stem (several items share one image).
+        family: one of :data:`FAMILIES`.
+        difficulty: 1 (easy) … 3 (hard).
+        question: the user text (no image placeholder).
+        answer: short verifiable answer, e.g. ``"2"``, ``"red"``, ``"left"``, ``"12"``.
+        trace: step-by-step reasoning that leads to the answer (goes into ``<think>``).
+        task_type: verifier kind for the RL reward: ``count`` (integer compare),
+            ``exact`` (string), ``numeric`` (number), ``choice`` (one of ``choices``).
+        choices: every answer the question admits; ``1/len(choices)`` is chance.
+        scene: JSON-serialisable scene description from which the answer is derived.
+    """
+
+    id: str
+    image_id: str
+    family: str
+    difficulty: int
+    question: str
+    answer: str
+    trace: str
+    task_type: str
+    choices: list[str]
+    scene: dict[str, Any]
+
+    @property
+    def chance(self) -> float:
+        """Accuracy of a uniform random guess among ``choices``."""
+        return 1.0 / len(self.choices)
+
+
+@dataclass
+class Scene:
+    """A rendered scene with its questions. ``image`` is an RGB ``PIL.Image`` 112×112."""
+
+    image_id: str
+    family: str
+    difficulty: int
+    description: dict[str, Any]
+    items: list[TaskItem] = field(default_factory=list)
+    image: Any = None
+
+    def key(self) -> str:
+        """Canonical string of the scene content (same content → same key)."""
+        return json.dumps([self.family, self.difficulty, self.description], sort_keys=True)
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _draw_shape(draw, obj: dict) -> None:
+    x0, y0, x1, y1 = obj["box"]
+    color = COLORS[obj["color"]]
+    if obj["shape"] == "square":
+        draw.rectangle([x0, y0, x1, y1], fill=color)
+    elif obj["shape"] == "circle":
+        draw.ellipse([x0, y0, x1, y1], fill=color)
+    else:  # triangle, apex up
+        draw.polygon([((x0 + x1) / 2, y0), (x1, y1), (x0, y1)], fill=color)
+
+
+def _segment_rects(ox: int, oy: int) -> dict[str, tuple[int, int, int, int]]:
+    x0, y0, x1, y1 = DIGIT_BOX
+    x0, x1, y0, y1 = x0 + ox, x1 + ox, y0 + oy, y1 + oy
+    ym = (y0 + y1) // 2
+    s = STROKE
+    return {
+        "a": (x0, y0, x1, y0 + s - 1),
+        "b": (x1 - s + 1, y0, x1, ym),
+        "c": (x1 - s + 1, ym, x1, y1),
+        "d": (x0, y1 - s + 1, x1, y1),
+        "e": (x0, ym, x0 + s - 1, y1),
+        "f": (x0, y0, x0 + s - 1, ym),
+        "g": (x0, ym - 1, x1, ym + 1),
+    }
+
+
+def _draw_symbol(draw, sym: str, row: int, col: int) -> None:
+    ox, oy = col * CELL, row * CELL
+    if sym in SEGMENTS:
+        rects = _segment_rects(ox, oy)
+        for seg in SEGMENTS[sym]:
+            draw.rectangle(rects[seg], fill=INK)
+        return
+    c = CELL // 2
+    if sym in "+-":
+        draw.rectangle([ox + 6, oy + c - 1, ox + 21, oy + c + 1], fill=INK)
+    if sym == "+":
+        draw.rectangle([ox + c - 1, oy + 6, ox + c + 1, oy + 21], fill=INK)
+    if sym == "x":
+        for d in range(-1, 2):  # 3-px thick diagonals, drawn pixel by pixel (no AA)
+            for t in range(7, 21):
+                for u in (t, 27 - t):
+                    x = ox + t + d
+                    if 0 <= x - ox < CELL:
+                        draw.point((x, oy + u), fill=INK)
+
+
+def render(description: dict[str, Any]):
+    """Render a scene description to an RGB ``PIL.Image`` (112×112, no anti-aliasing)."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), BACKGROUND)
+    draw = ImageDraw.Draw(img)
+    if description["kind"] == "shapes":
+        for obj in description["objects"]:
+            _draw_shape(draw, obj)
+    else:
+        for k, sym in enumerate(description["symbols"]):
+            _draw_symbol(draw, sym, description["row"], description["col"] + k)
+    return img
+
+
+# --------------------------------------------------------------------------- scenes
+
+
+def _place(rng: random.Random, n: int, sizes: Sequence[int], jitter: bool) -> list[dict]:
+    """``n`` objects in distinct cells with unique (colour, shape) and the given sizes."""
+    cells = rng.sample(range(GRID * GRID), n)
+    kinds = rng.sample([(c, s) for c in COLORS for s in SHAPES], n)
+    objs = []
+    for cell, (color, shape), size in zip(cells, kinds, sizes):
+        row, col = divmod(cell, GRID)
+        free = CELL - 2 - size  # keep 1 px of white between neighbouring cells
+        off = rng.randint(0, free) if jitter else free // 2
+        offy = rng.randint(0, free) if jitter else free // 2
+        x0, y0 = col * CELL + 1 + off, row * CELL + 1 + offy
+        objs.append({"shape": shape, "color": color, "row": row, "col": col, "size": size,
+                     "box": [x0, y0, x0 + size - 1, y0 + size - 1]})
+    return objs
+
+
+def _area(obj: dict) -> float:
+    """Nominal area (px²) used for "bigger": square s², circle πs²/4, triangle s²/2."""
+    s = obj["size"]
+    return {"square": 1.0, "circle": 0.785, "triangle": 0.5}[obj["shape"]] * s * s
+
+
+def _name(obj: dict) -> str:
+    return f"{obj['color']} {obj['shape']}"
+
+
+def _where(obj: dict) -> str:
+    return f"row {obj['row'] + 1} col {obj['col'] + 1}"
+
+
+def _scene_shapes(rng: random.Random, level: int, family: str) -> dict:
+    if family == "size":
+        n = {1: 2, 2: 3, 3: 4}[level]
+        ratio = {1: 2.5, 2: 1.6, 3: 1.2}[level]
+        lo = {1: 8, 2: 8, 3: 10}[level]
+        for _ in range(1000):
+            sizes = [rng.randint(lo, 24) for _ in range(n)]
+            objs = _place(rng, n, sizes, jitter=level == 3)
+            ok = all(_comparable(a, b, ratio) for i, a in enumerate(objs) for b in objs[i + 1:])
+            if ok:
+                return {"kind": "shapes", "objects": objs}
+        raise RuntimeError("could not place a size scene")  # pragma: no cover
+    if family == "position":
+        n = rng.randint(1, 2) if level == 1 else rng.randint(2, 3)
+        sizes = [22] * n if level == 1 else [rng.randint(14, 24) for _ in range(n)]
+        return {"kind": "shapes", "objects": _place(rng, n, sizes, jitter=level == 3)}
+    n = {1: rng.randint(1, 2), 2: rng.randint(3, 4), 3: rng.randint(5, 7)}[level]
+    sizes = {1: lambda: 22, 2: lambda: rng.randint(14, 24), 3: lambda: rng.randint(10, 18)}[level]
+    objs = _place(rng, n, [sizes() for _ in range(n)], jitter=level == 3)
+    if level == 3:  # make same-colour / same-shape repeats likely so counts vary
+        colors = rng.sample(list(COLORS), 3)
+        used = set()
+        for o in objs:
+            for _ in range(20):
+                c, s = rng.choice(colors), rng.choice(SHAPES)
+                if (c, s) not in used:
+                    break
+            used.add((c, s))
+            o["color"], o["shape"] = c, s
+        # repeats of the same (colour, shape) are allowed at level 3: counts up to 3
+        for o in objs[: rng.randint(0, 2)]:
+            twin = rng.choice(objs)
+            o["color"], o["shape"] = twin["color"], twin["shape"]
+    return {"kind": "shapes", "objects": objs}
+
+
+def _comparable(a: dict, b: dict, ratio: float) -> bool:
+    big, small = (a, b) if _area(a) >= _area(b) else (b, a)
+    return _area(big) >= ratio * _area(small) and big["size"] > small["size"]
+
+
+def _scene_digits(rng: random.Random, level: int) -> dict:
+    if level == 1:
+        a, b, op = rng.randint(0, 4), rng.randint(0, 4), "+"
+    elif level == 2:
+        op = rng.choice("+-")
+        a, b = rng.randint(0, 9), rng.randint(0, 9)
+        if op == "-" and a < b:
+            a, b = b, a
+    else:
+        a, b, op = rng.randint(2, 9), rng.randint(2, 9), "x"
+    row = 1 if level == 1 else rng.randint(0, GRID - 1)
+    col = 0 if level == 1 else rng.randint(0, 1)
+    return {"kind": "digits", "symbols": [str(a), op, str(b)], "row": row, "col": col}
+
+
+# --------------------------------------------------------------------------- questions
+
+
+def _count_choices(level: int) -> list[str]:
+    return [str(k) for k in range({1: 3, 2: 5, 3: 8}[level])]
+
+
+def _questions_shapes(desc: dict, level: int) -> list[tuple]:
+    objs = desc["objects"]
+    qs = []
+    listing = ", ".join(f"{_name(o)} at {_where(o)}" for o in objs)
+    qs.append(("How many shapes are there?", str(len(objs)),
+               f"Shapes: {listing}. That is {len(objs)}.", "count", _count_choices(level)))
+    if level == 1:
+        for o in objs:
+            if sum(p["shape"] == o["shape"] for p in objs) == 1:
+                qs.append((f"What color is the {o['shape']}?", o["color"],
+                           f"The {o['shape']} at {_where(o)} is {o['color']}.", "exact", list(COLORS)))
+            if sum(p["color"] == o["color"] for p in objs) == 1:
+                qs.append((f"What shape is {o['color']}?", o["shape"],
+                           f"The {o['color']} shape at {_where(o)} is a {o['shape']}.", "exact",
+                           list(SHAPES)))
+    present_colors = sorted({o["color"] for o in objs}, key=list(COLORS).index)
+    present_shapes = sorted({o["shape"] for o in objs}, key=SHAPES.index)
+    if level >= 2:
+        for c in present_colors:
+            hits = [o for o in objs if o["color"] == c]
+            where = ", ".join(f"{o['shape']} at {_where(o)}" for o in hits)
+            qs.append((f"How many {c} shapes are there?", str(len(hits)),
+                       f"{c.capitalize()} shapes: {where}. That is {len(hits)}.", "count",
+                       _count_choices(level)))
+        for s in present_shapes:
+            hits = [o for o in objs if o["shape"] == s]
+            where = ", ".join(f"{o['color']} at {_where(o)}" for o in hits)
+            qs.append((f"How many {s}s are there?", str(len(hits)),
+                       f"{s.capitalize()}s: {where}. That is {len(hits)}.", "count", _count_choices(level)))
+    if level >= 2:  # absent colour / kind: the answer 0 must be learnt too
+        rng = random.Random(json.dumps(desc, sort_keys=True))
+        absent = [c for c in COLORS if c not in present_colors]
+        c = rng.choice(absent)
+        qs.append((f"How many {c} shapes are there?", "0", f"I see no {c} shape. That is 0.", "count",
+                   _count_choices(level)))
+        kinds = {(o["color"], o["shape"]) for o in objs}
+        c, s = rng.choice([(c, s) for c in present_colors for s in SHAPES if (c, s) not in kinds]
+                          or [(c, SHAPES[0])])
+        qs.append((f"How many {c} {s}s are there?", "0", f"I see no {c} {s}. That is 0.", "count",
+                   _count_choices(level)))
+        pairs = sorted({(o["color"], o["shape"]) for o in objs})
+        for c, s in pairs:
+            hits = [o for o in objs if o["color"] == c and o["shape"] == s]
+            where = ", ".join(_where(o) for o in hits)
+            qs.append((f"How many {c} {s}s are there?", str(len(hits)),
+                       f"{c.capitalize()} {s}s: {where}. That is {len(hits)}.", "count",
+                       _count_choices(level)))
+    return qs
+
+
+def _questions_position(desc: dict, level: int) -> list[tuple]:
+    objs = desc["objects"]
+    qs = []
+    if level <= 2:
+        for o in objs:
+            side = "left" if o["col"] < GRID // 2 else "right"
+            qs.append((f"Is the {_name(o)} on the left or the right?", side,
+                       f"The {_name(o)} is in column {o['col'] + 1} of {GRID}, so it is on the {side}.",
+                       "choice", ["left", "right"]))
+            if level == 2:
+                vert = "top" if o["row"] < GRID // 2 else "bottom"
+                qs.append((f"Is the {_name(o)} at the top or the bottom?", vert,
+                           f"The {_name(o)} is in row {o['row'] + 1} of {GRID}, so it is at the {vert}.",
+                           "choice", ["top", "bottom"]))
+        return qs
+    for a in objs:
+        for b in objs:
+            if a is b:
+                continue
+            if a["col"] != b["col"]:
+                side = "left" if a["col"] < b["col"] else "right"
+                rel = "<" if a["col"] < b["col"] else ">"
+                qs.append((f"Is the {_name(a)} left or right of the {_name(b)}?", side,
+                           f"The {_name(a)} is in column {a['col'] + 1}, the {_name(b)} in column "
+                           f"{b['col'] + 1}. {a['col'] + 1} {rel} {b['col'] + 1}, so {side}.",
+                           "choice", ["left", "right"]))
+            if a["row"] != b["row"]:
+                side = "above" if a["row"] < b["row"] else "below"
+                rel = "<" if a["row"] < b["row"] else ">"
+                qs.append((f"Is the {_name(a)} above or below the {_name(b)}?", side,
+                           f"The {_name(a)} is in row {a['row'] + 1}, the {_name(b)} in row "
+                           f"{b['row'] + 1}. {a['row'] + 1} {rel} {b['row'] + 1}, so {side}.",
+                           "choice", ["above", "below"]))
+    return qs
+
+
+def _questions_size(desc: dict, level: int) -> list[tuple]:
+    objs = desc["objects"]
+    qs = []
+    for i, a in enumerate(objs):
+        for b in objs[i + 1:]:
+            first, second = (a, b) if (i + len(qs)) % 2 == 0 else (b, a)
+            big = first if _area(first) > _area(second) else second
+            qs.append((f"Which is bigger, the {_name(first)} or the {_name(second)}?", _name(big),
+                       f"The {_name(first)} is {first['size']} px wide, the {_name(second)} "
+                       f"{second['size']} px. So the {_name(big)} is bigger.",
+                       "choice", [_name(first), _name(second)]))
+    return qs
+
+
+def _questions_arithmetic(desc: dict, level: int) -> list[tuple]:
+    a, op, b = desc["symbols"]
+    x, y = int(a), int(b)
+    result = {"+": x + y, "-": x - y, "x": x * y}[op]
+    sign = {"+": "+", "-": "-", "x": "*"}[op]
+    if level == 1:
+        results = [str(k) for k in range(9)]
+    elif level == 2:
+        results = [str(k) for k in range(19)]
+    else:
+        results = sorted({str(i * j) for i in range(2, 10) for j in range(2, 10)}, key=int)
+    digits = [str(k) for k in range(10)]
+    shown = f"{a} {sign} {b}"
+    return [
+        ("What is the result?", str(result), f"The image shows {shown}. {shown} = {result}.",
+         "numeric", results),
+        ("What is the first number?", a, f"The image shows {shown}. The first number is {a}.",
+         "numeric", digits),
+        ("What is the second number?", b, f"The image shows {shown}. The second number is {b}.",
+         "numeric", digits),
+        ("Which operation is shown?", OPS[op], f"The sign between the numbers is {sign}, so {OPS[op]}.",
+         "choice", ["plus", "minus", "times"]),
+    ]
+
+
+_QUESTIONS = {"shapes": _questions_shapes, "position": _questions_position,
+              "size": _questions_size, "arithmetic": _questions_arithmetic}
+
+
+def make_scene(family: str, level: int, seed: int, index: int, *, render_image: bool = True) -> Scene:
+    """Build scene number ``index`` of ``family``/``level`` from ``seed``.
+
+    The scene depends only on ``(family, level, seed, index)`` (string-seeded
+    ``random.Random``), so any subset of scenes can be regenerated on its own.
+
+    Raises:
+        InputError: unknown family or level.
+    """
+    _check(family=[family], levels=[level])
+    rng = random.Random(f"glm4v-studio-tasks/{family}/{level}/{seed}/{index}")
+    desc = _scene_digits(rng, level) if family == "arithmetic" else _scene_shapes(rng, level, family)
+    image_id = f"{family}-l{level}-s{seed}-{index:05d}"
+    scene = Scene(image_id=image_id, family=family, difficulty=level, description=desc)
+    qs = _QUESTIONS[family](desc, level)
+    rng.shuffle(qs)
+    for k, (q, ans, trace, ttype, choices) in enumerate(qs):
+        assert ans in choices, (q, ans, choices)
+        scene.items.append(TaskItem(
+            id=f"{image_id}-q{k}", image_id=image_id, family=family, difficulty=level, question=q,
+            answer=ans, trace=trace, task_type=ttype, choices=list(choices), scene=desc,
+        ))
+    if render_image:
+        scene.image = render(desc)
+    return scene
+
+
+def _check(family: Iterable[str] | None = None, levels: Iterable[int] | None = None) -> None:
+    for f in family or ():
+        if f not in FAMILIES:
+            raise InputError(f"Unknown task family {f!r}; choose from {', '.join(FAMILIES)}.")
+    for lv in levels or ():
+        if lv not in LEVELS:
+            raise InputError(f"Unknown difficulty level {lv!r}; choose from 1, 2, 3.")
+
+
+def generate_scenes(n_scenes: int, seed: int = 0, families: Sequence[str] = FAMILIES,
+                    levels: Sequence[int] = LEVELS, *, start: int = 0,
+                    render_image: bool = True) -> list[Scene]:
+    """``n_scenes`` scenes, round-robin over ``families`` × ``levels`` (balanced).
+
+    Scene ``i`` is ``make_scene(family, level, seed, start + i // len(combos))`` so the
+    output is a deterministic function of the arguments.
+
+    Raises:
+        InputError: unknown family/level, empty selection or ``n_scenes < 0``.
+    """
+    families, levels = list(families), [int(x) for x in levels]
+    _check(families, levels)
+    if not families or not levels:
+        raise InputError("Pick at least one task family and one difficulty level.")
+    if n_scenes < 0:
+        raise InputError("The number of scenes must be >= 0.")
+    combos = [(f, lv) for lv in levels for f in families]
+    return [make_scene(*combos[i % len(combos)], seed, start + i // len(combos), render_image=render_image)
+            for i in range(n_scenes)]
+
+
+def generate(n: int, seed: int = 0, families: Sequence[str] = FAMILIES, levels: Sequence[int] = LEVELS,
+             *, questions_per_image: int | None = None) -> list[Scene]:
+    """Scenes holding ``n`` questions in total (the last scene may be cut short).
+
+    Args:
+        n: number of questions (items), ``>= 1``.
+        questions_per_image: keep at most this many questions per scene (None: all).
+
+    Returns:
+        Scenes whose ``items`` add up to exactly ``n``.
+
+    Raises:
+        InputError: ``n < 1``, unknown family or level.
+    """
+    if n < 1:
+        raise InputError("--n must be at least 1 question.")
+    scenes: list[Scene] = []
+    total, i = 0, 0
+    families, levels = list(families), [int(x) for x in levels]
+    _check(families, levels)
+    if not families or not levels:
+        raise InputError("Pick at least one task family and one difficulty level.")
+    combos = [(f, lv) for lv in levels for f in families]
+    while total < n:
+        s = make_scene(*combos[i % len(combos)], seed, i // len(combos))
+        i += 1
+        keep = s.items[: questions_per_image or None][: n - total]
+        s.items = keep
+        total += len(keep)
+        scenes.append(s)
+    return scenes
+
+
+# --------------------------------------------------------------------------- exports
+
+
+def assistant_text(item: TaskItem) -> str:
+    """GLM-4.1V-Thinking target: ``<think>trace</think><answer><|begin_of_box|>ans<|end_of_box|></answer>``."""
+    return (f"<think>{item.trace}</think><answer><|begin_of_box|>{item.answer}"
+            f"<|end_of_box|></answer>")
+
+
+def _save_images(scenes: Sequence[Scene], out: Path, image_dir: str) -> dict[str, str]:
+    (out / image_dir).mkdir(parents=True, exist_ok=True)
+    rel = {}
+    for s in scenes:
+        img = s.image if s.image is not None else render(s.description)
+        path = f"{image_dir}/{s.image_id}.png"
+        img.save(out / path, format="PNG", optimize=False)
+        rel[s.image_id] = path
+    return rel
+
+
+def _write_jsonl(path: Path, rows: Iterable[dict]) -> int:
+    n = 0
+    with path.open("w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def export_sft(scenes: Sequence[Scene], path: str | Path, *, image_dir: str = "images",
+               multi_turn: bool = True) -> int:
+    """Write a GLM-4.1V fine-tune JSONL (+ PNGs in ``image_dir`` beside it).
+
+    Row format: ``{"messages": [{"role": "user", "content": "<image>Q"}, {"role":
+    "assistant", "content": "<think>…</think><answer><|begin_of_box|>A<|end_of_box|></answer>"},
+    …], "images": ["images/<id>.png"]}``. With ``multi_turn`` every question about an image
+    is one more user/assistant pair in the same chat (one row per image); otherwise one
+    row per question. Image paths are relative to the JSONL file. Returns rows written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rel = _save_images(scenes, path.parent, image_dir)
+
+    def rows():
+        for s in scenes:
+            groups = [s.items] if multi_turn else [[it] for it in s.items]
+            for items in groups:
+                msgs = []
+                for k, it in enumerate(items):
+                    msgs.append({"role": "user", "content": ("<image>" if k == 0 else "") + it.question})
+                    msgs.append({"role": "assistant", "content": assistant_text(it)})
+                yield {"messages": msgs, "images": [rel[s.image_id]]}
+
+    return _write_jsonl(path, rows())
+
+
+def rl_row(item: TaskItem, image_path: str) -> dict:
+    """One RL / eval prompt row (see :func:`export_rl`)."""
+    return {"id": item.id, "prompt": "<image>" + item.question, "images": [image_path],
+            "answer": item.answer, "task_type": item.task_type, "difficulty": item.difficulty,
+            "family": item.family, "choices": item.choices, "trace": item.trace, "scene": item.scene}
+
+
+def export_rl(scenes: Sequence[Scene], path: str | Path, *, image_dir: str = "images") -> int:
+    """Write an RL prompt JSONL (+ PNGs), one row per question.
+
+    Row: ``{"id", "prompt": "<image>Q", "images": ["images/<id>.png"], "answer", "task_type",
+    "difficulty" (1..3), "family", "choices", "trace", "scene"}``. Returns rows written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rel = _save_images(scenes, path.parent, image_dir)
+    return _write_jsonl(path, (rl_row(it, rel[s.image_id]) for s in scenes for it in s.items))
+
+
+def load_task_rows(path: str | Path) -> list[dict]:
+    """Read an RL/eval prompt JSONL written by :func:`export_rl`; image paths made absolute.
+
+    Raises:
+        InputError: missing file, bad JSON, or a row without prompt/answer/images.
+    """
+    from studio.errors import DataError
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"Task file {str(p)!r} does not exist; create one with `studio tasks --out DIR`.")
+    rows = []
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+        except ValueError as e:
+            raise DataError(f"{p}: line {n} is not valid JSON ({e}).") from None
+        prompt = r.get("prompt")
+        if isinstance(prompt, list):  # messages: take the last user text
+            prompt = next((m["content"] for m in reversed(prompt) if m.get("role") == "user"), None)
+        if not isinstance(prompt, str) or "answer" not in r:
+            raise DataError(f"{p}: line {n} needs a string `prompt` (or messages) and an `answer`.")
+        r["prompt"] = prompt
+        r["images"] = [str((p.parent / im).resolve()) for im in r.get("images", [])]
+        r.setdefault("family", "all")
+        r.setdefault("difficulty", 0)
+        r.setdefault("task_type", "exact")
+        rows.append(r)
+    if not rows:
+        raise DataError(f"{p} has no rows.")
+    return rows
+
+
+def write_dataset(out: str | Path, n: int, seed: int = 0, families: Sequence[str] = FAMILIES,
+                  levels: Sequence[int] = LEVELS, *, eval_n: int = 0, eval_seed: int | None = None) -> dict:
+    """Write ``sft.jsonl``, ``rl.jsonl`` (and ``eval.jsonl`` when ``eval_n``) into ``out``.
+
+    SFT and RL files hold the same ``n`` questions (SFT: one multi-turn chat per image);
+    the eval file is drawn from ``eval_seed`` (default ``seed + 1000``) with scenes whose
+    content also occurs in the training scenes removed. Returns counts per file.
+    """
+    out = Path(out)
+    scenes = generate(n, seed, families, levels)
+    counts = {"sft.jsonl": export_sft(scenes, out / "sft.jsonl"),
+              "rl.jsonl": export_rl(scenes, out / "rl.jsonl")}
+    if eval_n:
+        seen = {s.key() for s in scenes}
+        es = [s for s in generate(eval_n * 2, seed + 1000 if eval_seed is None else eval_seed,
+                                  families, levels, questions_per_image=1) if s.key() not in seen]
+        counts["eval.jsonl"] = export_rl(es[:eval_n], out / "eval.jsonl")
+    return counts
+
+
+def item_dict(item: TaskItem) -> dict:
+    """Plain dict of a :class:`TaskItem` (JSON-serialisable)."""
+    return asdict(item)
