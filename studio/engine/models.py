@@ -26,10 +26,14 @@ from studio.errors import ModelLoadError
 log = logging.getLogger(__name__)
 
 SUPPORTED_MODEL_TYPES = ("glm4v",)
+#: Shipped workshop checkpoints, addressed by short name.
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+SHIPPED = {"toy-base": ASSETS / "toy-base", "toy-thinking": ASSETS / "toy-thinking"}
 
 
 def resolve(name_or_path: str) -> str:
-    """Map ``"embedded"`` to the built tiny model's folder; expand ``~``; check folders.
+    """Map ``"embedded"`` to the built tiny model's folder and ``toy-base``/``toy-thinking``
+    to the shipped workshop checkpoints; expand ``~``; check folders.
 
     Raises:
         ModelLoadError: a path-like name (``./x``, ``/x``, ``~/x``, ``x/y/z``) that is not
@@ -39,6 +43,14 @@ def resolve(name_or_path: str) -> str:
         from studio.engine.tiny import embedded_path
 
         return str(embedded_path())
+    if name_or_path in SHIPPED:
+        folder = SHIPPED[name_or_path]
+        if not (folder / "config.json").is_file():
+            raise ModelLoadError(
+                f"The workshop model {name_or_path!r} is not shipped in this install "
+                f"(expected {folder}); use 'embedded' or rebuild it (see README)."
+            )
+        return str(folder)
     p = Path(os.path.expanduser(name_or_path))
     if p.is_dir():
         return str(p)

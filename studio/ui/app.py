@@ -20,6 +20,27 @@ TABS: list[tuple[str, str]] = [
 
 #: Every GPU-using handler shares this concurrency id: one GPU, one job at a time.
 GPU_CONCURRENCY_ID = "gpu"
+#: Tabs that train; in public-Space mode they show the command and a "duplicate" note.
+TRAINING_TABS = ("studio.ui.tabs.sft", "studio.ui.tabs.rl")
+#: Upload cap per file in public-Space mode.
+PUBLIC_MAX_FILE_SIZE = "25mb"
+
+
+def launch_kwargs(ctx: AppContext) -> dict:
+    """Extra ``demo.launch`` arguments for this context (upload cap in public mode)."""
+    return {"max_file_size": PUBLIC_MAX_FILE_SIZE} if ctx.public else {}
+
+
+def _public_training_notice(label: str) -> None:
+    import gradio as gr
+
+    kind = label.lower()
+    gr.Markdown(
+        f"### {label} is off on this public Space\n"
+        f"Training needs a GPU of your own. **Duplicate this Space** to a private GPU Space "
+        f"(⋮ menu → *Duplicate this Space*), or run it anywhere with:\n\n"
+        f"```bash\npip install -e . && studio {kind} --data your_data.jsonl --model zai-org/GLM-4.1V-9B-Base\n```"
+    )
 
 
 def build_app(ctx: AppContext | None = None):
@@ -37,6 +58,9 @@ def build_app(ctx: AppContext | None = None):
                     continue
                 raise
             with gr.Tab(label, id=label.lower()):
-                mod.build(ctx)
+                if ctx.public and module in TRAINING_TABS:
+                    _public_training_notice(label)
+                else:
+                    mod.build(ctx)
     demo.queue(default_concurrency_limit=1, max_size=64)
     return demo

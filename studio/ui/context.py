@@ -6,8 +6,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio.config import EMBEDDED, ModelSpec
+from studio.config import BASE_ID, EMBEDDED, THINKING_ID, ModelSpec
+from studio.errors import InputError
 from studio.engine.models import ModelRegistry
+
+#: Models a visitor may pick on a public Space (no server paths, no arbitrary hub ids).
+PUBLIC_MODELS = (EMBEDDED, "toy-base", "toy-thinking", THINKING_ID, BASE_ID)
 
 
 @dataclass
@@ -34,3 +38,17 @@ class AppContext:
     def is_embedded(self) -> bool:
         """True when the chat model is the embedded tiny model (random weights)."""
         return self.model.name_or_path in (EMBEDDED, "")
+
+    def check_model_choice(self, name: str) -> str:
+        """Return ``name`` if this app may load it; in public mode only the allow-list.
+
+        Raises:
+            InputError: public mode and ``name`` is not in :data:`PUBLIC_MODELS`.
+        """
+        name = (name or EMBEDDED).strip()
+        if self.public and name not in PUBLIC_MODELS:
+            raise InputError(
+                f"This public Space only loads {', '.join(PUBLIC_MODELS)}. "
+                f"Duplicate the Space to load other models or local folders."
+            )
+        return name

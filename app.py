@@ -1,0 +1,24 @@
+"""Hugging Face Spaces entry point (``app_file`` in README.md's front matter).
+
+Settings come from the Space's variables:
+  STUDIO_MODEL   hub id or folder of the chat model (default: the embedded model)
+  STUDIO_PUBLIC  1 = public-Space mode (allow-listed models, no training, capped uploads)
+  STUDIO_LANG    en | zh
+"""
+
+import os
+
+from studio.config import ModelSpec
+from studio.ui.app import build_app, launch_kwargs
+from studio.ui.context import AppContext
+
+ctx = AppContext(
+    model=ModelSpec(name_or_path=os.environ.get("STUDIO_MODEL", "embedded")),
+    public=os.environ.get("STUDIO_PUBLIC", "0").lower() in ("1", "true", "yes"),
+    language=os.environ.get("STUDIO_LANG", "en"),
+)
+demo = build_app(ctx)
+
+if __name__ == "__main__":
+    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
+                server_port=int(os.environ.get("PORT", "7860")), **launch_kwargs(ctx))
