@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "runs": ("studio.commands.runs", "list training runs with their final metrics"),
     "eval": ("studio.commands.eval", "score a model folder on a task file"),
     "tasks": ("studio.commands.tasks", "generate synthetic visual reasoning tasks"),
+    "scale": ("studio.commands.scale", "write accelerate/DeepSpeed files to run an SFT/RL run on many GPUs"),
     "build-tiny": ("studio.commands.build_tiny", "build the embedded tiny GLM-4.1V into a folder"),
 }
 

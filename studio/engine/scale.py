@@ -1,0 +1,185 @@
+"""Scale a run out: ready ``accelerate launch`` files for many GPUs, and vLLM serving.
+
+A run folder already holds ``config.yaml`` for ``studio sft|rl --config``; this module
+writes beside it, under ``<run>/launch/``:
+
+* ``accelerate_config.yaml`` — DDP, FSDP (full shard, transformer-layer wrap), or
+  DeepSpeed ZeRO-2 / ZeRO-3 (then also ``ds_config.json`` with ``"auto"`` values that the
+  HF Trainer integration fills in from the run's own settings);
+* ``launch.sh`` — the single-node command and the per-node multi-node command.
+
+The entry is the same ``studio <kind> --config …`` the UI runs, so a workshop run and a
+cluster run differ only in the launcher. Formats: accelerate's config file
+(``accelerate config`` docs) and DeepSpeed's JSON (HF "DeepSpeed integration" docs).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from studio.errors import ConfigError
+
+STRATEGIES = ("ddp", "fsdp", "zero2", "zero3")
+#: Decoder layer classes FSDP wraps one by one (language model and vision tower).
+FSDP_WRAP = "Glm4vTextDecoderLayer,Glm4vVisionBlock"
+
+
+@dataclass
+class LaunchPlan:
+    """What :func:`write_launch` produced: file paths and the commands to run."""
+
+    accelerate_config: Path
+    deepspeed_config: Path | None
+    script: Path
+    single_node: str
+    multi_node: str
+
+
+def deepspeed_config(stage: int) -> dict:
+    """DeepSpeed ZeRO config for the HF Trainer integration (``auto`` → Trainer values).
+
+    Raises:
+        ConfigError: stage not 2 or 3.
+    """
+    if stage not in (2, 3):
+        raise ConfigError(f"`strategy` ZeRO stage must be 2 or 3, got {stage}.")
+    zero: dict = {"stage": stage, "overlap_comm": True, "contiguous_gradients": True,
+                  "reduce_bucket_size": "auto"}
+    if stage == 3:
+        zero.update({"stage3_prefetch_bucket_size": "auto",
+                     "stage3_param_persistence_threshold": "auto",
+                     "stage3_gather_16bit_weights_on_model_save": True})
+    else:
+        zero.update({"allgather_partitions": True, "reduce_scatter": True})
+    return {
+        "bf16": {"enabled": "auto"},
+        "zero_optimization": zero,
+        "gradient_accumulation_steps": "auto",
+        "gradient_clipping": "auto",
+        "train_batch_size": "auto",
+        "train_micro_batch_size_per_gpu": "auto",
+        "wall_clock_breakdown": False,
+    }
+
+
+def accelerate_config(strategy: str, gpus_per_node: int, nodes: int = 1,
+                      mixed_precision: str = "bf16", ds_config_file: str | None = None) -> dict:
+    """The mapping ``accelerate launch --config_file`` reads.
+
+    Args:
+        strategy: ``ddp`` | ``fsdp`` | ``zero2`` | ``zero3``.
+        gpus_per_node: GPUs on each machine (>= 1).
+        nodes: machines (>= 1). ``machine_rank``/``main_process_ip`` are passed on the
+            command line per node, so one file serves every node.
+        mixed_precision: ``bf16`` (GPUs from Ampere on) or ``no``.
+    Raises:
+        ConfigError: unknown strategy, non-positive counts.
+    """
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"`strategy` must be one of {', '.join(STRATEGIES)}, got {strategy!r}.")
+    if gpus_per_node < 1 or nodes < 1:
+        raise ConfigError("`gpus` and `nodes` must be at least 1.")
+    cfg: dict = {
+        "compute_environment": "LOCAL_MACHINE",
+        "debug": False,
+        "machine_rank": 0,
+        "main_training_function": "main",
+        "mixed_precision": mixed_precision,
+        "num_machines": nodes,
+        "num_processes": gpus_per_node * nodes,
+        "rdzv_backend": "static",
+        "same_network": True,
+        "use_cpu": False,
+        "gpu_ids": "all",
+    }
+    if strategy == "ddp":
+        cfg["distributed_type"] = "MULTI_GPU" if gpus_per_node * nodes > 1 else "NO"
+    elif strategy == "fsdp":
+        cfg["distributed_type"] = "FSDP"
+        cfg["fsdp_config"] = {
+            "fsdp_version": 2,
+            "fsdp_auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+            "fsdp_transformer_layer_cls_to_wrap": FSDP_WRAP,
+            "fsdp_state_dict_type": "SHARDED_STATE_DICT",
+            "fsdp_cpu_ram_efficient_loading": True,
+            "fsdp_offload_params": False,
+            "fsdp_reshard_after_forward": True,
+            "fsdp_activation_checkpointing": False,
+        }
+    else:
+        cfg["distributed_type"] = "DEEPSPEED"
+        cfg["deepspeed_config"] = {"deepspeed_config_file": ds_config_file or "ds_config.json",
+                                   "zero3_init_flag": strategy == "zero3"}
+        cfg.pop("mixed_precision")  # DeepSpeed takes precision from its own JSON
+    return cfg
+
+
+def write_launch(run_dir: str | Path, kind: str, strategy: str = "ddp", gpus_per_node: int = 8,
+                 nodes: int = 1, main_ip: str = "MAIN_NODE_IP", port: int = 29500) -> LaunchPlan:
+    """Write ``<run>/launch/`` files for ``studio <kind> --config <run>/config.yaml``.
+
+    Raises:
+        ConfigError: no ``config.yaml`` in the run folder, unknown kind or strategy.
+    """
+    run = Path(run_dir)
+    if kind not in ("sft", "rl"):
+        raise ConfigError(f"`kind` must be sft or rl, got {kind!r}.")
+    if not (run / "config.yaml").is_file():
+        raise ConfigError(f"{run} has no config.yaml; export a run folder made by the SFT or RL tab.")
+    out = run / "launch"
+    out.mkdir(parents=True, exist_ok=True)
+    ds_path = None
+    if strategy in ("zero2", "zero3"):
+        ds_path = out / "ds_config.json"
+        ds_path.write_text(json.dumps(deepspeed_config(int(strategy[-1])), indent=2))
+    cfg = accelerate_config(strategy, gpus_per_node, nodes,
+                            ds_config_file=str(ds_path.resolve()) if ds_path else None)
+    acc_path = out / "accelerate_config.yaml"
+    acc_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    entry = f"-m studio {kind} --config {shlex.quote(str((run / 'config.yaml').resolve()))}"
+    single = f"accelerate launch --config_file {shlex.quote(str(acc_path.resolve()))} {entry}"
+    multi = (f"accelerate launch --config_file {shlex.quote(str(acc_path.resolve()))} "
+             f"--num_machines {nodes} --machine_rank $NODE_RANK --main_process_ip {main_ip} "
+             f"--main_process_port {port} {entry}")
+    script = out / "launch.sh"
+    script.write_text(
+        "#!/usr/bin/env bash\n"
+        f"# {strategy.upper()} launch of this run on {gpus_per_node} GPU(s) x {nodes} node(s).\n"
+        "# Single node:\n"
+        f"#   bash launch.sh\n"
+        "# Multi-node: run on every node with NODE_RANK=0..N-1 and the main node's IP:\n"
+        f"#   NODE_RANK=0 MULTI=1 bash launch.sh   (then NODE_RANK=1 … on the others)\n"
+        "set -euo pipefail\n"
+        'if [ "${MULTI:-0}" = "1" ]; then\n'
+        f"  {multi}\n"
+        "else\n"
+        f"  {single}\n"
+        "fi\n"
+    )
+    script.chmod(0o755)
+    return LaunchPlan(acc_path, ds_path, script, single, multi)
+
+
+def vllm_serve_args(model_dir: str, *, max_images: int = 10, max_videos: int = 1,
+                    max_model_len: int = 65536, tensor_parallel: int = 1,
+                    port: int = 8000) -> list[str]:
+    """Arguments for ``vllm serve`` on a merged export (not run here; no vLLM on CPU).
+
+    Reasoning is split by vLLM's GLM parser (``--reasoning-parser glm45``, which reads
+    ``<think>…</think>``); media limits mirror the Chat tab's per-turn rules.
+    """
+    return [
+        "vllm", "serve", model_dir,
+        "--served-model-name", Path(model_dir).name or "glm4v",
+        "--reasoning-parser", "glm45",
+        "--limit-mm-per-prompt", json.dumps({"image": max_images, "video": max_videos}),
+        "--max-model-len", str(max_model_len),
+        "--tensor-parallel-size", str(tensor_parallel),
+        "--dtype", "bfloat16",
+        "--port", str(port),
+    ]
