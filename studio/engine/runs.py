@@ -1,0 +1,368 @@
+"""Run folders: naming, the status file, listing, and finding the last complete checkpoint.
+
+A run is one folder ``runs/<YYYYmmdd-HHMMSS>-<kind>-<name>/`` holding everything about one
+training job, so it can be read without the app (``studio runs``, a notebook, TensorBoard):
+
+=================  ==================================================================
+``config.yaml``    the exact config the child ran (``studio <kind> --config …``)
+``status.json``    ``{"status": running|finished|failed|stopped, "pid", "started",
+                   "ended", "exit_code", "error", ...}`` — written atomically
+``job.json``       how the job was spawned (:mod:`studio.engine.jobs`)
+``metrics.jsonl``  append-only metrics (:mod:`studio.engine.metrics`)
+``progress.json``  step / max_steps / elapsed / ETA (:class:`~studio.engine.metrics.MetricsCallback`)
+``train.log``      the child's stdout + stderr
+``checkpoint-N/``  transformers checkpoints (also accepted one folder down, e.g. ``checkpoints/``)
+``adapter/``       the final PEFT adapter (``adapter_config.json`` + safetensors)
+=================  ==================================================================
+
+Why a status file and not only the process table: the app may be restarted while a job
+runs, and a finished run must still say how it ended. Who writes it: the job wrapper
+(:mod:`studio.engine.jobs`) records start and exit code; a trainer command may use
+:func:`track_run` to record ``stopped``/``failed`` with an error message itself (and so
+also when it is run straight from a terminal, without the app).
+
+Additions to the ARCHITECTURE contract: :func:`safe_name`, :func:`read_status` /
+:func:`write_status`, :func:`track_run`, :func:`find_last_checkpoint`, :func:`find_adapter`,
+:func:`run_info`, :func:`pid_alive`, file-name constants.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import socket
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterator
+
+from studio.engine.metrics import (
+    METRICS_FILE,
+    PROGRESS_FILE,
+    last_values,
+    read_json,
+    read_metrics,
+    write_json_atomic,
+)
+from studio.errors import InputError
+
+CONFIG_FILE = "config.yaml"
+STATUS_FILE = "status.json"
+JOB_FILE = "job.json"
+LOG_FILE = "train.log"
+ADAPTER_DIR = "adapter"
+
+STATUSES = ("running", "finished", "failed", "stopped")
+_ID_RE = re.compile(r"^(?P<ts>\d{8}-\d{6})-(?P<kind>[a-z0-9]+)-(?P<name>.+?)(?:-(?P<dup>\d+))?$")
+_CKPT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+
+def safe_name(name: str | None, max_len: int = 48) -> str:
+    """A file-system-safe run name: letters, digits, ``.``, ``_`` and ``-`` only.
+
+    Other characters become ``-``, runs of ``-`` collapse, leading dots/dashes go, and the
+    result is cut to ``max_len``. An empty result becomes ``"run"``.
+
+    >>> safe_name("My run: lr=2e-4 / rank 8")
+    'My-run-lr-2e-4-rank-8'
+    >>> safe_name("../../etc")
+    'etc'
+    >>> safe_name("")
+    'run'
+    """
+    s = re.sub(r"[^A-Za-z0-9._-]+", "-", str(name or ""))
+    s = re.sub(r"-{2,}", "-", s)
+    s = re.sub(r"\.{2,}", ".", s)
+    s = s.strip("-._")[:max_len].strip("-._")
+    return s or "run"
+
+
+def new_run_dir(runs_dir: str | os.PathLike, kind: str, name: str | None = None) -> Path:
+    """Create and return a fresh run folder ``<runs_dir>/<YYYYmmdd-HHMMSS>-<kind>-<name>/``.
+
+    ``kind`` is a command name such as ``"sft"`` or ``"rl"``; ``name`` is cleaned with
+    :func:`safe_name`. Two runs started in the same second get ``-2``, ``-3``… suffixes.
+
+    Raises:
+        InputError: ``kind`` is not a lower-case word (letters/digits).
+    """
+    if not re.fullmatch(r"[a-z0-9]+", kind or ""):
+        raise InputError(f"Run kind {kind!r} must be a lower-case word such as 'sft' or 'rl'.")
+    root = Path(runs_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    base = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{kind}-{safe_name(name)}"
+    for i in range(1, 1000):
+        p = root / (base if i == 1 else f"{base}-{i}")
+        try:
+            p.mkdir()
+            return p
+        except FileExistsError:
+            continue
+    raise InputError(f"Could not create a new run folder under {root}; too many runs named {base}.")
+
+
+# --------------------------------------------------------------------------- status file
+def pid_alive(pid: int | None) -> bool:
+    """True if a process with this pid exists and is not a zombie (Linux ``/proc`` check)."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        state = stat[stat.rfind(b")") + 2: stat.rfind(b")") + 3]
+        return state not in (b"Z", b"X")
+    except OSError:
+        return True
+
+
+def read_status(run_dir: str | os.PathLike) -> dict:
+    """The run's ``status.json`` as a dict (``{}`` when missing or unreadable)."""
+    return read_json(Path(run_dir) / STATUS_FILE)
+
+
+def write_status(run_dir: str | os.PathLike, status: str | None = None, **fields: Any) -> dict:
+    """Merge ``status`` and ``fields`` into ``status.json`` atomically; returns the new dict.
+
+    Setting a final status (finished/failed/stopped) also sets ``ended`` unless given.
+    ``updated`` is always refreshed. Raises ``ValueError`` for an unknown status word.
+    """
+    if status is not None and status not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+    path = Path(run_dir) / STATUS_FILE
+    # Several processes update this file (app, job wrapper, trainer): serialise the
+    # read-modify-write with an flock so no one's fields are lost.
+    with open(Path(run_dir) / ".status.lock", "a+") as lk:
+        fcntl.flock(lk.fileno(), fcntl.LOCK_EX)
+        try:
+            data = read_json(path)
+            if status is not None:
+                data["status"] = status
+                if status != "running":
+                    fields.setdefault("ended", time.time())
+            data.update(fields)
+            data["updated"] = time.time()
+            write_json_atomic(path, data)
+        finally:
+            fcntl.flock(lk.fileno(), fcntl.LOCK_UN)
+    return data
+
+
+def effective_status(st: dict) -> str:
+    """The status to show: a ``running`` status whose process is gone (on this host) is
+    ``failed`` — the process was killed without anyone recording how it ended."""
+    s = st.get("status") or "unknown"
+    if s == "running":
+        same_host = st.get("host") in (None, socket.gethostname())
+        if same_host and st.get("pid") and not pid_alive(int(st["pid"])):
+            return "failed"
+    return s
+
+
+@contextlib.contextmanager
+def track_run(run_dir: str | os.PathLike, kind: str, stop_flag: Any = None) -> Iterator[dict]:
+    """Record a run's life in ``status.json`` from inside the training process.
+
+    Writes ``running`` (this pid) on entry; on a normal exit ``stopped`` if ``stop_flag``
+    (a :class:`~studio.engine.metrics.StopFlag` or anything truthy once a stop was asked)
+    is set, else ``finished``; on an exception ``failed`` with the error text (then
+    re-raises). ``KeyboardInterrupt`` counts as ``stopped``. Yields the status dict.
+
+    The job wrapper of :mod:`studio.engine.jobs` respects a ``stopped``/``failed`` written
+    here and adds the exit code.
+    """
+    if os.environ.get("STUDIO_JOB") == "1":  # under the job wrapper: it owns ``pid``/``started``
+        st = write_status(run_dir, "running", kind=kind, child_pid=os.getpid(), ended=None, error=None)
+    else:
+        st = write_status(run_dir, "running", kind=kind, pid=os.getpid(), child_pid=None,
+                          host=socket.gethostname(), started=time.time(), ended=None, exit_code=None,
+                          error=None)
+    try:
+        yield st
+    except KeyboardInterrupt:
+        write_status(run_dir, "stopped", error="interrupted before a checkpoint could be saved")
+        raise
+    except BaseException as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        write_status(run_dir, "failed", error=msg, traceback=traceback.format_exc(limit=20))
+        raise
+    else:
+        write_status(run_dir, "stopped" if stop_flag else "finished")
+
+
+# --------------------------------------------------------------------------- checkpoints
+def _checkpoints(folder: Path) -> list[tuple[int, Path]]:
+    out = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return out
+    for p in entries:
+        m = _CKPT_RE.match(p.name)
+        if m and p.is_dir() and (p / "trainer_state.json").is_file():
+            out.append((int(m.group(1)), p))
+    return out
+
+
+def find_last_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The complete ``checkpoint-N`` folder with the highest N, or None.
+
+    Looks in ``run_dir`` and in its direct sub-folders (``run_dir/checkpoints/checkpoint-N``).
+    A checkpoint counts as complete only when ``trainer_state.json`` is in it: transformers
+    writes that file last, so a folder from a save interrupted by a crash or a full disk
+    is ignored and the previous checkpoint is used.
+    """
+    root = Path(run_dir)
+    found = _checkpoints(root)
+    try:
+        subs = [p for p in root.iterdir() if p.is_dir() and not _CKPT_RE.match(p.name)]
+    except OSError:
+        subs = []
+    for sub in subs:
+        found += _checkpoints(sub)
+    return max(found, key=lambda t: t[0])[1] if found else None
+
+
+def find_adapter(run_dir: str | os.PathLike) -> Path | None:
+    """``run_dir/adapter`` when it holds a PEFT adapter (``adapter_config.json``), else None."""
+    p = Path(run_dir) / ADAPTER_DIR
+    return p if (p / "adapter_config.json").is_file() else None
+
+
+# --------------------------------------------------------------------------- listing
+@dataclass
+class RunInfo:
+    """One run folder, summarised for tables.
+
+    Attributes:
+        id: folder name; path: the folder; kind/name: parsed from the name (or status.json);
+        status: running/finished/failed/stopped, or "unknown" (no status.json), with a
+            ``running`` whose process vanished shown as ``failed``;
+        step / max_steps: from progress.json, else the last metrics step;
+        metrics: last value of every metric key (``train/loss``, ``train/reward``…);
+        adapter / last_checkpoint: paths as strings or None;
+        started / ended: Unix times or None; exit_code, error: as recorded.
+    """
+
+    id: str
+    path: str
+    kind: str
+    name: str
+    status: str
+    step: int | None = None
+    max_steps: int | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    adapter: str | None = None
+    last_checkpoint: str | None = None
+    started: float | None = None
+    ended: float | None = None
+    exit_code: int | None = None
+    error: str | None = None
+
+    @property
+    def loss(self) -> float | None:
+        """Last training loss (``train/loss``), if any."""
+        return self.metrics.get("train/loss")
+
+    @property
+    def reward(self) -> float | None:
+        """Last mean reward (``train/reward``), if any."""
+        return self.metrics.get("train/reward")
+
+    def headline(self) -> str:
+        """``"loss 0.412"`` / ``"reward 0.63"`` / ``""`` for the runs table."""
+        if self.reward is not None:
+            return f"reward {self.reward:.4g}"
+        if self.loss is not None:
+            return f"loss {self.loss:.4g}"
+        return ""
+
+    def to_dict(self) -> dict:
+        """Plain dict (JSON-safe)."""
+        return asdict(self)
+
+
+def run_info(run_dir: str | os.PathLike) -> RunInfo:
+    """Summarise one run folder (reads status, progress, metrics; never raises on bad files)."""
+    p = Path(run_dir)
+    m = _ID_RE.match(p.name)
+    st = read_status(p)
+    job = read_json(p / JOB_FILE)
+    prog = read_json(p / PROGRESS_FILE)
+    recs = read_metrics(p / METRICS_FILE)
+    last = last_values(recs)
+    step = prog.get("step")
+    if step is None and recs:
+        step = max(int(r.get("step", 0)) for r in recs)
+    ckpt = find_last_checkpoint(p)
+    adapter = find_adapter(p)
+    status = effective_status(st) if st else ("unknown" if not job else "unknown")
+    return RunInfo(
+        id=p.name,
+        path=str(p),
+        kind=st.get("kind") or job.get("kind") or (m.group("kind") if m else ""),
+        name=m.group("name") if m else p.name,
+        status=status,
+        step=step,
+        max_steps=prog.get("max_steps") or None,
+        metrics={k: v for k, v in last.items() if k != "step"},
+        adapter=str(adapter) if adapter else None,
+        last_checkpoint=str(ckpt) if ckpt else None,
+        started=st.get("started") or job.get("started"),
+        ended=st.get("ended"),
+        exit_code=st.get("exit_code"),
+        error=st.get("error"),
+    )
+
+
+def is_run_dir(p: Path) -> bool:
+    """A folder that looks like a run: named like one or holding a status/config/metrics file."""
+    if not p.is_dir() or p.name.startswith("."):
+        return False
+    return bool(_ID_RE.match(p.name)) or any((p / f).is_file() for f in (STATUS_FILE, CONFIG_FILE, METRICS_FILE))
+
+
+def list_runs(runs_dir: str | os.PathLike, kind: str | None = None) -> list[RunInfo]:
+    """All runs under ``runs_dir``, newest first (by folder name, which starts with the time).
+
+    ``kind`` keeps only runs of that kind. A missing ``runs_dir`` gives ``[]``.
+    """
+    root = Path(runs_dir)
+    try:
+        dirs = [p for p in root.iterdir() if is_run_dir(p)]
+    except OSError:
+        return []
+    infos = [run_info(p) for p in sorted(dirs, key=lambda p: p.name, reverse=True)]
+    return [i for i in infos if kind is None or i.kind == kind]
+
+
+def format_duration(seconds: float | None) -> str:
+    """``3725`` → ``"1:02:05"``, ``65`` → ``"1:05"``, None → ``"–"``.
+
+    >>> format_duration(3725), format_duration(65), format_duration(None)
+    ('1:02:05', '1:05', '–')
+    """
+    if seconds is None:
+        return "–"
+    s = int(round(max(0.0, float(seconds))))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def runs_table(infos: list[RunInfo]) -> list[list[Any]]:
+    """Rows ``[id, kind, status, step, loss/reward]`` for a printed or UI table."""
+    rows = []
+    for i in infos:
+        step = "" if i.step is None else (f"{i.step}/{i.max_steps}" if i.max_steps else str(i.step))
+        rows.append([i.id, i.kind, i.status, step, i.headline()])
+    return rows

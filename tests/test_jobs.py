@@ -1,0 +1,233 @@
+"""JobManager: one job at a time, re-attach, graceful/forced stop, stale locks (no model)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from studio.engine import jobs as jobs_mod
+from studio.engine.jobs import JobManager, final_status, tail_file
+from studio.engine.metrics import read_metrics
+from studio.engine.runs import list_runs, new_run_dir, read_status
+from studio.errors import InputError, JobBusyError
+
+# A stand-in trainer: writes a metrics line every 50 ms; on SIGINT it writes a last line and
+# exits 0 the way StopFlagCallback + track_run would (status "stopped"). IGNORE_INT=1 makes it
+# deaf to SIGINT (a hung trainer) to exercise the SIGKILL path; STEPS bounds the run.
+CHILD = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    from studio.engine.metrics import MetricsWriter, install_graceful_stop
+    from studio.engine.runs import track_run
+    run = os.environ["STUDIO_RUN_DIR"]
+    flag = install_graceful_stop()
+    if os.environ.get("IGNORE_INT") == "1":
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    w = MetricsWriter(os.path.join(run, "metrics.jsonl"))
+    steps = int(os.environ.get("STEPS", "100000"))
+    print("child started", flush=True)
+    with track_run(run, "sft", stop_flag=flag):
+        for step in range(1, steps + 1):
+            w.log(step, **{"train/loss": 1.0 / step})
+            if flag:
+                print("saving checkpoint and stopping", flush=True)
+                break
+            time.sleep(0.05)
+    if os.environ.get("FAIL") == "1":
+        print("boom: something broke", flush=True)
+        sys.exit(3)
+    print("child done", flush=True)
+    """
+)
+
+
+def _child_cmd() -> list[str]:
+    return [sys.executable, "-c", CHILD]
+
+
+def _wait_for(pred, timeout=10.0, poll=0.05):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(poll)
+    return False
+
+
+@pytest.fixture
+def runs(tmp_path) -> Path:
+    return tmp_path / "runs"
+
+
+def test_start_busy_reattach_graceful_stop(runs):
+    jm = JobManager(runs)
+    run = new_run_dir(runs, "sft", "first")
+    job = jm.start("sft", run, cmd=_child_cmd())
+    assert job.pid > 0 and job.kind == "sft"
+    assert _wait_for(lambda: len(read_metrics(run)) >= 3), tail_file(run / "train.log")
+    assert job.status == "running"
+    assert read_status(run)["child_pid"] not in (None, job.pid)
+
+    # One job at a time, across manager instances.
+    run2 = new_run_dir(runs, "rl", "second")
+    with pytest.raises(JobBusyError, match=rf"A sft job is running \(run {run.name}\) — stop it first or wait\."):
+        JobManager(runs).start("rl", run2, cmd=_child_cmd())
+
+    # A NEW manager (app restart) re-attaches to the same job.
+    again = JobManager(runs).current()
+    assert again is not None and again.pid == job.pid and again.run_dir == run.resolve()
+    assert again.cmd == _child_cmd()
+
+    t0 = time.monotonic()
+    stopped = JobManager(runs).stop(graceful_timeout=10)
+    assert time.monotonic() - t0 < 8
+    assert stopped is not None and not stopped.alive()
+    st = read_status(run)
+    assert st["status"] == "stopped" and st["exit_code"] == 0 and not st.get("forced")
+    assert "saving checkpoint and stopping" in jm.tail(run_dir=run)
+    assert "job ended: exit code 0, status stopped" in tail_file(run / "train.log")
+    assert jm.current() is None
+    assert not (runs / jobs_mod.LOCK_FILE).exists()
+    # The run folder stays readable and listed.
+    info = {i.id: i for i in list_runs(runs)}[run.name]
+    assert info.status == "stopped" and info.step >= 3 and info.loss is not None
+
+
+def test_finished_and_failed_exit_codes(runs):
+    jm = JobManager(runs)
+    run = new_run_dir(runs, "sft", "short")
+    job = jm.start("sft", run, cmd=_child_cmd(), env={"STEPS": "3"})
+    assert job.wait(15)
+    assert read_status(run)["status"] == "finished" and read_status(run)["exit_code"] == 0
+    assert [r["step"] for r in read_metrics(run)] == [1, 2, 3]
+
+    run = new_run_dir(runs, "sft", "broken")
+    job = jm.start("sft", run, cmd=_child_cmd(), env={"STEPS": "2", "FAIL": "1"})
+    assert job.wait(15)
+    st = read_status(run)
+    assert st["status"] == "failed" and st["exit_code"] == 3
+    assert "boom: something broke" in st["error"]
+
+
+def test_forced_stop_kills_group_and_records(runs):
+    jm = JobManager(runs)
+    run = new_run_dir(runs, "sft", "deaf")
+    job = jm.start("sft", run, cmd=_child_cmd(), env={"IGNORE_INT": "1"})
+    assert _wait_for(lambda: len(read_metrics(run)) >= 2)
+    child_pid = read_status(run)["child_pid"]
+    t0 = time.monotonic()
+    jm.stop(graceful_timeout=1.0)
+    assert 0.9 < time.monotonic() - t0 < 8
+    st = read_status(run)
+    assert st["status"] == "stopped" and st["forced"] is True and st["exit_code"] == -signal.SIGKILL
+    assert not job.alive()
+    assert _wait_for(lambda: not jobs_mod.pid_alive(child_pid), 5)
+    assert jm.current() is None
+
+
+def test_stop_without_waiting_escalates_in_the_wrapper(runs):
+    """stop(wait=False) returns at once; the wrapper itself kills after the grace period."""
+    jm = JobManager(runs)
+    run = new_run_dir(runs, "sft", "nowait")
+    job = jm.start("sft", run, cmd=_child_cmd(), env={"IGNORE_INT": "1"})
+    assert _wait_for(lambda: len(read_metrics(run)) >= 1)
+    t0 = time.monotonic()
+    assert jm.stop(graceful_timeout=0.5, wait=False) is not None
+    assert time.monotonic() - t0 < 0.5
+    assert job.wait(8)
+    assert read_status(run)["status"] == "stopped" and read_status(run)["forced"] is True
+
+
+def test_unexpected_sigkill_of_trainer_is_failed(runs):
+    """The OOM killer takes the trainer: the wrapper records failed with the signal name."""
+    jm = JobManager(runs)
+    run = new_run_dir(runs, "sft", "oom")
+    job = jm.start("sft", run, cmd=_child_cmd())
+    assert _wait_for(lambda: len(read_metrics(run)) >= 2)
+    os.kill(read_status(run)["child_pid"], signal.SIGKILL)
+    assert job.wait(8)
+    st = read_status(run)
+    assert st["status"] == "failed" and st["exit_code"] == -9 and "SIGKILL" in st["error"]
+    assert len(read_metrics(run)) >= 2  # metrics still readable
+
+
+def test_whole_group_killed_then_new_manager_reconciles(runs):
+    """Wrapper and trainer SIGKILLed together (nobody records the end): current() cleans the
+    stale lock, marks the run failed, and a new job can start."""
+    jm = JobManager(runs)
+    run = new_run_dir(runs, "sft", "vanish")
+    job = jm.start("sft", run, cmd=_child_cmd())
+    assert _wait_for(lambda: len(read_metrics(run)) >= 1)
+    os.killpg(job.pid, signal.SIGKILL)
+    assert job.wait(5)
+    assert read_status(run)["status"] == "running"  # nobody wrote the end …
+    assert job.status == "failed"  # … but it reads as failed
+    fresh = JobManager(runs)
+    assert fresh.current() is None
+    st = read_status(run)
+    assert st["status"] == "failed" and "without recording" in st["error"]
+    run2 = new_run_dir(runs, "sft", "next")
+    job2 = fresh.start("sft", run2, cmd=_child_cmd(), env={"STEPS": "1"})
+    assert job2.wait(10) and read_status(run2)["status"] == "finished"
+
+
+def test_stale_lock_recovery(runs):
+    """A lock left by a dead process (or a reused pid that is not our wrapper) is ignored."""
+    runs.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    run = new_run_dir(runs, "rl", "old")
+    (run / "status.json").write_text(json.dumps({"status": "running", "pid": dead.pid}))
+    lock = runs / jobs_mod.LOCK_FILE
+    lock.write_text(json.dumps({"pid": dead.pid, "run_dir": str(run), "kind": "rl", "started": 1.0}))
+    jm = JobManager(runs)
+    assert jm.current() is None and not lock.exists()
+    assert read_status(run)["status"] == "failed"
+
+    # A live process that is not our wrapper (pid reuse) does not hold the lock either.
+    lock.write_text(json.dumps({"pid": os.getpid(), "run_dir": str(run), "kind": "rl", "started": 1.0}))
+    run2 = new_run_dir(runs, "sft", "new")
+    job = jm.start("sft", run2, cmd=_child_cmd(), env={"STEPS": "1"})
+    assert job.wait(10) and read_status(run2)["status"] == "finished"
+
+    # Garbage in the lock file is stale too.
+    lock.write_text("{not json")
+    assert jm.current() is None and not lock.exists()
+
+
+def test_default_command_and_input_errors(runs):
+    jm = JobManager(runs)
+    run = new_run_dir(runs, "sft", "cfg")
+    with pytest.raises(InputError, match="config.yaml is missing"):
+        jm.start("sft", run)
+    with pytest.raises(InputError, match="does not exist"):
+        jm.start("sft", runs / "nope", cmd=_child_cmd())
+    assert jm.command_for("sft", run, ["--resume"])[1:] == [
+        "-m", "studio", "sft", "--config", str(run / "config.yaml"), "--resume"]
+    assert JobManager.display_command("sft", "runs/x") == "studio sft --config runs/x/config.yaml"
+
+
+def test_final_status_table():
+    assert final_status(0, False, {"status": "running"}) == {"exit_code": 0, "status": "finished"}
+    assert final_status(0, True, {"status": "running"})["status"] == "stopped"
+    assert final_status(130, True, {"status": "running"})["status"] == "stopped"
+    assert final_status(0, False, {"status": "stopped"})["status"] == "stopped"  # trainer's own SIGTERM stop
+    assert final_status(1, False, {"status": "stopped"})["status"] == "failed"  # crashed after stopping
+    assert final_status(0, False, {"status": "failed", "error": "x"}) == {"exit_code": 0, "status": "failed"}
+    assert final_status(2, False, {"status": "running"}, "ValueError: bad")["error"] == "ValueError: bad"
+    assert "SIGSEGV" in final_status(-11, False, {"status": "running"})["error"]
+
+
+def test_tail_collapses_carriage_returns(tmp_path):
+    p = tmp_path / "train.log"
+    p.write_bytes(b"a\n 10%|#  \r 50%|##### \r100%|##########\nlast \xff line\n")
+    assert tail_file(p, 2) == "100%|##########\nlast \ufffd line"
+    assert tail_file(tmp_path / "missing.log") == ""
