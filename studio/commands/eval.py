@@ -1,0 +1,42 @@
+"""Score a model folder on a task file: format-correct % and accuracy % per family × difficulty.
+
+The task file is an RL/eval prompt JSONL as written by ``studio tasks`` (``prompt``,
+``images``, ``answer``, ``task_type``, ``family``, ``difficulty``, ``choices``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="embedded", help="model folder, hub id, or 'embedded'")
+    p.add_argument("--tasks", required=True, help="prompt JSONL, e.g. sample_data/workshop/eval.jsonl")
+    p.add_argument("--n", type=int, default=20, help="prompts to score, spread over family x level (0: all)")
+    p.add_argument("--greedy", action="store_true", default=True, help="greedy decoding (default)")
+    p.add_argument("--sample", dest="greedy", action="store_false", help="sample at temperature 1 instead")
+    p.add_argument("--mode", choices=("auto", "thinking", "plain"), default="auto",
+                   help="thinking: boxed answer in the think/answer format; plain: Base-style text; "
+                        "auto: plain for stage=base folders")
+    p.add_argument("--max-new-tokens", type=int, default=160)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--json", default=None, help="also write the full report (every output) to this file")
+    p.add_argument("--show", type=int, default=0, help="print this many raw outputs")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from studio.engine.evaluate import evaluate
+
+    torch.set_num_threads(min(torch.get_num_threads(), 2))
+    rep = evaluate(args.model, args.tasks, n=args.n or None, greedy=args.greedy, mode=args.mode,
+                   max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+    for r in rep.results[: args.show]:
+        print(f"[{r.family}/{r.difficulty}] answer={r.answer!r} ok={r.correct} :: {r.output!r}")
+    print(rep.table())
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(rep.to_json(), f, indent=1)
+    return 0

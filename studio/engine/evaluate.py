@@ -1,0 +1,259 @@
+"""Score a model folder on a task file: format-correct rate and accuracy per family × level.
+
+Each prompt is rendered with the model's own chat template (one user turn: the image,
+then the question), generated greedily by default, decoded *with* special tokens and
+parsed by :func:`studio.engine.reasoning.parse`. Two scoring modes:
+
+* ``thinking`` — the GLM-4.1V-Thinking contract (arXiv 2507.01006 §4): the output must
+  be ``<think>…</think><answer>…</answer>`` with exactly one
+  ``<|begin_of_box|>…<|end_of_box|>`` span, and only the boxed text is compared with the
+  answer; a format failure scores 0 (as the RL reward does).
+* ``plain`` — a Base-style model: no format is expected; the first line of the answer
+  text is compared.
+
+``auto`` picks ``plain`` for folders whose ``studio_model.json`` says ``"stage": "base"``
+and ``thinking`` otherwise. The verifier is local and deliberately simple (integer,
+number with relative tolerance 1e-5, normalised string, one-of-choices), matching the
+task types of :mod:`studio.engine.tasks`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from studio.engine.reasoning import parse
+from studio.errors import InputError
+
+_WORDS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+          "eight": 8, "nine": 9, "ten": 10}
+_NUM_RE = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def _norm(s: str) -> str:
+    s = s.strip().lower()
+    s = re.sub(r"^(the|a|an)\s+", "", s)
+    return re.sub(r"[\s.,;:!?\"']+$", "", re.sub(r"\s+", " ", s))
+
+
+def _number(s: str) -> float | None:
+    m = _NUM_RE.search(s)
+    if m:
+        return float(m.group())
+    for w in re.findall(r"[a-z]+", s.lower()):
+        if w in _WORDS:
+            return float(_WORDS[w])
+    return None
+
+
+def verify(pred: str, answer: str, task_type: str, choices: Sequence[str] | None = None) -> bool:
+    """True if ``pred`` is a correct answer.
+
+    ``count``: the first integer (or number word) equals ``answer``; ``numeric``: the
+    first number within relative tolerance 1e-5; ``exact``: equal after lower-casing,
+    dropping a leading article and trailing punctuation; ``choice``: like exact, or the
+    prediction names exactly one of ``choices`` and it is the answer.
+
+    >>> verify("2", "2", "count"), verify("There are 3.", "2", "count")
+    (True, False)
+    >>> verify("the red circle", "red circle", "choice", ["red circle", "blue square"])
+    True
+    >>> verify("35.0", "35", "numeric")
+    True
+    """
+    if task_type in ("count", "numeric"):
+        p, a = _number(pred), _number(answer)
+        if p is None or a is None:
+            return False
+        if task_type == "count":
+            return p == a and float(p).is_integer()
+        return math.isclose(p, a, rel_tol=1e-5, abs_tol=1e-9)
+    if _norm(pred) == _norm(answer):
+        return True
+    if task_type == "choice" and choices:
+        named = [c for c in choices if re.search(rf"\b{re.escape(_norm(c))}\b", _norm(pred))]
+        return len(named) == 1 and _norm(named[0]) == _norm(answer)
+    return False
+
+
+def format_ok(parsed) -> bool:
+    """GLM-4.1V-Thinking format: closed think, closed answer, exactly one box."""
+    return (parsed.has_think and parsed.thinking_closed and parsed.has_answer_tag
+            and parsed.answer_closed and len(parsed.boxed) == 1)
+
+
+@dataclass
+class Result:
+    """One scored prompt."""
+
+    id: str
+    family: str
+    difficulty: int
+    answer: str
+    output: str
+    prediction: str
+    format_ok: bool
+    correct: bool
+    chance: float
+
+
+@dataclass
+class Report:
+    """All results plus the scoring mode; :meth:`table` groups them."""
+
+    model: str
+    mode: str
+    results: list[Result] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def groups(self) -> list[dict[str, Any]]:
+        """Rows ``{family, difficulty, n, format, accuracy, chance}`` (fractions), then ``all``."""
+        by: dict[tuple[str, int], list[Result]] = defaultdict(list)
+        for r in self.results:
+            by[(r.family, r.difficulty)].append(r)
+        rows = [self._row(f, d, rs) for (f, d), rs in sorted(by.items())]
+        rows.append(self._row("all", 0, self.results))
+        return rows
+
+    @staticmethod
+    def _row(f: str, d: int, rs: list[Result]) -> dict[str, Any]:
+        n = len(rs)
+        return {"family": f, "difficulty": d, "n": n,
+                "format": sum(r.format_ok for r in rs) / n if n else 0.0,
+                "accuracy": sum(r.correct for r in rs) / n if n else 0.0,
+                "chance": sum(r.chance for r in rs) / n if n else 0.0}
+
+    def table(self) -> str:
+        """Markdown table per family × difficulty (n, format %, accuracy %, chance %)."""
+        lines = [f"model: {self.model} · scoring: {self.mode} · {len(self.results)} prompts · "
+                 f"{self.seconds:.0f} s",
+                 "", "| family | level | n | format % | accuracy % | chance % |",
+                 "|---|---|---:|---:|---:|---:|"]
+        for r in self.groups():
+            fmt = "–" if self.mode == "plain" else f"{100 * r['format']:.0f}"
+            lines.append(f"| {r['family']} | {r['difficulty'] or 'all'} | {r['n']} | {fmt} | "
+                         f"{100 * r['accuracy']:.0f} | {100 * r['chance']:.0f} |")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        return {"model": self.model, "mode": self.mode, "seconds": self.seconds, "table": self.groups(),
+                "results": [r.__dict__ for r in self.results]}
+
+
+def stratified(rows: list[dict], n: int | None) -> list[dict]:
+    """Up to ``n`` rows taken round-robin over (family, difficulty) groups, file order kept
+    inside each group (so a small ``n`` still covers every group)."""
+    if not n or n >= len(rows):
+        return rows
+    by: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        by[(r.get("family"), r.get("difficulty"))].append(r)
+    keys = sorted(by, key=lambda k: (str(k[0]), k[1] or 0))
+    out, i = [], 0
+    while len(out) < n:
+        for k in keys:
+            if i < len(by[k]) and len(out) < n:
+                out.append(by[k][i])
+        i += 1
+    return out
+
+
+def model_stage(path: str) -> str | None:
+    """``stage`` from a folder's ``studio_model.json`` (``"base"``/``"thinking"``), else None."""
+    f = Path(path) / "studio_model.json"
+    try:
+        return json.loads(f.read_text()).get("stage")
+    except (OSError, ValueError):
+        return None
+
+
+def _messages(prompt: str) -> list[dict]:
+    parts = prompt.split("<image>")
+    content: list[dict] = []
+    if parts[0]:
+        content.append({"type": "text", "text": parts[0]})
+    for p in parts[1:]:
+        content.append({"type": "image"})
+        if p:
+            content.append({"type": "text", "text": p})
+    return [{"role": "user", "content": content}]
+
+
+def generate_outputs(model, processor, rows: list[dict], *, greedy: bool = True, max_new_tokens: int = 160,
+                     batch_size: int = 8, temperature: float = 1.0) -> list[str]:
+    """Generate one completion per row (left-padded batches); decoded keeping special tokens."""
+    import torch
+    from PIL import Image
+
+    from studio.engine.reasoning import strip_control_tokens
+
+    outs: list[str] = []
+    tok = processor.tokenizer
+    for i in range(0, len(rows), batch_size):
+        chunk = rows[i:i + batch_size]
+        texts = [processor.apply_chat_template(_messages(r["prompt"]), add_generation_prompt=True,
+                                               tokenize=False) for r in chunk]
+        images = [Image.open(p).convert("RGB") for r in chunk for p in r["images"]]
+        enc = processor(text=texts, images=images or None, return_tensors="pt", padding=True)
+        enc = enc.to(model.device)
+        kw: dict[str, Any] = dict(max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id)
+        if greedy:
+            kw.update(do_sample=False, top_k=None, top_p=None, temperature=None)
+        else:
+            kw.update(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
+        with torch.no_grad():
+            gen = model.generate(**enc, **kw)
+        new = gen[:, enc["input_ids"].shape[1]:]
+        for seq in new:
+            outs.append(strip_control_tokens(tok.decode(seq, skip_special_tokens=False)))
+    return outs
+
+
+def evaluate(model: str, tasks_file: str | Path, *, n: int | None = 20, greedy: bool = True,
+             mode: str = "auto", max_new_tokens: int = 160, batch_size: int = 8,
+             loaded: tuple | None = None) -> Report:
+    """Score ``model`` (a folder, hub id or ``"embedded"``) on an RL/eval prompt JSONL.
+
+    Args:
+        n: prompts to score, stratified over family × difficulty (None: all).
+        mode: ``"thinking"``, ``"plain"`` or ``"auto"`` (see module doc).
+        loaded: an already loaded ``(model, processor)`` to reuse.
+
+    Raises:
+        InputError: bad mode; DataError: bad task file; ModelLoadError: bad model.
+    """
+    from studio.config import ModelSpec
+    from studio.engine.models import load, resolve
+    from studio.engine.tasks import load_task_rows
+
+    if mode not in ("auto", "thinking", "plain"):
+        raise InputError(f"Unknown scoring mode {mode!r}; use auto, thinking or plain.")
+    rows = stratified(load_task_rows(tasks_file), n)
+    if mode == "auto":
+        mode = "plain" if model_stage(resolve(model)) == "base" else "thinking"
+    m, proc = loaded or load(ModelSpec(name_or_path=model, device="cpu"))
+    t0 = time.time()
+    outs = generate_outputs(m, proc, rows, greedy=greedy, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    rep = Report(model=model, mode=mode, seconds=0.0)
+    for r, text in zip(rows, outs):
+        p = parse(text)
+        ok = format_ok(p)
+        if mode == "thinking":
+            pred = p.boxed[0] if ok else ""
+            correct = ok and verify(pred, str(r["answer"]), r["task_type"], r.get("choices"))
+        else:
+            pred = (p.boxed[0] if p.boxed else p.answer).strip().split("\n")[0]
+            correct = verify(pred, str(r["answer"]), r["task_type"], r.get("choices"))
+        choices = r.get("choices") or []
+        rep.results.append(Result(id=str(r.get("id", "")), family=str(r["family"]),
+                                  difficulty=int(r["difficulty"]), answer=str(r["answer"]), output=text,
+                                  prediction=pred, format_ok=ok, correct=bool(correct),
+                                  chance=1.0 / len(choices) if choices else 0.0))
+    rep.seconds = time.time() - t0
+    return rep

@@ -1,0 +1,428 @@
+"""Train the workshop model from scratch on CPU: ``toy-base`` then ``toy-thinking``.
+
+The GLM-4.1V pipeline in miniature (arXiv 2507.01006 §3–4): a *base* model pretrained on
+image captions and plain question→answer text, then long-CoT-style SFT whose job is the
+format ``<think>…</think><answer><|begin_of_box|>…<|end_of_box|></answer>``. Same classes
+(``Glm4vForConditionalGeneration``), tokenizer, processor and chat template as the
+embedded tiny model (:mod:`studio.engine.tiny`); only the sizes are larger (~4.7 M
+parameters: text hidden 256 × 4 layers, vision hidden 128 × depth 4).
+
+What makes it learn on a CPU (measured, ../shared/FACTS.md): every question about an
+image in *one* sequence (many labels per image), fresh synthetic scenes every step (no
+over-fitting), and a curriculum that starts with easy scenes aligned to the 28-px cells
+that each merged visual token sees. A plain torch loop is used: this is full
+pretraining, not LoRA, and it needs exact control of which tokens carry loss.
+
+Commands (each ≤ 90 min on 2 CPU cores)::
+
+    python -m studio.engine.toy_train base --out studio/assets/toy-base --seed 0
+    python -m studio.engine.toy_train thinking --init studio/assets/toy-base \
+        --out studio/assets/toy-thinking --seed 0
+
+A checkpoint (``save_pretrained``, safetensors) is written every ``--save-minutes``; the
+optimizer state lives in a resume folder outside the output, so ``--resume`` continues a
+crashed run from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio.engine import tasks as T
+
+TOY_TEXT_CONFIG = dict(
+    hidden_size=256,
+    intermediate_size=512,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=4096,
+    rms_norm_eps=1e-5,
+    attention_bias=True,
+    partial_rotary_factor=0.5,
+    # head_dim 64 × 0.5 / 2 = 16 rotary pairs split over (t, h, w)
+    rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 6, 6]},
+)
+TOY_VISION_CONFIG = dict(
+    hidden_size=128,
+    depth=4,
+    num_heads=4,
+    intermediate_size=256,
+    out_hidden_size=256,
+    patch_size=14,
+    spatial_merge_size=2,
+    temporal_patch_size=2,
+    image_size=112,
+)
+IMAGE_TOKENS = (T.IMAGE_SIZE // 28) ** 2  # 16 merged visual tokens per 112×112 image
+EVAL_SEED_OFFSET = 1000  # held-out scenes come from seed + 1000 (as `studio tasks --eval-n`)
+
+
+@dataclass
+class StageDefaults:
+    """Per-stage training settings (overridable on the command line)."""
+
+    steps: int
+    lr: float
+    batch: int
+    warmup: int
+    max_questions: int
+
+
+STAGES = {
+    "base": StageDefaults(steps=1100, lr=1e-3, batch=16, warmup=40, max_questions=6),
+    "thinking": StageDefaults(steps=300, lr=5e-4, batch=12, warmup=20, max_questions=4),
+}
+
+
+def build_toy_model(tokenizer, seed: int = 0):
+    """A randomly initialised ~4.7 M-parameter ``Glm4vForConditionalGeneration`` (fp32).
+
+    Token ids and the generation config match :func:`studio.engine.tiny.build_model`
+    (eos = ``<|endoftext|>``, ``<|user|>``, ``<|observation|>``).
+    """
+    import torch
+    from transformers import GenerationConfig, Glm4vConfig, Glm4vForConditionalGeneration
+
+    ids = tokenizer.convert_tokens_to_ids
+    config = Glm4vConfig(
+        text_config=dict(TOY_TEXT_CONFIG, vocab_size=len(tokenizer), pad_token_id=ids("<|endoftext|>"),
+                         eos_token_id=ids("<|endoftext|>")),
+        vision_config=dict(TOY_VISION_CONFIG),
+        image_token_id=ids("<|image|>"),
+        video_token_id=ids("<|video|>"),
+        image_start_token_id=ids("<|begin_of_image|>"),
+        image_end_token_id=ids("<|end_of_image|>"),
+        video_start_token_id=ids("<|begin_of_video|>"),
+        video_end_token_id=ids("<|end_of_video|>"),
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    model = Glm4vForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(
+        eos_token_id=[ids("<|endoftext|>"), ids("<|user|>"), ids("<|observation|>")],
+        pad_token_id=ids("<|endoftext|>"),
+        do_sample=True,
+        top_k=2,
+        max_new_tokens=256,
+    )
+    return model
+
+
+# --------------------------------------------------------------------------- sequences
+
+IMAGE_BLOCK = "<|begin_of_image|>" + "<|image|>" * IMAGE_TOKENS + "<|end_of_image|>"
+NO_LOSS, LOSS, ANSWER = 0, 1, 2  # segment kinds; ANSWER tokens also feed the accuracy probe
+
+
+def caption(scene: T.Scene) -> str:
+    """A plain-English caption listing everything in the scene (base pretraining text)."""
+    d = scene.description
+    if d["kind"] == "digits":
+        a, op, b = d["symbols"]
+        return f"The image shows {a} {dict(x='*').get(op, op)} {b}."
+    parts = [f"{o['color']} {o['shape']} at row {o['row'] + 1} col {o['col'] + 1}" for o in d["objects"]]
+    return "The image shows " + ", ".join(parts) + "."
+
+
+def segments(scene: T.Scene, stage: str, style: str, max_questions: int) -> list[tuple[str, int]]:
+    """Text segments with a loss kind; boundaries fall on added tokens, so tokenising the
+    segments one by one gives the same ids as tokenising their concatenation.
+
+    ``style``: ``"raw"`` (base: caption + ``Question:/Answer:`` lines) or ``"chat"`` (the
+    GLM-4.1V chat template; base answers plainly, thinking in the think/answer format).
+    """
+    items = scene.items[:max_questions]
+    if style == "raw":
+        segs = [("[gMASK]<sop>" + IMAGE_BLOCK, NO_LOSS), (caption(scene), LOSS)]
+        for it in items:
+            segs += [(f"\nQuestion: {it.question}\nAnswer:", LOSS), (f" {it.answer}", ANSWER)]
+        segs.append(("<|endoftext|>", LOSS))
+        return segs
+    segs = [("[gMASK]<sop>", NO_LOSS)]
+    for k, it in enumerate(items):
+        # <|user|> ends the previous answer (GLM has no end-of-turn token): it carries loss
+        segs.append(("<|user|>", LOSS if k else NO_LOSS))
+        segs.append(("\n" + (IMAGE_BLOCK if k == 0 else "") + it.question + "<|assistant|>\n", NO_LOSS))
+        if stage == "base":
+            segs.append((it.answer, ANSWER))
+        else:
+            segs += [(f"<think>{it.trace}</think><answer><|begin_of_box|>", LOSS),
+                     (it.answer, ANSWER), ("<|end_of_box|></answer>", LOSS)]
+    segs.append(("<|endoftext|>", LOSS))
+    return segs
+
+
+def chat_messages(scene: T.Scene, stage: str, max_questions: int) -> list[dict]:
+    """The chat the ``"chat"`` style renders (for checking against the chat template)."""
+    msgs = []
+    for k, it in enumerate(scene.items[:max_questions]):
+        content = ([{"type": "image"}] if k == 0 else []) + [{"type": "text", "text": it.question}]
+        msgs.append({"role": "user", "content": content})
+        msgs.append({"role": "assistant",
+                     "content": it.answer if stage == "base" else T.assistant_text(it)})
+    return msgs
+
+
+def encode(tokenizer, segs: list[tuple[str, int]]):
+    """Token ids, per-token loss kind and ``mm_token_type_ids`` (1 on ``<|image|>``)."""
+    ids, kinds = [], []
+    for text, kind in segs:
+        t = tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids += t
+        kinds += [kind] * len(t)
+    img = tokenizer.convert_tokens_to_ids("<|image|>")
+    return ids, kinds, [1 if i == img else 0 for i in ids]
+
+
+def level_weights(progress: float) -> list[float]:
+    """Curriculum over difficulty 1..3: easy first, then an even mix (progress in [0, 1])."""
+    a = min(max(progress / 0.4, 0.0), 1.0)
+    start, end = (0.75, 0.2, 0.05), (0.3, 0.35, 0.35)
+    return [s + (e - s) * a for s, e in zip(start, end)]
+
+
+def make_batch(processor, scenes: list[T.Scene], stage: str, max_questions: int, rng: random.Random):
+    """Right-padded training batch: input_ids, attention_mask, mm_token_type_ids,
+    pixel_values, image_grid_thw, labels (-100 where no loss) and answer_mask (bool)."""
+    import torch
+
+    tok = processor.tokenizer
+    rows = []
+    for s in scenes:
+        style = ("raw" if rng.random() < 0.5 else "chat") if stage == "base" else "chat"
+        rows.append(encode(tok, segments(s, stage, style, max_questions)))
+    n = max(len(r[0]) for r in rows)
+    pad = tok.pad_token_id
+    ids = torch.full((len(rows), n), pad, dtype=torch.long)
+    att = torch.zeros((len(rows), n), dtype=torch.long)
+    mm = torch.zeros((len(rows), n), dtype=torch.long)
+    labels = torch.full((len(rows), n), -100, dtype=torch.long)
+    ans = torch.zeros((len(rows), n), dtype=torch.bool)
+    for b, (i, k, m) in enumerate(rows):
+        L = len(i)
+        ids[b, :L] = torch.tensor(i)
+        att[b, :L] = 1
+        mm[b, :L] = torch.tensor(m)
+        kk = torch.tensor(k)
+        labels[b, :L] = torch.where(kk > 0, ids[b, :L], torch.full_like(kk, -100))
+        ans[b, :L] = kk == ANSWER
+    vis = processor.image_processor(images=[s.image for s in scenes], return_tensors="pt")
+    return dict(input_ids=ids, attention_mask=att, mm_token_type_ids=mm,
+                pixel_values=vis["pixel_values"], image_grid_thw=vis["image_grid_thw"],
+                labels=labels, answer_mask=ans)
+
+
+def eval_keys(seed: int, n: int = 600) -> set[str]:
+    """Contents of the held-out scenes (``seed + 1000``) that training must skip."""
+    return {s.key() for s in T.generate_scenes(n, seed + EVAL_SEED_OFFSET, render_image=False)}
+
+
+class SceneStream:
+    """Fresh training scenes for step ``k``: deterministic in (seed, k), held-out removed."""
+
+    def __init__(self, seed: int, total_steps: int, batch: int, skip: set[str]):
+        self.seed, self.total, self.batch, self.skip = seed, total_steps, batch, skip
+
+    def scenes(self, step: int) -> list[T.Scene]:
+        rng = random.Random(f"toy-train/{self.seed}/{step}")
+        w = level_weights(step / max(self.total, 1))
+        out, j = [], 0
+        while len(out) < self.batch:
+            fam = T.FAMILIES[rng.randrange(len(T.FAMILIES))]
+            lvl = rng.choices(T.LEVELS, weights=w)[0]
+            # index space: step * 1000 + j never repeats across steps
+            s = T.make_scene(fam, lvl, self.seed, step * 1000 + j, render_image=False)
+            j += 1
+            if s.key() in self.skip:
+                continue
+            rng.shuffle(s.items)
+            s.image = T.render(s.description)
+            out.append(s)
+        return out
+
+
+def forward_loss(model, batch):
+    """Mean token cross-entropy and answer-token argmax accuracy (teacher forced)."""
+    import torch
+
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "answer_mask")}
+    out = model(**inputs)
+    logits = out.logits[:, :-1].float()
+    labels = batch["labels"][:, 1:]
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1),
+                                             ignore_index=-100)
+    am = batch["answer_mask"][:, 1:]
+    with torch.no_grad():
+        pred = logits.argmax(-1)
+        acc = (pred[am] == labels[am]).float().mean().item() if am.any() else float("nan")
+    return loss, acc
+
+
+def save(model, processor, out: Path, meta: dict) -> None:
+    """``save_pretrained`` (safetensors) + processor + ``studio_model.json`` into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    processor.save_pretrained(out)
+    (out / "studio_model.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+
+
+def train(stage: str, out: str | Path, *, seed: int = 0, init: str | None = None, steps: int | None = None,
+          lr: float | None = None, batch: int | None = None, threads: int = 1, save_minutes: float = 5.0,
+          max_minutes: float = 88.0, resume: bool = False, log_every: int = 20, eval_every: int = 200,
+          command: str = "") -> Path:
+    """Train one stage and save it into ``out``.
+
+    Args:
+        stage: ``"base"`` (from scratch, captions + Q/A text) or ``"thinking"`` (SFT from
+            ``init`` into the think/answer/box format).
+        init: model folder to start from (required for ``thinking``).
+        steps, lr, batch: override :data:`STAGES` defaults.
+        max_minutes: wall-clock cap; training stops early (and saves) when reached.
+        resume: continue from the checkpoint in ``out`` and the resume folder.
+
+    Returns:
+        The output folder. Loss and probe metrics are appended to ``<out>/../.<name>.train.jsonl``
+        style log in the resume folder and printed.
+
+    Raises:
+        InputError: unknown stage, or ``thinking`` without ``--init``.
+    """
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from studio.engine.tiny import build_processor, cache_root
+    from studio.errors import InputError
+
+    if stage not in STAGES:
+        raise InputError(f"Unknown stage {stage!r}; use base or thinking.")
+    if stage == "thinking" and not init and not resume:
+        raise InputError("The thinking stage starts from a base model: pass --init studio/assets/toy-base.")
+    d = STAGES[stage]
+    steps, lr, batch = steps or d.steps, lr or d.lr, batch or d.batch
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    out = Path(out)
+    work = cache_root() / "toy-train" / f"{stage}-{out.resolve().name}"
+    work.mkdir(parents=True, exist_ok=True)
+    log_path = work / "train.jsonl"
+
+    if resume and (out / "model.safetensors").is_file():
+        processor = AutoProcessor.from_pretrained(out)
+        model = AutoModelForImageTextToText.from_pretrained(out, dtype=torch.float32)
+    elif init:
+        processor = AutoProcessor.from_pretrained(init)
+        model = AutoModelForImageTextToText.from_pretrained(init, dtype=torch.float32)
+    else:
+        processor = build_processor()
+        model = build_toy_model(processor.tokenizer, seed=seed)
+    model.train()
+    n_params = sum(p.numel() for p in model.parameters())
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
+    start = 0
+    if resume and (work / "resume.pt").is_file():
+        state = torch.load(work / "resume.pt", weights_only=True)
+        opt.load_state_dict(state["optimizer"])
+        start = int(state["step"])
+    elif not resume and log_path.exists():
+        log_path.unlink()
+
+    def lr_at(k: int) -> float:
+        if k < d.warmup:
+            return lr * (k + 1) / d.warmup
+        p = (k - d.warmup) / max(steps - d.warmup, 1)
+        return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(p, 1.0))))
+
+    stream = SceneStream(seed, steps, batch, eval_keys(seed))
+    probe_rng = random.Random(f"probe/{seed}")
+    probe_scenes = T.generate_scenes(48, seed + EVAL_SEED_OFFSET)
+    probe = make_batch(processor, probe_scenes, stage, d.max_questions, probe_rng)
+    meta = {"kind": "workshop-toy", "stage": stage, "seed": seed, "command": command,
+            "init": init, "params": n_params, "steps": steps, "lr": lr, "batch": batch}
+    print(f"[{stage}] {n_params / 1e6:.2f} M parameters; steps {start}..{steps}, batch {batch}, lr {lr}",
+          flush=True)
+    t0 = last_save = time.time()
+    ema = None
+    step = start
+    with log_path.open("a", encoding="utf-8") as log:
+        for step in range(start, steps):
+            rng = random.Random(f"batch/{seed}/{step}")
+            b = make_batch(processor, stream.scenes(step), stage, d.max_questions, rng)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step)
+            loss, acc = forward_loss(model, b)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
+            rec = {"step": step + 1, "loss": round(loss.item(), 4), "answer_acc": round(acc, 4),
+                   "lr": lr_at(step), "elapsed_s": round(time.time() - t0, 1)}
+            if (step + 1) % eval_every == 0 or step + 1 == steps:
+                model.eval()
+                with torch.no_grad():
+                    vl, va = forward_loss(model, probe)
+                model.train()
+                rec.update(val_loss=round(vl.item(), 4), val_answer_acc=round(va, 4))
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            if (step + 1) % log_every == 0 or "val_loss" in rec:
+                print(f"[{stage}] step {step + 1}/{steps} loss {ema:.3f} ans_acc {acc:.2f}"
+                      + (f" | val_loss {rec['val_loss']:.3f} val_ans_acc {rec['val_answer_acc']:.3f}"
+                         if "val_loss" in rec else "") + f" | {rec['elapsed_s']:.0f}s", flush=True)
+            over = (time.time() - t0) / 60 > max_minutes
+            if time.time() - last_save > save_minutes * 60 or over:
+                model.eval()
+                save(model, processor, out, dict(meta, step=step + 1, finished=False))
+                torch.save({"optimizer": opt.state_dict(), "step": step + 1}, work / "resume.pt")
+                model.train()
+                last_save = time.time()
+            if over:
+                print(f"[{stage}] stopping at the {max_minutes:.0f}-minute cap (step {step + 1})", flush=True)
+                break
+    model.eval()
+    save(model, processor, out, dict(meta, step=step + 1, finished=True,
+                                     minutes=round((time.time() - t0) / 60, 1)))
+    print(f"[{stage}] saved {out} after {(time.time() - t0) / 60:.1f} min", flush=True)
+    return out
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """CLI arguments shared by ``python -m studio.engine.toy_train`` and ``studio toy-train``."""
+    p.add_argument("stage", choices=sorted(STAGES), help="base (pretraining) or thinking (SFT)")
+    p.add_argument("--out", required=True, help="output model folder")
+    p.add_argument("--init", default=None, help="model folder to start from (thinking: the toy-base)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default per stage)")
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--batch", type=int, default=None, help="images per step")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--max-minutes", type=float, default=88.0, help="wall-clock cap; saves and stops")
+    p.add_argument("--save-minutes", type=float, default=5.0, help="checkpoint interval")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one training stage from parsed arguments."""
+    train(args.stage, args.out, seed=args.seed, init=args.init, steps=args.steps, lr=args.lr,
+          batch=args.batch, threads=args.threads, save_minutes=args.save_minutes,
+          max_minutes=args.max_minutes, resume=args.resume,
+          command="python -m studio.engine.toy_train " + " ".join(sys.argv[1:]))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m studio.engine.toy_train", description=__doc__.splitlines()[0])
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
