@@ -1,0 +1,138 @@
+"""GRPO with curriculum sampling (RLCS): `studio rl --config RUN/config.yaml` or `studio rl --data FILE`.
+
+Two ways in, one code path:
+
+* ``studio rl --config runs/<id>/config.yaml [--resume]`` runs the config the RL tab (or
+  an earlier call) wrote; the run folder is the config's ``output_dir`` (or the folder
+  the config sits in).
+* ``studio rl --data prompts.jsonl [--model …] [--max-steps …]`` makes a new run folder
+  ``runs/<time>-rl-<name>/``, writes its ``config.yaml`` and runs it — so every run can be
+  repeated with ``--config``.
+
+SIGINT/SIGTERM (the job panel's Stop) saves a checkpoint and exits 0; ``--resume``
+continues from the newest checkpoint with the curriculum state it saved.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags of ``studio rl``."""
+    p.add_argument("--config", help="run config YAML (written by the RL tab or an earlier run)")
+    p.add_argument("--data", help="RL prompt file (JSONL); creates a new run folder")
+    p.add_argument("--eval-data", help="held-out prompt file (default: hold out --eval-fraction of --data)")
+    p.add_argument("--model", help="hub id, model folder, or 'embedded' (default)")
+    p.add_argument("--adapter", help="start from this (SFT) adapter folder")
+    p.add_argument("--runs-dir", default=None, help="where new run folders go (default $STUDIO_RUNS or runs/)")
+    p.add_argument("--name", default=None, help="short run name used in the folder name")
+    p.add_argument("--resume", action="store_true", help="continue the run in --config from its last checkpoint")
+    p.add_argument("--dry-run", action="store_true", help="validate and write config.yaml, do not train")
+    g = p.add_argument_group("overrides (any RLRunConfig field)")
+    g.add_argument("--curriculum", choices=["rlcs", "uniform"])
+    g.add_argument("--reward", help="reward function name(s), comma separated (e.g. accuracy)")
+    g.add_argument("--num-generations", type=int, help="G, samples per prompt (>= 2)")
+    g.add_argument("--batch-size", type=int, dest="per_device_train_batch_size",
+                   help="completions per step (multiple of num_generations)")
+    g.add_argument("--max-steps", type=int)
+    g.add_argument("--learning-rate", type=float)
+    g.add_argument("--thinking-budget", type=int)
+    g.add_argument("--answer-budget", type=int)
+    g.add_argument("--seed", type=int)
+    g.add_argument("--cold-start", action="store_true", default=None, help="skip offline grading; every p = 0.5")
+    g.add_argument("--use-vllm", action="store_true", default=None, help="colocated vLLM generation (CUDA)")
+    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other field, e.g. --set lora_rank=8 --set rewards.extract=box_or_answer")
+
+
+_OVERRIDES = ("curriculum", "num_generations", "per_device_train_batch_size", "max_steps", "learning_rate",
+              "thinking_budget", "answer_budget", "seed", "cold_start", "use_vllm")
+
+
+def _apply_overrides(data: dict, args: argparse.Namespace) -> dict:
+    import yaml
+
+    from studio.errors import ConfigError
+
+    for k in _OVERRIDES:
+        v = getattr(args, k, None)
+        if v is not None:
+            data[k] = v
+    if args.reward:
+        data.setdefault("rewards", {})["functions"] = [x.strip() for x in args.reward.split(",") if x.strip()]
+    if args.model:
+        data.setdefault("model", {})["name_or_path"] = args.model
+    if args.adapter:
+        data.setdefault("model", {})["adapter"] = args.adapter
+    if args.eval_data:
+        data["eval_data"] = args.eval_data
+    for item in args.set:
+        if "=" not in item:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}.")
+        key, val = item.split("=", 1)
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(val)
+    return data
+
+
+def prepare(args: argparse.Namespace):
+    """Resolve (config, run folder) from the flags; writes ``config.yaml`` for new runs.
+
+    Raises:
+        InputError / ConfigError: neither or both of --config/--data, bad values.
+    """
+    import os
+
+    from studio.engine.rl import RLRunConfig
+    from studio.errors import InputError
+
+    if bool(args.config) == bool(args.data):
+        raise InputError("Give either --config RUN/config.yaml or --data PROMPTS.jsonl (not both, not neither).")
+    if args.resume and not args.config:
+        raise InputError("--resume needs --config of the run to continue (runs/<id>/config.yaml).")
+    if args.config:
+        path = Path(args.config)
+        base = RLRunConfig.from_yaml(path).to_dict()
+        data = _apply_overrides(base, args)
+        cfg = RLRunConfig.from_dict(data)
+        run_dir = Path(cfg.output_dir) if cfg.output_dir else path.parent
+        cfg.output_dir = str(run_dir)
+        cfg.validate()
+        if data != base or not (run_dir / "config.yaml").is_file():
+            cfg.to_yaml(run_dir / "config.yaml")
+        return cfg, run_dir
+    from studio.engine.runs import new_run_dir
+
+    data = _apply_overrides({"data": str(Path(args.data))}, args)
+    cfg = RLRunConfig.from_dict(data)
+    cfg.validate()
+    runs_dir = Path(args.runs_dir or os.environ.get("STUDIO_RUNS", "runs"))
+    run_dir = new_run_dir(runs_dir, "rl", args.name or Path(args.data).stem)
+    cfg.output_dir = str(run_dir)
+    cfg.to_yaml(run_dir / "config.yaml")
+    return cfg, run_dir
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate, then train in the run folder (graceful stop on SIGINT/SIGTERM)."""
+    cfg, run_dir = prepare(args)
+    print(f"run folder: {run_dir}")
+    print(f"repeat with: studio rl --config {run_dir / 'config.yaml'}")
+    if args.dry_run:
+        return 0
+    from studio.engine import rl
+    from studio.engine.metrics import install_graceful_stop
+    from studio.engine.runs import track_run
+
+    flag = install_graceful_stop()
+    with track_run(run_dir, "rl", stop_flag=flag):
+        summary = rl.train(cfg, run_dir, resume=args.resume, stop_flag=flag)
+    print(f"adapter: {summary['adapter']}  steps: {summary['steps']}  rollouts: {summary['rollouts']}")
+    if summary.get("stop_reason"):
+        print(summary["stop_reason"])
+    return 0
