@@ -75,7 +75,7 @@ def safe_name(name: str | None, max_len: int = 48) -> str:
     'run'
     """
     s = re.sub(r"[^A-Za-z0-9._-]+", "-", str(name or ""))
-    s = re.sub(r"-{2,}", "-", s)
+    s = re.sub(r"[-._]*-[-._]*", "-", s)  # "-.-", "--" → "-"
     s = re.sub(r"\.{2,}", ".", s)
     s = s.strip("-._")[:max_len].strip("-._")
     return s or "run"

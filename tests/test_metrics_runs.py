@@ -1,0 +1,293 @@
+"""metrics.jsonl writer/reader, Trainer callbacks, run folders and `studio runs` (no GLM model)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from studio.engine import metrics as M
+from studio.engine import runs as R
+
+
+# --------------------------------------------------------------------------- metrics file
+def test_writer_appends_lines_and_reader_skips_torn_tail(tmp_path):
+    path = tmp_path / "run" / "metrics.jsonl"
+    with M.MetricsWriter(path) as w:
+        rec = w.log(1, **{"train/loss": 2.5, "train/learning_rate": 1e-4})
+        w.log_dict(2, {"train/loss": float("nan"), "rewards/format/mean": 0.5})
+        w.log(2, kind="eval", **{"eval/loss": 3.0})
+    assert rec["step"] == 1 and rec["kind"] == "train" and isinstance(rec["time"], float)
+    lines = path.read_text().splitlines()
+    assert len(lines) == 3 and all(json.loads(x) for x in lines)
+    assert json.loads(lines[1])["train/loss"] is None  # NaN → null (strict JSON)
+
+    # A crash mid-line leaves a torn last line: the reader skips it …
+    with open(path, "ab") as f:
+        f.write(b'{"step": 3, "time": 1.0, "kind": "train", "train/lo')
+    recs = M.read_metrics(path)
+    assert [r["step"] for r in recs] == [1, 2, 2]
+    assert [r["step"] for r in M.read_metrics(path, kind="eval")] == [2]
+    assert M.read_metrics(path.parent) == recs  # a run folder works too
+    # … and a writer re-opening the file (resume) starts on a fresh line.
+    with M.MetricsWriter(path) as w:
+        w.log(3, **{"train/loss": 1.0})
+    recs = M.read_metrics(path)
+    assert [r["step"] for r in recs] == [1, 2, 2, 3] and recs[-1]["train/loss"] == 1.0
+    assert M.read_metrics(tmp_path / "missing.jsonl") == []
+    with pytest.raises(ValueError, match="closed"):
+        w.log(4, x=1)
+
+
+def test_writer_fsyncs_every_line(tmp_path, monkeypatch):
+    calls = []
+    real = os.fsync
+    monkeypatch.setattr(M.os, "fsync", lambda fd: (calls.append(fd), real(fd)))
+    w = M.MetricsWriter(tmp_path / "m.jsonl")
+    w.log(1, a=1)
+    w.log(2, a=2)
+    assert len(calls) >= 2
+    w.close()
+
+
+def test_incremental_reader_waits_for_complete_lines(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    reader = M.MetricsReader(path)
+    assert reader.read() == []
+    w = M.MetricsWriter(path)
+    w.log(1, a=1.0)
+    assert [r["a"] for r in reader.read()] == [1.0]
+    with open(path, "ab") as f:
+        f.write(b'{"step": 2, "a": 2.0')  # torn: not yet visible
+    assert len(reader.read()) == 1
+    with open(path, "ab") as f:
+        f.write(b"}\n")
+    assert [r["a"] for r in reader.read()] == [1.0, 2.0]
+    path.unlink()
+    M.MetricsWriter(path).log(7, a=7.0)  # replaced file → start over
+    assert [r["step"] for r in reader.read()] == [7]
+
+
+def test_null_metrics_writes_nothing(tmp_path):
+    n = M.NullMetrics()
+    assert n.log(3, **{"train/loss": 1.0})["train/loss"] == 1.0
+    n.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_long_frame_and_ema():
+    recs = [{"step": s, "kind": "train", "train/loss": 4.0 / s, "rewards/a/mean": 0.1 * s, "rewards/b/mean": 0.2}
+            for s in range(1, 5)] + [{"step": 4, "kind": "eval", "eval/loss": 1.5}]
+    df = M.to_long_frame(recs, ["train/loss", "eval/loss"], smooth=0.5)
+    assert list(df.columns) == ["step", "value", "series"]
+    assert set(df.series) == {"train/loss", "train/loss (smoothed)", "eval/loss", "eval/loss (smoothed)"}
+    raw = df[df.series == "train/loss"]
+    assert raw.step.tolist() == [1, 2, 3, 4] and raw.value.tolist() == [4.0, 2.0, 4 / 3, 1.0]
+    sm = df[df.series == "train/loss (smoothed)"].value.tolist()
+    assert sm[0] == 4.0 and sm[1] == pytest.approx((0.25 * 4 + 0.5 * 2) / 0.75)
+    g = M.to_long_frame(recs, ["rewards/*/mean"])
+    assert sorted(set(g.series)) == ["rewards/a/mean", "rewards/b/mean"]
+    empty = M.to_long_frame(recs, ["nothing/here"])
+    assert empty.empty and list(empty.columns) == ["step", "value", "series"]
+    assert M.ema([None, 2.0], 0.3) == [None, pytest.approx(2.0)]
+
+
+def test_map_log_keys():
+    assert M.map_log_keys({"train_runtime": 3.0, "train_loss": 0.5, "epoch": 1.0}) == (
+        "summary", {"summary/train_runtime": 3.0, "summary/train_loss": 0.5, "epoch": 1.0})
+    kind, vals = M.map_log_keys({"reward": 0.4, "reward_std": 0.1, "completions/mean_length": 12.0})
+    assert kind == "train" and vals == {"train/reward": 0.4, "train/reward_std": 0.1, "completions/mean_length": 12.0}
+
+
+# --------------------------------------------------------------------------- callbacks
+def test_metrics_callback_with_fake_state(tmp_path, monkeypatch):
+    from transformers import TrainerControl, TrainerState
+
+    clock = [1000.0]
+    monkeypatch.setattr(M.time, "time", lambda: clock[0])
+    cb = M.MetricsCallback(tmp_path, progress_every_s=0.0)
+    state = TrainerState()
+    state.max_steps, state.global_step = 10, 2  # resumed at step 2
+    cb.on_train_begin(None, state, TrainerControl())
+    clock[0] += 10.0
+    state.global_step, state.epoch = 4, 0.4
+    cb.on_log(None, state, TrainerControl(), logs={"loss": 1.25, "grad_norm": 0.5, "learning_rate": 2e-4,
+                                                   "mean_token_accuracy": 0.3, "num_tokens": 1000.0, "epoch": 0.4})
+    clock[0] += 10.0
+    state.global_step = 6
+    cb.on_log(None, state, TrainerControl(), logs={"loss": 1.0, "num_tokens": 3000.0})
+    cb.on_log(None, state, TrainerControl(), logs={"eval_loss": 1.5, "eval_mean_token_accuracy": 0.4})
+    cb.on_step_end(None, state, TrainerControl())
+    prog = json.loads((tmp_path / "progress.json").read_text())
+    assert prog["step"] == 6 and prog["max_steps"] == 10 and prog["fraction"] == 0.6
+    # 4 steps done in this process in 20 s (the 2 restored steps do not count) → 4 left = 20 s.
+    assert prog["phase"] == "train" and prog["elapsed_s"] == 20.0
+    assert prog["steps_per_s"] == 0.2 and prog["eta_s"] == 20.0
+    cb.on_train_end(None, state, TrainerControl())
+    assert json.loads((tmp_path / "progress.json").read_text())["phase"] == "done"
+
+    recs = M.read_metrics(tmp_path)
+    assert [(r["step"], r["kind"]) for r in recs] == [(4, "train"), (6, "train"), (6, "eval")]
+    assert {"train/loss", "train/grad_norm", "train/learning_rate", "train/mean_token_accuracy", "epoch"} <= set(recs[0])
+    assert "train/tokens_per_s" not in recs[0]
+    assert recs[1]["train/tokens_per_s"] == 200.0  # 2000 tokens in 10 s
+    assert recs[2]["eval/loss"] == 1.5 and recs[2]["eval/mean_token_accuracy"] == 0.4
+
+    # Non-main processes write nothing.
+    state.is_world_process_zero = False
+    cb.on_log(None, state, TrainerControl(), logs={"loss": 9.0})
+    assert len(M.read_metrics(tmp_path)) == 3
+
+
+def test_graceful_stop_with_a_real_trainer(tmp_path):
+    """SIGINT mid-training → StopFlagCallback → checkpoint saved at that step, train() returns."""
+    import torch
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+
+    torch.manual_seed(0)
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 1)
+
+        def forward(self, x, labels):
+            loss = torch.nn.functional.mse_loss(self.lin(x).squeeze(-1), labels)
+            return {"loss": loss}
+
+    data = [{"x": torch.randn(4), "labels": torch.tensor(1.0)} for _ in range(64)]
+
+    class SignalAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 3:
+                os.kill(os.getpid(), signal.SIGINT)  # what JobManager.stop sends
+
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        flag = M.install_graceful_stop()
+        stop_cb = M.StopFlagCallback(flag)
+        args = TrainingArguments(output_dir=str(tmp_path), max_steps=50, per_device_train_batch_size=2,
+                                 logging_steps=1, save_strategy="no", report_to=[], use_cpu=True,
+                                 disable_tqdm=True, dataloader_num_workers=0)
+        # Order matters: SignalAt fires first, then the stop callback sees the flag in the same step end.
+        trainer = Trainer(model=Tiny(), args=args, train_dataset=data,
+                          callbacks=[SignalAt(), stop_cb, M.MetricsCallback(tmp_path)])
+        with R.track_run(tmp_path, "sft", stop_flag=flag):
+            trainer.train()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    assert flag.is_set() and flag.signal_name == "SIGINT"
+    assert stop_cb.stopped and stop_cb.stopped_at == 3 and trainer.state.global_step == 3
+    ckpt = R.find_last_checkpoint(tmp_path)
+    assert ckpt is not None and ckpt.name == "checkpoint-3"
+    assert R.read_status(tmp_path)["status"] == "stopped"
+    recs = M.read_metrics(tmp_path)
+    assert [r["step"] for r in recs if r["kind"] == "train"] == [1, 2, 3]
+    assert all("train/loss" in r for r in recs if r["kind"] == "train")
+    assert any(r["kind"] == "summary" for r in recs)
+    assert json.loads((tmp_path / "progress.json").read_text())["step"] == 3
+
+
+def test_second_signal_interrupts():
+    old = signal.getsignal(signal.SIGINT)
+    try:
+        flag = M.install_graceful_stop(signals=(signal.SIGINT,))
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)
+        assert flag.is_set()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+# --------------------------------------------------------------------------- run folders
+def test_new_run_dir_names(tmp_path):
+    a = R.new_run_dir(tmp_path, "sft", "My run: lr=2e-4/../x")
+    b = R.new_run_dir(tmp_path, "sft", "My run: lr=2e-4/../x")
+    assert re.fullmatch(r"\d{8}-\d{6}-sft-My-run-lr-2e-4-x", a.name), a.name
+    assert a.is_dir() and a.parent == tmp_path
+    assert b != a and b.name.startswith(a.name)  # same second → suffix
+    assert R.new_run_dir(tmp_path, "rl", None).name.endswith("-rl-run")
+    with pytest.raises(R.InputError, match="lower-case word"):
+        R.new_run_dir(tmp_path, "../sft", "x")
+
+
+def test_status_and_track_run(tmp_path):
+    st = R.write_status(tmp_path, "running", pid=os.getpid(), started=1.0)
+    assert st["status"] == "running" and R.effective_status(st) == "running"
+    assert R.effective_status({"status": "running", "pid": 999_999_999}) == "failed"
+    with pytest.raises(ValueError):
+        R.write_status(tmp_path, "exploded")
+    with pytest.raises(RuntimeError):
+        with R.track_run(tmp_path, "sft"):
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")
+    st = R.read_status(tmp_path)
+    assert st["status"] == "failed" and st["error"].startswith("CUDA out of memory") and st["ended"]
+    with R.track_run(tmp_path, "sft"):
+        pass
+    assert R.read_status(tmp_path)["status"] == "finished"
+
+
+def _fake_run(root: Path, name: str, *, status: str, steps: int, key="train/loss", ckpts=(), adapter=False,
+              partial_ckpt=None) -> Path:
+    run = root / name
+    run.mkdir(parents=True)
+    R.write_status(run, status, kind=name.split("-")[2], exit_code=0)
+    with M.MetricsWriter(run) as w:
+        for s in range(1, steps + 1):
+            w.log(s, **{key: 1.0 / s})
+    (run / "config.yaml").write_text("model: embedded\n")
+    for n in ckpts:
+        (run / "checkpoints" / f"checkpoint-{n}").mkdir(parents=True)
+        (run / "checkpoints" / f"checkpoint-{n}" / "trainer_state.json").write_text("{}")
+    if partial_ckpt:
+        (run / "checkpoints" / f"checkpoint-{partial_ckpt}").mkdir(parents=True)  # no trainer_state.json
+    if adapter:
+        (run / "adapter").mkdir()
+        (run / "adapter" / "adapter_config.json").write_text("{}")
+    return run
+
+
+def test_find_last_checkpoint_ignores_incomplete(tmp_path):
+    run = _fake_run(tmp_path, "20250101-000000-sft-a", status="stopped", steps=3, ckpts=(2, 10), partial_ckpt=12)
+    assert R.find_last_checkpoint(run).name == "checkpoint-10"
+    (run / "checkpoint-11").mkdir()
+    (run / "checkpoint-11" / "trainer_state.json").write_text("{}")
+    assert R.find_last_checkpoint(run) == run / "checkpoint-11"
+    assert R.find_last_checkpoint(tmp_path / "nothing") is None
+
+
+def test_list_runs_and_cli(tmp_path, capsys):
+    _fake_run(tmp_path, "20250101-000000-sft-a", status="finished", steps=4, adapter=True, ckpts=(4,))
+    _fake_run(tmp_path, "20250102-000000-rl-b", status="stopped", steps=2, key="train/reward")
+    (tmp_path / ".job.lock").write_text("{}")
+    (tmp_path / "notes").mkdir()  # not a run
+    infos = R.list_runs(tmp_path)
+    assert [i.id for i in infos] == ["20250102-000000-rl-b", "20250101-000000-sft-a"]
+    rl, sft = infos
+    assert (rl.kind, rl.name, rl.status, rl.step, rl.reward) == ("rl", "b", "stopped", 2, 0.5)
+    assert (sft.kind, sft.status, sft.step, sft.loss) == ("sft", "finished", 4, 0.25)
+    assert sft.adapter.endswith("adapter") and sft.last_checkpoint.endswith("checkpoint-4")
+    assert [i.id for i in R.list_runs(tmp_path, kind="sft")] == [sft.id]
+    assert R.list_runs(tmp_path / "none") == []
+
+    from studio.cli import main
+
+    assert main(["runs", "--runs-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["id", "kind", "status", "step", "loss/reward"]
+    assert out[2].split() == ["20250102-000000-rl-b", "rl", "stopped", "2", "reward", "0.5"]
+    assert out[3].split() == ["20250101-000000-sft-a", "sft", "finished", "4", "loss", "0.25"]
+    assert main(["runs", "--runs-dir", str(tmp_path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data[1]["metrics"]["train/loss"] == 0.25 and data[1]["adapter"].endswith("adapter")
+    assert main(["runs", "--runs-dir", str(tmp_path / "empty")]) == 0
+    assert "No runs" in capsys.readouterr().out
