@@ -1,0 +1,87 @@
+"""Start the GLM-4.1V Studio web app (the default command).
+
+The model is loaded *before* the server starts, so a bad ``--model`` fails at once with
+one sentence (exit 2) instead of on the first chat message.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from studio.config import EMBEDDED, ModelSpec
+from studio.errors import StudioError
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """``--model``, ``--load-in-4bit``, ``--dtype``, ``--device`` (shared with ``studio chat``)."""
+    p.add_argument("--model", default=EMBEDDED,
+                   help="hub id (zai-org/GLM-4.1V-9B-Thinking), a local folder saved with save_pretrained, "
+                        "or 'embedded' (default: the tiny model built in code, random weights)")
+    p.add_argument("--load-in-4bit", action="store_true", help="NF4 weights via bitsandbytes (needs CUDA)")
+    p.add_argument("--dtype", default="auto",
+                   help="auto (bf16 on capable GPUs, else fp32), bfloat16 or float32; float16 is refused")
+    p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"], help="where to run the model")
+
+
+def model_spec(args: argparse.Namespace) -> ModelSpec:
+    """The ModelSpec named by the model flags (validated; ConfigError names the flag's field)."""
+    spec = ModelSpec(name_or_path=args.model, dtype=args.dtype, load_in_4bit=bool(args.load_in_4bit),
+                     device=args.device)
+    spec.validate()
+    return spec
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_model_arguments(p)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes it to your network)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--share", action="store_true", help="also open a public gradio.live link")
+    p.add_argument("--runs-dir", default=None, help="folder for training runs (default: ./runs or $STUDIO_RUNS)")
+
+
+def launch(ctx, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False,
+           prevent_thread_lock: bool = False):
+    """Build the app for ``ctx`` and start serving it.
+
+    Args:
+        ctx: the :class:`~studio.ui.context.AppContext`.
+        host, port: where to listen (``port=None``: gradio picks a free one).
+        share: open a gradio.live tunnel too.
+        prevent_thread_lock: return right after the server starts (tests); otherwise
+            block until Ctrl-C.
+
+    Returns:
+        The launched ``gr.Blocks`` (its ``local_url`` says where it listens).
+
+    Raises:
+        StudioError: the port is taken or the address cannot be bound.
+    """
+    from studio.ui.app import build_app
+
+    demo = build_app(ctx)
+    allowed = [str(Path(__file__).resolve().parents[2] / "sample_data")]
+    try:
+        demo.launch(server_name=host, server_port=port, share=share,
+                    prevent_thread_lock=prevent_thread_lock, allowed_paths=allowed,
+                    show_error=True, quiet=prevent_thread_lock)
+    except OSError as e:
+        raise StudioError(
+            f"Could not listen on {host}:{port} ({str(e).splitlines()[0]}). "
+            f"Pass another --port, or stop the program using it."
+        ) from None
+    return demo
+
+
+def run(args: argparse.Namespace) -> int:
+    from studio.ui.context import AppContext
+
+    spec = model_spec(args)
+    ctx = AppContext(model=spec)
+    if args.runs_dir:
+        ctx.runs_dir = Path(args.runs_dir)
+    print(f"Loading model {spec.name_or_path} …", flush=True)
+    ctx.registry.get(spec)  # load up front: ModelLoadError → one line, exit 2
+    launch(ctx, host=args.host, port=args.port, share=args.share)
+    return 0

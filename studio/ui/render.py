@@ -1,0 +1,212 @@
+"""Turn chat-engine events into HTML-safe chat messages and box overlays.
+
+Used by the Chat tab and reusable by Compare (one :class:`TurnView` per side). Messages
+are plain ``gr.Chatbot`` message dicts (``{"role", "content", "metadata"}``), so this
+module works without gradio installed and is easy to test; only :func:`image_content`
+touches files.
+
+Safety: everything a model produces goes through :func:`escape` before it reaches the
+Chatbot, so ``<script>``, ``<img onerror=…>`` or raw special tokens are *shown as text*,
+never rendered or run. The Chatbot still renders Markdown (bold, lists, code) because
+Markdown syntax survives the escaping.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+from studio.engine import reasoning
+from studio.engine.chat import AnswerDelta, Done, ForcedAnswer, Stats, ThinkingDelta
+
+#: Title of the collapsible thinking block.
+THINKING_TITLE = "Thinking"
+#: Shown in the thinking block's title when the budget forced the answer.
+TRUNCATED_NOTE = "thinking truncated"
+#: Colours cycled over boxes (RGB), high contrast on photos.
+BOX_COLOURS = [(255, 48, 48), (32, 200, 255), (255, 200, 0), (60, 220, 90), (220, 80, 255)]
+
+# Markdown image/link syntax could make the browser fetch a URL the *model* chose
+# (a tracking pixel or worse). Break the "](" so it is shown as text.
+_MD_IMAGE = re.compile(r"!\[")
+# C0 control characters other than tab/newline (random or broken output shows them as boxes).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def escape(text: str) -> str:
+    """Make model-produced text safe to put in a Markdown/HTML chat bubble.
+
+    Removes GLM control tokens (``<|user|>`` …) and HTML-escapes ``& < >`` so tags are
+    shown literally; Markdown image syntax is defused (no remote fetches).
+
+    >>> escape("<script>alert(1)</script> **ok**")
+    '&lt;script&gt;alert(1)&lt;/script&gt; **ok**'
+    >>> escape("4<|user|>")
+    '4'
+    """
+    text = _CONTROL.sub("", reasoning.strip_control_tokens(text))
+    text = html.escape(text, quote=False)
+    return _MD_IMAGE.sub("!&#91;", text)
+
+
+def stats_line(stats: Stats) -> str:
+    """One line of per-turn numbers, e.g. ``"42 tokens · 31.5 tok/s · TTFT 0.12 s"``.
+
+    Adds ``thinking truncated`` when the budget forced the answer, ``stopped`` when the
+    user pressed Stop, ``cut at max new tokens`` when the cap was hit.
+    """
+    parts = [f"{stats.new_tokens} tokens"]
+    if stats.thinking_tokens:
+        parts.append(f"{stats.thinking_tokens} thinking")
+    parts += [f"{stats.tokens_per_s:.1f} tok/s", f"TTFT {stats.ttft_s:.2f} s"]
+    if stats.forced_answer:
+        parts.append(TRUNCATED_NOTE)
+    if stats.stopped:
+        parts.append("stopped")
+    if stats.truncated:
+        parts.append("cut at max new tokens")
+    return " · ".join(parts)
+
+
+def draw_boxes(image, boxes: list[reasoning.Box], *, labels: list[str] | None = None):
+    """Return a copy of ``image`` (PIL, any mode) with ``boxes`` drawn on it.
+
+    Args:
+        image: ``PIL.Image.Image``; not modified.
+        boxes: :class:`~studio.engine.reasoning.Box` on GLM's 0–1000 scale (x1, y1, x2, y2).
+        labels: optional text per box (default ``"1"``, ``"2"`` …).
+
+    Returns:
+        RGB ``PIL.Image.Image`` of the same size. Line width scales with the image
+        (≥ 2 px); coordinates are clamped to the image by :meth:`Box.to_pixels`.
+    """
+    from PIL import ImageDraw
+
+    out = image.convert("RGB")
+    draw = ImageDraw.Draw(out)
+    w, h = out.size
+    width = max(2, round(min(w, h) / 150))
+    for i, box in enumerate(boxes):
+        x1, y1, x2, y2 = box.to_pixels(w, h)
+        colour = BOX_COLOURS[i % len(BOX_COLOURS)]
+        draw.rectangle([x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)], outline=colour, width=width)
+        label = labels[i] if labels and i < len(labels) else str(i + 1)
+        tx, ty = x1 + width, max(0, y1 - 12) if y1 >= 12 else y1 + width
+        bbox = draw.textbbox((tx, ty), label)
+        draw.rectangle(bbox, fill=colour)
+        draw.text((tx, ty), label, fill=(0, 0, 0))
+    return out
+
+
+def image_content(image, folder: str | None = None) -> dict:
+    """Save a PIL image as PNG where gradio may serve it; return ``{"path": …}`` content.
+
+    ``folder`` defaults to ``$GRADIO_TEMP_DIR`` or the system temp folder (both are
+    served by gradio).
+    """
+    folder = folder or os.environ.get("GRADIO_TEMP_DIR") or tempfile.gettempdir()
+    os.makedirs(folder, exist_ok=True)
+    fd, path = tempfile.mkstemp(prefix="studio-boxes-", suffix=".png", dir=folder)
+    os.close(fd)
+    image.save(path)
+    return {"path": path, "mime_type": "image/png"}
+
+
+def message(role: str, content: Any, title: str | None = None, status: str | None = None) -> dict:
+    """A ``gr.Chatbot`` message dict; ``title`` makes it a collapsible block."""
+    msg: dict[str, Any] = {"role": role, "content": content}
+    if title is not None:
+        msg["metadata"] = {"title": title}
+        if status is not None:
+            msg["metadata"]["status"] = status
+    return msg
+
+
+@dataclass
+class TurnView:
+    """Accumulates one assistant turn's events and renders it as chat messages.
+
+    Feed every event of :func:`studio.engine.chat.stream` to :meth:`apply`, then call
+    :meth:`messages` to get the (escaped) messages for the Chatbot: a collapsible
+    *Thinking* block (``status`` ``"pending"`` while it streams, ``"done"`` after), the
+    answer below it with the stats line, and the boxed image if the answer has boxes and
+    ``image`` (the turn's first image) is set.
+
+    Attributes:
+        image: PIL image the boxes refer to (None: boxes are listed, not drawn).
+        thinking, answer: raw (unescaped) text so far.
+        forced: the thinking budget forced the answer.
+        done: the :class:`~studio.engine.chat.Done` event once it arrived.
+        error: a message to show instead of / after the answer (e.g. a failed turn).
+    """
+
+    image: Any = None
+    thinking: str = ""
+    answer: str = ""
+    forced: bool = False
+    done: Done | None = None
+    error: str | None = None
+    _boxed_content: dict | None = field(default=None, repr=False)
+
+    def apply(self, event) -> None:
+        """Update the view with one engine event."""
+        if isinstance(event, ThinkingDelta):
+            self.thinking += event.text
+        elif isinstance(event, AnswerDelta):
+            self.answer += event.text
+        elif isinstance(event, ForcedAnswer):
+            self.forced = True
+        elif isinstance(event, Done):
+            self.done = event
+            # The final parse is authoritative (streaming may hold back a partial tag).
+            self.thinking, self.answer = event.parsed.thinking, event.parsed.answer
+            self.forced = self.forced or event.stats.forced_answer
+
+    @property
+    def thinking_open(self) -> bool:
+        """True while thinking is still streaming (no answer yet, not done)."""
+        return self.done is None and not self.answer and not self.forced
+
+    def boxes(self) -> list[reasoning.Box]:
+        """Boxes of the finished answer (empty while streaming)."""
+        return list(self.done.parsed.boxes) if self.done is not None else []
+
+    def messages(self) -> list[dict]:
+        """Chat messages for this turn (assistant role), escaped and ready to display."""
+        out: list[dict] = []
+        if self.thinking or self.forced:
+            title = THINKING_TITLE + (f" ({TRUNCATED_NOTE})" if self.forced else "")
+            status = "pending" if self.thinking_open else "done"
+            body = escape(self.thinking) if self.thinking else "…"
+            out.append(message("assistant", body, title=title, status=status))
+        answer = escape(self.answer)
+        if self.done is not None:
+            line = stats_line(self.done.stats)
+            answer = (answer + "\n\n" if answer else "*(no answer text)*\n\n") + f"<sub>{line}</sub>"
+        if self.error:
+            answer = (answer + "\n\n" if answer else "") + f"**Error:** {escape(self.error)}"
+        if answer:
+            out.append(message("assistant", answer))
+        boxes = self.boxes()
+        if boxes and self.image is not None:
+            if self._boxed_content is None:
+                self._boxed_content = image_content(draw_boxes(self.image, boxes))
+            out.append(message("assistant", self._boxed_content))
+        return out
+
+
+def user_messages(text: str, sources: list[str], kind: str = "none", n_pages: int = 0) -> list[dict]:
+    """Chat messages for a user turn: one per attached file, then the (escaped) text.
+
+    A PDF is shown as its file plus a note with the page count.
+    """
+    out = [message("user", {"path": s}) for s in sources]
+    if kind == "pdf" and n_pages:
+        out.append(message("user", f"*(PDF, {n_pages} page{'s' if n_pages != 1 else ''} sent as images)*"))
+    if text:
+        out.append(message("user", escape(text)))
+    return out

@@ -1,0 +1,416 @@
+"""Chat tab: talk to a GLM-4.1V model about images, a video or a PDF, reasoning shown.
+
+Thin by design: the form becomes a :class:`~studio.config.GenerationConfig`, files become
+a :class:`~studio.engine.media.TurnMedia`, and :func:`studio.engine.chat.stream` events
+become chat messages through :class:`studio.ui.render.TurnView`.
+
+Per-user state lives in a ``gr.State`` (:class:`ChatState`: the conversation, with the
+decoded media of each turn). Stop is a ``threading.Event`` per request, registered under
+the browser session's ``session_hash`` in a dict owned by this tab instance (not a
+module global, not ``cancels=``): the engine's stopping criterion checks it after every
+token. Every handler that runs the model shares ``GPU_CONCURRENCY_ID``.
+
+API names (for ``gradio_client``): ``/chat`` (send a message, streams), ``/stop``,
+``/regenerate``, ``/clear``, ``/estimate``.
+"""
+
+# No `from __future__ import annotations` here: gradio finds the `gr.Request` parameter by
+# its evaluated annotation.
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from studio.config import GenerationConfig, ModelSpec
+from studio.engine import chat as engine
+from studio.engine import media as media_mod
+from studio.errors import InputError, StudioError
+from studio.ui import render
+from studio.ui.context import AppContext
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_NOTICE = (
+    "Embedded tiny GLM-4.1V with random weights: the text is not meaningful; the pipeline is real."
+)
+#: File suffixes the upload box accepts (from the media module's rules).
+FILE_TYPES = list(media_mod.IMAGE_EXTS + media_mod.VIDEO_EXTS + media_mod.PDF_EXTS)
+#: Dropdown value meaning "the base model, no adapter".
+NO_ADAPTER = "none (base model)"
+#: Seconds between UI refreshes while tokens stream (fewer, larger updates are cheaper).
+REFRESH_S = 0.05
+SAMPLE_DATA = Path(__file__).resolve().parents[3] / "sample_data"
+
+
+@dataclass
+class Round:
+    """One user message and the assistant's reply, as sent to the engine and as shown."""
+
+    user: engine.ChatTurn
+    user_msgs: list[dict]
+    reply: str | None = None          # full model output (tags kept); None until done
+    reply_msgs: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class ChatState:
+    """Per-browser-session conversation (kept in ``gr.State``)."""
+
+    rounds: list[Round] = field(default_factory=list)
+    media_key: tuple | None = None    # cache of the last decoded attachment set
+    media: Any = None
+
+    def history(self, upto: int | None = None) -> list[engine.ChatTurn]:
+        """Engine history of rounds[:upto] (user and assistant turns)."""
+        out: list[engine.ChatTurn] = []
+        for r in self.rounds[:upto]:
+            out.append(r.user)
+            if r.reply is not None:
+                out.append(engine.ChatTurn("assistant", r.reply))
+        return out
+
+    def chatbot(self) -> list[dict]:
+        """Messages for the Chatbot."""
+        out: list[dict] = []
+        for r in self.rounds:
+            out += r.user_msgs + r.reply_msgs
+        return out
+
+
+def _files_of(message: Any) -> list[str]:
+    files = (message or {}).get("files") or [] if isinstance(message, dict) else []
+    out = []
+    for f in files:
+        if isinstance(f, dict):
+            f = f.get("path")
+        if f:
+            out.append(str(f))
+    return out
+
+
+def _text_of(message: Any) -> str:
+    if isinstance(message, dict):
+        return str(message.get("text") or "")
+    return str(message or "")
+
+
+def prepare_media(state: ChatState, files: list[str], fps: float, max_frames: int):
+    """Decode ``files`` into a TurnMedia, reusing the last result for the same files.
+
+    Raises:
+        MediaError / InputError: the media rules (counts, mixing, corrupt files …).
+    """
+    key = (tuple(files), float(fps), int(max_frames))
+    if state.media_key == key and state.media is not None:
+        return state.media
+    media = media_mod.prepare_turn_media(files, fps=float(fps), max_frames=int(max_frames))
+    state.media_key, state.media = key, media
+    return media
+
+
+def gen_config(temperature, top_p, top_k, repetition_penalty, max_new_tokens, thinking_budget,
+               answer_budget, fps, max_frames) -> GenerationConfig:
+    """The form's sampling controls as a validated GenerationConfig (ConfigError if bad)."""
+    gen = GenerationConfig(
+        max_new_tokens=int(max_new_tokens), temperature=float(temperature), top_p=float(top_p),
+        top_k=int(top_k), repetition_penalty=float(repetition_penalty),
+        thinking_budget=int(thinking_budget), answer_budget=int(answer_budget),
+        video_fps=float(fps), max_frames=int(max_frames),
+    )
+    gen.validate()
+    return gen
+
+
+def find_adapters(ctx: AppContext) -> list[str]:
+    """Adapter folders to offer: the SFT tab's "Try it" choice, then runs/*/…/adapter_config.json."""
+    found: list[str] = []
+    tried = ctx.extra.get("chat_adapter")
+    if tried:
+        found.append(str(tried))
+    runs = Path(ctx.runs_dir)
+    if runs.is_dir():
+        for cfg in sorted(runs.glob("*/**/adapter_config.json"))[:50]:
+            p = str(cfg.parent)
+            if p not in found and "checkpoint-" not in p:
+                found.append(p)
+    return found
+
+
+def _user_display(text: str, media) -> list[dict]:
+    if media is None or media.kind == "none":
+        return render.user_messages(text, [])
+    if media.kind == "pdf":
+        first = render.image_content(media.images[0]) if media.images else None
+        msgs = [render.message("user", first)] if first else []
+        name = Path(media.sources[0]).name
+        n = len(media.images)
+        msgs.append(render.message("user", f"*({render.escape(name)}: {n} page{'s' if n != 1 else ''} sent as images)*"))
+        if text:
+            msgs.append(render.message("user", render.escape(text)))
+        return msgs
+    return render.user_messages(text, list(media.sources), media.kind)
+
+
+def build(ctx: AppContext) -> None:
+    """Add the Chat tab's components and events to the current ``gr.Blocks``."""
+    import gradio as gr
+
+    from studio.engine.models import is_embedded, resolve
+    from studio.ui.app import GPU_CONCURRENCY_ID
+
+    stops: dict[str, threading.Event] = {}     # session_hash → stop event of its running request
+    stops_lock = threading.Lock()
+
+    def model_for(adapter: str | None):
+        spec = ModelSpec.from_dict(ctx.model.to_dict())
+        if adapter and adapter != NO_ADAPTER:
+            spec.adapter = adapter
+        try:
+            return ctx.registry.get(spec)
+        except StudioError as e:
+            raise gr.Error(str(e)) from None
+
+    try:
+        embedded = ctx.is_embedded or is_embedded(resolve(ctx.model.name_or_path))
+    except StudioError:
+        embedded = ctx.is_embedded
+
+    # ---------------------------------------------------------------- layout
+    if embedded:
+        gr.Markdown(f"> ⚠️ **{EMBEDDED_NOTICE}**", elem_id="embedded-notice")
+    with gr.Row():
+        with gr.Column(scale=4):
+            chatbot = gr.Chatbot(
+                label="Chat", height=560, sanitize_html=True, render_markdown=True,
+                allow_tags=False, group_consecutive_messages=False, elem_id="chatbot",
+                feedback_options=None, buttons=["copy", "copy_all"],
+                placeholder="Ask about a photo, a video clip or a PDF. Drop files into the box below.",
+            )
+            box = gr.MultimodalTextbox(
+                file_types=FILE_TYPES, file_count="multiple", sources=["upload"], elem_id="chat-input",
+                placeholder="Type a question; attach up to 10 images, or 1 video, or 1 PDF…",
+                show_label=False, autofocus=True,
+            )
+            estimate_md = gr.Markdown("", elem_id="visual-estimate")
+            with gr.Row():
+                stop_btn = gr.Button("⏹ Stop", variant="stop", elem_id="stop-btn", scale=1)
+                regen_btn = gr.Button("🔄 Regenerate", elem_id="regen-btn", scale=1)
+                clear_btn = gr.Button("🗑 Clear", elem_id="clear-btn", scale=1)
+            stats_md = gr.Markdown("", elem_id="chat-stats")
+            examples = []
+            for rel, q in [("photos", "What is in this picture?"),
+                           ("video", "What happens in this video?"),
+                           ("docs", "Summarise this document.")]:
+                folder = SAMPLE_DATA / rel
+                if folder.is_dir():
+                    files = sorted(p for p in folder.iterdir()
+                                   if p.suffix.lower() in FILE_TYPES and not p.name.startswith("."))
+                    if files:
+                        examples.append([{"text": q, "files": [str(files[0])]}])
+            if examples:
+                gr.Examples(examples=examples, inputs=[box], label="Examples (sample_data/)")
+        with gr.Column(scale=2, min_width=260):
+            system = gr.Textbox("", label="System prompt", lines=2, placeholder="(optional)")
+            with gr.Accordion("Model", open=False):
+                gr.Markdown(f"Model: `{render.escape(ctx.model.name_or_path)}`")
+                adapter = gr.Dropdown(
+                    choices=[NO_ADAPTER] + find_adapters(ctx),
+                    value=ctx.extra.get("chat_adapter") or NO_ADAPTER,
+                    label="LoRA adapter", allow_custom_value=True,
+                    info="A trained adapter folder on top of the base model (SFT tab → Try it).",
+                )
+                refresh_btn = gr.Button("↻ Find adapters", size="sm")
+            d = GenerationConfig()
+            with gr.Accordion("Sampling", open=False):
+                temperature = gr.Slider(0, 2, value=d.temperature, step=0.05, label="Temperature (0 = greedy)")
+                top_p = gr.Slider(0.05, 1, value=d.top_p, step=0.05, label="Top-p")
+                top_k = gr.Slider(0, 100, value=d.top_k, step=1, label="Top-k (0 = off)")
+                rep = gr.Slider(0.5, 2, value=d.repetition_penalty, step=0.05, label="Repetition penalty")
+                max_new = gr.Slider(1, 8192, value=d.max_new_tokens, step=1, label="Max new tokens")
+            with gr.Accordion("Thinking", open=False):
+                think_budget = gr.Number(value=d.thinking_budget, precision=0, minimum=0,
+                                         label="Thinking budget (tokens, 0 = off)",
+                                         info="When spent without </think>, the answer is forced.")
+                answer_budget = gr.Number(value=d.answer_budget, precision=0, minimum=1,
+                                          label="Answer budget after a forced answer (tokens)")
+            with gr.Accordion("Video", open=False):
+                fps = gr.Slider(0.5, 10, value=d.video_fps, step=0.5, label="Frames per second")
+                max_frames = gr.Slider(2, 64, value=d.max_frames, step=2, label="Max frames")
+    state = gr.State(None)
+    settings = [system, temperature, top_p, top_k, rep, max_new, think_budget, answer_budget,
+                fps, max_frames, adapter]
+
+    # ---------------------------------------------------------------- handlers
+    def _register(request) -> tuple[str, threading.Event]:
+        key = getattr(request, "session_hash", None) or f"anon-{id(request)}"
+        ev = threading.Event()
+        with stops_lock:
+            old = stops.get(key)
+            if old is not None:
+                old.set()
+            stops[key] = ev
+        return key, ev
+
+    def _unregister(key: str, ev: threading.Event) -> None:
+        with stops_lock:
+            if stops.get(key) is ev:
+                del stops[key]
+
+    def _run(st: ChatState, idx: int, system_, gen: GenerationConfig, adapter_, request, restore):
+        """Generate the reply of round ``idx``; yields (chatbot, box, state, stats)."""
+        rnd = st.rounds[idx]
+        model, processor = model_for(adapter_)
+        history = st.history(idx) + [rnd.user]
+        try:
+            inputs = engine.build_inputs(processor, history, system_)
+            limit = engine.context_limit(model)
+            n = int(inputs["input_ids"].shape[1])
+            if n >= limit:
+                raise InputError(
+                    f"The conversation is {n:,} tokens; this model reads at most {limit:,}. "
+                    f"Shorten the message, use fewer/smaller images, or clear the chat."
+                )
+        except StudioError as e:
+            raise gr.Error(str(e)) from None
+        image = None
+        if rnd.user.media is not None and rnd.user.media.images:
+            image = rnd.user.media.images[0]
+        view = render.TurnView(image=image)
+        previous = (rnd.reply, rnd.reply_msgs)
+        rnd.reply, rnd.reply_msgs = None, []
+
+        def undo():
+            if restore is None:  # regenerate: keep the round and its earlier reply
+                rnd.reply, rnd.reply_msgs = previous
+            else:
+                del st.rounds[idx:]
+        key, ev = _register(request)
+        yield st.chatbot(), gr.update(value=None), st, "*Generating…*"
+        last = 0.0
+        try:
+            events = engine.stream(model, processor, history, gen, system=system_, stop=ev,
+                                   inputs=inputs, logits_processor=_extra_processors())
+            for event in events:
+                view.apply(event)
+                now = time.perf_counter()
+                if isinstance(event, engine.Done) or now - last >= REFRESH_S:
+                    last = now
+                    rnd.reply_msgs = view.messages()
+                    stats = render.stats_line(event.stats) if isinstance(event, engine.Done) else "*Generating…*"
+                    if isinstance(event, engine.Done):
+                        rnd.reply = event.text
+                    yield st.chatbot(), gr.skip(), st, stats
+        except StudioError as e:
+            undo()
+            yield st.chatbot(), gr.skip() if restore is None else restore, st, ""
+            raise gr.Error(str(e)) from None
+        except gr.Error:
+            raise
+        except Exception as e:  # a bug, not user input: log it, show one line, keep the app alive
+            log.exception("chat generation failed")
+            undo()
+            yield st.chatbot(), gr.skip() if restore is None else restore, st, ""
+            raise gr.Error(f"Generation failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
+                           f"The error was logged; try again or clear the chat.") from None
+        finally:
+            _unregister(key, ev)
+
+    def _extra_processors():
+        factory = ctx.extra.get("chat_logits_processors")
+        return list(factory()) if callable(factory) else None
+
+    def send(message, st, system_, temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_,
+             fps_, max_frames_, adapter_, request: gr.Request):
+        """Send the box's text + files; stream the reply."""
+        st = st if isinstance(st, ChatState) else ChatState()
+        text, files = _text_of(message), _files_of(message)
+        try:
+            gen = gen_config(temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_, fps_, max_frames_)
+            if not text.strip() and not files:
+                raise InputError("Type a message (or attach an image, video or PDF) before sending.")
+            if len(text) > engine.MAX_PROMPT_CHARS:
+                raise InputError(
+                    f"The message is {len(text):,} characters; the limit is {engine.MAX_PROMPT_CHARS:,}. "
+                    f"Shorten it or split it into several turns.")
+            media = prepare_media(st, files, gen.video_fps, gen.max_frames) if files else None
+        except StudioError as e:
+            raise gr.Error(str(e)) from None
+        turn = engine.ChatTurn("user", text, media)
+        st.rounds.append(Round(user=turn, user_msgs=_user_display(text, media)))
+        st.media_key, st.media = None, None
+        restore = {"text": text, "files": files}
+        try:
+            yield from _run(st, len(st.rounds) - 1, system_, gen, adapter_, request, restore)
+        except gr.Error:
+            if st.rounds and st.rounds[-1].user is turn and st.rounds[-1].reply is None:
+                st.rounds.pop()
+            raise
+
+    def regenerate(st, system_, temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_,
+                   fps_, max_frames_, adapter_, request: gr.Request):
+        """Drop the last reply and generate it again (same user message)."""
+        if not isinstance(st, ChatState) or not st.rounds:
+            raise gr.Error("Nothing to regenerate yet: send a message first.")
+        try:
+            gen = gen_config(temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_, fps_, max_frames_)
+        except StudioError as e:
+            raise gr.Error(str(e)) from None
+        yield from _run(st, len(st.rounds) - 1, system_, gen, adapter_, request, None)
+
+    def stop(request: gr.Request):
+        """Set this session's stop event; generation ends within one token."""
+        key = getattr(request, "session_hash", None)
+        with stops_lock:
+            ev = stops.get(key)
+        if ev is not None:
+            ev.set()
+            return "*Stopping…*"
+        return gr.skip()
+
+    def clear(request: gr.Request):
+        stop(request)
+        return [], None, ChatState(), "", ""
+
+    def estimate(message, st, fps_, max_frames_):
+        """Decode the attached files and show the visual-token estimate before sending."""
+        st = st if isinstance(st, ChatState) else ChatState()
+        files = _files_of(message)
+        if not files:
+            return "", st
+        try:
+            media = prepare_media(st, files, fps_, max_frames_)
+            _, processor = model_for(None)
+            n = media_mod.estimate_visual_tokens(media, processor)
+        except StudioError as e:
+            gr.Warning(str(e))
+            return f"⚠️ {render.escape(str(e))}", st
+        what = {"image": f"{len(media.images)} image{'s' if len(media.images) != 1 else ''}",
+                "pdf": f"PDF, {len(media.images)} page{'s' if len(media.images) != 1 else ''}",
+                "video": (f"video, {media.video.frames.shape[0]} frames"
+                          if media.video is not None else "video")}.get(media.kind, media.kind)
+        return f"≈ **{n:,} visual tokens** ({what})", st
+
+    def refresh_adapters(current):
+        choices = [NO_ADAPTER] + find_adapters(ctx)
+        tried = ctx.extra.get("chat_adapter")
+        value = current if current in choices else NO_ADAPTER
+        if tried and ctx.extra.get("_chat_adapter_seen") != tried:
+            ctx.extra["_chat_adapter_seen"] = tried
+            value = str(tried)
+        return gr.update(choices=choices, value=value)
+
+    # ---------------------------------------------------------------- events
+    outs = [chatbot, box, state, stats_md]
+    box.submit(send, [box, state] + settings, outs, api_name="chat",
+               concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1)
+    regen_btn.click(regenerate, [state] + settings, outs, api_name="regenerate",
+                    concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1)
+    stop_btn.click(stop, None, [stats_md], api_name="stop", concurrency_limit=None, queue=False)
+    clear_btn.click(clear, None, [chatbot, box, state, stats_md, estimate_md], api_name="clear",
+                    concurrency_limit=None)
+    box.change(estimate, [box, state, fps, max_frames], [estimate_md, state], api_name="estimate",
+               concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
+    refresh_btn.click(refresh_adapters, [adapter], [adapter], api_name=False, queue=False)
+    adapter.focus(refresh_adapters, [adapter], [adapter], api_name=False, queue=False)
