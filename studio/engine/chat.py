@@ -173,6 +173,14 @@ def build_inputs(processor, history: list[ChatTurn], system: str | None = None, 
         build_messages(history, system), add_generation_prompt=generation_prompt, tokenize=False
     )
     images, videos, metas = _collect_media(history)
+    if images and videos:
+        # transformers' Glm4vModel.get_placeholder_mask counts <|image|> for both images and
+        # video frames, so a prompt holding both fails with a feature/token mismatch.
+        raise InputError(
+            "This conversation would hold both images and a video; GLM-4.1V (transformers) "
+            "cannot read both in one conversation. Clear the chat and send the video (or the "
+            "images) in a new one."
+        )
     kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt"}
     if images:
         kwargs["images"] = images
