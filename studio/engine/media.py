@@ -23,6 +23,7 @@ already-sampled frames a second time.
 from __future__ import annotations
 
 import math
+import re
 import struct
 import warnings
 from dataclasses import dataclass, field
@@ -230,17 +231,24 @@ def _flatten_rgb(img: Image.Image) -> Image.Image:
 
 
 def _downscale_to(img: Image.Image, max_pixels: int) -> Image.Image:
-    """Shrink ``img`` (aspect kept) so that width × height ≤ ``max_pixels``."""
+    """Shrink ``img`` (aspect kept) so that width × height ≤ ``max_pixels``.
+
+    Integer box-reduce first (``Image.reduce``, cheap on 100+ MP), then one antialiased
+    resample to the exact size. Returns ``img`` itself when it is small enough.
+    """
     w, h = img.size
     if w * h <= max_pixels:
         return img
     scale = math.sqrt(max_pixels / (w * h))
     nw, nh = max(1, int(w * scale)), max(1, int(h * scale))
-    if img.mode not in ("L", "RGB", "RGBA", "LA", "I", "F"):
+    if img.mode == "1":
+        img = img.convert("L")
+    elif img.mode not in ("L", "RGB", "RGBA", "LA", "I", "F"):
         img = img.convert("RGBA" if img.mode in ("P", "PA") and "transparency" in img.info else "RGB")
-    # reducing_gap: Pillow first box-reduces by an integer factor, then resamples: fast
-    # on 100+ MP inputs and still antialiased.
-    return img.resize((nw, nh), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    factor = int(1 / scale)
+    if factor >= 2:
+        img = img.reduce(factor)
+    return img.resize((nw, nh), Image.Resampling.BICUBIC)
 
 
 def _check_aspect(w: int, h: int, name: str) -> None:
@@ -615,8 +623,9 @@ def load_video(path: str | os.PathLike, fps: float = DEFAULT_FPS,
         wanted = sample_indices(total, src_fps, fps, max_frames, duration)
         if any(i not in got for i in wanted):
             got, _, _ = _decode_indices(p, name, wanted)
-        wanted = [i if i in got else max(j for j in got if j <= i) if any(j <= i for j in got)
-                  else min(got) for i in wanted]
+        # If a damaged stream still withholds a frame, use the nearest earlier decoded one.
+        have = sorted(got)
+        wanted = [i if i in got else max([j for j in have if j <= i] or have[:1]) for i in wanted]
     frames = np.stack([got[i] for i in wanted]).astype(np.uint8, copy=False)
     metadata = {
         "total_num_frames": int(total),
@@ -662,16 +671,21 @@ def load_pdf(path: str | os.PathLike, max_pages: int = MAX_PDF_PAGES, dpi: int =
         raise InputError(f"PDF dpi must be a whole number from 24 to 600, got {dpi!r}.")
     try:
         doc = pdfium.PdfDocument(str(p))
-    except pdfium.PdfiumError as e:
-        msg = str(e)
-        if "password" in msg.lower():
+    except pdfium.PdfiumError:
+        # PDFium's error code is a process-wide "last error" that a failed load does not
+        # always reset (a 0-page file reports the previous file's code), so look at the
+        # bytes: encryption and an empty page tree are both visible there.
+        data = p.read_bytes()
+        if b"/Encrypt" in data:
             raise MediaError(
                 f"{name!r} is password-protected (encrypted). Remove the password, e.g. print "
                 f"it to a new PDF, and upload that."
             ) from None
+        if re.search(rb"/Count\s*0\b", data) and not re.search(rb"/Count\s*[1-9]", data):
+            raise MediaError(f"{name!r} has no pages. Choose a PDF with at least one page.") from None
         raise MediaError(
-            f"{name!r} is not a readable PDF; it is corrupt or truncated ({msg.strip().rstrip('.')}). "
-            f"Re-export or re-download it."
+            f"{name!r} is not a readable PDF; it is corrupt or truncated. Re-export or "
+            f"re-download it."
         ) from None
     try:
         n = len(doc)
