@@ -1,0 +1,47 @@
+"""Check an SFT dataset and print its problems per row: `studio doctor data.jsonl [--max-length N] [--fix out.jsonl]`.
+
+Runs the same data doctor as training (:func:`studio.engine.data.doctor`): tag order and
+balance in assistant turns, <image>/<video> placeholders vs the media lists, media files
+that exist and decode, visual tokens per row and whether each row fits ``--max-length``
+without cutting an image span, language-mix and repetition warnings. Exit status 1 when
+there are errors, 0 otherwise. ``--fix`` writes a copy with the safe fixes applied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags of ``studio doctor``."""
+    p.add_argument("data", help="dataset file or folder (.jsonl/.json/.csv/.parquet or a save_to_disk folder)")
+    p.add_argument("--model", default=None, help="model whose processor counts tokens (default: embedded)")
+    p.add_argument("--max-length", type=int, default=4096, help="tokens per row the training will allow")
+    p.add_argument("--policy", default="last_thinking", help="loss policy (last_thinking, answer_only, all_turns)")
+    p.add_argument("--no-decode", action="store_true", help="only check that media files exist (faster)")
+    p.add_argument("--fix", metavar="OUT", help="write a fixed copy (GLM fine-tune JSONL) to OUT")
+    p.add_argument("--add-empty-think", action="store_true",
+                   help="with --fix: also turn answer-only rows into <think>\\n</think><answer>…</answer>")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the report table; exit 1 if any error was found."""
+    from transformers import AutoProcessor
+
+    from studio.engine import data as D
+    from studio.engine.models import resolve
+
+    processor = AutoProcessor.from_pretrained(resolve(args.model or "embedded"), trust_remote_code=False)
+    rows, rep = D.diagnose(args.data, processor, args.max_length, policy=args.policy, decode=not args.no_decode)
+    if args.json:
+        print(json.dumps(rep.to_dict(), indent=1, ensure_ascii=False))
+    else:
+        print(rep.to_markdown())
+    if args.fix and rows:
+        choices = ["close_answer"] + (["add_empty_think"] if args.add_empty_think else [])
+        fixed, n = D.auto_fix(rows, choices)
+        out = D.save_rows(fixed, args.fix)
+        print(f"\nfixed {n} assistant turns; wrote {len(fixed)} rows to {out}")
+    return 1 if rep.summary["errors"] else 0

@@ -1,0 +1,152 @@
+"""LoRA/QLoRA SFT into the think/answer format: `studio sft --config RUN/config.yaml` or `studio sft --data FILE`.
+
+Two ways in, one code path (:func:`studio.engine.sft.train`):
+
+* ``studio sft --config runs/<id>/config.yaml`` runs the config the SFT tab (or an earlier
+  call) wrote; the run folder is the config's ``output_dir`` or the folder it sits in. If
+  that folder has a complete checkpoint, training continues from it (``resume: true``,
+  the default; ``--no-resume`` starts over).
+* ``studio sft --data train.jsonl [--model …] [--max-steps …]`` makes a new run folder
+  ``runs/<time>-sft-<name>/``, writes its ``config.yaml`` and runs it.
+
+SIGINT/SIGTERM (the job panel's Stop, or Ctrl-C) finishes the current step, saves a
+checkpoint and exits 0; a second signal interrupts at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+_OVERRIDES = {"max_steps": int, "epochs": float, "learning_rate": float, "batch_size": int, "grad_accum": int,
+              "max_length": int, "eval_split": float, "save_steps": int, "seed": int, "policy": str}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags of ``studio sft``."""
+    p.add_argument("--config", help="run config YAML (written by the SFT tab or an earlier run)")
+    p.add_argument("--data", help="dataset file or folder; creates a new run folder")
+    p.add_argument("--model", help="hub id, model folder, or 'embedded' (default)")
+    p.add_argument("--runs-dir", default=None, help="where new run folders go (default $STUDIO_RUNS or runs/)")
+    p.add_argument("--name", default=None, help="short run name used in the folder name")
+    p.add_argument("--resume", action="store_true", default=None, help="continue from the last checkpoint (default)")
+    p.add_argument("--no-resume", dest="resume", action="store_false", help="start over, ignoring checkpoints")
+    p.add_argument("--dry-run", action="store_true", help="validate and write config.yaml, do not train")
+    g = p.add_argument_group("overrides (any SFTRunConfig field)")
+    for name, tp in _OVERRIDES.items():
+        g.add_argument("--" + name.replace("_", "-"), dest=name, type=tp, default=None)
+    g.add_argument("--rank", type=int, default=None, help="LoRA rank")
+    g.add_argument("--qlora", action="store_true", default=None, help="4-bit NF4 base (CUDA only)")
+    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other field, e.g. --set lora.alpha=32 --set report_to=none")
+
+
+def build_config(args: argparse.Namespace):
+    """(SFTRunConfig, run folder) from the flags; creates the run folder for ``--data``.
+
+    Raises: ConfigError for bad flags or values (the message names the field).
+    """
+    import yaml
+
+    from studio.engine.runs import new_run_dir
+    from studio.engine.sft import SFTRunConfig, run_dir_for
+    from studio.errors import ConfigError
+
+    if not args.config and not args.data:
+        raise ConfigError("Pass --config runs/<id>/config.yaml, or --data FILE to start a new run.")
+    data: dict = {}
+    if args.config:
+        p = Path(args.config)
+        if not p.is_file():
+            raise ConfigError(f"Config file {p} does not exist.")
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"Config file {p} is not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"Config file {p} must hold a mapping of settings.")
+    if args.data:
+        data["data"] = args.data
+    if args.model:
+        data.setdefault("model", {})["name_or_path"] = args.model
+    if args.name:
+        data["name"] = args.name
+    for k in _OVERRIDES:
+        if getattr(args, k, None) is not None:
+            data[k] = getattr(args, k)
+    if args.rank is not None:
+        data.setdefault("lora", {})["rank"] = args.rank
+    if args.qlora:
+        data.setdefault("lora", {})["qlora"] = True
+    if args.resume is not None:
+        data["resume"] = args.resume
+    for item in args.set:
+        if "=" not in item:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}.")
+        key, val = item.split("=", 1)
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(val)
+    cfg = SFTRunConfig.from_dict(data)
+    cfg.validate()
+    if args.config:
+        run = run_dir_for(cfg, args.config)
+    else:
+        runs_dir = args.runs_dir or os.environ.get("STUDIO_RUNS", "runs")
+        run = new_run_dir(runs_dir, "sft", cfg.name)
+    if not cfg.output_dir:
+        cfg.output_dir = str(run)
+    return cfg, Path(cfg.output_dir)
+
+
+class _Tee:
+    """Write to a stream and to a log file (``train.log`` when run from a terminal)."""
+
+    def __init__(self, stream, f):
+        self.stream, self.f = stream, f
+
+    def write(self, s):
+        self.stream.write(s)
+        self.f.write(s)
+        self.f.flush()
+        return len(s)
+
+    def flush(self):
+        self.stream.flush()
+        self.f.flush()
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate, write ``config.yaml``, train (or resume); exit 0 when finished or stopped."""
+    cfg, run_dir = build_config(args)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg.to_yaml(run_dir / "config.yaml")
+    print(f"run folder: {run_dir}\nrepeat with: studio sft --config {run_dir / 'config.yaml'}", flush=True)
+    if args.dry_run:
+        return 0
+    from studio.engine.metrics import install_graceful_stop
+    from studio.engine.runs import track_run
+    from studio.engine.sft import train
+
+    log_file = None
+    if os.environ.get("STUDIO_JOB") != "1":  # under the job wrapper stdout already goes to train.log
+        log_file = open(run_dir / "train.log", "a", encoding="utf-8")
+        sys.stdout, sys.stderr = _Tee(sys.stdout, log_file), _Tee(sys.stderr, log_file)
+    flag = install_graceful_stop()
+    try:
+        with track_run(run_dir, "sft", stop_flag=flag):
+            out = train(cfg, run_dir, stop_flag=flag, log_fn=lambda m: print(m, flush=True))
+        print(f"{out['status']} at step {out['global_step']}" +
+              (f"; adapter: {out['adapter']}" if out["adapter"] else ""), flush=True)
+    finally:
+        if log_file:
+            sys.stdout, sys.stderr = sys.stdout.stream, sys.stderr.stream
+            log_file.close()
+    return 0
