@@ -30,8 +30,10 @@ import argparse
 import json
 import math
 import random
+import re
 import sys
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,11 +76,12 @@ class StageDefaults:
     batch: int
     warmup: int
     max_questions: int
+    minutes: float  # wall-clock budget (see ``train(minutes=...)``)
 
 
 STAGES = {
-    "base": StageDefaults(steps=1100, lr=1e-3, batch=16, warmup=40, max_questions=6),
-    "thinking": StageDefaults(steps=300, lr=5e-4, batch=12, warmup=20, max_questions=4),
+    "base": StageDefaults(steps=1100, lr=1e-3, batch=16, warmup=40, max_questions=6, minutes=36),
+    "thinking": StageDefaults(steps=400, lr=5e-4, batch=12, warmup=20, max_questions=4, minutes=22),
 }
 
 
@@ -132,6 +135,19 @@ def caption(scene: T.Scene) -> str:
     return "The image shows " + ", ".join(parts) + "."
 
 
+_LONG_COUNT = re.compile(r"^How many (.+) are there\?$")
+
+
+def question_text(item: T.TaskItem, stage: str) -> str:
+    """The question as trained. In the thinking stage a third of the counting questions use
+    the short form people type in the Chat tab ("How many red circles?"), chosen by a hash
+    of the item id (deterministic)."""
+    m = _LONG_COUNT.match(item.question)
+    if stage == "thinking" and m and zlib.crc32(item.id.encode()) % 3 == 0:
+        return f"How many {m.group(1)}?"
+    return item.question
+
+
 def segments(scene: T.Scene, stage: str, style: str, max_questions: int) -> list[tuple[str, int]]:
     """Text segments with a loss kind; boundaries fall on added tokens, so tokenising the
     segments one by one gives the same ids as tokenising their concatenation.
@@ -150,7 +166,8 @@ def segments(scene: T.Scene, stage: str, style: str, max_questions: int) -> list
     for k, it in enumerate(items):
         # <|user|> ends the previous answer (GLM has no end-of-turn token): it carries loss
         segs.append(("<|user|>", LOSS if k else NO_LOSS))
-        segs.append(("\n" + (IMAGE_BLOCK if k == 0 else "") + it.question + "<|assistant|>\n", NO_LOSS))
+        segs.append(("\n" + (IMAGE_BLOCK if k == 0 else "") + question_text(it, stage) + "<|assistant|>\n",
+                     NO_LOSS))
         if stage == "base":
             segs.append((it.answer, ANSWER))
         else:
@@ -164,7 +181,7 @@ def chat_messages(scene: T.Scene, stage: str, max_questions: int) -> list[dict]:
     """The chat the ``"chat"`` style renders (for checking against the chat template)."""
     msgs = []
     for k, it in enumerate(scene.items[:max_questions]):
-        content = ([{"type": "image"}] if k == 0 else []) + [{"type": "text", "text": it.question}]
+        content = ([{"type": "image"}] if k == 0 else []) + [{"type": "text", "text": question_text(it, stage)}]
         msgs.append({"role": "user", "content": content})
         msgs.append({"role": "assistant",
                      "content": it.answer if stage == "base" else T.assistant_text(it)})
@@ -228,12 +245,12 @@ def eval_keys(seed: int, n: int = 600) -> set[str]:
 class SceneStream:
     """Fresh training scenes for step ``k``: deterministic in (seed, k), held-out removed."""
 
-    def __init__(self, seed: int, total_steps: int, batch: int, skip: set[str]):
-        self.seed, self.total, self.batch, self.skip = seed, total_steps, batch, skip
+    def __init__(self, seed: int, batch: int, skip: set[str]):
+        self.seed, self.batch, self.skip = seed, batch, skip
 
-    def scenes(self, step: int) -> list[T.Scene]:
+    def scenes(self, step: int, progress: float) -> list[T.Scene]:
         rng = random.Random(f"toy-train/{self.seed}/{step}")
-        w = level_weights(step / max(self.total, 1))
+        w = level_weights(progress)
         out, j = [], 0
         while len(out) < self.batch:
             fam = T.FAMILIES[rng.randrange(len(T.FAMILIES))]
@@ -276,7 +293,7 @@ def save(model, processor, out: Path, meta: dict) -> None:
 
 def train(stage: str, out: str | Path, *, seed: int = 0, init: str | None = None, steps: int | None = None,
           lr: float | None = None, batch: int | None = None, threads: int = 1, save_minutes: float = 5.0,
-          max_minutes: float = 88.0, resume: bool = False, log_every: int = 20, eval_every: int = 200,
+          minutes: float | None = None, resume: bool = False, log_every: int = 20, eval_every: int = 200,
           command: str = "") -> Path:
     """Train one stage and save it into ``out``.
 
@@ -285,7 +302,10 @@ def train(stage: str, out: str | Path, *, seed: int = 0, init: str | None = None
             ``init`` into the think/answer/box format).
         init: model folder to start from (required for ``thinking``).
         steps, lr, batch: override :data:`STAGES` defaults.
-        max_minutes: wall-clock cap; training stops early (and saves) when reached.
+        minutes: wall-clock budget. Progress (LR cosine, curriculum) is the larger of
+            step/steps and elapsed/budget, and training ends at 100 %: on a slow or shared
+            CPU the run still ends on time with a fully decayed LR (fewer steps). ``None``
+            or 0: purely step-based, bit-reproducible on one machine.
         resume: continue from the checkpoint in ``out`` and the resume folder.
 
     Returns:
@@ -307,6 +327,7 @@ def train(stage: str, out: str | Path, *, seed: int = 0, init: str | None = None
         raise InputError("The thinking stage starts from a base model: pass --init studio/assets/toy-base.")
     d = STAGES[stage]
     steps, lr, batch = steps or d.steps, lr or d.lr, batch or d.batch
+    minutes = d.minutes if minutes is None else minutes
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     out = Path(out)
@@ -326,45 +347,59 @@ def train(stage: str, out: str | Path, *, seed: int = 0, init: str | None = None
     model.train()
     n_params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
-    start = 0
+    start, prior_s = 0, 0.0
     if resume and (work / "resume.pt").is_file():
         state = torch.load(work / "resume.pt", weights_only=True)
         opt.load_state_dict(state["optimizer"])
-        start = int(state["step"])
+        start, prior_s = int(state["step"]), float(state.get("elapsed_s", 0.0))
     elif not resume and log_path.exists():
         log_path.unlink()
 
-    def lr_at(k: int) -> float:
+    def progress(k: int) -> float:
+        """Fraction of the run done: by steps, or by wall clock when ``minutes`` is set
+        (whichever is further), so a slow shared CPU still ends with a decayed LR."""
+        p = k / steps
+        if minutes:
+            p = max(p, (prior_s + time.time() - t0) / (minutes * 60))
+        return min(p, 1.0)
+
+    def lr_at(k: int, p: float) -> float:
         if k < d.warmup:
             return lr * (k + 1) / d.warmup
-        p = (k - d.warmup) / max(steps - d.warmup, 1)
-        return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(p, 1.0))))
+        return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
 
-    stream = SceneStream(seed, steps, batch, eval_keys(seed))
+    stream = SceneStream(seed, batch, eval_keys(seed))
     probe_rng = random.Random(f"probe/{seed}")
     probe_scenes = T.generate_scenes(48, seed + EVAL_SEED_OFFSET)
     probe = make_batch(processor, probe_scenes, stage, d.max_questions, probe_rng)
     meta = {"kind": "workshop-toy", "stage": stage, "seed": seed, "command": command,
-            "init": init, "params": n_params, "steps": steps, "lr": lr, "batch": batch}
+            "init": init, "params": n_params, "steps": steps, "lr": lr, "batch": batch,
+            "minutes_budget": minutes}
     print(f"[{stage}] {n_params / 1e6:.2f} M parameters; steps {start}..{steps}, batch {batch}, lr {lr}",
           flush=True)
     t0 = last_save = time.time()
     ema = None
-    step = start
+    done = start
     with log_path.open("a", encoding="utf-8") as log:
         for step in range(start, steps):
+            prog = progress(step)
+            if prog >= 1.0:
+                print(f"[{stage}] time budget of {minutes} min reached after {step} steps", flush=True)
+                break
             rng = random.Random(f"batch/{seed}/{step}")
-            b = make_batch(processor, stream.scenes(step), stage, d.max_questions, rng)
+            b = make_batch(processor, stream.scenes(step, prog), stage, d.max_questions, rng)
             for g in opt.param_groups:
-                g["lr"] = lr_at(step)
+                g["lr"] = lr_at(step, prog)
             loss, acc = forward_loss(model, b)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
+            done = step + 1
             ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
             rec = {"step": step + 1, "loss": round(loss.item(), 4), "answer_acc": round(acc, 4),
-                   "lr": lr_at(step), "elapsed_s": round(time.time() - t0, 1)}
+                   "lr": lr_at(step, prog), "progress": round(prog, 4),
+                   "elapsed_s": round(prior_s + time.time() - t0, 1)}
             if (step + 1) % eval_every == 0 or step + 1 == steps:
                 model.eval()
                 with torch.no_grad():
@@ -377,19 +412,16 @@ def train(stage: str, out: str | Path, *, seed: int = 0, init: str | None = None
                 print(f"[{stage}] step {step + 1}/{steps} loss {ema:.3f} ans_acc {acc:.2f}"
                       + (f" | val_loss {rec['val_loss']:.3f} val_ans_acc {rec['val_answer_acc']:.3f}"
                          if "val_loss" in rec else "") + f" | {rec['elapsed_s']:.0f}s", flush=True)
-            over = (time.time() - t0) / 60 > max_minutes
-            if time.time() - last_save > save_minutes * 60 or over:
+            if time.time() - last_save > save_minutes * 60:
                 model.eval()
                 save(model, processor, out, dict(meta, step=step + 1, finished=False))
-                torch.save({"optimizer": opt.state_dict(), "step": step + 1}, work / "resume.pt")
+                torch.save({"optimizer": opt.state_dict(), "step": step + 1,
+                            "elapsed_s": prior_s + time.time() - t0}, work / "resume.pt")
                 model.train()
                 last_save = time.time()
-            if over:
-                print(f"[{stage}] stopping at the {max_minutes:.0f}-minute cap (step {step + 1})", flush=True)
-                break
     model.eval()
-    save(model, processor, out, dict(meta, step=step + 1, finished=True,
-                                     minutes=round((time.time() - t0) / 60, 1)))
+    save(model, processor, out, dict(meta, step=done, finished=True,
+                                     minutes=round((prior_s + time.time() - t0) / 60, 1)))
     print(f"[{stage}] saved {out} after {(time.time() - t0) / 60:.1f} min", flush=True)
     return out
 
@@ -404,7 +436,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--batch", type=int, default=None, help="images per step")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--max-minutes", type=float, default=88.0, help="wall-clock cap; saves and stops")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="wall-clock budget (default per stage); LR and curriculum follow the larger of "
+                        "step and time progress; 0 = step-based only (bit-reproducible)")
     p.add_argument("--save-minutes", type=float, default=5.0, help="checkpoint interval")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
 
@@ -413,7 +447,7 @@ def run(args: argparse.Namespace) -> int:
     """Run one training stage from parsed arguments."""
     train(args.stage, args.out, seed=args.seed, init=args.init, steps=args.steps, lr=args.lr,
           batch=args.batch, threads=args.threads, save_minutes=args.save_minutes,
-          max_minutes=args.max_minutes, resume=args.resume,
+          minutes=args.minutes, resume=args.resume,
           command="python -m studio.engine.toy_train " + " ".join(sys.argv[1:]))
     return 0
 

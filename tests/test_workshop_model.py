@@ -1,0 +1,125 @@
+"""The workshop model: training sequences, the shipped toy checkpoints, and their quality floor."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, SAMPLE_DATA
+
+ASSETS = REPO / "studio" / "assets"
+BASE, THINKING = ASSETS / "toy-base", ASSETS / "toy-thinking"
+EVAL = SAMPLE_DATA / "workshop" / "eval.jsonl"
+
+
+def _need(folder: Path) -> None:
+    if not (folder / "model.safetensors").is_file() or not (folder / "studio_model.json").is_file():
+        pytest.skip(f"{folder} is not built; run python -m studio.engine.toy_train (see README)")
+
+
+@pytest.fixture(scope="module")
+def processor():
+    from studio.engine.tiny import build_processor
+
+    return build_processor()
+
+
+@pytest.mark.parametrize("stage", ["base", "thinking"])
+def test_training_sequences_match_the_chat_template(processor, stage):
+    """The hand-built token ids equal the official template + processor expansion, and the
+    loss falls only on answers / assistant turns (never on the image or the question)."""
+    from studio.engine import tasks as T
+    from studio.engine.toy_train import ANSWER, LOSS, NO_LOSS, chat_messages, encode, make_batch, segments
+
+    tok = processor.tokenizer
+    scenes = T.generate_scenes(8, seed=11)
+    for s in scenes:
+        ids, kinds, mm = encode(tok, segments(s, stage, "chat", 4))
+        text = processor.apply_chat_template(chat_messages(s, stage, 4), tokenize=False) + "<|endoftext|>"
+        ref = processor(text=[text], images=[s.image], return_tensors="pt")
+        assert ids == ref["input_ids"][0].tolist()
+        assert mm == ref["mm_token_type_ids"][0].tolist()
+        img = tok.convert_tokens_to_ids("<|image|>")
+        assert all(k == NO_LOSS for i, k in zip(ids, kinds) if i == img)
+        answers = tok.decode([i for i, k in zip(ids, kinds) if k == ANSWER])
+        assert answers == "".join(it.answer for it in s.items[:4])
+        trained = tok.decode([i for i, k in zip(ids, kinds) if k in (LOSS, ANSWER)], skip_special_tokens=False)
+        assert s.items[0].question not in trained
+    b = make_batch(processor, scenes, stage, 4, random.Random(0))
+    assert b["pixel_values"].shape == (8 * 64, 1176) and b["image_grid_thw"].tolist() == [[1, 8, 8]] * 8
+    assert b["labels"].shape == b["input_ids"].shape and (b["labels"] != -100).any()
+
+
+def test_base_raw_text_has_caption_and_answers(processor):
+    from studio.engine import tasks as T
+    from studio.engine.toy_train import ANSWER, encode, segments
+
+    s = T.make_scene("shapes", 2, 0, 3)
+    ids, kinds, _ = encode(processor.tokenizer, segments(s, "base", "raw", 6))
+    text = processor.tokenizer.decode(ids, skip_special_tokens=False)
+    assert text.startswith("[gMASK]<sop><|begin_of_image|>") and "<think>" not in text
+    assert "The image shows " in text and f"Question: {s.items[0].question}\nAnswer: {s.items[0].answer}" in text
+    assert processor.tokenizer.decode([i for i, k in zip(ids, kinds) if k == ANSWER]).split() == \
+        [it.answer for it in s.items[:6]]
+
+
+@pytest.mark.parametrize("folder,stage", [(BASE, "base"), (THINKING, "thinking")])
+def test_shipped_checkpoint_loads_through_models_load(folder, stage):
+    _need(folder)
+    from studio.config import ModelSpec
+    from studio.engine.models import load
+
+    meta = json.loads((folder / "studio_model.json").read_text())
+    assert meta["kind"] == "workshop-toy" and meta["stage"] == stage and meta["finished"]
+    model, proc = load(ModelSpec(name_or_path=str(folder), device="cpu"))
+    assert type(model).__name__ == "Glm4vForConditionalGeneration"
+    assert sum(p.numel() for p in model.parameters()) <= 10_000_000
+    assert proc.tokenizer.convert_tokens_to_ids("<|begin_of_box|>") != proc.tokenizer.unk_token_id
+    assert not list(folder.glob("*.bin")) and not list(folder.glob("*.pt"))
+
+
+def test_shipped_assets_are_small():
+    _need(THINKING)
+    total = sum(p.stat().st_size for d in (BASE, THINKING) for p in d.rglob("*") if p.is_file())
+    assert total <= 25 * 2**20
+
+
+@pytest.mark.slow
+def test_toy_thinking_beats_random_weights_on_held_out_prompts():
+    """`studio eval` on 20 held-out prompts: random weights score 0 % format (measured)."""
+    _need(THINKING)
+    from studio.engine.evaluate import evaluate
+
+    rep = evaluate(str(THINKING), EVAL, n=20)
+    all_row = rep.groups()[-1]
+    assert rep.mode == "thinking" and all_row["n"] == 20
+    assert all_row["format"] >= 0.8, rep.table()
+    assert all_row["accuracy"] >= all_row["chance"] + 0.15, rep.table()
+
+
+@pytest.mark.slow
+def test_toy_base_answers_plainly_above_chance():
+    _need(BASE)
+    from studio.engine.evaluate import evaluate
+
+    rep = evaluate(str(BASE), EVAL, n=20, max_new_tokens=12)
+    all_row = rep.groups()[-1]
+    assert rep.mode == "plain"
+    assert all_row["accuracy"] >= all_row["chance"] + 0.1, rep.table()
+
+
+@pytest.mark.slow
+def test_train_script_runs_and_saves_a_loadable_checkpoint(tmp_path):
+    from studio.config import ModelSpec
+    from studio.engine.models import load
+    from studio.engine.toy_train import train
+
+    out = train("base", tmp_path / "b", steps=3, batch=2, minutes=0, command="test")
+    meta = json.loads((out / "studio_model.json").read_text())
+    assert meta["stage"] == "base" and meta["step"] == 3 and meta["finished"]
+    out2 = train("thinking", tmp_path / "t", init=str(out), steps=2, batch=2, minutes=0, command="test")
+    model, _ = load(ModelSpec(name_or_path=str(out2), device="cpu"))
+    assert json.loads((out2 / "studio_model.json").read_text())["stage"] == "thinking"
