@@ -201,6 +201,17 @@ def test_reward_hacking_attempts_score_low(label, completion, ref, task):
         assert score <= 0.011, (label, extract, score)
 
 
+@pytest.mark.parametrize("expr", ["9^{9^{9^{9}}}", "2^{2^{40}}", "10^{100000}", "1000000!", "(2^{99})!",
+                                  "\\sum_{i=1}^{10^{9}} i", "1" * 150])
+def test_expensive_expressions_are_refused_quickly(expr):
+    import time
+
+    t0 = time.perf_counter()
+    assert R.accuracy([W(expr)], answer=["4"], task_type=["math"]) == [0.0]
+    assert time.perf_counter() - t0 < 1.0
+    assert not R.safe_for_sympy(expr) or R.parse_number(expr) is not None
+
+
 # ----------------------------------------------------------------------------- tokenizer
 @pytest.fixture(scope="module")
 def tokenizer():

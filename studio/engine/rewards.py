@@ -39,8 +39,15 @@ Helpers: :func:`get_reward`, :func:`build_reward_funcs`, :class:`RewardConfig`,
 :func:`check_format` (→ :class:`FormatCheck` with a reason), :func:`extract_answer`,
 :func:`verify` (one prediction vs one reference, no format gate),
 :func:`check_reference` (is a dataset's reference scoreable? → message or ``None``),
-:func:`normalize_text`, :func:`edit_similarity`, :func:`box_iou`, :func:`parse_choice`,
-:func:`parse_count`, :func:`parse_number`.
+:func:`normalize_text`, :func:`math_equal`, :func:`edit_similarity`, :func:`box_iou`,
+:func:`grounding_score`, :func:`parse_choice`, :func:`parse_count`, :func:`parse_number`,
+:func:`safe_for_sympy`, :func:`canonical_task_type`, :func:`completion_text`.
+
+Reward-hacking guards: the box must sit inside ``<answer>`` and be the only one; SymPy
+parses the *whole* box (no free-text extraction, so "3, 4, 5" is a set, not 5); choice
+and counting refuse answers naming several options/numbers; grounding divides by
+max(#predicted, #reference) boxes; expressions that would make SymPy compute huge
+integers (uninterruptible C code) are refused before parsing.
 
 Format (what :func:`check_format` accepts): optional whitespace, ``<think>…</think>``,
 optional whitespace, ``<answer>…</answer>``, optional whitespace, then only control tokens
@@ -491,6 +498,55 @@ def _to_sympy(s: str, timeout_s: float) -> Any:
         return None
 
 
+_HEAVY = re.compile(r"\\(?:sum|prod|int|iint|oint|lim|binom|dbinom|tbinom|choose)|!!|\\over")
+_DIGITS = re.compile(r"\d+")
+
+
+def _exponents(s: str) -> list[str]:
+    """Texts of every exponent: ``^{…}`` (balanced) or ``^x`` (one token)."""
+    out = []
+    for m in re.finditer(r"\^", s):
+        j = m.end()
+        while j < len(s) and s[j] == " ":
+            j += 1
+        if j < len(s) and s[j] == "{":
+            depth, k = 0, j
+            while k < len(s):
+                depth += {"{": 1, "}": -1}.get(s[k], 0)
+                if depth == 0:
+                    break
+                k += 1
+            out.append(s[j + 1:k])
+        else:
+            t = re.match(r"\\?[A-Za-z]+|\d+|.", s[j:])
+            out.append(t.group(0) if t else "")
+    return out
+
+
+def safe_for_sympy(s: str) -> bool:
+    """Whether a *model-written* expression is cheap to hand to SymPy.
+
+    Big-integer powers and factorials run in C and cannot be interrupted by a timer,
+    so they are refused up front: nested or long exponents (a digit run of more than
+    3 digits or more than 2 runs), factorials of more than 3 digits, sums/products/
+    integrals/limits/binomials, digit runs over 100 digits.
+
+    >>> safe_for_sympy("2^{10}"), safe_for_sympy("9^{9^{9}}"), safe_for_sympy("10^{100000}")
+    (True, False, False)
+    """
+    if _HEAVY.search(s) or s.count("^") > 3:
+        return False
+    if any(len(d) > 100 for d in _DIGITS.findall(s)):
+        return False
+    if any(len(d) > 3 for d in re.findall(r"(\d+)\s*!", s)) or re.search(r"\}\s*!|\)\s*!", s):
+        return False
+    for e in _exponents(s):
+        runs = _DIGITS.findall(e)
+        if "^" in e or "!" in e or len(runs) > 2 or any(len(d) > 3 for d in runs):
+            return False
+    return True
+
+
 def _is_closed_form(expr: Any) -> bool:
     import sympy
 
@@ -531,13 +587,15 @@ def math_equal(pred: str, ref: str, *, rel_tol: float = 1e-5, max_expr_chars: in
     a, b = parse_number(p), parse_number(r)
     if a is not None and b is not None:
         return _close(a, b, rel_tol)
-    if len(p) > max_expr_chars or len(r) > 4 * max_expr_chars:
+    if len(p) > max_expr_chars or len(r) > 4 * max_expr_chars or not safe_for_sympy(p):
         return False
     return _sympy_equal(p, r, rel_tol, sympy_timeout_s)
 
 
 # ----------------------------------------------------------------------------- choice / count
-_CHOICE_PREFIX = re.compile(r"^(?:the\s+)?(?:correct\s+)?(?:final\s+)?(?:answer|option|choice)\s*(?:is)?\s*[:：]?\s*", re.I)
+_CHOICE_PREFIX = re.compile(
+    r"^(?:the\s+)?(?:correct\s+)?(?:final\s+)?(?:answer|option|choice)\s*(?:is)?\s*[:：]?\s*", re.I
+)
 _CHOICE_PATTERNS = (
     re.compile(r"\(?([A-Za-z])\)?"),                   # B, (B), b
     re.compile(r"\(([A-Za-z])\)\s*\S.*", re.S),        # (B) text
