@@ -368,6 +368,12 @@ def test_config_yaml_round_trip_and_validation(tmp_path):
             CurriculumState(3, CurriculumConfig(**bad))
     with pytest.raises(ConfigError):
         CurriculumState(0)
+    with pytest.raises(ConfigError, match="label_priors"):
+        CurriculumConfig.from_dict({"label_priors": {"easy": "very"}}).validate()
+    custom = CurriculumConfig.from_dict({"label_priors": {"easy": 0.8, "trivial": 1.0}})
+    s = CurriculumState(3, custom)
+    s.init_offline(labels={0: "easy", 1: "trivial", 2: "hard"})  # "hard" still from the defaults
+    assert [s.pass_rate(i) for i in range(3)] == [0.8, 1.0, 0.25]
 
 
 def test_update_bad_input():

@@ -89,7 +89,8 @@ class CurriculumConfig(YamlConfig):
         cold_start: skip grading and labels: every p = ``initial_pass_rate``.
         label_weight: weight of a difficulty label's prior when blended with an offline
             grade: ``p0 = (1−w)·graded + w·prior`` (a label alone gives the prior).
-        label_priors: pass-rate prior per label name (see :data:`DEFAULT_LABEL_PRIORS`).
+        label_priors: pass-rate prior per label name; merged over
+            :data:`DEFAULT_LABEL_PRIORS`, so a YAML may override one name or add one.
         initial_pass_rate: p of a prompt with neither grade nor label.
         too_easy_patience: :meth:`CurriculumState.too_easy` after this many consecutive
             updates in which every group was all-correct.
@@ -132,8 +133,10 @@ class CurriculumConfig(YamlConfig):
         check(0 < self.pass_rate_alpha <= 1, "pass_rate_alpha", "must be in (0, 1].")
         check(self.offline_samples >= 1, "offline_samples", "must be at least 1.")
         check(0 <= self.label_weight <= 1, "label_weight", "must be in [0, 1].")
-        check(all(0 <= float(v) <= 1 for v in self.label_priors.values()), "label_priors",
-              "values must be pass rates in [0, 1].")
+        check(isinstance(self.label_priors, dict), "label_priors", "must map label names to pass rates.")
+        for name, v in self.label_priors.items():
+            check(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1, "label_priors",
+                  f"value of {name!r} must be a pass rate in [0, 1] (got {v!r}).")
         check(0 <= self.initial_pass_rate <= 1, "initial_pass_rate", "must be in [0, 1].")
         check(self.too_easy_patience >= 1, "too_easy_patience", "must be at least 1.")
 
@@ -344,7 +347,7 @@ class CurriculumState:
                 raise DataError(f"Offline pass rate of prompt {i} is {g}; pass rates are in [0, 1].")
         priors = {}
         for i, lab in (labels or {}).items():
-            q = label_prior(lab, c.label_priors)
+            q = label_prior(lab, {**DEFAULT_LABEL_PRIORS, **c.label_priors})
             if q is not None:
                 priors[self._check_idx(i)] = q
         for i in range(self.num_prompts):
