@@ -47,8 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="any other field, e.g. --set lora_rank=8 --set rewards.extract=box_or_answer")
 
 
-_OVERRIDES = ("curriculum", "num_generations", "per_device_train_batch_size", "max_steps", "learning_rate",
-              "thinking_budget", "answer_budget", "seed", "cold_start", "use_vllm")
+_OVERRIDES = ("num_generations", "per_device_train_batch_size", "max_steps", "learning_rate",
+              "thinking_budget", "answer_budget", "seed", "use_vllm")
 
 
 def _apply_overrides(data: dict, args: argparse.Namespace) -> dict:
@@ -60,6 +60,10 @@ def _apply_overrides(data: dict, args: argparse.Namespace) -> dict:
         v = getattr(args, k, None)
         if v is not None:
             data[k] = v
+    if args.curriculum:
+        data.setdefault("curriculum", {})["mode"] = args.curriculum
+    if args.cold_start:
+        data.setdefault("curriculum", {})["cold_start"] = True
     if args.reward:
         data.setdefault("rewards", {})["functions"] = [x.strip() for x in args.reward.split(",") if x.strip()]
     if args.model:

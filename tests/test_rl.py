@@ -1,0 +1,338 @@
+"""RL engine tests: lazy curriculum sampler, GRPO steps with images and video, resume, bad input.
+
+A random tiny model never produces the think/answer format, so the training tests use a
+reward with variance (parity of the completion's length) — the mechanics under test
+(sampler, expansion, forced answering, video in the loss forward, checkpoints) do not
+depend on what the reward means.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SAMPLE_DATA
+
+PHOTO = SAMPLE_DATA / "photos" / "coffee.jpg"
+VIDEO = SAMPLE_DATA / "video" / "clip.mp4"
+
+
+def parity_reward(completions, **kw):
+    """Reward with variance on a random model: 1 for an odd number of characters."""
+    return [float(len(c) % 2) for c in completions]
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _image_rows(n: int) -> list[dict]:
+    return [{"prompt": f"<image>How many cups are there? ({i})", "images": [str(PHOTO)], "answer": "1",
+             "task_type": "counting", "difficulty": 1 + i % 3} for i in range(n)]
+
+
+def _video_rows(n: int) -> list[dict]:
+    return [{"prompt": f"<video>Which animal appears? ({i})", "videos": [str(VIDEO)], "answer": "cat",
+             "task_type": "exact"} for i in range(n)]
+
+
+def _cfg(data: Path, **kw):
+    from studio.engine.curriculum import CurriculumConfig
+    from studio.engine.rl import RLRunConfig
+
+    cur = kw.pop("curriculum", {})
+    base = dict(data=str(data), num_generations=2, per_device_train_batch_size=4, max_steps=3,
+                thinking_budget=6, answer_budget=3, eval_fraction=0.0, eval_every=0, kl_every=0, save_every=100,
+                lora_rank=4, lora_alpha=8, learning_rate=5e-3,
+                curriculum=CurriculumConfig(**{"offline_grading": False, **cur}))
+    base.update(kw)
+    return RLRunConfig(**base)
+
+
+@pytest.fixture()
+def fresh_tiny(tiny_path):
+    """A freshly loaded tiny model per test (training mutates it)."""
+    import torch
+
+    from studio.config import ModelSpec
+    from studio.engine.models import load
+
+    torch.manual_seed(0)
+    return load(ModelSpec(name_or_path=str(tiny_path), device="cpu"))
+
+
+def _record_loss_forwards(model):
+    """Record the kwargs of every forward that computes a loss with gradients."""
+    import torch
+
+    calls: list[dict] = []
+
+    def hook(module, args, kwargs):
+        if torch.is_grad_enabled() and "labels" in kwargs:
+            calls.append({k: (tuple(v.shape) if hasattr(v, "shape") else v) for k, v in kwargs.items()})
+
+    model.register_forward_pre_hook(hook, with_kwargs=True)
+    return calls
+
+
+# --------------------------------------------------------------------------- sampler
+
+
+class _CountingState:
+    """Wraps a CurriculumState and counts draws (to prove they are lazy)."""
+
+    def __init__(self, state):
+        self.state, self.draws = state, 0
+
+    def draw(self, *a, **kw):
+        self.draws += 1
+        return self.state.draw(*a, **kw)
+
+
+@pytest.mark.parametrize("mode", ["rlcs", "uniform"])
+def test_sampler_keeps_repeat_structure_and_is_lazy_under_prefetch(mode):
+    from torch.utils.data import DataLoader
+
+    from studio.engine.curriculum import CurriculumConfig, CurriculumState
+    from studio.engine.rl import CurriculumSampler, PromptDrawer
+
+    B, G, repeat, blocks = 3, 2, 2, 4
+    state = CurriculumState(12, CurriculumConfig(mode=mode, seed=1))
+    state.expansion_ema = 1.6  # rlcs: a pool of ceil(3·1.6) = 5 prompts per draw
+    counting = _CountingState(state)
+    drawer = PromptDrawer(counting, 12)
+    sampler = CurriculumSampler(drawer.draw, B, G, repeat, blocks)
+    assert len(sampler) == blocks * B * G * repeat
+
+    # Dataloader batch = one generation batch (B·G rows), like GRPOTrainer's.
+    it = iter(DataLoader(list(range(12)), batch_size=B * G, sampler=sampler))
+    batches = []
+    current = next(it)
+    prefetched = next(it)  # accelerate's loader keeps one batch ahead
+    assert counting.draws == 1, "the second batch repeats the first block: no new draw yet"
+    for k in range(blocks * repeat):
+        rows = current.tolist()
+        batches.append(rows)
+        if k % repeat == 0:  # the trainer generates + scores the first batch of each block
+            pool = rows[::G] + drawer.extras_for(rows[::G])
+            others = [i for i in drawer.pending if i not in pool]
+            assert not set(pool) & set(others), "a pending (prefetched) prompt was drawn twice"
+            drawer.settle(pool)
+        current, prefetched = prefetched, next(it, None)
+
+    for b in range(blocks):
+        block = batches[b * repeat:(b + 1) * repeat]
+        assert all(x == block[0] for x in block), "each generation batch repeats steps_per_generation×μ times"
+        rows = block[0]
+        uniq = rows[::G]
+        assert rows == [i for i in uniq for _ in range(G)], "each prompt G times in a row"
+        assert len(set(uniq)) == B
+    assert counting.draws == blocks
+
+    # Chosen-but-unscored prompts are never drawn again, and the expansion is queued.
+    drawer2 = PromptDrawer(state, 12)
+    first = drawer2.draw(B)
+    second = drawer2.draw(B)  # prefetch before `first` is scored
+    pool1, pool2 = first + drawer2.extras_for(first), second + drawer2.extras_for(second)
+    assert not set(pool1) & set(pool2)
+    assert len(pool1) == (5 if mode == "rlcs" else B)
+    drawer2.settle(pool1)
+    assert set(drawer2.pending) == set(pool2)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_prompt_without_answer_names_the_row(tmp_path):
+    from studio.engine.rl import load_prompts
+    from studio.errors import DataError
+
+    rows = _image_rows(3)
+    rows[1].pop("answer")
+    with pytest.raises(DataError, match=r"no reference answer \(rows 2\)"):
+        load_prompts(_write(tmp_path / "p.jsonl", rows))
+
+
+def test_unparseable_reference_is_reported(tmp_path):
+    from studio.engine.rl import check_references, load_prompts
+    from studio.errors import DataError
+
+    rows = _image_rows(2)
+    rows[0]["answer"] = "a few"
+    prompts = load_prompts(_write(tmp_path / "p.jsonl", rows))
+    with pytest.raises(DataError, match=r"row 1: reference 'a few' is not a whole number"):
+        check_references(prompts)
+
+
+def test_word_choices_from_studio_tasks_are_scored_as_exact(tmp_path):
+    from studio.engine.rl import check_references, load_prompts
+
+    rows = [{"prompt": "<image>Left or right?", "images": [str(PHOTO)], "answer": "left",
+             "task_type": "choice", "choices": ["left", "right"]}]
+    prompts = load_prompts(_write(tmp_path / "p.jsonl", rows))
+    assert prompts[0].row["task_type"] == "exact"
+    check_references(prompts)
+
+
+def test_config_messages_say_what_to_change(tmp_path):
+    from studio.engine.rl import RLRunConfig
+    from studio.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="num_generations.*at least 2"):
+        RLRunConfig(data="x", num_generations=1, per_device_train_batch_size=4).validate()
+    with pytest.raises(ConfigError) as e:
+        RLRunConfig(data="x", num_generations=4, per_device_train_batch_size=6).validate()
+    assert "per_device_train_batch_size` × steps_per_generation (6 × 1 = 6) must be divisible by " \
+           "num_generations (4)" in str(e.value)
+    assert "multiple of 4" in str(e.value)
+    with pytest.raises(ConfigError, match="unknown reward 'acurracy'; valid names: accuracy, format"):
+        RLRunConfig.from_dict({"data": "x", "rewards": {"functions": ["acurracy"]}}).validate()
+    with pytest.raises(ConfigError, match="mode"):
+        RLRunConfig.from_dict({"data": "x", "curriculum": {"mode": "random"}}).validate()
+
+
+def test_cli_creates_run_folder_and_config_round_trips(tmp_path, monkeypatch):
+    from studio.cli import main
+    from studio.engine.rl import RLRunConfig
+
+    data = _write(tmp_path / "p.jsonl", _image_rows(4))
+    runs = tmp_path / "runs"
+    assert main(["rl", "--data", str(data), "--runs-dir", str(runs), "--name", "demo", "--max-steps", "7",
+                 "--curriculum", "uniform", "--set", "lora_rank=8", "--dry-run"]) == 0
+    (run,) = list(runs.iterdir())
+    assert "-rl-demo" in run.name
+    cfg = RLRunConfig.from_yaml(run / "config.yaml")
+    assert (cfg.max_steps, cfg.curriculum.mode, cfg.lora_rank, cfg.output_dir) == (7, "uniform", 8, str(run))
+    assert main(["rl", "--config", str(run / "config.yaml"), "--dry-run"]) == 0
+    assert main(["rl", "--data", str(data), "--config", str(run / "config.yaml")]) == 2
+    assert main(["rl", "--data", str(data), "--runs-dir", str(runs), "--num-generations", "1", "--dry-run"]) == 2
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _train(fresh_tiny, cfg, run_dir, **kw):
+    from studio.engine import rl
+
+    model, processor = fresh_tiny
+    return rl.train(cfg, run_dir, model=model, processor=processor, reward_fn=kw.pop("reward_fn", parity_reward),
+                    **kw)
+
+
+def _lora_b_norm(model) -> float:
+    return sum(float(p.detach().abs().sum()) for n, p in model.named_parameters() if "lora_B" in n)
+
+
+def test_three_grpo_steps_with_images(fresh_tiny, tmp_path):
+    import torch
+
+    torch.set_num_threads(1)
+    model, _ = fresh_tiny
+    calls = _record_loss_forwards(model)
+    data = _write(tmp_path / "img.jsonl", _image_rows(8))
+    run = tmp_path / "run"
+    out = _train(fresh_tiny, _cfg(data, kl_every=3, eval_every=3, eval_fraction=0.25), run)
+    assert out["steps"] == 3 and out["rollouts"] >= 3 * 2 * 2
+    assert calls and all("pixel_values" in c and "image_grid_thw" in c and "mm_token_type_ids" in c for c in calls)
+    assert (run / "adapter" / "adapter_config.json").is_file()
+    adapter_cfg = json.loads((run / "adapter" / "adapter_config.json").read_text())
+    assert "language_model" in str(adapter_cfg["target_modules"])  # LoRA on the LM only
+    assert not any("visual" in n for n, _ in model.named_parameters() if "lora_" in n)
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    train = [x for x in lines if x["kind"] == "train"]
+    assert [x["step"] for x in train] == [1, 2, 3]
+    for key in ("rewards/mean", "rewards/std", "rollout/format_correct", "rollout/forced_answer",
+                "rollout/truncated", "curriculum/tier_weight/medium", "curriculum/tier_count/hard",
+                "curriculum/zero_variance_frac", "curriculum/expansion_ema", "curriculum/effective_batch",
+                "completions/length_mean", "completions/length_max", "train/loss", "train/grad_norm",
+                "train/learning_rate"):
+        assert key in train[-1], key
+    assert any("kl/probe" in x for x in train) and any("eval/accuracy" in x for x in train)
+    rollouts = [json.loads(x) for x in (run / "rollouts.jsonl").read_text().splitlines()]
+    assert {"step", "prompt", "image", "completion", "reward", "tier"} <= set(rollouts[0])
+    gate = json.loads((run / "format_gate.json").read_text())
+    assert gate["rate"] < 0.8 and "SFT tab" in gate["warning"]  # a random model never has the format
+
+
+def test_three_grpo_steps_with_video_keep_video_in_the_loss_forward(fresh_tiny, tmp_path):
+    import torch
+
+    torch.set_num_threads(1)
+    model, _ = fresh_tiny
+    calls = _record_loss_forwards(model)
+    data = _write(tmp_path / "vid.jsonl", _video_rows(4))
+    out = _train(fresh_tiny, _cfg(data, max_frames=4, video_fps=1.0), tmp_path / "run")
+    assert out["steps"] == 3
+    assert calls, "no loss forward ran"
+    for c in calls:  # fails if TRL's forward (which drops video) were used
+        assert "pixel_values_videos" in c and "video_grid_thw" in c and "mm_token_type_ids" in c, sorted(c)
+    assert _lora_b_norm(model) > 0, "the adapter did not move"
+
+
+def test_injected_tokens_get_no_loss(fresh_tiny):
+    from studio.engine.rl import FORCE_TEXT, PromptEncoder, RLPrompt, RolloutGenerator
+
+    model, processor = fresh_tiny
+    gen = RolloutGenerator(processor, thinking_budget=3, answer_budget=2, eos_ids=[])
+    p = RLPrompt(0, "What is shown?", [str(PHOTO)], [], "1", "counting", None, {}, 1)
+    rolls = gen(model, [PromptEncoder(processor)(p)], 2)
+    force = processor.tokenizer.encode(FORCE_TEXT, add_special_tokens=False)
+    for r in rolls:  # no EOS allowed here, so every rollout is forced after 3 tokens
+        assert r.forced and r.truncated and len(r.ids) == 3 + len(force) + 2
+        assert r.ids[3:3 + len(force)] == force
+        assert r.loss_mask == [1, 1, 1] + [0] * len(force) + [1, 1]
+        assert "</think><answer>" in r.text
+
+
+def test_too_easy_prompts_stop_the_run(fresh_tiny, tmp_path):
+    data = _write(tmp_path / "easy.jsonl", _image_rows(6))
+    run = tmp_path / "run"
+    out = _train(fresh_tiny, _cfg(data, max_steps=20, curriculum={"too_easy_patience": 2}), run,
+                 reward_fn=lambda completions, **kw: [1.0] * len(completions))
+    assert out["steps"] == 2
+    assert "all-correct" in out["stop_reason"] and "harder prompts" in out["stop_reason"]
+    assert "all-correct" in (run / "stop_reason.txt").read_text()
+
+
+def test_resume_restores_the_curriculum_state(fresh_tiny, tiny_path, tmp_path):
+    from studio.config import ModelSpec
+    from studio.engine import rl
+    from studio.engine.curriculum import CurriculumState
+    from studio.engine.models import load
+
+    data = _write(tmp_path / "img.jsonl", _image_rows(8))
+    run = tmp_path / "run"
+    cfg = _cfg(data, max_steps=2, save_every=2)
+    _train(fresh_tiny, cfg, run)
+    ckpt = run / "checkpoints" / "checkpoint-2"
+    saved = CurriculumState.load(ckpt / "curriculum.json")
+    assert saved.step == 2
+    model, processor = load(ModelSpec(name_or_path=str(tiny_path), device="cpu"))
+    cfg.max_steps = 3
+    trainer, found = rl.build_trainer(cfg, run, model=model, processor=processor, reward_fn=parity_reward,
+                                      resume=True)
+    assert found == ckpt
+    assert trainer.studio.state == saved  # tiers, weights, EMA, pass rates and rng all restored
+    assert trainer.rollouts_total > 0
+    trainer.train(resume_from_checkpoint=str(found))
+    assert trainer.state.global_step == 3
+    assert trainer.studio.state.step == 3
+
+
+def test_resume_without_checkpoint_says_so(fresh_tiny, tmp_path):
+    from studio.engine import rl
+    from studio.errors import InputError
+
+    data = _write(tmp_path / "img.jsonl", _image_rows(4))
+    model, processor = fresh_tiny
+    with pytest.raises(InputError, match="no checkpoint to resume"):
+        rl.build_trainer(_cfg(data), tmp_path / "run", model=model, processor=processor,
+                         reward_fn=parity_reward, resume=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-q"]))
