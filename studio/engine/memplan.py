@@ -313,11 +313,15 @@ def plan_memory(sides: list[SideInput], device: DeviceInfo, *,
     return p
 
 
+def _gb(x: float) -> str:
+    return f"{x:.1f} GB" if x >= 1 else f"{x:.2f} GB"
+
+
 def _sentence(p: MemoryPlan, precision: str, device: DeviceInfo) -> str:
     per = "; ".join(
         f"{k}: {'shares ' + v.shared_with + chr(39) + 's weights' if v.shared_with else ''}"
-        f"{'' if v.shared_with else ('4-bit' if v.load_in_4bit else precision) + f' {v.weights_gb:.1f} GB'}"
-        f" + {v.margin_gb:.1f} GB KV cache/activations"
+        f"{'' if v.shared_with else ('4-bit' if v.load_in_4bit else precision) + ' ' + _gb(v.weights_gb)}"
+        f" + {_gb(v.margin_gb)} KV cache/activations"
         for k, v in sorted(p.sides.items())
     )
     where = f"{device.name or device.kind} with {device.free_gb:.1f} GB free"

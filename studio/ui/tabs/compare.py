@@ -1,0 +1,365 @@
+"""Compare tab: one multimodal prompt, two models side by side, votes that become data.
+
+Thin by design: the form becomes :class:`~studio.engine.compare.SideSpec` ×2 and a
+:class:`~studio.engine.compare.CompareSettings`; :meth:`Comparer.stream` events become two
+chat panes through :class:`studio.ui.render.TurnView` (thinking collapsible, boxes drawn,
+model text HTML-escaped). The memory plan is shown before anything loads. Votes append to
+``<runs>/compare-votes/<date>-<session>/votes.jsonl`` (download button below the votes).
+
+Per-user state: the last :class:`~studio.engine.compare.CompareResult` in a ``gr.State``;
+Stop is a per-session ``threading.Event``. The compare handler shares
+``GPU_CONCURRENCY_ID`` with every other GPU handler.
+
+API names (for ``gradio_client``): ``/compare``, ``/compare_stop``, ``/compare_plan``,
+``/vote_a``, ``/vote_b``, ``/vote_tie``, ``/vote_both_bad``.
+"""
+
+# No `from __future__ import annotations`: gradio finds `gr.Request` by its evaluated annotation.
+import datetime
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from studio.config import BASE_ID, EMBEDDED, THINKING_ID, GenerationConfig
+from studio.engine import chat as chat_engine
+from studio.engine import compare as engine
+from studio.errors import InputError, StudioError
+from studio.ui import render
+from studio.ui.context import AppContext
+
+log = logging.getLogger(__name__)
+
+NO_ADAPTER = "none"
+MODEL_CHOICES = [engine.TOY_BASE, engine.TOY_THINKING, EMBEDDED, BASE_ID, THINKING_ID]
+MODE_CHOICES = [("Base: completion prompt (no chat roles, no thinking)", "base"),
+                ("Chat: chat template (thinking shown)", "chat")]
+REFRESH_S = 0.05
+
+
+def _files_of(message: Any) -> list[str]:
+    files = (message or {}).get("files") or [] if isinstance(message, dict) else []
+    return [str(f.get("path") if isinstance(f, dict) else f) for f in files if f]
+
+
+def _text_of(message: Any) -> str:
+    return str(message.get("text") or "") if isinstance(message, dict) else str(message or "")
+
+
+def parse_few_shot(text: str) -> list[dict]:
+    """``"question => answer"`` per line → few-shot examples (InputError on a bad line)."""
+    out = []
+    for i, line in enumerate((text or "").splitlines(), 1):
+        if not line.strip():
+            continue
+        if "=>" not in line:
+            raise InputError(f"Few-shot line {i} needs the form `question => answer`.")
+        q, a = line.split("=>", 1)
+        if not q.strip() or not a.strip():
+            raise InputError(f"Few-shot line {i} needs a question and an answer around `=>`.")
+        out.append({"question": q.strip(), "answer": a.strip()})
+    return out
+
+
+def find_adapters(ctx: AppContext) -> list[str]:
+    """Adapters to offer: the SFT tab's "compare" choice first, then runs/**/adapter folders."""
+    from studio.ui.tabs import chat as chat_tab
+
+    found: list[str] = []
+    sent = ctx.extra.get("compare_adapter")
+    if sent:
+        found.append(str(sent))
+    for p in chat_tab.find_adapters(ctx):
+        if p not in found:
+            found.append(p)
+    return found
+
+
+def stats_line(stats: chat_engine.Stats) -> str:
+    """Per-side numbers: TTFT, tokens/s, thinking vs answer tokens, forced answer."""
+    parts = [f"TTFT {stats.ttft_s:.2f} s", f"{stats.tokens_per_s:.1f} tok/s",
+             f"thinking {stats.thinking_tokens} / answer {stats.answer_tokens} tokens",
+             f"forced answer: {'yes' if stats.forced_answer else 'no'}"]
+    if stats.truncated:
+        parts.append("cut at the token cap")
+    if stats.stopped:
+        parts.append("stopped")
+    return " · ".join(parts)
+
+
+def _header(side: str, spec: engine.SideSpec) -> str:
+    style = ("*Base model — completion prompt, no chat roles, no thinking switch*" if spec.mode == "base"
+             else "*Chat template — thinking shown collapsible*")
+    return f"### {side} · `{render.escape(spec.label())}`\n{style}"
+
+
+def _user_msgs(text: str, media) -> list[dict]:
+    if media is None or media.kind == "none":
+        return render.user_messages(text, [])
+    if media.kind == "pdf":
+        first = render.image_content(media.images[0]) if media.images else None
+        msgs = [render.message("user", first)] if first else []
+        n = len(media.images)
+        msgs.append(render.message("user", f"*(PDF: {n} page{'s' if n != 1 else ''} sent as images)*"))
+        if text:
+            msgs.append(render.message("user", render.escape(text)))
+        return msgs
+    return render.user_messages(text, list(media.sources), media.kind)
+
+
+def build(ctx: AppContext) -> None:
+    """Add the Compare tab's components and events to the current ``gr.Blocks``."""
+    import gradio as gr
+
+    from studio.ui.app import GPU_CONCURRENCY_ID
+    from studio.ui.tabs.chat import FILE_TYPES
+
+    comparer = engine.Comparer(ctx.registry)
+    stops: dict[str, threading.Event] = {}
+    stops_lock = threading.Lock()
+    da, db, default_note = engine.default_pair()
+    d = GenerationConfig()
+    adapters = find_adapters(ctx)
+
+    # ---------------------------------------------------------------- layout
+    gr.Markdown(
+        "Run one prompt on two models. **Base** models are pretrained, not chat models: they get a "
+        "completion-style prompt (`Question: …\\nAnswer:`) with a token cap and no thinking. "
+        "Both sides use the same sampling settings and seed.", elem_id="compare-intro")
+    gr.Markdown(f"> {render.escape(default_note)}", elem_id="compare-default-note")
+    with gr.Row(equal_height=False):
+        side_inputs = {}
+        for side, dflt in (("A", da), ("B", db)):
+            with gr.Column(variant="panel"):
+                model = gr.Dropdown(MODEL_CHOICES, value=dflt.model, allow_custom_value=True,
+                                    label=f"Model {side}", info="hub id, local folder, embedded or a toy model",
+                                    elem_id=f"cmp-model-{side.lower()}")
+                adapter = gr.Dropdown([NO_ADAPTER] + adapters, value=NO_ADAPTER, allow_custom_value=True,
+                                      label=f"LoRA adapter {side}",
+                                      info="runs on the same loaded weights, switched on only for this side",
+                                      elem_id=f"cmp-adapter-{side.lower()}")
+                mode = gr.Radio(MODE_CHOICES, value=dflt.mode, label=f"Prompt style {side}",
+                                elem_id=f"cmp-mode-{side.lower()}")
+                side_inputs[side] = (model, adapter, mode)
+    with gr.Row():
+        plan_md = gr.Markdown("", elem_id="cmp-plan")
+        plan_btn = gr.Button("Memory plan", scale=0, min_width=140, elem_id="cmp-plan-btn")
+    box = gr.MultimodalTextbox(file_types=FILE_TYPES, file_count="multiple", sources=["upload"],
+                               placeholder="One question for both sides; attach up to 10 images, or 1 video, or 1 PDF…",
+                               show_label=False, elem_id="cmp-input")
+    with gr.Row():
+        run_btn = gr.Button("Compare ▶", variant="primary", elem_id="cmp-run")
+        stop_btn = gr.Button("⏹ Stop", variant="stop", elem_id="cmp-stop")
+    with gr.Accordion("Settings (shared by both sides)", open=False):
+        with gr.Row():
+            temperature = gr.Slider(0, 2, value=d.temperature, step=0.05, label="Temperature (0 = greedy)")
+            top_p = gr.Slider(0.05, 1, value=d.top_p, step=0.05, label="Top-p")
+            top_k = gr.Slider(0, 100, value=d.top_k, step=1, label="Top-k (0 = off)")
+            seed = gr.Number(value=None, precision=0, label="Seed (empty = random, same for both)")
+        with gr.Row():
+            max_new = gr.Slider(16, 8192, value=512, step=16, label="Max new tokens (chat sides)")
+            base_cap = gr.Slider(8, 2048, value=engine.DEFAULT_BASE_MAX_NEW_TOKENS, step=8,
+                                 label="Token cap (base sides)")
+            think_budget = gr.Slider(0, 8192, value=0, step=64, label="Thinking budget (chat sides only; 0 = off)")
+        system = gr.Textbox(label="System prompt (chat: system role; base: plain text on top)", lines=1)
+        few_shot = gr.Textbox(label="Few-shot examples for base sides, one `question => answer` per line",
+                              lines=2, placeholder="How many legs does a cat have? => 4")
+    panes = {}
+    with gr.Row(equal_height=True):
+        for side, dflt in (("A", da), ("B", db)):
+            with gr.Column():
+                head = gr.Markdown(_header(side, dflt), elem_id=f"cmp-head-{side.lower()}")
+                bot = gr.Chatbot(label=f"Side {side}", height=440, sanitize_html=True, render_markdown=True,
+                                 allow_tags=False, group_consecutive_messages=False,
+                                 elem_id=f"cmp-chat-{side.lower()}", show_label=False)
+                stats = gr.Markdown("", elem_id=f"cmp-stats-{side.lower()}")
+                panes[side] = (head, bot, stats)
+    with gr.Row():
+        vote_btns = {v: gr.Button(("🅰 " if v == "A" else "🅱 " if v == "B" else "") + engine.VOTE_LABELS[v],
+                                  elem_id=f"cmp-vote-{v.lower()}") for v in engine.VOTES}
+    with gr.Row():
+        vote_md = gr.Markdown("", elem_id="cmp-vote-status")
+        download = gr.DownloadButton("⬇ Download votes.jsonl", visible=False, elem_id="cmp-download", scale=0)
+    state = gr.State(None)
+
+    # ---------------------------------------------------------------- helpers
+    def _side(model, adapter, mode) -> engine.SideSpec:
+        name = ctx.check_model_choice(str(model or EMBEDDED))
+        adapter = None if not adapter or adapter == NO_ADAPTER else str(adapter).strip()
+        if adapter and ctx.public and adapter not in find_adapters(ctx):
+            raise InputError("This public Space only loads adapters trained here; pick one from the list.")
+        spec = engine.SideSpec(model=name, adapter=adapter, mode=str(mode or "chat"))
+        spec.validate()
+        return spec
+
+    def _settings(temperature_, top_p_, top_k_, max_new_, think_, base_cap_, seed_, system_, few_) -> engine.CompareSettings:
+        gen = GenerationConfig(max_new_tokens=int(max_new_), temperature=float(temperature_), top_p=float(top_p_),
+                               top_k=int(top_k_), thinking_budget=int(think_),
+                               seed=None if seed_ in (None, "") else int(seed_))
+        s = engine.CompareSettings(gen=gen, base_max_new_tokens=int(base_cap_), few_shot=parse_few_shot(few_),
+                                   system=(system_ or None))
+        s.validate()
+        return s
+
+    def _session(request) -> str:
+        h = (getattr(request, "session_hash", None) or "local")[:8]
+        return f"{datetime.date.today():%Y%m%d}-{h}"
+
+    # ---------------------------------------------------------------- handlers
+    def plan(a_model, a_adapter, a_mode, b_model, b_adapter, b_mode):
+        """Show the memory plan for the chosen pair (reads configs only)."""
+        try:
+            a, b = _side(a_model, a_adapter, a_mode), _side(b_model, b_adapter, b_mode)
+            p = comparer.plan(a, b)
+            notes = comparer.notes(a, b)
+        except StudioError as e:
+            return f"⚠️ {render.escape(str(e))}", _header("A", engine.SideSpec(str(a_model or EMBEDDED), mode=a_mode or "chat")), \
+                _header("B", engine.SideSpec(str(b_model or EMBEDDED), mode=b_mode or "chat"))
+        text = f"**Memory plan:** {render.escape(p.sentence)}"
+        if notes:
+            text += "\n\n" + "\n\n".join(f"ℹ️ {render.escape(n)}" for n in notes)
+        return text, _header("A", a), _header("B", b)
+
+    def compare(message, a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, temperature_, top_p_, top_k_,
+                max_new_, think_, base_cap_, seed_, system_, few_, request: gr.Request):
+        """Run A then B on the message; stream both panes."""
+        text, files = _text_of(message), _files_of(message)
+        try:
+            a, b = _side(a_model, a_adapter, a_mode), _side(b_model, b_adapter, b_mode)
+            settings = _settings(temperature_, top_p_, top_k_, max_new_, think_, base_cap_, seed_, system_, few_)
+            if not text.strip() and not files:
+                raise InputError("Type a question (or attach an image, video or PDF) before comparing.")
+            media = None
+            if files:
+                from studio.engine.media import prepare_turn_media
+
+                media = prepare_turn_media(files, fps=settings.gen.video_fps, max_frames=settings.gen.max_frames)
+            p = comparer.plan(a, b, settings.device)
+        except StudioError as e:
+            raise gr.Error(str(e)) from None
+        user = _user_msgs(text, media)
+        image = media.images[0] if media is not None and media.images else None
+        views = {"A": render.TurnView(image=image), "B": render.TurnView(image=image)}
+        stats = {"A": "", "B": ""}
+        plan_text = f"**Memory plan:** {render.escape(p.sentence)}"
+        key = getattr(request, "session_hash", None) or f"anon-{id(request)}"
+        ev = threading.Event()
+        with stops_lock:
+            if key in stops:
+                stops[key].set()
+            stops[key] = ev
+
+        def out(result=None, status=""):
+            return (user + views["A"].messages(), user + views["B"].messages(), stats["A"], stats["B"],
+                    _header("A", a), _header("B", b), plan_text, result, status)
+
+        yield out(None, "*Loading models…*")
+        last = 0.0
+        result = None
+        try:
+            for e in comparer.stream(a, b, text, media, settings, stop=ev):
+                if isinstance(e, engine.SideStart):
+                    stats[e.side] = "*Generating…*"
+                elif isinstance(e, engine.SideEvent):
+                    views[e.side].apply(e.event)
+                    if isinstance(e.event, chat_engine.Done):
+                        stats[e.side] = stats_line(e.event.stats)
+                    now = time.perf_counter()
+                    if isinstance(e.event, chat_engine.Done) or now - last >= REFRESH_S:
+                        last = now
+                        yield out(None, "")
+                elif isinstance(e, engine.CompareDone):
+                    result = e.result
+            if result is not None:
+                notes = " ".join(result.notes)
+                status = (f"Seed {result.settings['gen']['seed']} on both sides. Which answer is better?"
+                          + (f" ℹ️ {render.escape(notes)}" if notes else ""))
+                if not result.complete:
+                    status = "Stopped before both sides finished; there is nothing to vote on."
+                    result = None
+                yield out(result, status)
+        except StudioError as e:
+            raise gr.Error(str(e)) from None
+        except gr.Error:
+            raise
+        except Exception as e:  # a bug, not user input: log it, show one line, keep the app alive
+            log.exception("compare failed")
+            raise gr.Error(f"Comparison failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
+                           f"The error was logged; try again.") from None
+        finally:
+            with stops_lock:
+                if stops.get(key) is ev:
+                    del stops[key]
+
+    def stop(request: gr.Request):
+        with stops_lock:
+            ev = stops.get(getattr(request, "session_hash", None))
+        if ev is not None:
+            ev.set()
+            return "*Stopping…*"
+        return gr.skip()
+
+    def _vote(value: str, st, request):
+        vlog = engine.VoteLog(engine.votes_folder(ctx.runs_dir, _session(request)))
+        try:
+            vlog.record(st, value)
+        except StudioError as e:
+            gr.Warning(str(e))
+            dl = gr.update(value=str(vlog.path), visible=True) if vlog.path.is_file() else gr.update()
+            return f"⚠️ {render.escape(str(e))}", dl, st
+        n = len(vlog.rows())
+        return (f"✅ Recorded **{engine.VOTE_LABELS[value]}** ({n} vote{'s' if n != 1 else ''} in "
+                f"`{render.escape(str(vlog.path))}`)."), gr.update(value=str(vlog.path), visible=True), st
+
+    def vote_a(st, request: gr.Request):
+        return _vote("A", st, request)
+
+    def vote_b(st, request: gr.Request):
+        return _vote("B", st, request)
+
+    def vote_tie(st, request: gr.Request):
+        return _vote("tie", st, request)
+
+    def vote_both_bad(st, request: gr.Request):
+        return _vote("both_bad", st, request)
+
+    def refresh_adapters(current):
+        choices = [NO_ADAPTER] + find_adapters(ctx)
+        value = current if current in choices or (current and current != NO_ADAPTER) else NO_ADAPTER
+        sent = ctx.extra.get("compare_adapter")
+        if sent and ctx.extra.get("_compare_adapter_seen") != sent:
+            ctx.extra["_compare_adapter_seen"] = sent
+            value = str(sent)
+        return gr.update(choices=choices, value=value)
+
+    def auto_mode(model):
+        return gr.update(value=engine.default_mode(str(model or "")))
+
+    try:  # the plan for the default pair, shown before anything loads
+        plan_md.value = plan(da.model, NO_ADAPTER, da.mode, db.model, NO_ADAPTER, db.mode)[0]
+    except Exception:  # noqa: BLE001 - a missing config must not break the app's start
+        log.exception("default memory plan failed")
+
+    # ---------------------------------------------------------------- events
+    pickers = [*side_inputs["A"], *side_inputs["B"]]
+    settings_in = [temperature, top_p, top_k, max_new, think_budget, base_cap, seed, system, few_shot]
+    outs = [panes["A"][1], panes["B"][1], panes["A"][2], panes["B"][2], panes["A"][0], panes["B"][0],
+            plan_md, state, vote_md]
+    run_btn.click(compare, [box] + pickers + settings_in, outs, api_name="compare",
+                  concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1)
+    box.submit(compare, [box] + pickers + settings_in, outs, api_name=False,
+               concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1)
+    stop_btn.click(stop, None, [vote_md], api_name="compare_stop", concurrency_limit=None, queue=False)
+    plan_btn.click(plan, pickers, [plan_md, panes["A"][0], panes["B"][0]], api_name="compare_plan",
+                   concurrency_limit=None)
+    for side in ("A", "B"):
+        model, adapter, mode = side_inputs[side]
+        model.input(auto_mode, [model], [mode], api_name=False, queue=False)
+        adapter.focus(refresh_adapters, [adapter], [adapter], api_name=False, queue=False)
+        for comp in (model, adapter, mode):
+            comp.change(plan, pickers, [plan_md, panes["A"][0], panes["B"][0]], api_name=False,
+                        concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
+    for v, fn in (("A", vote_a), ("B", vote_b), ("tie", vote_tie), ("both_bad", vote_both_bad)):
+        vote_btns[v].click(fn, [state], [vote_md, download, state], api_name=f"vote_{v.lower()}",
+                           concurrency_limit=None)

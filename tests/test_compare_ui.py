@@ -1,0 +1,96 @@
+"""Compare tab through a real Gradio server and gradio_client (tiny model, CPU)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+gr = pytest.importorskip("gradio")
+gradio_client = pytest.importorskip("gradio_client")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tiny_path, tmp_path_factory):
+    from studio.config import ModelSpec
+    from studio.ui.context import AppContext
+    from studio.ui.tabs import compare as tab
+
+    runs = tmp_path_factory.mktemp("runs")
+    ctx = AppContext(model=ModelSpec(name_or_path=str(tiny_path), device="cpu"), runs_dir=runs)
+    with gr.Blocks() as demo:
+        tab.build(ctx)
+    demo.queue()
+    demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True,
+                quiet=True, show_error=True)
+    try:
+        yield demo, gradio_client.Client(demo.local_url, verbose=False), runs, str(tiny_path)
+    finally:
+        demo.close()
+
+
+def _args(model, text="What color is the square? <b>bold</b>", files=(), a_mode="base", b_adapter="none"):
+    msg = {"text": text, "files": [gradio_client.handle_file(str(f)) for f in files]}
+    return [msg, model, "none", a_mode, model, b_adapter, "chat",
+            0.0, 0.9, 2, 16, 0, 8, 7, "", ""]
+
+
+def test_one_comparison_then_votes(served, tmp_path):
+    from PIL import Image
+
+    _, client, runs, model = served
+    # a vote before any comparison is ignored with a message (not an error)
+    status, _ = client.predict(api_name="/vote_a")
+    assert "no finished comparison" in status
+    assert not list(Path(runs).glob("compare-votes/*/votes.jsonl"))
+
+    img = tmp_path / "sq.png"
+    Image.new("RGB", (56, 56), (0, 0, 255)).save(img)
+    out = client.predict(*_args(model, files=[img]), api_name="/compare")
+    chat_a, chat_b, stats_a, stats_b, head_a, head_b, plan, status = out  # gr.State stays on the server
+    assert "TTFT" in stats_a and "tok/s" in stats_a and "thinking" in stats_b and "forced answer: no" in stats_b
+    assert "completion prompt" in head_a and "Chat template" in head_b
+    assert "Memory plan" in plan and "share one loaded copy" in plan
+    assert "Seed 7" in status
+    # the user's text is escaped in both panes; both panes show the image
+    texts_a = json.dumps(chat_a)
+    assert "&lt;b&gt;bold&lt;/b&gt;" in texts_a and "<b>bold</b>" not in texts_a
+    assert any(isinstance(m.get("content"), dict) or "file" in json.dumps(m) for m in chat_a)
+    assert [m["role"] for m in chat_b].count("assistant") >= 1
+
+    status, download = client.predict(api_name="/vote_b")
+    assert "Recorded" in status and "B is better" in status
+    (vote_file,) = Path(runs).glob("compare-votes/*/votes.jsonl")
+    rows = [json.loads(line) for line in vote_file.read_text().splitlines()]
+    assert len(rows) == 1 and rows[0]["vote"] == "B" and rows[0]["modes"] == {"A": "base", "B": "chat"}
+    assert rows[0]["settings"]["gen"]["seed"] == 7
+    assert (vote_file.parent / rows[0]["media"][0]).read_bytes() == img.read_bytes()
+    path = download.get("value") if isinstance(download, dict) else download
+    assert Path(path).read_text() == vote_file.read_text()  # the download serves the vote file
+    # a second vote on the same comparison is ignored
+    status, _ = client.predict(api_name="/vote_a")
+    assert "already has a vote" in status
+    assert len(vote_file.read_text().splitlines()) == 1
+
+
+def test_bad_input_is_a_gradio_error_and_app_keeps_working(served, tmp_path):
+    _, client, runs, model = served
+    with pytest.raises(Exception, match="Type a question"):
+        client.predict(*_args(model, text="  "), api_name="/compare")
+    bad = tmp_path / "no-adapter"
+    bad.mkdir()
+    with pytest.raises(Exception, match="no adapter_config.json"):
+        client.predict(*_args(model, b_adapter=str(bad)), api_name="/compare")
+    plan, head_a, _ = client.predict(model, "none", "base", "/does/not/exist", "none", "chat",
+                                     api_name="/compare_plan")
+    assert "does not exist" in plan
+    out = client.predict(*_args(model, text="2+2?"), api_name="/compare")
+    assert "TTFT" in out[2]
