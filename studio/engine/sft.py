@@ -303,6 +303,8 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
     from studio.engine.models import load, pick_device, pick_dtype
 
     cfg.validate()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     device = pick_device(cfg.model.device)
     if cfg.lora.qlora and device != "cuda":
         raise ConfigError("`lora.qlora` (4-bit NF4) needs an NVIDIA GPU with CUDA; turn QLoRA off to train "
