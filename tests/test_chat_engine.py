@@ -165,17 +165,18 @@ def test_stop_halts_generation_within_a_second(tiny):
     assert not any(t.name == "studio-generate" and t.is_alive() for t in threading.enumerate())
 
 
-def test_abandoned_stream_stops_its_worker(tiny):
+@pytest.mark.parametrize("with_event", [True, False])
+def test_abandoned_stream_stops_its_worker(tiny, with_event):
     """Closing the generator (browser tab closed) ends generation: no orphan thread."""
     model, processor = tiny
-    stop = threading.Event()
+    stop = threading.Event() if with_event else None
     gen = GenerationConfig(max_new_tokens=4000, **GREEDY)
     it = chat.stream(model, processor, _user(), gen, stop=stop, logits_processor=[BanEnd(_eos(model))])
     next(it)
     t0 = time.perf_counter()
     it.close()
     assert time.perf_counter() - t0 < 1.0
-    assert stop.is_set()
+    assert stop is None or stop.is_set()
     assert not any(t.name == "studio-generate" and t.is_alive() for t in threading.enumerate())
 
 
@@ -184,7 +185,9 @@ def test_thinking_budget_forces_the_answer(tiny):
     budget = 10
     gen = GenerationConfig(max_new_tokens=200, thinking_budget=budget, answer_budget=6, **GREEDY)
     proc = ForceThinking(processor.tokenizer, _eos(model))
-    events = list(chat.stream(model, processor, _user(), gen, logits_processor=[proc]))
+    stop = threading.Event()  # as the UI passes one: a normal phase end must not set it
+    events = list(chat.stream(model, processor, _user(), gen, logits_processor=[proc], stop=stop))
+    assert not stop.is_set()
     forced = [e for e in events if isinstance(e, chat.ForcedAnswer)]
     assert len(forced) == 1
     done = events[-1]

@@ -1,0 +1,285 @@
+"""The Chat tab through gradio_client (in-process app), and the `studio chat` / `studio ui` CLIs."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import SAMPLE_DATA
+
+PHOTO = SAMPLE_DATA / "photos" / "chelsea.jpg"
+CLIP = SAMPLE_DATA / "video" / "clip.mp4"
+PDF = SAMPLE_DATA / "docs" / "sample.pdf"
+
+# A short, deterministic reply: greedy and few tokens.
+FAST = dict(temperature_=0.0, max_new_=6)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app(tiny_path):
+    """(client, ctx) of the app launched in-process on the tiny model."""
+    from gradio_client import Client
+
+    from studio.commands.ui import launch
+    from studio.config import ModelSpec
+    from studio.ui.context import AppContext
+
+    ctx = AppContext(model=ModelSpec(name_or_path=str(tiny_path), device="cpu"))
+    ctx.registry.get(ctx.model)
+    demo = launch(ctx, host="127.0.0.1", port=_free_port(), prevent_thread_lock=True)
+    try:
+        yield Client(demo.local_url, verbose=False), ctx, demo
+    finally:
+        demo.close()
+
+
+def _chat(client, text, files=(), **kw):
+    from gradio_client import handle_file
+
+    args = dict(FAST)
+    args.update(kw)
+    msg = {"text": text, "files": [handle_file(str(f)) for f in files]}
+    return client.submit(msg, api_name="/chat", **args)
+
+
+def _texts(chatbot, role=None):
+    out = []
+    for m in chatbot:
+        if role and m["role"] != role:
+            continue
+        for c in m["content"]:
+            if c.get("type") == "text":
+                out.append(c["text"])
+    return out
+
+
+def _files(chatbot):
+    return [c["file"] for m in chatbot for c in m["content"] if c.get("type") == "file"]
+
+
+def _error_of(job) -> str:
+    with pytest.raises(Exception) as ei:
+        job.result()
+    return str(ei.value)
+
+
+def test_image_question_streams_a_reply(app):
+    client, ctx, _ = app
+    client.predict(api_name="/clear")
+    job = _chat(client, "What is in this picture?", [PHOTO])
+    chatbot, _, stats = job.result()
+    outputs = job.outputs()
+    assert len(outputs) >= 2  # the user's turn shows before the reply streams in
+    first = outputs[0][0]
+    assert [m["role"] for m in first] == ["user", "user"]
+    assert [m["role"] for m in chatbot[:2]] == ["user", "user"]
+    assert Path(_files(chatbot[:1])[0]).name == PHOTO.name
+    assert _texts(chatbot, "user") == ["What is in this picture?"]
+    answer = _texts(chatbot, "assistant")
+    assert len(answer) == 1 and "tokens ·" in answer[0] and "tok/s" in answer[0] and "TTFT" in answer[0]
+    assert stats.startswith("6 tokens") or "cut at max new tokens" in stats or "tokens ·" in stats
+
+
+def test_estimate_shows_visual_tokens_before_sending(app, tiny):
+    from gradio_client import handle_file
+
+    from studio.engine import media
+
+    client, _, _ = app
+    out = client.predict({"text": "", "files": [handle_file(str(PHOTO))]}, api_name="/estimate")
+    n = media.estimate_visual_tokens(media.prepare_turn_media([PHOTO]), tiny[1])
+    assert f"≈ **{n:,} visual tokens** (1 image)" == out
+    out = client.predict({"text": "", "files": [handle_file(str(CLIP))]}, api_name="/estimate")
+    assert "visual tokens** (video," in out
+    out = client.predict({"text": "", "files": [handle_file(str(PDF))]}, api_name="/estimate")
+    assert "visual tokens** (PDF," in out
+
+
+def _bad_cases(tmp: Path):
+    from PIL import Image
+
+    empty = tmp / "empty.jpg"
+    empty.write_bytes(b"")
+    fake = tmp / "fake.jpg"
+    fake.write_text("this is not an image")
+    small = []
+    for i in range(11):
+        p = tmp / f"img{i}.png"
+        Image.new("RGB", (40, 40), (i * 20, 0, 0)).save(p)
+        small.append(p)
+    return [
+        ("0-byte file", "Describe.", [empty], "empty"),
+        ("text as .jpg", "Describe.", [fake], "fake.jpg"),
+        ("11 images", "Describe.", small, "at most 10 images"),
+        ("image + video", "Describe.", [small[0], CLIP], "cannot be mixed"),
+        ("2 videos", "Describe.", [CLIP, CLIP], "only 1 video"),
+        ("100k prompt", "word " * 20_000, [], "this model reads at most 4,096"),
+    ]
+
+
+def test_bad_inputs_show_the_message_and_the_app_keeps_working(app, tmp_path):
+    client, _, _ = app
+    client.predict(api_name="/clear")
+    for name, text, files, expected in _bad_cases(tmp_path):
+        msg = _error_of(_chat(client, text, files))
+        assert expected in msg, f"{name}: {msg}"
+        assert "Traceback" not in msg
+    # a good request afterwards works, and no failed turn is left in the conversation
+    chatbot, _, _ = _chat(client, "What is in this picture?", [PHOTO]).result()
+    assert _texts(chatbot, "user") == ["What is in this picture?"]
+    assert len(_texts(chatbot, "assistant")) == 1
+
+
+def test_stop_ends_this_sessions_generation_within_a_second(app, tiny):
+    from test_chat_engine import BanEnd, _eos
+
+    client, ctx, _ = app
+    client.predict(api_name="/clear")
+    ctx.extra["chat_logits_processors"] = lambda: [BanEnd(_eos(tiny[0]))]
+    try:
+        job = _chat(client, "Go on forever.", max_new_=4000)
+        deadline = time.time() + 20
+        while len(job.outputs()) < 3 and time.time() < deadline:  # tokens are streaming
+            time.sleep(0.05)
+        assert not job.done()
+        t0 = time.perf_counter()
+        client.predict(api_name="/stop")
+        chatbot, _, stats = job.result(timeout=10)
+        elapsed = time.perf_counter() - t0
+    finally:
+        ctx.extra.pop("chat_logits_processors", None)
+    assert elapsed < 1.5, f"stop took {elapsed:.2f} s"
+    assert "stopped" in stats
+    n = int(stats.split(" tokens")[0])
+    assert 0 < n < 4000
+
+
+def test_model_html_is_escaped_and_boxes_are_drawn(app, tiny):
+    from PIL import Image
+    from test_chat_engine import ForceSequence
+
+    from studio.ui.render import BOX_COLOURS
+
+    client, ctx, _ = app
+    client.predict(api_name="/clear")
+    tok = tiny[1].tokenizer
+    out = ("<think>is it <b>bold</b>?</think><answer><script>window.pwned=1</script> cat at "
+           "<|begin_of_box|>[100,200,600,900]<|end_of_box|></answer>")
+    ids = tok(out, add_special_tokens=False).input_ids
+    ctx.extra["chat_logits_processors"] = lambda: [ForceSequence(ids, tok.convert_tokens_to_ids("<|user|>"))]
+    try:
+        chatbot, _, _ = _chat(client, "Where is the cat?", [PHOTO], max_new_=len(ids) + 2).result()
+    finally:
+        ctx.extra.pop("chat_logits_processors", None)
+    replies = [m for m in chatbot if m["role"] == "assistant"]
+    thinking = replies[0]
+    assert thinking["metadata"]["title"] == "Thinking" and thinking["metadata"]["status"] == "done"
+    assert thinking["content"][0]["text"] == "is it &lt;b&gt;bold&lt;/b&gt;?"
+    answer = replies[1]["content"][0]["text"]
+    assert answer.startswith("&lt;script&gt;window.pwned=1&lt;/script&gt; cat at [100,200,600,900]")
+    assert "<script" not in answer and "<|" not in answer and "<answer>" not in answer
+    boxed = Image.open(replies[2]["content"][0]["file"]).convert("RGB")
+    src = Image.open(PHOTO)
+    assert boxed.size == src.size
+    x1, y1 = round(0.1 * src.width), round(0.2 * src.height)
+    x2 = round(0.6 * src.width)
+    assert boxed.getpixel(((x1 + x2) // 2, y1 + 1)) == BOX_COLOURS[0]  # top edge drawn
+
+
+def test_thinking_budget_marks_the_turn_truncated(app, tiny):
+    from test_chat_engine import ForceThinking, _eos
+
+    client, ctx, _ = app
+    client.predict(api_name="/clear")
+    ctx.extra["chat_logits_processors"] = lambda: [ForceThinking(tiny[1].tokenizer, _eos(tiny[0]))]
+    try:
+        chatbot, _, stats = _chat(client, "Think.", max_new_=100, think_=8, answer_=4).result()
+    finally:
+        ctx.extra.pop("chat_logits_processors", None)
+    thinking = [m for m in chatbot if m["role"] == "assistant"][0]
+    assert thinking["metadata"]["title"] == "Thinking (thinking truncated)", (chatbot, stats)
+    assert "thinking truncated" in stats and "9 thinking" in stats
+
+
+def test_regenerate_replaces_the_last_reply_and_clear_empties(app):
+    client, _, _ = app
+    client.predict(api_name="/clear")
+    first, _, _ = _chat(client, "Hello", temperature_=1.0, max_new_=5).result()
+    again, _, _ = client.submit(api_name="/regenerate", temperature_=1.0, max_new_=5).result()
+    assert len(again) == len(first) and _texts(again, "user") == ["Hello"]
+    second, _, _ = _chat(client, "More").result()
+    assert _texts(second, "user") == ["Hello", "More"] and len(_texts(second, "assistant")) == 2
+    chatbot, *_ = client.predict(api_name="/clear")
+    assert chatbot == []
+
+
+def test_embedded_model_is_announced(tiny_path):
+    from studio.config import ModelSpec
+    from studio.ui.app import build_app
+    from studio.ui.context import AppContext
+    from studio.ui.tabs.chat import EMBEDDED_NOTICE
+
+    demo = build_app(AppContext(model=ModelSpec(name_or_path=str(tiny_path), device="cpu")))
+    md = [c["props"].get("value") for c in demo.config["components"] if c.get("type") == "markdown"]
+    assert any(EMBEDDED_NOTICE in (v or "") for v in md)
+
+
+# ------------------------------------------------------------------ CLI
+
+
+def test_cli_chat_streams_an_answer_about_the_sample_photo(tiny_path, capsys):
+    from studio.cli import main
+
+    rc = main(["chat", "--model", str(tiny_path), "--device", "cpu", "--image", str(PHOTO),
+               "--temperature", "0", "--max-new-tokens", "8", "What is in this picture?"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert out.strip()
+    assert "\033[" not in out  # not a TTY: no colour codes
+    assert "8 tokens" in err.splitlines()[-1] or "tokens ·" in err.splitlines()[-1]
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["chat", "--model", "./no/such/folder", "hi"], "error: Model folder './no/such/folder' does not exist"),
+    (["chat", "--load-in-4bit", "--device", "cpu", "hi"], "error: --load-in-4bit needs an NVIDIA GPU"),
+    (["chat", "--image", "missing.jpg", "hi"], "error: "),
+    (["ui", "--model", "./no/such/folder"], "error: Model folder './no/such/folder' does not exist"),
+])
+def test_cli_errors_are_one_line_exit_2(argv, expected, capsys):
+    from studio.cli import main
+
+    rc = main(argv)
+    out, err = capsys.readouterr()
+    assert rc == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(expected), err
+    assert "Traceback" not in err
+
+
+def test_cli_printer_dims_and_prefixes_thinking():
+    import io
+
+    from studio.commands.chat import DIM, RESET, THINK_PREFIX, Printer
+
+    buf = io.StringIO()
+    p = Printer(buf, color=True)
+    p.thinking("first line\nsec")
+    p.thinking("ond")
+    p.answer("The answer.")
+    p.finish()
+    assert buf.getvalue() == f"{DIM}{THINK_PREFIX}first line\n{THINK_PREFIX}second\n{RESET}The answer.\n"
+    buf = io.StringIO()
+    p = Printer(buf, color=False)
+    p.thinking("a")
+    p.answer("b")
+    p.finish()
+    assert buf.getvalue() == f"{THINK_PREFIX}a\nb\n"
