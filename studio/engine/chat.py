@@ -304,6 +304,8 @@ def stream(model, processor, history: list[ChatTurn], gen: GenerationConfig | No
 
     gen = gen or GenerationConfig()
     gen.validate()
+    if stop is None:  # an abandoned stream must still be able to stop its worker thread
+        stop = threading.Event()
     if inputs is None:
         if history and history[-1].role != "user":
             raise InputError("The last turn must be the user's message.")
@@ -395,10 +397,14 @@ def stream(model, processor, history: list[ChatTurn], gen: GenerationConfig | No
     budget = _ThinkingBudget(prompt_len, gen.thinking_budget, think_id, end_think_id) \
         if gen.thinking_budget > 0 else None
     th, streamer, errors = run_phase(inputs, max_new, budget)
+    drained = False
     try:
         yield from drain(streamer, errors)
+        drained = True
     finally:
-        if stop is not None and th.is_alive():
+        # Only an abandoned/failed stream stops the worker: after a normal end the thread
+        # may still be alive for a moment (generate returns after streamer.end()).
+        if not drained and th.is_alive():
             stop.set()
         th.join()
     phase1_len = len(gen_ids)
@@ -419,10 +425,12 @@ def stream(model, processor, history: list[ChatTurn], gen: GenerationConfig | No
         n2 = max(1, min(gen.answer_budget, room))
         before = len(gen_ids)
         th, streamer, errors = run_phase(phase2, n2, None)
+        drained = False
         try:
             yield from drain(streamer, errors)
+            drained = True
         finally:
-            if stop is not None and th.is_alive():
+            if not drained and th.is_alive():
                 stop.set()
             th.join()
         stats.stopped = bool(stop is not None and stop.is_set())
