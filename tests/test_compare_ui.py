@@ -28,6 +28,8 @@ def served(tiny_path, tmp_path_factory):
     ctx = AppContext(model=ModelSpec(name_or_path=str(tiny_path), device="cpu"), runs_dir=runs)
     with gr.Blocks() as demo:
         tab.build(ctx)
+    # warm the shared registry (the key Compare uses), so the test times the comparison itself
+    ctx.registry.get(ModelSpec(name_or_path=str(tiny_path)))
     demo.queue()
     demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True,
                 quiet=True, show_error=True)

@@ -150,7 +150,7 @@ def build(ctx: AppContext) -> None:
                                show_label=False, elem_id="cmp-input")
     with gr.Row():
         run_btn = gr.Button("Compare ▶", variant="primary", elem_id="cmp-run")
-        stop_btn = gr.Button("⏹ Stop", variant="stop", elem_id="cmp-stop")
+        stop_btn = gr.Button("Stop", variant="stop", elem_id="cmp-stop")
     with gr.Accordion("Settings (shared by both sides)", open=False):
         with gr.Row():
             temperature = gr.Slider(0, 2, value=d.temperature, step=0.05, label="Temperature (0 = greedy)")
@@ -176,11 +176,11 @@ def build(ctx: AppContext) -> None:
                 stats = gr.Markdown("", elem_id=f"cmp-stats-{side.lower()}")
                 panes[side] = (head, bot, stats)
     with gr.Row():
-        vote_btns = {v: gr.Button(("🅰 " if v == "A" else "🅱 " if v == "B" else "") + engine.VOTE_LABELS[v],
+        vote_btns = {v: gr.Button(engine.VOTE_LABELS[v],
                                   elem_id=f"cmp-vote-{v.lower()}") for v in engine.VOTES}
     with gr.Row():
         vote_md = gr.Markdown("", elem_id="cmp-vote-status")
-        download = gr.DownloadButton("⬇ Download votes.jsonl", visible=False, elem_id="cmp-download", scale=0)
+        download = gr.DownloadButton("Download votes.jsonl", visible=False, elem_id="cmp-download", scale=0)
     state = gr.State(None)
 
     # ---------------------------------------------------------------- helpers
@@ -214,11 +214,11 @@ def build(ctx: AppContext) -> None:
             p = comparer.plan(a, b)
             notes = comparer.notes(a, b)
         except StudioError as e:
-            return f"⚠️ {render.escape(str(e))}", _header("A", engine.SideSpec(str(a_model or EMBEDDED), mode=a_mode or "chat")), \
+            return f"**Not done:** {render.escape(str(e))}", _header("A", engine.SideSpec(str(a_model or EMBEDDED), mode=a_mode or "chat")), \
                 _header("B", engine.SideSpec(str(b_model or EMBEDDED), mode=b_mode or "chat"))
         text = f"**Memory plan:** {render.escape(p.sentence)}"
         if notes:
-            text += "\n\n" + "\n\n".join(f"ℹ️ {render.escape(n)}" for n in notes)
+            text += "\n\n" + "\n\n".join(f"*Note:* {render.escape(n)}" for n in notes)
         return text, _header("A", a), _header("B", b)
 
     def compare(message, a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, temperature_, top_p_, top_k_,
@@ -274,7 +274,7 @@ def build(ctx: AppContext) -> None:
             if result is not None:
                 notes = " ".join(result.notes)
                 status = (f"Seed {result.settings['gen']['seed']} on both sides. Which answer is better?"
-                          + (f" ℹ️ {render.escape(notes)}" if notes else ""))
+                          + (f" *Note:* {render.escape(notes)}" if notes else ""))
                 if not result.complete:
                     status = "Stopped before both sides finished; there is nothing to vote on."
                     result = None
@@ -307,9 +307,9 @@ def build(ctx: AppContext) -> None:
         except StudioError as e:
             gr.Warning(str(e))
             dl = gr.update(value=str(vlog.path), visible=True) if vlog.path.is_file() else gr.update()
-            return f"⚠️ {render.escape(str(e))}", dl, st
+            return f"**Not done:** {render.escape(str(e))}", dl, st
         n = len(vlog.rows())
-        return (f"✅ Recorded **{engine.VOTE_LABELS[value]}** ({n} vote{'s' if n != 1 else ''} in "
+        return (f"Recorded **{engine.VOTE_LABELS[value]}** ({n} vote{'s' if n != 1 else ''} in "
                 f"`{render.escape(str(vlog.path))}`)."), gr.update(value=str(vlog.path), visible=True), st
 
     def vote_a(st, request: gr.Request):
