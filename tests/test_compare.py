@@ -322,3 +322,26 @@ def test_pdf_pages_saved_as_images(tiny_path, tmp_path):
     row = log.record(result, "A")
     assert row["media"] and all(m.endswith(".png") for m in row["media"])
     assert len(row["media"]) == len(result.media.images)
+
+
+def test_take_turns_plan_moves_idle_side(tiny_path, tmp_path, monkeypatch):
+    """A simulated card that holds one side at a time: each side is moved onto the device
+    just before it generates, the other one off (device moves recorded, CPU underneath)."""
+    from studio.engine.memplan import DeviceInfo
+    from studio.engine.tiny import build_tiny
+
+    other = build_tiny(tmp_path / "other", seed=1)
+    a, b = SideSpec(str(tiny_path), mode="chat"), SideSpec(str(other), mode="chat")
+    both = Comparer(device_info=DeviceInfo.simulated(80)).plan(a, b)
+    one = both.peak_gb - both.sides["A"].weights_gb / 2  # room for one copy + margin, not two
+    info = DeviceInfo("cuda", one / 0.95, one, 64.0, True, "sim")
+    comparer = Comparer(device_info=info)
+    assert comparer.plan(a, b).mode == "take_turns"
+    moves = []
+    monkeypatch.setattr(Comparer, "_to", staticmethod(lambda model, dev: moves.append((model.studio_path, dev))))
+    result = comparer.run(a, b, "Hi", settings=CompareSettings(gen=GREEDY, device="cpu"))
+    assert result.plan.mode == "take_turns"
+    # loading: each copy parked on the CPU; A's turn: B off, A on; B's turn: A off, B on
+    assert moves == [(str(tiny_path), "cpu"), (str(other), "cpu"),
+                     (str(other), "cpu"), (str(tiny_path), "cuda"),
+                     (str(tiny_path), "cpu"), (str(other), "cuda")]
