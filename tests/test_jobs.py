@@ -231,3 +231,82 @@ def test_tail_collapses_carriage_returns(tmp_path):
     p.write_bytes(b"a\n 10%|#  \r 50%|##### \r100%|##########\nlast \xff line\n")
     assert tail_file(p, 2) == "100%|##########\nlast \ufffd line"
     assert tail_file(tmp_path / "missing.log") == ""
+
+
+def test_job_runs_from_another_working_directory(runs, monkeypatch, tmp_path):
+    """The child finds the studio package even when the app runs elsewhere (not pip-installed)."""
+    monkeypatch.chdir(tmp_path)
+    run = new_run_dir(runs, "sft", "cwd")
+    job = JobManager(runs).start("sft", run, cmd=_child_cmd(), env={"STEPS": "1"})
+    assert job.wait(15), tail_file(run / "train.log")
+    assert read_status(run)["status"] == "finished", tail_file(run / "train.log")
+
+
+# --------------------------------------------------------------------------- the job panel (UI)
+def test_job_panel_end_to_end_through_gradio_client(runs, tmp_path):
+    """Start → live status/metrics → busy error → stop → resume, through the running app's API."""
+    import gradio as gr
+    from gradio_client import Client
+
+    from studio.engine.runs import write_status
+    from studio.ui.components import SFT_CURVES, curve_frames, job_panel, live_curves, status_line
+    from studio.ui.context import AppContext
+
+    ctx = AppContext(runs_dir=runs)
+    made = []
+
+    def make_config(name, lr):
+        if not lr:
+            raise InputError("`lr` must be a number such as 2e-4.")
+        run = new_run_dir(runs, "sft", name)
+        made.append(run)
+        return run, f"name: {name}\nlr: {lr}\n"
+
+    def command(run, resume):
+        assert (run / "config.yaml").read_text().startswith("name: ")
+        return _child_cmd()
+
+    with gr.Blocks() as demo:
+        name = gr.Textbox("demo")
+        lr = gr.Textbox("2e-4")
+        panel = job_panel(ctx, "sft", make_config, inputs=[name, lr], command=command, graceful_timeout=5)
+        curves = live_curves(panel.run_dir_state, SFT_CURVES, timer=panel.timer)
+    assert len(curves.plots) == len(SFT_CURVES)
+    demo.queue()
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(url, verbose=False)
+        with pytest.raises(Exception, match="must be a number"):
+            client.predict("bad", "", api_name="/sft_start")
+        out = client.predict("demo", "2e-4", api_name="/sft_start")  # (status, log, cli, buttons…); State is not sent
+        run_dir = made[-1]
+        assert out[0].startswith("running") and out[0].endswith(run_dir.name)
+        assert out[2] == f"studio sft --config {run_dir}/config.yaml"
+        assert _wait_for(lambda: len(read_metrics(run_dir)) >= 3)
+        st, log_text, *_ = panel.fns["poll"](str(run_dir))
+        assert st.startswith("running") and "child started" in log_text
+        frames = curve_frames(run_dir, SFT_CURVES)
+        assert set(frames[0].series) == {"train/loss", "train/loss (smoothed)"} and len(frames[0]) >= 6
+        with pytest.raises(Exception, match="A sft job is running"):
+            client.predict("again", "1e-4", api_name="/sft_start")
+        client.predict(str(run_dir), api_name="/sft_stop")
+        assert _wait_for(lambda: read_status(run_dir).get("status") == "stopped", 10)
+        assert status_line(run_dir).startswith("stopped")
+        # Resume needs a complete checkpoint.
+        with pytest.raises(Exception, match="no complete checkpoint"):
+            panel.fns["resume"](str(run_dir))
+        (run_dir / "checkpoint-3").mkdir()
+        (run_dir / "checkpoint-3" / "trainer_state.json").write_text("{}")
+        assert "resume from checkpoint-3" in status_line(run_dir)
+        out = panel.fns["resume"](str(run_dir))
+        assert out[0] == str(run_dir) and read_status(run_dir)["attempts"] == 2
+        assert panel.fns["attach"]()[0] == str(run_dir)  # a fresh page re-attaches
+        panel.manager.stop(graceful_timeout=5)
+        assert read_status(run_dir)["status"] == "stopped"
+        assert tail_file(run_dir / "train.log").count("job started") == 2
+    finally:
+        demo.close()
+        if panel.manager.current():
+            panel.manager.stop(graceful_timeout=1)
+    write_status(run_dir, "failed", error="CUDA out of memory")
+    assert "CUDA out of memory" in status_line(run_dir)

@@ -291,3 +291,33 @@ def test_list_runs_and_cli(tmp_path, capsys):
     assert data[1]["metrics"]["train/loss"] == 0.25 and data[1]["adapter"].endswith("adapter")
     assert main(["runs", "--runs-dir", str(tmp_path / "empty")]) == 0
     assert "No runs" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- Runs tab (UI)
+def test_runs_tab_builds_and_shows_a_run(tmp_path):
+    import gradio as gr
+
+    from studio.ui.context import AppContext
+    from studio.ui.tabs import runs as runs_tab
+
+    _fake_run(tmp_path, "20250101-000000-sft-a", status="finished", steps=4, adapter=True, ckpts=(4,))
+    _fake_run(tmp_path, "20250102-000000-rl-b", status="failed", steps=2, key="train/reward")
+    R.write_status(tmp_path / "20250102-000000-rl-b", error="CUDA out of memory <script>")
+    ctx = AppContext(runs_dir=tmp_path)
+    with gr.Blocks() as demo:
+        with gr.Tab("Runs"):
+            runs_tab.build(ctx)
+    cfg = demo.get_config_file()
+    types = [c["type"] for c in cfg["components"]]
+    assert types.count("nativeplot") == 4 and "dataframe" in types and "dropdown" in types
+    api = {d.get("api_name") for d in cfg["dependencies"]}
+    assert {"runs_refresh", "runs_select", "runs_export"} <= api
+
+    rows = runs_tab.table_rows(tmp_path)
+    assert [r[:5] for r in rows] == [["20250102-000000-rl-b", "rl", "failed", "2", "reward 0.5"],
+                                     ["20250101-000000-sft-a", "sft", "finished", "4", "loss 0.25"]]
+    run_dir, status, info, config, _ = runs_tab.run_details(tmp_path, "20250102-000000-rl-b")
+    assert run_dir.endswith("rl-b") and status.startswith("failed") and "CUDA out of memory" in status
+    assert json.loads(info)["metrics"]["train/reward"] == 0.5 and config == "model: embedded\n"
+    assert runs_tab.run_details(tmp_path, "../" + tmp_path.name)[0] == ""  # cannot leave runs_dir
+    assert runs_tab.run_details(tmp_path, "")[0] == ""

@@ -44,7 +44,8 @@ killed by a signal nobody asked for (OOM)     ``failed``, ``error`` = "killed by
 wrapper and trainer both gone, nothing noted  ``failed`` (process vanished)
 ===========================================  =====================================
 
-The child gets ``STUDIO_RUN_DIR=<run_dir>``, ``STUDIO_JOB=1`` and ``PYTHONUNBUFFERED=1``.
+The child gets ``STUDIO_RUN_DIR=<run_dir>``, ``STUDIO_JOB=1``, ``PYTHONUNBUFFERED=1``, and the
+folder holding the ``studio`` package first on ``PYTHONPATH``; it runs in the app's cwd.
 
 Additions to the ARCHITECTURE contract: ``start(..., cmd=None, extra_args=(), env=None)``
 (``extra_args`` e.g. ``["--resume"]``), ``stop(graceful_timeout=60, wait=True)``,
@@ -342,6 +343,12 @@ class JobManager:
             child_env = dict(os.environ)
             child_env.update(env or {})
             child_env.update({"STUDIO_RUN_DIR": str(run), "STUDIO_JOB": "1", "PYTHONUNBUFFERED": "1"})
+            # `-m studio` must import this very package even when it is not pip-installed
+            # and the app was started from another folder.
+            pkg_root = str(Path(__file__).resolve().parents[2])
+            paths = [p for p in child_env.get("PYTHONPATH", "").split(os.pathsep) if p]
+            if pkg_root not in paths:
+                child_env["PYTHONPATH"] = os.pathsep.join([pkg_root, *paths])
             wrapper = [self.python, "-m", WRAPPER_MODULE, "--run-dir", str(run), "--", *argv]
             log = open(run / LOG_FILE, "ab")
             try:

@@ -1,0 +1,417 @@
+"""Shared Gradio building blocks of the training tabs: a job panel and live curves.
+
+A tab builds its form, then::
+
+    panel = job_panel(ctx, kind="sft", make_config=make_config, inputs=[lr, rank, data, ...])
+    curves = live_curves(panel.run_dir_state, groups=SFT_CURVES, timer=panel.timer)
+
+``make_config(*input_values) -> (run_dir, config_yaml_text)`` turns the form into a run
+folder and its YAML (typically ``run_dir = new_run_dir(ctx.runs_dir, "sft", name)``;
+raise a :class:`~studio.errors.StudioError` for bad input — it is shown as ``gr.Error``).
+The panel writes ``config.yaml`` (when the text is not None), starts
+``studio <kind> --config <run_dir>/config.yaml`` as a child process through
+:class:`~studio.engine.jobs.JobManager`, shows the equivalent CLI command, polls
+``status.json`` / ``progress.json`` / ``train.log`` every ``poll_s`` seconds, and on page
+load re-attaches to the running job (or shows this kind's newest run). Stop sends the
+graceful stop (checkpoint, then SIGKILL after ``graceful_timeout``); Resume starts the
+same run folder again with ``--resume``.
+
+State: the run folder is per browser session (``gr.State``); the job itself lives in
+files under ``ctx.runs_dir``, so every visitor and every restart sees the same job.
+Nothing here holds a module-level "running" flag. The only module-level object is a small
+cache of incremental metrics readers keyed by file path (read-only data).
+
+Log text is shown in a plain ``gr.Textbox`` (never rendered as HTML/Markdown).
+
+The handler functions are also returned (``panel.fns``) so tests and other tabs can call
+them without a browser.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from studio.engine.jobs import JobManager, tail_file
+from studio.engine.metrics import PROGRESS_FILE, MetricsReader, read_json, to_long_frame
+from studio.engine.runs import (
+    CONFIG_FILE,
+    LOG_FILE,
+    effective_status,
+    find_adapter,
+    find_last_checkpoint,
+    format_duration,
+    list_runs,
+    read_status,
+)
+from studio.errors import StudioError
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- curve groups
+@dataclass
+class CurveGroup:
+    """One plot: a title and the metric keys (exact names or globs) drawn in it.
+
+    Attributes:
+        title: plot label.
+        keys: metric names from ``metrics.jsonl`` (``train/loss``) or fnmatch globs
+            (``rewards/*/mean``, ``curriculum/tier_weight/*``).
+        smooth: EMA alpha; when set each series also gets ``"<key> (smoothed)"``.
+        y_title: y-axis label (default: none).
+    """
+
+    title: str
+    keys: list[str]
+    smooth: float | None = None
+    y_title: str | None = None
+
+
+#: Curves of the SFT tab (names written by MetricsCallback from TRL's SFTTrainer logs).
+SFT_CURVES = [
+    CurveGroup("Loss (raw + smoothed) and eval loss", ["train/loss", "eval/loss"], smooth=0.1),
+    CurveGroup("Token accuracy", ["train/mean_token_accuracy", "eval/mean_token_accuracy"]),
+    CurveGroup("Learning rate", ["train/learning_rate"]),
+    CurveGroup("Grad norm", ["train/grad_norm"]),
+    CurveGroup("Tokens / s", ["train/tokens_per_s"]),
+]
+
+#: A starting set for the RL tab (TRL GRPOTrainer names; the RL tab adds its curriculum groups).
+RL_CURVES = [
+    CurveGroup("Reward", ["train/reward", "rewards/*/mean", "eval/accuracy"], smooth=0.1),
+    CurveGroup("Reward std", ["train/reward_std", "train/frac_reward_zero_std"]),
+    CurveGroup("Completion length", ["completions/mean_length", "completions/max_length"]),
+    CurveGroup("Tier weights", ["curriculum/tier_weight/*"]),
+    CurveGroup("Loss", ["train/loss"], smooth=0.1),
+    CurveGroup("Grad norm / lr", ["train/grad_norm", "train/learning_rate"]),
+]
+
+#: What the Runs tab shows for any run (empty plots for metrics a run does not have).
+GENERAL_CURVES = [
+    CurveGroup("Loss", ["train/loss", "eval/loss"], smooth=0.1),
+    CurveGroup("Reward", ["train/reward", "rewards/*/mean", "eval/accuracy"], smooth=0.1),
+    CurveGroup("Learning rate", ["train/learning_rate"]),
+    CurveGroup("Grad norm", ["train/grad_norm"]),
+]
+
+
+def _as_group(g: CurveGroup | tuple | dict) -> CurveGroup:
+    if isinstance(g, CurveGroup):
+        return g
+    if isinstance(g, dict):
+        return CurveGroup(**g)
+    title, keys, *rest = g
+    return CurveGroup(title, [keys] if isinstance(keys, str) else list(keys), *rest)
+
+
+_READERS: "OrderedDict[str, MetricsReader]" = OrderedDict()
+_READERS_LOCK = threading.Lock()
+_MAX_READERS = 32
+
+
+def _records(run_dir: str | Path) -> list[dict]:
+    """All metrics records of a run, parsed incrementally (cached reader per file)."""
+    key = str(Path(run_dir).resolve())
+    with _READERS_LOCK:
+        reader = _READERS.get(key)
+        if reader is None:
+            reader = _READERS[key] = MetricsReader(Path(key))
+            while len(_READERS) > _MAX_READERS:
+                _READERS.popitem(last=False)
+        else:
+            _READERS.move_to_end(key)
+    return list(reader.read())
+
+
+def curve_frames(run_dir: str | Path | None, groups: Sequence[CurveGroup | tuple]) -> list:
+    """One long-format DataFrame (``step``, ``value``, ``series``) per group for ``run_dir``
+    (empty frames when there is no run or no such metric yet)."""
+    recs = _records(run_dir) if run_dir else []
+    return [to_long_frame(recs, g.keys, smooth=g.smooth) for g in map(_as_group, groups)]
+
+
+@dataclass
+class LiveCurves:
+    """What :func:`live_curves` built: the plots (in group order), the timer, the refresh fn."""
+
+    plots: list
+    timer: Any
+    refresh: Callable[[str | None], list]
+    groups: list[CurveGroup] = field(default_factory=list)
+
+
+def live_curves(run_dir_state, groups: Sequence[CurveGroup | tuple] = SFT_CURVES, *, timer=None,
+                every: float = 2.0, columns: int = 2, height: int = 260) -> LiveCurves:
+    """Add one ``gr.LinePlot`` per group, refreshed from ``<run_dir>/metrics.jsonl``.
+
+    Args:
+        run_dir_state: a component holding the run folder path (``panel.run_dir_state``,
+            or any ``gr.State``/``gr.Textbox`` with a path; empty → empty plots).
+        groups: :class:`CurveGroup` items, or ``(title, keys[, smooth])`` tuples.
+        timer: a ``gr.Timer`` to refresh on (default: a new one ticking every ``every`` s).
+        columns: plots per row.
+        height: plot height in pixels.
+
+    Plots refresh on every tick and whenever the run folder changes.
+    """
+    import gradio as gr
+
+    gs = [_as_group(g) for g in groups]
+    plots = []
+    for i in range(0, len(gs), columns):
+        with gr.Row():
+            for g in gs[i:i + columns]:
+                plots.append(gr.LinePlot(
+                    value=to_long_frame([], g.keys), x="step", y="value", color="series", label=g.title,
+                    title=g.title, y_title=g.y_title or "", x_title="step", height=height))
+    timer = timer if timer is not None else gr.Timer(every)
+
+    def refresh(run_dir):
+        return curve_frames(run_dir, gs)
+
+    timer.tick(refresh, inputs=[run_dir_state], outputs=plots, show_progress="hidden", queue=False)
+    run_dir_state.change(refresh, inputs=[run_dir_state], outputs=plots, show_progress="hidden", queue=False)
+    return LiveCurves(plots=plots, timer=timer, refresh=refresh, groups=gs)
+
+
+# --------------------------------------------------------------------------- job panel
+def status_line(run_dir: str | Path | None) -> str:
+    """One line about a run for the panel: status, step/total, elapsed, ETA, checkpoint.
+
+    ``"running — step 12/100 (12%) · elapsed 0:30 · ETA 3:43 · run <id>"``; finished,
+    stopped and failed runs say how they ended (failed: the recorded error).
+    """
+    if not run_dir:
+        return "No run yet. Fill in the settings and press Start."
+    run = Path(run_dir)
+    st = read_status(run)
+    prog = read_json(run / PROGRESS_FILE)
+    status = effective_status(st) if st else "not started"
+    parts = [status]
+    step, total = prog.get("step"), prog.get("max_steps")
+    if step is not None:
+        parts.append(f"step {step}/{total} ({100 * step / total:.0f}%)" if total else f"step {step}")
+    if status == "running":
+        if prog.get("elapsed_s") is not None:
+            parts.append(f"elapsed {format_duration(prog['elapsed_s'])}")
+        if prog.get("eta_s") is not None:
+            parts.append(f"ETA {format_duration(prog['eta_s'])}")
+        if st.get("stop_requested") or read_json(run / "job.json").get("stop_requested"):
+            parts.append("stopping: saving a checkpoint…")
+    else:
+        if st.get("started") and st.get("ended"):
+            parts.append(f"took {format_duration(st['ended'] - st['started'])}")
+        if status == "stopped":
+            ck = find_last_checkpoint(run)
+            parts.append(f"resume from {ck.name}" if ck else "no checkpoint to resume from")
+        if status == "finished" and find_adapter(run):
+            parts.append(f"adapter: {find_adapter(run)}")
+        if status == "failed" and st.get("error"):
+            parts.append(str(st["error"])[:300])
+    parts.append(f"run {run.name}")
+    return " · ".join(parts)
+
+
+@dataclass
+class JobPanel:
+    """Components and handlers made by :func:`job_panel`.
+
+    Attributes:
+        run_dir_state: ``gr.State`` with this session's run folder ("" before any run).
+        start_btn, stop_btn, resume_btn: the buttons.
+        status: ``gr.Textbox`` with :func:`status_line`.
+        log: ``gr.Textbox`` with the tail of ``train.log`` (plain text).
+        cli: ``gr.Code`` with the equivalent command (``studio sft --config …``).
+        timer: the polling ``gr.Timer`` (share it with :func:`live_curves`).
+        manager: the :class:`JobManager`.
+        fns: the handlers by name (``start``, ``stop``, ``resume``, ``poll``, ``attach``) for
+            tests and for tabs that add their own triggers.
+    """
+
+    run_dir_state: Any
+    start_btn: Any
+    stop_btn: Any
+    resume_btn: Any
+    status: Any
+    log: Any
+    cli: Any
+    timer: Any
+    manager: JobManager
+    fns: dict[str, Callable] = field(default_factory=dict)
+
+
+def _gr_error(e: BaseException):
+    """StudioError → gr.Error(message); anything else is logged with its traceback and shown short."""
+    import gradio as gr
+
+    if isinstance(e, gr.Error):
+        return e
+    if isinstance(e, StudioError):
+        return gr.Error(str(e))
+    log.exception("unexpected error in a job panel handler")
+    return gr.Error(f"Unexpected error ({type(e).__name__}); see the server log.")
+
+
+def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str | None]], *,
+              inputs: Sequence[Any] = (), resume_args: Sequence[str] = ("--resume",),
+              graceful_timeout: float = 60.0, poll_s: float = 2.0, log_lines: int = 60,
+              command: Callable[[Path, bool], list[str]] | None = None,
+              manager: JobManager | None = None) -> JobPanel:
+    """Add Start / Stop / Resume, a status line, the log tail and the CLI command.
+
+    Args:
+        ctx: the :class:`~studio.ui.context.AppContext` (``ctx.runs_dir`` holds the runs;
+            ``ctx.public`` disables training).
+        kind: the command name (``"sft"``, ``"rl"``).
+        make_config: ``fn(*values of inputs) -> (run_dir, config_yaml_text | None)``.
+        inputs: the form components whose values go to ``make_config``.
+        resume_args: appended to the command when resuming.
+        graceful_timeout: seconds the trainer gets to save a checkpoint after Stop.
+        poll_s: refresh period of status/log (and of curves sharing ``panel.timer``).
+        log_lines: lines of ``train.log`` shown.
+        command: ``fn(run_dir, resume) -> argv`` override of the child command (tests).
+        manager: a JobManager (default: one for ``ctx.runs_dir``).
+
+    Returns:
+        A :class:`JobPanel`.
+    """
+    import gradio as gr
+    from gradio.context import Context
+
+    jm = manager or JobManager(ctx.runs_dir)
+    public = bool(getattr(ctx, "public", False))
+
+    def cli_text(run_dir: Path, resume: bool = False) -> str:
+        return JobManager.display_command(kind, _display_path(run_dir), list(resume_args) if resume else [])
+
+    def buttons(running: bool, has_run: bool):
+        return (gr.update(interactive=not running and not public),
+                gr.update(interactive=running),
+                gr.update(interactive=not running and has_run and not public))
+
+    def launch(run: Path, resume: bool):
+        cmd = command(run, resume) if command else None
+        return jm.start(kind, run, cmd=cmd, extra_args=list(resume_args) if resume and cmd is None else ())
+
+    def start(*values):
+        try:
+            if public:
+                raise gr.Error("Training is turned off on this public app; run it locally.")
+            cur = jm.current()
+            if cur is not None:
+                raise gr.Error(f"A {cur.kind} job is running (run {cur.id}) — stop it first or wait.")
+            run_dir, text = make_config(*values)
+            run = Path(run_dir)
+            run.mkdir(parents=True, exist_ok=True)
+            if text is not None:
+                tmp = run / f".{CONFIG_FILE}.tmp"
+                tmp.write_text(text, encoding="utf-8")
+                tmp.replace(run / CONFIG_FILE)
+            launch(run, resume=False)
+        except BaseException as e:  # noqa: BLE001 - every failure becomes a gr.Error
+            raise _gr_error(e) from None
+        return (str(run), status_line(run), tail_file(run / LOG_FILE, log_lines), cli_text(run),
+                *buttons(True, True))
+
+    def stop(run_dir):
+        try:
+            cur = jm.current()
+            if cur is None:
+                raise gr.Error("No job is running.")
+            if cur.kind != kind and (not run_dir or Path(run_dir).resolve() != cur.run_dir):
+                raise gr.Error(f"The running job is a {cur.kind} job (run {cur.id}); stop it from its own tab.")
+            jm.stop(graceful_timeout=graceful_timeout, wait=False)
+        except BaseException as e:  # noqa: BLE001
+            raise _gr_error(e) from None
+        return status_line(cur.run_dir) + " · stopping: saving a checkpoint…"
+
+    def resume(run_dir):
+        try:
+            if public:
+                raise gr.Error("Training is turned off on this public app; run it locally.")
+            if not run_dir:
+                raise gr.Error("No run to resume yet; start one first.")
+            run = Path(run_dir)
+            cur = jm.current()
+            if cur is not None:
+                raise gr.Error(f"A {cur.kind} job is running (run {cur.id}) — stop it first or wait.")
+            if find_last_checkpoint(run) is None:
+                raise gr.Error(f"Run {run.name} has no complete checkpoint yet; start a new run instead.")
+            launch(run, resume=True)
+        except BaseException as e:  # noqa: BLE001
+            raise _gr_error(e) from None
+        return (str(run), status_line(run), tail_file(run / LOG_FILE, log_lines), cli_text(run, True),
+                *buttons(True, True))
+
+    def poll(run_dir):
+        running = False
+        if run_dir:
+            st = read_status(run_dir)
+            running = bool(st) and effective_status(st) == "running"
+        text = tail_file(Path(run_dir) / LOG_FILE, log_lines) if run_dir else ""
+        return (status_line(run_dir), text, *buttons(running, bool(run_dir)))
+
+    def attach():
+        """Page load: the running job of this kind, else this kind's newest run, else nothing."""
+        cur = jm.current()
+        run = None
+        if cur is not None and cur.kind == kind:
+            run = cur.run_dir
+        else:
+            runs = list_runs(ctx.runs_dir, kind=kind)
+            run = Path(runs[0].path) if runs else None
+        if run is None:
+            return ("", status_line(None), "", "", *buttons(cur is not None, False))
+        st_text, log_text, *btn_updates = poll(str(run))
+        return (str(run), st_text, log_text, cli_text(run), *btn_updates)
+
+    with gr.Group():
+        with gr.Row():
+            start_btn = gr.Button("Start", variant="primary", interactive=not public)
+            stop_btn = gr.Button("Stop", variant="stop", interactive=False)
+            resume_btn = gr.Button("Resume", interactive=False)
+        status = gr.Textbox(label="Status", value=status_line(None), interactive=False, lines=1, max_lines=2)
+        cli = gr.Code(label="Equivalent command (run it in a terminal to train without the app)",
+                      language="shell", interactive=False, lines=1)
+        log_box = gr.Textbox(label="train.log (tail)", lines=10, max_lines=10, interactive=False,
+                             autoscroll=True)
+    run_dir_state = gr.State("")
+    timer = gr.Timer(poll_s)
+    btns = [start_btn, stop_btn, resume_btn]
+    start_btn.click(start, inputs=list(inputs), outputs=[run_dir_state, status, log_box, cli, *btns],
+                    api_name=f"{kind}_start")
+    stop_btn.click(stop, inputs=[run_dir_state], outputs=[status], api_name=f"{kind}_stop")
+    resume_btn.click(resume, inputs=[run_dir_state], outputs=[run_dir_state, status, log_box, cli, *btns],
+                     api_name=f"{kind}_resume")
+    timer.tick(poll, inputs=[run_dir_state], outputs=[status, log_box, *btns], show_progress="hidden",
+               queue=False)
+    root = Context.root_block
+    if root is not None:
+        root.load(attach, outputs=[run_dir_state, status, log_box, cli, *btns])
+    return JobPanel(run_dir_state=run_dir_state, start_btn=start_btn, stop_btn=stop_btn, resume_btn=resume_btn,
+                    status=status, log=log_box, cli=cli, timer=timer, manager=jm,
+                    fns={"start": start, "stop": stop, "resume": resume, "poll": poll, "attach": attach})
+
+
+def _display_path(p: Path) -> Path:
+    """``p`` relative to the working directory when it is inside it (shorter CLI lines)."""
+    try:
+        return Path(p).resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return Path(p)
+
+
+def wait_until(pred: Callable[[], bool], timeout: float, poll: float = 0.1) -> bool:
+    """Poll ``pred`` until true or ``timeout`` seconds pass (helper for tests and scripts)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(poll)
+    return bool(pred())

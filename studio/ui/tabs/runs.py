@@ -1,0 +1,154 @@
+"""Runs tab: every run folder under ``ctx.runs_dir`` — status, curves, config, log — and export.
+
+Thin: the table comes from :func:`studio.engine.runs.list_runs`, curves from
+:func:`studio.ui.components.live_curves`, export from :func:`studio.engine.export.merge_adapter`.
+Pick a run in the dropdown or click its row in the table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from pathlib import Path
+
+from studio.engine.jobs import tail_file
+from studio.engine.runs import CONFIG_FILE, LOG_FILE, list_runs, read_status, run_info
+from studio.errors import JobBusyError, StudioError
+from studio.ui.components import GENERAL_CURVES, live_curves, status_line
+
+log = logging.getLogger(__name__)
+
+HEADERS = ["id", "kind", "status", "step", "loss/reward", "started"]
+
+
+def table_rows(runs_dir) -> list[list]:
+    """Rows of the runs table (newest first)."""
+    rows = []
+    for i in list_runs(runs_dir):
+        step = "" if i.step is None else (f"{i.step}/{i.max_steps}" if i.max_steps else str(i.step))
+        started = datetime.fromtimestamp(i.started).strftime("%Y-%m-%d %H:%M") if i.started else ""
+        rows.append([i.id, i.kind, i.status, step, i.headline(), started])
+    return rows
+
+
+def run_path(runs_dir, run_id: str) -> Path | None:
+    """The folder of ``run_id`` inside ``runs_dir``, or None (unknown id, or one that would
+    leave ``runs_dir`` such as ``../x``)."""
+    root = Path(runs_dir).resolve()
+    run = (root / str(run_id)).resolve()
+    return run if run.parent == root and run.is_dir() else None
+
+
+def run_details(runs_dir, run_id: str | None) -> tuple[str, str, str, str, str]:
+    """``(run_dir, status line, status/summary JSON, config.yaml text, log tail)`` of one run.
+
+    An unknown or empty id gives empty strings; ids cannot leave ``runs_dir``.
+    """
+    if not run_id:
+        return "", "", "", "", ""
+    run = run_path(runs_dir, run_id)
+    if run is None:
+        return "", f"No run named {run_id!r} in {runs_dir}.", "", "", ""
+    info = run_info(run).to_dict()
+    info["status_file"] = read_status(run)
+    try:
+        config = (run / CONFIG_FILE).read_text(encoding="utf-8")
+    except OSError:
+        config = "# no config.yaml in this run"
+    return (str(run), status_line(run), json.dumps(info, indent=1, default=str), config,
+            tail_file(run / LOG_FILE, 60))
+
+
+def build(ctx) -> None:
+    """Add the Runs tab's components to the current Blocks."""
+    import gradio as gr
+
+    from studio.ui.app import GPU_CONCURRENCY_ID
+
+    gr.Markdown("Every training run is a folder under `" + str(ctx.runs_dir) + "/` with its config, "
+                "metrics, log, checkpoints and adapter. The same table: `studio runs`.")
+    with gr.Row():
+        refresh_btn = gr.Button("Refresh", scale=0)
+        pick = gr.Dropdown(label="Run", choices=[], value=None, allow_custom_value=False, scale=3)
+    table = gr.Dataframe(headers=HEADERS, value=[], interactive=False, wrap=True, label="Runs")
+    run_dir_state = gr.State("")
+    status = gr.Textbox(label="Status", interactive=False, lines=1, max_lines=2)
+    curves = live_curves(run_dir_state, GENERAL_CURVES, every=3.0)
+    with gr.Row():
+        config = gr.Code(label="config.yaml", language="yaml", interactive=False, lines=12)
+        details = gr.Code(label="Summary (status.json, final metrics, paths)", language="json",
+                          interactive=False, lines=12)
+    log_box = gr.Textbox(label="train.log (tail)", lines=10, max_lines=10, interactive=False)
+    with gr.Accordion("Export: merge this run's adapter into its base model", open=False):
+        gr.Markdown("Loads the base model, merges the adapter (PEFT `merge_and_unload`), saves safetensors + "
+                    "processor, then reloads the folder and checks that greedy output matches base + adapter "
+                    "before keeping it. Same as `studio export --adapter … --out …`.")
+        with gr.Row():
+            out_dir = gr.Textbox(label="Output folder", placeholder="merged/<run id>", scale=3)
+            export_btn = gr.Button("Merge and verify", variant="primary", scale=1,
+                                   interactive=not getattr(ctx, "public", False))
+        export_report = gr.Code(label="Export report", language="json", interactive=False, lines=8)
+
+    def refresh(current):
+        rows = table_rows(ctx.runs_dir)
+        ids = [r[0] for r in rows]
+        value = current if current in ids else (ids[0] if ids else None)
+        return rows, gr.update(choices=ids, value=value)
+
+    def select(run_id):
+        run_dir, st, info, cfg, tail = run_details(ctx.runs_dir, run_id)
+        default_out = str(Path("merged") / run_id) if run_id else ""
+        return run_dir, st, info, cfg, tail, default_out
+
+    def on_row(evt):
+        row = getattr(evt, "row_value", None)
+        return row[0] if row else gr.update()
+
+    # A real class, not the postponed string annotation: gradio injects SelectData by type.
+    on_row.__annotations__["evt"] = gr.SelectData
+
+    def poll(run_id):
+        run_dir, st, _, _, tail = run_details(ctx.runs_dir, run_id)
+        return st, tail
+
+    def export(run_id, out):
+        from studio.engine.export import merge_adapter
+        from studio.engine.jobs import JobManager
+
+        try:
+            if getattr(ctx, "public", False):
+                raise gr.Error("Export is turned off on this public app.")
+            if not run_id:
+                raise gr.Error("Pick a run first.")
+            run = run_path(ctx.runs_dir, run_id)
+            if run is None:
+                raise gr.Error(f"No run named {run_id!r}; press Refresh.")
+            info = run_info(run)
+            if not info.adapter:
+                raise gr.Error(f"Run {run_id} has no adapter folder yet (it is saved when training finishes).")
+            cur = JobManager(ctx.runs_dir).current()
+            if cur is not None:
+                raise JobBusyError(f"A {cur.kind} job is running (run {cur.id}) — stop it first or wait.")
+            report = merge_adapter(None, info.adapter, out or str(Path("merged") / run_id))
+        except gr.Error:
+            raise
+        except StudioError as e:
+            raise gr.Error(str(e)) from None
+        except Exception as e:  # noqa: BLE001
+            log.exception("export failed")
+            raise gr.Error(f"Export failed unexpectedly ({type(e).__name__}); see the server log.") from None
+        gr.Info(f"Merged model verified and saved to {report['out_dir']}.")
+        return json.dumps({k: v for k, v in report.items() if not k.endswith("_ids")}, indent=1)
+
+    refresh_btn.click(refresh, inputs=[pick], outputs=[table, pick], api_name="runs_refresh")
+    pick.change(select, inputs=[pick], outputs=[run_dir_state, status, details, config, log_box, out_dir],
+                api_name="runs_select")
+    table.select(on_row, inputs=None, outputs=[pick])
+    curves.timer.tick(poll, inputs=[pick], outputs=[status, log_box], show_progress="hidden", queue=False)
+    export_btn.click(export, inputs=[pick, out_dir], outputs=[export_report], api_name="runs_export",
+                     concurrency_id=GPU_CONCURRENCY_ID)
+    from gradio.context import Context
+
+    if Context.root_block is not None:
+        Context.root_block.load(refresh, inputs=[pick], outputs=[table, pick])
