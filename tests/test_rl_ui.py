@@ -142,6 +142,7 @@ def test_start_the_sample_run_from_the_tab_and_watch_it_finish(tmp_path, monkeyp
                  "batch_size", "max_steps", "learning_rate", "thinking_budget", "answer_budget", "lora_rank",
                  "lora_alpha", "offline_grading", "cold_start", "use_vllm", "eval_every", "seed"]
         run, cli = client.predict(*[form[k] for k in order], api_name="/rl_start")
+        run = run["value"] if isinstance(run, dict) else run  # a Dropdown update comes back as a dict
         assert cli.startswith("studio rl --config ") and Path(run).is_dir()
         deadline = time.time() + 240
         while time.time() < deadline and read_status(run).get("status") in (None, "running"):
