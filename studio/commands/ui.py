@@ -41,6 +41,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs-dir", default=None, help="folder for training runs (default: ./runs or $STUDIO_RUNS)")
 
 
+def page_css() -> str:
+    """CSS the tabs ask for: each tab module may define a ``CSS`` string."""
+    import importlib
+
+    from studio.ui.app import TABS
+
+    parts = []
+    for module, _ in TABS:
+        try:
+            parts.append(getattr(importlib.import_module(module), "CSS", ""))
+        except ModuleNotFoundError:
+            continue
+    return "\n".join(p for p in parts if p)
+
+
 def launch(ctx, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False,
            prevent_thread_lock: bool = False):
     """Build the app for ``ctx`` and start serving it.
@@ -65,7 +80,7 @@ def launch(ctx, host: str = "127.0.0.1", port: int | None = 7860, share: bool = 
     try:
         demo.launch(server_name=host, server_port=port, share=share,
                     prevent_thread_lock=prevent_thread_lock, allowed_paths=allowed,
-                    show_error=True, quiet=prevent_thread_lock)
+                    show_error=True, quiet=prevent_thread_lock, css=page_css())
     except OSError as e:
         raise StudioError(
             f"Could not listen on {host}:{port} ({str(e).splitlines()[0]}). "

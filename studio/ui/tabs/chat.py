@@ -42,6 +42,12 @@ NO_ADAPTER = "none (base model)"
 #: Seconds between UI refreshes while tokens stream (fewer, larger updates are cheaper).
 REFRESH_S = 0.05
 SAMPLE_DATA = Path(__file__).resolve().parents[3] / "sample_data"
+#: Page CSS this tab needs (collected by ``studio.commands.ui.launch``): keep media in the
+#: chat small enough that a question, its thinking, answer and boxed image fit on screen.
+CSS = """
+#chatbot .user-row img, #chatbot .user-row video { max-height: 220px; width: auto; }
+#chatbot .bot-row img { max-height: 420px; width: auto; }
+"""
 
 
 @dataclass
@@ -183,7 +189,7 @@ def build(ctx: AppContext) -> None:
     with gr.Row():
         with gr.Column(scale=4):
             chatbot = gr.Chatbot(
-                label="Chat", height=560, sanitize_html=True, render_markdown=True,
+                label="Chat", height=640, sanitize_html=True, render_markdown=True,
                 allow_tags=False, group_consecutive_messages=False, elem_id="chatbot",
                 feedback_options=None, buttons=["copy", "copy_all"],
                 placeholder="Ask about a photo, a video clip or a PDF. Drop files into the box below.",
@@ -195,9 +201,9 @@ def build(ctx: AppContext) -> None:
             )
             estimate_md = gr.Markdown("", elem_id="visual-estimate")
             with gr.Row():
-                stop_btn = gr.Button("⏹ Stop", variant="stop", elem_id="stop-btn", scale=1)
-                regen_btn = gr.Button("🔄 Regenerate", elem_id="regen-btn", scale=1)
-                clear_btn = gr.Button("🗑 Clear", elem_id="clear-btn", scale=1)
+                stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn", scale=1, size="md")
+                regen_btn = gr.Button("Regenerate", elem_id="regen-btn", scale=1, size="md")
+                clear_btn = gr.Button("Clear", elem_id="clear-btn", scale=1, size="md")
             stats_md = gr.Markdown("", elem_id="chat-stats")
             examples = []
             for rel, q in [("photos", "What is in this picture?"),
@@ -221,14 +227,15 @@ def build(ctx: AppContext) -> None:
                     label="LoRA adapter", allow_custom_value=True,
                     info="A trained adapter folder on top of the base model (SFT tab → Try it).",
                 )
-                refresh_btn = gr.Button("↻ Find adapters", size="sm")
+                refresh_btn = gr.Button("Find adapters", size="sm")
             d = GenerationConfig()
-            with gr.Accordion("Sampling", open=False):
+            with gr.Accordion("Sampling", open=False, elem_id="sampling"):
                 temperature = gr.Slider(0, 2, value=d.temperature, step=0.05, label="Temperature (0 = greedy)")
                 top_p = gr.Slider(0.05, 1, value=d.top_p, step=0.05, label="Top-p")
                 top_k = gr.Slider(0, 100, value=d.top_k, step=1, label="Top-k (0 = off)")
                 rep = gr.Slider(0.5, 2, value=d.repetition_penalty, step=0.05, label="Repetition penalty")
-                max_new = gr.Slider(1, 8192, value=d.max_new_tokens, step=1, label="Max new tokens")
+                max_new = gr.Slider(1, 8192, value=d.max_new_tokens, step=1, label="Max new tokens",
+                                    elem_id="max-new-tokens")
             with gr.Accordion("Thinking", open=False):
                 think_budget = gr.Number(value=d.thinking_budget, precision=0, minimum=0,
                                          label="Thinking budget (tokens, 0 = off)",
