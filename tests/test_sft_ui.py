@@ -1,0 +1,78 @@
+"""SFT tab built alone and driven through gradio_client: doctor, preview, config, and a
+child-process run end to end (slow)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "sample_data" / "sft" / "train.jsonl"
+
+
+@pytest.fixture
+def app(tiny_path, tmp_path):
+    import gradio as gr
+
+    from studio.config import ModelSpec
+    from studio.ui.context import AppContext
+    from studio.ui.tabs import sft
+
+    ctx = AppContext(model=ModelSpec(name_or_path=str(tiny_path), device="cpu"), runs_dir=tmp_path / "runs")
+    with gr.Blocks() as demo:
+        sft.build(ctx)
+    demo.queue()
+    demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    from gradio_client import Client
+
+    client = Client(demo.local_url, verbose=False)
+    yield ctx, client
+    demo.close()
+
+
+def form(tiny_path, **kw):
+    v = dict(model=str(tiny_path), name="ui", rank=4, alpha=8, dropout=0.0,
+             targets=["q_proj", "v_proj"], train_merger=False, qlora=False, lr=0.01, epochs=1, max_steps=3,
+             batch_size=2, grad_accum=1, max_length=256, image_max_pixels=0, seed=0, eval_split=0.0,
+             save_steps=2, policy="last_thinking", oversize="resize")
+    v.update(kw)
+    return list(v.values())
+
+
+def test_doctor_preview_and_config(app, tiny_path):
+    ctx, client = app
+    md, table = client.predict(None, str(SAMPLE), str(tiny_path), 512, "last_thinking", "resize", api_name="/sft_doctor")
+    assert "**24 rows** · 0 errors" in md
+    spans = client.predict(None, str(SAMPLE), str(tiny_path), 1, "last_thinking", 512, api_name="/sft_preview")
+    trained = "".join(s["token"] for s in spans if s["class_or_confidence"] == "trained")
+    assert trained.startswith("<think>") and trained.endswith("</answer>")
+    yaml_text = client.predict(None, str(SAMPLE), *form(tiny_path), api_name="/sft_config")
+    assert "rank: 4" in yaml_text and "max_steps: 3" in yaml_text
+    with pytest.raises(Exception, match="lora.rank"):
+        client.predict(None, str(SAMPLE), *form(tiny_path, rank=0), api_name="/sft_config")
+    md, table = client.predict(None, "/nope.jsonl", str(tiny_path), 512, "last_thinking", "resize",
+                               api_name="/sft_doctor")
+    assert "does not exist" in md and table["data"][0][2] == "error"
+
+
+@pytest.mark.slow
+def test_child_process_run_end_to_end(app, tiny_path):
+    from studio.engine.runs import find_adapter, read_status
+
+    ctx, client = app
+    out = client.predict(None, str(SAMPLE), *form(tiny_path), api_name="/sft_start")
+    [run_dir] = [p for p in ctx.runs_dir.iterdir() if p.is_dir()]
+    assert out[0].startswith("running") and f"studio sft --config" in out[2] and run_dir.name in out[2]
+    t0 = time.time()
+    while time.time() - t0 < 300:
+        st = read_status(run_dir).get("status")
+        if st in ("finished", "failed", "stopped") and not (ctx.runs_dir / ".job.lock").exists():
+            break
+        time.sleep(1)
+    assert read_status(run_dir)["status"] == "finished", (run_dir / "train.log").read_text()[-2000:]
+    assert find_adapter(run_dir) is not None
+    assert (run_dir / "doctor.md").is_file() and (run_dir / "metrics.jsonl").is_file()
+    msg = client.predict(api_name="/sft_try")  # the run folder is this session's gr.State
+    assert "Chat" in msg and ctx.extra["chat_adapter"] == str(run_dir / "adapter")
