@@ -290,7 +290,8 @@ def test_job_panel_end_to_end_through_gradio_client(runs, tmp_path):
         with pytest.raises(Exception, match="A sft job is running"):
             client.predict("again", "1e-4", api_name="/sft_start")
         client.predict(str(run_dir), api_name="/sft_stop")
-        assert _wait_for(lambda: read_status(run_dir).get("status") == "stopped", 10)
+        assert _wait_for(lambda: panel.manager.current() is None, 10)
+        assert read_status(run_dir)["status"] == "stopped" and read_status(run_dir)["exit_code"] == 0
         assert status_line(run_dir).startswith("stopped")
         # Resume needs a complete checkpoint.
         with pytest.raises(Exception, match="no complete checkpoint"):

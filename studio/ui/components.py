@@ -158,7 +158,8 @@ def live_curves(run_dir_state, groups: Sequence[CurveGroup | tuple] = SFT_CURVES
         columns: plots per row.
         height: plot height in pixels.
 
-    Plots refresh on every tick and whenever the run folder changes.
+    Plots refresh on every tick and whenever the run folder changes; a tick that finds no
+    new metrics line sends nothing (``gr.skip()``), so idle pages cost no bandwidth.
     """
     import gradio as gr
 
@@ -171,12 +172,21 @@ def live_curves(run_dir_state, groups: Sequence[CurveGroup | tuple] = SFT_CURVES
                     value=to_long_frame([], g.keys), x="step", y="value", color="series", label=g.title,
                     title=g.title, y_title=g.y_title or "", x_title="step", height=height))
     timer = timer if timer is not None else gr.Timer(every)
+    seen = gr.State(None)  # (run folder, records drawn) of this session: skip redraws when unchanged
 
     def refresh(run_dir):
         return curve_frames(run_dir, gs)
 
-    timer.tick(refresh, inputs=[run_dir_state], outputs=plots, show_progress="hidden", queue=False)
-    run_dir_state.change(refresh, inputs=[run_dir_state], outputs=plots, show_progress="hidden", queue=False)
+    def tick(run_dir, last):
+        n = len(_records(run_dir)) if run_dir else 0
+        if last is not None and tuple(last) == (run_dir, n):
+            return [gr.skip()] * len(plots) + [last]
+        return [*refresh(run_dir), (run_dir, n)]
+
+    timer.tick(tick, inputs=[run_dir_state, seen], outputs=[*plots, seen], show_progress="hidden", queue=False,
+               api_visibility="undocumented")
+    run_dir_state.change(tick, inputs=[run_dir_state, gr.State(None)], outputs=[*plots, seen],
+                         show_progress="hidden", queue=False, api_visibility="undocumented")
     return LiveCurves(plots=plots, timer=timer, refresh=refresh, groups=gs)
 
 
@@ -390,10 +400,10 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
     resume_btn.click(resume, inputs=[run_dir_state], outputs=[run_dir_state, status, log_box, cli, *btns],
                      api_name=f"{kind}_resume")
     timer.tick(poll, inputs=[run_dir_state], outputs=[status, log_box, *btns], show_progress="hidden",
-               queue=False)
+               queue=False, api_visibility="undocumented")
     root = Context.root_block
     if root is not None:
-        root.load(attach, outputs=[run_dir_state, status, log_box, cli, *btns])
+        root.load(attach, outputs=[run_dir_state, status, log_box, cli, *btns], api_visibility="undocumented")
     return JobPanel(run_dir_state=run_dir_state, start_btn=start_btn, stop_btn=stop_btn, resume_btn=resume_btn,
                     status=status, log=log_box, cli=cli, timer=timer, manager=jm,
                     fns={"start": start, "stop": stop, "resume": resume, "poll": poll, "attach": attach})

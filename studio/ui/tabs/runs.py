@@ -144,11 +144,12 @@ def build(ctx) -> None:
     refresh_btn.click(refresh, inputs=[pick], outputs=[table, pick], api_name="runs_refresh")
     pick.change(select, inputs=[pick], outputs=[run_dir_state, status, details, config, log_box, out_dir],
                 api_name="runs_select")
-    table.select(on_row, inputs=None, outputs=[pick])
-    curves.timer.tick(poll, inputs=[pick], outputs=[status, log_box], show_progress="hidden", queue=False)
+    table.select(on_row, inputs=None, outputs=[pick], api_visibility="undocumented")
+    curves.timer.tick(poll, inputs=[pick], outputs=[status, log_box], show_progress="hidden", queue=False,
+                api_visibility="undocumented")
     export_btn.click(export, inputs=[pick, out_dir], outputs=[export_report], api_name="runs_export",
                      concurrency_id=GPU_CONCURRENCY_ID)
     from gradio.context import Context
 
     if Context.root_block is not None:
-        Context.root_block.load(refresh, inputs=[pick], outputs=[table, pick])
+        Context.root_block.load(refresh, inputs=[pick], outputs=[table, pick], api_visibility="undocumented")
