@@ -871,6 +871,7 @@ def _make_trainer_class():
             step = self.state.global_step
             if train and s.cfg.eval_every and step % s.cfg.eval_every == 0:
                 self._metrics["train"]["eval/accuracy"].append(s.evaluate(self.model))
+                self._metrics["train"]["eval/rollouts"].append(float(self.rollouts_total))
             pool = base_ids + extra_ids
             prompts = [s.train[i] for i in pool]
             encs = [s.encoder(p, key="train") for p in prompts]
