@@ -27,7 +27,8 @@ Files (see :mod:`studio.engine.runs`): ``<runs_dir>/.job.lock`` — ``{"pid", "r
 ``child_pid`` = trainer); ``train.log``.
 
 Stale locks: a lock whose pid is dead, a zombie, or a process that is not our wrapper for
-that run (pid reuse, checked through ``/proc/<pid>/cmdline``) is removed, and a run left
+that run (pid reuse, checked through ``/proc/<pid>/cmdline``) is removed (a lock written by
+another host, on a shared folder, is trusted: delete ``.job.lock`` by hand if that host died), and a run left
 ``running`` by a job that vanished is recorded as ``failed`` (or ``stopped`` when a stop
 had been asked).
 
@@ -272,6 +273,8 @@ class JobManager:
                 self.lock_path.unlink(missing_ok=True)  # unreadable/corrupt lock: stale
             return None
         pid, run_dir = lock.get("pid"), lock.get("run_dir")
+        if lock.get("host") not in (None, socket.gethostname()) and pid and run_dir:
+            return self._job_from_lock(lock)  # another machine's job (shared folder): cannot check it
         if pid and run_dir and is_our_wrapper(int(pid), run_dir):
             return self._job_from_lock(lock)
         # Stale: the job ended (or vanished) without releasing the lock.

@@ -275,8 +275,12 @@ class RunInfo:
 
     @property
     def reward(self) -> float | None:
-        """Last mean reward (``train/reward``), if any."""
-        return self.metrics.get("train/reward")
+        """Last mean reward (``rewards/mean`` as the RL trainer logs it, else TRL's
+        ``train/reward``), if any."""
+        for k in ("rewards/mean", "train/reward"):
+            if self.metrics.get(k) is not None:
+                return self.metrics[k]
+        return None
 
     def headline(self) -> str:
         """``"loss 0.412"`` / ``"reward 0.63"`` / ``""`` for the runs table."""

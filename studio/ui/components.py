@@ -82,20 +82,28 @@ SFT_CURVES = [
     CurveGroup("Tokens / s", ["train/tokens_per_s"]),
 ]
 
-#: A starting set for the RL tab (TRL GRPOTrainer names; the RL tab adds its curriculum groups).
+#: Curves of the RL tab (names written by studio.engine.rl's GRPO trainer and TRL).
 RL_CURVES = [
-    CurveGroup("Reward", ["train/reward", "rewards/*/mean", "eval/accuracy"], smooth=0.1),
-    CurveGroup("Reward std", ["train/reward_std", "train/frac_reward_zero_std"]),
-    CurveGroup("Completion length", ["completions/mean_length", "completions/max_length"]),
-    CurveGroup("Tier weights", ["curriculum/tier_weight/*"]),
+    CurveGroup("Reward mean and held-out accuracy", ["rewards/mean", "train/reward", "eval/accuracy"], smooth=0.1),
+    CurveGroup("Reward std", ["rewards/std", "train/reward_std"]),
+    CurveGroup("Format / forced answer / truncation", ["rollout/format_correct", "rollout/forced_answer",
+                                                       "rollout/truncated"]),
+    CurveGroup("Tier sampling weights", ["curriculum/tier_weight/*"]),
+    CurveGroup("Tier pass rates", ["curriculum/tier_pass_rate/*"]),
+    CurveGroup("Prompts per tier", ["curriculum/tier_count/*"]),
+    CurveGroup("Zero-variance groups and expansion", ["curriculum/zero_variance_frac", "curriculum/expansion_ema"]),
+    CurveGroup("Completion length", ["completions/length_mean", "completions/length_max",
+                                     "completions/mean_length", "completions/max_length"]),
+    CurveGroup("KL", ["kl/*", "train/kl"]),
     CurveGroup("Loss", ["train/loss"], smooth=0.1),
-    CurveGroup("Grad norm / lr", ["train/grad_norm", "train/learning_rate"]),
+    CurveGroup("Grad norm", ["train/grad_norm"]),
+    CurveGroup("Learning rate", ["train/learning_rate"]),
 ]
 
 #: What the Runs tab shows for any run (empty plots for metrics a run does not have).
 GENERAL_CURVES = [
     CurveGroup("Loss", ["train/loss", "eval/loss"], smooth=0.1),
-    CurveGroup("Reward", ["train/reward", "rewards/*/mean", "eval/accuracy"], smooth=0.1),
+    CurveGroup("Reward / accuracy", ["rewards/mean", "train/reward", "eval/accuracy"], smooth=0.1),
     CurveGroup("Learning rate", ["train/learning_rate"]),
     CurveGroup("Grad norm", ["train/grad_norm"]),
 ]
