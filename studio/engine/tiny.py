@@ -38,7 +38,7 @@ REASONING_TOKENS = [
 TEMPLATE_PATH = Path(__file__).parent / "templates" / "glm4v_chat.jinja"
 
 #: Bump when anything below changes: it keys the on-disk cache of the built model.
-TINY_VERSION = "1"
+TINY_VERSION = "2"
 
 TEXT_CONFIG = dict(
     hidden_size=128,
@@ -167,7 +167,8 @@ def build_model(tokenizer, seed: int = 0):
     torch.manual_seed(seed)
     model = Glm4vForConditionalGeneration(config)
     model.generation_config = GenerationConfig(
-        eos_token_id=[ids("<|endoftext|>"), ids("<|user|>"), ids("<|observation|>")],
+        # As the real generation_config: <|endoftext|>, <|user|>, <|observation|>, </answer>.
+        eos_token_id=[ids("<|endoftext|>"), ids("<|user|>"), ids("<|observation|>"), ids("</answer>")],
         pad_token_id=ids("<|endoftext|>"),
         do_sample=True,
         top_k=2,
