@@ -191,6 +191,10 @@ class SFTRunConfig(YamlConfig):
         check(0 <= self.weight_decay < 1, "weight_decay", "must be in [0, 1).")
         check(self.gradient_checkpointing in ("auto", "on", "off"), "gradient_checkpointing", "must be auto, on or off.")
         check(bool(re.fullmatch(r"[\w.-]+", self.name or "")), "name", "may hold letters, digits, '.', '_' and '-'.")
+        from studio.engine.reporting import REPORT_TO
+
+        for r in self.report_to:
+            check(r in (*REPORT_TO, "none"), "report_to", f"{r!r} is unknown; choose from {', '.join([*REPORT_TO, 'none'])}.")
 
 
 def split_rows(rows: list, eval_split: float, seed: int) -> tuple[list, list, str]:
@@ -350,9 +354,9 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
     lora = LoraConfig(r=cfg.lora.rank, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
                       target_modules=cfg.lora.target_regex(), task_type="CAUSAL_LM", bias="none")
     gc = cfg.gradient_checkpointing == "on" or (cfg.gradient_checkpointing == "auto" and device == "cuda")
-    report_to = [r for r in cfg.report_to if r != "none"]
-    if "tensorboard" in report_to:
-        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(run_dir / "tb"))
+    from studio.engine import reporting
+
+    report_to = reporting.resolve(cfg.report_to, run_dir)
     args = SFTConfig(
         output_dir=str(run_dir),
         per_device_train_batch_size=cfg.batch_size,
