@@ -332,7 +332,7 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
                 tmp.write_text(text, encoding="utf-8")
                 tmp.replace(run / CONFIG_FILE)
             launch(run, resume=False)
-        except BaseException as e:  # noqa: BLE001 - every failure becomes a gr.Error
+        except Exception as e:  # noqa: BLE001 - every failure becomes a gr.Error
             raise _gr_error(e) from None
         return (str(run), status_line(run), tail_file(run / LOG_FILE, log_lines), cli_text(run),
                 *buttons(True, True))
@@ -345,7 +345,7 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
             if cur.kind != kind and (not run_dir or Path(run_dir).resolve() != cur.run_dir):
                 raise gr.Error(f"The running job is a {cur.kind} job (run {cur.id}); stop it from its own tab.")
             jm.stop(graceful_timeout=graceful_timeout, wait=False)
-        except BaseException as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001
             raise _gr_error(e) from None
         return status_line(cur.run_dir) + " · stopping: saving a checkpoint…"
 
@@ -362,7 +362,7 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
             if find_last_checkpoint(run) is None:
                 raise gr.Error(f"Run {run.name} has no complete checkpoint yet; start a new run instead.")
             launch(run, resume=True)
-        except BaseException as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001
             raise _gr_error(e) from None
         return (str(run), status_line(run), tail_file(run / LOG_FILE, log_lines), cli_text(run, True),
                 *buttons(True, True))
