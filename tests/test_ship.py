@@ -203,3 +203,23 @@ def test_dockerfile_install_in_clean_venv(tmp_path):
                        capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "m" / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_accelerate_launch_runs_sft_entry(tmp_path):
+    """`accelerate launch --num_processes 1 -m studio sft --config …` trains 2 steps on CPU."""
+    import os
+
+    env = dict(os.environ, HF_HUB_OFFLINE="1", STUDIO_RUNS=str(tmp_path / "runs"))
+    r = subprocess.run([sys.executable, "-m", "studio", "sft", "--data", str(REPO / "sample_data/sft/train.jsonl"),
+                        "--max-steps", "2", "--eval-split", "0", "--dry-run"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (run,) = (tmp_path / "runs").iterdir()
+    r = subprocess.run(["accelerate", "launch", "--num_processes", "1", "--cpu", "-m", "studio", "sft",
+                        "--config", str(run / "config.yaml")],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    steps = [json.loads(ln)["step"] for ln in (run / "metrics.jsonl").read_text().splitlines() if ln.strip()]
+    assert max(steps) == 2
+    assert (run / "adapter" / "adapter_config.json").is_file()
