@@ -336,3 +336,17 @@ def test_resume_without_checkpoint_says_so(fresh_tiny, tmp_path):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_vllm_flag_without_vllm_or_gpu_says_why(tmp_path):
+    from studio.engine import rl
+    from studio.errors import ConfigError
+
+    ok, why = rl.vllm_available()
+    if ok:  # pragma: no cover - only on a GPU box with vLLM
+        pytest.skip("vLLM and CUDA are present here")
+    data = _write(tmp_path / "img.jsonl", _image_rows(4))
+    import re
+
+    with pytest.raises(ConfigError, match=re.escape(f"use_vllm` needs vLLM and a CUDA GPU: {why}")):
+        rl.build_trainer(_cfg(data, use_vllm=True), tmp_path / "run", reward_fn=parity_reward)

@@ -464,6 +464,7 @@ class PromptEncoder:
             kwargs["do_sample_frames"] = False
         enc = dict(self.processor(**kwargs))
         enc.pop("attention_mask", None)
+        enc["_images"] = kwargs.get("images")  # PIL images, for vLLM generation
         if len(self.cache) >= self.cache_size:
             self.cache.pop(next(iter(self.cache)))
         self.cache[key] = enc
@@ -607,8 +608,22 @@ class RolloutGenerator:
                                 max_new_tokens=max_new, eos_token_id=self.eos_ids, pad_token_id=self.pad_id,
                                 suppress_tokens=self.suppress)
 
+    #: Set by the trainer when ``use_vllm``: a callable ``(prompt_ids, images, max_new) -> completions``.
+    vllm_generate: Callable | None = None
+
     def _generate(self, model, encs, suffixes, max_new: int, greedy: bool) -> list[list[int]]:
         import torch
+
+        if self.vllm_generate is not None and not greedy:
+            ids = [e["input_ids"][0].tolist() + (list(suffixes[k]) if suffixes is not None else [])
+                   for k, e in enumerate(encs)]
+            images = [e.get("_images") for e in encs]
+            raw = self.vllm_generate(ids, images if any(images) else None, max_new)
+            outs = []
+            for row in raw:
+                cut = next((i for i, t in enumerate(row) if t in self.eos_ids), None)
+                outs.append(list(row) if cut is None else list(row[:cut + 1]))
+            return outs
 
         device = next(model.parameters()).device
         outs: list[list[int] | None] = [None] * len(encs)
@@ -845,6 +860,26 @@ def _make_trainer_class():
             self.rollouts_total = 0
             super().__init__(*a, **kw)
             self.add_callback(_SkipAndStop(self))
+            if self.use_vllm:
+                studio.generator.vllm_generate = self._vllm_generate
+
+        def _vllm_generate(self, prompt_ids, images, max_new):
+            """Sample one completion per prompt with TRL's colocated vLLM (weights synced per step).
+
+            Not exercised by the CPU test suite (needs vLLM + CUDA); mirrors
+            ``GRPOTrainer._generate_single_turn``'s vLLM branch.
+            """
+            vg = self.vllm_generation
+            if self.state.global_step != self._last_loaded_step:
+                vg.sync_weights()
+                self._last_loaded_step = self.state.global_step
+            old = vg.max_completion_length
+            vg.max_completion_length = max_new
+            try:
+                _, completion_ids, _, _ = vg.generate(prompts=prompt_ids, images=images, num_generations=1)
+            finally:
+                vg.max_completion_length = old
+            return completion_ids
 
         # ---- sampler
         def _get_train_sampler(self, dataset=None):
