@@ -97,8 +97,10 @@ def greedy_ids(model, processor, prompt: str, image, n_tokens: int) -> tuple[lis
     gen.max_new_tokens = n_tokens
     gen.min_new_tokens = n_tokens
     gen.num_beams = 1
+    gen.return_dict_in_generate = True
+    gen.output_scores = True
     with torch.inference_mode():
-        out = model.generate(**inputs, generation_config=gen, return_dict_in_generate=True, output_scores=True)
+        out = model.generate(**inputs, generation_config=gen)
     ids = out.sequences[0, inputs["input_ids"].shape[1]:].tolist()
     scores = [s[0].float().cpu() for s in out.scores]
     return ids, scores
