@@ -112,16 +112,25 @@ def test_tab_builds_alone_and_answers_through_the_api(tmp_path):
     demo = _launch(AppContext(runs_dir=tmp_path / "runs"))
     try:
         client = Client(demo.local_url, verbose=False)
-        assert client.predict(api_name="/rl_stop") == "No job is running."
-        out = client.predict(str(run), api_name="/rl_refresh")
-        notes = out[-2]
+        with pytest.raises(Exception, match="No job is running"):
+            client.predict(api_name="/rl_stop")
+        reward_plot, tier_plot, table, notes = client.predict(str(run), api_name="/rl_refresh")
         assert "FORMAT GATE" in notes and "SFT tab" in notes
-        reward_plot = out[0]
         assert reward_plot["data"], "reward curve is empty"
-        with pytest.raises(Exception, match="Pick a run"):
-            client.predict("", api_name="/rl_resume")
+        assert "No rollouts yet" in table
+        with pytest.raises(Exception, match="No run to resume"):
+            client.predict(api_name="/rl_resume")
+        yaml_text, cli = client.predict(*[FORM[k] for k in ORDER], api_name="/rl_config")
+        assert "mode: rlcs" in yaml_text and cli.startswith("studio rl --data ")
+        bad, _ = client.predict(*[{**FORM, "num_generations": 1}[k] for k in ORDER], api_name="/rl_config")
+        assert "at least 2" in bad
     finally:
         demo.close()
+
+
+ORDER = ["data", "eval_data", "model", "adapter", "mode", "reward_functions", "num_generations",
+         "batch_size", "max_steps", "learning_rate", "thinking_budget", "answer_budget", "lora_rank",
+         "lora_alpha", "offline_grading", "cold_start", "use_vllm", "eval_every", "seed"]
 
 
 @pytest.mark.slow
@@ -138,19 +147,19 @@ def test_start_the_sample_run_from_the_tab_and_watch_it_finish(tmp_path, monkeyp
         client = Client(demo.local_url, verbose=False)
         form = {**FORM, "num_generations": 2, "batch_size": 4, "max_steps": 3, "thinking_budget": 6,
                 "answer_budget": 3, "offline_grading": False, "eval_every": 2}
-        order = ["data", "eval_data", "model", "adapter", "mode", "reward_functions", "num_generations",
-                 "batch_size", "max_steps", "learning_rate", "thinking_budget", "answer_budget", "lora_rank",
-                 "lora_alpha", "offline_grading", "cold_start", "use_vllm", "eval_every", "seed"]
-        run, cli = client.predict(*[form[k] for k in order], api_name="/rl_start")
-        run = run["value"] if isinstance(run, dict) else run  # a Dropdown update comes back as a dict
-        assert cli.startswith("studio rl --config ") and Path(run).is_dir()
+        out = client.predict(*[form[k] for k in ORDER], api_name="/rl_start")
+        [run] = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+        assert out[0].startswith("running") and "studio rl --config" in out[2] and run.name in out[2]
         deadline = time.time() + 240
-        while time.time() < deadline and read_status(run).get("status") in (None, "running"):
+        while time.time() < deadline and (read_status(run).get("status") in (None, "running")
+                                          or (tmp_path / "runs" / ".job.lock").exists()):
             time.sleep(1)
-        assert read_status(run)["status"] == "finished", Path(run, "train.log").read_text()[-2000:]
-        out = client.predict(run, api_name="/rl_refresh")
-        assert out[0]["data"] and "<table" in out[len(out) - 4]
-        assert (Path(run) / "adapter" / "adapter_config.json").is_file()
+        assert read_status(run)["status"] == "finished", (run / "train.log").read_text()[-2000:]
+        reward_plot, tier_plot, table, notes = client.predict(str(run), api_name="/rl_refresh")
+        assert reward_plot["data"] and tier_plot["data"] and "<table" in table
+        assert (run / "adapter" / "adapter_config.json").is_file()
+        msg = client.predict(api_name="/rl_try")  # the run folder is this session's gr.State
+        assert "Chat" in msg
     finally:
         demo.close()
 

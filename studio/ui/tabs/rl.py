@@ -265,17 +265,35 @@ def rl_runs(runs_dir: str | Path) -> list[str]:
 # --------------------------------------------------------------------------- the tab
 
 
+def _err(e: BaseException):
+    import gradio as gr
+
+    if isinstance(e, gr.Error):
+        return e
+    if isinstance(e, StudioError):
+        return gr.Error(str(e))
+    log.exception("unexpected error in the RL tab")
+    return gr.Error(f"Unexpected error ({type(e).__name__}); see the server log.")
+
+
 def build(ctx) -> None:
-    """Build the RL tab into the current ``gr.Blocks`` context."""
+    """Build the RL tab into the current ``gr.Blocks`` context.
+
+    Job control (Start / Stop / Resume, status, log, CLI) is the shared
+    :func:`studio.ui.components.job_panel`; the line curves are
+    :func:`studio.ui.components.live_curves` on the same timer. This tab adds the reward
+    band (mean ± std), the stacked tier-weight bars, the rollouts table, the format-gate /
+    too-easy notes, a picker for earlier runs, and Try it / Compare / Export.
+    """
     import gradio as gr
 
     from studio.engine import rewards as rewards_mod
-    from studio.engine.jobs import JobManager
     from studio.engine.metrics import read_metrics
-    from studio.engine.rl import vllm_available
+    from studio.engine.rl import RLRunConfig, vllm_available
+    from studio.engine.runs import new_run_dir
     from studio.ui.app import GPU_CONCURRENCY_ID
+    from studio.ui.components import CurveGroup, job_panel, live_curves
 
-    jobs = JobManager(ctx.runs_dir)
     vllm_ok, vllm_why = vllm_available()
 
     gr.Markdown(
@@ -301,8 +319,7 @@ def build(ctx) -> None:
                                      label="Reward functions (summed)")
             with gr.Row():
                 num_gen = gr.Number(4, label="Group size G", precision=0)
-                batch = gr.Number(8, label="Completions per step", precision=0,
-                                  info="multiple of G")
+                batch = gr.Number(8, label="Completions per step", precision=0, info="multiple of G")
                 steps = gr.Number(60, label="Max steps", precision=0)
             with gr.Row():
                 lr = gr.Number(2e-4, label="Learning rate")
@@ -322,28 +339,7 @@ def build(ctx) -> None:
             rank, alpha, grading, cold, use_vllm, eval_every, seed]
     with gr.Accordion("Config (YAML) and the equivalent CLI command", open=False):
         yaml_box = gr.Code(language="yaml", label="config.yaml", interactive=False)
-        cli_box = gr.Textbox(label="CLI", interactive=False, buttons=["copy"])
-    with gr.Row():
-        start_btn = gr.Button("Start", variant="primary")
-        stop_btn = gr.Button("Stop (saves a checkpoint)", variant="stop")
-        resume_btn = gr.Button("Resume selected run")
-        run_pick = gr.Dropdown(rl_runs(ctx.runs_dir), label="Run", allow_custom_value=True, scale=3)
-    notes = gr.Markdown()
-    plots = []
-    for row_start in range(0, len(PLOTS), 3):
-        with gr.Row(equal_height=True):
-            for title, _, kind in PLOTS[row_start:row_start + 3]:
-                cls = gr.BarPlot if kind == "bar" else gr.LinePlot
-                plots.append(cls(x="step", y="value", color="series", title=title, height=220, min_width=300))
-    rollouts = gr.HTML(label="Sampled rollouts (last step)")
-    logs = gr.Textbox(label="train.log (tail)", lines=10, max_lines=10, autoscroll=True)
-    with gr.Row():
-        try_btn = gr.Button("Try it in Chat")
-        cmp_btn = gr.Button("Compare with base")
-        export_dir = gr.Textbox(label="Export merged model to", placeholder="exports/my-rl-model", scale=2)
-        export_btn = gr.Button("Export")
-    action_md = gr.Markdown()
-    timer = gr.Timer(2.0)
+        cli_box = gr.Textbox(label="CLI (new run from these settings)", interactive=False, buttons=["copy"])
 
     def _values(vals):
         keys = ["data", "eval_data", "model", "adapter", "mode", "reward_functions", "num_generations",
@@ -358,106 +354,105 @@ def build(ctx) -> None:
             return f"# {e}", ""
         return cfg.to_yaml(), cli_command(cfg)
 
-    def start(*vals):
-        from studio.engine.runs import new_run_dir
+    def new_run(*vals):
+        cfg = form_to_config(**_values(vals))
+        run = new_run_dir(ctx.runs_dir, "rl", Path(cfg.data).stem)
+        cfg.output_dir = str(run)
+        return run, cfg.to_yaml()
 
-        try:
-            cfg = form_to_config(**_values(vals))
-            run = new_run_dir(ctx.runs_dir, "rl", Path(cfg.data).stem)
-            cfg.output_dir = str(run)
-            cfg.to_yaml(run / "config.yaml")
-            jobs.start("rl", run)
-        except StudioError as e:
-            raise gr.Error(str(e)) from None
-        return gr.update(choices=rl_runs(ctx.runs_dir), value=str(run)), cli_command(cfg, str(run))
-
-    def stop():
-        job = jobs.current()
-        if job is None:
-            return "No job is running."
-        jobs.stop(wait=False)
-        return f"Stop requested for {Path(job.run_dir).name}: it saves a checkpoint at the end of this step."
-
-    def resume(run):
-        if not run:
-            raise gr.Error("Pick a run in the Run list first.")
-        try:
-            jobs.start("rl", run, extra_args=["--resume"])
-        except StudioError as e:
-            raise gr.Error(str(e)) from None
-        return f"Resuming {Path(run).name} from its last checkpoint (curriculum state restored)."
+    gr.Markdown("### Train")
+    panel = job_panel(ctx, "rl", new_run, inputs=form)
+    with gr.Row():
+        run_pick = gr.Dropdown(rl_runs(ctx.runs_dir), label="Watch / resume an earlier run", allow_custom_value=True,
+                               scale=4)
+        runs_refresh = gr.Button("↻", scale=0, min_width=40)
+    notes = gr.Markdown()
+    with gr.Row():
+        reward_plot = gr.LinePlot(x="step", y="value", color="series", title=PLOTS[0][0], label=PLOTS[0][0],
+                                  height=260)
+        tier_plot = gr.BarPlot(x="step", y="value", color="series", title=PLOTS[5][0], label=PLOTS[5][0],
+                               height=260)
+    groups = [CurveGroup(title, keys) for title, keys, kind in PLOTS if kind == "line" and title != PLOTS[0][0]]
+    live_curves(panel.run_dir_state, groups=groups, timer=panel.timer, height=240)
+    gr.Markdown("#### Sampled rollouts (last step)")
+    rollouts = gr.HTML()
+    with gr.Accordion("After training", open=True):
+        with gr.Row():
+            try_btn = gr.Button("Try it in Chat")
+            cmp_btn = gr.Button("Compare with base")
+        with gr.Row():
+            export_dir = gr.Textbox(label="Export folder for the merged model", placeholder="<run>/merged")
+            export_btn = gr.Button("Export merged (and verify the round trip)")
+        action_md = gr.Markdown()
 
     def refresh(run):
-        if not run:
-            job = jobs.current()
-            if job is not None and job.kind == "rl":  # re-attach after an app restart
-                run = str(job.run_dir)
         if not run or not Path(run).is_dir():
-            empty = curve_frames([])
-            return (*empty, rollouts_html([]), "", run_notes(run) if run else "_No run selected._",
-                    gr.update())
-        records = read_metrics(Path(run) / "metrics.jsonl")
-        frames = curve_frames(records)
-        from studio.engine.jobs import tail_file
+            frames = curve_frames([])
+            return frames[0], frames[5], rollouts_html([]), "_No run yet._"
+        frames = curve_frames(read_metrics(Path(run) / "metrics.jsonl"))
+        return frames[0], frames[5], rollouts_html(read_rollouts(run)), run_notes(run)
 
-        return (*frames, rollouts_html(read_rollouts(run)), tail_file(Path(run) / "train.log", 60),
-                run_notes(run), gr.update(value=run))
+    def adapter_of(run_dir: str) -> Path:
+        from studio.engine.runs import find_adapter, find_last_checkpoint
 
-    def adapter_of(run):
-        from studio.engine.runs import find_adapter
-
-        if not run:
-            raise gr.Error("Pick a run in the Run list first.")
-        a = find_adapter(run)
+        if not run_dir:
+            raise StudioError("No run yet; start one first (or pick one above).")
+        a = find_adapter(run_dir) or find_last_checkpoint(run_dir)
         if a is None:
-            from studio.engine.runs import find_last_checkpoint
+            raise StudioError("This run has no adapter or checkpoint yet; wait for the first save.")
+        return a
 
-            ck = find_last_checkpoint(run)
-            if ck is None or not (ck / "adapter_config.json").is_file():
-                raise gr.Error("This run has no adapter yet: wait for its first checkpoint or for it to finish.")
-            a = ck
-        return str(a)
+    def to_chat(run_dir):
+        try:
+            a = adapter_of(run_dir)
+        except Exception as e:  # noqa: BLE001
+            raise _err(e) from None
+        ctx.extra["chat_adapter"] = str(a)
+        return f"Adapter `{a}` is set for the **Chat** tab: open it to chat with base + adapter."
 
-    def try_it(run):
-        a = adapter_of(run)
-        ctx.extra["chat_adapter"] = a
-        return f"Adapter `{a}` is selected in the **Chat** tab — open it to try the model."
+    def to_compare(run_dir):
+        try:
+            a = adapter_of(run_dir)
+        except Exception as e:  # noqa: BLE001
+            raise _err(e) from None
+        ctx.extra["compare_adapter"] = str(a)
+        return f"Adapter `{a}` is set for the **Compare** tab: side B runs base + adapter, side A the base."
 
-    def compare(run):
-        a = adapter_of(run)
-        ctx.extra["compare_adapter"] = a
-        return f"Adapter `{a}` is loaded as side B in the **Compare** tab (side A: the base model)."
-
-    def export(run, out):
+    def export(run_dir, out):
         from studio.engine.export import merge_adapter
 
-        a = adapter_of(run)
-        if not out:
-            raise gr.Error("Type a folder to export the merged model to.")
         try:
-            rep = merge_adapter(None, a, out)
-        except StudioError as e:
-            raise gr.Error(str(e)) from None
-        return (f"Exported to `{html.escape(str(rep.get('out_dir', out)))}` — verified: "
-                f"{rep.get('verified')}, greedy outputs match: {rep.get('match')}.")
+            a = adapter_of(run_dir)
+            cfg = RLRunConfig.from_yaml(Path(run_dir) / "config.yaml")
+            target = out.strip() if out and out.strip() else str(Path(run_dir) / "merged")
+            rep = merge_adapter(cfg.model, a, target)
+        except Exception as e:  # noqa: BLE001
+            raise _err(e) from None
+        ok = rep.get("verified") and rep.get("match")
+        return (f"Merged model saved to `{rep.get('out_dir', target)}`; round trip "
+                f"{'verified: greedy output of the merged model equals base + adapter' if ok else 'NOT verified'}.")
 
+    extra_outs = [reward_plot, tier_plot, rollouts, notes]
     for comp in form:
-        comp.change(preview, form, [yaml_box, cli_box], api_name=False, queue=False, show_progress="hidden")
-    sample_btn.click(lambda: (str(SAMPLE_PROMPTS), str(SAMPLE_EVAL)), None, [data, eval_data], api_name=False)
-    upload.upload(lambda f: (f if isinstance(f, str) else getattr(f, "name", "")), upload, data, api_name=False)
-    start_btn.click(start, form, [run_pick, cli_box], api_name="rl_start")
-    stop_btn.click(stop, None, action_md, api_name="rl_stop", queue=False)
-    resume_btn.click(resume, run_pick, action_md, api_name="rl_resume")
-    refresh_outs = [*plots, rollouts, logs, notes, run_pick]
-    timer.tick(refresh, run_pick, refresh_outs, api_name=False, show_progress="hidden", queue=False)
-    run_pick.change(refresh, run_pick, refresh_outs, api_name="rl_refresh", show_progress="hidden")
-    try_btn.click(try_it, run_pick, action_md, api_name=False)
-    cmp_btn.click(compare, run_pick, action_md, api_name=False)
-    export_btn.click(export, [run_pick, export_dir], action_md, api_name="rl_export",
-                     concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1)
-    preview_vals = [c.value for c in form]
-    try:
-        y, c = preview(*preview_vals)
-        yaml_box.value, cli_box.value = y, c
-    except Exception:  # noqa: BLE001 - a preview failure must not break the app
-        log.exception("RL tab preview failed")
+        comp.change(preview, form, [yaml_box, cli_box], queue=False, show_progress="hidden",
+                    api_visibility="undocumented")
+    sample_btn.click(lambda: (str(SAMPLE_PROMPTS), str(SAMPLE_EVAL)), None, [data, eval_data],
+                     api_visibility="undocumented")
+    upload.upload(lambda f: (f if isinstance(f, str) else getattr(f, "name", "")), upload, data,
+                  api_visibility="undocumented")
+    panel.timer.tick(refresh, panel.run_dir_state, extra_outs, show_progress="hidden", queue=False,
+                     api_visibility="undocumented")
+    panel.run_dir_state.change(refresh, panel.run_dir_state, extra_outs, show_progress="hidden",
+                               api_visibility="undocumented")
+    run_pick.change(lambda r: r or "", run_pick, panel.run_dir_state, api_visibility="undocumented")
+    runs_refresh.click(lambda: gr.update(choices=rl_runs(ctx.runs_dir)), None, run_pick,
+                       api_visibility="undocumented")
+    gr.Button("refresh", visible=False).click(refresh, run_pick, extra_outs, api_name="rl_refresh")
+    try_btn.click(to_chat, [panel.run_dir_state], action_md, api_name="rl_try")
+    cmp_btn.click(to_compare, [panel.run_dir_state], action_md, api_name="rl_compare")
+    export_btn.click(export, [panel.run_dir_state, export_dir], action_md, api_name="rl_export",
+                     concurrency_id=GPU_CONCURRENCY_ID)
+    show_btn = gr.Button("Show config", visible=False)
+    show_btn.click(preview, form, [yaml_box, cli_box], api_name="rl_config")
+    y, c = preview(*[comp.value for comp in form])
+    yaml_box.value, cli_box.value = y, c
