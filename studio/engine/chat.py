@@ -36,6 +36,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Longest prompt text accepted per turn, in characters (before tokenization).
 MAX_PROMPT_CHARS = 200_000
+#: Events are emitted at most this often (seconds); tokens arriving in between are batched.
+MIN_EVENT_INTERVAL_S = 0.015
 
 
 @dataclass
@@ -364,8 +366,15 @@ def stream(model, processor, history: list[ChatTurn], gen: GenerationConfig | No
 
     def drain(streamer, errors) -> Iterator[Event]:
         nonlocal shown_thinking, shown_answer
+        last = float("-inf")
         while True:
+            # Coalesce: wake at most every MIN_EVENT_INTERVAL_S, so a fast model does not pay
+            # a thread wake-up + decode + parse per token (the first token is not delayed).
+            pause = last + MIN_EVENT_INTERVAL_S - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
             item = streamer.q.get()
+            last = time.perf_counter()
             batch = [] if item is None else list(item)
             done = item is None
             while not done:  # drain what is already there: one parse per burst
