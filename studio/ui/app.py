@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 
@@ -34,22 +35,56 @@ def launch_kwargs(ctx: AppContext) -> dict:
 def _public_training_notice(label: str) -> None:
     import gradio as gr
 
+    from studio.ui.i18n import t
+
     kind = label.lower()
+    gr.Markdown(t(f"app.public_off_{kind}"))
+    # The Hugging Face menu item and the command are the same in every UI language.
     gr.Markdown(
-        f"### {label} is off on this public Space\n"
-        f"Training needs a GPU of your own. **Duplicate this Space** to a private GPU Space "
-        f"(⋮ menu → *Duplicate this Space*), or run it anywhere with:\n\n"
+        f"⋮ → *Duplicate this Space*\n\n"
         f"```bash\npip install -e . && studio {kind} --data your_data.jsonl --model zai-org/GLM-4.1V-9B-Base\n```"
     )
 
 
-def build_app(ctx: AppContext | None = None):
-    """Build the Gradio Blocks app for ``ctx`` (a default context if None)."""
+@functools.lru_cache(maxsize=1)
+def _studio_blocks_class():
+    """``gr.Blocks`` whose ``launch`` defaults ``i18n=`` to the studio catalog.
+
+    ``Blocks.launch`` replaces the app's translations with its ``i18n`` argument (None
+    when omitted), so every launcher — ``studio ui``, the Spaces ``app.py``, tests calling
+    ``demo.launch()`` — gets both languages without passing anything.
+    ``gr.mount_gradio_app(app, demo, path)`` keeps the ones set in :func:`build_app`.
+    """
     import gradio as gr
 
+    from studio.ui.i18n import gradio_i18n
+
+    class StudioBlocks(gr.Blocks):
+        def launch(self, *args, **kwargs):
+            if kwargs.get("i18n") is None:
+                kwargs["i18n"] = gradio_i18n()
+            return super().launch(*args, **kwargs)
+
+    return StudioBlocks
+
+
+def build_app(ctx: AppContext | None = None):
+    """Build the Gradio Blocks app for ``ctx`` (a default context if None).
+
+    The header has the language switch (English / 简体中文, :mod:`studio.ui.i18n`);
+    ``ctx.language`` (``"en"``, ``"zh"`` or ``"auto"`` = the browser's) is the default.
+    """
+    import gradio as gr
+
+    from studio.ui import i18n
+
     ctx = ctx or AppContext()
-    with gr.Blocks(title="GLM-4.1V Studio") as demo:
-        gr.Markdown("# GLM-4.1V Studio")
+    i18n.set_default(ctx.language)
+    with _studio_blocks_class()(title="GLM-4.1V Studio") as demo:
+        with gr.Row(equal_height=True):
+            gr.Markdown("# GLM-4.1V Studio")
+            switch = i18n.language_switch(ctx.language)
+        tabs = []
         for module, label in TABS:
             try:
                 mod = importlib.import_module(module)
@@ -57,10 +92,14 @@ def build_app(ctx: AppContext | None = None):
                 if e.name == module:
                     continue
                 raise
-            with gr.Tab(label, id=label.lower()):
+            key = f"tab.{label.lower()}"
+            with gr.Tab(i18n.t(key), id=label.lower()) as tab:
+                tabs.append((tab, key))
                 if ctx.public and module in TRAINING_TABS:
                     _public_training_notice(label)
                 else:
                     mod.build(ctx)
+        i18n.connect_switch(switch, ctx.language, relabel=tabs)
     demo.queue(default_concurrency_limit=1, max_size=64)
+    demo.i18n_instance = i18n.gradio_i18n()  # for gr.mount_gradio_app, which keeps it
     return demo

@@ -1,0 +1,509 @@
+"""Two UI languages, English (``en``) and Simplified Chinese (``zh``), switchable at runtime.
+
+One catalog, two ways to use it:
+
+* **Static text** (labels, info, placeholders, buttons, Markdown written at build time):
+  ``t("sft.run_name")`` returns a ``gradio.i18n.I18nData``; the browser translates it with
+  the catalog sent in the page config (``gr.I18n``), and re-translates it when the locale
+  changes, so switching language keeps every value the user typed. A string may hold one
+  ``t()`` marker plus literal text around it (``t("x") + "\\n```bash …```"``): gradio's
+  frontend replaces the first marker and keeps the rest.
+* **Run-time text** (``gr.Info``/``gr.Warning``/``gr.Error`` messages, status lines, chat
+  titles produced by handlers): ``tr("key", lang, **fmt)`` on the server, in the language of
+  the request being served (:func:`current_language`): the session's choice in the header
+  switch, else the browser's ``Accept-Language``, else the app default.
+
+Engine messages (:class:`~studio.errors.StudioError` text from ``studio/engine``) are
+dynamic English sentences; :func:`error_text` keeps them English and adds a translated
+prefix (``错误：`` in Chinese), :func:`gr_error` makes the ``gr.Error`` with a translated
+title.
+
+The header switch (:func:`language_switch`) sets the browser locale through the
+frontend's own ``changeLocale`` (the function behind gradio's footer *Settings →
+Language* chooser), remembers the choice in ``localStorage`` and tells the server, which
+keeps it per session (:func:`set_session_language`). The footer chooser also switches all
+static text, but the server does not hear about it; run-time messages then follow the
+header switch / ``Accept-Language``.
+
+Frontend strings go through svelte-i18n's ICU message format: static (``t()``) strings
+must not contain ``{`` or ``}`` (tests/test_i18n.py checks). Run-time strings use
+``str.format`` placeholders (``{n}``).
+"""
+
+# No `from __future__ import annotations`: gradio finds `gr.Request` by its evaluated annotation.
+import re
+import threading
+from collections import OrderedDict
+from typing import Any, Sequence
+
+#: Supported UI languages, in switch order.
+LANGS = ("en", "zh")
+#: Names shown in the header switch (each in its own language).
+LANG_NAMES = {"en": "English", "zh": "简体中文"}
+#: The gradio frontend locale each language selects (its bundled zh strings are zh-CN).
+FRONTEND_LOCALE = {"en": "en", "zh": "zh-CN"}
+#: ``elem_id`` of the header switch.
+SWITCH_ID = "studio-lang"
+#: ``localStorage`` key of the browser's saved choice.
+STORAGE_KEY = "studio.lang"
+
+# key: (English, 简体中文). Keys are "<area>.<name>". Keep GRPO / LoRA / SFT / RLCS / QLoRA in
+# Latin letters; use the field's usual Chinese terms (推理/思考, 回答, 微调, 强化学习, 课程采样,
+# 适配器, 奖励, 学习率, 秩 …).
+_ENTRIES: dict[str, tuple[str, str]] = {
+    # ------------------------------------------------------------------ app / common
+    "app.lang_label": ("Language", "界面语言"),
+    "tab.chat": ("Chat", "对话"),
+    "tab.compare": ("Compare", "对比"),
+    "tab.sft": ("SFT", "SFT 微调"),
+    "tab.rl": ("RL", "RL 强化学习"),
+    "tab.runs": ("Runs", "训练记录"),
+    "app.public_off_sft": (
+        "### SFT is off on this public Space\n"
+        "Training needs a GPU of your own. **Duplicate this Space** to a private GPU Space, "
+        "or run it anywhere with the command below.",
+        "### 此公开 Space 已关闭 SFT 微调\n"
+        "训练需要你自己的 GPU。请把此 Space **复制**为私有 GPU Space，或在任意机器上运行下面的命令。"),
+    "app.public_off_rl": (
+        "### RL is off on this public Space\n"
+        "Training needs a GPU of your own. **Duplicate this Space** to a private GPU Space, "
+        "or run it anywhere with the command below.",
+        "### 此公开 Space 已关闭 RL 强化学习\n"
+        "训练需要你自己的 GPU。请把此 Space **复制**为私有 GPU Space，或在任意机器上运行下面的命令。"),
+    "err.title": ("Error", "错误"),
+    "err.prefix": ("{msg}", "错误：{msg}"),
+    "err.unexpected": ("Unexpected error ({kind}); see the server log.",
+                       "意外错误（{kind}），详情见服务器日志。"),
+    "common.try_in_chat": ("Try it in Chat", "在对话页试用"),
+    "common.compare_with_base": ("Compare with base", "与基础模型对比"),
+    "common.export_dir": ("Export folder for the merged model", "合并后模型的导出目录"),
+    "common.export_btn": ("Export merged (and verify the round trip)", "导出合并模型（并校验往返一致）"),
+    "common.after_training": ("After training", "训练之后"),
+    "common.lora_rank": ("LoRA rank", "LoRA 秩（rank）"),
+    "common.lora_alpha": ("LoRA alpha", "LoRA alpha"),
+    "common.learning_rate": ("Learning rate", "学习率"),
+    "common.seed": ("Seed", "随机种子"),
+    "common.max_steps": ("Max steps", "最大步数"),
+    "common.show_config": ("Show config", "显示配置"),
+    "common.temperature": ("Temperature (0 = greedy)", "温度（0 = 贪心解码）"),
+    "common.top_p": ("Top-p", "Top-p"),
+    "common.top_k": ("Top-k (0 = off)", "Top-k（0 = 关闭）"),
+    "common.stop": ("Stop", "停止"),
+    "common.status": ("Status", "状态"),
+    "common.log_tail": ("train.log (tail)", "train.log（末尾）"),
+    "common.no_run_yet": ("No run yet; start one first.", "还没有训练运行，请先开始一次。"),
+    "common.no_adapter_yet": ("This run has no adapter or checkpoint yet; wait for the first save.",
+                              "此运行还没有适配器或检查点，请等待第一次保存。"),
+    "common.adapter_for_chat": (
+        "Adapter `{path}` is set for the **Chat** tab: open it and pick/reload the model to chat with "
+        "base + adapter.",
+        "适配器 `{path}` 已设置到**对话**页：打开该页并选择/重新加载模型，即可用基础模型 + 适配器对话。"),
+    "common.adapter_for_compare": (
+        "Adapter `{path}` is set for the **Compare** tab: side B runs base + adapter, side A the base.",
+        "适配器 `{path}` 已设置到**对比**页：B 侧运行基础模型 + 适配器，A 侧运行基础模型。"),
+    "common.merged_verified": (
+        "Merged model saved to `{path}`; round trip verified: greedy output of the merged model equals "
+        "base + adapter.",
+        "合并后的模型已保存到 `{path}`；往返校验通过：合并模型的贪心输出与基础模型 + 适配器一致。"),
+    "common.merged_unverified": ("Merged model saved to `{path}`; round trip NOT verified.",
+                                 "合并后的模型已保存到 `{path}`；往返校验**未通过**。"),
+    # ------------------------------------------------------------------ SFT tab
+    "sft.intro": (
+        "Fine-tune with LoRA into the `<think>…</think><answer>…</answer>` format. Check the data first: "
+        "the doctor lists problems per row, the preview shows which tokens carry loss.",
+        "用 LoRA 微调为 `<think>…</think><answer>…</answer>` 格式。请先检查数据：数据体检会按行列出问题，"
+        "预览会显示哪些 token 计入损失。"),
+    "sft.upload": ("Upload a dataset (.jsonl/.json/.csv/.parquet)", "上传数据集（.jsonl/.json/.csv/.parquet）"),
+    "sft.path": ("…or a path on the server (media paths are relative to the file)",
+                 "…或服务器上的路径（媒体路径相对于该文件）"),
+    "sft.sample_btn": ("Use the sample set", "使用示例数据集"),
+    "sft.model": ("Base model (hub id, folder or 'embedded')", "基础模型（Hub ID、本地目录或 'embedded'）"),
+    "sft.max_length": ("Max length (tokens)", "最大长度（token）"),
+    "sft.policy": ("What is trained (loss policy)", "训练哪些内容（损失策略）"),
+    "sft.policy_info": (
+        "last_thinking: train the last turn's thinking + answer; earlier turns keep only their answer "
+        "(thinking removed, as at inference) and carry no loss. answer_only: train only the last turn's "
+        "answer; its thinking stays as context without loss. all_turns: train every assistant turn as "
+        "written, thinking included.",
+        "last_thinking：训练最后一轮的思考 + 回答；之前各轮只保留回答（与推理时一样去掉思考），不计损失。"
+        "answer_only：只训练最后一轮的回答，其思考作为上下文保留但不计损失。"
+        "all_turns：按原样训练每一轮助手回复，包括思考。"),
+    "sft.oversize": ("Rows longer than max length", "超过最大长度的样本"),
+    "sft.oversize_info": ("resize: shrink images so no image span is cut; skip: leave the row out",
+                          "resize：缩小图片，保证不截断图像片段；skip：跳过该样本"),
+    "sft.doctor_acc": ("1 · Data doctor", "1 · 数据体检"),
+    "sft.doctor_btn": ("Check the data", "检查数据"),
+    "sft.problems": ("Problems", "问题列表"),
+    "sft.fixes": ("Safe auto-fixes", "安全的自动修复"),
+    "sft.fix.close_answer": (
+        "append the missing </answer> to assistant turns that open <answer> but never close it",
+        "为打开了 <answer> 却未闭合的助手回复补上 </answer>"),
+    "sft.fix.add_empty_think": (
+        "turn answer-only assistant turns into <think>\\n</think><answer>…</answer>",
+        "把只有回答的助手回复改成 <think>\\n</think><answer>…</answer>"),
+    "sft.fix_btn": ("Apply auto-fix (writes <name>.fixed.jsonl next to the data)",
+                    "应用自动修复（在数据旁写入 <name>.fixed.jsonl）"),
+    "sft.fixed": ("Fixed {n} assistant turns; the path now points at {name}. Run the doctor again.",
+                  "已修复 {n} 条助手回复；路径已指向 {name}。请再运行一次数据体检。"),
+    "sft.preview_acc": ("2 · Trained-token preview", "2 · 训练 token 预览"),
+    "sft.row": ("Row", "行号"),
+    "sft.preview_btn": ("Show what this row trains", "显示这一行训练的内容"),
+    "sft.preview": ("Highlighted = carries loss", "高亮 = 计入损失"),
+    "sft.settings_acc": ("3 · Settings", "3 · 设置"),
+    "sft.run_name": ("Run name", "运行名称"),
+    "sft.lora_dropout": ("LoRA dropout", "LoRA dropout"),
+    "sft.targets": ("Language-model layers with LoRA (the vision tower stays frozen)",
+                    "加 LoRA 的语言模型层（视觉编码器保持冻结）"),
+    "sft.train_merger": ("Also LoRA on the vision→language merger", "同时在视觉→语言融合层（merger）上加 LoRA"),
+    "sft.qlora": ("QLoRA (4-bit NF4 base, CUDA only)", "QLoRA（4 位 NF4 基础权重，仅限 CUDA）"),
+    "sft.epochs": ("Epochs", "训练轮数（epoch）"),
+    "sft.max_steps": ("Max steps (0 = use epochs)", "最大步数（0 = 按轮数）"),
+    "sft.batch_size": ("Batch size", "批大小"),
+    "sft.grad_accum": ("Gradient accumulation", "梯度累积步数"),
+    "sft.image_max_pixels": ("Image pixel budget (0 = processor default)", "图像像素预算（0 = 处理器默认值）"),
+    "sft.eval_split": ("Eval split (fraction)", "验证集比例"),
+    "sft.save_steps": ("Save every N steps", "每 N 步保存一次"),
+    "sft.train_md": ("### 4 · Train", "### 4 · 训练"),
+    "sft.after_acc": ("5 · After training", "5 · 训练之后"),
+    "sft.pick_dataset": ("Pick a dataset: upload a file, type a path, or press 'Use the sample set'.",
+                         "请选择数据集：上传文件、输入路径，或点击“使用示例数据集”。"),
+    "sft.processor_failed": ("Could not load the processor of {model}: {why}", "无法加载 {model} 的处理器：{why}"),
+    "sft.no_row": ("Row {n} does not exist; the data has {rows} rows.", "第 {n} 行不存在；数据共有 {rows} 行。"),
+    # ------------------------------------------------------------------ Compare tab
+    "cmp.intro": (
+        "Run one prompt on two models. **Base** models are pretrained, not chat models: they get a "
+        "completion-style prompt (`Question: …\\nAnswer:`) with a token cap and no thinking. Both sides use "
+        "the same sampling settings and seed.",
+        "用同一个提示词运行两个模型。**Base** 模型是预训练模型而非对话模型：它们使用续写式提示"
+        "（`Question: …\\nAnswer:`），有 token 上限且不思考。两侧使用相同的采样设置和随机种子。"),
+    "cmp.model": ("Model", "模型"),
+    "cmp.model_info": ("hub id, local folder, embedded or a toy model", "Hub ID、本地目录、embedded 或玩具模型"),
+    "cmp.adapter": ("LoRA adapter", "LoRA 适配器"),
+    "cmp.adapter_info": ("runs on the same loaded weights, switched on only for this side",
+                         "与基础模型共用已加载的权重，只在这一侧启用"),
+    "cmp.mode": ("Prompt style", "提示风格"),
+    "cmp.mode_base": ("Base: completion prompt (no chat roles, no thinking)", "Base：续写式提示（无对话角色、无思考）"),
+    "cmp.mode_chat": ("Chat: chat template (thinking shown)", "Chat：对话模板（显示思考过程）"),
+    "cmp.plan_btn": ("Memory plan", "显存规划"),
+    "cmp.placeholder": ("One question for both sides; attach up to 10 images, or 1 video, or 1 PDF…",
+                        "两侧共用一个问题；可附加最多 10 张图片，或 1 段视频，或 1 个 PDF…"),
+    "cmp.run": ("Compare ▶", "开始对比 ▶"),
+    "cmp.settings_acc": ("Settings (shared by both sides)", "设置（两侧共用）"),
+    "cmp.seed": ("Seed (empty = random, same for both)", "随机种子（留空 = 随机，两侧相同）"),
+    "cmp.max_new": ("Max new tokens (chat sides)", "最大新 token 数（Chat 侧）"),
+    "cmp.base_cap": ("Token cap (base sides)", "token 上限（Base 侧）"),
+    "cmp.think_budget": ("Thinking budget (chat sides only; 0 = off)", "思考预算（仅 Chat 侧；0 = 关闭）"),
+    "cmp.system": ("System prompt (chat: system role; base: plain text on top)",
+                   "系统提示词（Chat：system 角色；Base：置于开头的纯文本）"),
+    "cmp.few_shot": ("Few-shot examples for base sides, one `question => answer` per line",
+                     "Base 侧的少样本示例，每行一个 `问题 => 答案`"),
+    "cmp.few_shot_ph": ("How many legs does a cat have? => 4", "猫有几条腿？=> 4"),
+    "cmp.download": ("Download votes.jsonl", "下载 votes.jsonl"),
+    "cmp.vote.A": ("A is better", "A 更好"),
+    "cmp.vote.B": ("B is better", "B 更好"),
+    "cmp.vote.tie": ("Tie", "平局"),
+    "cmp.vote.both_bad": ("Both are bad", "都不好"),
+    "cmp.head_base": ("*Base model — completion prompt, no chat roles, no thinking switch*",
+                      "*Base 模型——续写式提示，无对话角色，无思考开关*"),
+    "cmp.head_chat": ("*Chat template — thinking shown collapsible*", "*对话模板——思考过程可折叠显示*"),
+    "cmp.stat_thinking": ("thinking {t} / answer {a} tokens", "思考 {t} / 回答 {a} token"),
+    "cmp.stat_forced": ("forced answer: {v}", "强制回答：{v}"),
+    "cmp.yes": ("yes", "是"),
+    "cmp.no": ("no", "否"),
+    "cmp.stat_cut": ("cut at the token cap", "达到 token 上限被截断"),
+    "cmp.stat_stopped": ("stopped", "已停止"),
+    "cmp.pdf_pages": ("*(PDF: {n} pages sent as images)*", "*（PDF：{n} 页以图片形式发送）*"),
+    "cmp.pdf_page": ("*(PDF: 1 page sent as images)*", "*（PDF：1 页以图片形式发送）*"),
+    "cmp.not_done": ("**Not done:** {msg}", "**未完成：** {msg}"),
+    "cmp.plan": ("**Memory plan:** {msg}", "**显存规划：** {msg}"),
+    "cmp.note": ("*Note:* {msg}", "*注：* {msg}"),
+    "cmp.need_question": ("Type a question (or attach an image, video or PDF) before comparing.",
+                          "请先输入问题（或附加图片、视频或 PDF）再对比。"),
+    "cmp.loading": ("*Loading models…*", "*正在加载模型…*"),
+    "cmp.generating": ("*Generating…*", "*正在生成…*"),
+    "cmp.which_better": ("Seed {seed} on both sides. Which answer is better?", "两侧随机种子均为 {seed}。哪个回答更好？"),
+    "cmp.stopped_no_vote": ("Stopped before both sides finished; there is nothing to vote on.",
+                            "两侧未全部完成就已停止，没有可投票的内容。"),
+    "cmp.failed": ("Comparison failed ({kind}: {msg}). The error was logged; try again.",
+                   "对比失败（{kind}：{msg}）。错误已记录，请重试。"),
+    "cmp.stopping": ("*Stopping…*", "*正在停止…*"),
+    "cmp.public_adapter": ("This public Space only loads adapters trained here; pick one from the list.",
+                           "此公开 Space 只加载在这里训练的适配器，请从列表中选择。"),
+    "cmp.recorded_one": ("Recorded **{label}** (1 vote in `{path}`).", "已记录 **{label}**（`{path}` 中共 1 票）。"),
+    "cmp.recorded": ("Recorded **{label}** ({n} votes in `{path}`).", "已记录 **{label}**（`{path}` 中共 {n} 票）。"),
+    "cmp.few_shot_form": ("Few-shot line {i} needs the form `question => answer`.",
+                          "少样本示例第 {i} 行需要写成 `问题 => 答案` 的形式。"),
+    "cmp.few_shot_empty": ("Few-shot line {i} needs a question and an answer around `=>`.",
+                           "少样本示例第 {i} 行的 `=>` 两侧都需要有问题和答案。"),
+}
+
+#: The catalog: key → {"en": …, "zh": …}.
+CATALOG: dict[str, dict[str, str]] = {k: {"en": en, "zh": zh} for k, (en, zh) in _ENTRIES.items()}
+
+_default_lang = "en"
+_SESSIONS: "OrderedDict[str, str]" = OrderedDict()
+_SESSIONS_LOCK = threading.Lock()
+_MAX_SESSIONS = 10_000
+_I18N = None
+
+
+def normalize(lang: str | None) -> str | None:
+    """A language tag → ``"en"`` / ``"zh"``, or None when it is neither.
+
+    ``zh``, ``zh-CN``, ``zh_Hans``, ``zh-TW`` … → ``"zh"`` (the catalog is Simplified
+    Chinese; it is the closest we have for Traditional readers); ``en-US`` → ``"en"``.
+    """
+    if not lang:
+        return None
+    base = re.split(r"[-_]", str(lang).strip().lower(), maxsplit=1)[0]
+    return base if base in LANGS else None
+
+
+def from_accept_language(header: str | None) -> str | None:
+    """The best supported language of an HTTP ``Accept-Language`` header (q-weights honoured).
+
+    >>> from_accept_language("fr-FR,zh-CN;q=0.8,en;q=0.5")
+    'zh'
+    """
+    best, best_q = None, -1.0
+    for i, part in enumerate((header or "").split(",")):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        m = re.search(r"q\s*=\s*([0-9.]+)", params)
+        if m:
+            try:
+                q = float(m.group(1))
+            except ValueError:
+                q = 0.0
+        lang = normalize(tag)
+        if lang and q > best_q:  # earlier wins ties
+            best, best_q = lang, q
+    return best
+
+
+def set_default(lang: str | None) -> str:
+    """Set the app-wide default language (``AppContext.language``); returns the one in use.
+
+    ``"auto"`` or an unknown value keeps English as the server-side fallback (the browser
+    still starts in its own locale when the default is ``"auto"``).
+    """
+    global _default_lang
+    _default_lang = normalize(lang) or "en"
+    return _default_lang
+
+
+def default_language() -> str:
+    """The app-wide default (``"en"`` unless :func:`set_default` said otherwise)."""
+    return _default_lang
+
+
+def set_session_language(session_hash: str | None, lang: str | None) -> str:
+    """Remember ``lang`` for a browser session (the header switch calls this).
+
+    Returns the normalized language (English for an unknown value). At most
+    10 000 sessions are kept (oldest dropped).
+    """
+    lang = normalize(lang) or _default_lang
+    if session_hash:
+        with _SESSIONS_LOCK:
+            _SESSIONS[session_hash] = lang
+            _SESSIONS.move_to_end(session_hash)
+            while len(_SESSIONS) > _MAX_SESSIONS:
+                _SESSIONS.popitem(last=False)
+    return lang
+
+
+def forget_session(session_hash: str | None) -> None:
+    """Drop a session's language (on page unload)."""
+    with _SESSIONS_LOCK:
+        _SESSIONS.pop(session_hash or "", None)
+
+
+def request_language(request: Any = None) -> str:
+    """Language of a request: session choice → ``Accept-Language`` → app default.
+
+    Args:
+        request: a ``gr.Request``; None means the request gradio is serving in this
+            thread (``gradio.context.LocalContext.request``), if any.
+    """
+    if request is None:
+        try:
+            from gradio.context import LocalContext
+
+            request = LocalContext.request.get(None)
+        except ImportError:  # gradio not installed: CLI use
+            request = None
+    if request is None:
+        return _default_lang
+    sh = getattr(request, "session_hash", None)
+    if sh:
+        with _SESSIONS_LOCK:
+            lang = _SESSIONS.get(sh)
+        if lang:
+            return lang
+    headers = getattr(request, "headers", None)
+    header = None
+    if headers is not None:
+        try:
+            header = headers.get("accept-language")
+        except (AttributeError, TypeError):
+            header = None
+    return from_accept_language(header) or _default_lang
+
+
+def current_language() -> str:
+    """Language of the request being served now (see :func:`request_language`)."""
+    return request_language(None)
+
+
+def tr(key: str, lang: str | None = None, **fmt: Any) -> str:
+    """The text of ``key`` in ``lang`` (default: :func:`current_language`), formatted.
+
+    Unknown languages fall back to English; a ``fmt`` placeholder missing in one language
+    is an error in the catalog (tests check both languages use the same placeholders).
+
+    Raises:
+        KeyError: ``key`` is not in :data:`CATALOG` (a programming error, caught by tests).
+    """
+    entry = CATALOG[key]
+    lang = normalize(lang) if lang is not None else current_language()
+    text = entry.get(lang or "en") or entry["en"]
+    return text.format(**fmt) if fmt else text
+
+
+def t(key: str):
+    """Static UI text for ``key``: a ``gradio.i18n.I18nData`` the browser translates.
+
+    Raises:
+        KeyError: ``key`` is not in :data:`CATALOG` (fails when the app is built).
+    """
+    from gradio.i18n import I18nData
+
+    if key not in CATALOG:
+        raise KeyError(f"i18n key {key!r} is not in studio.ui.i18n.CATALOG")
+    return I18nData(key)
+
+
+def gradio_i18n():
+    """The ``gr.I18n`` with the whole catalog (``en`` and ``zh``), built once."""
+    global _I18N
+    if _I18N is None:
+        import gradio as gr
+
+        _I18N = gr.I18n(**{lang: {k: v[lang] for k, v in CATALOG.items()} for lang in LANGS})
+    return _I18N
+
+
+def error_text(message: Any, lang: str | None = None) -> str:
+    """An engine error sentence (kept in English) behind the translated prefix."""
+    return tr("err.prefix", lang, msg=str(message))
+
+
+def gr_error(e: BaseException | str, lang: str | None = None):
+    """``gr.Error`` for a StudioError (or a message) with a translated title and prefix."""
+    import gradio as gr
+
+    if isinstance(e, gr.Error):
+        return e
+    return gr.Error(error_text(e, lang), title=tr("err.title", lang))
+
+
+def unexpected_error(e: BaseException, lang: str | None = None):
+    """``gr.Error`` for a bug: one translated line naming the exception type."""
+    import gradio as gr
+
+    return gr.Error(tr("err.unexpected", lang, kind=type(e).__name__), title=tr("err.title", lang))
+
+
+# --------------------------------------------------------------------------- header switch
+_SET_LOCALE_JS = """
+async function studioSetLocale(lang) {
+  const code = %(locales)s[lang] || "en";
+  const names = performance.getEntriesByType("resource").map((e) => e.name)
+    .concat(Array.from(document.querySelectorAll("script[src], link[rel=modulepreload]"),
+                       (el) => el.src || el.href));
+  const url = names.find((n) => /\\/core-[^/?#]*\\.js(\\?|$)/.test(n));
+  if (!url) { console.warn("studio: gradio core module not found; language not switched"); return; }
+  const core = await import(url);
+  if (typeof core.changeLocale === "function") core.changeLocale(code);
+  document.documentElement.lang = code;
+}
+"""
+
+
+def _js(body: str) -> str:
+    import json
+
+    return "async (lang) => {\n" + _SET_LOCALE_JS % {"locales": json.dumps(FRONTEND_LOCALE)} + body + "\n}"
+
+
+def switch_js() -> str:
+    """JS of the switch's ``input`` event: save the choice, switch the frontend locale."""
+    return _js(f"""
+  try {{ localStorage.setItem({STORAGE_KEY!r}, lang); }} catch (e) {{}}
+  await studioSetLocale(lang);
+  return lang;""")
+
+
+def load_js(default: str) -> str:
+    """JS of the page-load event: saved choice, else ``default`` (``auto``: the browser's)."""
+    import json
+
+    return _js(f"""
+  let want = null;
+  try {{ want = localStorage.getItem({STORAGE_KEY!r}); }} catch (e) {{}}
+  if (!{json.dumps(list(LANGS))}.includes(want)) want = {json.dumps(default)};
+  if (want === "auto") want = (navigator.language || "en").toLowerCase().startsWith("zh") ? "zh" : "en";
+  await studioSetLocale(want);
+  return want;""")
+
+
+def language_switch(default: str = "en"):
+    """Add the header language dropdown (English / 简体中文); wire it with :func:`connect_switch`.
+
+    Returns:
+        The ``gr.Dropdown`` (``elem_id`` :data:`SWITCH_ID`).
+    """
+    import gradio as gr
+
+    start = normalize(default) or "en"
+    return gr.Dropdown([(LANG_NAMES[x], x) for x in LANGS], value=start, label=t("app.lang_label"),
+                       show_label=False, container=False, interactive=True, elem_id=SWITCH_ID, scale=0,
+                       min_width=130)
+
+
+def connect_switch(switch, default: str = "en", relabel: Sequence[tuple[Any, str]] = ()) -> None:
+    """Events of the header switch; call once the whole page (all tabs) is built.
+
+    On page load the saved choice (``localStorage``), else ``default`` (``"auto"``: the
+    browser's language) is applied; choosing a language switches every static label at
+    once, keeps all component values, and makes this session's run-time messages use it.
+
+    Args:
+        switch: the dropdown from :func:`language_switch`.
+        default: ``ctx.language``.
+        relabel: ``(gr.Tab, key)`` pairs. The frontend computes the tab bar once, so a tab
+            not yet opened keeps its old label after a locale change unless its label is
+            sent again; these updates do that.
+    """
+    import gradio as gr
+    from gradio.context import Context
+
+    tabs = [c for c, _ in relabel]
+
+    def labels():
+        return [gr.update(label=t(key)) for _, key in relabel]
+
+    def on_load(lang, request: gr.Request):
+        return [set_session_language(getattr(request, "session_hash", None), lang), *labels()]
+
+    def on_input(lang, request: gr.Request):
+        set_session_language(getattr(request, "session_hash", None), lang)
+        return labels() if tabs else None
+
+    switch.input(on_input, [switch], tabs or None, js=switch_js(), queue=False, show_progress="hidden",
+                 api_visibility="undocumented")
+    root = Context.root_block
+    if root is not None:
+        root.load(on_load, [switch], [switch, *tabs], js=load_js(str(default or "en")), queue=False,
+                  show_progress="hidden", api_visibility="undocumented")
