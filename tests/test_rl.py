@@ -350,3 +350,29 @@ def test_vllm_flag_without_vllm_or_gpu_says_why(tmp_path):
 
     with pytest.raises(ConfigError, match=re.escape(f"use_vllm` needs vLLM and a CUDA GPU: {why}")):
         rl.build_trainer(_cfg(data, use_vllm=True), tmp_path / "run", reward_fn=parity_reward)
+
+
+def test_no_variance_skips_the_optimizer_step(fresh_tiny, tmp_path):
+    """Groups without reward variance give GRPO no gradient: the step is skipped and logged,
+    and AdamW's momentum from the earlier step must not move the adapter either."""
+    from safetensors.torch import load_file
+
+    calls = {"n": 0}
+
+    def reward(completions, **kw):  # call 1: format gate, call 2: step 0 — then no variance at all
+        calls["n"] += 1
+        return parity_reward(completions) if calls["n"] <= 2 else [0.0] * len(completions)
+
+    data = _write(tmp_path / "img.jsonl", _image_rows(6))
+    run = tmp_path / "run"
+    out = _train(fresh_tiny, _cfg(data, max_steps=3, save_every=1, save_total_limit=5), run, reward_fn=reward)
+    assert out["steps"] == 3
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    train = [x for x in lines if x["kind"] == "train"]
+    assert [x["curriculum/skipped_update"] for x in train] == [0.0, 1.0, 1.0]
+    assert "update skipped" in (run / "train.log").read_text()
+    after1 = load_file(run / "checkpoints" / "checkpoint-1" / "adapter_model.safetensors")
+    after3 = load_file(run / "checkpoints" / "checkpoint-3" / "adapter_model.safetensors")
+    assert any(float(v.abs().sum()) > 0 for k, v in after1.items() if "lora_B" in k), "step 1 should train"
+    for k in after1:
+        assert (after1[k] == after3[k]).all(), f"{k} moved during skipped steps"
