@@ -538,12 +538,6 @@ def media_groups(encs: Sequence[dict]) -> list[list[int]]:
     return [g for g in (img, vid) if g]
 
 
-def media_of(enc: dict) -> dict:
-    """Per-sample media tensors of one encoding (only the keys present)."""
-    return {k: enc[k] for k in ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw")
-            if enc.get(k) is not None}
-
-
 # --------------------------------------------------------------------------- rollouts
 
 
@@ -710,7 +704,7 @@ def _columns(prompts: Sequence[RLPrompt]) -> dict[str, list]:
     return cols
 
 
-def trl_reward(scorer: Scorer, tokenizer, prompts_by_text: dict | None = None) -> Callable:
+def trl_reward(scorer: Scorer, tokenizer) -> Callable:
     """A TRL-signature reward function that re-decodes ``completion_ids`` keeping special tokens.
 
     TRL decodes completions with ``skip_special_tokens=True``, which can drop the tags;

@@ -22,7 +22,6 @@ import io
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 from studio.config import ModelSpec
 from studio.errors import StudioError
