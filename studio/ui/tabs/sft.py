@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 
 from studio.errors import StudioError
+from studio.ui.i18n import gr_error, t, tr, unexpected_error
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +26,9 @@ def _err(e: BaseException):
     if isinstance(e, gr.Error):
         return e
     if isinstance(e, StudioError):
-        return gr.Error(str(e))
+        return gr_error(e)
     log.exception("SFT tab handler failed")
-    return gr.Error(f"Unexpected error ({type(e).__name__}); see the server log.")
+    return unexpected_error(e)
 
 
 def data_path(upload, path: str) -> str:
@@ -35,7 +36,7 @@ def data_path(upload, path: str) -> str:
     if upload:
         return str(upload if isinstance(upload, str) else getattr(upload, "name", upload))
     if not path or not str(path).strip():
-        raise StudioError("Pick a dataset: upload a file, type a path, or press 'Use the sample set'.")
+        raise StudioError(tr("sft.pick_dataset"))
     return str(path).strip()
 
 
@@ -82,65 +83,65 @@ def build(ctx) -> None:
             except StudioError:
                 raise
             except Exception as e:  # noqa: BLE001
-                raise StudioError(f"Could not load the processor of {key!r}: {str(e).splitlines()[0]}") from None
+                raise StudioError(tr("sft.processor_failed", model=repr(key),
+                                     why=str(e).splitlines()[0] if str(e) else type(e).__name__)) from None
         return processor_cache[key]
 
-    gr.Markdown("Fine-tune with LoRA into the `<think>…</think><answer>…</answer>` format. "
-                "Check the data first: the doctor lists problems per row, the preview shows which tokens carry loss.")
+    gr.Markdown(t("sft.intro"))
     with gr.Row():
-        upload = gr.File(label="Upload a dataset (.jsonl/.json/.csv/.parquet)", file_types=[".jsonl", ".json", ".csv",
+        upload = gr.File(label=t("sft.upload"), file_types=[".jsonl", ".json", ".csv",
                                                                                              ".parquet"])
         with gr.Column():
-            path = gr.Textbox(label="…or a path on the server (media paths are relative to the file)",
+            path = gr.Textbox(label=t("sft.path"),
                               value=str(SAMPLE) if SAMPLE.is_file() else "")
-            sample_btn = gr.Button("Use the sample set", size="sm")
+            sample_btn = gr.Button(t("sft.sample_btn"), size="sm")
     with gr.Row():
-        model = gr.Textbox(label="Base model (hub id, folder or 'embedded')", value=ctx.model.name_or_path)
-        max_length = gr.Number(label="Max length (tokens)", value=defaults.max_length, precision=0)
-        policy = gr.Radio(list(D.POLICIES), value=defaults.policy, label="What is trained (loss policy)",
-                          info="; ".join(f"{k}: {v}" for k, v in D.POLICIES.items()))
-        oversize = gr.Radio(["resize", "skip"], value=defaults.oversize, label="Rows longer than max length",
-                            info="resize: shrink images so no image span is cut; skip: leave the row out")
+        model = gr.Textbox(label=t("sft.model"), value=ctx.model.name_or_path)
+        max_length = gr.Number(label=t("sft.max_length"), value=defaults.max_length, precision=0)
+        policy = gr.Radio(list(D.POLICIES), value=defaults.policy, label=t("sft.policy"),
+                          info=t("sft.policy_info"))
+        oversize = gr.Radio(["resize", "skip"], value=defaults.oversize, label=t("sft.oversize"),
+                            info=t("sft.oversize_info"))
 
-    with gr.Accordion("1 · Data doctor", open=True):
-        doctor_btn = gr.Button("Check the data")
+    with gr.Accordion(t("sft.doctor_acc"), open=True):
+        doctor_btn = gr.Button(t("sft.doctor_btn"))
         doctor_md = gr.Markdown()
-        table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, wrap=True, label="Problems")
+        table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, wrap=True, label=t("sft.problems"))
         with gr.Row():
-            fixes = gr.CheckboxGroup([(v, k) for k, v in D.FIXES.items()], value=["close_answer"],
-                                     label="Safe auto-fixes")
-            fix_btn = gr.Button("Apply auto-fix (writes <name>.fixed.jsonl next to the data)")
+            fixes = gr.CheckboxGroup([(t(f"sft.fix.{k}"), k) for k in D.FIXES], value=["close_answer"],
+                                     label=t("sft.fixes"))
+            fix_btn = gr.Button(t("sft.fix_btn"))
 
-    with gr.Accordion("2 · Trained-token preview", open=True):
+    with gr.Accordion(t("sft.preview_acc"), open=True):
         with gr.Row():
-            row_no = gr.Number(label="Row", value=1, precision=0, minimum=1)
-            preview_btn = gr.Button("Show what this row trains")
-        preview = gr.HighlightedText(label="Highlighted = carries loss", color_map={"trained": "green"},
+            row_no = gr.Number(label=t("sft.row"), value=1, precision=0, minimum=1)
+            preview_btn = gr.Button(t("sft.preview_btn"))
+        preview = gr.HighlightedText(label=t("sft.preview"), color_map={"trained": "green"},
                                      combine_adjacent=True, show_legend=True)
 
-    with gr.Accordion("3 · Settings", open=True):
+    with gr.Accordion(t("sft.settings_acc"), open=True):
         with gr.Row():
-            name = gr.Textbox(label="Run name", value="sft")
-            rank = gr.Number(label="LoRA rank", value=defaults.lora.rank, precision=0)
-            alpha = gr.Number(label="LoRA alpha", value=defaults.lora.alpha, precision=0)
-            dropout = gr.Number(label="LoRA dropout", value=defaults.lora.dropout)
+            name = gr.Textbox(label=t("sft.run_name"), value="sft")
+            rank = gr.Number(label=t("common.lora_rank"), value=defaults.lora.rank, precision=0)
+            alpha = gr.Number(label=t("common.lora_alpha"), value=defaults.lora.alpha, precision=0)
+            dropout = gr.Number(label=t("sft.lora_dropout"), value=defaults.lora.dropout)
         with gr.Row():
             targets = gr.CheckboxGroup(list(LANGUAGE_LINEARS), value=list(LoraSpec().target_modules),
-                                       label="Language-model layers with LoRA (the vision tower stays frozen)")
-            train_merger = gr.Checkbox(label="Also LoRA on the vision→language merger", value=False)
-            qlora = gr.Checkbox(label="QLoRA (4-bit NF4 base, CUDA only)", value=False)
+                                       label=t("sft.targets"))
+            train_merger = gr.Checkbox(label=t("sft.train_merger"), value=False)
+            qlora = gr.Checkbox(label=t("sft.qlora"), value=False)
         with gr.Row():
-            lr = gr.Number(label="Learning rate", value=defaults.learning_rate)
-            epochs = gr.Number(label="Epochs", value=defaults.epochs)
-            max_steps = gr.Number(label="Max steps (0 = use epochs)", value=0, precision=0)
-            batch_size = gr.Number(label="Batch size", value=defaults.batch_size, precision=0)
-            grad_accum = gr.Number(label="Gradient accumulation", value=defaults.grad_accum, precision=0)
+            lr = gr.Number(label=t("common.learning_rate"), value=defaults.learning_rate)
+            epochs = gr.Number(label=t("sft.epochs"), value=defaults.epochs)
+            max_steps = gr.Number(label=t("sft.max_steps"), value=0, precision=0)
+            batch_size = gr.Number(label=t("sft.batch_size"), value=defaults.batch_size, precision=0)
+            grad_accum = gr.Number(label=t("sft.grad_accum"), value=defaults.grad_accum, precision=0)
         with gr.Row():
-            image_max_pixels = gr.Number(label="Image pixel budget (0 = processor default)", value=0, precision=0)
-            seed = gr.Number(label="Seed", value=defaults.seed, precision=0)
-            eval_split = gr.Number(label="Eval split (fraction)", value=defaults.eval_split)
-            save_steps = gr.Number(label="Save every N steps", value=defaults.save_steps, precision=0)
-        show_btn = gr.Button("Show config")
+            image_max_pixels = gr.Number(label=t("sft.image_max_pixels"), value=0, precision=0)
+            seed = gr.Number(label=t("common.seed"), value=defaults.seed, precision=0)
+            eval_split = gr.Number(label=t("sft.eval_split"), value=defaults.eval_split)
+            save_steps = gr.Number(label=t("sft.save_steps"), value=defaults.save_steps, precision=0)
+        show_btn = gr.Button(t("common.show_config"))
         yaml_box = gr.Code(label="config.yaml", language="yaml", interactive=False)
 
     form = [model, name, rank, alpha, dropout, targets, train_merger, qlora, lr, epochs, max_steps, batch_size,
@@ -180,7 +181,7 @@ def build(ctx) -> None:
             out = D.save_rows(fixed, src.with_name(src.stem + ".fixed.jsonl"))
         except BaseException as e:  # noqa: BLE001
             raise _err(e) from None
-        gr.Info(f"Fixed {n} assistant turns; the path now points at {out.name}. Run the doctor again.")
+        gr.Info(tr("sft.fixed", n=n, name=out.name))
         return None, str(out)
 
     def show_preview(up, p, model_name, n, pol, max_len):
@@ -188,7 +189,7 @@ def build(ctx) -> None:
             rows = D.load_rows(data_path(up, p))
             n = int(n or 1)
             if not 1 <= n <= len(rows):
-                raise StudioError(f"Row {n} does not exist; the data has {len(rows)} rows.")
+                raise StudioError(tr("sft.no_row", n=n, rows=len(rows)))
             spans = D.render_preview(rows[n - 1], processor_for(model_name), pol, int(max_len or 0) or None)
         except BaseException as e:  # noqa: BLE001
             raise _err(e) from None
@@ -203,27 +204,27 @@ def build(ctx) -> None:
     policy.change(show_preview, inputs=[upload, path, model, row_no, policy, max_length], outputs=[preview])
     show_btn.click(show, inputs=[upload, path, *form], outputs=[yaml_box], api_name="sft_config")
 
-    gr.Markdown("### 4 · Train")
+    gr.Markdown(t("sft.train_md"))
     panel = job_panel(ctx, "sft", new_run, inputs=[upload, path, *form])
     live_curves(panel.run_dir_state, groups=SFT_CURVES, timer=panel.timer)
 
-    with gr.Accordion("5 · After training", open=True):
+    with gr.Accordion(t("sft.after_acc"), open=True):
         with gr.Row():
-            try_btn = gr.Button("Try it in Chat")
-            compare_btn = gr.Button("Compare with base")
+            try_btn = gr.Button(t("common.try_in_chat"))
+            compare_btn = gr.Button(t("common.compare_with_base"))
         with gr.Row():
-            export_dir = gr.Textbox(label="Export folder for the merged model", value="")
-            export_btn = gr.Button("Export merged (and verify the round trip)")
+            export_dir = gr.Textbox(label=t("common.export_dir"), value="")
+            export_btn = gr.Button(t("common.export_btn"))
         after_md = gr.Markdown()
 
     def adapter_of(run_dir: str) -> Path:
         from studio.engine.runs import find_adapter, find_last_checkpoint
 
         if not run_dir:
-            raise StudioError("No run yet; start one first.")
+            raise StudioError(tr("common.no_run_yet"))
         a = find_adapter(run_dir) or find_last_checkpoint(run_dir)
         if a is None:
-            raise StudioError("This run has no adapter or checkpoint yet; wait for the first save.")
+            raise StudioError(tr("common.no_adapter_yet"))
         return a
 
     def to_chat(run_dir):
@@ -232,7 +233,7 @@ def build(ctx) -> None:
         except BaseException as e:  # noqa: BLE001
             raise _err(e) from None
         ctx.extra["chat_adapter"] = str(a)
-        return f"Adapter `{a}` is set for the **Chat** tab: open it and pick/reload the model to chat with base + adapter."
+        return tr("common.adapter_for_chat", path=a)
 
     def to_compare(run_dir):
         try:
@@ -240,7 +241,7 @@ def build(ctx) -> None:
         except BaseException as e:  # noqa: BLE001
             raise _err(e) from None
         ctx.extra["compare_adapter"] = str(a)
-        return f"Adapter `{a}` is set for the **Compare** tab: side B runs base + adapter, side A the base."
+        return tr("common.adapter_for_compare", path=a)
 
     def export(run_dir, out):
         from studio.engine.export import merge_adapter
@@ -254,8 +255,7 @@ def build(ctx) -> None:
         except BaseException as e:  # noqa: BLE001
             raise _err(e) from None
         ok = rep.get("verified") and rep.get("match")
-        return (f"Merged model saved to `{rep.get('out_dir', target)}`; round trip "
-                f"{'verified: greedy output of the merged model equals base + adapter' if ok else 'NOT verified'}.")
+        return tr("common.merged_verified" if ok else "common.merged_unverified", path=rep.get("out_dir", target))
 
     try_btn.click(to_chat, inputs=[panel.run_dir_state], outputs=[after_md], api_name="sft_try")
     compare_btn.click(to_compare, inputs=[panel.run_dir_state], outputs=[after_md], api_name="sft_compare")
