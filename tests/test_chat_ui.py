@@ -283,3 +283,65 @@ def test_cli_printer_dims_and_prefixes_thinking():
     p.answer("b")
     p.finish()
     assert buf.getvalue() == f"{THINK_PREFIX}a\nb\n"
+
+
+def _tiny_adapter(tiny_path, out: Path) -> Path:
+    """Save a random LoRA adapter (language-model q/v projections) for the tiny model."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from studio.config import ModelSpec
+    from studio.engine.models import load
+
+    model, _ = load(ModelSpec(name_or_path=str(tiny_path), device="cpu"))
+    cfg = LoraConfig(r=4, lora_alpha=8, target_modules=r".*language_model.*\.(q_proj|v_proj)",
+                     init_lora_weights=False)
+    torch.manual_seed(1)
+    peft_model = get_peft_model(model, cfg)
+    peft_model.save_pretrained(out)
+    return out
+
+
+def test_adapter_from_try_it_is_offered_and_used(app, tiny_path, tmp_path):
+    client, ctx, _ = app
+    client.predict(api_name="/clear")
+    adapter = _tiny_adapter(tiny_path, tmp_path / "adapter")
+    ctx.extra["chat_adapter"] = str(adapter)
+    try:
+        base, _, _ = _chat(client, "Hello", max_new_=5).result()
+        client.predict(api_name="/clear")
+        tuned, _, _ = _chat(client, "Hello", max_new_=5, adapter_=str(adapter)).result()
+        specs = ctx.registry.loaded()
+        assert any(s.adapter == str(adapter) for s in specs)
+        assert _texts(tuned, "assistant") != _texts(base, "assistant")  # the LoRA changes greedy output
+        msg = _error_of(_chat(client, "Hello", adapter_=str(tmp_path / "nope")))
+        assert "has no adapter_config.json" in msg
+    finally:
+        ctx.extra.pop("chat_adapter", None)
+        for s in ctx.registry.loaded():
+            if s.adapter:
+                ctx.registry.unload(s)
+
+
+@pytest.mark.slow
+def test_cli_ctrl_c_stops_cleanly(tiny_path):
+    """SIGINT during generation: partial output kept, '[stopped]', exit 130, no traceback."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(repo), PYTHONUNBUFFERED="1")
+    p = subprocess.Popen([sys.executable, "-m", "studio", "chat", "--model", str(tiny_path), "--device", "cpu",
+                          "--max-new-tokens", "4000", "--temperature", "1.0", "--top-k", "0", "--seed", "3",
+                          "Tell me a long story."],
+                         cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = p.stdout.read(1)  # blocks until the answer starts streaming
+    assert first
+    t0 = time.perf_counter()
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    assert time.perf_counter() - t0 < 5
+    assert p.returncode == 130, err.decode()
+    assert "[stopped]" in err.decode() and "Traceback" not in err.decode()
