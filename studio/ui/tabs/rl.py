@@ -32,6 +32,15 @@ REPO = Path(__file__).resolve().parents[3]
 SAMPLE_PROMPTS = REPO / "sample_data" / "rl" / "prompts.jsonl"
 SAMPLE_EVAL = REPO / "sample_data" / "rl" / "eval.jsonl"
 SAMPLE_LABEL = "Sample set (sample_data/rl: 38 prompts, 12 held out)"
+#: The workshop model (format already learned): the default RL start when it is shipped.
+TOY_THINKING = REPO / "studio" / "assets" / "toy-thinking"
+
+
+def default_model(ctx) -> str:
+    """The workshop model when it is there (RL needs the format), else the app's model."""
+    if (TOY_THINKING / "config.json").is_file() and ctx.model.name_or_path in ("embedded", "", None):
+        return str(TOY_THINKING)
+    return ctx.model.name_or_path or "embedded"
 
 #: (title, metric patterns, kind) of each dashboard plot. ``bar`` plots are stacked.
 PLOTS: list[tuple[str, list[str], str]] = [
@@ -309,7 +318,8 @@ def build(ctx) -> None:
             with gr.Row():
                 sample_btn = gr.Button(SAMPLE_LABEL, size="sm")
                 upload = gr.File(label="…or upload a JSONL", file_types=[".jsonl", ".json"], height=80)
-            model = gr.Textbox(label="Model", value=ctx.model.name_or_path or "embedded")
+            model = gr.Textbox(label="Model", value=default_model(ctx),
+                               info="needs the think/answer format: the workshop model or an SFT'd one")
             adapter = gr.Textbox(label="Start from adapter (SFT run's adapter folder, optional)", value="")
         with gr.Column(scale=2):
             mode = gr.Radio(["rlcs", "uniform"], value="rlcs", label="Curriculum",
