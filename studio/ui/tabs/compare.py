@@ -28,13 +28,14 @@ from studio.engine import compare as engine
 from studio.errors import InputError, StudioError
 from studio.ui import render
 from studio.ui.context import AppContext
+from studio.ui.i18n import error_text, gr_error, t, tr
 
 log = logging.getLogger(__name__)
 
 NO_ADAPTER = "none"
 MODEL_CHOICES = [engine.TOY_BASE, engine.TOY_THINKING, EMBEDDED, BASE_ID, THINKING_ID]
-MODE_CHOICES = [("Base: completion prompt (no chat roles, no thinking)", "base"),
-                ("Chat: chat template (thinking shown)", "chat")]
+#: (catalog key of the label, mode) of the prompt-style radio.
+MODE_CHOICES = [("cmp.mode_base", "base"), ("cmp.mode_chat", "chat")]
 REFRESH_S = 0.05
 
 
@@ -54,10 +55,10 @@ def parse_few_shot(text: str) -> list[dict]:
         if not line.strip():
             continue
         if "=>" not in line:
-            raise InputError(f"Few-shot line {i} needs the form `question => answer`.")
+            raise InputError(tr("cmp.few_shot_form", i=i))
         q, a = line.split("=>", 1)
         if not q.strip() or not a.strip():
-            raise InputError(f"Few-shot line {i} needs a question and an answer around `=>`.")
+            raise InputError(tr("cmp.few_shot_empty", i=i))
         out.append({"question": q.strip(), "answer": a.strip()})
     return out
 
@@ -79,18 +80,22 @@ def find_adapters(ctx: AppContext) -> list[str]:
 def stats_line(stats: chat_engine.Stats) -> str:
     """Per-side numbers: TTFT, tokens/s, thinking vs answer tokens, forced answer."""
     parts = [f"TTFT {stats.ttft_s:.2f} s", f"{stats.tokens_per_s:.1f} tok/s",
-             f"thinking {stats.thinking_tokens} / answer {stats.answer_tokens} tokens",
-             f"forced answer: {'yes' if stats.forced_answer else 'no'}"]
+             tr("cmp.stat_thinking", t=stats.thinking_tokens, a=stats.answer_tokens),
+             tr("cmp.stat_forced", v=tr("cmp.yes" if stats.forced_answer else "cmp.no"))]
     if stats.truncated:
-        parts.append("cut at the token cap")
+        parts.append(tr("cmp.stat_cut"))
     if stats.stopped:
-        parts.append("stopped")
+        parts.append(tr("cmp.stat_stopped"))
     return " · ".join(parts)
 
 
-def _header(side: str, spec: engine.SideSpec) -> str:
-    style = ("*Base model — completion prompt, no chat roles, no thinking switch*" if spec.mode == "base"
-             else "*Chat template — thinking shown collapsible*")
+def _text(key: str, static: bool) -> str:
+    """Catalog text: a marker the browser translates (``static``, build time) or the request's language."""
+    return str(t(key)) if static else tr(key)
+
+
+def _header(side: str, spec: engine.SideSpec, static: bool = False) -> str:
+    style = _text("cmp.head_base" if spec.mode == "base" else "cmp.head_chat", static)
     return f"### {side} · `{render.escape(spec.label())}`\n{style}"
 
 
@@ -101,7 +106,7 @@ def _user_msgs(text: str, media) -> list[dict]:
         first = render.image_content(media.images[0]) if media.images else None
         msgs = [render.message("user", first)] if first else []
         n = len(media.images)
-        msgs.append(render.message("user", f"*(PDF: {n} page{'s' if n != 1 else ''} sent as images)*"))
+        msgs.append(render.message("user", tr("cmp.pdf_pages", n=n) if n != 1 else tr("cmp.pdf_page")))
         if text:
             msgs.append(render.message("user", render.escape(text)))
         return msgs
@@ -123,64 +128,60 @@ def build(ctx: AppContext) -> None:
     adapters = find_adapters(ctx)
 
     # ---------------------------------------------------------------- layout
-    gr.Markdown(
-        "Run one prompt on two models. **Base** models are pretrained, not chat models: they get a "
-        "completion-style prompt (`Question: …\\nAnswer:`) with a token cap and no thinking. "
-        "Both sides use the same sampling settings and seed.", elem_id="compare-intro")
+    gr.Markdown(t("cmp.intro"), elem_id="compare-intro")
     gr.Markdown(f"> {render.escape(default_note)}", elem_id="compare-default-note")
     with gr.Row(equal_height=False):
         side_inputs = {}
         for side, dflt in (("A", da), ("B", db)):
             with gr.Column(variant="panel"):
                 model = gr.Dropdown(MODEL_CHOICES, value=dflt.model, allow_custom_value=True,
-                                    label=f"Model {side}", info="hub id, local folder, embedded or a toy model",
+                                    label=t("cmp.model") + f" {side}", info=t("cmp.model_info"),
                                     elem_id=f"cmp-model-{side.lower()}")
                 adapter = gr.Dropdown([NO_ADAPTER] + adapters, value=NO_ADAPTER, allow_custom_value=True,
-                                      label=f"LoRA adapter {side}",
-                                      info="runs on the same loaded weights, switched on only for this side",
+                                      label=t("cmp.adapter") + f" {side}", info=t("cmp.adapter_info"),
                                       elem_id=f"cmp-adapter-{side.lower()}")
-                mode = gr.Radio(MODE_CHOICES, value=dflt.mode, label=f"Prompt style {side}",
+                mode = gr.Radio([(t(k), m) for k, m in MODE_CHOICES], value=dflt.mode,
+                                label=t("cmp.mode") + f" {side}",
                                 elem_id=f"cmp-mode-{side.lower()}")
                 side_inputs[side] = (model, adapter, mode)
     with gr.Row():
         plan_md = gr.Markdown("", elem_id="cmp-plan")
-        plan_btn = gr.Button("Memory plan", scale=0, min_width=140, elem_id="cmp-plan-btn")
+        plan_btn = gr.Button(t("cmp.plan_btn"), scale=0, min_width=140, elem_id="cmp-plan-btn")
     box = gr.MultimodalTextbox(file_types=FILE_TYPES, file_count="multiple", sources=["upload"],
-                               placeholder="One question for both sides; attach up to 10 images, or 1 video, or 1 PDF…",
+                               placeholder=t("cmp.placeholder"),
                                show_label=False, elem_id="cmp-input")
     with gr.Row():
-        run_btn = gr.Button("Compare ▶", variant="primary", elem_id="cmp-run")
-        stop_btn = gr.Button("Stop", variant="stop", elem_id="cmp-stop")
-    with gr.Accordion("Settings (shared by both sides)", open=False):
+        run_btn = gr.Button(t("cmp.run"), variant="primary", elem_id="cmp-run")
+        stop_btn = gr.Button(t("common.stop"), variant="stop", elem_id="cmp-stop")
+    with gr.Accordion(t("cmp.settings_acc"), open=False):
         with gr.Row():
-            temperature = gr.Slider(0, 2, value=d.temperature, step=0.05, label="Temperature (0 = greedy)")
-            top_p = gr.Slider(0.05, 1, value=d.top_p, step=0.05, label="Top-p")
-            top_k = gr.Slider(0, 100, value=d.top_k, step=1, label="Top-k (0 = off)")
-            seed = gr.Number(value=None, precision=0, label="Seed (empty = random, same for both)")
+            temperature = gr.Slider(0, 2, value=d.temperature, step=0.05, label=t("common.temperature"))
+            top_p = gr.Slider(0.05, 1, value=d.top_p, step=0.05, label=t("common.top_p"))
+            top_k = gr.Slider(0, 100, value=d.top_k, step=1, label=t("common.top_k"))
+            seed = gr.Number(value=None, precision=0, label=t("cmp.seed"))
         with gr.Row():
-            max_new = gr.Slider(16, 8192, value=512, step=16, label="Max new tokens (chat sides)")
+            max_new = gr.Slider(16, 8192, value=512, step=16, label=t("cmp.max_new"))
             base_cap = gr.Slider(8, 2048, value=engine.DEFAULT_BASE_MAX_NEW_TOKENS, step=8,
-                                 label="Token cap (base sides)")
-            think_budget = gr.Slider(0, 8192, value=0, step=64, label="Thinking budget (chat sides only; 0 = off)")
-        system = gr.Textbox(label="System prompt (chat: system role; base: plain text on top)", lines=1)
-        few_shot = gr.Textbox(label="Few-shot examples for base sides, one `question => answer` per line",
-                              lines=2, placeholder="How many legs does a cat have? => 4")
+                                 label=t("cmp.base_cap"))
+            think_budget = gr.Slider(0, 8192, value=0, step=64, label=t("cmp.think_budget"))
+        system = gr.Textbox(label=t("cmp.system"), lines=1)
+        few_shot = gr.Textbox(label=t("cmp.few_shot"), lines=2, placeholder=t("cmp.few_shot_ph"))
     panes = {}
     with gr.Row(equal_height=True):
         for side, dflt in (("A", da), ("B", db)):
             with gr.Column():
-                head = gr.Markdown(_header(side, dflt), elem_id=f"cmp-head-{side.lower()}")
-                bot = gr.Chatbot(label=f"Side {side}", height=440, sanitize_html=True, render_markdown=True,
+                head = gr.Markdown(_header(side, dflt, static=True), elem_id=f"cmp-head-{side.lower()}")
+                bot = gr.Chatbot(label=t(f"cmp.side_{side}"), height=440, sanitize_html=True, render_markdown=True,
                                  allow_tags=False, group_consecutive_messages=False,
                                  elem_id=f"cmp-chat-{side.lower()}", show_label=False)
                 stats = gr.Markdown("", elem_id=f"cmp-stats-{side.lower()}")
                 panes[side] = (head, bot, stats)
     with gr.Row():
-        vote_btns = {v: gr.Button(engine.VOTE_LABELS[v],
+        vote_btns = {v: gr.Button(t(f"cmp.vote.{v}"),
                                   elem_id=f"cmp-vote-{v.lower()}") for v in engine.VOTES}
     with gr.Row():
         vote_md = gr.Markdown("", elem_id="cmp-vote-status")
-        download = gr.DownloadButton("Download votes.jsonl", visible=False, elem_id="cmp-download", scale=0)
+        download = gr.DownloadButton(t("cmp.download"), visible=False, elem_id="cmp-download", scale=0)
     state = gr.State(None)
 
     # ---------------------------------------------------------------- helpers
@@ -188,7 +189,7 @@ def build(ctx: AppContext) -> None:
         name = ctx.check_model_choice(str(model or EMBEDDED))
         adapter = None if not adapter or adapter == NO_ADAPTER else str(adapter).strip()
         if adapter and ctx.public and adapter not in find_adapters(ctx):
-            raise InputError("This public Space only loads adapters trained here; pick one from the list.")
+            raise InputError(tr("cmp.public_adapter"))
         spec = engine.SideSpec(model=name, adapter=adapter, mode=str(mode or "chat"))
         spec.validate()
         return spec
@@ -209,17 +210,21 @@ def build(ctx: AppContext) -> None:
     # ---------------------------------------------------------------- handlers
     def plan(a_model, a_adapter, a_mode, b_model, b_adapter, b_mode):
         """Show the memory plan for the chosen pair (reads configs only)."""
+        return _plan(a_model, a_adapter, a_mode, b_model, b_adapter, b_mode)
+
+    def _plan(a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, static=False):
         try:
             a, b = _side(a_model, a_adapter, a_mode), _side(b_model, b_adapter, b_mode)
             p = comparer.plan(a, b)
             notes = comparer.notes(a, b)
         except StudioError as e:
-            return f"**Not done:** {render.escape(str(e))}", _header("A", engine.SideSpec(str(a_model or EMBEDDED), mode=a_mode or "chat")), \
-                _header("B", engine.SideSpec(str(b_model or EMBEDDED), mode=b_mode or "chat"))
-        text = f"**Memory plan:** {render.escape(p.sentence)}"
+            return (f"{_text('cmp.not_done', static)} {render.escape(str(e))}",
+                    _header("A", engine.SideSpec(str(a_model or EMBEDDED), mode=a_mode or "chat"), static),
+                    _header("B", engine.SideSpec(str(b_model or EMBEDDED), mode=b_mode or "chat"), static))
+        text = f"{_text('cmp.plan', static)} {render.escape(p.sentence)}"
         if notes:
-            text += "\n\n" + "\n\n".join(f"*Note:* {render.escape(n)}" for n in notes)
-        return text, _header("A", a), _header("B", b)
+            text += "\n\n" + "\n\n".join(f"{_text('cmp.note', static)} {render.escape(n)}" for n in notes)
+        return text, _header("A", a, static), _header("B", b, static)
 
     def compare(message, a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, temperature_, top_p_, top_k_,
                 max_new_, think_, base_cap_, seed_, system_, few_, request: gr.Request):
@@ -229,7 +234,7 @@ def build(ctx: AppContext) -> None:
             a, b = _side(a_model, a_adapter, a_mode), _side(b_model, b_adapter, b_mode)
             settings = _settings(temperature_, top_p_, top_k_, max_new_, think_, base_cap_, seed_, system_, few_)
             if not text.strip() and not files:
-                raise InputError("Type a question (or attach an image, video or PDF) before comparing.")
+                raise InputError(tr("cmp.need_question"))
             media = None
             if files:
                 from studio.engine.media import prepare_turn_media
@@ -237,12 +242,12 @@ def build(ctx: AppContext) -> None:
                 media = prepare_turn_media(files, fps=settings.gen.video_fps, max_frames=settings.gen.max_frames)
             p = comparer.plan(a, b, settings.device)
         except StudioError as e:
-            raise gr.Error(str(e)) from None
+            raise gr_error(e) from None
         user = _user_msgs(text, media)
         image = media.images[0] if media is not None and media.images else None
         views = {"A": render.TurnView(image=image), "B": render.TurnView(image=image)}
         stats = {"A": "", "B": ""}
-        plan_text = f"**Memory plan:** {render.escape(p.sentence)}"
+        plan_text = f"{tr('cmp.plan')} {render.escape(p.sentence)}"
         key = getattr(request, "session_hash", None) or f"anon-{id(request)}"
         ev = threading.Event()
         with stops_lock:
@@ -254,13 +259,13 @@ def build(ctx: AppContext) -> None:
             return (user + views["A"].messages(), user + views["B"].messages(), stats["A"], stats["B"],
                     _header("A", a), _header("B", b), plan_text, result, status)
 
-        yield out(None, "*Loading models…*")
+        yield out(None, tr("cmp.loading"))
         last = 0.0
         result = None
         try:
             for e in comparer.stream(a, b, text, media, settings, stop=ev):
                 if isinstance(e, engine.SideStart):
-                    stats[e.side] = "*Generating…*"
+                    stats[e.side] = tr("cmp.generating")
                 elif isinstance(e, engine.SideEvent):
                     views[e.side].apply(e.event)
                     if isinstance(e.event, chat_engine.Done):
@@ -273,20 +278,20 @@ def build(ctx: AppContext) -> None:
                     result = e.result
             if result is not None:
                 notes = " ".join(result.notes)
-                status = (f"Seed {result.settings['gen']['seed']} on both sides. Which answer is better?"
-                          + (f" *Note:* {render.escape(notes)}" if notes else ""))
+                status = (tr("cmp.which_better", seed=result.settings['gen']['seed'])
+                          + (f" {tr('cmp.note')} {render.escape(notes)}" if notes else ""))
                 if not result.complete:
-                    status = "Stopped before both sides finished; there is nothing to vote on."
+                    status = tr("cmp.stopped_no_vote")
                     result = None
                 yield out(result, status)
         except StudioError as e:
-            raise gr.Error(str(e)) from None
+            raise gr_error(e) from None
         except gr.Error:
             raise
         except Exception as e:  # a bug, not user input: log it, show one line, keep the app alive
             log.exception("compare failed")
-            raise gr.Error(f"Comparison failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
-                           f"The error was logged; try again.") from None
+            raise gr.Error(tr("cmp.failed", kind=type(e).__name__, msg=str(e).splitlines()[0] if str(e) else ""),
+                           title=tr("err.title")) from None
         finally:
             with stops_lock:
                 if stops.get(key) is ev:
@@ -297,7 +302,7 @@ def build(ctx: AppContext) -> None:
             ev = stops.get(getattr(request, "session_hash", None))
         if ev is not None:
             ev.set()
-            return "*Stopping…*"
+            return tr("cmp.stopping")
         return gr.skip()
 
     def _vote(value: str, st, request):
@@ -305,12 +310,13 @@ def build(ctx: AppContext) -> None:
         try:
             vlog.record(st, value)
         except StudioError as e:
-            gr.Warning(str(e))
+            gr.Warning(error_text(e))
             dl = gr.update(value=str(vlog.path), visible=True) if vlog.path.is_file() else gr.update()
-            return f"**Not done:** {render.escape(str(e))}", dl, st
+            return f"{tr('cmp.not_done')} {render.escape(str(e))}", dl, st
         n = len(vlog.rows())
-        return (f"Recorded **{engine.VOTE_LABELS[value]}** ({n} vote{'s' if n != 1 else ''} in "
-                f"`{render.escape(str(vlog.path))}`)."), gr.update(value=str(vlog.path), visible=True), st
+        msg = tr("cmp.recorded" if n != 1 else "cmp.recorded_one", label=tr(f"cmp.vote.{value}"), n=n,
+                 path=render.escape(str(vlog.path)))
+        return msg, gr.update(value=str(vlog.path), visible=True), st
 
     def vote_a(st, request: gr.Request):
         return _vote("A", st, request)
@@ -337,7 +343,7 @@ def build(ctx: AppContext) -> None:
         return gr.update(value=engine.default_mode(str(model or "")))
 
     try:  # the plan for the default pair, shown before anything loads
-        plan_md.value = plan(da.model, NO_ADAPTER, da.mode, db.model, NO_ADAPTER, db.mode)[0]
+        plan_md.value = _plan(da.model, NO_ADAPTER, da.mode, db.model, NO_ADAPTER, db.mode, static=True)[0]
     except Exception:  # noqa: BLE001 - a missing config must not break the app's start
         log.exception("default memory plan failed")
 
