@@ -50,6 +50,8 @@ from studio.engine.runs import (
     read_status,
 )
 from studio.errors import StudioError
+from studio.ui.i18n import CATALOG as _CATALOG
+from studio.ui.i18n import curve_label, gr_error, t, tr, unexpected_error
 
 log = logging.getLogger(__name__)
 
@@ -177,8 +179,8 @@ def live_curves(run_dir_state, groups: Sequence[CurveGroup | tuple] = SFT_CURVES
         with gr.Row():
             for g in gs[i:i + columns]:
                 plots.append(gr.LinePlot(
-                    value=to_long_frame([], g.keys), x="step", y="value", color="series", label=g.title,
-                    title=g.title, y_title=g.y_title or "", x_title="step", height=height))
+                    value=to_long_frame([], g.keys), x="step", y="value", color="series", label=curve_label(g.title),
+                    title=curve_label(g.title), y_title=g.y_title or "", x_title="step", height=height))
     timer = timer if timer is not None else gr.Timer(every)
     seen = gr.State(None)  # (run folder, records drawn) of this session: skip redraws when unchanged
 
@@ -206,33 +208,35 @@ def status_line(run_dir: str | Path | None) -> str:
     stopped and failed runs say how they ended (failed: the recorded error).
     """
     if not run_dir:
-        return "No run yet. Fill in the settings and press Start."
+        return tr("job.no_run")
     run = Path(run_dir)
     st = read_status(run)
     prog = read_json(run / PROGRESS_FILE)
     status = effective_status(st) if st else "not started"
-    parts = [status]
+    key = "job.status." + status.replace(" ", "_")
+    parts = [tr(key) if key in _CATALOG else status]
     step, total = prog.get("step"), prog.get("max_steps")
     if step is not None:
-        parts.append(f"step {step}/{total} ({100 * step / total:.0f}%)" if total else f"step {step}")
+        parts.append(tr("job.step_of", step=step, total=total, pct=f"{100 * step / total:.0f}") if total
+                     else tr("job.step", step=step))
     if status == "running":
         if prog.get("elapsed_s") is not None:
-            parts.append(f"elapsed {format_duration(prog['elapsed_s'])}")
+            parts.append(tr("job.elapsed", t=format_duration(prog["elapsed_s"])))
         if prog.get("eta_s") is not None:
-            parts.append(f"ETA {format_duration(prog['eta_s'])}")
+            parts.append(tr("job.eta", t=format_duration(prog["eta_s"])))
         if st.get("stop_requested") or read_json(run / "job.json").get("stop_requested"):
-            parts.append("stopping: saving a checkpoint…")
+            parts.append(tr("job.stopping"))
     else:
         if st.get("started") and st.get("ended"):
-            parts.append(f"took {format_duration(st['ended'] - st['started'])}")
+            parts.append(tr("job.took", t=format_duration(st["ended"] - st["started"])))
         if status == "stopped":
             ck = find_last_checkpoint(run)
-            parts.append(f"resume from {ck.name}" if ck else "no checkpoint to resume from")
+            parts.append(tr("job.resume_from", name=ck.name) if ck else tr("job.no_checkpoint"))
         if status == "finished" and find_adapter(run):
-            parts.append(f"adapter: {find_adapter(run)}")
+            parts.append(tr("job.adapter", path=find_adapter(run)))
         if status == "failed" and st.get("error"):
             parts.append(str(st["error"])[:300])
-    parts.append(f"run {run.name}")
+    parts.append(tr("job.run", name=run.name))
     return " · ".join(parts)
 
 
@@ -271,9 +275,9 @@ def _gr_error(e: BaseException):
     if isinstance(e, gr.Error):
         return e
     if isinstance(e, StudioError):
-        return gr.Error(str(e))
+        return gr_error(e)
     log.exception("unexpected error in a job panel handler")
-    return gr.Error(f"Unexpected error ({type(e).__name__}); see the server log.")
+    return unexpected_error(e)
 
 
 def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str | None]], *,
@@ -320,10 +324,10 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
     def start(*values):
         try:
             if public:
-                raise gr.Error("Training is turned off on this public app; run it locally.")
+                raise gr.Error(tr("job.public_off"), title=tr("err.title"))
             cur = jm.current()
             if cur is not None:
-                raise gr.Error(f"A {cur.kind} job is running (run {cur.id}) — stop it first or wait.")
+                raise gr.Error(tr("job.busy", kind=cur.kind, id=cur.id), title=tr("err.title"))
             run_dir, text = make_config(*values)
             run = Path(run_dir)
             run.mkdir(parents=True, exist_ok=True)
@@ -341,26 +345,26 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
         try:
             cur = jm.current()
             if cur is None:
-                raise gr.Error("No job is running.")
+                raise gr.Error(tr("job.none_running"), title=tr("err.title"))
             if cur.kind != kind and (not run_dir or Path(run_dir).resolve() != cur.run_dir):
-                raise gr.Error(f"The running job is a {cur.kind} job (run {cur.id}); stop it from its own tab.")
+                raise gr.Error(tr("job.other_kind", kind=cur.kind, id=cur.id), title=tr("err.title"))
             jm.stop(graceful_timeout=graceful_timeout, wait=False)
         except Exception as e:  # noqa: BLE001
             raise _gr_error(e) from None
-        return status_line(cur.run_dir) + " · stopping: saving a checkpoint…"
+        return status_line(cur.run_dir) + " · " + tr("job.stopping")
 
     def resume(run_dir):
         try:
             if public:
-                raise gr.Error("Training is turned off on this public app; run it locally.")
+                raise gr.Error(tr("job.public_off"), title=tr("err.title"))
             if not run_dir:
-                raise gr.Error("No run to resume yet; start one first.")
+                raise gr.Error(tr("job.nothing_to_resume"), title=tr("err.title"))
             run = Path(run_dir)
             cur = jm.current()
             if cur is not None:
-                raise gr.Error(f"A {cur.kind} job is running (run {cur.id}) — stop it first or wait.")
+                raise gr.Error(tr("job.busy", kind=cur.kind, id=cur.id), title=tr("err.title"))
             if find_last_checkpoint(run) is None:
-                raise gr.Error(f"Run {run.name} has no complete checkpoint yet; start a new run instead.")
+                raise gr.Error(tr("job.no_complete_checkpoint", name=run.name), title=tr("err.title"))
             launch(run, resume=True)
         except Exception as e:  # noqa: BLE001
             raise _gr_error(e) from None
@@ -391,13 +395,14 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
 
     with gr.Group():
         with gr.Row():
-            start_btn = gr.Button("Start", variant="primary", interactive=not public)
-            stop_btn = gr.Button("Stop", variant="stop", interactive=False)
-            resume_btn = gr.Button("Resume", interactive=False)
-        status = gr.Textbox(label="Status", value=status_line(None), interactive=False, lines=1, max_lines=2)
-        cli = gr.Code(label="Equivalent command (run it in a terminal to train without the app)",
+            start_btn = gr.Button(t("job.start"), variant="primary", interactive=not public)
+            stop_btn = gr.Button(t("common.stop"), variant="stop", interactive=False)
+            resume_btn = gr.Button(t("job.resume"), interactive=False)
+        status = gr.Textbox(label=t("common.status"), value=status_line(None), interactive=False, lines=1,
+                            max_lines=2)
+        cli = gr.Code(label=t("job.cli"),
                       language="shell", interactive=False, lines=1)
-        log_box = gr.Textbox(label="train.log (tail)", lines=10, max_lines=10, interactive=False,
+        log_box = gr.Textbox(label=t("common.log_tail"), lines=10, max_lines=10, interactive=False,
                              autoscroll=True)
     run_dir_state = gr.State("")
     timer = gr.Timer(poll_s)

@@ -237,6 +237,65 @@ _ENTRIES: dict[str, tuple[str, str]] = {
                           "少样本示例第 {i} 行需要写成 `问题 => 答案` 的形式。"),
     "cmp.few_shot_empty": ("Few-shot line {i} needs a question and an answer around `=>`.",
                            "少样本示例第 {i} 行的 `=>` 两侧都需要有问题和答案。"),
+    # ------------------------------------------------------------------ job panel (components.py)
+    "job.start": ("Start", "开始训练"),
+    "job.resume": ("Resume", "继续训练"),
+    "job.cli": ("Equivalent command (run it in a terminal to train without the app)",
+                "等效命令（在终端中运行，无需本应用即可训练）"),
+    "job.no_run": ("No run yet. Fill in the settings and press Start.", "还没有训练运行。请填写设置后点击“开始训练”。"),
+    "job.status.running": ("running", "运行中"),
+    "job.status.finished": ("finished", "已完成"),
+    "job.status.failed": ("failed", "失败"),
+    "job.status.stopped": ("stopped", "已停止"),
+    "job.status.not_started": ("not started", "未开始"),
+    "job.status.unknown": ("unknown", "未知"),
+    "job.step_of": ("step {step}/{total} ({pct}%)", "第 {step}/{total} 步（{pct}%）"),
+    "job.step": ("step {step}", "第 {step} 步"),
+    "job.elapsed": ("elapsed {t}", "已用时 {t}"),
+    "job.eta": ("ETA {t}", "预计剩余 {t}"),
+    "job.stopping": ("stopping: saving a checkpoint…", "正在停止：保存检查点…"),
+    "job.took": ("took {t}", "耗时 {t}"),
+    "job.resume_from": ("resume from {name}", "可从 {name} 继续"),
+    "job.no_checkpoint": ("no checkpoint to resume from", "没有可继续的检查点"),
+    "job.adapter": ("adapter: {path}", "适配器：{path}"),
+    "job.run": ("run {name}", "运行 {name}"),
+    "job.public_off": ("Training is turned off on this public app; run it locally.",
+                       "此公开应用已关闭训练功能，请在本地运行。"),
+    "job.busy": ("A {kind} job is running (run {id}) — stop it first or wait.",
+                 "已有一个 {kind} 任务在运行（运行 {id}），请先停止它或等待其结束。"),
+    "job.none_running": ("No job is running.", "当前没有正在运行的任务。"),
+    "job.other_kind": ("The running job is a {kind} job (run {id}); stop it from its own tab.",
+                       "正在运行的是 {kind} 任务（运行 {id}），请在它自己的标签页中停止。"),
+    "job.nothing_to_resume": ("No run to resume yet; start one first.", "还没有可继续的训练运行，请先开始一次。"),
+    "job.no_complete_checkpoint": ("Run {name} has no complete checkpoint yet; start a new run instead.",
+                                   "运行 {name} 还没有完整的检查点，请改为开始新的运行。"),
+    # ------------------------------------------------------------------ curves (components.py, rl.py)
+    "curve.loss_raw_smoothed_and_eval_loss": ("Loss (raw + smoothed) and eval loss", "损失（原始 + 平滑）与验证损失"),
+    "curve.token_accuracy": ("Token accuracy", "token 准确率"),
+    "curve.learning_rate": ("Learning rate", "学习率"),
+    "curve.grad_norm": ("Grad norm", "梯度范数"),
+    "curve.tokens_s": ("Tokens / s", "每秒 token 数"),
+    "curve.reward_mean_and_held_out_accuracy": ("Reward mean and held-out accuracy", "平均奖励与留出集准确率"),
+    "curve.reward_std": ("Reward std", "奖励标准差"),
+    "curve.format_forced_answer_truncation": ("Format / forced answer / truncation", "格式正确 / 强制回答 / 截断"),
+    "curve.tier_sampling_weights": ("Tier sampling weights", "难度层级采样权重"),
+    "curve.tier_pass_rates": ("Tier pass rates", "各难度层级通过率"),
+    "curve.prompts_per_tier": ("Prompts per tier", "各难度层级的提示数"),
+    "curve.zero_variance_groups_and_expansion": ("Zero-variance groups and expansion", "零方差组与扩展"),
+    "curve.completion_length": ("Completion length", "生成长度"),
+    "curve.kl": ("KL", "KL 散度"),
+    "curve.loss": ("Loss", "损失"),
+    "curve.reward_accuracy": ("Reward / accuracy", "奖励 / 准确率"),
+    "curve.reward_mean_std": ("Reward mean ± std", "平均奖励 ± 标准差"),
+    "curve.held_out_accuracy": ("Held-out accuracy", "留出集准确率"),
+    "curve.format_forced_truncated_rate": ("Format / forced / truncated rate", "格式正确 / 强制回答 / 截断比例"),
+    "curve.pass_rate_per_tier": ("Pass rate per tier", "各难度层级通过率"),
+    "curve.tier_sampling_weights_stacked": ("Tier sampling weights (stacked)", "难度层级采样权重（堆叠）"),
+    "curve.zero_variance_fraction_expansion_ema": ("Zero-variance fraction · expansion EMA", "零方差比例 · 扩展 EMA"),
+    "curve.effective_batch_prompts_rolled_out_informative_groups": (
+        "Effective batch (prompts rolled out · informative groups)", "有效批量（已 rollout 的提示 · 有效组）"),
+    "curve.completion_length_tokens": ("Completion length (tokens)", "生成长度（token）"),
+    "curve.kl_to_base_adapter_off_probe": ("KL to base (adapter-off probe)", "相对基础模型的 KL（关闭适配器探测）"),
 }
 
 #: The catalog: key → {"en": …, "zh": …}.
@@ -384,6 +443,17 @@ def t(key: str):
     if key not in CATALOG:
         raise KeyError(f"i18n key {key!r} is not in studio.ui.i18n.CATALOG")
     return I18nData(key)
+
+
+def curve_key(title: str) -> str:
+    """Catalog key of a plot title: ``"Tokens / s"`` → ``"curve.tokens_s"``."""
+    return "curve." + "_".join(re.findall(r"[a-z0-9]+", title.lower()))
+
+
+def curve_label(title: str):
+    """A plot title as static UI text (:func:`t`) when the catalog has it, else as given."""
+    key = curve_key(title)
+    return t(key) if key in CATALOG else title
 
 
 def gradio_i18n():
