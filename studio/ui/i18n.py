@@ -32,6 +32,7 @@ must not contain ``{`` or ``}`` (tests/test_i18n.py checks). Run-time strings us
 
 # No `from __future__ import annotations`: gradio finds `gr.Request` by its evaluated annotation.
 import re
+import sys
 import threading
 from collections import OrderedDict
 from typing import Any, Sequence
@@ -237,6 +238,18 @@ _ENTRIES: dict[str, tuple[str, str]] = {
                           "少样本示例第 {i} 行需要写成 `问题 => 答案` 的形式。"),
     "cmp.few_shot_empty": ("Few-shot line {i} needs a question and an answer around `=>`.",
                            "少样本示例第 {i} 行的 `=>` 两侧都需要有问题和答案。"),
+    # ------------------------------------------------------------------ chat rendering (render.py)
+    "render.thinking": ("Thinking", "思考过程"),
+    "render.truncated": ("thinking truncated", "思考被截断"),
+    "render.truncated_paren": (" (thinking truncated)", "（思考被截断）"),
+    "render.tokens": ("{n} tokens", "{n} 个 token"),
+    "render.thinking_tokens": ("{n} thinking", "思考 {n}"),
+    "render.stopped": ("stopped", "已停止"),
+    "render.cut": ("cut at max new tokens", "达到最大新 token 数被截断"),
+    "render.no_answer": ("*(no answer text)*", "*（没有回答文本）*"),
+    "render.error": ("**Error:**", "**错误：**"),
+    "render.pdf_pages": ("*(PDF, {n} pages sent as images)*", "*（PDF，{n} 页以图片形式发送）*"),
+    "render.pdf_page": ("*(PDF, 1 page sent as images)*", "*（PDF，1 页以图片形式发送）*"),
     # ------------------------------------------------------------------ job panel (components.py)
     "job.start": ("Start", "开始训练"),
     "job.resume": ("Resume", "继续训练"),
@@ -388,12 +401,8 @@ def request_language(request: Any = None) -> str:
             thread (``gradio.context.LocalContext.request``), if any.
     """
     if request is None:
-        try:
-            from gradio.context import LocalContext
-
-            request = LocalContext.request.get(None)
-        except ImportError:  # gradio not installed: CLI use
-            request = None
+        ctx_mod = sys.modules.get("gradio.context")  # not loaded (CLI): no request is being served
+        request = ctx_mod.LocalContext.request.get(None) if ctx_mod is not None else None
     if request is None:
         return _default_lang
     sh = getattr(request, "session_hash", None)

@@ -22,10 +22,11 @@ from typing import Any
 
 from studio.engine import reasoning
 from studio.engine.chat import AnswerDelta, Done, ForcedAnswer, Stats, ThinkingDelta
+from studio.ui.i18n import tr
 
-#: Title of the collapsible thinking block.
+#: Title of the collapsible thinking block (English; shown via ``tr("render.thinking")``).
 THINKING_TITLE = "Thinking"
-#: Shown in the thinking block's title when the budget forced the answer.
+#: Shown in the thinking block's title when the budget forced the answer (``render.truncated``).
 TRUNCATED_NOTE = "thinking truncated"
 #: Colours cycled over boxes (RGB), high contrast on photos.
 BOX_COLOURS = [(255, 48, 48), (32, 200, 255), (255, 200, 0), (60, 220, 90), (220, 80, 255)]
@@ -59,16 +60,16 @@ def stats_line(stats: Stats) -> str:
     Adds ``thinking truncated`` when the budget forced the answer, ``stopped`` when the
     user pressed Stop, ``cut at max new tokens`` when the cap was hit.
     """
-    parts = [f"{stats.new_tokens} tokens"]
+    parts = [tr("render.tokens", n=stats.new_tokens)]
     if stats.thinking_tokens:
-        parts.append(f"{stats.thinking_tokens} thinking")
+        parts.append(tr("render.thinking_tokens", n=stats.thinking_tokens))
     parts += [f"{stats.tokens_per_s:.1f} tok/s", f"TTFT {stats.ttft_s:.2f} s"]
     if stats.forced_answer:
-        parts.append(TRUNCATED_NOTE)
+        parts.append(tr("render.truncated"))
     if stats.stopped:
-        parts.append("stopped")
+        parts.append(tr("render.stopped"))
     if stats.truncated:
-        parts.append("cut at max new tokens")
+        parts.append(tr("render.cut"))
     return " · ".join(parts)
 
 
@@ -179,16 +180,16 @@ class TurnView:
         """Chat messages for this turn (assistant role), escaped and ready to display."""
         out: list[dict] = []
         if self.thinking or self.forced:
-            title = THINKING_TITLE + (f" ({TRUNCATED_NOTE})" if self.forced else "")
+            title = tr("render.thinking") + (tr("render.truncated_paren") if self.forced else "")
             status = "pending" if self.thinking_open else "done"
             body = escape(self.thinking) if self.thinking else "…"
             out.append(message("assistant", body, title=title, status=status))
         answer = escape(self.answer)
         if self.done is not None:
             line = stats_line(self.done.stats)
-            answer = (answer + "\n\n" if answer else "*(no answer text)*\n\n") + f"<sub>{line}</sub>"
+            answer = (answer + "\n\n" if answer else tr("render.no_answer") + "\n\n") + f"<sub>{line}</sub>"
         if self.error:
-            answer = (answer + "\n\n" if answer else "") + f"**Error:** {escape(self.error)}"
+            answer = (answer + "\n\n" if answer else "") + f"{tr('render.error')} {escape(self.error)}"
         if answer:
             out.append(message("assistant", answer))
         boxes = self.boxes()
@@ -206,7 +207,7 @@ def user_messages(text: str, sources: list[str], kind: str = "none", n_pages: in
     """
     out = [message("user", {"path": s}) for s in sources]
     if kind == "pdf" and n_pages:
-        out.append(message("user", f"*(PDF, {n_pages} page{'s' if n_pages != 1 else ''} sent as images)*"))
+        out.append(message("user", tr("render.pdf_pages", n=n_pages) if n_pages != 1 else tr("render.pdf_page")))
     if text:
         out.append(message("user", escape(text)))
     return out
