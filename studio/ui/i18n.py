@@ -238,6 +238,36 @@ _ENTRIES: dict[str, tuple[str, str]] = {
                           "少样本示例第 {i} 行需要写成 `问题 => 答案` 的形式。"),
     "cmp.few_shot_empty": ("Few-shot line {i} needs a question and an answer around `=>`.",
                            "少样本示例第 {i} 行的 `=>` 两侧都需要有问题和答案。"),
+    # ------------------------------------------------------------------ Runs tab
+    "runs.intro": (
+        "Every training run is a folder with its config, metrics, log, checkpoints and adapter "
+        "(the same table: `studio runs`). Runs folder:",
+        "每次训练运行都是一个目录，包含配置、指标、日志、检查点和适配器（命令行中的同一张表：`studio runs`）。运行目录："),
+    "runs.refresh": ("Refresh", "刷新"),
+    "runs.run": ("Run", "运行"),
+    "runs.table": ("Runs", "训练运行"),
+    "runs.summary": ("Summary (status.json, final metrics, paths)", "摘要（status.json、最终指标、路径）"),
+    "runs.export_acc": ("Export: merge this run's adapter into its base model", "导出：把此运行的适配器合并进基础模型"),
+    "runs.export_md": (
+        "Loads the base model, merges the adapter (PEFT `merge_and_unload`), saves safetensors + processor, "
+        "then reloads the folder and checks that greedy output matches base + adapter before keeping it. "
+        "Same as `studio export --adapter … --out …`.",
+        "加载基础模型，合并适配器（PEFT `merge_and_unload`），保存 safetensors 权重和处理器，然后重新加载该目录，"
+        "确认贪心输出与基础模型 + 适配器一致后才保留。等同于 `studio export --adapter … --out …`。"),
+    "runs.out_dir": ("Output folder", "输出目录"),
+    "runs.out_dir_ph": ("merged/<run id>", "merged/<运行 ID>"),
+    "runs.merge_btn": ("Merge and verify", "合并并校验"),
+    "runs.export_report": ("Export report", "导出报告"),
+    "runs.no_such_run_in": ("No run named {id} in {dir}.", "{dir} 中没有名为 {id} 的运行。"),
+    "runs.no_config": ("# no config.yaml in this run", "# 此运行没有 config.yaml"),
+    "runs.export_off": ("Export is turned off on this public app.", "此公开应用已关闭导出功能。"),
+    "runs.pick_first": ("Pick a run first.", "请先选择一个运行。"),
+    "runs.no_such_run": ("No run named {id}; press Refresh.", "没有名为 {id} 的运行，请点击“刷新”。"),
+    "runs.no_adapter": ("Run {id} has no adapter folder yet (it is saved when training finishes).",
+                        "运行 {id} 还没有适配器目录（训练结束时才会保存）。"),
+    "runs.export_failed": ("Export failed unexpectedly ({kind}); see the server log.",
+                           "导出意外失败（{kind}），详情见服务器日志。"),
+    "runs.merged": ("Merged model verified and saved to {path}.", "合并后的模型已校验并保存到 {path}。"),
     # ------------------------------------------------------------------ chat rendering (render.py)
     "render.thinking": ("Thinking", "思考过程"),
     "render.truncated": ("thinking truncated", "思考被截断"),

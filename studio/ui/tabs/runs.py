@@ -14,8 +14,9 @@ from pathlib import Path
 
 from studio.engine.jobs import tail_file
 from studio.engine.runs import CONFIG_FILE, LOG_FILE, list_runs, read_status, run_info
-from studio.errors import JobBusyError, StudioError
+from studio.errors import StudioError
 from studio.ui.components import GENERAL_CURVES, live_curves, status_line
+from studio.ui.i18n import gr_error, t, tr
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +50,13 @@ def run_details(runs_dir, run_id: str | None) -> tuple[str, str, str, str, str]:
         return "", "", "", "", ""
     run = run_path(runs_dir, run_id)
     if run is None:
-        return "", f"No run named {run_id!r} in {runs_dir}.", "", "", ""
+        return "", tr("runs.no_such_run_in", id=repr(run_id), dir=runs_dir), "", "", ""
     info = run_info(run).to_dict()
     info["status_file"] = read_status(run)
     try:
         config = (run / CONFIG_FILE).read_text(encoding="utf-8")
     except OSError:
-        config = "# no config.yaml in this run"
+        config = tr("runs.no_config")
     return (str(run), status_line(run), json.dumps(info, indent=1, default=str), config,
             tail_file(run / LOG_FILE, 60))
 
@@ -66,29 +67,26 @@ def build(ctx) -> None:
 
     from studio.ui.app import GPU_CONCURRENCY_ID
 
-    gr.Markdown("Every training run is a folder under `" + str(ctx.runs_dir) + "/` with its config, "
-                "metrics, log, checkpoints and adapter. The same table: `studio runs`.")
+    gr.Markdown(t("runs.intro") + f" `{ctx.runs_dir}/`")
     with gr.Row():
-        refresh_btn = gr.Button("Refresh", scale=0)
-        pick = gr.Dropdown(label="Run", choices=[], value=None, allow_custom_value=False, scale=3)
-    table = gr.Dataframe(headers=HEADERS, value=[], interactive=False, wrap=True, label="Runs")
+        refresh_btn = gr.Button(t("runs.refresh"), scale=0)
+        pick = gr.Dropdown(label=t("runs.run"), choices=[], value=None, allow_custom_value=False, scale=3)
+    table = gr.Dataframe(headers=HEADERS, value=[], interactive=False, wrap=True, label=t("runs.table"))
     run_dir_state = gr.State("")
-    status = gr.Textbox(label="Status", interactive=False, lines=1, max_lines=2)
+    status = gr.Textbox(label=t("common.status"), interactive=False, lines=1, max_lines=2)
     curves = live_curves(run_dir_state, GENERAL_CURVES, every=3.0)
     with gr.Row():
         config = gr.Code(label="config.yaml", language="yaml", interactive=False, lines=12)
-        details = gr.Code(label="Summary (status.json, final metrics, paths)", language="json",
+        details = gr.Code(label=t("runs.summary"), language="json",
                           interactive=False, lines=12)
-    log_box = gr.Textbox(label="train.log (tail)", lines=10, max_lines=10, interactive=False)
-    with gr.Accordion("Export: merge this run's adapter into its base model", open=False):
-        gr.Markdown("Loads the base model, merges the adapter (PEFT `merge_and_unload`), saves safetensors + "
-                    "processor, then reloads the folder and checks that greedy output matches base + adapter "
-                    "before keeping it. Same as `studio export --adapter … --out …`.")
+    log_box = gr.Textbox(label=t("common.log_tail"), lines=10, max_lines=10, interactive=False)
+    with gr.Accordion(t("runs.export_acc"), open=False):
+        gr.Markdown(t("runs.export_md"))
         with gr.Row():
-            out_dir = gr.Textbox(label="Output folder", placeholder="merged/<run id>", scale=3)
-            export_btn = gr.Button("Merge and verify", variant="primary", scale=1,
+            out_dir = gr.Textbox(label=t("runs.out_dir"), placeholder=t("runs.out_dir_ph"), scale=3)
+            export_btn = gr.Button(t("runs.merge_btn"), variant="primary", scale=1,
                                    interactive=not getattr(ctx, "public", False))
-        export_report = gr.Code(label="Export report", language="json", interactive=False, lines=8)
+        export_report = gr.Code(label=t("runs.export_report"), language="json", interactive=False, lines=8)
 
     def refresh(current):
         rows = table_rows(ctx.runs_dir)
@@ -118,27 +116,27 @@ def build(ctx) -> None:
 
         try:
             if getattr(ctx, "public", False):
-                raise gr.Error("Export is turned off on this public app.")
+                raise gr.Error(tr("runs.export_off"), title=tr("err.title"))
             if not run_id:
-                raise gr.Error("Pick a run first.")
+                raise gr.Error(tr("runs.pick_first"), title=tr("err.title"))
             run = run_path(ctx.runs_dir, run_id)
             if run is None:
-                raise gr.Error(f"No run named {run_id!r}; press Refresh.")
+                raise gr.Error(tr("runs.no_such_run", id=repr(run_id)), title=tr("err.title"))
             info = run_info(run)
             if not info.adapter:
-                raise gr.Error(f"Run {run_id} has no adapter folder yet (it is saved when training finishes).")
+                raise gr.Error(tr("runs.no_adapter", id=run_id), title=tr("err.title"))
             cur = JobManager(ctx.runs_dir).current()
             if cur is not None:
-                raise JobBusyError(f"A {cur.kind} job is running (run {cur.id}) — stop it first or wait.")
+                raise gr.Error(tr("job.busy", kind=cur.kind, id=cur.id), title=tr("err.title"))
             report = merge_adapter(None, info.adapter, out or str(Path("merged") / run_id))
         except gr.Error:
             raise
         except StudioError as e:
-            raise gr.Error(str(e)) from None
+            raise gr_error(e) from None
         except Exception as e:  # noqa: BLE001
             log.exception("export failed")
-            raise gr.Error(f"Export failed unexpectedly ({type(e).__name__}); see the server log.") from None
-        gr.Info(f"Merged model verified and saved to {report['out_dir']}.")
+            raise gr.Error(tr("runs.export_failed", kind=type(e).__name__), title=tr("err.title")) from None
+        gr.Info(tr("runs.merged", path=report["out_dir"]))
         return json.dumps({k: v for k, v in report.items() if not k.endswith("_ids")}, indent=1)
 
     refresh_btn.click(refresh, inputs=[pick], outputs=[table, pick], api_name="runs_refresh")
