@@ -25,13 +25,13 @@ from pathlib import Path
 
 from studio.config import ModelSpec
 from studio.errors import StudioError
+from studio.ui.i18n import CATALOG, curve_label, gr_error, t, tr, unexpected_error
 
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[3]
 SAMPLE_PROMPTS = REPO / "sample_data" / "rl" / "prompts.jsonl"
 SAMPLE_EVAL = REPO / "sample_data" / "rl" / "eval.jsonl"
-SAMPLE_LABEL = "Sample set (sample_data/rl: 38 prompts, 12 held out)"
 #: The workshop model (format already learned): the default RL start when it is shipped.
 TOY_THINKING = REPO / "studio" / "assets" / "toy-thinking"
 
@@ -185,7 +185,7 @@ def completion_html(text: str) -> str:
         think, rest = "", text
     out = ""
     if think:
-        out += (f"<details><summary>thinking ({len(think)} chars)</summary>"
+        out += (f"<details><summary>{tr('rl.thinking_chars', n=len(think))}</summary>"
                 f"<pre>{html.escape(think)}</pre></details>")
     return out + f"<pre>{html.escape(rest)}</pre>"
 
@@ -210,12 +210,14 @@ def read_rollouts(run_dir: str | Path, last_steps: int = 1, limit: int = 24) -> 
 def rollouts_html(rows: list[dict]) -> str:
     """HTML table: step, prompt thumbnail + text, completion (thinking collapsed), reward, tier."""
     if not rows:
-        return "<p><i>No rollouts yet.</i></p>"
-    head = ("<table class='rl-rollouts'><thead><tr><th>step</th><th>prompt</th><th>completion</th>"
-            "<th>reward</th><th>tier</th></tr></thead><tbody>")
+        return f"<p><i>{tr('rl.no_rollouts')}</i></p>"
+    head = ("<table class='rl-rollouts'><thead><tr>"
+            + "".join(f"<th>{tr('rl.col.' + c)}</th>" for c in ("step", "prompt", "completion", "reward", "tier"))
+            + "</tr></thead><tbody>")
     body = []
     for r in rows:
-        flags = " · ".join(x for x, on in (("forced", r.get("forced")), ("truncated", r.get("truncated"))) if on)
+        flags = " · ".join(tr(x) for x, on in (("rl.forced", r.get("forced")), ("rl.truncated", r.get("truncated")))
+                           if on)
         reward = r.get("reward")
         reward_cell = f"{reward:.2f}" if isinstance(reward, (int, float)) else ""
         flag_html = f"<small>{flags}</small>" if flags else ""
@@ -223,7 +225,7 @@ def rollouts_html(rows: list[dict]) -> str:
             "<tr>"
             f"<td>{int(r.get('step', 0))}</td>"
             f"<td>{_thumb(r.get('image'))}<br/>{html.escape(str(r.get('prompt', '')))}"
-            f"<br/><small>answer: {html.escape(str(r.get('answer', '')))}</small></td>"
+            f"<br/><small>{tr('rl.answer')} {html.escape(str(r.get('answer', '')))}</small></td>"
             f"<td>{completion_html(str(r.get('completion', '')))}{flag_html}</td>"
             f"<td>{reward_cell}</td>"
             f"<td>{html.escape(str(r.get('tier', '')))}</td>"
@@ -245,7 +247,7 @@ def run_notes(run_dir: str | Path) -> str:
             if g.get("warning"):
                 notes.append(f"⚠️ {html.escape(g['warning'])}")
             else:
-                notes.append(f"✅ Format gate: {g.get('rate', 0):.0%} format-correct.")
+                notes.append("✅ " + tr("rl.format_gate", rate=f"{g.get('rate', 0):.0%}"))
         except ValueError:
             pass
     stop = run / "stop_reason.txt"
@@ -253,11 +255,12 @@ def run_notes(run_dir: str | Path) -> str:
         notes.append(f"🛑 {html.escape(stop.read_text(encoding='utf-8').strip())}")
     st = read_status(run)
     if st.get("status"):
-        line = f"**Status:** {st['status']}"
+        key = f"job.status.{st['status']}"
+        line = f"{tr('rl.status')} {tr(key) if key in CATALOG else st['status']}"
         if st.get("error"):
             line += f" — {html.escape(str(st['error']))}"
         notes.append(line)
-    return "\n\n".join(notes) or "_No run selected._"
+    return "\n\n".join(notes) or tr("rl.no_run_selected")
 
 
 def rl_runs(runs_dir: str | Path) -> list[str]:
@@ -279,9 +282,9 @@ def _err(e: BaseException):
     if isinstance(e, gr.Error):
         return e
     if isinstance(e, StudioError):
-        return gr.Error(str(e))
+        return gr_error(e)
     log.exception("unexpected error in the RL tab")
-    return gr.Error(f"Unexpected error ({type(e).__name__}); see the server log.")
+    return unexpected_error(e)
 
 
 def build(ctx) -> None:
@@ -304,51 +307,44 @@ def build(ctx) -> None:
 
     vllm_ok, vllm_why = vllm_available()
 
-    gr.Markdown(
-        "### GRPO with curriculum sampling (RLCS)\n"
-        "Prompts with a verifiable answer → G samples each → rewards → the curriculum re-weights "
-        "difficulty tiers and keeps the groups closest to half right. Teach the "
-        "`<think>…</think><answer>…</answer>` format in the **SFT** tab first; the format gate warns otherwise."
-    )
+    gr.Markdown(t("rl.intro"))
     with gr.Row():
         with gr.Column(scale=2):
-            data = gr.Textbox(label="Prompt file (JSONL)", value=str(SAMPLE_PROMPTS),
-                              info="rows: prompt, images/videos, answer, task_type, difficulty")
-            eval_data = gr.Textbox(label="Held-out file (optional)", value=str(SAMPLE_EVAL))
+            data = gr.Textbox(label=t("rl.data"), value=str(SAMPLE_PROMPTS), info=t("rl.data_info"))
+            eval_data = gr.Textbox(label=t("rl.eval_data"), value=str(SAMPLE_EVAL))
             with gr.Row():
-                sample_btn = gr.Button(SAMPLE_LABEL, size="sm")
-                upload = gr.File(label="…or upload a JSONL", file_types=[".jsonl", ".json"], height=80)
-            model = gr.Textbox(label="Model", value=default_model(ctx),
-                               info="needs the think/answer format: the workshop model or an SFT'd one")
-            adapter = gr.Textbox(label="Start from adapter (SFT run's adapter folder, optional)", value="")
+                sample_btn = gr.Button(t("rl.sample_btn"), size="sm")
+                upload = gr.File(label=t("rl.upload"), file_types=[".jsonl", ".json"], height=80)
+            model = gr.Textbox(label=t("cmp.model"), value=default_model(ctx), info=t("rl.model_info"))
+            adapter = gr.Textbox(label=t("rl.adapter"), value="")
         with gr.Column(scale=2):
-            mode = gr.Radio(["rlcs", "uniform"], value="rlcs", label="Curriculum",
-                            info="uniform = the baseline (no tiers, no expansion)")
+            mode = gr.Radio(["rlcs", "uniform"], value="rlcs", label=t("rl.curriculum"),
+                            info=t("rl.curriculum_info"))
             reward_fns = gr.Dropdown(list(rewards_mod.REGISTRY), value=["accuracy"], multiselect=True,
-                                     label="Reward functions (summed)")
+                                     label=t("rl.rewards"))
             with gr.Row():
-                num_gen = gr.Number(4, label="Group size G", precision=0)
-                batch = gr.Number(8, label="Completions per step", precision=0, info="multiple of G")
-                steps = gr.Number(60, label="Max steps", precision=0)
+                num_gen = gr.Number(4, label=t("rl.group_size"), precision=0)
+                batch = gr.Number(8, label=t("rl.batch"), precision=0, info=t("rl.batch_info"))
+                steps = gr.Number(60, label=t("common.max_steps"), precision=0)
             with gr.Row():
-                lr = gr.Number(2e-4, label="Learning rate")
-                t_budget = gr.Number(64, label="Thinking budget T", precision=0)
-                a_budget = gr.Number(24, label="Answer budget A", precision=0)
+                lr = gr.Number(2e-4, label=t("common.learning_rate"))
+                t_budget = gr.Number(64, label=t("rl.t_budget"), precision=0)
+                a_budget = gr.Number(24, label=t("rl.a_budget"), precision=0)
             with gr.Row():
-                rank = gr.Number(16, label="LoRA rank", precision=0)
-                alpha = gr.Number(32, label="LoRA alpha", precision=0)
-                eval_every = gr.Number(10, label="Eval every (steps)", precision=0)
-                seed = gr.Number(0, label="Seed", precision=0)
+                rank = gr.Number(16, label=t("common.lora_rank"), precision=0)
+                alpha = gr.Number(32, label=t("common.lora_alpha"), precision=0)
+                eval_every = gr.Number(10, label=t("rl.eval_every"), precision=0)
+                seed = gr.Number(0, label=t("common.seed"), precision=0)
             with gr.Row():
-                grading = gr.Checkbox(True, label="Offline grading (k samples per prompt)")
-                cold = gr.Checkbox(False, label="Cold start (every p = 0.5)")
-                use_vllm = gr.Checkbox(False, label="vLLM colocate generation", interactive=vllm_ok,
-                                       info="available" if vllm_ok else f"unavailable: {vllm_why}")
+                grading = gr.Checkbox(True, label=t("rl.grading"))
+                cold = gr.Checkbox(False, label=t("rl.cold"))
+                use_vllm = gr.Checkbox(False, label=t("rl.vllm"), interactive=vllm_ok,
+                                       info=t("rl.vllm_ok") if vllm_ok else t("rl.vllm_missing") + f" {vllm_why}")
     form = [data, eval_data, model, adapter, mode, reward_fns, num_gen, batch, steps, lr, t_budget, a_budget,
             rank, alpha, grading, cold, use_vllm, eval_every, seed]
-    with gr.Accordion("Config (YAML) and the equivalent CLI command", open=False):
+    with gr.Accordion(t("rl.config_acc"), open=False):
         yaml_box = gr.Code(language="yaml", label="config.yaml", interactive=False)
-        cli_box = gr.Textbox(label="CLI (new run from these settings)", interactive=False, buttons=["copy"])
+        cli_box = gr.Textbox(label=t("rl.cli"), interactive=False, buttons=["copy"])
 
     def _values(vals):
         keys = ["data", "eval_data", "model", "adapter", "mode", "reward_functions", "num_generations",
@@ -369,35 +365,37 @@ def build(ctx) -> None:
         cfg.output_dir = str(run)
         return run, cfg.to_yaml()
 
-    gr.Markdown("### Train")
+    gr.Markdown(t("rl.train_md"))
     panel = job_panel(ctx, "rl", new_run, inputs=form)
     with gr.Row():
-        run_pick = gr.Dropdown(rl_runs(ctx.runs_dir), label="Watch / resume an earlier run", allow_custom_value=True,
+        run_pick = gr.Dropdown(rl_runs(ctx.runs_dir), label=t("rl.run_pick"), allow_custom_value=True,
                                scale=4)
         runs_refresh = gr.Button("↻", scale=0, min_width=40)
     notes = gr.Markdown()
     with gr.Row():
-        reward_plot = gr.LinePlot(x="step", y="value", color="series", title=PLOTS[0][0], label=PLOTS[0][0],
+        reward_plot = gr.LinePlot(x="step", y="value", color="series", title=curve_label(PLOTS[0][0]),
+                                  label=curve_label(PLOTS[0][0]),
                                   height=260)
-        tier_plot = gr.BarPlot(x="step", y="value", color="series", title=PLOTS[5][0], label=PLOTS[5][0],
+        tier_plot = gr.BarPlot(x="step", y="value", color="series", title=curve_label(PLOTS[5][0]),
+                               label=curve_label(PLOTS[5][0]),
                                height=260)
     groups = [CurveGroup(title, keys) for title, keys, kind in PLOTS if kind == "line" and title != PLOTS[0][0]]
     live_curves(panel.run_dir_state, groups=groups, timer=panel.timer, height=240)
-    gr.Markdown("#### Sampled rollouts (last step)")
+    gr.Markdown(t("rl.rollouts_md"))
     rollouts = gr.HTML()
-    with gr.Accordion("After training", open=True):
+    with gr.Accordion(t("common.after_training"), open=True):
         with gr.Row():
-            try_btn = gr.Button("Try it in Chat")
-            cmp_btn = gr.Button("Compare with base")
+            try_btn = gr.Button(t("common.try_in_chat"))
+            cmp_btn = gr.Button(t("common.compare_with_base"))
         with gr.Row():
-            export_dir = gr.Textbox(label="Export folder for the merged model", placeholder="<run>/merged")
-            export_btn = gr.Button("Export merged (and verify the round trip)")
+            export_dir = gr.Textbox(label=t("common.export_dir"), placeholder="<run>/merged")
+            export_btn = gr.Button(t("common.export_btn"))
         action_md = gr.Markdown()
 
     def refresh(run):
         if not run or not Path(run).is_dir():
             frames = curve_frames([])
-            return frames[0], frames[5], rollouts_html([]), "_No run yet._"
+            return frames[0], frames[5], rollouts_html([]), tr("rl.no_run")
         frames = curve_frames(read_metrics(Path(run) / "metrics.jsonl"))
         return frames[0], frames[5], rollouts_html(read_rollouts(run)), run_notes(run)
 
@@ -405,10 +403,10 @@ def build(ctx) -> None:
         from studio.engine.runs import find_adapter, find_last_checkpoint
 
         if not run_dir:
-            raise StudioError("No run yet; start one first (or pick one above).")
+            raise StudioError(tr("rl.no_run_yet"))
         a = find_adapter(run_dir) or find_last_checkpoint(run_dir)
         if a is None:
-            raise StudioError("This run has no adapter or checkpoint yet; wait for the first save.")
+            raise StudioError(tr("common.no_adapter_yet"))
         return a
 
     def to_chat(run_dir):
@@ -417,7 +415,7 @@ def build(ctx) -> None:
         except Exception as e:  # noqa: BLE001
             raise _err(e) from None
         ctx.extra["chat_adapter"] = str(a)
-        return f"Adapter `{a}` is set for the **Chat** tab: open it to chat with base + adapter."
+        return tr("rl.adapter_for_chat", path=a)
 
     def to_compare(run_dir):
         try:
@@ -425,7 +423,7 @@ def build(ctx) -> None:
         except Exception as e:  # noqa: BLE001
             raise _err(e) from None
         ctx.extra["compare_adapter"] = str(a)
-        return f"Adapter `{a}` is set for the **Compare** tab: side B runs base + adapter, side A the base."
+        return tr("common.adapter_for_compare", path=a)
 
     def export(run_dir, out):
         from studio.engine.export import merge_adapter
@@ -438,8 +436,7 @@ def build(ctx) -> None:
         except Exception as e:  # noqa: BLE001
             raise _err(e) from None
         ok = rep.get("verified") and rep.get("match")
-        return (f"Merged model saved to `{rep.get('out_dir', target)}`; round trip "
-                f"{'verified: greedy output of the merged model equals base + adapter' if ok else 'NOT verified'}.")
+        return tr("common.merged_verified" if ok else "common.merged_unverified", path=rep.get("out_dir", target))
 
     extra_outs = [reward_plot, tier_plot, rollouts, notes]
     for comp in form:
@@ -456,12 +453,12 @@ def build(ctx) -> None:
     run_pick.change(lambda r: r or "", run_pick, panel.run_dir_state, api_visibility="undocumented")
     runs_refresh.click(lambda: gr.update(choices=rl_runs(ctx.runs_dir)), None, run_pick,
                        api_visibility="undocumented")
-    gr.Button("refresh", visible=False).click(refresh, run_pick, extra_outs, api_name="rl_refresh")
+    gr.Button(t("runs.refresh"), visible=False).click(refresh, run_pick, extra_outs, api_name="rl_refresh")
     try_btn.click(to_chat, [panel.run_dir_state], action_md, api_name="rl_try")
     cmp_btn.click(to_compare, [panel.run_dir_state], action_md, api_name="rl_compare")
     export_btn.click(export, [panel.run_dir_state, export_dir], action_md, api_name="rl_export",
                      concurrency_id=GPU_CONCURRENCY_ID)
-    show_btn = gr.Button("Show config", visible=False)
+    show_btn = gr.Button(t("common.show_config"), visible=False)
     show_btn.click(preview, form, [yaml_box, cli_box], api_name="rl_config")
     y, c = preview(*[comp.value for comp in form])
     yaml_box.value, cli_box.value = y, c
