@@ -91,6 +91,9 @@ def _send(pg, text: str, files: list[Path]):
 def _wait_done(pg):
     pg.wait_for_function(
         "() => (document.querySelector('#chat-stats')?.innerText || '').includes('tok/s')")
+    # the sent message left the input box (text and files)
+    assert pg.input_value("#chat-input textarea") == ""
+    assert pg.locator("#chat-input .thumbnail-item, #chat-input .thumbnail-image").count() == 0
 
 
 def _clear(pg):

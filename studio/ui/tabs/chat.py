@@ -37,6 +37,8 @@ EMBEDDED_NOTICE = (
 )
 #: File suffixes the upload box accepts (from the media module's rules).
 FILE_TYPES = list(media_mod.IMAGE_EXTS + media_mod.VIDEO_EXTS + media_mod.PDF_EXTS)
+#: An empty MultimodalTextbox value (None would leave the component in a broken state).
+EMPTY_BOX = {"text": "", "files": []}
 #: Dropdown value meaning "the base model, no adapter".
 NO_ADAPTER = "none (base model)"
 #: Seconds between UI refreshes while tokens stream (fewer, larger updates are cheaper).
@@ -156,7 +158,15 @@ def _user_display(text: str, media) -> list[dict]:
         if text:
             msgs.append(render.message("user", render.escape(text)))
         return msgs
-    return render.user_messages(text, list(media.sources), media.kind)
+    msgs = render.user_messages("", list(media.sources), media.kind)
+    if media.kind == "video" and media.video is not None:
+        n = media.video.frames.shape[0]
+        dur = media.video.metadata.get("duration")
+        note = f"{n} frames sampled" + (f" from {dur:.1f} s" if dur else "")
+        msgs.append(render.message("user", f"*({render.escape(Path(media.sources[0]).name)}: {note})*"))
+    if text:
+        msgs.append(render.message("user", render.escape(text)))
+    return msgs
 
 
 def build(ctx: AppContext) -> None:
@@ -294,7 +304,7 @@ def build(ctx: AppContext) -> None:
             else:
                 del st.rounds[idx:]
         key, ev = _register(request)
-        yield st.chatbot(), gr.update(value=None), st, "*Generating…*"
+        yield st.chatbot(), EMPTY_BOX, st, "*Generating…*"
         last = 0.0
         try:
             events = engine.stream(model, processor, history, gen, system=system_, stop=ev,
@@ -378,7 +388,7 @@ def build(ctx: AppContext) -> None:
 
     def clear(request: gr.Request):
         stop(request)
-        return [], None, ChatState(), "", ""
+        return [], EMPTY_BOX, ChatState(), "", ""
 
     def estimate(message, st, fps_, max_frames_):
         """Decode the attached files and show the visual-token estimate before sending."""
