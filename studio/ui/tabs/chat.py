@@ -304,11 +304,12 @@ def build(ctx: AppContext) -> None:
             else:
                 del st.rounds[idx:]
         key, ev = _register(request)
-        yield st.chatbot(), EMPTY_BOX, st, "*Generating…*"
+        events = engine.stream(model, processor, history, gen, system=system_, stop=ev,
+                               inputs=inputs, logits_processor=_extra_processors())
         last = 0.0
         try:
-            events = engine.stream(model, processor, history, gen, system=system_, stop=ev,
-                                   inputs=inputs, logits_processor=_extra_processors())
+            # send: the message left the box; regenerate: leave whatever the user is typing
+            yield st.chatbot(), EMPTY_BOX if restore is not None else gr.skip(), st, "*Generating…*"
             for event in events:
                 view.apply(event)
                 now = time.perf_counter()
@@ -332,6 +333,7 @@ def build(ctx: AppContext) -> None:
             raise gr.Error(f"Generation failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
                            f"The error was logged; try again or clear the chat.") from None
         finally:
+            events.close()  # a closed browser tab / cancelled event stops the worker thread too
             _unregister(key, ev)
 
     def _extra_processors():
