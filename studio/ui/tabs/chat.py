@@ -29,12 +29,13 @@ from studio.engine import media as media_mod
 from studio.errors import InputError, StudioError
 from studio.ui import render
 from studio.ui.context import AppContext
+from studio.ui.i18n import error_text, gr_error, t, tr
 
 log = logging.getLogger(__name__)
 
-EMBEDDED_NOTICE = (
-    "Embedded tiny GLM-4.1V with random weights: the text is not meaningful; the pipeline is real."
-)
+#: The embedded-model notice as the page carries it: a catalog marker (``chat.embedded_notice``)
+#: the browser shows in the user's language.
+EMBEDDED_NOTICE = str(t("chat.embedded_notice"))
 #: File suffixes the upload box accepts (from the media module's rules).
 FILE_TYPES = list(media_mod.IMAGE_EXTS + media_mod.VIDEO_EXTS + media_mod.PDF_EXTS)
 #: An empty MultimodalTextbox value (None would leave the component in a broken state).
@@ -154,7 +155,8 @@ def _user_display(text: str, media) -> list[dict]:
         msgs = [render.message("user", first)] if first else []
         name = Path(media.sources[0]).name
         n = len(media.images)
-        msgs.append(render.message("user", f"*({render.escape(name)}: {n} page{'s' if n != 1 else ''} sent as images)*"))
+        msgs.append(render.message("user", tr("chat.pdf_pages" if n != 1 else "chat.pdf_page", name=render.escape(name),
+                                              n=n)))
         if text:
             msgs.append(render.message("user", render.escape(text)))
         return msgs
@@ -162,7 +164,7 @@ def _user_display(text: str, media) -> list[dict]:
     if media.kind == "video" and media.video is not None:
         n = media.video.frames.shape[0]
         dur = media.video.metadata.get("duration")
-        note = f"{n} frames sampled" + (f" from {dur:.1f} s" if dur else "")
+        note = tr("chat.frames_from", n=n, s=f"{dur:.1f}") if dur else tr("chat.frames", n=n)
         msgs.append(render.message("user", f"*({render.escape(Path(media.sources[0]).name)}: {note})*"))
     if text:
         msgs.append(render.message("user", render.escape(text)))
@@ -186,7 +188,7 @@ def build(ctx: AppContext) -> None:
         try:
             return ctx.registry.get(spec)
         except StudioError as e:
-            raise gr.Error(str(e)) from None
+            raise gr_error(e) from None
 
     try:
         embedded = ctx.is_embedded or is_embedded(resolve(ctx.model.name_or_path))
@@ -199,21 +201,21 @@ def build(ctx: AppContext) -> None:
     with gr.Row():
         with gr.Column(scale=4):
             chatbot = gr.Chatbot(
-                label="Chat", height=640, sanitize_html=True, render_markdown=True,
+                label=t("tab.chat"), height=640, sanitize_html=True, render_markdown=True,
                 allow_tags=False, group_consecutive_messages=False, elem_id="chatbot",
                 feedback_options=None, buttons=["copy", "copy_all"],
-                placeholder="Ask about a photo, a video clip or a PDF. Drop files into the box below.",
+                placeholder=t("chat.placeholder"),
             )
             box = gr.MultimodalTextbox(
                 file_types=FILE_TYPES, file_count="multiple", sources=["upload"], elem_id="chat-input",
-                placeholder="Type a question; attach up to 10 images, or 1 video, or 1 PDF…",
+                placeholder=t("chat.box_placeholder"),
                 show_label=False, autofocus=True,
             )
             estimate_md = gr.Markdown("", elem_id="visual-estimate")
             with gr.Row():
-                stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn", scale=1, size="md")
-                regen_btn = gr.Button("Regenerate", elem_id="regen-btn", scale=1, size="md")
-                clear_btn = gr.Button("Clear", elem_id="clear-btn", scale=1, size="md")
+                stop_btn = gr.Button(t("common.stop"), variant="stop", elem_id="stop-btn", scale=1, size="md")
+                regen_btn = gr.Button(t("chat.regenerate"), elem_id="regen-btn", scale=1, size="md")
+                clear_btn = gr.Button(t("chat.clear"), elem_id="clear-btn", scale=1, size="md")
             stats_md = gr.Markdown("", elem_id="chat-stats")
             examples = []
             for rel, q in [("photos", "What is in this picture?"),
@@ -226,35 +228,33 @@ def build(ctx: AppContext) -> None:
                     if files:
                         examples.append([{"text": q, "files": [str(files[0])]}])
             if examples:
-                gr.Examples(examples=examples, inputs=[box], label="Examples (sample_data/)")
+                gr.Examples(examples=examples, inputs=[box], label=t("chat.examples"))
         with gr.Column(scale=2, min_width=260):
-            system = gr.Textbox("", label="System prompt", lines=2, placeholder="(optional)")
-            with gr.Accordion("Model", open=False):
-                gr.Markdown(f"Model: `{render.escape(ctx.model.name_or_path)}`")
+            system = gr.Textbox("", label=t("chat.system"), lines=2, placeholder=t("chat.optional"))
+            with gr.Accordion(t("cmp.model"), open=False):
+                gr.Markdown(t("chat.model_md") + f" `{render.escape(ctx.model.name_or_path)}`")
                 adapter = gr.Dropdown(
-                    choices=[NO_ADAPTER] + find_adapters(ctx),
+                    choices=[(t("chat.no_adapter"), NO_ADAPTER)] + find_adapters(ctx),
                     value=ctx.extra.get("chat_adapter") or NO_ADAPTER,
-                    label="LoRA adapter", allow_custom_value=True,
-                    info="A trained adapter folder on top of the base model (SFT tab → Try it).",
+                    label=t("cmp.adapter"), allow_custom_value=True, info=t("chat.adapter_info"),
                 )
-                refresh_btn = gr.Button("Find adapters", size="sm")
+                refresh_btn = gr.Button(t("chat.find_adapters"), size="sm")
             d = GenerationConfig()
-            with gr.Accordion("Sampling", open=False, elem_id="sampling"):
-                temperature = gr.Slider(0, 2, value=d.temperature, step=0.05, label="Temperature (0 = greedy)")
-                top_p = gr.Slider(0.05, 1, value=d.top_p, step=0.05, label="Top-p")
-                top_k = gr.Slider(0, 100, value=d.top_k, step=1, label="Top-k (0 = off)")
-                rep = gr.Slider(0.5, 2, value=d.repetition_penalty, step=0.05, label="Repetition penalty")
-                max_new = gr.Slider(1, 8192, value=d.max_new_tokens, step=1, label="Max new tokens",
+            with gr.Accordion(t("chat.sampling"), open=False, elem_id="sampling"):
+                temperature = gr.Slider(0, 2, value=d.temperature, step=0.05, label=t("common.temperature"))
+                top_p = gr.Slider(0.05, 1, value=d.top_p, step=0.05, label=t("common.top_p"))
+                top_k = gr.Slider(0, 100, value=d.top_k, step=1, label=t("common.top_k"))
+                rep = gr.Slider(0.5, 2, value=d.repetition_penalty, step=0.05, label=t("chat.rep"))
+                max_new = gr.Slider(1, 8192, value=d.max_new_tokens, step=1, label=t("chat.max_new"),
                                     elem_id="max-new-tokens")
-            with gr.Accordion("Thinking", open=False):
+            with gr.Accordion(t("render.thinking"), open=False):
                 think_budget = gr.Number(value=d.thinking_budget, precision=0, minimum=0,
-                                         label="Thinking budget (tokens, 0 = off)",
-                                         info="When spent without </think>, the answer is forced.")
+                                         label=t("chat.think_budget"), info=t("chat.think_budget_info"))
                 answer_budget = gr.Number(value=d.answer_budget, precision=0, minimum=1,
-                                          label="Answer budget after a forced answer (tokens)")
-            with gr.Accordion("Video", open=False):
-                fps = gr.Slider(0.5, 10, value=d.video_fps, step=0.5, label="Frames per second")
-                max_frames = gr.Slider(2, 64, value=d.max_frames, step=2, label="Max frames")
+                                          label=t("chat.answer_budget"))
+            with gr.Accordion(t("chat.video"), open=False):
+                fps = gr.Slider(0.5, 10, value=d.video_fps, step=0.5, label=t("chat.fps"))
+                max_frames = gr.Slider(2, 64, value=d.max_frames, step=2, label=t("chat.max_frames"))
     state = gr.State(None)
     settings = [system, temperature, top_p, top_k, rep, max_new, think_budget, answer_budget,
                 fps, max_frames, adapter]
@@ -285,12 +285,9 @@ def build(ctx: AppContext) -> None:
             limit = engine.context_limit(model)
             n = int(inputs["input_ids"].shape[1])
             if n >= limit:
-                raise InputError(
-                    f"The conversation is {n:,} tokens; this model reads at most {limit:,}. "
-                    f"Shorten the message, use fewer/smaller images, or clear the chat."
-                )
+                raise InputError(tr("chat.too_long", n=f"{n:,}", limit=f"{limit:,}"))
         except StudioError as e:
-            raise gr.Error(str(e)) from None
+            raise gr_error(e) from None
         image = None
         if rnd.user.media is not None and rnd.user.media.images:
             image = rnd.user.media.images[0]
@@ -309,29 +306,29 @@ def build(ctx: AppContext) -> None:
         last = 0.0
         try:
             # send: the message left the box; regenerate: leave whatever the user is typing
-            yield st.chatbot(), EMPTY_BOX if restore is not None else gr.skip(), st, "*Generating…*"
+            yield st.chatbot(), EMPTY_BOX if restore is not None else gr.skip(), st, tr("cmp.generating")
             for event in events:
                 view.apply(event)
                 now = time.perf_counter()
                 if isinstance(event, engine.Done) or now - last >= REFRESH_S:
                     last = now
                     rnd.reply_msgs = view.messages()
-                    stats = render.stats_line(event.stats) if isinstance(event, engine.Done) else "*Generating…*"
+                    stats = render.stats_line(event.stats) if isinstance(event, engine.Done) else tr("cmp.generating")
                     if isinstance(event, engine.Done):
                         rnd.reply = event.text
                     yield st.chatbot(), gr.skip(), st, stats
         except StudioError as e:
             undo()
             yield st.chatbot(), gr.skip() if restore is None else restore, st, ""
-            raise gr.Error(str(e)) from None
+            raise gr_error(e) from None
         except gr.Error:
             raise
         except Exception as e:  # a bug, not user input: log it, show one line, keep the app alive
             log.exception("chat generation failed")
             undo()
             yield st.chatbot(), gr.skip() if restore is None else restore, st, ""
-            raise gr.Error(f"Generation failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
-                           f"The error was logged; try again or clear the chat.") from None
+            raise gr.Error(tr("chat.failed", kind=type(e).__name__, msg=str(e).splitlines()[0] if str(e) else ""),
+                           title=tr("err.title")) from None
         finally:
             events.close()  # a closed browser tab / cancelled event stops the worker thread too
             _unregister(key, ev)
@@ -348,14 +345,12 @@ def build(ctx: AppContext) -> None:
         try:
             gen = gen_config(temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_, fps_, max_frames_)
             if not text.strip() and not files:
-                raise InputError("Type a message (or attach an image, video or PDF) before sending.")
+                raise InputError(tr("chat.need_message"))
             if len(text) > engine.MAX_PROMPT_CHARS:
-                raise InputError(
-                    f"The message is {len(text):,} characters; the limit is {engine.MAX_PROMPT_CHARS:,}. "
-                    f"Shorten it or split it into several turns.")
+                raise InputError(tr("chat.too_many_chars", n=f"{len(text):,}", limit=f"{engine.MAX_PROMPT_CHARS:,}"))
             media = prepare_media(st, files, gen.video_fps, gen.max_frames) if files else None
         except StudioError as e:
-            raise gr.Error(str(e)) from None
+            raise gr_error(e) from None
         turn = engine.ChatTurn("user", text, media)
         st.rounds.append(Round(user=turn, user_msgs=_user_display(text, media)))
         st.media_key, st.media = None, None
@@ -371,11 +366,11 @@ def build(ctx: AppContext) -> None:
                    fps_, max_frames_, adapter_, request: gr.Request):
         """Drop the last reply and generate it again (same user message)."""
         if not isinstance(st, ChatState) or not st.rounds:
-            raise gr.Error("Nothing to regenerate yet: send a message first.")
+            raise gr.Error(tr("chat.nothing_to_regenerate"), title=tr("err.title"))
         try:
             gen = gen_config(temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_, fps_, max_frames_)
         except StudioError as e:
-            raise gr.Error(str(e)) from None
+            raise gr_error(e) from None
         yield from _run(st, len(st.rounds) - 1, system_, gen, adapter_, request, None)
 
     def stop(request: gr.Request):
@@ -385,7 +380,7 @@ def build(ctx: AppContext) -> None:
             ev = stops.get(key)
         if ev is not None:
             ev.set()
-            return "*Stopping…*"
+            return tr("cmp.stopping")
         return gr.skip()
 
     def clear(request: gr.Request):
@@ -403,18 +398,25 @@ def build(ctx: AppContext) -> None:
             _, processor = model_for(None)
             n = media_mod.estimate_visual_tokens(media, processor)
         except StudioError as e:
-            gr.Warning(str(e))
+            gr.Warning(error_text(e))
             return f"⚠️ {render.escape(str(e))}", st
-        what = {"image": f"{len(media.images)} image{'s' if len(media.images) != 1 else ''}",
-                "pdf": f"PDF, {len(media.images)} page{'s' if len(media.images) != 1 else ''}",
-                "video": (f"video, {media.video.frames.shape[0]} frames"
-                          if media.video is not None else "video")}.get(media.kind, media.kind)
-        return f"≈ **{n:,} visual tokens** ({what})", st
+        k = len(media.images)
+        if media.kind == "image":
+            what = tr("chat.what_images" if k != 1 else "chat.what_image", n=k)
+        elif media.kind == "pdf":
+            what = tr("chat.what_pdf_pages" if k != 1 else "chat.what_pdf_page", n=k)
+        elif media.kind == "video":
+            what = (tr("chat.what_video_frames", n=media.video.frames.shape[0]) if media.video is not None
+                    else tr("chat.what_video"))
+        else:
+            what = media.kind
+        return tr("chat.visual_tokens", n=f"{n:,}", what=what), st
 
     def refresh_adapters(current):
-        choices = [NO_ADAPTER] + find_adapters(ctx)
+        found = find_adapters(ctx)
+        choices = [(t("chat.no_adapter"), NO_ADAPTER)] + found
         tried = ctx.extra.get("chat_adapter")
-        value = current if current in choices else NO_ADAPTER
+        value = current if current in [NO_ADAPTER] + found else NO_ADAPTER
         if tried and ctx.extra.get("_chat_adapter_seen") != tried:
             ctx.extra["_chat_adapter_seen"] = tried
             value = str(tried)
