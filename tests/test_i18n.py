@@ -30,6 +30,8 @@ UI_FILES = sorted([REPO / "studio/ui/app.py", REPO / "studio/ui/components.py", 
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]")
 #: Keys whose Chinese text is the same technical term as the English one.
 SAME_IN_BOTH = {"common.top_p", "common.lora_alpha", "sft.lora_dropout"}
+#: Keys that are not prose: the language code the page reads back.
+NOT_PROSE = {"app.lang_code"}
 
 #: gradio calls whose first positional argument is shown text.
 TEXT_FIRST_ARG = {"Markdown", "Button", "DownloadButton", "UploadButton", "Info", "Warning", "Error", "Tab",
@@ -66,6 +68,9 @@ def test_chinese_strings_are_chinese():
     for key, entry in CATALOG.items():
         if key in SAME_IN_BOTH:
             assert entry["zh"] == entry["en"], key
+            continue
+        if key in NOT_PROSE:
+            assert (entry["en"], entry["zh"]) == ("en", "zh")
             continue
         assert CJK.search(entry["zh"]), f"{key}: zh has no Chinese characters: {entry['zh']!r}"
         assert entry["zh"] != entry["en"], key
@@ -290,7 +295,11 @@ def test_header_switch_exists(app_config):
     assert [n for n, _ in switch["props"]["choices"]] == ["English", "简体中文"]
     assert switch["props"]["value"] == "zh"  # AppContext.language is the default
     deps = [d for d in cfg["dependencies"] if d.get("js") and "changeLocale" in d["js"]]
-    assert len(deps) == 2  # page load + the switch's input event
+    assert len(deps) == 3  # page load, the switch's input event, the sync after a Settings change
+    hidden = {c["props"].get("elem_id"): c for c in cfg["components"]
+              if c["props"].get("elem_id") in (i18n.CODE_ID, i18n.SYNC_ID)}
+    assert set(hidden) == {i18n.CODE_ID, i18n.SYNC_ID}
+    assert all(c["props"].get("visible") == "hidden" for c in hidden.values())
     assert any('"zh"' in d["js"] and "localStorage" in d["js"] for d in deps)
     # the switch re-sends every tab label (the frontend's tab bar is computed once)
     tab_ids = {c["id"] for c in cfg["components"] if c["type"] == "tabitem"}

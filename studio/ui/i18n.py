@@ -35,6 +35,7 @@ import re
 import sys
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 #: Supported UI languages, in switch order.
@@ -43,8 +44,10 @@ LANGS = ("en", "zh")
 LANG_NAMES = {"en": "English", "zh": "简体中文"}
 #: The gradio frontend locale each language selects (its bundled zh strings are zh-CN).
 FRONTEND_LOCALE = {"en": "en", "zh": "zh-CN"}
-#: ``elem_id`` of the header switch.
+#: ``elem_id`` of the header switch, and of its hidden language-code text and sync button.
 SWITCH_ID = "studio-lang"
+CODE_ID = "studio-lang-code"
+SYNC_ID = "studio-lang-sync"
 #: ``localStorage`` key of the browser's saved choice.
 STORAGE_KEY = "studio.lang"
 
@@ -54,6 +57,7 @@ STORAGE_KEY = "studio.lang"
 _ENTRIES: dict[str, tuple[str, str]] = {
     # ------------------------------------------------------------------ app / common
     "app.lang_label": ("Language", "界面语言"),
+    "app.lang_code": ("en", "zh"),  # read by the page to notice a locale change made elsewhere
     "tab.chat": ("Chat", "对话"),
     "tab.compare": ("Compare", "对比"),
     "tab.sft": ("SFT", "SFT 微调"),
@@ -634,6 +638,7 @@ def unexpected_error(e: BaseException, lang: str | None = None):
 # --------------------------------------------------------------------------- header switch
 _SET_LOCALE_JS = """
 async function studioSetLocale(lang) {
+  window.__studioLang = lang;
   const code = %(locales)s[lang] || "en";
   const names = performance.getEntriesByType("resource").map((e) => e.name)
     .concat(Array.from(document.querySelectorAll("script[src], link[rel=modulepreload]"),
@@ -644,13 +649,20 @@ async function studioSetLocale(lang) {
   if (typeof core.changeLocale === "function") core.changeLocale(code);
   document.documentElement.lang = code;
 }
+function studioShownLang() {
+  const el = document.querySelector("#%(code_id)s");
+  const code = ((el && (el.innerText || el.textContent)) || "").trim();
+  return %(langs)s.includes(code) ? code : null;
+}
 """
 
 
 def _js(body: str) -> str:
     import json
 
-    return "async (lang) => {\n" + _SET_LOCALE_JS % {"locales": json.dumps(FRONTEND_LOCALE)} + body + "\n}"
+    return "async (lang) => {\n" + _SET_LOCALE_JS % {
+        "locales": json.dumps(FRONTEND_LOCALE), "langs": json.dumps(list(LANGS)), "code_id": CODE_ID,
+    } + body + "\n}"
 
 
 def switch_js() -> str:
@@ -662,7 +674,12 @@ def switch_js() -> str:
 
 
 def load_js(default: str) -> str:
-    """JS of the page-load event: saved choice, else ``default`` (``auto``: the browser's)."""
+    """JS of the page-load event: saved choice, else ``default`` (``auto``: the browser's).
+
+    It also watches the hidden language-code text (:data:`CODE_ID`): when gradio's own
+    *Settings → Language* chooser changes the locale, that text changes and the hidden
+    sync button (:data:`SYNC_ID`) tells the server and the header switch.
+    """
     import json
 
     return _js(f"""
@@ -671,32 +688,69 @@ def load_js(default: str) -> str:
   if (!{json.dumps(list(LANGS))}.includes(want)) want = {json.dumps(default)};
   if (want === "auto") want = (navigator.language || "en").toLowerCase().startsWith("zh") ? "zh" : "en";
   await studioSetLocale(want);
+  const codeEl = document.querySelector("#{CODE_ID}");
+  if (codeEl && !window.__studioLangObserver) {{
+    window.__studioLangObserver = new MutationObserver(() => {{
+      const shown = studioShownLang();
+      if (shown && shown !== window.__studioLang) {{
+        window.__studioLang = shown;
+        const btn = document.querySelector("#{SYNC_ID}");
+        if (btn) btn.click();
+      }}
+    }});
+    window.__studioLangObserver.observe(codeEl, {{subtree: true, childList: true, characterData: true}});
+  }}
   return want;""")
 
 
-def language_switch(default: str = "en"):
+def sync_js() -> str:
+    """JS of the hidden sync button: the language the page shows now (saved as the choice)."""
+    return _js(f"""
+  const shown = studioShownLang() || lang;
+  window.__studioLang = shown;
+  try {{ localStorage.setItem({STORAGE_KEY!r}, shown); }} catch (e) {{}}
+  return shown;""")
+
+
+@dataclass
+class LanguageSwitch:
+    """The header switch: the dropdown plus two hidden helpers (see :func:`load_js`)."""
+
+    dropdown: Any
+    code: Any
+    sync: Any
+
+
+def language_switch(default: str = "en") -> LanguageSwitch:
     """Add the header language dropdown (English / 简体中文); wire it with :func:`connect_switch`.
 
+    Also adds, visually hidden, a Markdown holding the catalog's language code (the
+    browser shows ``en`` or ``zh`` in the current locale) and a sync button.
+
     Returns:
-        The ``gr.Dropdown`` (``elem_id`` :data:`SWITCH_ID`).
+        :class:`LanguageSwitch` (the dropdown's ``elem_id`` is :data:`SWITCH_ID`).
     """
     import gradio as gr
 
     start = normalize(default) or "en"
-    return gr.Dropdown([(LANG_NAMES[x], x) for x in LANGS], value=start, label=t("app.lang_label"),
-                       show_label=False, container=False, interactive=True, elem_id=SWITCH_ID, scale=0,
-                       min_width=130)
+    dd = gr.Dropdown([(LANG_NAMES[x], x) for x in LANGS], value=start, label=t("app.lang_label"),
+                     show_label=False, container=False, interactive=True, elem_id=SWITCH_ID, scale=0,
+                     min_width=130)
+    code = gr.Markdown(t("app.lang_code"), elem_id=CODE_ID, visible="hidden")
+    sync = gr.Button(t("app.lang_label"), elem_id=SYNC_ID, visible="hidden")
+    return LanguageSwitch(dd, code, sync)
 
 
-def connect_switch(switch, default: str = "en", relabel: Sequence[tuple[Any, str]] = ()) -> None:
+def connect_switch(switch: LanguageSwitch, default: str = "en", relabel: Sequence[tuple[Any, str]] = ()) -> None:
     """Events of the header switch; call once the whole page (all tabs) is built.
 
     On page load the saved choice (``localStorage``), else ``default`` (``"auto"``: the
     browser's language) is applied; choosing a language switches every static label at
     once, keeps all component values, and makes this session's run-time messages use it.
+    A change made in gradio's footer *Settings → Language* is picked up the same way.
 
     Args:
-        switch: the dropdown from :func:`language_switch`.
+        switch: what :func:`language_switch` returned.
         default: ``ctx.language``.
         relabel: ``(gr.Tab, key)`` pairs. The frontend computes the tab bar once, so a tab
             not yet opened keeps its old label after a locale change unless its label is
@@ -706,20 +760,23 @@ def connect_switch(switch, default: str = "en", relabel: Sequence[tuple[Any, str
     from gradio.context import Context
 
     tabs = [c for c, _ in relabel]
+    dd = switch.dropdown
 
     def labels():
         return [gr.update(label=t(key)) for _, key in relabel]
 
-    def on_load(lang, request: gr.Request):
+    def remember(lang, request: gr.Request):
         return [set_session_language(getattr(request, "session_hash", None), lang), *labels()]
 
     def on_input(lang, request: gr.Request):
         set_session_language(getattr(request, "session_hash", None), lang)
         return labels() if tabs else None
 
-    switch.input(on_input, [switch], tabs or None, js=switch_js(), queue=False, show_progress="hidden",
-                 api_visibility="undocumented")
+    dd.input(on_input, [dd], tabs or None, js=switch_js(), queue=False, show_progress="hidden",
+             api_visibility="undocumented")
+    switch.sync.click(remember, [dd], [dd, *tabs], js=sync_js(), queue=False, show_progress="hidden",
+                      api_visibility="undocumented")
     root = Context.root_block
     if root is not None:
-        root.load(on_load, [switch], [switch, *tabs], js=load_js(str(default or "en")), queue=False,
+        root.load(remember, [dd], [dd, *tabs], js=load_js(str(default or "en")), queue=False,
                   show_progress="hidden", api_visibility="undocumented")
