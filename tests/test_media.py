@@ -462,3 +462,26 @@ def test_sample_data_is_small_and_licensed():
     with av.open(str(CLIP)) as c:
         s = c.streams.video[0]
         assert s.codec_context.name in ("h264", "mpeg4") and 3.0 <= float(s.duration * s.time_base) <= 4.0
+
+
+def test_pdf_rendering_from_many_threads_is_serialised():
+    """PDFium is not thread-safe; gradio renders from worker threads (a crash was seen)."""
+    import threading
+
+    from studio.engine import media
+
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(3):
+                results.append(len(media.load_pdf(PDF)))
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and results == [2] * 12

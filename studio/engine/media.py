@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import re
 import struct
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -661,6 +662,16 @@ def load_pdf(path: str | os.PathLike, max_pages: int = MAX_PDF_PAGES, dpi: int =
         MediaError: missing/empty/corrupt file, password-protected PDF, PDF with no pages,
             more than ``max_pages`` pages.
     """
+    with _PDFIUM_LOCK:
+        return _load_pdf_unlocked(path, max_pages, dpi)
+
+
+#: PDFium is not thread-safe (pypdfium2 docs): two gradio workers rendering at once
+#: crashed the process in PDFium's font code. Every PDFium call goes through this lock.
+_PDFIUM_LOCK = threading.Lock()
+
+
+def _load_pdf_unlocked(path, max_pages: int, dpi: int) -> list[Image.Image]:
     import pypdfium2 as pdfium
 
     p = _check_file(path)
