@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from studio.errors import StudioError
-from studio.ui.i18n import gr_error, t, tr, unexpected_error
+from studio.ui.i18n import gr_error, headers, t, tr, unexpected_error
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,9 @@ def build(ctx) -> None:
             rows, rep = D.diagnose(data_path(up, p), proc, int(max_len or 4096), policy=pol, oversize=over)
         except BaseException as e:  # noqa: BLE001
             raise _err(e) from None
-        return rep.to_markdown(), rep.table()
+        import pandas as pd
+
+        return rep.to_markdown(), pd.DataFrame(rep.table(), columns=headers("sft.col", TABLE_HEADERS))
 
     def apply_fix(up, p, choices):
         try:
