@@ -16,7 +16,7 @@ from studio.engine.jobs import tail_file
 from studio.engine.runs import CONFIG_FILE, LOG_FILE, list_runs, read_status, run_info
 from studio.errors import StudioError
 from studio.ui.components import GENERAL_CURVES, live_curves, status_line
-from studio.ui.i18n import gr_error, t, tr
+from studio.ui.i18n import gr_error, headers, t, tr
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,9 @@ def build(ctx) -> None:
         rows = table_rows(ctx.runs_dir)
         ids = [r[0] for r in rows]
         value = current if current in ids else (ids[0] if ids else None)
-        return rows, gr.update(choices=ids, value=value)
+        import pandas as pd
+
+        return pd.DataFrame(rows, columns=headers("runs.col", HEADERS)), gr.update(choices=ids, value=value)
 
     def select(run_id):
         run_dir, st, info, cfg, tail = run_details(ctx.runs_dir, run_id)
