@@ -274,6 +274,11 @@ def test_keys_built_at_runtime_exist():
         assert i18n.curve_key(title) in CATALOG, title
     for status in ("running", "finished", "failed", "stopped", "not_started"):
         assert f"job.status.{status}" in CATALOG
+    from studio.ui.tabs import runs, sft
+
+    assert i18n.headers("sft.col", sft.TABLE_HEADERS, "en") == sft.TABLE_HEADERS
+    assert i18n.headers("runs.col", runs.HEADERS, "en") == runs.HEADERS
+    assert all(CJK.search(h) for h in i18n.headers("runs.col", runs.HEADERS, "zh"))
 
 
 # --------------------------------------------------------------------------- the app

@@ -146,6 +146,13 @@ _ENTRIES: dict[str, tuple[str, str]] = {
     "sft.fix.add_empty_think": (
         "turn answer-only assistant turns into <think>\\n</think><answer>…</answer>",
         "把只有回答的助手回复改成 <think>\\n</think><answer>…</answer>"),
+    "sft.col.row": ("row", "行"),
+    "sft.col.line": ("line", "文件行号"),
+    "sft.col.severity": ("severity", "严重程度"),
+    "sft.col.check": ("check", "检查项"),
+    "sft.col.problem": ("problem", "问题"),
+    "sft.col.fix": ("fix", "修复建议"),
+    "sft.col.auto_fix": ("auto-fix", "可自动修复"),
     "sft.fix_btn": ("Apply auto-fix (writes <name>.fixed.jsonl next to the data)",
                     "应用自动修复（在数据旁写入 <name>.fixed.jsonl）"),
     "sft.fixed": ("Fixed {n} assistant turns; the path now points at {name}. Run the doctor again.",
@@ -303,6 +310,12 @@ _ENTRIES: dict[str, tuple[str, str]] = {
         "(the same table: `studio runs`). Runs folder:",
         "每次训练运行都是一个目录，包含配置、指标、日志、检查点和适配器（命令行中的同一张表：`studio runs`）。运行目录："),
     "runs.refresh": ("Refresh", "刷新"),
+    "runs.col.id": ("id", "运行 ID"),
+    "runs.col.kind": ("kind", "类型"),
+    "runs.col.status": ("status", "状态"),
+    "runs.col.step": ("step", "步数"),
+    "runs.col.loss_reward": ("loss/reward", "损失/奖励"),
+    "runs.col.started": ("started", "开始时间"),
     "runs.run": ("Run", "运行"),
     "runs.table": ("Runs", "训练运行"),
     "runs.summary": ("Summary (status.json, final metrics, paths)", "摘要（status.json、最终指标、路径）"),
@@ -591,6 +604,14 @@ def t(key: str):
     if key not in CATALOG:
         raise KeyError(f"i18n key {key!r} is not in studio.ui.i18n.CATALOG")
     return I18nData(key)
+
+
+def headers(prefix: str, names: Sequence[str], lang: str | None = None) -> list[str]:
+    """Table column names in ``lang`` (gradio's frontend does not translate Dataframe headers).
+
+    ``headers("runs.col", ["id", "loss/reward"])`` reads ``runs.col.id``, ``runs.col.loss_reward``.
+    """
+    return [tr(f"{prefix}.{re.sub(r'[^A-Za-z0-9_]', '_', n)}", lang) for n in names]
 
 
 def curve_key(title: str) -> str:
