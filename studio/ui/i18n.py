@@ -359,6 +359,7 @@ _ENTRIES: dict[str, tuple[str, str]] = {
                           "叠加在基础模型上的已训练适配器目录（SFT 微调页 → 在对话页试用）。"),
     "chat.find_adapters": ("Find adapters", "查找适配器"),
     "chat.sampling": ("Sampling", "采样"),
+    "chat.thinking_acc": ("Thinking", "思考"),
     "chat.rep": ("Repetition penalty", "重复惩罚"),
     "chat.max_new": ("Max new tokens", "最大新 token 数"),
     "chat.think_budget": ("Thinking budget (tokens, 0 = off)", "思考预算（token，0 = 关闭）"),
