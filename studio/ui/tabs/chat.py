@@ -247,7 +247,7 @@ def build(ctx: AppContext) -> None:
                 rep = gr.Slider(0.5, 2, value=d.repetition_penalty, step=0.05, label=t("chat.rep"))
                 max_new = gr.Slider(1, 8192, value=d.max_new_tokens, step=1, label=t("chat.max_new"),
                                     elem_id="max-new-tokens")
-            with gr.Accordion(t("render.thinking"), open=False):
+            with gr.Accordion(t("chat.thinking_acc"), open=False):
                 think_budget = gr.Number(value=d.thinking_budget, precision=0, minimum=0,
                                          label=t("chat.think_budget"), info=t("chat.think_budget_info"))
                 answer_budget = gr.Number(value=d.answer_budget, precision=0, minimum=1,
