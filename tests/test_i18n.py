@@ -121,6 +121,7 @@ def test_engine_errors_keep_english_behind_a_translated_prefix():
 
 
 def test_accept_language_and_session_choice():
+    i18n.set_default("auto")
     assert i18n.from_accept_language("fr-FR,zh-CN;q=0.8,en;q=0.5") == "zh"
     assert i18n.from_accept_language("en-US,en;q=0.9,zh;q=0.8") == "en"
     assert i18n.from_accept_language("de, fr;q=0.5") is None
@@ -137,7 +138,14 @@ def test_accept_language_and_session_choice():
     assert i18n.request_language(Req("s-sw", "zh-CN")) == "en"
     i18n.forget_session("s-sw")
     assert i18n.request_language(Req("s-sw", "zh-CN")) == "zh"
-    assert i18n.request_language(Req(None, "de")) == i18n.default_language()
+    assert i18n.request_language(Req(None, "de")) == "en"
+    try:  # an explicit app default beats the browser's header; the session choice beats both
+        i18n.set_default("zh")
+        assert i18n.request_language(Req("s-x", "en-US")) == "zh" and i18n.tr("common.stop") == "停止"
+        i18n.set_session_language("s-x", "en")
+        assert i18n.request_language(Req("s-x", "zh-CN")) == "en"
+    finally:
+        i18n.set_default("auto")
 
 
 # --------------------------------------------------------------------------- static scan
@@ -289,7 +297,7 @@ def app_config():
 
     demo = build_app(AppContext(language="zh"))
     yield demo, demo.get_config_file()
-    i18n.set_default("en")
+    i18n.set_default("auto")
 
 
 def test_header_switch_exists(app_config):
@@ -337,6 +345,7 @@ def test_handler_answers_in_the_request_language(tiny_path, tmp_path):
     from studio.ui.tabs import sft
 
     ctx = AppContext(model=ModelSpec(name_or_path=str(tiny_path), device="cpu"), runs_dir=tmp_path)
+    i18n.set_default("auto")
     with gr.Blocks() as demo:
         sft.build(ctx)
     demo.queue()

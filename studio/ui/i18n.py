@@ -11,7 +11,8 @@ One catalog, two ways to use it:
 * **Run-time text** (``gr.Info``/``gr.Warning``/``gr.Error`` messages, status lines, chat
   titles produced by handlers): ``tr("key", lang, **fmt)`` on the server, in the language of
   the request being served (:func:`current_language`): the session's choice in the header
-  switch, else the browser's ``Accept-Language``, else the app default.
+  switch, else the app default (``AppContext.language``); with the ``"auto"`` default the
+  browser's ``Accept-Language``, else English.
 
 Engine messages (:class:`~studio.errors.StudioError` text from ``studio/engine``) are
 dynamic English sentences; :func:`error_text` keeps them English and adds a translated
@@ -468,6 +469,7 @@ _ENTRIES: dict[str, tuple[str, str]] = {
 CATALOG: dict[str, dict[str, str]] = {k: {"en": en, "zh": zh} for k, (en, zh) in _ENTRIES.items()}
 
 _default_lang = "en"
+_default_auto = True  # no app default set: honour the browser's Accept-Language
 _SESSIONS: "OrderedDict[str, str]" = OrderedDict()
 _SESSIONS_LOCK = threading.Lock()
 _MAX_SESSIONS = 10_000
@@ -511,16 +513,20 @@ def from_accept_language(header: str | None) -> str | None:
 def set_default(lang: str | None) -> str:
     """Set the app-wide default language (``AppContext.language``); returns the one in use.
 
-    ``"auto"`` or an unknown value keeps English as the server-side fallback (the browser
-    still starts in its own locale when the default is ``"auto"``).
+    ``"en"`` / ``"zh"``: every page starts in it (until the visitor switches) and requests
+    without a session choice get it. ``"auto"`` (or an unknown value): the browser's
+    language — the page starts in the browser locale and the server reads
+    ``Accept-Language`` — with English as the last fallback. One default per process
+    (the last app built sets it).
     """
-    global _default_lang
-    _default_lang = normalize(lang) or "en"
+    global _default_lang, _default_auto
+    fixed = normalize(lang)
+    _default_lang, _default_auto = fixed or "en", fixed is None
     return _default_lang
 
 
 def default_language() -> str:
-    """The app-wide default (``"en"`` unless :func:`set_default` said otherwise)."""
+    """The app-wide fallback language (``"en"`` unless :func:`set_default` said otherwise)."""
     return _default_lang
 
 
@@ -547,7 +553,8 @@ def forget_session(session_hash: str | None) -> None:
 
 
 def request_language(request: Any = None) -> str:
-    """Language of a request: session choice → ``Accept-Language`` → app default.
+    """Language of a request: session choice → app default, or with the ``"auto"`` default
+    session choice → ``Accept-Language`` → English.
 
     Args:
         request: a ``gr.Request``; None means the request gradio is serving in this
@@ -564,6 +571,8 @@ def request_language(request: Any = None) -> str:
             lang = _SESSIONS.get(sh)
         if lang:
             return lang
+    if not _default_auto:
+        return _default_lang
     headers = getattr(request, "headers", None)
     header = None
     if headers is not None:
