@@ -21,10 +21,18 @@ title.
 
 The header switch (:func:`language_switch`) sets the browser locale through the
 frontend's own ``changeLocale`` (the function behind gradio's footer *Settings →
-Language* chooser), remembers the choice in ``localStorage`` and tells the server, which
-keeps it per session (:func:`set_session_language`). The footer chooser also switches all
-static text, but the server does not hear about it; run-time messages then follow the
-header switch / ``Accept-Language``.
+Language* chooser; it finds gradio's ``core-*.js`` module among the loaded resources and
+imports it, which returns the same module instance), remembers the choice in
+``localStorage`` and tells the server, which keeps it per session
+(:func:`set_session_language`). Tab labels are sent again on every switch: gradio computes
+the tab bar once, so tabs not opened yet would keep the old language. A change made in the
+footer chooser is noticed through a hidden Markdown holding the catalog's language code
+(its text changes with the locale) and handled the same way. If a future gradio drops the
+``changeLocale`` export, the switch logs a console warning and only server-side text follows.
+
+Not translated: gradio's own texts that its zh-CN bundle lacks (the upload box's "Drop File
+Here"), the toast header (gradio shows the capitalised type, "Error"), example questions
+(they are inputs), engine sentences (English behind the prefix), model output.
 
 Frontend strings go through svelte-i18n's ICU message format: static (``t()``) strings
 must not contain ``{`` or ``}`` (tests/test_i18n.py checks). Run-time strings use
