@@ -19,9 +19,16 @@ Commands (each ≤ 90 min on 2 CPU cores)::
     python -m studio.engine.toy_train thinking --init studio/assets/toy-base \
         --out studio/assets/toy-thinking --seed 0
 
+Defaults: base 1100 steps × 16 images within a 36-minute budget, thinking 400 steps × 12
+images within 22 minutes. The LR cosine and the curriculum follow the *larger* of step
+progress and wall-clock progress, so on a busy shared CPU a run still ends on time with a
+decayed LR (after fewer steps; the shipped base stopped at step 549). ``--minutes 0`` makes
+a run purely step-based and bit-reproducible on one machine.
+
 A checkpoint (``save_pretrained``, safetensors) is written every ``--save-minutes``; the
 optimizer state lives in a resume folder outside the output, so ``--resume`` continues a
-crashed run from the last checkpoint.
+crashed run from the last checkpoint. The final weights are re-saved in bfloat16
+(:func:`ship`) so both models fit the repository's 25 MB budget.
 """
 
 from __future__ import annotations
@@ -291,6 +298,18 @@ def save(model, processor, out: Path, meta: dict) -> None:
     (out / "studio_model.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
 
 
+def ship(folder: str | Path) -> Path:
+    """Re-save a finished checkpoint with bfloat16 weights (half the bytes: both toy models
+    fit the repository's 25 MB budget). Loading on a CPU upcasts to float32 as usual."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    folder = Path(folder)
+    model = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.float32)
+    model.to(torch.bfloat16).save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
 def train(stage: str, out: str | Path, *, seed: int = 0, init: str | None = None, steps: int | None = None,
           lr: float | None = None, batch: int | None = None, threads: int = 1, save_minutes: float = 5.0,
           minutes: float | None = None, resume: bool = False, log_every: int = 20, eval_every: int = 200,
@@ -422,7 +441,8 @@ def train(stage: str, out: str | Path, *, seed: int = 0, init: str | None = None
     model.eval()
     save(model, processor, out, dict(meta, step=done, finished=True,
                                      minutes=round((prior_s + time.time() - t0) / 60, 1)))
-    print(f"[{stage}] saved {out} after {(time.time() - t0) / 60:.1f} min", flush=True)
+    ship(out)
+    print(f"[{stage}] saved {out} (bfloat16 weights) after {(time.time() - t0) / 60:.1f} min", flush=True)
     return out
 
 
