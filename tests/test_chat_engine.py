@@ -298,3 +298,25 @@ def test_image_and_video_turns_stream(tiny, tmp_path):
                                         chat.ChatTurn("user", "And this?", vid)]
     with pytest.raises(InputError, match="both images and a video"):
         chat.build_inputs(processor, history)
+
+
+def test_done_text_equals_one_decode_of_all_generated_ids(tiny):
+    """Done.text must not depend on how tokens were batched while streaming (an
+    incomplete UTF-8 tail held back by the streaming decoder used to be lost)."""
+    import torch
+
+    from studio.config import GenerationConfig
+    from studio.engine import reasoning
+    from studio.engine.chat import ChatTurn, build_inputs, generate_text
+
+    model, processor = tiny
+    history = [ChatTurn("user", "What color is the circle?")]
+    gen = GenerationConfig(max_new_tokens=10, temperature=0.0)
+    inputs = build_inputs(processor, history)
+    with torch.inference_mode():
+        out = model.generate(**inputs, max_new_tokens=10, do_sample=False,
+                             pad_token_id=processor.tokenizer.pad_token_id)
+    ids = out[0, inputs["input_ids"].shape[1]:].tolist()
+    expected = reasoning.strip_control_tokens(processor.tokenizer.decode(ids, skip_special_tokens=False))
+    for _ in range(3):
+        assert generate_text(model, processor, history, gen).text == expected

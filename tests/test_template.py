@@ -40,10 +40,13 @@ def test_template_details(tiny):
                                           {"type": "text", "text": "B"}, {"type": "image"}]}]
     assert render(msgs) == ("[gMASK]<sop><|user|>\nA<|begin_of_image|><|image|><|end_of_image|>B"
                             "<|begin_of_image|><|image|><|end_of_image|>")
-    # image_url items are dropped by the official template
+    # The official template itself drops image_url items (rendered by the tokenizer, as
+    # FACTS.md measured); the processor path first normalises image_url to an image.
     msgs = [{"role": "user", "content": [{"type": "image_url", "image_url": "x"},
                                           {"type": "text", "text": "Q"}]}]
-    assert render(msgs) == "[gMASK]<sop><|user|>\nQ"
+    raw = processor.tokenizer.apply_chat_template(msgs, chat_template=processor.chat_template, tokenize=False)
+    assert raw == "[gMASK]<sop><|user|>\nQ"
+    assert render(msgs) == "[gMASK]<sop><|user|>\n<|begin_of_image|><|image|><|end_of_image|>Q"
 
 
 def test_special_token_split(tiny):

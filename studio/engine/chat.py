@@ -460,7 +460,10 @@ def stream(model, processor, history: list[ChatTurn], gen: GenerationConfig | No
     stats.total_s = time.perf_counter() - t0
     gen_time = max(stats.total_s - stats.ttft_s, 1e-9)
     stats.tokens_per_s = (stats.new_tokens - 1) / gen_time if stats.new_tokens > 1 else 0.0
-    text = reasoning.strip_control_tokens(decoder.text)
+    # The final text is one decode of every id (the streamed text may still hold back an
+    # incomplete UTF-8 tail, and where it does depends on how tokens were batched).
+    full_ids = gen_ids[:phase1_len] + (forced_ids if stats.forced_answer else []) + gen_ids[phase1_len:]
+    text = reasoning.strip_control_tokens(tok.decode(full_ids, skip_special_tokens=False))
     parsed = reasoning.parse(text)
     # Flush what streaming held back (e.g. a final partial tag that turned out to be text).
     if parsed.thinking.startswith(shown_thinking) and len(parsed.thinking) > len(shown_thinking):
