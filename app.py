@@ -3,7 +3,7 @@
 Settings come from the Space's variables:
   STUDIO_MODEL   hub id or folder of the chat model (default: the embedded model)
   STUDIO_PUBLIC  1 = public-Space mode (allow-listed models, no training, capped uploads)
-  STUDIO_LANG    en | zh
+  STUDIO_LANG    en | zh | auto (default: the visitor's browser language)
 """
 
 import os
@@ -15,7 +15,7 @@ from studio.ui.context import AppContext
 ctx = AppContext(
     model=ModelSpec(name_or_path=os.environ.get("STUDIO_MODEL", "embedded")),
     public=os.environ.get("STUDIO_PUBLIC", "0").lower() in ("1", "true", "yes"),
-    language=os.environ.get("STUDIO_LANG", "en"),
+    language=os.environ.get("STUDIO_LANG", "auto"),
 )
 demo = build_app(ctx)
 

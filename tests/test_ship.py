@@ -84,7 +84,12 @@ def test_public_mode_limits_models_and_uploads():
     with pytest.raises(InputError, match="public Space"):
         pub.check_model_choice("/etc")
     assert priv.check_model_choice("/some/local/folder") == "/some/local/folder"
-    assert launch_kwargs(pub)["max_file_size"] and launch_kwargs(priv) == {}
+    assert launch_kwargs(pub)["max_file_size"] and "max_file_size" not in launch_kwargs(priv)
+    from studio.ui.tabs import chat as chat_tab
+
+    kw = launch_kwargs(priv)
+    assert kw["allowed_paths"] == [str(REPO / "sample_data")]
+    assert chat_tab.CSS and chat_tab.CSS in kw["css"]  # Spaces' app.py gets the tab CSS too
 
 
 def test_public_mode_hides_training_tabs():

@@ -7,6 +7,7 @@ one sentence (exit 2) instead of on the first chat message.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from studio.config import EMBEDDED, ModelSpec
@@ -39,21 +40,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     p.add_argument("--runs-dir", default=None, help="folder for training runs (default: ./runs or $STUDIO_RUNS)")
-
-
-def page_css() -> str:
-    """CSS the tabs ask for: each tab module may define a ``CSS`` string."""
-    import importlib
-
-    from studio.ui.app import TABS
-
-    parts = []
-    for module, _ in TABS:
-        try:
-            parts.append(getattr(importlib.import_module(module), "CSS", ""))
-        except ModuleNotFoundError:
-            continue
-    return "\n".join(p for p in parts if p)
+    p.add_argument("--lang", default=os.environ.get("STUDIO_LANG", "auto"), choices=["en", "zh", "auto"],
+                   help="UI language: en, zh, or auto = the browser's (the header switch changes it per visitor)")
+    p.add_argument("--public", action="store_true", default=os.environ.get("STUDIO_PUBLIC", "0") in ("1", "true"),
+                   help="public-Space mode: allow-listed models only, no training, capped uploads")
 
 
 def launch(ctx, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False,
@@ -73,14 +63,13 @@ def launch(ctx, host: str = "127.0.0.1", port: int | None = 7860, share: bool = 
     Raises:
         StudioError: the port is taken or the address cannot be bound.
     """
-    from studio.ui.app import build_app
+    from studio.ui.app import build_app, launch_kwargs
 
     demo = build_app(ctx)
-    allowed = [str(Path(__file__).resolve().parents[2] / "sample_data")]
     try:
         demo.launch(server_name=host, server_port=port, share=share,
-                    prevent_thread_lock=prevent_thread_lock, allowed_paths=allowed,
-                    show_error=True, quiet=prevent_thread_lock, css=page_css())
+                    prevent_thread_lock=prevent_thread_lock,
+                    show_error=True, quiet=prevent_thread_lock, **launch_kwargs(ctx))
     except OSError as e:
         raise StudioError(
             f"Could not listen on {host}:{port} ({str(e).splitlines()[0]}). "
@@ -93,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     from studio.ui.context import AppContext
 
     spec = model_spec(args)
-    ctx = AppContext(model=spec)
+    ctx = AppContext(model=spec, language=args.lang, public=args.public)
+    ctx.check_model_choice(spec.name_or_path)
     if args.runs_dir:
         ctx.runs_dir = Path(args.runs_dir)
     print(f"Loading model {spec.name_or_path} …", flush=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+from pathlib import Path
 
 from studio.ui.context import AppContext
 
@@ -27,9 +28,29 @@ TRAINING_TABS = ("studio.ui.tabs.sft", "studio.ui.tabs.rl")
 PUBLIC_MAX_FILE_SIZE = "25mb"
 
 
+#: Folder of the bundled example files (served to the browser for the examples).
+SAMPLE_DATA = Path(__file__).resolve().parents[2] / "sample_data"
+
+
+def page_css() -> str:
+    """CSS the tabs ask for: each tab module may define a ``CSS`` string (gradio 6 takes
+    CSS in ``launch``)."""
+    parts = []
+    for module, _ in TABS:
+        try:
+            parts.append(getattr(importlib.import_module(module), "CSS", ""))
+        except ModuleNotFoundError:
+            continue
+    return "\n".join(p for p in parts if p)
+
+
 def launch_kwargs(ctx: AppContext) -> dict:
-    """Extra ``demo.launch`` arguments for this context (upload cap in public mode)."""
-    return {"max_file_size": PUBLIC_MAX_FILE_SIZE} if ctx.public else {}
+    """``demo.launch`` arguments every launcher passes (``studio ui``, Spaces ``app.py``,
+    tests): the tabs' CSS, the example files, and the upload cap in public mode."""
+    kw: dict = {"css": page_css(), "allowed_paths": [str(SAMPLE_DATA)]}
+    if ctx.public:
+        kw["max_file_size"] = PUBLIC_MAX_FILE_SIZE
+    return kw
 
 
 def _public_training_notice(label: str) -> None:

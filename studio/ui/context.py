@@ -23,7 +23,8 @@ class AppContext:
         registry: loaded models, shared across tabs and users (weights are read-only).
         runs_dir: where SFT/RL run folders go (``runs/`` by default).
         public: public-Space mode (allow-listed models, no training, capped uploads).
-        language: UI language code ("en" or "zh").
+        language: UI language: ``en``, ``zh`` or ``auto`` (the browser's); the header
+            switch changes it per visitor.
         extra: free slots for tabs to hand things to each other (e.g. "try it" adapter).
     """
 
@@ -31,7 +32,7 @@ class AppContext:
     registry: ModelRegistry = field(default_factory=ModelRegistry)
     runs_dir: Path = field(default_factory=lambda: Path(os.environ.get("STUDIO_RUNS", "runs")))
     public: bool = False
-    language: str = "en"
+    language: str = "auto"
     extra: dict = field(default_factory=dict)
 
     @property
