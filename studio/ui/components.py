@@ -268,16 +268,82 @@ class JobPanel:
     fns: dict[str, Callable] = field(default_factory=dict)
 
 
-def _gr_error(e: BaseException):
-    """StudioError → gr.Error(message); anything else is logged with its traceback and shown short."""
+def as_gradio_error(e: BaseException, where: str = "a UI handler"):
+    """StudioError → gr.Error(message); anything else is logged with its traceback and shown
+    short (never a traceback in the UI). Call inside ``except``; ``raise`` the result."""
     import gradio as gr
 
     if isinstance(e, gr.Error):
         return e
     if isinstance(e, StudioError):
         return gr_error(e)
-    log.exception("unexpected error in a job panel handler")
+    log.exception("unexpected error in %s", where)
     return unexpected_error(e)
+
+
+def _gr_error(e: BaseException):
+    return as_gradio_error(e, "a job panel handler")
+
+
+def after_training(ctx, run_dir_state, config_cls, kind: str, no_run_key: str = "common.no_run_yet"):
+    """"Try it in Chat", "Compare with base" and "Export merged" for a run's adapter.
+
+    Shared by the SFT and RL tabs. The adapter is the run's final ``adapter/`` or, while a
+    run is stopped, its last complete checkpoint. Try/Compare hand the folder to the other
+    tabs through ``ctx.extra["chat_adapter"]`` / ``ctx.extra["compare_adapter"]``; Export
+    merges it into the run's base model and verifies the round trip
+    (:func:`studio.engine.export.merge_adapter`). API names: ``<kind>_try``,
+    ``<kind>_compare``, ``<kind>_export``. Returns the message Markdown component.
+    """
+    import gradio as gr
+
+    from studio.ui.app import GPU_CONCURRENCY_ID
+
+    with gr.Accordion(t("common.after_training"), open=True):
+        with gr.Row():
+            try_btn = gr.Button(t("common.try_in_chat"))
+            cmp_btn = gr.Button(t("common.compare_with_base"))
+        with gr.Row():
+            export_dir = gr.Textbox(label=t("common.export_dir"), placeholder="<run>/merged")
+            export_btn = gr.Button(t("common.export_btn"))
+        msg = gr.Markdown()
+
+    def adapter_of(run_dir: str) -> Path:
+        if not run_dir:
+            raise StudioError(tr(no_run_key))
+        a = find_adapter(run_dir) or find_last_checkpoint(run_dir)
+        if a is None:
+            raise StudioError(tr("common.no_adapter_yet"))
+        return a
+
+    def hand_over(run_dir, slot: str, key: str):
+        try:
+            a = adapter_of(run_dir)
+        except Exception as e:  # noqa: BLE001
+            raise as_gradio_error(e, f"the {kind} tab") from None
+        ctx.extra[slot] = str(a)
+        return tr(key, path=a)
+
+    def export(run_dir, out):
+        from studio.engine.export import merge_adapter
+
+        try:
+            a = adapter_of(run_dir)
+            cfg = config_cls.from_yaml(Path(run_dir) / "config.yaml")
+            target = out.strip() if out and out.strip() else str(Path(run_dir) / "merged")
+            rep = merge_adapter(cfg.model, a, target)
+        except Exception as e:  # noqa: BLE001
+            raise as_gradio_error(e, f"the {kind} tab") from None
+        ok = rep.get("verified") and rep.get("match")
+        return tr("common.merged_verified" if ok else "common.merged_unverified", path=rep.get("out_dir", target))
+
+    try_btn.click(lambda r: hand_over(r, "chat_adapter", "common.adapter_for_chat"), [run_dir_state], msg,
+                  api_name=f"{kind}_try")
+    cmp_btn.click(lambda r: hand_over(r, "compare_adapter", "common.adapter_for_compare"), [run_dir_state], msg,
+                  api_name=f"{kind}_compare")
+    export_btn.click(export, [run_dir_state, export_dir], msg, api_name=f"{kind}_export",
+                     concurrency_id=GPU_CONCURRENCY_ID)
+    return msg
 
 
 def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str | None]], *,

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from studio.config import ModelSpec
 from studio.errors import StudioError
-from studio.ui.i18n import CATALOG, curve_label, gr_error, t, tr, unexpected_error
+from studio.ui.i18n import CATALOG, curve_label, t, tr
 
 log = logging.getLogger(__name__)
 
@@ -277,14 +277,9 @@ def rl_runs(runs_dir: str | Path) -> list[str]:
 
 
 def _err(e: BaseException):
-    import gradio as gr
+    from studio.ui.components import as_gradio_error
 
-    if isinstance(e, gr.Error):
-        return e
-    if isinstance(e, StudioError):
-        return gr_error(e)
-    log.exception("unexpected error in the RL tab")
-    return unexpected_error(e)
+    return as_gradio_error(e, "the RL tab")
 
 
 def build(ctx) -> None:
@@ -302,8 +297,7 @@ def build(ctx) -> None:
     from studio.engine.metrics import read_metrics
     from studio.engine.rl import RLRunConfig, vllm_available
     from studio.engine.runs import new_run_dir
-    from studio.ui.app import GPU_CONCURRENCY_ID
-    from studio.ui.components import CurveGroup, job_panel, live_curves
+    from studio.ui.components import CurveGroup, after_training, job_panel, live_curves
 
     vllm_ok, vllm_why = vllm_available()
 
@@ -383,14 +377,7 @@ def build(ctx) -> None:
     live_curves(panel.run_dir_state, groups=groups, timer=panel.timer, height=240)
     gr.Markdown(t("rl.rollouts_md"))
     rollouts = gr.HTML()
-    with gr.Accordion(t("common.after_training"), open=True):
-        with gr.Row():
-            try_btn = gr.Button(t("common.try_in_chat"))
-            cmp_btn = gr.Button(t("common.compare_with_base"))
-        with gr.Row():
-            export_dir = gr.Textbox(label=t("common.export_dir"), placeholder="<run>/merged")
-            export_btn = gr.Button(t("common.export_btn"))
-        action_md = gr.Markdown()
+    after_training(ctx, panel.run_dir_state, RLRunConfig, "rl", no_run_key="rl.no_run_yet")
 
     def refresh(run):
         if not run or not Path(run).is_dir():
@@ -398,45 +385,6 @@ def build(ctx) -> None:
             return frames[0], frames[5], rollouts_html([]), tr("rl.no_run")
         frames = curve_frames(read_metrics(Path(run) / "metrics.jsonl"))
         return frames[0], frames[5], rollouts_html(read_rollouts(run)), run_notes(run)
-
-    def adapter_of(run_dir: str) -> Path:
-        from studio.engine.runs import find_adapter, find_last_checkpoint
-
-        if not run_dir:
-            raise StudioError(tr("rl.no_run_yet"))
-        a = find_adapter(run_dir) or find_last_checkpoint(run_dir)
-        if a is None:
-            raise StudioError(tr("common.no_adapter_yet"))
-        return a
-
-    def to_chat(run_dir):
-        try:
-            a = adapter_of(run_dir)
-        except Exception as e:  # noqa: BLE001
-            raise _err(e) from None
-        ctx.extra["chat_adapter"] = str(a)
-        return tr("rl.adapter_for_chat", path=a)
-
-    def to_compare(run_dir):
-        try:
-            a = adapter_of(run_dir)
-        except Exception as e:  # noqa: BLE001
-            raise _err(e) from None
-        ctx.extra["compare_adapter"] = str(a)
-        return tr("common.adapter_for_compare", path=a)
-
-    def export(run_dir, out):
-        from studio.engine.export import merge_adapter
-
-        try:
-            a = adapter_of(run_dir)
-            cfg = RLRunConfig.from_yaml(Path(run_dir) / "config.yaml")
-            target = out.strip() if out and out.strip() else str(Path(run_dir) / "merged")
-            rep = merge_adapter(cfg.model, a, target)
-        except Exception as e:  # noqa: BLE001
-            raise _err(e) from None
-        ok = rep.get("verified") and rep.get("match")
-        return tr("common.merged_verified" if ok else "common.merged_unverified", path=rep.get("out_dir", target))
 
     extra_outs = [reward_plot, tier_plot, rollouts, notes]
     for comp in form:
@@ -454,10 +402,6 @@ def build(ctx) -> None:
     runs_refresh.click(lambda: gr.update(choices=rl_runs(ctx.runs_dir)), None, run_pick,
                        api_visibility="undocumented")
     gr.Button(t("runs.refresh"), visible=False).click(refresh, run_pick, extra_outs, api_name="rl_refresh")
-    try_btn.click(to_chat, [panel.run_dir_state], action_md, api_name="rl_try")
-    cmp_btn.click(to_compare, [panel.run_dir_state], action_md, api_name="rl_compare")
-    export_btn.click(export, [panel.run_dir_state, export_dir], action_md, api_name="rl_export",
-                     concurrency_id=GPU_CONCURRENCY_ID)
     show_btn = gr.Button(t("common.show_config"), visible=False)
     show_btn.click(preview, form, [yaml_box, cli_box], api_name="rl_config")
     y, c = preview(*[comp.value for comp in form])

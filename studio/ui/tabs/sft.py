@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from studio.errors import StudioError
-from studio.ui.i18n import gr_error, headers, t, tr, unexpected_error
+from studio.ui.i18n import headers, t, tr
 
 log = logging.getLogger(__name__)
 
@@ -21,14 +21,9 @@ TABLE_HEADERS = ["row", "line", "severity", "check", "problem", "fix", "auto-fix
 
 
 def _err(e: BaseException):
-    import gradio as gr
+    from studio.ui.components import as_gradio_error
 
-    if isinstance(e, gr.Error):
-        return e
-    if isinstance(e, StudioError):
-        return gr_error(e)
-    log.exception("SFT tab handler failed")
-    return unexpected_error(e)
+    return as_gradio_error(e, "the SFT tab")
 
 
 def data_path(upload, path: str) -> str:
@@ -210,58 +205,7 @@ def build(ctx) -> None:
     panel = job_panel(ctx, "sft", new_run, inputs=[upload, path, *form])
     live_curves(panel.run_dir_state, groups=SFT_CURVES, timer=panel.timer)
 
-    with gr.Accordion(t("sft.after_acc"), open=True):
-        with gr.Row():
-            try_btn = gr.Button(t("common.try_in_chat"))
-            compare_btn = gr.Button(t("common.compare_with_base"))
-        with gr.Row():
-            export_dir = gr.Textbox(label=t("common.export_dir"), value="")
-            export_btn = gr.Button(t("common.export_btn"))
-        after_md = gr.Markdown()
+    from studio.engine.sft import SFTRunConfig
+    from studio.ui.components import after_training
 
-    def adapter_of(run_dir: str) -> Path:
-        from studio.engine.runs import find_adapter, find_last_checkpoint
-
-        if not run_dir:
-            raise StudioError(tr("common.no_run_yet"))
-        a = find_adapter(run_dir) or find_last_checkpoint(run_dir)
-        if a is None:
-            raise StudioError(tr("common.no_adapter_yet"))
-        return a
-
-    def to_chat(run_dir):
-        try:
-            a = adapter_of(run_dir)
-        except BaseException as e:  # noqa: BLE001
-            raise _err(e) from None
-        ctx.extra["chat_adapter"] = str(a)
-        return tr("common.adapter_for_chat", path=a)
-
-    def to_compare(run_dir):
-        try:
-            a = adapter_of(run_dir)
-        except BaseException as e:  # noqa: BLE001
-            raise _err(e) from None
-        ctx.extra["compare_adapter"] = str(a)
-        return tr("common.adapter_for_compare", path=a)
-
-    def export(run_dir, out):
-        from studio.engine.export import merge_adapter
-        from studio.engine.sft import SFTRunConfig as C
-
-        try:
-            a = adapter_of(run_dir)
-            cfg = C.from_yaml(Path(run_dir) / "config.yaml")
-            target = out.strip() if out and out.strip() else str(Path(run_dir) / "merged")
-            rep = merge_adapter(cfg.model, a, target)
-        except BaseException as e:  # noqa: BLE001
-            raise _err(e) from None
-        ok = rep.get("verified") and rep.get("match")
-        return tr("common.merged_verified" if ok else "common.merged_unverified", path=rep.get("out_dir", target))
-
-    try_btn.click(to_chat, inputs=[panel.run_dir_state], outputs=[after_md], api_name="sft_try")
-    compare_btn.click(to_compare, inputs=[panel.run_dir_state], outputs=[after_md], api_name="sft_compare")
-    from studio.ui.app import GPU_CONCURRENCY_ID
-
-    export_btn.click(export, inputs=[panel.run_dir_state, export_dir], outputs=[after_md], api_name="sft_export",
-                     concurrency_id=GPU_CONCURRENCY_ID)
+    after_training(ctx, panel.run_dir_state, SFTRunConfig, "sft")
