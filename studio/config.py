@@ -97,16 +97,7 @@ class YamlConfig:
     @classmethod
     def from_yaml(cls: type[T], path: str | Path) -> T:
         """Read and validate a YAML file; a missing/invalid file raises ConfigError."""
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"Config file {p} does not exist.")
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"Config file {p} is not valid YAML: {e}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"Config file {p} must hold a mapping of settings.")
-        cfg = cls.from_dict(data)
+        cfg = cls.from_dict(read_yaml_mapping(path))
         cfg.validate()
         return cfg
 
@@ -127,6 +118,45 @@ class YamlConfig:
             v = getattr(self, f.name)
             if isinstance(v, YamlConfig):
                 v.validate()
+
+
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML config file.
+
+    Raises:
+        ConfigError: the file is missing, is not valid YAML, or does not hold a mapping.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"Config file {p} does not exist.")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"Config file {p} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file {p} must hold a mapping of settings.")
+    return data
+
+
+def apply_set_overrides(data: dict[str, Any], items: list[str]) -> dict[str, Any]:
+    """Apply CLI ``--set KEY=VALUE`` items (dotted keys for nested fields, YAML values).
+
+    >>> apply_set_overrides({"lora": {"rank": 8}}, ["lora.alpha=32", "report_to=[none]"])
+    {'lora': {'rank': 8, 'alpha': 32}, 'report_to': ['none']}
+
+    Raises:
+        ConfigError: an item without ``=``.
+    """
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}.")
+        key, val = item.split("=", 1)
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(val)
+    return data
 
 
 def check(cond: bool, field: str, msg: str) -> None:

@@ -52,9 +52,7 @@ _OVERRIDES = ("num_generations", "per_device_train_batch_size", "max_steps", "le
 
 
 def _apply_overrides(data: dict, args: argparse.Namespace) -> dict:
-    import yaml
-
-    from studio.errors import ConfigError
+    from studio.config import apply_set_overrides
 
     for k in _OVERRIDES:
         v = getattr(args, k, None)
@@ -72,15 +70,7 @@ def _apply_overrides(data: dict, args: argparse.Namespace) -> dict:
         data.setdefault("model", {})["adapter"] = args.adapter
     if args.eval_data:
         data["eval_data"] = args.eval_data
-    for item in args.set:
-        if "=" not in item:
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}.")
-        key, val = item.split("=", 1)
-        node = data
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(val)
+    apply_set_overrides(data, args.set)
     return data
 
 

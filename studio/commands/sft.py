@@ -48,8 +48,7 @@ def build_config(args: argparse.Namespace):
 
     Raises: ConfigError for bad flags or values (the message names the field).
     """
-    import yaml
-
+    from studio.config import apply_set_overrides, read_yaml_mapping
     from studio.engine.runs import new_run_dir
     from studio.engine.sft import SFTRunConfig, run_dir_for
     from studio.errors import ConfigError
@@ -58,15 +57,7 @@ def build_config(args: argparse.Namespace):
         raise ConfigError("Pass --config runs/<id>/config.yaml, or --data FILE to start a new run.")
     data: dict = {}
     if args.config:
-        p = Path(args.config)
-        if not p.is_file():
-            raise ConfigError(f"Config file {p} does not exist.")
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"Config file {p} is not valid YAML: {e}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"Config file {p} must hold a mapping of settings.")
+        data = read_yaml_mapping(args.config)
     if args.data:
         data["data"] = args.data
     if args.model:
@@ -82,15 +73,7 @@ def build_config(args: argparse.Namespace):
         data.setdefault("lora", {})["qlora"] = True
     if args.resume is not None:
         data["resume"] = args.resume
-    for item in args.set:
-        if "=" not in item:
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}.")
-        key, val = item.split("=", 1)
-        node = data
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(val)
+    apply_set_overrides(data, args.set)
     cfg = SFTRunConfig.from_dict(data)
     cfg.validate()
     if args.config:
