@@ -183,13 +183,24 @@ def build_inputs(processor, history: list[ChatTurn], system: str | None = None, 
             "cannot read both in one conversation. Clear the chat and send the video (or the "
             "images) in a new one."
         )
+    return run_processor(processor, text, history)
+
+
+def run_processor(processor, text: str, history: list[ChatTurn]):
+    """Run the processor on rendered ``text`` with the media of ``history``'s user turns.
+
+    Video goes as decoded frames + metadata with ``do_sample_frames=False``: frames were
+    sampled at decode time (media.py), and transformers decodes video *paths* only with
+    torchcodec.
+    """
+    images, videos, metas = _collect_media(history)
     kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt"}
     if images:
         kwargs["images"] = images
     if videos:
         kwargs["videos"] = videos
         kwargs["video_metadata"] = metas
-        kwargs["do_sample_frames"] = False  # frames were sampled at decode time (media.py)
+        kwargs["do_sample_frames"] = False
     return processor(**kwargs)
 
 

@@ -196,15 +196,7 @@ def build_base_inputs(processor, question: str, media=None, *, few_shot=None, sy
     """Processor inputs (``input_ids`` (1, L), ``attention_mask``, ``mm_token_type_ids``,
     pixel values + grids when media is given) for :func:`render_base_prompt`."""
     text = render_base_prompt(question, media, few_shot=few_shot, system=system)
-    images, videos, metas = chat._collect_media([ChatTurn("user", question, media)])
-    kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt"}
-    if images:
-        kwargs["images"] = images
-    if videos:
-        kwargs["videos"] = videos
-        kwargs["video_metadata"] = metas
-        kwargs["do_sample_frames"] = False
-    return processor(**kwargs)
+    return chat.run_processor(processor, text, [ChatTurn("user", question, media)])
 
 
 class _StopStringToEos:
