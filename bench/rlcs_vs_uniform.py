@@ -118,8 +118,13 @@ def rollouts_to(run: dict, target: float) -> float:
     return math.inf
 
 
-def fmt(x: float, cap: int) -> str:
-    return f">{cap}" if math.isinf(x) else f"{int(x)}"
+def _num(v: str):
+    for t in (int, float):
+        try:
+            return t(v)
+        except (TypeError, ValueError):
+            pass
+    return None if v == "None" else v
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,7 +150,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path(os.environ.get("STUDIO_RUNS", "runs")) / "bench-rlcs")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--report", type=Path, default=None, help="re-print the table of a saved --json result")
     args = p.parse_args(argv)
+    if args.report:
+        saved = json.loads(args.report.read_text())
+        old = argparse.Namespace(**{**vars(args), **{k: _num(v) for k, v in saved["args"].items()}})
+        print(summarize(saved["runs"], old, saved["model"])[0])
+        return 0
 
     import torch
 
@@ -161,44 +172,71 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[run] {mode} seed {seed}: {r['steps']} steps, {r['rollouts']} rollouts, "
                   f"{r['seconds']} s, eval curve {r['curve']}", flush=True)
 
+    text, summary = summarize(runs, args, model_note)
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps({**summary, "model": model_note, "runs": runs,
+                                         "args": {k: str(v) for k, v in vars(args).items()}},
+                                        indent=1, default=str))
+    return 0
+
+
+def summarize(runs: list[dict], args, model_note: str) -> tuple[str, dict]:
+    """The printed table and a summary dict (target, medians, ratio or its bound, zero-variance).
+
+    A run that never reaches the target is *censored* at its own rollout count: its true
+    need is more than that. With censored uniform runs the ratio is reported as an upper
+    bound ``median(RLCS) / median(uniform budget)``; with censored RLCS runs as a lower bound.
+    """
+    seeds = sorted({r["seed"] for r in runs})
     start = [r["curve"][0][1] for r in runs if r["curve"]]
     target = args.target if args.target is not None else (statistics.fmean(start) if start else 0) + args.gain
-    cap = max(r["rollouts"] + r["grading_rollouts"] for r in runs)
-    table = {m: [rollouts_to(r, target) for r in runs if r["mode"] == m] for m in ("rlcs", "uniform")}
+    need = {m: [rollouts_to(r, target) for r in runs if r["mode"] == m] for m in ("rlcs", "uniform")}
+    budget = {m: [r["rollouts"] + r["grading_rollouts"] for r in runs if r["mode"] == m] for m in need}
     zv = {m: [r["zero_variance_frac"] for r in runs if r["mode"] == m and r["zero_variance_frac"] is not None]
-          for m in ("rlcs", "uniform")}
-    med = {m: statistics.median(v) for m, v in table.items()}
-    ratio = (med["rlcs"] / med["uniform"]) if not math.isinf(med["uniform"]) and med["uniform"] > 0 else \
-        (0.0 if not math.isinf(med["rlcs"]) else math.nan)
-    if math.isinf(med["rlcs"]) and not math.isinf(med["uniform"]):
-        ratio = math.inf
+          for m in need}
+    med = {m: statistics.median(v) for m, v in need.items()}
+    # Median with censored values replaced by their bound: a lower bound on the true median.
+    med_lo = {m: statistics.median([b if math.isinf(x) else x for x, b in zip(need[m], budget[m])]) for m in need}
+    r_inf, u_inf = math.isinf(med["rlcs"]), math.isinf(med["uniform"])
+    if not r_inf and not u_inf:
+        ratio, shown = med["rlcs"] / med["uniform"], f"{med['rlcs'] / med['uniform']:.3f}"
+    elif not r_inf and u_inf:
+        ratio = med["rlcs"] / med_lo["uniform"]
+        shown = (f"< {ratio:.2f} (upper bound: uniform never reached the target within its "
+                 f"{int(med_lo['uniform'])} rollouts)")
+    elif r_inf and not u_inf:
+        ratio = med_lo["rlcs"] / med["uniform"]
+        shown = f"> {ratio:.2f} (lower bound: RLCS never reached the target within its budget)"
+    else:
+        ratio, shown = math.nan, "n/a (neither sampler reached the target)"
 
-    print()
-    print(f"model: {model_note}")
-    print(f"task set: {args.data.name} (train) / {args.eval_data.name} (held out, {args.eval_prompts} prompts)")
-    print(f"settings: B={args.batch} G={args.group} steps={args.max_steps} lr={args.lr} T={args.thinking_budget} "
-          f"A={args.answer_budget} eval every {args.eval_every} steps; grading "
-          f"{'K=' + str(args.grading) + ' (counted)' if args.grading else 'off (difficulty labels only)'}")
-    print(f"target held-out accuracy: {target:.3f}" + ("" if args.target is not None else
-                                                        f" (step-0 accuracy {target - args.gain:.3f} + {args.gain})"))
-    print()
-    print(f"{'sampler':<9} " + " ".join(f"{'seed ' + str(s):>9}" for s in range(args.seeds))
-          + f" {'median':>9} {'zero-var':>9}")
+    def cell(x: float, b: int) -> str:
+        return f">{b}" if math.isinf(x) else f"{int(x)}"
+
+    lines = [
+        "",
+        f"model: {model_note}",
+        f"task set: {Path(str(args.data)).name} (train) / {Path(str(args.eval_data)).name} "
+        f"(held out, {args.eval_prompts} prompts)",
+        f"settings: B={args.batch} G={args.group} steps={args.max_steps} lr={args.lr} T={args.thinking_budget} "
+        f"A={args.answer_budget} eval every {args.eval_every} steps; grading "
+        f"{'K=' + str(args.grading) + ' (counted)' if int(args.grading) else 'off (difficulty labels only)'}",
+        f"target held-out accuracy: {target:.3f}" + ("" if args.target is not None else
+                                                     f" (step-0 accuracy {target - args.gain:.3f} + {args.gain})"),
+        "",
+        f"{'sampler':<9} " + " ".join(f"{'seed ' + str(s):>9}" for s in seeds) + f" {'median':>9} {'zero-var':>9}",
+    ]
     for m in ("rlcs", "uniform"):
         z = f"{statistics.fmean(zv[m]):.3f}" if zv[m] else "n/a"
-        print(f"{m:<9} " + " ".join(f"{fmt(x, cap):>9}" for x in table[m]) + f" {fmt(med[m], cap):>9} {z:>9}")
-    print()
-    shown = "n/a (neither reached the target)" if math.isnan(ratio) else (
-        "∞ (RLCS never reached the target)" if math.isinf(ratio) else f"{ratio:.3f}")
-    print(f"rollouts to target, RLCS ÷ uniform (median over {args.seeds} seeds): {shown}   (goal ≤ 0.7)")
-    if args.json:
-        args.json.write_text(json.dumps({
-            "model": model_note, "target": target, "ratio": None if math.isnan(ratio) else ratio,
-            "median": {m: (None if math.isinf(v) else v) for m, v in med.items()},
-            "zero_variance_frac": {m: (statistics.fmean(v) if v else None) for m, v in zv.items()},
-            "runs": runs, "args": {k: str(v) for k, v in vars(args).items()},
-        }, indent=1, default=str))
-    return 0
+        med_cell = cell(med[m], int(med_lo[m]))
+        lines.append(f"{m:<9} " + " ".join(f"{cell(x, b):>9}" for x, b in zip(need[m], budget[m]))
+                     + f" {med_cell:>9} {z:>9}")
+    lines += ["", f"rollouts to target, RLCS ÷ uniform (median over {len(seeds)} seeds): {shown}   (goal ≤ 0.7)"]
+    summary = {"target": target, "ratio": None if math.isnan(ratio) else ratio, "ratio_text": shown,
+               "median": {m: (None if math.isinf(v) else v) for m, v in med.items()},
+               "zero_variance_frac": {m: (statistics.fmean(v) if v else None) for m, v in zv.items()}}
+    return "\n".join(lines), summary
 
 
 if __name__ == "__main__":
