@@ -252,12 +252,18 @@ def test_uniform_mode_draws_uniformly_and_still_tracks_stats():
 
 # ----------------------------------------------------------------------------- offline
 def test_offline_blend_labels_and_cold_start():
-    s = CurriculumState(4)
+    s = CurriculumState(4, CurriculumConfig(label_scale=5))
     s.init_offline({0: 1.0, 1: 0.5}, labels={0: "hard", 2: "Very-Easy", 3: 3})
     assert s.pass_rate(0) == pytest.approx(0.7 * 1.0 + 0.3 * 0.25)
     assert s.pass_rate(1) == 0.5
     assert s.pass_rate(2) == 0.9375 and s.tier_of(2) == "very_easy"
-    assert s.pass_rate(3) == 0.5
+    assert s.pass_rate(3) == 0.5  # 3 of 5 = medium
+    auto = CurriculumState(3)  # numeric labels all within 1–3: the workshop's 3-level scale
+    auto.init_offline(labels={0: 1, 1: 2, 2: 3})
+    assert [auto.tier_of(i) for i in range(3)] == ["easy", "medium", "hard"]
+    five = CurriculumState(3)
+    five.init_offline(labels={0: 1, 1: 3, 2: 5})
+    assert [five.tier_of(i) for i in range(3)] == ["very_easy", "medium", "very_hard"]
     cold = CurriculumState(4, CurriculumConfig(cold_start=True))
     cold.init_offline({0: 1.0, 1: 0.0}, labels={2: "hard"})
     assert [cold.pass_rate(i) for i in range(4)] == [0.5] * 4

@@ -63,6 +63,8 @@ DEFAULT_LABEL_PRIORS = {
     "very_easy": 0.9375, "easy": 0.75, "medium": 0.5, "hard": 0.25, "very_hard": 0.0625,
 }
 _LEVELS = ("very_easy", "easy", "medium", "hard", "very_hard")  # 1..5
+#: Numbers 1–3 (1 = easiest, as the workshop task generator writes them).
+_LEVELS3 = ("easy", "medium", "hard")
 
 
 @dataclasses.dataclass
@@ -91,6 +93,9 @@ class CurriculumConfig(YamlConfig):
             grade: ``p0 = (1−w)·graded + w·prior`` (a label alone gives the prior).
         label_priors: pass-rate prior per label name; merged over
             :data:`DEFAULT_LABEL_PRIORS`, so a YAML may override one name or add one.
+        label_scale: scale of numeric labels: 5 (1 very easy … 5 very hard), 3 (1 easy,
+            2 medium, 3 hard — the workshop tasks), or 0 = auto (3 when every numeric label
+            given is 1–3, else 5).
         initial_pass_rate: p of a prompt with neither grade nor label.
         too_easy_patience: :meth:`CurriculumState.too_easy` after this many consecutive
             updates in which every group was all-correct.
@@ -112,6 +117,7 @@ class CurriculumConfig(YamlConfig):
     cold_start: bool = False
     label_weight: float = 0.3
     label_priors: dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_LABEL_PRIORS))
+    label_scale: int = 0
     initial_pass_rate: float = 0.5
     too_easy_patience: int = 3
     seed: int = 0
@@ -133,6 +139,7 @@ class CurriculumConfig(YamlConfig):
         check(0 < self.pass_rate_alpha <= 1, "pass_rate_alpha", "must be in (0, 1].")
         check(self.offline_samples >= 1, "offline_samples", "must be at least 1.")
         check(0 <= self.label_weight <= 1, "label_weight", "must be in [0, 1].")
+        check(self.label_scale in (0, 3, 5), "label_scale", "must be 0 (auto), 3 or 5.")
         check(isinstance(self.label_priors, dict), "label_priors", "must map label names to pass rates.")
         for name, v in self.label_priors.items():
             check(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1, "label_priors",
@@ -141,17 +148,38 @@ class CurriculumConfig(YamlConfig):
         check(self.too_easy_patience >= 1, "too_easy_patience", "must be at least 1.")
 
 
-def label_prior(label: Any, priors: Mapping[str, float] | None = None) -> float | None:
+def label_scale(labels) -> int:
+    """3 when every numeric label is 1, 2 or 3 (a 3-level scale), else 5.
+
+    >>> label_scale([1, 3, "2", "hard"]), label_scale([1, 5]), label_scale(["easy"])
+    (3, 5, 5)
+    """
+    nums = []
+    for lab in labels:
+        if isinstance(lab, bool):
+            continue
+        if isinstance(lab, (int, float)) and not (isinstance(lab, float) and math.isnan(lab)):
+            nums.append(lab)
+        elif isinstance(lab, str) and lab.strip().isdigit():
+            nums.append(int(lab.strip()))
+    return 3 if nums and all(n in (1, 2, 3) for n in nums) else 5
+
+
+def label_prior(label: Any, priors: Mapping[str, float] | None = None, scale: int = 5) -> float | None:
     """Pass-rate prior of a user difficulty label; ``None`` for no label.
 
     Accepts ``very_easy``/``easy``/``medium``/``hard``/``very_hard`` (any case, ``-`` or
-    space for ``_``), other keys of ``priors``, or 1–5 (1 = easiest) as int or string.
+    space for ``_``), other keys of ``priors``, or numbers 1–``scale`` (1 = easiest) as int
+    or string: on a 5-level scale 1…5 are very easy … very hard, on a 3-level scale
+    1…3 are easy, medium, hard (see :func:`label_scale`).
 
     Raises:
         DataError: a label it does not know.
 
     >>> label_prior("Hard"), label_prior(1), label_prior("3"), label_prior(None)
     (0.25, 0.9375, 0.5, None)
+    >>> label_prior(1, scale=3), label_prior(3, scale=3)
+    (0.75, 0.25)
     """
     priors = dict(DEFAULT_LABEL_PRIORS if priors is None else priors)
     if label is None or (isinstance(label, float) and math.isnan(label)):
@@ -165,12 +193,12 @@ def label_prior(label: Any, priors: Mapping[str, float] | None = None) -> float 
         if key.isdigit():
             label = int(key)
     if isinstance(label, (int, float)) and not isinstance(label, bool) and float(label) == int(label) \
-            and 1 <= int(label) <= 5:
-        name = _LEVELS[int(label) - 1]
+            and 1 <= int(label) <= scale:
+        name = (_LEVELS3 if scale == 3 else _LEVELS)[int(label) - 1]
         if name in priors:
             return float(priors[name])
     raise DataError(
-        f"Unknown difficulty label {label!r}; use {', '.join(priors)} or 1–5 (1 = easiest)."
+        f"Unknown difficulty label {label!r}; use {', '.join(priors)} or 1–{scale} (1 = easiest)."
     )
 
 
@@ -346,8 +374,9 @@ class CurriculumState:
             if not (0.0 <= g <= 1.0) or math.isnan(g):
                 raise DataError(f"Offline pass rate of prompt {i} is {g}; pass rates are in [0, 1].")
         priors = {}
+        scale = c.label_scale or label_scale((labels or {}).values())
         for i, lab in (labels or {}).items():
-            q = label_prior(lab, {**DEFAULT_LABEL_PRIORS, **c.label_priors})
+            q = label_prior(lab, {**DEFAULT_LABEL_PRIORS, **c.label_priors}, scale=scale)
             if q is not None:
                 priors[self._check_idx(i)] = q
         for i in range(self.num_prompts):
