@@ -24,10 +24,53 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--add-empty-think", action="store_true",
                    help="with --fix: also turn answer-only rows into <think>\\n</think><answer>…</answer>")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--rl", action="store_true",
+                   help="an RL prompt file: check that every reference answer is scoreable by its "
+                        "row's verifier (task_type) and that media exist (auto when rows have 'answer')")
+
+
+def _is_rl_file(path: str) -> bool:
+    """True when the first row of a JSONL file has a reference ``answer`` and no ``messages``."""
+    from pathlib import Path
+
+    p = Path(path)
+    if p.suffix.lower() != ".jsonl" or not p.is_file():
+        return False
+    with p.open(encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    return False
+                return isinstance(row, dict) and "answer" in row and "messages" not in row
+    return False
+
+
+def run_rl(args: argparse.Namespace) -> int:
+    """RL prompt file: load (path rules, media, answers present) and check every reference."""
+    from studio.engine.rl import check_references, load_prompts
+    from studio.errors import DataError
+
+    prompts = load_prompts(args.data)
+    try:
+        check_references(prompts)
+    except DataError as e:
+        print(f"error: {e}")
+        return 1
+    kinds: dict[str, int] = {}
+    for pr in prompts:
+        tt = pr.row.get("task_type") or "default"
+        kinds[tt] = kinds.get(tt, 0) + 1
+    print(f"{len(prompts)} RL prompts; every reference answer is scoreable "
+          f"({', '.join(f'{k}: {v}' for k, v in sorted(kinds.items()))}).")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the report table; exit 1 if any error was found."""
+    if args.rl or _is_rl_file(args.data):
+        return run_rl(args)
     from transformers import AutoProcessor
 
     from studio.engine import data as D
