@@ -274,6 +274,7 @@ def build(ctx: AppContext) -> None:
         with stops_lock:
             if stops.get(key) is ev:
                 del stops[key]
+        ev.finished = True  # type: ignore[attr-defined]
 
     def _run(st: ChatState, idx: int, system_, gen: GenerationConfig, adapter_, request, restore):
         """Generate the reply of round ``idx``; yields (chatbot, box, state, stats)."""
@@ -337,18 +338,46 @@ def build(ctx: AppContext) -> None:
         factory = ctx.extra.get("chat_logits_processors")
         return list(factory()) if callable(factory) else None
 
+    def _validated(text, files, st, temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_, fps_,
+                   max_frames_):
+        """(GenerationConfig, TurnMedia | None) for a message, or a StudioError saying what to change."""
+        gen = gen_config(temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_, fps_, max_frames_)
+        if not text.strip() and not files:
+            raise InputError(tr("chat.need_message"))
+        if len(text) > engine.MAX_PROMPT_CHARS:
+            raise InputError(tr("chat.too_many_chars", n=f"{len(text):,}", limit=f"{engine.MAX_PROMPT_CHARS:,}"))
+        media = prepare_media(st, files, gen.video_fps, gen.max_frames) if files else None
+        return gen, media
+
+    def check(message, st, system_, temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_,
+              fps_, max_frames_, adapter_):
+        """First step of a send from the page: the same checks as ``send`` plus the context
+        length, with no visible output, so a refusal is a toast and never covers the chat
+        or the user's draft (an error on an event's outputs would)."""
+        st = st if isinstance(st, ChatState) else ChatState()
+        text, files = _text_of(message), _files_of(message)
+        try:
+            _validated(text, files, st, temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_,
+                       fps_, max_frames_)
+            model, processor = model_for(adapter_)
+            media = st.media if files else None
+            history = st.history(len(st.rounds)) + [engine.ChatTurn("user", text, media)]
+            n = int(engine.build_inputs(processor, history, system_)["input_ids"].shape[1])
+            limit = engine.context_limit(model)
+            if n >= limit:
+                raise InputError(tr("chat.too_long", n=f"{n:,}", limit=f"{limit:,}"))
+        except StudioError as e:
+            raise gr_error(e) from None
+        return st
+
     def send(message, st, system_, temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_,
              fps_, max_frames_, adapter_, request: gr.Request):
         """Send the box's text + files; stream the reply."""
         st = st if isinstance(st, ChatState) else ChatState()
         text, files = _text_of(message), _files_of(message)
         try:
-            gen = gen_config(temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_, fps_, max_frames_)
-            if not text.strip() and not files:
-                raise InputError(tr("chat.need_message"))
-            if len(text) > engine.MAX_PROMPT_CHARS:
-                raise InputError(tr("chat.too_many_chars", n=f"{len(text):,}", limit=f"{engine.MAX_PROMPT_CHARS:,}"))
-            media = prepare_media(st, files, gen.video_fps, gen.max_frames) if files else None
+            gen, media = _validated(text, files, st, temperature_, top_p_, top_k_, rep_, max_new_, think_,
+                                    answer_, fps_, max_frames_)
         except StudioError as e:
             raise gr_error(e) from None
         turn = engine.ChatTurn("user", text, media)
@@ -384,7 +413,17 @@ def build(ctx: AppContext) -> None:
         return gr.skip()
 
     def clear(request: gr.Request):
-        stop(request)
+        """Stop this session's generation, wait (≤ 3 s) until its last update is out, then
+        empty the chat — otherwise that last update would redraw the old conversation."""
+        key = getattr(request, "session_hash", None)
+        with stops_lock:
+            ev = stops.get(key)
+        if ev is not None:
+            ev.set()
+            deadline = time.perf_counter() + 3.0
+            while not getattr(ev, "finished", False) and time.perf_counter() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.1)  # let gradio deliver the generator's final update first
         return [], EMPTY_BOX, ChatState(), "", ""
 
     def estimate(message, st, fps_, max_frames_):
@@ -397,9 +436,8 @@ def build(ctx: AppContext) -> None:
             media = prepare_media(st, files, fps_, max_frames_)
             _, processor = model_for(None)
             n = media_mod.estimate_visual_tokens(media, processor)
-        except StudioError as e:
-            gr.Warning(error_text(e))
-            return f"⚠️ {render.escape(str(e))}", st
+        except StudioError as e:  # shown inline only: this runs on every keystroke
+            return f"⚠️ {render.escape(error_text(e))}", st
         k = len(media.images)
         if media.kind == "image":
             what = tr("chat.what_images" if k != 1 else "chat.what_image", n=k)
@@ -424,13 +462,18 @@ def build(ctx: AppContext) -> None:
 
     # ---------------------------------------------------------------- events
     outs = [chatbot, box, state, stats_md]
-    box.submit(send, [box, state] + settings, outs, api_name="chat",
-               concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1)
-    regen_btn.click(regenerate, [state] + settings, outs, api_name="regenerate",
-                    concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1)
+    # The page checks first (refusals are toasts, the chat and the draft stay usable), then
+    # streams; API clients call /chat directly, which runs the same checks itself.
+    send_ev = box.submit(check, [box, state] + settings, [state], api_name=False, concurrency_limit=None,
+                         show_progress="hidden").success(
+        send, [box, state] + settings, outs, api_name="chat",
+        concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1)
+    regen_ev = regen_btn.click(regenerate, [state] + settings, outs, api_name="regenerate",
+                               concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1)
     stop_btn.click(stop, None, [stats_md], api_name="stop", concurrency_limit=None, queue=False)
+    # Clear also cancels the streaming event, or its last updates would redraw the old chat.
     clear_btn.click(clear, None, [chatbot, box, state, stats_md, estimate_md], api_name="clear",
-                    concurrency_limit=None)
+                    concurrency_limit=None, cancels=[send_ev, regen_ev])
     box.change(estimate, [box, state, fps, max_frames], [estimate_md, state], api_name="estimate",
                concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
     refresh_btn.click(refresh_adapters, [adapter], [adapter], api_name=False, queue=False)
