@@ -66,6 +66,31 @@ def test_base_raw_text_has_caption_and_answers(processor):
         [it.answer for it in s.items[:6]]
 
 
+def test_vision_diagnostic_and_frozen_encoder(processor):
+    """The image-gap diagnostic swaps every row's image for another's, and freezing keeps
+    only the merger of the vision tower trainable."""
+    import torch
+
+    from studio.engine import tasks as T
+    from studio.engine.toy_train import (build_toy_model, freeze_vision_encoder, make_batch, shuffled_images,
+                                         vision_diagnostic)
+
+    scenes = T.generate_scenes(3, seed=5)
+    b = make_batch(processor, scenes, "base", 3, random.Random(0))
+    sh = shuffled_images(b)["pixel_values"].reshape(3, 64, -1)
+    pv = b["pixel_values"].reshape(3, 64, -1)
+    assert all(torch.equal(sh[i], pv[(i - 1) % 3]) for i in range(3)) and not torch.equal(sh[0], pv[0])
+    model = build_toy_model(processor.tokenizer, seed=0)
+    n_frozen = freeze_vision_encoder(model)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert n_frozen > 0 and any(".merger." in n for n in trainable)
+    assert not any("visual" in n and ".merger." not in n for n in trainable)
+    model.eval()
+    d = vision_diagnostic(model, b)
+    assert set(d) == {"img_gap", "ans_acc_right", "ans_acc_shuffled", "feat_spread"}
+    assert 0.0 < d["feat_spread"] < 2.0  # a random encoder separates images
+
+
 @pytest.mark.parametrize("folder,stage", [(BASE, "base"), (THINKING, "thinking")])
 def test_shipped_checkpoint_loads_through_models_load(folder, stage):
     _need(folder)
