@@ -161,6 +161,26 @@ def test_media_rule_error_keeps_the_text(page, tmp_path):
     page.wait_for_selector(":text('cannot be mixed')")
     assert page.input_value("#chat-input textarea") == "Compare these please"
     assert page.locator("#chatbot .message-row").count() == 0
+    # The refusal is a toast: the draft stays editable (no error cover on the input box).
+    page.fill("#chat-input textarea", "Compare these please, again", timeout=5_000)
+    assert page.input_value("#chat-input textarea") == "Compare these please, again"
+
+
+def test_clear_during_streaming_empties_the_chat(page):
+    _clear(page)
+    page.reload()
+    page.wait_for_selector("#chat-input textarea")
+    _set_max_new_tokens(page, 4000)
+    _send(page, "Tell me a very long story.", [])
+    page.wait_for_selector("#chatbot .message-row", timeout=30_000)
+    time.sleep(0.5)
+    page.click("#clear-btn")
+    time.sleep(3)
+    assert page.locator("#chatbot .message-row").count() == 0
+    _set_max_new_tokens(page, 20)
+    _send(page, "Second question", [])
+    _wait_done(page)
+    assert "Tell me a very long story." not in page.inner_text("#chatbot")
 
 
 def _set_max_new_tokens(pg, n: int):
