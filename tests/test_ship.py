@@ -228,3 +228,11 @@ def test_accelerate_launch_runs_sft_entry(tmp_path):
     steps = [json.loads(ln)["step"] for ln in (run / "metrics.jsonl").read_text().splitlines() if ln.strip()]
     assert max(steps) == 2
     assert (run / "adapter" / "adapter_config.json").is_file()
+
+
+def test_scale_vllm_refuses_a_missing_folder(tmp_path, capsys):
+    from studio.cli import main
+
+    assert main(["scale", "--vllm", str(tmp_path / "merged")]) == 2
+    assert "not a model folder" in capsys.readouterr().err
+    assert main(["scale", "--vllm", "zai-org/GLM-4.1V-9B-Thinking"]) == 0  # a hub id is fine

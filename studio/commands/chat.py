@@ -118,6 +118,11 @@ def run(args: argparse.Namespace) -> int:
     spec = model_spec(args)
     turn_media = media.prepare_turn_media(files, fps=gen.video_fps, max_frames=gen.max_frames) if files else None
     model, processor = load(spec)
+    from studio.engine.models import is_embedded
+
+    if is_embedded(getattr(model, "studio_path", "")):
+        print("note: embedded tiny GLM-4.1V with random weights: the text is not meaningful; "
+              "the pipeline is real. Use --model toy-thinking or a real checkpoint.", file=sys.stderr)
     history = [chat.ChatTurn("user", args.prompt, turn_media)]
     color = sys.stdout.isatty() and not args.no_color and not os.environ.get("NO_COLOR")
     out = Printer(sys.stdout, color)

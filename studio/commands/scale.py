@@ -25,6 +25,12 @@ def run(args: argparse.Namespace) -> int:
     from studio.errors import ConfigError
 
     if args.vllm:
+        folder = Path(args.vllm)
+        if not (folder / "config.json").is_file() and (args.vllm.startswith((".", "/", "~")) or folder.exists()
+                                                       or args.vllm.endswith("/")
+                                                       or args.vllm.count("/") != 1):
+            raise ConfigError(f"{args.vllm} is not a model folder (no config.json); export one first with "
+                              f"`studio export --adapter runs/<id>/adapter --out {args.vllm}`.")
         print(shlex.join(scale.vllm_serve_args(args.vllm, tensor_parallel=args.tp)))
         return 0
     if not args.run:
