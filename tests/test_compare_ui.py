@@ -76,7 +76,11 @@ def test_one_comparison_then_votes(served, tmp_path):
     assert rows[0]["settings"]["gen"]["seed"] == 7
     assert (vote_file.parent / rows[0]["media"][0]).read_bytes() == img.read_bytes()
     path = download.get("value") if isinstance(download, dict) else download
-    assert Path(path).read_text() == vote_file.read_text()  # the download serves the vote file
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:  # the download: the vote file and its media, paths intact
+        assert z.read("votes.jsonl").decode() == vote_file.read_text()
+        assert z.read(rows[0]["media"][0]) == img.read_bytes()
     # a second vote on the same comparison is ignored
     status, _ = client.predict(api_name="/vote_a")
     assert "already has a vote" in status

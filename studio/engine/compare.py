@@ -688,6 +688,25 @@ class VoteLog:
         self.folder = Path(folder)
         self.path = self.folder / "votes.jsonl"
 
+    def archive(self) -> Path:
+        """Zip ``votes.jsonl`` and ``media/`` into ``<folder>/votes.zip`` (what the UI offers
+        to download: the rows' relative media paths resolve after unzipping, so the SFT
+        loader reads it as is). Rebuilt on each call; written to a temp name, then renamed."""
+        import zipfile
+
+        out = self.folder / "votes.zip"
+        tmp = out.with_suffix(".zip.tmp")
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
+            if self.path.is_file():
+                z.write(self.path, "votes.jsonl")
+            media = self.folder / "media"
+            if media.is_dir():
+                for f in sorted(media.iterdir()):
+                    if f.is_file():
+                        z.write(f, f"media/{f.name}")
+        tmp.replace(out)
+        return out
+
     def _copy_media(self, media) -> list[str]:
         if media is None or media.kind == "none":
             return []

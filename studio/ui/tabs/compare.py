@@ -311,12 +311,12 @@ def build(ctx: AppContext) -> None:
             vlog.record(st, value)
         except StudioError as e:
             gr.Warning(error_text(e))
-            dl = gr.update(value=str(vlog.path), visible=True) if vlog.path.is_file() else gr.update()
+            dl = gr.update(value=str(vlog.archive()), visible=True) if vlog.path.is_file() else gr.update()
             return f"{tr('cmp.not_done')} {render.escape(str(e))}", dl, st
         n = len(vlog.rows())
         msg = tr("cmp.recorded" if n != 1 else "cmp.recorded_one", label=tr(f"cmp.vote.{value}"), n=n,
                  path=render.escape(str(vlog.path)))
-        return msg, gr.update(value=str(vlog.path), visible=True), st
+        return msg, gr.update(value=str(vlog.archive()), visible=True), st
 
     def vote_a(st, request: gr.Request):
         return _vote("A", st, request)
