@@ -161,13 +161,13 @@ def load(spec: ModelSpec):
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     spec.validate()
-    path = resolve(spec.name_or_path)
     device = pick_device(spec.device)
     if spec.load_in_4bit and device != "cuda":
         raise ModelLoadError(
             "--load-in-4bit needs an NVIDIA GPU with CUDA (bitsandbytes NF4); this machine has "
             "none. Leave 4-bit off to load in float32 on the CPU."
         )
+    path = resolve(spec.name_or_path)
     check_architecture(path)
     dtype = pick_dtype(spec.dtype, device)
     kwargs: dict[str, Any] = dict(

@@ -183,11 +183,19 @@ def build_tiny(path: str | os.PathLike, seed: int = 0) -> Path:
     Writes safetensors weights, config, generation config and processor files.
     Returns the folder. Overwrites files already there.
     """
+    from transformers.utils import logging as hf_logging
+
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     processor = build_processor()
     model = build_model(processor.tokenizer, seed=seed)
-    model.save_pretrained(out, safe_serialization=True)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a 1 MB save needs no progress bar on the user's stderr
+    try:
+        model.save_pretrained(out, safe_serialization=True)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     processor.save_pretrained(out)
     (out / "studio_model.json").write_text(
         json.dumps({"kind": "embedded-tiny", "version": TINY_VERSION, "seed": seed,
