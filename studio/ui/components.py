@@ -146,6 +146,32 @@ def curve_frames(run_dir: str | Path | None, groups: Sequence[CurveGroup | tuple
     return [to_long_frame(recs, g.keys, smooth=g.smooth) for g in map(_as_group, groups)]
 
 
+def enclosing_tab():
+    """The ``gr.Tab`` being built around the current point (None when built outside one,
+    e.g. a tab module built alone in a test)."""
+    import gradio as gr
+    from gradio.context import Context
+
+    block = Context.block
+    while block is not None and not isinstance(block, gr.Tab):
+        block = getattr(block, "parent", None)
+    return block
+
+
+def on_tab_shown(steps: Sequence[tuple[Callable, list, list]]) -> None:
+    """Run ``steps`` ((fn, inputs, outputs), one after the other) each time the enclosing
+    tab is selected. Used to pick up state another tab handed over (an adapter from
+    "Try it") and to redraw plots: Vega draws a plot updated while its tab was hidden at
+    zero width, and an unchanged value is never redrawn."""
+    tab = enclosing_tab()
+    if tab is None or not steps:
+        return
+    fn, inputs, outputs = steps[0]
+    ev = tab.select(fn, inputs, outputs, queue=False, show_progress="hidden", api_visibility="undocumented")
+    for fn, inputs, outputs in steps[1:]:
+        ev = ev.then(fn, inputs, outputs, queue=False, show_progress="hidden", api_visibility="undocumented")
+
+
 @dataclass
 class LiveCurves:
     """What :func:`live_curves` built: the plots (in group order), the timer, the refresh fn."""
@@ -197,6 +223,8 @@ def live_curves(run_dir_state, groups: Sequence[CurveGroup | tuple] = SFT_CURVES
                api_visibility="undocumented")
     run_dir_state.change(tick, inputs=[run_dir_state, gr.State(None)], outputs=[*plots, seen],
                          show_progress="hidden", queue=False, api_visibility="undocumented")
+    blank = [to_long_frame([], g.keys) for g in gs]
+    on_tab_shown([(lambda: blank, [], plots), (refresh, [run_dir_state], plots)])
     return LiveCurves(plots=plots, timer=timer, refresh=refresh, groups=gs)
 
 

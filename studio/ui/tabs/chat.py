@@ -478,3 +478,6 @@ def build(ctx: AppContext) -> None:
                concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
     refresh_btn.click(refresh_adapters, [adapter], [adapter], api_name=False, queue=False)
     adapter.focus(refresh_adapters, [adapter], [adapter], api_name=False, queue=False)
+    from studio.ui.components import on_tab_shown
+
+    on_tab_shown([(refresh_adapters, [adapter], [adapter])])  # "Try it" from SFT/RL lands here

@@ -63,6 +63,20 @@ def parse_few_shot(text: str) -> list[dict]:
     return out
 
 
+def _adapter_base(adapter: str) -> str:
+    """The model an adapter was trained on (``base_model_name_or_path``); ``embedded``
+    for the embedded tiny model's cache folder; ``embedded`` if unreadable."""
+    import json
+
+    from studio.engine.models import is_embedded
+
+    try:
+        base = json.loads((Path(adapter) / "adapter_config.json").read_text())["base_model_name_or_path"]
+    except (OSError, ValueError, KeyError):
+        return "embedded"
+    return "embedded" if not base or is_embedded(base) else str(base)
+
+
 def find_adapters(ctx: AppContext) -> list[str]:
     """Adapters to offer: the SFT tab's "compare" choice first, then runs/**/adapter folders."""
     from studio.ui.tabs import chat as chat_tab
@@ -339,6 +353,18 @@ def build(ctx: AppContext) -> None:
             value = str(sent)
         return gr.update(choices=choices, value=value)
 
+    def handoff():
+        """A fresh "Compare with base" from the SFT/RL tab: A = the adapter's base model,
+        B = the same weights + the adapter (both chat-style); otherwise leave the pickers."""
+        sent = ctx.extra.get("compare_adapter")
+        if not sent or ctx.extra.get("_compare_adapter_seen") == sent:
+            return [gr.skip()] * 6
+        ctx.extra["_compare_adapter_seen"] = sent
+        base = _adapter_base(sent)
+        return [gr.update(value=base), gr.update(choices=[NO_ADAPTER] + find_adapters(ctx), value=NO_ADAPTER),
+                "chat", gr.update(value=base), gr.update(choices=[NO_ADAPTER] + find_adapters(ctx), value=str(sent)),
+                "chat"]
+
     def auto_mode(model):
         return gr.update(value=engine.default_mode(str(model or "")))
 
@@ -366,6 +392,9 @@ def build(ctx: AppContext) -> None:
         for comp in (model, adapter, mode):
             comp.change(plan, pickers, [plan_md, panes["A"][0], panes["B"][0]], api_name=False,
                         concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
+    from studio.ui.components import on_tab_shown
+
+    on_tab_shown([(handoff, [], pickers)])
     for v, fn in (("A", vote_a), ("B", vote_b), ("tie", vote_tie), ("both_bad", vote_both_bad)):
         vote_btns[v].click(fn, [state], [vote_md, download, state], api_name=f"vote_{v.lower()}",
                            concurrency_limit=None)
