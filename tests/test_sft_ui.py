@@ -76,3 +76,15 @@ def test_child_process_run_end_to_end(app, tiny_path):
     assert (run_dir / "doctor.md").is_file() and (run_dir / "metrics.jsonl").is_file()
     msg = client.predict(api_name="/sft_try")  # the run folder is this session's gr.State
     assert "Chat" in msg and ctx.extra["chat_adapter"] == str(run_dir / "adapter")
+
+
+def test_bad_data_is_refused_before_a_run_starts(app, tiny_path, tmp_path):
+    ctx, client = app
+    bad = tmp_path / "bad.jsonl"
+    good = '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "<answer>x</answer>"}]}'
+    bad.write_text("\n".join([good] * 6 + ["{not json"]) + "\n")
+    before = set(ctx.runs_dir.iterdir()) if ctx.runs_dir.exists() else set()
+    with pytest.raises(Exception, match="line 7"):
+        client.predict(None, str(bad), *form(tiny_path), api_name="/sft_start")
+    after = set(ctx.runs_dir.iterdir()) if ctx.runs_dir.exists() else set()
+    assert after == before  # no run folder, no child process

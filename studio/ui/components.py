@@ -415,7 +415,8 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
         cmd = command(run, resume) if command else None
         return jm.start(kind, run, cmd=cmd, extra_args=list(resume_args) if resume and cmd is None else ())
 
-    def start(*values):
+    def prepare(*values) -> str:
+        """Checks + the run folder with its config.yaml; returns the folder (not started)."""
         try:
             if public:
                 raise gr.Error(tr("job.public_off"), title=tr("err.title"))
@@ -429,11 +430,21 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
                 tmp = run / f".{CONFIG_FILE}.tmp"
                 tmp.write_text(text, encoding="utf-8")
                 tmp.replace(run / CONFIG_FILE)
-            launch(run, resume=False)
         except Exception as e:  # noqa: BLE001 - every failure becomes a gr.Error
+            raise _gr_error(e) from None
+        return str(run)
+
+    def start_prepared(run_dir):
+        run = Path(run_dir)
+        try:
+            launch(run, resume=False)
+        except Exception as e:  # noqa: BLE001
             raise _gr_error(e) from None
         return (str(run), status_line(run), tail_file(run / LOG_FILE, log_lines), cli_text(run),
                 *buttons(True, True))
+
+    def start(*values):
+        return start_prepared(prepare(*values))
 
     def stop(run_dir):
         try:
@@ -501,8 +512,14 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
     run_dir_state = gr.State("")
     timer = gr.Timer(poll_s)
     btns = [start_btn, stop_btn, resume_btn]
-    start_btn.click(start, inputs=list(inputs), outputs=[run_dir_state, status, log_box, cli, *btns],
-                    api_name=f"{kind}_start")
+    # From the page: checks first with no visible output, so a refusal (bad value, busy GPU)
+    # is a toast and never leaves an "Error" cover on the panel; API clients call
+    # /<kind>_start, which does both steps and raises.
+    pending = gr.State(None)
+    start_btn.click(prepare, inputs=list(inputs), outputs=[pending], api_name=False, show_progress="hidden").success(
+        start_prepared, inputs=[pending], outputs=[run_dir_state, status, log_box, cli, *btns], api_name=False)
+    gr.Button(visible=False).click(start, inputs=list(inputs), outputs=[run_dir_state, status, log_box, cli, *btns],
+                                   api_name=f"{kind}_start")
     stop_btn.click(stop, inputs=[run_dir_state], outputs=[status], api_name=f"{kind}_stop")
     resume_btn.click(resume, inputs=[run_dir_state], outputs=[run_dir_state, status, log_box, cli, *btns],
                      api_name=f"{kind}_resume")
@@ -513,7 +530,7 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
         root.load(attach, outputs=[run_dir_state, status, log_box, cli, *btns], api_visibility="undocumented")
     return JobPanel(run_dir_state=run_dir_state, start_btn=start_btn, stop_btn=stop_btn, resume_btn=resume_btn,
                     status=status, log=log_box, cli=cli, timer=timer, manager=jm,
-                    fns={"start": start, "stop": stop, "resume": resume, "poll": poll, "attach": attach})
+                    fns={"start": start, "prepare": prepare, "stop": stop, "resume": resume, "poll": poll, "attach": attach})
 
 
 def _display_path(p: Path) -> Path:

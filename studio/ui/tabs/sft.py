@@ -149,6 +149,7 @@ def build(ctx) -> None:
         from studio.engine.runs import new_run_dir
 
         cfg = make_config(up, p, *values)
+        D.load_rows(cfg.data)  # empty file, bad JSON line, unsafe media path: refused before a run starts
         run = new_run_dir(ctx.runs_dir, "sft", cfg.name)
         cfg.output_dir = str(run)
         return run, cfg.to_yaml()
