@@ -83,8 +83,10 @@ def test_bad_data_is_refused_before_a_run_starts(app, tiny_path, tmp_path):
     bad = tmp_path / "bad.jsonl"
     good = '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "<answer>x</answer>"}]}'
     bad.write_text("\n".join([good] * 6 + ["{not json"]) + "\n")
-    before = set(ctx.runs_dir.iterdir()) if ctx.runs_dir.exists() else set()
+    def runs():
+        return {p for p in ctx.runs_dir.iterdir() if p.is_dir()} if ctx.runs_dir.exists() else set()
+
+    before = runs()
     with pytest.raises(Exception, match="line 7"):
         client.predict(None, str(bad), *form(tiny_path), api_name="/sft_start")
-    after = set(ctx.runs_dir.iterdir()) if ctx.runs_dir.exists() else set()
-    assert after == before  # no run folder, no child process
+    assert runs() == before  # no run folder, no child process
