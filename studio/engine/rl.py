@@ -198,7 +198,8 @@ class RLRunConfig(YamlConfig):
             f"= {gen_batch}) must be divisible by num_generations ({self.num_generations}). Change "
             f"per_device_train_batch_size to a multiple of {self.num_generations} (e.g. "
             f"{max(self.num_generations, gen_batch // self.num_generations * self.num_generations)}), "
-            f"or num_generations to a divisor of {gen_batch}.",
+            f"or num_generations to a divisor of {gen_batch} (in the RL tab: \"Completions per step\" "
+            f"must be a multiple of \"Group size G\").",
         )
         check(self.max_steps >= 1, "max_steps", "must be at least 1.")
         check(self.learning_rate > 0, "learning_rate", "must be positive.")
