@@ -146,6 +146,29 @@ def curve_frames(run_dir: str | Path | None, groups: Sequence[CurveGroup | tuple
     return [to_long_frame(recs, g.keys, smooth=g.smooth) for g in map(_as_group, groups)]
 
 
+def runs_of_kind(runs_dir: str | Path, kind: str) -> list[str]:
+    """Run folders of ``kind`` under ``runs_dir``, newest first ([] if unreadable)."""
+    try:
+        return [str(r.path) for r in list_runs(runs_dir, kind=kind)]
+    except (OSError, StudioError):
+        return []
+
+
+def run_picker(ctx, kind: str, run_dir_state):
+    """A dropdown of earlier ``kind`` runs (+ refresh) that points the panel at one, to
+    watch its curves, resume it, or try / export its adapter. Returns the dropdown."""
+    import gradio as gr
+
+    with gr.Row():
+        pick = gr.Dropdown(runs_of_kind(ctx.runs_dir, kind), label=t("rl.run_pick"), allow_custom_value=True,
+                           scale=4)
+        again = gr.Button("↻", scale=0, min_width=40)
+    pick.change(lambda r: r or "", pick, run_dir_state, api_visibility="undocumented")
+    again.click(lambda: gr.update(choices=runs_of_kind(ctx.runs_dir, kind)), None, pick,
+                api_visibility="undocumented")
+    return pick
+
+
 def enclosing_tab():
     """The ``gr.Tab`` being built around the current point (None when built outside one,
     e.g. a tab module built alone in a test)."""

@@ -265,12 +265,9 @@ def run_notes(run_dir: str | Path) -> str:
 
 def rl_runs(runs_dir: str | Path) -> list[str]:
     """RL run folders under ``runs_dir``, newest first."""
-    from studio.engine.runs import list_runs
+    from studio.ui.components import runs_of_kind
 
-    try:
-        return [str(r.path) for r in list_runs(runs_dir, kind="rl")]
-    except (OSError, StudioError):
-        return []
+    return runs_of_kind(runs_dir, "rl")
 
 
 # --------------------------------------------------------------------------- the tab
@@ -297,7 +294,7 @@ def build(ctx) -> None:
     from studio.engine.metrics import read_metrics
     from studio.engine.rl import RLRunConfig, vllm_available
     from studio.engine.runs import new_run_dir
-    from studio.ui.components import CurveGroup, after_training, job_panel, live_curves
+    from studio.ui.components import CurveGroup, after_training, job_panel, live_curves, run_picker
 
     vllm_ok, vllm_why = vllm_available()
 
@@ -361,10 +358,7 @@ def build(ctx) -> None:
 
     gr.Markdown(t("rl.train_md"))
     panel = job_panel(ctx, "rl", new_run, inputs=form)
-    with gr.Row():
-        run_pick = gr.Dropdown(rl_runs(ctx.runs_dir), label=t("rl.run_pick"), allow_custom_value=True,
-                               scale=4)
-        runs_refresh = gr.Button("↻", scale=0, min_width=40)
+    run_pick = run_picker(ctx, "rl", panel.run_dir_state)
     notes = gr.Markdown()
     with gr.Row():
         reward_plot = gr.LinePlot(x="step", y="value", color="series", title=curve_label(PLOTS[0][0]),
@@ -398,9 +392,6 @@ def build(ctx) -> None:
                      api_visibility="undocumented")
     panel.run_dir_state.change(refresh, panel.run_dir_state, extra_outs, show_progress="hidden",
                                api_visibility="undocumented")
-    run_pick.change(lambda r: r or "", run_pick, panel.run_dir_state, api_visibility="undocumented")
-    runs_refresh.click(lambda: gr.update(choices=rl_runs(ctx.runs_dir)), None, run_pick,
-                       api_visibility="undocumented")
     gr.Button(t("runs.refresh"), visible=False).click(refresh, run_pick, extra_outs, api_name="rl_refresh")
     show_btn = gr.Button(t("common.show_config"), visible=False)
     show_btn.click(preview, form, [yaml_box, cli_box], api_name="rl_config")

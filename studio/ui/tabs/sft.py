@@ -204,6 +204,9 @@ def build(ctx) -> None:
 
     gr.Markdown(t("sft.train_md"))
     panel = job_panel(ctx, "sft", new_run, inputs=[upload, path, *form])
+    from studio.ui.components import run_picker
+
+    run_picker(ctx, "sft", panel.run_dir_state)
     live_curves(panel.run_dir_state, groups=SFT_CURVES, timer=panel.timer)
 
     from studio.engine.sft import SFTRunConfig
