@@ -19,10 +19,19 @@ Commands (each ≤ 90 min on 2 CPU cores)::
     python -m studio.engine.toy_train thinking --init studio/assets/toy-base \
         --out studio/assets/toy-thinking --seed 0
 
-Defaults: base 1100 steps × 16 images within a 36-minute budget, thinking 400 steps × 12
-images within 22 minutes. The LR cosine and the curriculum follow the *larger* of step
+Why the vision encoder is frozen: trained jointly from scratch, the vision tower collapsed
+(every image gave the same visual tokens; loss identical with right, shuffled or blank
+images; held-out accuracy at chance). Now the encoder stays at its random init (a random
+ViT keeps colour and position) and only the merger (projector) and the language model
+train, LLaVA stage-1 style; ``--train-vision`` restores joint training. Every
+``--eval-every`` steps :func:`vision_diagnostic` logs ``img_gap`` (loss with shuffled images
+minus loss with the right ones, on held-out scenes: must grow) and ``feat_spread`` (across-
+image spread of the visual tokens); ``--min-gap`` stops a run that ignores the images.
+
+Defaults: base up to 1400 steps × 16 images within a 36-minute budget, thinking up to 400
+steps × 12 images within 10 minutes. The LR cosine and the curriculum follow the *larger* of step
 progress and wall-clock progress, so on a busy shared CPU a run still ends on time with a
-decayed LR (after fewer steps; the shipped base stopped at step 549). ``--minutes 0`` makes
+decayed LR (after fewer steps). ``--minutes 0`` makes
 a run purely step-based and bit-reproducible on one machine.
 
 A checkpoint (``save_pretrained``, safetensors) is written every ``--save-minutes``; the
@@ -89,7 +98,7 @@ class StageDefaults:
 
 STAGES = {
     "base": StageDefaults(steps=1400, lr=1e-3, batch=16, warmup=40, max_questions=6, minutes=36),
-    "thinking": StageDefaults(steps=400, lr=5e-4, batch=12, warmup=20, max_questions=4, minutes=11),
+    "thinking": StageDefaults(steps=400, lr=5e-4, batch=12, warmup=20, max_questions=4, minutes=10),
 }
 
 
