@@ -1,7 +1,7 @@
 """Hugging Face Spaces entry point (``app_file`` in README.md's front matter).
 
 Settings come from the Space's variables:
-  STUDIO_MODEL   hub id or folder of the chat model (default: the embedded model)
+  STUDIO_MODEL   hub id or folder of the chat model (default: toy-thinking, else the embedded model)
   STUDIO_PUBLIC  1 = public-Space mode (allow-listed models, no training, capped uploads)
   STUDIO_LANG    en | zh | auto (default: the visitor's browser language)
 """
@@ -9,11 +9,12 @@ Settings come from the Space's variables:
 import os
 
 from studio.config import ModelSpec
+from studio.engine.models import default_chat_model
 from studio.ui.app import build_app, launch_kwargs
 from studio.ui.context import AppContext
 
 ctx = AppContext(
-    model=ModelSpec(name_or_path=os.environ.get("STUDIO_MODEL", "embedded")),
+    model=ModelSpec(name_or_path=os.environ.get("STUDIO_MODEL") or default_chat_model()),
     public=os.environ.get("STUDIO_PUBLIC", "0").lower() in ("1", "true", "yes"),
     language=os.environ.get("STUDIO_LANG", "auto"),
 )

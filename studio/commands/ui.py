@@ -10,15 +10,16 @@ import argparse
 import os
 from pathlib import Path
 
-from studio.config import EMBEDDED, ModelSpec
+from studio.config import ModelSpec
 from studio.errors import StudioError
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """``--model``, ``--load-in-4bit``, ``--dtype``, ``--device`` (shared with ``studio chat``)."""
-    p.add_argument("--model", default=EMBEDDED,
+    p.add_argument("--model", default=None,
                    help="hub id (zai-org/GLM-4.1V-9B-Thinking), a local folder saved with save_pretrained, "
-                        "or 'embedded' (default: the tiny model built in code, random weights)")
+                        "'toy-thinking' / 'toy-base' (the shipped workshop models), or 'embedded' (the tiny "
+                        "model built in code, random weights). Default: toy-thinking when shipped, else embedded")
     p.add_argument("--load-in-4bit", action="store_true", help="NF4 weights via bitsandbytes (needs CUDA)")
     p.add_argument("--dtype", default="auto",
                    help="auto (bf16 on capable GPUs, else fp32), bfloat16 or float32; float16 is refused")
@@ -27,7 +28,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 def model_spec(args: argparse.Namespace) -> ModelSpec:
     """The ModelSpec named by the model flags (validated; ConfigError names the flag's field)."""
-    spec = ModelSpec(name_or_path=args.model, dtype=args.dtype, load_in_4bit=bool(args.load_in_4bit),
+    from studio.engine.models import default_chat_model
+
+    spec = ModelSpec(name_or_path=args.model or default_chat_model(), dtype=args.dtype, load_in_4bit=bool(args.load_in_4bit),
                      device=args.device)
     spec.validate()
     return spec

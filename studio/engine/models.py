@@ -66,6 +66,23 @@ def resolve(name_or_path: str) -> str:
     return name_or_path
 
 
+def default_chat_model() -> str:
+    """What the app and ``studio chat`` use with no ``--model``: the shipped workshop model
+    ``toy-thinking`` (a GLM-4.1V trained here, it writes the think/answer format) when it is
+    installed, else the embedded random-weight model (issue: a learning model replaces the
+    random one wherever it is better)."""
+    return "toy-thinking" if (SHIPPED["toy-thinking"] / "config.json").is_file() else EMBEDDED
+
+
+def is_workshop(path: str) -> bool:
+    """True if ``path`` is a shipped workshop checkpoint (``studio_model.json`` kind workshop-toy)."""
+    f = Path(path) / "studio_model.json"
+    try:
+        return f.is_file() and json.loads(f.read_text()).get("kind") == "workshop-toy"
+    except (OSError, ValueError):
+        return False
+
+
 def is_embedded(path: str) -> bool:
     """True if ``path`` is a folder written by :func:`studio.engine.tiny.build_tiny`."""
     f = Path(path) / "studio_model.json"

@@ -190,14 +190,19 @@ def build(ctx: AppContext) -> None:
         except StudioError as e:
             raise gr_error(e) from None
 
+    from studio.engine.models import is_workshop
+
     try:
         embedded = ctx.is_embedded or is_embedded(resolve(ctx.model.name_or_path))
+        workshop = is_workshop(resolve(ctx.model.name_or_path))
     except StudioError:
-        embedded = ctx.is_embedded
+        embedded, workshop = ctx.is_embedded, False
 
     # ---------------------------------------------------------------- layout
     if embedded:
         gr.Markdown(f"> ⚠️ **{EMBEDDED_NOTICE}**", elem_id="embedded-notice")
+    elif workshop:
+        gr.Markdown(t("chat.workshop_notice"), elem_id="embedded-notice")
     with gr.Row():
         with gr.Column(scale=4):
             chatbot = gr.Chatbot(
@@ -218,6 +223,9 @@ def build(ctx: AppContext) -> None:
                 clear_btn = gr.Button(t("chat.clear"), elem_id="clear-btn", scale=1, size="md")
             stats_md = gr.Markdown("", elem_id="chat-stats")
             examples = []
+            scene = SAMPLE_DATA / "workshop" / "images" / "position-l2-s1000-00001.png"  # held out; 1 red circle
+            if workshop and scene.is_file():
+                examples.append([{"text": "How many red circles are there?", "files": [str(scene)]}])
             for rel, q in [("photos", "What is in this picture?"),
                            ("video", "What happens in this video?"),
                            ("docs", "Summarise this document.")]:
