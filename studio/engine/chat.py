@@ -416,17 +416,20 @@ def stream(model, processor, history: list[ChatTurn], gen: GenerationConfig | No
 
     budget = _ThinkingBudget(prompt_len, gen.thinking_budget, think_id, end_think_id) \
         if gen.thinking_budget > 0 else None
-    th, streamer, errors = run_phase(inputs, max_new, budget)
-    drained = False
-    try:
-        yield from drain(streamer, errors)
-        drained = True
-    finally:
-        # Only an abandoned/failed stream stops the worker: after a normal end the thread
-        # may still be alive for a moment (generate returns after streamer.end()).
-        if not drained and th.is_alive():
-            stop.set()
-        th.join()
+    def phase(phase_inputs, n_new: int, phase_budget):
+        th, streamer, errors = run_phase(phase_inputs, n_new, phase_budget)
+        drained = False
+        try:
+            yield from drain(streamer, errors)
+            drained = True
+        finally:
+            # Only an abandoned/failed stream stops the worker: after a normal end the thread
+            # may still be alive for a moment (generate returns after streamer.end()).
+            if not drained and th.is_alive():
+                stop.set()
+            th.join()
+
+    yield from phase(inputs, max_new, budget)
     phase1_len = len(gen_ids)
     stats.stopped = bool(stop is not None and stop.is_set())
     if budget is not None and budget.hit and not stats.stopped:
@@ -444,15 +447,7 @@ def stream(model, processor, history: list[ChatTurn], gen: GenerationConfig | No
         room = limit - int(phase2["input_ids"].shape[1])
         n2 = max(1, min(gen.answer_budget, room))
         before = len(gen_ids)
-        th, streamer, errors = run_phase(phase2, n2, None)
-        drained = False
-        try:
-            yield from drain(streamer, errors)
-            drained = True
-        finally:
-            if not drained and th.is_alive():
-                stop.set()
-            th.join()
+        yield from phase(phase2, n2, None)
         stats.stopped = bool(stop is not None and stop.is_set())
         stats.answer_tokens = len(gen_ids) - before
         ended_eos = bool(gen_ids[before:]) and gen_ids[-1] in eos_set
