@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import logging
 import math
 import os
 import signal
@@ -58,6 +59,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any, Iterable
+
+_log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
 PROGRESS_FILE = "progress.json"
@@ -486,8 +489,8 @@ class _MetricsCallback:
         self._last_progress = now
         try:
             write_json_atomic(self.progress_path, self.progress(state, phase))
-        except OSError:
-            pass  # a full disk must not kill training over a progress bar
+        except OSError as e:  # a full disk must not kill training over a progress bar
+            _log.warning("could not write %s: %s", self.progress_path, e)
 
     # TrainerCallback hooks -----------------------------------------------------------------
     def on_train_begin(self, args, state, control, **kwargs):
@@ -515,8 +518,8 @@ class _MetricsCallback:
                 self._last_tokens = (now, tok)
         try:
             self.writer.log_dict(int(state.global_step), values, kind=kind)
-        except OSError:
-            pass  # disk full: keep training; the checkpoint save will report the real problem
+        except OSError as e:  # disk full: keep training; the checkpoint save reports the real problem
+            _log.warning("could not append to metrics.jsonl: %s", e)
         self._write_progress(state)
 
     def on_train_end(self, args, state, control, **kwargs):
