@@ -33,3 +33,23 @@ def tiny(tiny_path):
     from studio.engine.models import load
 
     return load(ModelSpec(name_or_path=str(tiny_path), device="cpu"))
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for in-process app tests)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_tiny_app(tiny_path):
+    """(ctx, demo): the full app on the tiny model, launched in-process on a free port."""
+    from studio.commands.ui import launch
+    from studio.config import ModelSpec
+    from studio.ui.context import AppContext
+
+    ctx = AppContext(model=ModelSpec(name_or_path=str(tiny_path), device="cpu"))
+    ctx.registry.get(ctx.model)
+    return ctx, launch(ctx, host="127.0.0.1", port=free_port(), prevent_thread_lock=True)

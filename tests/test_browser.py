@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE_DATA
+from conftest import SAMPLE_DATA, launch_tiny_app
 
 pytestmark = pytest.mark.browser
 
@@ -39,23 +39,11 @@ if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
                 f"(or set STUDIO_CHROMIUM)", allow_module_level=True)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def app(tiny_path):
-    from studio.commands.ui import launch
-    from studio.config import ModelSpec
-    from studio.ui.context import AppContext
-
-    ctx = AppContext(model=ModelSpec(name_or_path=str(tiny_path), device="cpu"))
-    ctx.registry.get(ctx.model)
-    demo = launch(ctx, port=_free_port(), prevent_thread_lock=True)
+    ctx, demo = launch_tiny_app(tiny_path)
     try:
         yield ctx, demo
     finally:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE_DATA
+from conftest import SAMPLE_DATA, launch_tiny_app
 
 PHOTO = SAMPLE_DATA / "photos" / "chelsea.jpg"
 CLIP = SAMPLE_DATA / "video" / "clip.mp4"
@@ -18,10 +17,6 @@ PDF = SAMPLE_DATA / "docs" / "sample.pdf"
 FAST = dict(temperature_=0.0, max_new_=6)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +24,7 @@ def app(tiny_path):
     """(client, ctx) of the app launched in-process on the tiny model."""
     from gradio_client import Client
 
-    from studio.commands.ui import launch
-    from studio.config import ModelSpec
-    from studio.ui.context import AppContext
-
-    ctx = AppContext(model=ModelSpec(name_or_path=str(tiny_path), device="cpu"))
-    ctx.registry.get(ctx.model)
-    demo = launch(ctx, host="127.0.0.1", port=_free_port(), prevent_thread_lock=True)
+    ctx, demo = launch_tiny_app(tiny_path)
     try:
         yield Client(demo.local_url, verbose=False), ctx, demo
     finally:

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
+
+from conftest import free_port
 
 gr = pytest.importorskip("gradio")
 gradio_client = pytest.importorskip("gradio_client")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +28,7 @@ def served(tiny_path, tmp_path_factory):
     # warm the shared registry (the key Compare uses), so the test times the comparison itself
     ctx.registry.get(ModelSpec(name_or_path=str(tiny_path)))
     demo.queue()
-    demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True,
+    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
                 quiet=True, show_error=True)
     try:
         yield demo, gradio_client.Client(demo.local_url, verbose=False), runs, str(tiny_path)

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import ast
 import re
-import socket
 import string
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, free_port
 
 from studio.ui import i18n
 from studio.ui.i18n import CATALOG, tr
@@ -321,7 +320,7 @@ def test_header_switch_exists(app_config):
 
 def test_launch_ships_both_catalogs(app_config):
     demo, _ = app_config
-    demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1", server_port=_free_port())
+    demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1", server_port=free_port())
     try:
         tr_ = demo.get_config_file()["i18n_translations"]
         assert set(tr_) == {"en", "zh"} and tr_["zh"]["tab.chat"] == "对话"
@@ -329,10 +328,6 @@ def test_launch_ships_both_catalogs(app_config):
         demo.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_handler_answers_in_the_request_language(tiny_path, tmp_path):
@@ -349,7 +344,7 @@ def test_handler_answers_in_the_request_language(tiny_path, tmp_path):
     with gr.Blocks() as demo:
         sft.build(ctx)
     demo.queue()
-    demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1", server_port=_free_port(),
+    demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1", server_port=free_port(),
                 show_error=True)
     try:
         args = [None, "", str(tiny_path), "x", 4, 8, 0.0, ["q_proj"], False, False, 0.01, 1, 2, 1, 1, 256, 0, 0,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ import urllib.request
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, free_port
 
 
 def front_matter() -> dict:
@@ -165,15 +164,11 @@ def test_dockerfile_shape():
     assert dockerfile_cmd()[:2] == ["studio", "ui"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_dockerfile_cmd_serves_http(tmp_path):
     """The image's CMD (with a local port) starts the app and answers HTTP 200."""
-    port = _free_port()
+    port = free_port()
     cmd = dockerfile_cmd()
     cmd = [sys.executable, "-m", "studio", *cmd[1:]]
     cmd[cmd.index("--host") + 1] = "127.0.0.1"

@@ -54,31 +54,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.engine import tasks as T
+from studio.engine import tiny
 
+#: The tiny model's shapes (studio.engine.tiny), scaled up to ~3.9 M parameters.
 TOY_TEXT_CONFIG = dict(
+    tiny.TEXT_CONFIG,
     hidden_size=256,
     intermediate_size=512,
     num_hidden_layers=4,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    max_position_embeddings=4096,
-    rms_norm_eps=1e-5,
-    attention_bias=True,
-    partial_rotary_factor=0.5,
     # head_dim 64 × 0.5 / 2 = 16 rotary pairs split over (t, h, w)
     rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 6, 6]},
 )
-TOY_VISION_CONFIG = dict(
-    hidden_size=128,
-    depth=4,
-    num_heads=4,
-    intermediate_size=256,
-    out_hidden_size=256,
-    patch_size=14,
-    spatial_merge_size=2,
-    temporal_patch_size=2,
-    image_size=112,
-)
+TOY_VISION_CONFIG = dict(tiny.VISION_CONFIG, hidden_size=128, depth=4, intermediate_size=256, out_hidden_size=256)
 IMAGE_TOKENS = (T.IMAGE_SIZE // 28) ** 2  # 16 merged visual tokens per 112×112 image
 EVAL_SEED_OFFSET = 1000  # held-out scenes come from seed + 1000 (as `studio tasks --eval-n`)
 
