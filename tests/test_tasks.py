@@ -108,6 +108,8 @@ def derive(question: str, arr: np.ndarray) -> str:
 
 
 def test_every_answer_rederived_from_pixels():
+    from studio.engine.rewards import verify
+
     scenes = T.generate_scenes(12 * 12, seed=3)
     seen = set()
     n = 0
@@ -117,6 +119,9 @@ def test_every_answer_rederived_from_pixels():
         for it in s.items:
             assert derive(it.question, arr) == it.answer, (s.image_id, it.question, it.answer)
             assert it.answer in it.choices and it.task_type in T.TASK_TYPES
+            # the reward's verifier accepts the answer and rejects every other option
+            assert verify(it.answer, it.answer, it.task_type)
+            assert not any(verify(c, it.answer, it.task_type) for c in it.choices if c != it.answer)
             seen.add((it.family, it.difficulty, it.task_type))
             n += 1
     assert {(f, d) for f, d, _ in seen} == {(f, d) for f in T.FAMILIES for d in T.LEVELS}

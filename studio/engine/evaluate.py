@@ -12,16 +12,14 @@ parsed by :func:`studio.engine.reasoning.parse`. Two scoring modes:
   text is compared.
 
 ``auto`` picks ``plain`` for folders whose ``studio_model.json`` says ``"stage": "base"``
-and ``thinking`` otherwise. The verifier is local and deliberately simple (integer,
-number with relative tolerance 1e-5, normalised string, one-of-choices), matching the
-task types of :mod:`studio.engine.tasks`.
+and ``thinking`` otherwise. Answers are checked by the RL reward's verifiers
+(:mod:`studio.engine.rewards`: counting, numeric/math, exact, choice, OCR, grounding), so
+``studio eval`` scores any RL prompt file the way the reward does.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -31,55 +29,25 @@ from typing import Any, Sequence
 from studio.engine.reasoning import parse
 from studio.errors import InputError
 
-_WORDS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-          "eight": 8, "nine": 9, "ten": 10}
-_NUM_RE = re.compile(r"-?\d+(?:\.\d+)?")
-
-
-def _norm(s: str) -> str:
-    s = s.strip().lower()
-    s = re.sub(r"^(the|a|an)\s+", "", s)
-    return re.sub(r"[\s.,;:!?\"']+$", "", re.sub(r"\s+", " ", s))
-
-
-def _number(s: str) -> float | None:
-    m = _NUM_RE.search(s)
-    if m:
-        return float(m.group())
-    for w in re.findall(r"[a-z]+", s.lower()):
-        if w in _WORDS:
-            return float(_WORDS[w])
-    return None
-
-
 def verify(pred: str, answer: str, task_type: str, choices: Sequence[str] | None = None) -> bool:
-    """True if ``pred`` is a correct answer.
+    """True if ``pred`` is a correct answer, by the same verifiers as the RL reward
+    (:func:`studio.engine.rewards.verify`; a word among ``choices`` is scored as
+    ``exact``, :func:`studio.engine.rewards.row_task_type`). Partial credit (OCR edit
+    similarity, grounding IoU below 1) does not count as correct.
 
-    ``count``: the first integer (or number word) equals ``answer``; ``numeric``: the
-    first number within relative tolerance 1e-5; ``exact``: equal after lower-casing,
-    dropping a leading article and trailing punctuation; ``choice``: like exact, or the
-    prediction names exactly one of ``choices`` and it is the answer.
-
-    >>> verify("2", "2", "count"), verify("There are 3.", "2", "count")
+    >>> verify("2", "2", "count"), verify("3 or 2", "2", "count")
     (True, False)
-    >>> verify("the red circle", "red circle", "choice", ["red circle", "blue square"])
+    >>> verify("red circle", "red circle", "choice", ["red circle", "blue square"])
     True
     >>> verify("35.0", "35", "numeric")
     True
+
+    Raises:
+        DataError: unknown task type.
     """
-    if task_type in ("count", "numeric"):
-        p, a = _number(pred), _number(answer)
-        if p is None or a is None:
-            return False
-        if task_type == "count":
-            return p == a and float(p).is_integer()
-        return math.isclose(p, a, rel_tol=1e-5, abs_tol=1e-9)
-    if _norm(pred) == _norm(answer):
-        return True
-    if task_type == "choice" and choices:
-        named = [c for c in choices if re.search(rf"\b{re.escape(_norm(c))}\b", _norm(pred))]
-        return len(named) == 1 and _norm(named[0]) == _norm(answer)
-    return False
+    from studio.engine import rewards
+
+    return rewards.verify(pred, answer, rewards.row_task_type(task_type, answer, list(choices or []) or None)) >= 1.0
 
 
 def format_ok(parsed) -> bool:

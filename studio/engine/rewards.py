@@ -802,6 +802,23 @@ def verify(pred: str, ref: Any, task_type: str = "math", *, image_size: Any = No
     return grounding_score(parse_boxes(pred), ref_boxes, iou_threshold=cfg["iou_threshold"])
 
 
+def row_task_type(task_type: Any, answer: Any, choices: Any = None) -> str:
+    """The task type to score a data row with: ``"exact"`` when a multiple-choice row's
+    answer is a *word* among its ``choices`` ("left"/"right", "red circle"), since the
+    ``choice`` verifier compares option letters; otherwise ``task_type`` unchanged (empty
+    → ``"math"``). Used by the RL data loader and ``studio eval`` so both score alike.
+
+    >>> row_task_type("choice", "left", ["left", "right"]), row_task_type("mc", "B", ["A", "B"])
+    ('exact', 'mc')
+    """
+    tt = str(task_type or "math")
+    if (canonical_task_type(tt) == "choice" and isinstance(choices, list)
+            and check_reference(answer, "choice") is not None
+            and str(answer).strip() in [str(c).strip() for c in choices]):
+        return "exact"
+    return tt
+
+
 def check_reference(answer: Any, task_type: str | None = "math") -> str | None:
     """Whether a dataset's reference answer can be scored by the task type's verifier.
 

@@ -54,7 +54,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from studio.config import ModelSpec, YamlConfig, check
 from studio.engine.curriculum import CurriculumConfig
-from studio.engine.rewards import RewardConfig
+from studio.engine.rewards import RewardConfig, row_task_type
 from studio.errors import ConfigError, DataError, InputError, StudioError
 
 log = logging.getLogger(__name__)
@@ -347,12 +347,9 @@ def load_prompts(path: str | Path) -> list[RLPrompt]:
                     missing.append(f"row {n}: {m}")
                 resolved.append(str(mp.resolve()))
             media[key] = resolved
-        task_type = r.get("task_type") or ""
-        if str(task_type).lower() in ("choice", "mc", "multiple_choice", "mcq") and _word_choice(r, answer):
-            # ``studio tasks`` writes task_type "choice" with word options ("left"/"right");
-            # the choice verifier compares letters, so a word among the row's ``choices`` is
-            # scored by exact (normalised) string match — what such an option means.
-            r = {**r, "task_type": "exact"}
+        if r.get("task_type"):
+            # a word among the row's ``choices`` is scored by exact match (rewards.row_task_type)
+            r = {**r, "task_type": row_task_type(r["task_type"], answer, r.get("choices"))}
         diff = r.get("difficulty")
         diff = None if diff in (None, "") else diff
         out.append(RLPrompt(
@@ -373,14 +370,6 @@ def load_prompts(path: str | Path) -> list[RLPrompt]:
     if not out:
         raise DataError(f"{p} has no prompt rows.")
     return out
-
-
-def _word_choice(row: dict, answer: Any) -> bool:
-    from studio.engine.rewards import check_reference
-
-    choices = row.get("choices")
-    return (check_reference(answer, "choice") is not None and isinstance(choices, list)
-            and str(answer).strip() in [str(c).strip() for c in choices])
 
 
 def _rows(ns: Sequence[int]) -> str:

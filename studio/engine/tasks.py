@@ -51,7 +51,7 @@ COLORS: dict[str, tuple[int, int, int]] = {
 SHAPES = ("circle", "square", "triangle")
 FAMILIES = ("shapes", "position", "size", "arithmetic")
 LEVELS = (1, 2, 3)
-TASK_TYPES = ("count", "exact", "numeric", "choice")
+TASK_TYPES = ("count", "exact", "numeric")
 OPS = {"+": "plus", "-": "minus", "x": "times"}
 
 #: Seven-segment layout of the digits: segments a (top), b (top right), c (bottom
@@ -77,8 +77,11 @@ class TaskItem:
         question: the user text (no image placeholder).
         answer: short verifiable answer, e.g. ``"2"``, ``"red"``, ``"left"``, ``"12"``.
         trace: step-by-step reasoning that leads to the answer (goes into ``<think>``).
-        task_type: verifier kind for the RL reward: ``count`` (integer compare),
-            ``exact`` (string), ``numeric`` (number), ``choice`` (one of ``choices``).
+        task_type: verifier kind for the RL reward and ``studio eval``
+            (:mod:`studio.engine.rewards`): ``count`` (integer), ``exact`` (normalised
+            string: colours, shapes, left/right, "red circle", plus/minus/times),
+            ``numeric`` (number). Word options are ``exact``, not ``choice`` (that
+            verifier compares option letters).
         choices: every answer the question admits; ``1/len(choices)`` is chance.
         scene: JSON-serialisable scene description from which the answer is derived.
     """
@@ -336,12 +339,12 @@ def _questions_position(desc: dict, level: int) -> list[tuple]:
             side = "left" if o["col"] < GRID // 2 else "right"
             qs.append((f"Is the {_name(o)} on the left or the right?", side,
                        f"The {_name(o)} is in column {o['col'] + 1} of {GRID}, so it is on the {side}.",
-                       "choice", ["left", "right"]))
+                       "exact", ["left", "right"]))
             if level == 2:
                 vert = "top" if o["row"] < GRID // 2 else "bottom"
                 qs.append((f"Is the {_name(o)} at the top or the bottom?", vert,
                            f"The {_name(o)} is in row {o['row'] + 1} of {GRID}, so it is at the {vert}.",
-                           "choice", ["top", "bottom"]))
+                           "exact", ["top", "bottom"]))
         return qs
     for a in objs:
         for b in objs:
@@ -353,14 +356,14 @@ def _questions_position(desc: dict, level: int) -> list[tuple]:
                 qs.append((f"Is the {_name(a)} left or right of the {_name(b)}?", side,
                            f"The {_name(a)} is in column {a['col'] + 1}, the {_name(b)} in column "
                            f"{b['col'] + 1}. {a['col'] + 1} {rel} {b['col'] + 1}, so {side}.",
-                           "choice", ["left", "right"]))
+                           "exact", ["left", "right"]))
             if a["row"] != b["row"]:
                 side = "above" if a["row"] < b["row"] else "below"
                 rel = "<" if a["row"] < b["row"] else ">"
                 qs.append((f"Is the {_name(a)} above or below the {_name(b)}?", side,
                            f"The {_name(a)} is in row {a['row'] + 1}, the {_name(b)} in row "
                            f"{b['row'] + 1}. {a['row'] + 1} {rel} {b['row'] + 1}, so {side}.",
-                           "choice", ["above", "below"]))
+                           "exact", ["above", "below"]))
     return qs
 
 
@@ -374,7 +377,7 @@ def _questions_size(desc: dict, level: int) -> list[tuple]:
             qs.append((f"Which is bigger, the {_name(first)} or the {_name(second)}?", _name(big),
                        f"The {_name(first)} is {first['size']} px wide, the {_name(second)} "
                        f"{second['size']} px. So the {_name(big)} is bigger.",
-                       "choice", [_name(first), _name(second)]))
+                       "exact", [_name(first), _name(second)]))
     return qs
 
 
@@ -399,7 +402,7 @@ def _questions_arithmetic(desc: dict, level: int) -> list[tuple]:
         ("What is the second number?", b, f"The image shows {shown}. The second number is {b}.",
          "numeric", digits),
         ("Which operation is shown?", OPS[op], f"The sign between the numbers is {sign}, so {OPS[op]}.",
-         "choice", ["plus", "minus", "times"]),
+         "exact", ["plus", "minus", "times"]),
     ]
 
 
