@@ -91,6 +91,50 @@ def test_vision_diagnostic_and_frozen_encoder(processor):
     assert 0.0 < d["feat_spread"] < 2.0  # a random encoder separates images
 
 
+def _column_probe(model, processor, scenes) -> float:
+    """Held-out accuracy of a least-squares linear probe that reads the column of an
+    *occupied* cell from the frozen vision features (the merger's input)."""
+    import torch
+
+    cap = {}
+    hook = model.model.visual.merger.register_forward_pre_hook(lambda m, a: cap.__setitem__("x", a[0]))
+    vis = processor.image_processor(images=[s.image for s in scenes], return_tensors="pt")
+    with torch.no_grad():
+        model.model.get_image_features(vis["pixel_values"], vis["image_grid_thw"])
+    hook.remove()
+    f = cap["x"].reshape(len(scenes), 16, -1)
+    xs, ys = [], []
+    for i, s in enumerate(scenes):
+        for o in s.description["objects"]:
+            xs.append(f[i, o["row"] * 4 + o["col"]])
+            ys.append(o["col"])
+    x = torch.cat([torch.stack(xs), torch.ones(len(xs), 1)], 1)
+    y = torch.nn.functional.one_hot(torch.tensor(ys), 4).float()
+    n = len(xs) // 2
+    w = torch.linalg.solve(x[:n].T @ x[:n] + 1e-2 * torch.eye(x.shape[1]), x[:n].T @ y[:n])
+    return ((x[n:] @ w).argmax(1) == y[n:].argmax(1)).float().mean().item()
+
+
+def test_sincos_position_embedding_makes_object_position_readable(processor):
+    """The frozen random encoder's default position rows (std 0.02) are drowned by the
+    patch content: a linear probe cannot read an occupied cell's column. The fixed 2-D
+    sine-cosine embedding makes it readable (measured 62 % → 100 % on 1,300 objects)."""
+    import torch
+
+    from studio.engine import tasks as T
+    from studio.engine.toy_train import build_toy_model, sincos_position_embedding
+
+    scenes = [s for s in T.generate_scenes(240, seed=7) if s.description["kind"] == "shapes"]
+    model = build_toy_model(processor.tokenizer, seed=0).eval()
+    before = _column_probe(model, processor, scenes)
+    sincos_position_embedding(model, 0.5)
+    pe = model.model.visual.embeddings.position_embedding.weight.detach().reshape(8, 8, -1)
+    assert abs(pe.std().item() - 0.5) < 1e-3
+    assert torch.allclose(pe[0, :, :64], pe[5, :, :64]) is False and torch.allclose(pe[:, 0, :64], pe[:, 5, :64])
+    after = _column_probe(model, processor, scenes)
+    assert after >= 0.95 and after >= before + 0.15, (before, after)
+
+
 @pytest.mark.parametrize("folder,stage", [(BASE, "base"), (THINKING, "thinking")])
 def test_shipped_checkpoint_loads_through_models_load(folder, stage):
     _need(folder)
