@@ -175,6 +175,7 @@ def build(ctx: AppContext) -> None:
     """Add the Chat tab's components and events to the current ``gr.Blocks``."""
     import gradio as gr
 
+    from studio.engine.compare import adapter_active, inject_adapter
     from studio.engine.models import is_embedded, resolve
     from studio.ui.app import GPU_CONCURRENCY_ID
 
@@ -182,11 +183,17 @@ def build(ctx: AppContext) -> None:
     stops_lock = threading.Lock()
 
     def model_for(adapter: str | None):
+        """(model, processor, adapter name or None). An adapter is injected into the
+        registry's *shared* base weights (as Compare does) and is switched on only inside
+        :func:`adapter_active` while this request generates — never a second base copy."""
         spec = ModelSpec.from_dict(ctx.model.to_dict())
-        if adapter and adapter != NO_ADAPTER:
-            spec.adapter = adapter
+        spec.adapter = None
         try:
-            return ctx.registry.get(spec)
+            model, processor = ctx.registry.get(spec)
+            name = None
+            if adapter and adapter != NO_ADAPTER:
+                name, _notes = inject_adapter(model, adapter)
+            return model, processor, name
         except StudioError as e:
             raise gr_error(e) from None
 
@@ -287,7 +294,7 @@ def build(ctx: AppContext) -> None:
     def _run(st: ChatState, idx: int, system_, gen: GenerationConfig, adapter_, request, restore):
         """Generate the reply of round ``idx``; yields (chatbot, box, state, stats)."""
         rnd = st.rounds[idx]
-        model, processor = model_for(adapter_)
+        model, processor, adapter_name = model_for(adapter_)
         history = st.history(idx) + [rnd.user]
         try:
             inputs = engine.build_inputs(processor, history, system_)
@@ -310,37 +317,40 @@ def build(ctx: AppContext) -> None:
             else:
                 del st.rounds[idx:]
         key, ev = _register(request)
-        events = engine.stream(model, processor, history, gen, system=system_, stop=ev,
-                               inputs=inputs, logits_processor=_extra_processors())
-        last = 0.0
-        try:
-            # send: the message left the box; regenerate: leave whatever the user is typing
-            yield st.chatbot(), EMPTY_BOX if restore is not None else gr.skip(), st, tr("cmp.generating")
-            for event in events:
-                view.apply(event)
-                now = time.perf_counter()
-                if isinstance(event, engine.Done) or now - last >= REFRESH_S:
-                    last = now
-                    rnd.reply_msgs = view.messages()
-                    stats = render.stats_line(event.stats) if isinstance(event, engine.Done) else tr("cmp.generating")
-                    if isinstance(event, engine.Done):
-                        rnd.reply = event.text
-                    yield st.chatbot(), gr.skip(), st, stats
-        except StudioError as e:
-            undo()
-            yield st.chatbot(), gr.skip() if restore is None else restore, st, ""
-            raise gr_error(e) from None
-        except gr.Error:
-            raise
-        except Exception as e:  # a bug, not user input: log it, show one line, keep the app alive
-            log.exception("chat generation failed")
-            undo()
-            yield st.chatbot(), gr.skip() if restore is None else restore, st, ""
-            raise gr.Error(tr("chat.failed", kind=type(e).__name__, msg=str(e).splitlines()[0] if str(e) else ""),
-                           title=tr("err.title")) from None
-        finally:
-            events.close()  # a closed browser tab / cancelled event stops the worker thread too
-            _unregister(key, ev)
+        # the adapter is on only while this stream runs; the with-block exits after
+        # events.close() has joined the worker thread
+        with adapter_active(model, adapter_name):
+            events = engine.stream(model, processor, history, gen, system=system_, stop=ev,
+                                   inputs=inputs, logits_processor=_extra_processors())
+            last = 0.0
+            try:
+                # send: the message left the box; regenerate: leave whatever the user is typing
+                yield st.chatbot(), EMPTY_BOX if restore is not None else gr.skip(), st, tr("cmp.generating")
+                for event in events:
+                    view.apply(event)
+                    now = time.perf_counter()
+                    if isinstance(event, engine.Done) or now - last >= REFRESH_S:
+                        last = now
+                        rnd.reply_msgs = view.messages()
+                        stats = render.stats_line(event.stats) if isinstance(event, engine.Done) else tr("cmp.generating")
+                        if isinstance(event, engine.Done):
+                            rnd.reply = event.text
+                        yield st.chatbot(), gr.skip(), st, stats
+            except StudioError as e:
+                undo()
+                yield st.chatbot(), gr.skip() if restore is None else restore, st, ""
+                raise gr_error(e) from None
+            except gr.Error:
+                raise
+            except Exception as e:  # a bug, not user input: log it, show one line, keep the app alive
+                log.exception("chat generation failed")
+                undo()
+                yield st.chatbot(), gr.skip() if restore is None else restore, st, ""
+                raise gr.Error(tr("chat.failed", kind=type(e).__name__, msg=str(e).splitlines()[0] if str(e) else ""),
+                               title=tr("err.title")) from None
+            finally:
+                events.close()  # a closed browser tab / cancelled event stops the worker thread too
+                _unregister(key, ev)
 
     def _extra_processors():
         factory = ctx.extra.get("chat_logits_processors")
@@ -367,7 +377,7 @@ def build(ctx: AppContext) -> None:
         try:
             _validated(text, files, st, temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_,
                        fps_, max_frames_)
-            model, processor = model_for(adapter_)
+            model, processor, _ = model_for(adapter_)
             media = st.media if files else None
             history = st.history(len(st.rounds)) + [engine.ChatTurn("user", text, media)]
             n = int(engine.build_inputs(processor, history, system_)["input_ids"].shape[1])
@@ -442,7 +452,7 @@ def build(ctx: AppContext) -> None:
             return "", st
         try:
             media = prepare_media(st, files, fps_, max_frames_)
-            _, processor = model_for(None)
+            _, processor, _ = model_for(None)
             n = media_mod.estimate_visual_tokens(media, processor)
         except StudioError as e:  # shown inline only: this runs on every keystroke
             return f"⚠️ {render.escape(error_text(e))}", st
