@@ -226,3 +226,34 @@ def test_train_script_runs_and_saves_a_loadable_checkpoint(tmp_path):
     out2 = train("thinking", tmp_path / "t", init=str(out), steps=2, batch=2, minutes=0, command="test")
     model, _ = load(ModelSpec(name_or_path=str(out2), device="cpu"))
     assert json.loads((out2 / "studio_model.json").read_text())["stage"] == "thinking"
+
+
+def test_chat_check_scenes_are_held_out_balanced_and_counted_from_pixels():
+    import numpy as np
+
+    from studio.engine import tasks as T
+    from studio.engine.evaluate import chat_check_scenes
+
+    scenes = chat_check_scenes(10)
+    assert len(scenes) == 10 and sum(c == 0 for _, c in scenes) == 5
+    train = {s.image.tobytes() for s in T.generate_scenes(60, 0)}
+    from test_tasks import derive  # the generator-independent pixel reader
+
+    for img, count in scenes:
+        assert img.tobytes() not in train
+        assert derive("How many red circles are there?", np.array(img)) == str(count)
+
+
+@pytest.mark.slow
+def test_chat_tab_answers_how_many_red_circles_usually_right():
+    """The issue's done-when: the Chat tab's default model and settings answer "How many
+    red circles?" with a short thinking trace and a boxed answer that is usually right."""
+    _need(THINKING)
+    from studio.config import ModelSpec
+    from studio.engine.evaluate import chat_check
+    from studio.engine.models import default_chat_model, load
+
+    assert default_chat_model() == "toy-thinking"
+    c = chat_check(*load(ModelSpec(name_or_path="toy-thinking", device="cpu")), n=20)
+    assert c["format"] >= 0.95 and c["thinking_tokens"] < 60, c
+    assert c["accuracy"] >= 0.6 and c["accuracy"] >= c["zero_baseline"] + 0.1, c

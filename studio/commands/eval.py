@@ -12,7 +12,7 @@ import json
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="embedded", help="model folder, hub id, or 'embedded'")
-    p.add_argument("--tasks", required=True, help="prompt JSONL, e.g. sample_data/workshop/eval.jsonl")
+    p.add_argument("--tasks", default=None, help="prompt JSONL, e.g. sample_data/workshop/eval.jsonl")
     p.add_argument("--n", type=int, default=20, help="prompts to score, spread over family x level (0: all)")
     p.add_argument("--greedy", action="store_true", default=True, help="greedy decoding (default)")
     p.add_argument("--sample", dest="greedy", action="store_false", help="sample at temperature 1 instead")
@@ -23,20 +23,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--json", default=None, help="also write the full report (every output) to this file")
     p.add_argument("--show", type=int, default=0, help="print this many raw outputs")
+    p.add_argument("--chat-check", type=int, default=0, metavar="N",
+                   help="also ask 'How many red circles?' about N held-out scenes the way the Chat tab "
+                        "does (its default sampling settings), half of them with no red circle")
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from studio.engine.evaluate import evaluate
+    from studio.config import ModelSpec
+    from studio.engine.evaluate import chat_check, evaluate
+    from studio.engine.models import load
+    from studio.errors import InputError
 
+    if not args.tasks and not args.chat_check:
+        raise InputError("Nothing to score: pass --tasks FILE (e.g. sample_data/workshop/eval.jsonl) "
+                         "and/or --chat-check N.")
     torch.set_num_threads(min(torch.get_num_threads(), 2))
-    rep = evaluate(args.model, args.tasks, n=args.n or None, greedy=args.greedy, mode=args.mode,
-                   max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
-    for r in rep.results[: args.show]:
-        print(f"[{r.family}/{r.difficulty}] answer={r.answer!r} ok={r.correct} :: {r.output!r}")
-    print(rep.table())
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(rep.to_json(), f, indent=1)
+    loaded = load(ModelSpec(name_or_path=args.model, device="cpu"))
+    if args.tasks:
+        rep = evaluate(args.model, args.tasks, n=args.n or None, greedy=args.greedy, mode=args.mode,
+                       max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, loaded=loaded)
+        for r in rep.results[: args.show]:
+            print(f"[{r.family}/{r.difficulty}] answer={r.answer!r} ok={r.correct} :: {r.output!r}")
+        print(rep.table())
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as f:
+                json.dump(rep.to_json(), f, indent=1)
+    if args.chat_check:
+        c = chat_check(*loaded, n=args.chat_check)
+        for ex in c["examples"][: args.show]:
+            print(f"[chat] answer={ex['answer']} :: {ex['output']!r}")
+        print(f"chat check \"How many red circles?\" on {c['n']} held-out scenes (Chat tab defaults): "
+              f"format {100 * c['format']:.0f} % · accuracy {100 * c['accuracy']:.0f} % "
+              f"(always '0': {100 * c['zero_baseline']:.0f} %) · {c['thinking_tokens']:.0f} thinking tokens")
     return 0

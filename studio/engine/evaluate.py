@@ -19,6 +19,7 @@ and ``thinking`` otherwise. Answers are checked by the RL reward's verifiers
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections import defaultdict
@@ -225,3 +226,56 @@ def evaluate(model: str, tasks_file: str | Path, *, n: int | None = 20, greedy: 
                                   chance=1.0 / len(choices) if choices else 0.0))
     rep.seconds = time.time() - t0
     return rep
+
+
+#: The Chat tab question the workshop model must answer (issue: "How many red circles?").
+CHAT_CHECK_QUESTION = "How many red circles?"
+
+
+def chat_check_scenes(n: int, seed: int = 0) -> list[tuple[Any, int]]:
+    """``n`` held-out scenes (``studio tasks`` eval split, ``seed + 1000``) with their number
+    of red circles, half with none and half with at least one (so that always answering
+    "0" scores 50 %, not 80 %). Returns ``[(PIL image 112×112, count), …]``."""
+    from studio.engine import tasks as T
+
+    zero, some = [], []
+    for s in T.generate_scenes(max(40, 12 * n), seed + 1000):
+        if s.description["kind"] != "shapes":
+            continue
+        k = sum(o["color"] == "red" and o["shape"] == "circle" for o in s.description["objects"])
+        (some if k else zero).append((s.image, k))
+    pairs = [x for pair in zip(some, zero) for x in pair]
+    if len(pairs) < n:
+        raise InputError(f"Only {len(pairs)} held-out scenes found for the chat check; ask for fewer.")
+    return pairs[:n]
+
+
+def chat_check(model, processor, n: int = 40, *, seed: int = 0, gen=None) -> dict[str, Any]:
+    """Ask "How many red circles?" about ``n`` held-out scenes exactly as the Chat tab
+    does (:func:`studio.engine.chat.stream`, the tab's default :class:`GenerationConfig`
+    — sampling at temperature 0.8, top-p 0.9, top-k 2 — seeded per prompt).
+
+    Returns ``{"n", "format", "accuracy", "zero_baseline", "thinking_tokens", "examples"}``:
+    fractions in [0, 1]; ``zero_baseline`` is the accuracy of always answering 0;
+    ``thinking_tokens`` the mean tokens of thinking; ``examples`` the first three outputs.
+    """
+    from studio.config import GenerationConfig
+    from studio.engine import chat as engine
+    from studio.engine.media import TurnMedia
+
+    ok = fmt = think = 0
+    examples = []
+    scenes = chat_check_scenes(n, seed)
+    for i, (image, count) in enumerate(scenes):
+        g = dataclasses.replace(gen or GenerationConfig(), seed=seed + i)
+        turn = engine.ChatTurn("user", CHAT_CHECK_QUESTION, TurnMedia(kind="image", images=[image]))
+        done = [e for e in engine.stream(model, processor, [turn], g) if isinstance(e, engine.Done)][0]
+        p = done.parsed
+        good = format_ok(p)
+        fmt += good
+        ok += good and verify(p.boxed[0], str(count), "count")
+        think += done.stats.thinking_tokens
+        if len(examples) < 3:
+            examples.append({"answer": count, "output": done.text})
+    return {"n": n, "format": fmt / n, "accuracy": ok / n, "thinking_tokens": think / n,
+            "zero_baseline": sum(c == 0 for _, c in scenes) / n, "examples": examples}
