@@ -337,3 +337,18 @@ def test_cli_ctrl_c_stops_cleanly(tiny_path):
     assert time.perf_counter() - t0 < 5
     assert p.returncode == 130, err.decode()
     assert "[stopped]" in err.decode() and "Traceback" not in err.decode()
+
+
+def test_refusals_log_one_line_not_a_traceback(app, tmp_path, capfd, caplog):
+    """An expected refusal (here: a folder that is no adapter) reaches the user as a toast
+    and the server log as one INFO line, not gradio's full traceback."""
+    import logging
+
+    client, _, _ = app
+    client.predict(api_name="/clear")
+    capfd.readouterr()
+    with caplog.at_level(logging.INFO, logger="studio.ui.i18n"):
+        msg = _error_of(_chat(client, "Hello", adapter_=str(tmp_path / "nope")))
+    assert "has no adapter_config.json" in msg
+    assert "Traceback" not in capfd.readouterr().err
+    assert any("refused:" in r.getMessage() and "adapter_config.json" in r.getMessage() for r in caplog.records)

@@ -64,7 +64,7 @@ def test_child_process_run_end_to_end(app, tiny_path):
     ctx, client = app
     out = client.predict(None, str(SAMPLE), *form(tiny_path), api_name="/sft_start")
     [run_dir] = [p for p in ctx.runs_dir.iterdir() if p.is_dir()]
-    assert out[0].startswith("running") and f"studio sft --config" in out[2] and run_dir.name in out[2]
+    assert out[0].startswith("running") and "studio sft --config" in out[2] and run_dir.name in out[2]
     t0 = time.time()
     while time.time() - t0 < 300:
         st = read_status(run_dir).get("status")

@@ -33,7 +33,6 @@ import csv
 import hashlib
 import io
 import json
-import math
 import os
 import re
 import unicodedata

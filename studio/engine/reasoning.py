@@ -16,7 +16,6 @@ a list of such) on a 0–1000 scale of the image size.
 
 from __future__ import annotations
 
-import ast
 import re
 from dataclasses import dataclass, field
 

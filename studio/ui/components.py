@@ -51,7 +51,7 @@ from studio.engine.runs import (
 )
 from studio.errors import StudioError
 from studio.ui.i18n import CATALOG as _CATALOG
-from studio.ui.i18n import curve_label, gr_error, t, tr, unexpected_error
+from studio.ui.i18n import curve_label, gr_error, t, tr, unexpected_error, user_error
 
 log = logging.getLogger(__name__)
 
@@ -442,10 +442,10 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
         """Checks + the run folder with its config.yaml; returns the folder (not started)."""
         try:
             if public:
-                raise gr.Error(tr("job.public_off"), title=tr("err.title"))
+                raise user_error(tr("job.public_off"))
             cur = jm.current()
             if cur is not None:
-                raise gr.Error(tr("job.busy", kind=cur.kind, id=cur.id), title=tr("err.title"))
+                raise user_error(tr("job.busy", kind=cur.kind, id=cur.id))
             run_dir, text = make_config(*values)
             run = Path(run_dir)
             run.mkdir(parents=True, exist_ok=True)
@@ -473,9 +473,9 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
         try:
             cur = jm.current()
             if cur is None:
-                raise gr.Error(tr("job.none_running"), title=tr("err.title"))
+                raise user_error(tr("job.none_running"))
             if cur.kind != kind and (not run_dir or Path(run_dir).resolve() != cur.run_dir):
-                raise gr.Error(tr("job.other_kind", kind=cur.kind, id=cur.id), title=tr("err.title"))
+                raise user_error(tr("job.other_kind", kind=cur.kind, id=cur.id))
             jm.stop(graceful_timeout=graceful_timeout, wait=False)
         except Exception as e:  # noqa: BLE001
             raise _gr_error(e) from None
@@ -484,15 +484,15 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
     def resume(run_dir):
         try:
             if public:
-                raise gr.Error(tr("job.public_off"), title=tr("err.title"))
+                raise user_error(tr("job.public_off"))
             if not run_dir:
-                raise gr.Error(tr("job.nothing_to_resume"), title=tr("err.title"))
+                raise user_error(tr("job.nothing_to_resume"))
             run = Path(run_dir)
             cur = jm.current()
             if cur is not None:
-                raise gr.Error(tr("job.busy", kind=cur.kind, id=cur.id), title=tr("err.title"))
+                raise user_error(tr("job.busy", kind=cur.kind, id=cur.id))
             if find_last_checkpoint(run) is None:
-                raise gr.Error(tr("job.no_complete_checkpoint", name=run.name), title=tr("err.title"))
+                raise user_error(tr("job.no_complete_checkpoint", name=run.name))
             launch(run, resume=True)
         except Exception as e:  # noqa: BLE001
             raise _gr_error(e) from None

@@ -40,12 +40,15 @@ must not contain ``{`` or ``}`` (tests/test_i18n.py checks). Run-time strings us
 """
 
 # No `from __future__ import annotations`: gradio finds `gr.Request` by its evaluated annotation.
+import logging
 import re
 import sys
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Sequence
+
+log = logging.getLogger(__name__)
 
 #: Supported UI languages, in switch order.
 LANGS = ("en", "zh")
@@ -664,20 +667,30 @@ def error_text(message: Any, lang: str | None = None) -> str:
     return tr("err.prefix", lang, msg=str(message))
 
 
+def user_error(message: str, lang: str | None = None):
+    """``gr.Error`` toast for an expected refusal (bad input, busy GPU, nothing to do): a
+    translated title, and one INFO line in the server log instead of gradio's full
+    traceback (``print_exception=False``). Bugs are logged with their traceback by the
+    caller (``log.exception``) before they get here."""
+    import gradio as gr
+
+    log.info("refused: %s", message)
+    return gr.Error(message, title=tr("err.title", lang), print_exception=False)
+
+
 def gr_error(e: BaseException | str, lang: str | None = None):
     """``gr.Error`` for a StudioError (or a message) with a translated title and prefix."""
     import gradio as gr
 
     if isinstance(e, gr.Error):
         return e
-    return gr.Error(error_text(e, lang), title=tr("err.title", lang))
+    return user_error(error_text(e, lang), lang)
 
 
 def unexpected_error(e: BaseException, lang: str | None = None):
-    """``gr.Error`` for a bug: one translated line naming the exception type."""
-    import gradio as gr
-
-    return gr.Error(tr("err.unexpected", lang, kind=type(e).__name__), title=tr("err.title", lang))
+    """``gr.Error`` for a bug (already logged with its traceback): one translated line
+    naming the exception type."""
+    return user_error(tr("err.unexpected", lang, kind=type(e).__name__), lang)
 
 
 # --------------------------------------------------------------------------- header switch

@@ -29,7 +29,7 @@ from studio.engine import media as media_mod
 from studio.errors import InputError, StudioError
 from studio.ui import render
 from studio.ui.context import AppContext
-from studio.ui.i18n import error_text, gr_error, t, tr
+from studio.ui.i18n import error_text, gr_error, t, tr, user_error
 
 log = logging.getLogger(__name__)
 
@@ -346,8 +346,7 @@ def build(ctx: AppContext) -> None:
                 log.exception("chat generation failed")
                 undo()
                 yield st.chatbot(), gr.skip() if restore is None else restore, st, ""
-                raise gr.Error(tr("chat.failed", kind=type(e).__name__, msg=str(e).splitlines()[0] if str(e) else ""),
-                               title=tr("err.title")) from None
+                raise user_error(tr("chat.failed", kind=type(e).__name__, msg=str(e).splitlines()[0] if str(e) else "")) from None
             finally:
                 events.close()  # a closed browser tab / cancelled event stops the worker thread too
                 _unregister(key, ev)
@@ -413,7 +412,7 @@ def build(ctx: AppContext) -> None:
                    fps_, max_frames_, adapter_, request: gr.Request):
         """Drop the last reply and generate it again (same user message)."""
         if not isinstance(st, ChatState) or not st.rounds:
-            raise gr.Error(tr("chat.nothing_to_regenerate"), title=tr("err.title"))
+            raise user_error(tr("chat.nothing_to_regenerate"))
         try:
             gen = gen_config(temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_, fps_, max_frames_)
         except StudioError as e:

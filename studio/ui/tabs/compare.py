@@ -28,7 +28,7 @@ from studio.engine import compare as engine
 from studio.errors import InputError, StudioError
 from studio.ui import render
 from studio.ui.context import AppContext
-from studio.ui.i18n import error_text, gr_error, t, tr
+from studio.ui.i18n import error_text, gr_error, t, tr, user_error
 
 log = logging.getLogger(__name__)
 
@@ -304,8 +304,7 @@ def build(ctx: AppContext) -> None:
             raise
         except Exception as e:  # a bug, not user input: log it, show one line, keep the app alive
             log.exception("compare failed")
-            raise gr.Error(tr("cmp.failed", kind=type(e).__name__, msg=str(e).splitlines()[0] if str(e) else ""),
-                           title=tr("err.title")) from None
+            raise user_error(tr("cmp.failed", kind=type(e).__name__, msg=str(e).splitlines()[0] if str(e) else "")) from None
         finally:
             with stops_lock:
                 if stops.get(key) is ev:

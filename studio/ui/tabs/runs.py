@@ -16,7 +16,7 @@ from studio.engine.jobs import tail_file
 from studio.engine.runs import CONFIG_FILE, LOG_FILE, list_runs, read_status, run_info
 from studio.errors import StudioError
 from studio.ui.components import GENERAL_CURVES, live_curves, status_line
-from studio.ui.i18n import gr_error, headers, t, tr
+from studio.ui.i18n import gr_error, headers, t, tr, user_error
 
 log = logging.getLogger(__name__)
 
@@ -118,18 +118,18 @@ def build(ctx) -> None:
 
         try:
             if getattr(ctx, "public", False):
-                raise gr.Error(tr("runs.export_off"), title=tr("err.title"))
+                raise user_error(tr("runs.export_off"))
             if not run_id:
-                raise gr.Error(tr("runs.pick_first"), title=tr("err.title"))
+                raise user_error(tr("runs.pick_first"))
             run = run_path(ctx.runs_dir, run_id)
             if run is None:
-                raise gr.Error(tr("runs.no_such_run", id=repr(run_id)), title=tr("err.title"))
+                raise user_error(tr("runs.no_such_run", id=repr(run_id)))
             info = run_info(run)
             if not info.adapter:
-                raise gr.Error(tr("runs.no_adapter", id=run_id), title=tr("err.title"))
+                raise user_error(tr("runs.no_adapter", id=run_id))
             cur = JobManager(ctx.runs_dir).current()
             if cur is not None:
-                raise gr.Error(tr("job.busy", kind=cur.kind, id=cur.id), title=tr("err.title"))
+                raise user_error(tr("job.busy", kind=cur.kind, id=cur.id))
             report = merge_adapter(None, info.adapter, out or str(Path("merged") / run_id))
         except gr.Error:
             raise
@@ -137,7 +137,7 @@ def build(ctx) -> None:
             raise gr_error(e) from None
         except Exception as e:  # noqa: BLE001
             log.exception("export failed")
-            raise gr.Error(tr("runs.export_failed", kind=type(e).__name__), title=tr("err.title")) from None
+            raise user_error(tr("runs.export_failed", kind=type(e).__name__)) from None
         gr.Info(tr("runs.merged", path=report["out_dir"]))
         return json.dumps({k: v for k, v in report.items() if not k.endswith("_ids")}, indent=1)
 
