@@ -91,6 +91,31 @@ def test_vision_diagnostic_and_frozen_encoder(processor):
     assert 0.0 < d["feat_spread"] < 2.0  # a random encoder separates images
 
 
+def test_frozen_merger_keeps_shape_and_position_in_the_visual_tokens(processor):
+    """The recipe's vision tower is frozen whole; its visual tokens must still carry shape
+    and position, not only colour (the trained merger collapsed to 95 % colour / 0 %
+    position). Checked on a fresh model and on the shipped toy-base."""
+    from studio.engine.toy_train import (build_toy_model, freeze_vision_encoder, scale_visual_tokens,
+                                         sincos_position_embedding, variance_shares)
+
+    model = build_toy_model(processor.tokenizer, seed=0)
+    sincos_position_embedding(model, 1.0)
+    scale_visual_tokens(model, processor, 0.5)
+    n = freeze_vision_encoder(model, merger=True)
+    assert n == sum(p.numel() for p in model.model.visual.parameters())
+    assert not any(p.requires_grad for p in model.model.visual.parameters())
+    assert any(p.requires_grad for p in model.model.language_model.parameters())
+    fresh = variance_shares(model.eval(), processor, n=120)
+    assert min(fresh.values()) >= 0.1 and fresh["colour"] <= 0.5, fresh
+    if (BASE / "config.json").is_file():
+        import torch
+        from transformers import AutoModelForImageTextToText
+
+        shipped = variance_shares(AutoModelForImageTextToText.from_pretrained(BASE, dtype=torch.float32).eval(),
+                                  processor, n=120)
+        assert shipped["shape"] >= 0.1 and shipped["col"] >= 0.1 and shipped["row"] >= 0.1, shipped
+
+
 def _column_probe(model, processor, scenes) -> float:
     """Held-out accuracy of a least-squares linear probe that reads the column of an
     *occupied* cell from the frozen vision features (the merger's input)."""

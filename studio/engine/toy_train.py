@@ -19,17 +19,22 @@ Commands (each ≤ 90 min on 2 CPU cores)::
     python -m studio.engine.toy_train thinking --init studio/assets/toy-base \
         --out studio/assets/toy-thinking --seed 0
 
-Why the vision encoder is frozen: trained jointly from scratch, the vision tower collapsed
-(every image gave the same visual tokens; loss identical with right, shuffled or blank
-images; held-out accuracy at chance). Now the encoder stays at its random init (a random
-ViT keeps colour and position) and only the merger (projector) and the language model
-train, LLaVA stage-1 style; ``--train-vision`` restores joint training. Every
-``--eval-every`` steps :func:`vision_diagnostic` logs ``img_gap`` (loss with shuffled images
-minus loss with the right ones, on held-out scenes: must grow) and ``feat_spread`` (across-
-image spread of the visual tokens); ``--min-gap`` stops a run that ignores the images.
+Why the vision tower is frozen, merger included (measured; see :func:`freeze_vision_encoder`):
+trained jointly from scratch, the vision tower collapsed (every image gave the same visual
+tokens). With only the encoder frozen, the trained merger collapsed onto colour (95 % of
+its output variance) and the model named shapes and columns at chance. So the whole vision
+tower stays at its random init — a random ViT keeps colour, shape and position — with two
+data-independent fixes: a 2-D sine-cosine position embedding (:func:`sincos_position_embedding`;
+the random 0.02-std rows were drowned by patch content) and an LSUV-style rescaling of the
+merger's last layer so visual tokens start at std 0.5 (:func:`scale_visual_tokens`). Only
+the language model trains. ``--train-vision`` / ``--train-merger`` restore the other
+recipes. The log shows the visual tokens' variance shares (colour / shape / column / row,
+:func:`variance_shares`) and, every ``--eval-every`` steps, :func:`vision_diagnostic`
+(``img_gap``: loss with shuffled images minus loss with the right ones, must grow) and the
+held-out answer accuracy per family; ``--min-gap`` stops a run that ignores the images.
 
-Defaults: base up to 1400 steps × 16 images within a 36-minute budget, thinking up to 400
-steps × 12 images within 10 minutes. The LR cosine and the curriculum follow the *larger* of step
+Defaults: base up to 3000 steps × 16 images within a 55-minute budget, thinking up to 800
+steps × 12 images within 15 minutes. The LR cosine and the curriculum follow the *larger* of step
 progress and wall-clock progress, so on a busy shared CPU a run still ends on time with a
 decayed LR (after fewer steps). ``--minutes 0`` makes
 a run purely step-based and bit-reproducible on one machine.
@@ -81,10 +86,11 @@ class StageDefaults:
     max_questions: int
     minutes: float  # wall-clock budget (see ``train(minutes=...)``)
     freeze_vision: bool = True  # see :func:`freeze_vision_encoder`
+    freeze_merger: bool = True  # ditto: only the language model trains
 
 
 STAGES = {
-    "base": StageDefaults(steps=3600, lr=1e-3, batch=16, warmup=40, max_questions=6, minutes=75),
+    "base": StageDefaults(steps=3000, lr=1e-3, batch=16, warmup=40, max_questions=8, minutes=55),
     "thinking": StageDefaults(steps=800, lr=5e-4, batch=12, warmup=20, max_questions=4, minutes=15),
 }
 
@@ -163,7 +169,10 @@ def segments(scene: T.Scene, stage: str, style: str, max_questions: int) -> list
     if style == "raw":
         segs = [("[gMASK]<sop>" + IMAGE_BLOCK, NO_LOSS), (caption(scene), LOSS)]
         for it in items:
-            segs += [(f"\nQuestion: {it.question}\nAnswer:", LOSS), (f" {it.answer}", ANSWER)]
+            # the question is the sampler's choice, not something the image predicts: no
+            # loss on it (as instruction tuning masks the prompt), so the gradient goes to
+            # the grounded tokens (caption and answers)
+            segs += [(f"\nQuestion: {it.question}\nAnswer:", NO_LOSS), (f" {it.answer}", ANSWER)]
         segs.append(("<|endoftext|>", LOSS))
         return segs
     segs = [("[gMASK]<sop>", NO_LOSS)]
@@ -339,19 +348,62 @@ def vision_diagnostic(model, batch: dict) -> dict:
             "ans_acc_shuffled": round(a2, 4), "feat_spread": round(spread, 4)}
 
 
-def freeze_vision_encoder(model) -> int:
+def freeze_vision_encoder(model, merger: bool = False) -> int:
     """Freeze the vision encoder (patch embedding, position embedding, ViT blocks, norms,
-    downsample conv) at its current weights; only the merger (projector) and the language
-    model train. LLaVA stage-1 style (Liu et al. 2023, arXiv 2304.08485) with a fixed random
-    encoder: a random ViT is a near-injective projection that keeps colour and position,
-    whereas training it jointly from scratch on CPU collapsed (every image gave the same
-    visual tokens, measured: feature spread 5e-3). Returns the number of frozen parameters."""
+    downsample conv) at its current weights, and with ``merger=True`` the merger
+    (projector) too, so that only the language model trains. Returns the number of
+    frozen parameters.
+
+    Why (measured, 2 CPU cores): trained jointly from scratch, the vision tower collapsed
+    (every image gave the same visual tokens, feature spread 5e-3). With the encoder frozen
+    but the merger trained (LLaVA stage-1 style, Liu et al. 2023, arXiv 2304.08485), the
+    merger collapsed onto colour instead: after 1,900 steps 95 % of the variance of its
+    output tokens was colour, 5 % shape and 0 % position (48 / 25 / 16 % at its input), and
+    the model named shapes and columns at chance even in one-object scenes. A frozen random
+    merger keeps what the encoder sees (46 / 22 / 14 % at init) and leaves it to the language
+    model to read, as :func:`variance_shares` checks.
+    """
     n = 0
     for name, p in model.model.visual.named_parameters():
-        if not name.startswith("merger."):
+        if merger or not name.startswith("merger."):
             p.requires_grad_(False)
             n += p.numel()
     return n
+
+
+def variance_shares(model, processor, n: int = 300, seed: int = 91) -> dict[str, float]:
+    """Share of the variance of the visual tokens (the merger's output, one per 28-px cell)
+    explained by the colour, shape, column and row of the object in that cell, on ``n``
+    one-or-two-object scenes (level-1 ``shapes``): between-class over total sum of squares.
+    A merger that throws away shape or position shows ~0 there."""
+    import numpy as np
+    import torch
+
+    scenes = [T.make_scene("shapes", 1, seed, i) for i in range(n)]
+    cap: dict = {}
+    hook = model.model.visual.merger.register_forward_hook(lambda m, a, o: cap.__setitem__("x", o))
+    vis = processor.image_processor(images=[s.image for s in scenes], return_tensors="pt")
+    try:
+        with torch.no_grad():
+            model.model.get_image_features(vis["pixel_values"].to(model.dtype), vis["image_grid_thw"])
+    finally:
+        hook.remove()
+    f = cap["x"].float().reshape(n, IMAGE_TOKENS, -1).numpy()
+    xs, labels = [], {"colour": [], "shape": [], "col": [], "row": []}
+    for i, s in enumerate(scenes):
+        for o in s.description["objects"]:
+            xs.append(f[i, o["row"] * T.GRID + o["col"]])
+            labels["colour"].append(o["color"]); labels["shape"].append(o["shape"])
+            labels["col"].append(o["col"]); labels["row"].append(o["row"])
+    x = np.array(xs)
+    mean = x.mean(0)
+    total = ((x - mean) ** 2).sum()
+    out = {}
+    for k, ys in labels.items():
+        y = np.array(ys)
+        out[k] = round(float(sum(((x[y == c].mean(0) - mean) ** 2).sum() * (y == c).sum()
+                                 for c in np.unique(y)) / total), 3)
+    return out
 
 
 def sincos_position_embedding(model, std: float = 0.5) -> None:
@@ -428,7 +480,7 @@ def train(stage: str, out: str | Path, *, seed: int = 0, init: str | None = None
           lr: float | None = None, batch: int | None = None, threads: int = 2, save_minutes: float = 5.0,
           minutes: float | None = None, resume: bool = False, log_every: int = 20, eval_every: int = 200,
           command: str = "", freeze_vision: bool | None = None, min_gap: float = 0.0,
-          visual_scale: float = 0.0, position_std: float = 0.5) -> Path:
+          visual_scale: float = 0.5, position_std: float = 1.0, freeze_merger: bool | None = None) -> Path:
     """Train one stage and save it into ``out``.
 
     Args:
@@ -442,6 +494,8 @@ def train(stage: str, out: str | Path, *, seed: int = 0, init: str | None = None
             or 0: purely step-based, bit-reproducible on one machine.
         resume: continue from the checkpoint in ``out`` and the resume folder.
         freeze_vision: freeze the vision encoder except the merger (default per stage: on).
+        freeze_merger: freeze the merger too (default per stage: on; see
+            :func:`freeze_vision_encoder`).
         eval_every: every this many steps, log the held-out probe loss and the
             :func:`vision_diagnostic` (``img_gap``, ``feat_spread``).
         visual_scale: for a model built from scratch, the std its visual tokens are scaled
@@ -496,7 +550,10 @@ def train(stage: str, out: str | Path, *, seed: int = 0, init: str | None = None
     model.train()
     n_params = sum(p.numel() for p in model.parameters())
     freeze_vision = d.freeze_vision if freeze_vision is None else freeze_vision
-    frozen = freeze_vision_encoder(model) if freeze_vision else 0
+    freeze_merger = d.freeze_merger if freeze_merger is None else freeze_merger
+    frozen = freeze_vision_encoder(model, merger=freeze_merger and freeze_vision) if freeze_vision else 0
+    shares = variance_shares(model, processor)
+    print(f"[{stage}] visual-token variance shares: {shares}", flush=True)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
     start, prior_s = 0, 0.0
     if resume and (work / "resume.pt").is_file():
@@ -527,7 +584,8 @@ def train(stage: str, out: str | Path, *, seed: int = 0, init: str | None = None
     meta = {"kind": "workshop-toy", "stage": stage, "seed": seed, "command": command,
             "init": init, "params": n_params, "steps": steps, "lr": lr, "batch": batch,
             "minutes_budget": minutes, "frozen_vision_params": frozen,
-            "position_std": position_std if not init else None}
+            "position_std": position_std if not init else None, "frozen_merger": bool(freeze_merger),
+            "visual_scale": visual_scale if not init else None, "variance_shares_start": shares}
     print(f"[{stage}] {n_params / 1e6:.2f} M parameters; steps {start}..{steps}, batch {batch}, lr {lr}",
           flush=True)
     t0 = last_save = time.time()
@@ -607,9 +665,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-every", type=int, default=None, help="steps between probe + image-gap diagnostics")
     p.add_argument("--train-vision", action="store_true",
                    help="also train the vision encoder (default: frozen at init, only the merger trains)")
-    p.add_argument("--visual-scale", type=float, default=0.0,
+    p.add_argument("--visual-scale", type=float, default=0.5,
                    help="from scratch: scale the merger so visual tokens start with this std (0 = off)")
-    p.add_argument("--position-std", type=float, default=0.5,
+    p.add_argument("--train-merger", action="store_true",
+                   help="also train the merger (default: frozen at init, only the language model trains)")
+    p.add_argument("--position-std", type=float, default=1.0,
                    help="from scratch: fixed sine-cosine vision position embedding with this std (0 = random)")
     p.add_argument("--min-gap", type=float, default=0.0,
                    help="stop early if the image gap (nats/token) is below this after 30%% of the run")
@@ -622,6 +682,7 @@ def run(args: argparse.Namespace) -> int:
           minutes=args.minutes, resume=args.resume, eval_every=args.eval_every or 100,
           freeze_vision=False if args.train_vision else None, min_gap=args.min_gap,
           visual_scale=args.visual_scale, position_std=args.position_std,
+          freeze_merger=False if args.train_merger else None,
           command="python -m studio.engine.toy_train " + " ".join(sys.argv[1:]))
     return 0
 
