@@ -26,6 +26,7 @@ from typing import Any
 from studio.config import GenerationConfig, ModelSpec
 from studio.engine import chat as engine
 from studio.engine import media as media_mod
+from studio.engine.evaluate import CHAT_CHECK_QUESTION
 from studio.errors import InputError, StudioError
 from studio.ui import render
 from studio.ui.context import AppContext
@@ -232,7 +233,7 @@ def build(ctx: AppContext) -> None:
             examples = []
             scene = SAMPLE_DATA / "workshop" / "images" / "position-l2-s1000-00001.png"  # held out; 1 red circle
             if workshop and scene.is_file():
-                examples.append([{"text": "How many red circles are there?", "files": [str(scene)]}])
+                examples.append([{"text": CHAT_CHECK_QUESTION, "files": [str(scene)]}])
             for rel, q in [("photos", "What is in this picture?"),
                            ("video", "What happens in this video?"),
                            ("docs", "Summarise this document.")]:
