@@ -20,7 +20,6 @@ and ``thinking`` otherwise. Answers are checked by the RL reward's verifiers
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -135,11 +134,9 @@ def stratified(rows: list[dict], n: int | None) -> list[dict]:
 
 def model_stage(path: str) -> str | None:
     """``stage`` from a folder's ``studio_model.json`` (``"base"``/``"thinking"``), else None."""
-    f = Path(path) / "studio_model.json"
-    try:
-        return json.loads(f.read_text()).get("stage")
-    except (OSError, ValueError):
-        return None
+    from studio.engine.models import studio_meta
+
+    return studio_meta(path).get("stage")
 
 
 def _messages(prompt: str) -> list[dict]:

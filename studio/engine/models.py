@@ -74,22 +74,24 @@ def default_chat_model() -> str:
     return "toy-thinking" if (SHIPPED["toy-thinking"] / "config.json").is_file() else EMBEDDED
 
 
+def studio_meta(path: str) -> dict:
+    """The ``studio_model.json`` of a model folder (``kind``, ``stage``, the training command…);
+    ``{}`` when there is none or it cannot be read."""
+    try:
+        meta = json.loads((Path(path) / "studio_model.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
 def is_workshop(path: str) -> bool:
     """True if ``path`` is a shipped workshop checkpoint (``studio_model.json`` kind workshop-toy)."""
-    f = Path(path) / "studio_model.json"
-    try:
-        return f.is_file() and json.loads(f.read_text()).get("kind") == "workshop-toy"
-    except (OSError, ValueError):
-        return False
+    return studio_meta(path).get("kind") == "workshop-toy"
 
 
 def is_embedded(path: str) -> bool:
     """True if ``path`` is a folder written by :func:`studio.engine.tiny.build_tiny`."""
-    f = Path(path) / "studio_model.json"
-    try:
-        return f.is_file() and json.loads(f.read_text()).get("kind") == "embedded-tiny"
-    except (OSError, ValueError):
-        return False
+    return studio_meta(path).get("kind") == "embedded-tiny"
 
 
 def pick_device(device: str = "auto") -> str:
