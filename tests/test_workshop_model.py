@@ -160,6 +160,91 @@ def test_sincos_position_embedding_makes_object_position_readable(processor):
     assert after >= 0.95 and after >= before + 0.15, (before, after)
 
 
+def _cell_probe(model, processor, fit, test) -> dict[str, float]:
+    """Held-out accuracy of least-squares linear probes that read each cell's content
+    (empty/shape/digit/operator) and, on shape cells, its colour and shape from the visual
+    tokens (the merger's output, one per 28-px cell)."""
+    import torch
+
+    from studio.engine import tasks as T
+
+    def feats(scenes):
+        vis = processor.image_processor(images=[s.image for s in scenes], return_tensors="pt")
+        with torch.no_grad():
+            f = model.model.visual(vis["pixel_values"].to(model.dtype), vis["image_grid_thw"]).pooler_output
+        labs = [T.cell_labels(s.description) for s in scenes]
+        x = torch.cat([f.float(), torch.ones(f.shape[0], 1)], 1)
+        return x, torch.tensor([k for lab in labs for k in lab["content"]]), \
+            torch.tensor([k for lab in labs for k in lab["colour"]])
+
+    (xa, ca, la), (xb, cb, lb) = feats(fit), feats(test)
+    out = {}
+    for name, ya, yb, ma, mb in [("content", ca, cb, ca >= 0, cb >= 0),
+                                 ("colour", la, lb, (ca >= 1) & (ca <= 3), (cb >= 1) & (cb <= 3))]:
+        y = torch.nn.functional.one_hot(ya[ma], int(max(ya.max(), yb.max())) + 1).float()
+        w = torch.linalg.solve(xa[ma].T @ xa[ma] + 1e-2 * torch.eye(xa.shape[1]), xa[ma].T @ y)
+        out[name] = ((xb[mb] @ w).argmax(1) == yb[mb]).float().mean().item()
+    shape = (cb >= 1) & (cb <= 3)
+    y = torch.nn.functional.one_hot(ca[(ca >= 1) & (ca <= 3)], 4).float()
+    m = (ca >= 1) & (ca <= 3)
+    w = torch.linalg.solve(xa[m].T @ xa[m] + 1e-2 * torch.eye(xa.shape[1]), xa[m].T @ y)
+    out["shape"] = ((xb[shape] @ w).argmax(1) == cb[shape]).float().mean().item()
+    return out
+
+
+def test_cancel_background_zeroes_a_blank_canvas(processor):
+    import torch
+    from PIL import Image
+
+    from studio.engine import tasks as T
+    from studio.engine.toy_train import build_toy_model, cancel_background
+
+    model = build_toy_model(processor.tokenizer, seed=0)
+    blank = processor.image_processor(images=[Image.new("RGB", (112, 112), T.BACKGROUND)], return_tensors="pt")
+    pe = model.model.visual.patch_embed
+    before = pe(blank["pixel_values"]).abs().max().item()
+    cancel_background(model, processor)
+    after = pe(blank["pixel_values"]).abs().max().item()
+    assert before > 0.1 and after < 1e-4, (before, after)
+    scene = processor.image_processor(images=[T.make_scene("shapes", 1, 0, 0).image], return_tensors="pt")
+    assert pe(scene["pixel_values"]).abs().max().item() > 0.1  # content still embeds
+
+
+@pytest.mark.slow
+def test_vision_pretraining_reads_colour_only_with_the_background_cancelled(processor):
+    """Measured cause of the colour loss: 150 steps of dense pretraining name the colour of
+    ≥ 80 % of held-out shapes with :func:`cancel_background` (measured 97 %), and stay far
+    below that without it (measured 25 %: the white canvas turns the patch embedding into
+    a brightness detector)."""
+    from studio.engine.toy_train import build_toy_model, cancel_background, pretrain_vision, sincos_position_embedding
+
+    accs = {}
+    for cancel in (True, False):
+        model = build_toy_model(processor.tokenizer, seed=0)
+        sincos_position_embedding(model, 1.0)
+        if cancel:
+            cancel_background(model, processor)
+        accs[cancel] = pretrain_vision(model, processor, steps=150, minutes=0, batch=32, seed=0, log_every=1000)
+    assert accs[True]["colour"] >= 0.8 and accs[True]["empty"] >= 0.99, accs
+    assert accs[False]["colour"] <= accs[True]["colour"] - 0.3, accs
+
+
+def test_shipped_vision_tower_reads_every_cell(processor):
+    """The shipped toy-base's visual tokens carry each cell's content, colour and shape
+    *linearly* (least-squares probes on 120 → 120 held-out scenes); a random tower does not
+    (measured: shape 0.5, colour 0.6)."""
+    _need(BASE)
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from studio.engine import tasks as T
+
+    fit, test = T.generate_scenes(120, seed=1001), T.generate_scenes(120, seed=1002)
+    model = AutoModelForImageTextToText.from_pretrained(BASE, dtype=torch.float32).eval()
+    acc = _cell_probe(model, processor, fit, test)
+    assert acc["content"] >= 0.95 and acc["colour"] >= 0.95 and acc["shape"] >= 0.9, acc
+
+
 @pytest.mark.parametrize("folder,stage", [(BASE, "base"), (THINKING, "thinking")])
 def test_shipped_checkpoint_loads_through_models_load(folder, stage):
     _need(folder)

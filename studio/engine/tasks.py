@@ -185,6 +185,39 @@ def render(description: dict[str, Any]):
     return img
 
 
+#: What a 28-px cell holds (:func:`cell_labels`): nothing, a shape, or a digit/operator.
+CELL_CONTENT = ("empty",) + SHAPES + tuple("0123456789") + ("+", "-", "x")
+#: The colour of a cell's content: none (empty), a shape colour, or black ink.
+CELL_COLOURS = ("none",) + tuple(COLORS) + ("black",)
+
+
+def cell_labels(description: dict[str, Any]) -> dict[str, list]:
+    """Dense per-cell labels of a scene, one entry per 28-px cell in reading order
+    (``GRID``² = 16; cell ``r * GRID + c`` is the merged visual token of row ``r``, column
+    ``c``). Every object and symbol lies inside one cell, so each label is exact.
+
+    Returns ``{"content": [int], "colour": [int], "size": [float]}``: indices into
+    :data:`CELL_CONTENT` / :data:`CELL_COLOURS`, and the object width in px (``nan`` where
+    there is no shape).
+
+    >>> lab = cell_labels({"kind": "digits", "symbols": ["3", "+", "4"], "row": 1, "col": 0})
+    >>> [CELL_CONTENT[k] for k in lab["content"][4:8]], CELL_COLOURS[lab["colour"][4]]
+    (['3', '+', '4', 'empty'], 'black')
+    """
+    n = GRID * GRID
+    content, colour, size = [0] * n, [0] * n, [float("nan")] * n
+    if description["kind"] == "shapes":
+        for o in description["objects"]:
+            c = o["row"] * GRID + o["col"]
+            content[c], colour[c] = CELL_CONTENT.index(o["shape"]), CELL_COLOURS.index(o["color"])
+            size[c] = float(o["size"])
+    else:
+        for k, sym in enumerate(description["symbols"]):
+            c = description["row"] * GRID + description["col"] + k
+            content[c], colour[c] = CELL_CONTENT.index(sym), CELL_COLOURS.index("black")
+    return {"content": content, "colour": colour, "size": size}
+
+
 # --------------------------------------------------------------------------- scenes
 
 
@@ -228,12 +261,12 @@ def _scene_shapes(rng: random.Random, level: int, family: str) -> dict:
             objs = _place(rng, n, sizes, jitter=level == 3)
             ok = all(_comparable(a, b, ratio) for i, a in enumerate(objs) for b in objs[i + 1:])
             if ok:
-                return {"kind": "shapes", "objects": objs}
+                return {"kind": "shapes", "objects": _raster(objs)}
         raise RuntimeError("could not place a size scene")  # pragma: no cover
     if family == "position":
         n = rng.randint(1, 2) if level == 1 else rng.randint(2, 3)
         sizes = [22] * n if level == 1 else [rng.randint(14, 24) for _ in range(n)]
-        return {"kind": "shapes", "objects": _place(rng, n, sizes, jitter=level == 3)}
+        return {"kind": "shapes", "objects": _raster(_place(rng, n, sizes, jitter=level == 3))}
     n = {1: rng.randint(1, 2), 2: rng.randint(3, 4), 3: rng.randint(5, 7)}[level]
     sizes = {1: lambda: 22, 2: lambda: rng.randint(14, 24), 3: lambda: rng.randint(10, 18)}[level]
     objs = _place(rng, n, [sizes() for _ in range(n)], jitter=level == 3)
@@ -251,7 +284,13 @@ def _scene_shapes(rng: random.Random, level: int, family: str) -> dict:
         for o in objs[: rng.randint(0, 2)]:
             twin = rng.choice(objs)
             o["color"], o["shape"] = twin["color"], twin["shape"]
-    return {"kind": "shapes", "objects": objs}
+    return {"kind": "shapes", "objects": _raster(objs)}
+
+
+def _raster(objs: list[dict]) -> list[dict]:
+    """Objects in reading order (row by row, left to right): captions and traces list
+    them in this order, so "the next object" is always the next occupied cell."""
+    return sorted(objs, key=lambda o: (o["row"], o["col"]))
 
 
 def _comparable(a: dict, b: dict, ratio: float) -> bool:
@@ -310,24 +349,41 @@ def _questions_shapes(desc: dict, level: int) -> list[tuple]:
             where = ", ".join(f"{o['color']} at {_where(o)}" for o in hits)
             qs.append((f"How many {s}s are there?", str(len(hits)),
                        f"{s.capitalize()}s: {where}. That is {len(hits)}.", "count", _count_choices(level)))
-    if level >= 2:  # absent colour / kind: the answer 0 must be learnt too
+    if level >= 2:  # absent colour: the answer 0 must be learnt too
         rng = random.Random(json.dumps(desc, sort_keys=True))
         absent = [c for c in COLORS if c not in present_colors]
         c = rng.choice(absent)
         qs.append((f"How many {c} shapes are there?", "0", f"I see no {c} shape. That is 0.", "count",
                    _count_choices(level)))
-        kinds = {(o["color"], o["shape"]) for o in objs}
-        c, s = rng.choice([(c, s) for c in present_colors for s in SHAPES if (c, s) not in kinds]
-                          or [(c, SHAPES[0])])
+        qs += kind_count_questions(desc, level)
+    return qs
+
+
+def kind_count_questions(desc: dict, level: int, absent: int = 1) -> list[tuple]:
+    """"How many <colour> <shape>s are there?" for every (colour, shape) in a shapes scene,
+    plus ``absent`` kinds that are not there (answer 0; a present colour with another
+    shape when there is one, so colour alone cannot answer). Each question is a tuple
+    ``(question, answer, trace, task_type, choices)``; the trace lists the matching objects
+    in reading order: ``"Red circles: row 1 col 2. That is 1."``. Deterministic in ``desc``."""
+    objs = desc["objects"]
+    rng = random.Random("kinds/" + json.dumps(desc, sort_keys=True))
+    kinds = {(o["color"], o["shape"]) for o in objs}
+    present_colors = sorted({o["color"] for o in objs}, key=list(COLORS).index)
+    near = [(c, s) for c in present_colors for s in SHAPES if (c, s) not in kinds]
+    far = [(c, s) for c in COLORS for s in SHAPES if (c, s) not in kinds and c not in present_colors]
+    qs = []
+    for _ in range(absent):
+        pool = near or far
+        if not pool:
+            break
+        c, s = pool.pop(rng.randrange(len(pool)))
         qs.append((f"How many {c} {s}s are there?", "0", f"I see no {c} {s}. That is 0.", "count",
                    _count_choices(level)))
-        pairs = sorted({(o["color"], o["shape"]) for o in objs})
-        for c, s in pairs:
-            hits = [o for o in objs if o["color"] == c and o["shape"] == s]
-            where = ", ".join(_where(o) for o in hits)
-            qs.append((f"How many {c} {s}s are there?", str(len(hits)),
-                       f"{c.capitalize()} {s}s: {where}. That is {len(hits)}.", "count",
-                       _count_choices(level)))
+    for c, s in sorted(kinds):
+        hits = [o for o in objs if o["color"] == c and o["shape"] == s]
+        where = ", ".join(_where(o) for o in hits)
+        qs.append((f"How many {c} {s}s are there?", str(len(hits)),
+                   f"{c.capitalize()} {s}s: {where}. That is {len(hits)}.", "count", _count_choices(level)))
     return qs
 
 

@@ -82,8 +82,14 @@ Ein Bild zeigt einen Hund. Une image montre un chat. 这张图片显示了一只
 """
 
 
-def _build_tokenizer():
-    """Train a small byte-level BPE on a fixed corpus and add GLM's tokens.
+def _build_tokenizer(corpus: str = "", vocab_size: int = 1500):
+    """Train a small byte-level BPE on a fixed corpus (plus ``corpus``) and add GLM's tokens.
+
+    Args:
+        corpus: extra training text; a model trained on a known domain (the workshop
+            model, :mod:`studio.engine.toy_train`) passes its text so that its words
+            become single tokens, as they are in the real 151k-token vocabulary.
+        vocab_size: BPE vocabulary cap (before GLM's added tokens).
 
     Returns a ``PreTrainedTokenizerFast`` padding left, eos/pad ``<|endoftext|>``.
     Deterministic: the same corpus and settings give the same vocabulary.
@@ -95,12 +101,12 @@ def _build_tokenizer():
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=1500,
+        vocab_size=vocab_size,
         min_frequency=1,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator([_CORPUS] * 4, trainer=trainer)
+    tok.train_from_iterator([_CORPUS] * 4 + ([corpus] if corpus else []), trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token="<|endoftext|>",
@@ -114,11 +120,14 @@ def _build_tokenizer():
     return fast
 
 
-def build_processor():
-    """Build the tiny ``Glm4vProcessor`` (image + video processors, tokenizer, template)."""
+def build_processor(corpus: str = "", vocab_size: int = 1500):
+    """Build the tiny ``Glm4vProcessor`` (image + video processors, tokenizer, template).
+
+    ``corpus`` / ``vocab_size`` go to the tokenizer (:func:`_build_tokenizer`); the
+    defaults build the embedded model's tokenizer."""
     from transformers import Glm4vImageProcessor, Glm4vProcessor, Glm4vVideoProcessor
 
-    tokenizer = _build_tokenizer()
+    tokenizer = _build_tokenizer(corpus, vocab_size)
     image_processor = Glm4vImageProcessor(
         size={"shortest_edge": IMAGE_PIXELS[0], "longest_edge": IMAGE_PIXELS[1]},
         patch_size=14,
