@@ -220,6 +220,8 @@ def test_kind_counts_on_every_scene_kind_and_traces_in_reading_order():
         for q, ans, trace, ttype, choices in qs:
             assert derive(q, np.array(s.image)) == ans and ans in choices and ttype == "count"
             wheres = re.findall(r"row (\d) col (\d)", trace)
-            assert wheres == sorted(wheres) and trace.endswith(f"That is {ans}.")
+            assert wheres == sorted(wheres) and len(wheres) == int(ans) and trace.endswith(f"That is {ans}.")
+            colour, shape = q.split()[2], q.split()[3][:-1]
+            assert trace.startswith(f"{colour.capitalize()} {shape}s: " if ans != "0" else f"I see no {colour} {shape}.")
             n_zero += ans == "0"
     assert n_zero >= 20

@@ -53,6 +53,26 @@ def test_training_sequences_match_the_chat_template(processor, stage):
     assert b["labels"].shape == b["input_ids"].shape and (b["labels"] != -100).any()
 
 
+def test_toy_tokenizer_has_the_task_words_and_is_the_shipped_one():
+    """The workshop tokenizer's BPE saw the task text, so task words are single tokens
+    (the embedded tokenizer spells "Red" R·e·d), GLM's special and reasoning tokens are
+    unchanged, and rebuilding it gives the shipped vocabulary exactly."""
+    from studio.engine.tiny import REASONING_TOKENS, SPECIAL_TOKENS, build_processor
+    from studio.engine.toy_train import build_toy_processor
+
+    tok, emb = build_toy_processor().tokenizer, build_processor().tokenizer
+    text = "Red circles: row 4 col 2. That is 1."
+    assert len(tok(text)["input_ids"]) == 12 < len(emb(text)["input_ids"])
+    for t in SPECIAL_TOKENS + REASONING_TOKENS:
+        assert len(tok(t, add_special_tokens=False)["input_ids"]) == 1
+    assert tok.convert_tokens_to_ids("<|image|>") != tok.unk_token_id
+    for folder in (BASE, THINKING):
+        if (folder / "tokenizer.json").is_file():
+            from transformers import AutoTokenizer
+
+            assert AutoTokenizer.from_pretrained(folder).get_vocab() == tok.get_vocab(), folder
+
+
 def test_base_raw_text_has_caption_and_answers(processor):
     from studio.engine import tasks as T
     from studio.engine.toy_train import ANSWER, encode, segments
@@ -92,9 +112,10 @@ def test_vision_diagnostic_and_frozen_encoder(processor):
 
 
 def test_frozen_merger_keeps_shape_and_position_in_the_visual_tokens(processor):
-    """The recipe's vision tower is frozen whole; its visual tokens must still carry shape
-    and position, not only colour (the trained merger collapsed to 95 % colour / 0 %
-    position). Checked on a fresh model and on the shipped toy-base."""
+    """While the language model trains, the vision tower is frozen whole; a fresh random
+    tower's visual tokens carry shape and position, not only colour (the merger trained
+    through the language model collapsed to 95 % colour / 0 % position). The shipped,
+    pretrained tower is checked by linear probes below."""
     from studio.engine.toy_train import (build_toy_model, freeze_vision_encoder, scale_visual_tokens,
                                          sincos_position_embedding, variance_shares)
 
@@ -107,13 +128,6 @@ def test_frozen_merger_keeps_shape_and_position_in_the_visual_tokens(processor):
     assert any(p.requires_grad for p in model.model.language_model.parameters())
     fresh = variance_shares(model.eval(), processor, n=120)
     assert min(fresh.values()) >= 0.1 and fresh["colour"] <= 0.5, fresh
-    if (BASE / "config.json").is_file():
-        import torch
-        from transformers import AutoModelForImageTextToText
-
-        shipped = variance_shares(AutoModelForImageTextToText.from_pretrained(BASE, dtype=torch.float32).eval(),
-                                  processor, n=120)
-        assert shipped["shape"] >= 0.1 and shipped["col"] >= 0.1 and shipped["row"] >= 0.1, shipped
 
 
 def _column_probe(model, processor, scenes) -> float:
@@ -162,8 +176,8 @@ def test_sincos_position_embedding_makes_object_position_readable(processor):
 
 def _cell_probe(model, processor, fit, test) -> dict[str, float]:
     """Held-out accuracy of least-squares linear probes that read each cell's content
-    (empty/shape/digit/operator) and, on shape cells, its colour and shape from the visual
-    tokens (the merger's output, one per 28-px cell)."""
+    (empty/shape/digit/operator), on shape cells its colour and shape, and on occupied
+    cells its row and column, from the visual tokens (the merger's output, one per cell)."""
     import torch
 
     from studio.engine import tasks as T
@@ -184,11 +198,13 @@ def _cell_probe(model, processor, fit, test) -> dict[str, float]:
         y = torch.nn.functional.one_hot(ya[ma], int(max(ya.max(), yb.max())) + 1).float()
         w = torch.linalg.solve(xa[ma].T @ xa[ma] + 1e-2 * torch.eye(xa.shape[1]), xa[ma].T @ y)
         out[name] = ((xb[mb] @ w).argmax(1) == yb[mb]).float().mean().item()
-    shape = (cb >= 1) & (cb <= 3)
-    y = torch.nn.functional.one_hot(ca[(ca >= 1) & (ca <= 3)], 4).float()
-    m = (ca >= 1) & (ca <= 3)
-    w = torch.linalg.solve(xa[m].T @ xa[m] + 1e-2 * torch.eye(xa.shape[1]), xa[m].T @ y)
-    out["shape"] = ((xb[shape] @ w).argmax(1) == cb[shape]).float().mean().item()
+    cells_a, cells_b = torch.arange(len(ca)) % 16, torch.arange(len(cb)) % 16
+    for name, ya, yb, ma, mb in [("shape", ca, cb, (ca >= 1) & (ca <= 3), (cb >= 1) & (cb <= 3)),
+                                 ("row", cells_a // 4, cells_b // 4, ca > 0, cb > 0),
+                                 ("col", cells_a % 4, cells_b % 4, ca > 0, cb > 0)]:
+        y = torch.nn.functional.one_hot(ya[ma], int(max(ya.max(), yb.max())) + 1).float()
+        w = torch.linalg.solve(xa[ma].T @ xa[ma] + 1e-2 * torch.eye(xa.shape[1]), xa[ma].T @ y)
+        out[name] = ((xb[mb] @ w).argmax(1) == yb[mb]).float().mean().item()
     return out
 
 
@@ -211,28 +227,30 @@ def test_cancel_background_zeroes_a_blank_canvas(processor):
 
 
 @pytest.mark.slow
-def test_vision_pretraining_reads_colour_only_with_the_background_cancelled(processor):
-    """Measured cause of the colour loss: 150 steps of dense pretraining name the colour of
-    ≥ 80 % of held-out shapes with :func:`cancel_background` (measured 97 %), and stay far
-    below that without it (measured 25 %: the white canvas turns the patch embedding into
-    a brightness detector)."""
+def test_vision_pretraining_learns_colour_only_with_the_canvas_fixes(processor):
+    """Measured cause of the colour loss: 300 dense-pretraining steps of 32 images name the
+    colour of 82 % of held-out shapes with both fixes (blank canvas cancelled, patch
+    embedding at a tenth of the LR), 63 % with the low LR alone, and 20 % with neither
+    (chance 17 %) while shape is learnt either way (84–87 %)."""
     from studio.engine.toy_train import build_toy_model, cancel_background, pretrain_vision, sincos_position_embedding
 
     accs = {}
-    for cancel in (True, False):
+    for fixed in (True, False):
         model = build_toy_model(processor.tokenizer, seed=0)
         sincos_position_embedding(model, 1.0)
-        if cancel:
+        if fixed:
             cancel_background(model, processor)
-        accs[cancel] = pretrain_vision(model, processor, steps=150, minutes=0, batch=32, seed=0, log_every=1000)
-    assert accs[True]["colour"] >= 0.8 and accs[True]["empty"] >= 0.99, accs
-    assert accs[False]["colour"] <= accs[True]["colour"] - 0.3, accs
+        accs[fixed] = pretrain_vision(model, processor, steps=300, minutes=0, batch=32, seed=0, log_every=1000,
+                                      patch_lr=1e-4 if fixed else 1e-3)
+    assert accs[True]["colour"] >= 0.7 and accs[True]["empty"] >= 0.99, accs
+    assert accs[False]["colour"] <= 0.45 and accs[False]["shape"] >= 0.7, accs
 
 
 def test_shipped_vision_tower_reads_every_cell(processor):
-    """The shipped toy-base's visual tokens carry each cell's content, colour and shape
-    *linearly* (least-squares probes on 120 → 120 held-out scenes); a random tower does not
-    (measured: shape 0.5, colour 0.6)."""
+    """The shipped toy-base's visual tokens carry each cell's content, colour, shape, row
+    and column *linearly* (least-squares probes fitted on 120 held-out scenes, scored on 120
+    others); a random tower with the same position embedding does not (measured: content
+    0.92, colour 0.70, shape 0.68; a pretrained tower 0.99 / 0.99 / 0.96)."""
     _need(BASE)
     import torch
     from transformers import AutoModelForImageTextToText
@@ -242,7 +260,8 @@ def test_shipped_vision_tower_reads_every_cell(processor):
     fit, test = T.generate_scenes(120, seed=1001), T.generate_scenes(120, seed=1002)
     model = AutoModelForImageTextToText.from_pretrained(BASE, dtype=torch.float32).eval()
     acc = _cell_probe(model, processor, fit, test)
-    assert acc["content"] >= 0.95 and acc["colour"] >= 0.95 and acc["shape"] >= 0.9, acc
+    assert acc["content"] >= 0.97 and acc["colour"] >= 0.95 and acc["shape"] >= 0.9, acc
+    assert acc["row"] >= 0.98 and acc["col"] >= 0.98, acc
 
 
 @pytest.mark.parametrize("folder,stage", [(BASE, "base"), (THINKING, "thinking")])
@@ -260,39 +279,41 @@ def test_shipped_checkpoint_loads_through_models_load(folder, stage):
     assert not list(folder.glob("*.bin")) and not list(folder.glob("*.pt"))
 
 
-def test_shipped_base_answers_depend_on_the_image(processor):
+def test_shipped_base_answers_depend_on_the_image():
     """Regression test for the vision collapse: on 12 held-out scenes the shipped toy-base's
-    loss must rise when every image is swapped for another scene's (measured +0.52
-    nats/token on 48 scenes at the end of the first base run; the collapsed model and random weights:
-    ~0), and its visual tokens must differ between images (frozen random tower: spread
-    0.19; the collapsed tower: 0.005)."""
+    loss must rise when every image is swapped for another scene's (measured +2.98
+    nats/token, answer accuracy 0.90 vs 0.40 with swapped images; the random-tower recipe
+    +0.67 on 48 scenes; the collapsed model and random weights ~0), and its visual tokens
+    must differ between images (shipped 0.43; the collapsed tower: 0.005)."""
     _need(BASE)
     import torch
-    from transformers import AutoModelForImageTextToText
+    from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from studio.engine import tasks as T
     from studio.engine.toy_train import EVAL_SEED_OFFSET, make_batch, vision_diagnostic
 
     torch.manual_seed(0)
     model = AutoModelForImageTextToText.from_pretrained(BASE, dtype=torch.float32).eval()
+    own = AutoProcessor.from_pretrained(BASE)  # the workshop tokenizer, not the embedded one
     scenes = T.generate_scenes(12, 0 + EVAL_SEED_OFFSET)
-    d = vision_diagnostic(model, make_batch(processor, scenes, "base", 6, random.Random("test")))
-    assert d["img_gap"] >= 0.2, d
-    assert d["ans_acc_right"] >= d["ans_acc_shuffled"] + 0.03, d
+    d = vision_diagnostic(model, make_batch(own, scenes, "base", 6, random.Random("test")))
+    assert d["img_gap"] >= 1.0, d
+    assert d["ans_acc_right"] >= d["ans_acc_shuffled"] + 0.3, d
     assert d["feat_spread"] >= 0.1, d
 
 
 def test_toy_thinking_writes_the_format_on_held_out_prompts():
     """Greedy `studio eval` on 12 held-out prompts: random weights write no
     <think>/<answer>/box at all (0 %); the shipped model ≥ 80 % (measured 100 % on 480), and
-    its accuracy is above chance (67 % vs 34 % on 480; the collapsed model was at chance)."""
+    its accuracy is well above chance (88 % vs 34 % on 480; the random-tower recipe 67 %,
+    the collapsed model was at chance)."""
     _need(THINKING)
     from studio.engine.evaluate import evaluate
 
     rep = evaluate(str(THINKING), EVAL, n=12, max_new_tokens=120, batch_size=12)
     all_row = rep.groups()[-1]
     assert all_row["n"] == 12 and all_row["format"] >= 0.8, rep.table()
-    assert all_row["accuracy"] >= all_row["chance"] + 0.1, rep.table()
+    assert all_row["accuracy"] >= all_row["chance"] + 0.35, rep.table()  # measured 92 % vs 37 %
 
 
 def test_shipped_assets_are_small():
@@ -301,7 +322,6 @@ def test_shipped_assets_are_small():
     assert total <= 25 * 2**20
 
 
-@pytest.mark.slow
 def test_toy_thinking_beats_random_weights_on_held_out_prompts():
     """`studio eval` on 20 held-out prompts: random weights score 0 % format (measured)."""
     _need(THINKING)
@@ -311,10 +331,9 @@ def test_toy_thinking_beats_random_weights_on_held_out_prompts():
     all_row = rep.groups()[-1]
     assert rep.mode == "thinking" and all_row["n"] == 20
     assert all_row["format"] >= 0.8, rep.table()
-    assert all_row["accuracy"] >= all_row["chance"] + 0.15, rep.table()
+    assert all_row["accuracy"] >= all_row["chance"] + 0.35, rep.table()  # measured 90 % vs 35 %
 
 
-@pytest.mark.slow
 def test_toy_base_answers_plainly_above_chance():
     _need(BASE)
     from studio.engine.evaluate import evaluate
@@ -322,7 +341,7 @@ def test_toy_base_answers_plainly_above_chance():
     rep = evaluate(str(BASE), EVAL, n=20, max_new_tokens=12)
     all_row = rep.groups()[-1]
     assert rep.mode == "plain"
-    assert all_row["accuracy"] >= all_row["chance"] + 0.1, rep.table()
+    assert all_row["accuracy"] >= all_row["chance"] + 0.3, rep.table()  # measured 85 % vs 35 %
 
 
 @pytest.mark.slow
@@ -331,9 +350,10 @@ def test_train_script_runs_and_saves_a_loadable_checkpoint(tmp_path):
     from studio.engine.models import load
     from studio.engine.toy_train import train
 
-    out = train("base", tmp_path / "b", steps=3, batch=2, minutes=0, command="test")
+    out = train("base", tmp_path / "b", steps=3, batch=2, minutes=0, command="test", vision_steps=2)
     meta = json.loads((out / "studio_model.json").read_text())
     assert meta["stage"] == "base" and meta["step"] == 3 and meta["finished"]
+    assert meta["vision_pretraining"]["steps"] == 2 and 0 <= meta["vision_pretraining"]["colour"] <= 1
     out2 = train("thinking", tmp_path / "t", init=str(out), steps=2, batch=2, minutes=0, command="test")
     model, _ = load(ModelSpec(name_or_path=str(out2), device="cpu"))
     assert json.loads((out2 / "studio_model.json").read_text())["stage"] == "thinking"
@@ -355,13 +375,11 @@ def test_chat_check_scenes_are_held_out_balanced_and_counted_from_pixels():
         assert derive("How many red circles are there?", np.array(img)) == str(count)
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 3 still open: measured 50 % on 40 scenes, 'always 0' scores "
-                                       "50 % (the model reads colour, not yet shape); remove this mark "
-                                       "when a retrained toy-thinking passes")
 def test_chat_tab_answers_how_many_red_circles_usually_right():
     """The issue's done-when: the Chat tab's default model and settings answer "How many
-    red circles?" with a short thinking trace and a boxed answer that is usually right."""
+    red circles?" with a short thinking trace and a boxed answer that is usually right,
+    on held-out scenes of every family, half of them without a red circle (always "0"
+    scores 50 %; the previous recipe's model scored 50 %, random weights 0 %)."""
     _need(THINKING)
     from studio.config import ModelSpec
     from studio.engine.evaluate import chat_check
@@ -370,4 +388,4 @@ def test_chat_tab_answers_how_many_red_circles_usually_right():
     assert default_chat_model() == "toy-thinking"
     c = chat_check(*load(ModelSpec(name_or_path="toy-thinking", device="cpu")), n=20)
     assert c["format"] >= 0.95 and c["thinking_tokens"] < 60, c
-    assert c["accuracy"] >= 0.6 and c["accuracy"] >= c["zero_baseline"] + 0.1, c
+    assert c["accuracy"] >= 0.75 and c["accuracy"] >= c["zero_baseline"] + 0.25, c

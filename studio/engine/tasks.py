@@ -364,7 +364,12 @@ def kind_count_questions(desc: dict, level: int, absent: int = 1) -> list[tuple]
     plus ``absent`` kinds that are not there (answer 0; a present colour with another
     shape when there is one, so colour alone cannot answer). Each question is a tuple
     ``(question, answer, trace, task_type, choices)``; the trace lists the matching objects
-    in reading order: ``"Red circles: row 1 col 2. That is 1."``. Deterministic in ``desc``."""
+    in reading order: ``"Red circles: row 1 col 2. That is 1."`` (``"I see no red circle.
+    That is 0."``). Deterministic in ``desc``.
+
+    A two-step trace (first every object of the colour, then those of the shape) was
+    tried and measured worse after the same thinking SFT: 76 % vs 87 % on 120 held-out
+    "How many red circles?" scenes, with garbled listings."""
     objs = desc["objects"]
     rng = random.Random("kinds/" + json.dumps(desc, sort_keys=True))
     kinds = {(o["color"], o["shape"]) for o in objs}
@@ -377,14 +382,20 @@ def kind_count_questions(desc: dict, level: int, absent: int = 1) -> list[tuple]
         if not pool:
             break
         c, s = pool.pop(rng.randrange(len(pool)))
-        qs.append((f"How many {c} {s}s are there?", "0", f"I see no {c} {s}. That is 0.", "count",
-                   _count_choices(level)))
+        qs.append((f"How many {c} {s}s are there?", "0", _kind_trace(objs, c, s), "count", _count_choices(level)))
     for c, s in sorted(kinds):
-        hits = [o for o in objs if o["color"] == c and o["shape"] == s]
-        where = ", ".join(_where(o) for o in hits)
-        qs.append((f"How many {c} {s}s are there?", str(len(hits)),
-                   f"{c.capitalize()} {s}s: {where}. That is {len(hits)}.", "count", _count_choices(level)))
+        hits = sum(o["color"] == c and o["shape"] == s for o in objs)
+        qs.append((f"How many {c} {s}s are there?", str(hits), _kind_trace(objs, c, s), "count",
+                   _count_choices(level)))
     return qs
+
+
+def _kind_trace(objs: list[dict], color: str, shape: str) -> str:
+    hits = [o for o in objs if o["color"] == color and o["shape"] == shape]
+    if not hits:
+        return f"I see no {color} {shape}. That is 0."
+    where = ", ".join(_where(o) for o in hits)
+    return f"{color.capitalize()} {shape}s: {where}. That is {len(hits)}."
 
 
 def _questions_position(desc: dict, level: int) -> list[tuple]:
