@@ -225,3 +225,10 @@ def test_kind_counts_on_every_scene_kind_and_traces_in_reading_order():
             assert trace.startswith(f"{colour.capitalize()} {shape}s: " if ans != "0" else f"I see no {colour} {shape}.")
             n_zero += ans == "0"
     assert n_zero >= 20
+
+
+def test_module_doctests():
+    import doctest
+
+    res = doctest.testmod(T)
+    assert res.attempted >= 2 and res.failed == 0, res

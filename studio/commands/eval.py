@@ -25,7 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--show", type=int, default=0, help="print this many raw outputs")
     p.add_argument("--chat-check", type=int, default=0, metavar="N",
                    help="also ask 'How many red circles?' about N held-out scenes the way the Chat tab "
-                        "does (its default sampling settings), half of them with no red circle")
+                        "does (its default sampling settings): half with none, a quarter with one, a "
+                        "quarter with two or more")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
         c = chat_check(*loaded, n=args.chat_check)
         for ex in c["examples"][: args.show]:
             print(f"[chat] answer={ex['answer']} :: {ex['output']!r}")
+        by = " · ".join(f"{k}: {100 * v:.0f} %" for k, v in c["by_count"].items())
         print(f"chat check \"How many red circles?\" on {c['n']} held-out scenes (Chat tab defaults): "
               f"format {100 * c['format']:.0f} % · accuracy {100 * c['accuracy']:.0f} % "
-              f"(always '0': {100 * c['zero_baseline']:.0f} %) · {c['thinking_tokens']:.0f} thinking tokens")
+              f"(always '0': {100 * c['zero_baseline']:.0f} %) · {c['thinking_tokens']:.0f} thinking tokens "
+              f"on average\n  accuracy by number of red circles: {by}")
     return 0

@@ -230,30 +230,52 @@ CHAT_CHECK_QUESTION = "How many red circles?"
 
 
 def chat_check_scenes(n: int, seed: int = 0) -> list[tuple[Any, int]]:
-    """``n`` held-out scenes (``studio tasks`` eval split, ``seed + 1000``) with their number
-    of red circles, half with none and half with at least one (so that always answering
-    "0" scores 50 %, not 80 %). Returns ``[(PIL image 112×112, count), …]``."""
+    """``n`` held-out scenes (``studio tasks`` eval split, ``seed + 1000``; the three
+    families drawn as shapes: *shapes*, *position*, *size*) with their number of red
+    circles: half with none, a quarter with one and a quarter with two or more, so that
+    always answering "0" scores 50 % and spotting one circle without counting scores 75 %.
+    Scenes without a red circle come from the first :data:`~studio.engine.tasks.EVAL_POOL`
+    held-out scenes; scenes with several are rare (46 of the 4,500 shape scenes among the
+    first :data:`~studio.engine.tasks.HELD_OUT_POOL`), so that pool is searched for them.
+    Training skips both (:func:`studio.engine.toy_train.eval_keys`). Returns
+    ``[(PIL image 112×112, count), …]``, interleaved (zero, one, zero, two+, …).
+
+    Raises:
+        InputError: ``n`` so large that the held-out pools cannot fill the quotas (n > ~180).
+    """
     from studio.engine import tasks as T
 
-    zero, some = [], []
-    for s in T.generate_scenes(max(40, 12 * n), seed + 1000):
-        if s.description["kind"] != "shapes":
-            continue
-        k = sum(o["color"] == "red" and o["shape"] == "circle" for o in s.description["objects"])
-        (some if k else zero).append((s.image, k))
-    pairs = [x for pair in zip(some, zero) for x in pair]
-    if len(pairs) < n:
-        raise InputError(f"Only {len(pairs)} held-out scenes found for the chat check; ask for fewer.")
-    return pairs[:n]
+    quota = {1: n // 4, 2: n // 2 - n // 4}
+    quota[0] = n - quota[1] - quota[2]
+    found: dict[int, list] = {0: [], 1: [], 2: []}
+    chunk, start = 240, 0
+    while any(len(found[k]) < quota[k] for k in found):
+        if start >= T.HELD_OUT_POOL:  # beyond it, training may have seen the scene
+            raise InputError(f"Only {sum(map(len, found.values()))} held-out scenes found for the chat check; "
+                             "ask for fewer.")
+        for i, sc in enumerate(T.generate_scenes(chunk, seed + 1000, start=start // 12, render_image=False)):
+            if sc.description["kind"] != "shapes":
+                continue
+            k = T.count_kind(sc.description)
+            b = min(k, 2)
+            if len(found[b]) < quota[b] and (k or start + i < T.EVAL_POOL):
+                found[b].append((T.render(sc.description), k))
+        start += chunk
+    some = [x for pair in zip(found[1], found[2]) for x in pair] + found[1][len(found[2]):] + \
+        found[2][len(found[1]):]
+    out = [x for pair in zip(found[0], some) for x in pair]
+    return out + found[0][len(some):] + some[len(found[0]):]
 
 
 def chat_check(model, processor, n: int = 40, *, seed: int = 0, gen=None) -> dict[str, Any]:
     """Ask "How many red circles?" about ``n`` held-out scenes exactly as the Chat tab
     does (:func:`studio.engine.chat.stream`, the tab's default :class:`GenerationConfig`
-    — sampling at temperature 0.8, top-p 0.9, top-k 2 — seeded per prompt).
+    — sampling at temperature 0.8, top-p 0.9, top-k 2 — seeded per prompt so that the
+    check repeats; the tab itself draws a fresh seed).
 
-    Returns ``{"n", "format", "accuracy", "zero_baseline", "thinking_tokens", "examples"}``:
-    fractions in [0, 1]; ``zero_baseline`` is the accuracy of always answering 0;
+    Returns ``{"n", "format", "accuracy", "by_count", "zero_baseline", "thinking_tokens",
+    "examples"}``: fractions in [0, 1]; ``by_count`` the accuracy on scenes with ``"0"``,
+    ``"1"`` and ``"2+"`` red circles; ``zero_baseline`` the accuracy of always answering 0;
     ``thinking_tokens`` the mean tokens of thinking; ``examples`` the first three outputs.
     """
     from studio.config import GenerationConfig
@@ -262,6 +284,7 @@ def chat_check(model, processor, n: int = 40, *, seed: int = 0, gen=None) -> dic
 
     ok = fmt = think = 0
     examples = []
+    hits: dict[str, list[bool]] = {"0": [], "1": [], "2+": []}
     scenes = chat_check_scenes(n, seed)
     for i, (image, count) in enumerate(scenes):
         g = dataclasses.replace(gen or GenerationConfig(), seed=seed + i)
@@ -270,9 +293,12 @@ def chat_check(model, processor, n: int = 40, *, seed: int = 0, gen=None) -> dic
         p = done.parsed
         good = format_ok(p)
         fmt += good
-        ok += good and verify(p.boxed[0], str(count), "count")
+        right = bool(good and verify(p.boxed[0], str(count), "count"))
+        ok += right
+        hits[str(count) if count < 2 else "2+"].append(right)
         think += done.stats.thinking_tokens
         if len(examples) < 3:
             examples.append({"answer": count, "output": done.text})
     return {"n": n, "format": fmt / n, "accuracy": ok / n, "thinking_tokens": think / n,
+            "by_count": {k: sum(v) / len(v) for k, v in hits.items() if v},
             "zero_baseline": sum(c == 0 for _, c in scenes) / n, "examples": examples}

@@ -135,7 +135,7 @@ class StageDefaults:
 STAGES = {
     "base": StageDefaults(steps=4500, lr=1e-3, batch=16, warmup=40, max_questions=8, minutes=60,
                           vision_steps=800, vision_minutes=8),
-    "thinking": StageDefaults(steps=1000, lr=5e-4, batch=12, warmup=20, max_questions=4, minutes=15),
+    "thinking": StageDefaults(steps=2000, lr=5e-4, batch=12, warmup=20, max_questions=4, minutes=25),
 }
 
 
@@ -294,9 +294,12 @@ def make_batch(processor, scenes: list[T.Scene], stage: str, max_questions: int,
                 labels=labels, answer_mask=ans)
 
 
-def eval_keys(seed: int, n: int = 600) -> set[str]:
-    """Contents of the held-out scenes (``seed + 1000``) that training must skip."""
-    return {s.key() for s in T.generate_scenes(n, seed + EVAL_SEED_OFFSET, render_image=False)}
+def eval_keys(seed: int, n: int = T.EVAL_POOL, pool: int = T.HELD_OUT_POOL) -> set[str]:
+    """Contents of the held-out scenes (``seed + 1000``) that training must skip: the first
+    ``n`` (the eval files) and those with a red circle among the first ``pool`` (the Chat
+    tab's check); see :data:`studio.engine.tasks.EVAL_POOL`."""
+    held = T.generate_scenes(max(n, pool), seed + EVAL_SEED_OFFSET, render_image=False)
+    return {s.key() for i, s in enumerate(held) if i < n or (i < pool and T.count_kind(s.description))}
 
 
 def add_kind_counts(scene: T.Scene) -> T.Scene:
@@ -895,11 +898,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     p.add_argument("--eval-every", type=int, default=None, help="steps between probe + image-gap diagnostics")
     p.add_argument("--train-vision", action="store_true",
-                   help="also train the vision encoder (default: frozen at init, only the merger trains)")
+                   help="train the whole vision tower with the language model (default: the tower is "
+                        "frozen after the vision pretraining)")
     p.add_argument("--visual-scale", type=float, default=0.5,
                    help="from scratch: scale the merger so visual tokens start with this std (0 = off)")
     p.add_argument("--train-merger", action="store_true",
-                   help="also train the merger (default: frozen at init, only the language model trains)")
+                   help="train the merger with the language model, the rest of the vision tower frozen "
+                        "(default: the whole tower is frozen while the language model trains)")
     p.add_argument("--position-std", type=float, default=1.0,
                    help="from scratch: fixed sine-cosine vision position embedding with this std (0 = random)")
     p.add_argument("--vision-steps", type=int, default=None,
@@ -925,7 +930,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m studio.engine.toy_train", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m studio.engine.toy_train",
+        description="Train the workshop model on CPU: stage 'base' from scratch (vision pretraining, then "
+                    "captions and plain Q/A), stage 'thinking' from --init (SFT into the think/answer format). "
+                    f"Defaults: base {STAGES['base'].vision_steps} vision + {STAGES['base'].steps} steps "
+                    f"(cap {STAGES['base'].minutes:g} min), thinking {STAGES['thinking'].steps} steps "
+                    f"(cap {STAGES['thinking'].minutes:g} min).")
     add_arguments(p)
     return run(p.parse_args(argv))
 
