@@ -231,9 +231,11 @@ def build(ctx: AppContext) -> None:
                 clear_btn = gr.Button(t("chat.clear"), elem_id="clear-btn", scale=1, size="md")
             stats_md = gr.Markdown("", elem_id="chat-stats")
             examples = []
-            scene = SAMPLE_DATA / "workshop" / "images" / "position-l2-s1000-00001.png"  # held out; 1 red circle
-            if workshop and scene.is_file():
-                examples.append([{"text": CHAT_CHECK_QUESTION, "files": [str(scene)]}])
+            for name in ("position-l2-s1000-00001.png",  # held out: 1 red circle
+                         "shapes-l3-s1000-00002.png"):   # held out: 2 red circles and a red square
+                scene = SAMPLE_DATA / "workshop" / "images" / name
+                if workshop and scene.is_file():
+                    examples.append([{"text": CHAT_CHECK_QUESTION, "files": [str(scene)]}])
             for rel, q in [("photos", "What is in this picture?"),
                            ("video", "What happens in this video?"),
                            ("docs", "Summarise this document.")]:
