@@ -20,6 +20,7 @@ and ``thinking`` otherwise. Answers are checked by the RL reward's verifiers
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -248,23 +249,22 @@ def chat_check_scenes(n: int, seed: int = 0) -> list[tuple[Any, int]]:
     quota = {1: n // 4, 2: n // 2 - n // 4}
     quota[0] = n - quota[1] - quota[2]
     found: dict[int, list] = {0: [], 1: [], 2: []}
-    chunk, start = 240, 0
-    while any(len(found[k]) < quota[k] for k in found):
-        if start >= T.HELD_OUT_POOL:  # beyond it, training may have seen the scene
-            raise InputError(f"Only {sum(map(len, found.values()))} held-out scenes found for the chat check; "
-                             "ask for fewer.")
-        for i, sc in enumerate(T.generate_scenes(chunk, seed + 1000, start=start // 12, render_image=False)):
-            if sc.description["kind"] != "shapes":
-                continue
-            k = T.count_kind(sc.description)
-            b = min(k, 2)
-            if len(found[b]) < quota[b] and (k or start + i < T.EVAL_POOL):
-                found[b].append((T.render(sc.description), k))
-        start += chunk
-    some = [x for pair in zip(found[1], found[2]) for x in pair] + found[1][len(found[2]):] + \
-        found[2][len(found[1]):]
-    out = [x for pair in zip(found[0], some) for x in pair]
-    return out + found[0][len(some):] + some[len(found[0]):]
+    if n <= 0:
+        return []
+    for i, sc in enumerate(T.generate_scenes(T.HELD_OUT_POOL, seed + 1000, render_image=False)):
+        k = T.count_kind(sc.description)  # beyond the pool, training may have seen the scene
+        b = min(k, 2)
+        if sc.description["kind"] == "shapes" and len(found[b]) < quota[b] and (k or i < T.EVAL_POOL):
+            found[b].append((T.render(sc.description), k))
+            if all(len(found[c]) == quota[c] for c in found):
+                return _interleave(found[0], _interleave(found[1], found[2]))
+    raise InputError(f"Only {sum(map(len, found.values()))} held-out scenes found for the chat check; "
+                     "ask for fewer.")
+
+
+def _interleave(a: list, b: list) -> list:
+    """``a[0], b[0], a[1], b[1], …``, then the rest of the longer list."""
+    return [x for pair in itertools.zip_longest(a, b, fillvalue=_interleave) for x in pair if x is not _interleave]
 
 
 def chat_check(model, processor, n: int = 40, *, seed: int = 0, gen=None) -> dict[str, Any]:

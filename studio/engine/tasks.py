@@ -398,8 +398,7 @@ def kind_count_questions(desc: dict, level: int, absent: int = 1) -> list[tuple]
         c, s = pool.pop(rng.randrange(len(pool)))
         qs.append((f"How many {c} {s}s are there?", "0", _kind_trace(objs, c, s), "count", _count_choices(level)))
     for c, s in sorted(kinds):
-        hits = sum(o["color"] == c and o["shape"] == s for o in objs)
-        qs.append((f"How many {c} {s}s are there?", str(hits), _kind_trace(objs, c, s), "count",
+        qs.append((f"How many {c} {s}s are there?", str(count_kind(desc, c, s)), _kind_trace(objs, c, s), "count",
                    _count_choices(level)))
     return qs
 
