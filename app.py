@@ -8,10 +8,14 @@ Settings come from the Space's variables:
 
 import os
 
-from studio.config import ModelSpec
-from studio.engine.models import default_chat_model
-from studio.ui.app import build_app, launch_kwargs
-from studio.ui.context import AppContext
+from studio.runtime import quiet_defaults
+
+quiet_defaults()
+
+from studio.config import ModelSpec  # noqa: E402
+from studio.engine.models import default_chat_model  # noqa: E402
+from studio.ui.app import build_app, launch_kwargs  # noqa: E402
+from studio.ui.context import AppContext  # noqa: E402
 
 ctx = AppContext(
     model=ModelSpec(name_or_path=os.environ.get("STUDIO_MODEL") or default_chat_model()),
@@ -19,6 +23,7 @@ ctx = AppContext(
     language=os.environ.get("STUDIO_LANG", "auto"),
 )
 demo = build_app(ctx)
+ctx.registry.preload(ctx.model)  # the page is served meanwhile; the Chat tab shows the progress
 
 if __name__ == "__main__":
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),

@@ -59,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``studio`` console script and ``python -m studio``."""
     from studio.errors import StudioError
+    from studio.runtime import quiet_defaults
 
+    quiet_defaults()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["ui", *argv]

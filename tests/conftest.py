@@ -12,6 +12,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from pathlib import Path  # noqa: E402
 
+from studio.runtime import quiet_defaults  # noqa: E402
+
+quiet_defaults()  # as every studio entry point does: no bitsandbytes unless 4-bit is asked for
+
 import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -231,3 +231,47 @@ def test_scale_vllm_refuses_a_missing_folder(tmp_path, capsys):
     assert main(["scale", "--vllm", str(tmp_path / "merged")]) == 2
     assert "not a model folder" in capsys.readouterr().err
     assert main(["scale", "--vllm", "zai-org/GLM-4.1V-9B-Thinking"]) == 0  # a hub id is fine
+
+
+def test_launch_files_are_portable_and_a_strategy_switch_leaves_nothing_stale(tmp_path):
+    """No absolute path of this machine in the launch files; zero3 → ddp removes ds_config.json;
+    the script runs from a copy of the run folder elsewhere (accelerate stubbed)."""
+    import shutil
+
+    from studio.engine.scale import write_launch
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("model: {}\n")
+    write_launch(run, "sft", "zero3", gpus_per_node=2)
+    assert (run / "launch" / "ds_config.json").is_file()
+    for f in (run / "launch").iterdir():
+        assert str(tmp_path) not in f.read_text(), f.name
+    plan = write_launch(run, "sft", "ddp", gpus_per_node=2)
+    assert sorted(p.name for p in (run / "launch").iterdir()) == ["accelerate_config.yaml", "launch.sh"]
+    assert plan.deepspeed_config is None and "deepspeed" not in plan.single_node
+    # copy the run elsewhere; a stub `accelerate` prints its arguments
+    moved = shutil.copytree(run, tmp_path / "elsewhere" / "run")
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    (stub / "accelerate").write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@"\n')
+    (stub / "accelerate").chmod(0o755)
+    import os
+
+    env = dict(os.environ, PATH=f"{stub}{os.pathsep}{os.environ['PATH']}")
+    out = subprocess.run(["bash", str(moved / "launch" / "launch.sh")], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    args = out.stdout.split("\n")
+    assert str(moved.resolve() / "config.yaml") in args and str(moved.resolve() / "launch" / "accelerate_config.yaml") in args
+    out = subprocess.run(["bash", str(moved / "launch" / "launch.sh")], capture_output=True, text=True,
+                         env=dict(env, STUDIO_RUN_DIR="/somewhere/else"))
+    assert "/somewhere/else/config.yaml" in out.stdout.split("\n")
+
+
+def test_saved_weights_have_the_mode_of_other_files(tiny_path):
+    """safetensors writes 0600 by itself; every weight file we save follows the umask like the rest."""
+    import stat
+
+    weights = stat.S_IMODE((tiny_path / "model.safetensors").stat().st_mode)
+    config = stat.S_IMODE((tiny_path / "config.json").stat().st_mode)
+    assert weights == config

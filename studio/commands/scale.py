@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     kind = args.kind or ("rl" if "-rl-" in Path(args.run).name else "sft")
     plan = scale.write_launch(args.run, kind, args.strategy, args.gpus, args.nodes, args.main_ip)
     print(f"wrote {plan.accelerate_config}" + (f" and {plan.deepspeed_config}" if plan.deepspeed_config else ""))
+    print(f"with RUN={shlex.quote(str(plan.script.parent.parent.resolve()))} (launch.sh sets it itself):")
     print(f"single node:  {plan.single_node}")
     print(f"multi-node:   NODE_RANK=<0..{args.nodes - 1}> {plan.multi_node}")
     print(f"or: bash {plan.script}")

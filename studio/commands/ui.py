@@ -1,13 +1,15 @@
 """Start the GLM-4.1V Studio web app (the default command).
 
-The model is loaded *before* the server starts, so a bad ``--model`` fails at once with
-one sentence (exit 2) instead of on the first chat message.
+The page is served first and the model loads in the background (the Chat tab shows its
+progress); a bad ``--model`` still fails at once with one sentence (exit 2), checked
+without importing torch.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from studio.config import ModelSpec
@@ -82,14 +84,33 @@ def launch(ctx, host: str = "127.0.0.1", port: int | None = 7860, share: bool = 
 
 
 def run(args: argparse.Namespace) -> int:
+    """Serve the page first, then load the model in the background.
+
+    A wrong ``--model`` still fails at once (exit 2): :func:`~studio.engine.models.precheck`
+    looks at the folder or cache without importing torch. The Chat tab shows what is
+    loading and how far it got until the model is ready; this prints one line when it is.
+    """
+    from studio.engine.models import precheck
     from studio.ui.context import AppContext
 
     spec = model_spec(args)
     ctx = AppContext(model=spec, language=args.lang, public=args.public)
     ctx.check_model_choice(spec.name_or_path)
+    precheck(spec)  # ModelLoadError → one line, exit 2, before any server starts
     if args.runs_dir:
         ctx.runs_dir = Path(args.runs_dir)
-    print(f"Loading model {spec.name_or_path} …", flush=True)
-    ctx.registry.get(spec)  # load up front: ModelLoadError → one line, exit 2
-    launch(ctx, host=args.host, port=args.port, share=args.share)
+    demo = launch(ctx, host=args.host, port=args.port, share=args.share, prevent_thread_lock=True)
+    print(f"Serving on {demo.local_url} — loading model {spec.name_or_path} …", flush=True)
+
+    def done(st) -> None:
+        if st.ready:
+            print(f"Model ready: {st.name} ({st.seconds:.1f} s)", flush=True)
+        else:
+            print(f"error: model {st.name} did not load: {st.error}", file=sys.stderr, flush=True)
+
+    ctx.registry.preload(spec, on_done=done)
+    try:
+        demo.block_thread()
+    except KeyboardInterrupt:
+        demo.close()
     return 0

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.config import ModelSpec
+from studio.engine.fileperm import share_weights
 from studio.errors import InputError, StudioError
 
 DEFAULT_PROMPT = "Describe the image. How many shapes are there, and what colors are they?"
@@ -250,6 +251,7 @@ def merge_adapter(base: str | ModelSpec | None, adapter_dir: str | os.PathLike, 
         out.parent.mkdir(parents=True, exist_ok=True)
         merged.save_pretrained(tmp, safe_serialization=True)
         processor.save_pretrained(tmp)
+        share_weights(tmp)
     except Exception as e:  # noqa: BLE001 - disk full, permissions: one clear sentence
         shutil.rmtree(tmp, ignore_errors=True)
         raise ExportError(f"Saving the merged model to {tmp.parent} failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}. "

@@ -16,9 +16,10 @@ import json
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from studio.config import EMBEDDED, ModelSpec
 from studio.errors import ModelLoadError
@@ -165,17 +166,60 @@ def check_architecture(path: str) -> Any:
     return config
 
 
-def load(spec: ModelSpec):
+def precheck(spec: ModelSpec) -> str:
+    """Check, without importing torch or transformers, that ``spec`` names something loadable.
+
+    Used before a server starts so that a wrong ``--model`` fails at once: the spec's fields,
+    the folder (or shipped name), a local folder's ``config.json`` model type, and — with
+    ``HF_HUB_OFFLINE=1`` — that a hub id's config is in the local cache.
+
+    Returns:
+        The resolved path or hub id (as :func:`resolve`).
+
+    Raises:
+        ConfigError: a bad field. ModelLoadError: as :func:`resolve`, a folder without
+            ``config.json``, another architecture, or an offline hub id that is not cached.
+    """
+    spec.validate()
+    path = resolve(spec.name_or_path)
+    cfg = Path(path) / "config.json"
+    if Path(path).is_dir():
+        try:
+            model_type = json.loads(cfg.read_text(encoding="utf-8")).get("model_type")
+        except (OSError, ValueError):
+            raise ModelLoadError(f"{spec.name_or_path!r} is not a model folder: it has no readable config.json.") from None
+        if model_type not in SUPPORTED_MODEL_TYPES:
+            raise ModelLoadError(
+                f"{path!r} is a {model_type!r} model; GLM-4.1V Studio needs a GLM-4.1V "
+                f"(glm4v) model such as zai-org/GLM-4.1V-9B-Thinking."
+            )
+    elif os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(path, "config.json"), str):
+            raise _friendly(spec.name_or_path, RuntimeError("offline"))
+    return path
+
+
+def load(spec: ModelSpec, progress: Callable[[str], None] | None = None):
     """Load ``(model, processor)`` for a :class:`ModelSpec`.
 
     The model is in eval mode on the chosen device; fp32 on CPU, bf16 on capable GPUs,
     NF4 4-bit when ``spec.load_in_4bit`` (CUDA only). A ``spec.adapter`` is attached with
     PEFT (named ``"default"``).
 
+    Args:
+        spec: what to load.
+        progress: called with a short phase name ("importing torch and transformers",
+            "reading config", "loading processor", "loading weights", "attaching adapter")
+            as each phase starts — what the UI shows while a model loads.
+
     Raises:
         ModelLoadError: missing folder, offline hub, wrong architecture, 4-bit without
             CUDA, no safetensors, adapter for another base.
     """
+    say = progress or (lambda _phase: None)
+    say("importing torch and transformers")
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -186,6 +230,7 @@ def load(spec: ModelSpec):
             "--load-in-4bit needs an NVIDIA GPU with CUDA (bitsandbytes NF4); this machine has "
             "none. Leave 4-bit off to load in float32 on the CPU."
         )
+    say("reading config")
     path = resolve(spec.name_or_path)
     check_architecture(path)
     dtype = pick_dtype(spec.dtype, device)
@@ -196,7 +241,10 @@ def load(spec: ModelSpec):
         attn_implementation=spec.attn_implementation,
     )
     if spec.load_in_4bit:
+        from studio.runtime import allow_bitsandbytes
         from transformers import BitsAndBytesConfig
+
+        allow_bitsandbytes()
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True,
@@ -207,7 +255,9 @@ def load(spec: ModelSpec):
         )
         kwargs["device_map"] = {"": 0}
     try:
+        say("loading processor")
         processor = AutoProcessor.from_pretrained(path, trust_remote_code=False)
+        say(f"loading weights ({'NF4 4-bit' if spec.load_in_4bit else str(dtype).replace('torch.', '')} on {device})")
         model = AutoModelForImageTextToText.from_pretrained(path, **kwargs)
     except ModelLoadError:
         raise
@@ -216,6 +266,7 @@ def load(spec: ModelSpec):
     if not spec.load_in_4bit:
         model.to(device)
     if spec.adapter:
+        say("attaching adapter")
         model = attach_adapter(model, spec.adapter)
     model.eval()
     model.studio_name = spec.name_or_path  # type: ignore[attr-defined]
@@ -250,26 +301,99 @@ def attach_adapter(model, adapter: str, name: str = "default"):
 
 
 @dataclass
+class LoadStatus:
+    """Where loading one model stands (what the UI shows until the model is ready).
+
+    Attributes:
+        name: the model as the user named it.
+        phase: the current phase (see :func:`load`), ``"ready"`` or ``"failed"``.
+        started: ``time.monotonic()`` at the start. finished: same at the end, else None.
+        error: the one-sentence failure, when ``phase == "failed"``.
+    """
+
+    name: str
+    phase: str = "waiting"
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    error: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return self.phase == "ready"
+
+    @property
+    def seconds(self) -> float:
+        """Seconds spent so far (or in all, once finished)."""
+        return (self.finished or time.monotonic()) - self.started
+
+
+@dataclass
 class ModelRegistry:
     """Loaded models by spec, shared by tabs; thread-safe.
 
     ``get(spec)`` loads once and returns the same ``(model, processor)`` afterwards;
-    ``unload(spec)`` (or ``unload()`` for all) drops them and frees GPU memory.
+    ``preload(spec)`` does it in a background thread (the app serves its page meanwhile)
+    and ``status(spec)`` says how far it got; ``unload(spec)`` (or ``unload()`` for all)
+    drops them and frees GPU memory.
     """
 
     _items: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _status: dict[str, LoadStatus] = field(default_factory=dict)
 
     @staticmethod
     def key(spec: ModelSpec) -> str:
         return json.dumps(spec.to_dict(), sort_keys=True)
 
     def get(self, spec: ModelSpec):
+        """``(model, processor)`` for ``spec``, loading it on first use (ModelLoadError as :func:`load`)."""
         k = self.key(spec)
         with self._lock:
             if k not in self._items:
-                self._items[k] = load(spec)
+                st = self._status.setdefault(k, LoadStatus(spec.name_or_path))
+                st.phase, st.started, st.finished, st.error = "starting", time.monotonic(), None, ""
+
+                def phase(p: str) -> None:
+                    st.phase = p
+
+                try:
+                    self._items[k] = load(spec, progress=phase)
+                except Exception as e:
+                    st.phase, st.error, st.finished = "failed", str(e).splitlines()[0] if str(e) else type(e).__name__, time.monotonic()
+                    raise
+                st.phase, st.finished = "ready", time.monotonic()
             return self._items[k]
+
+    def preload(self, spec: ModelSpec, on_done: Callable[[LoadStatus], None] | None = None) -> LoadStatus:
+        """Start loading ``spec`` in a daemon thread and return its :class:`LoadStatus` at once.
+
+        ``on_done(status)`` is called from that thread when it ends (ready or failed).
+        Requests that need the model meanwhile wait in :meth:`get` (same lock) instead of
+        loading it twice.
+        """
+        k = self.key(spec)
+        with self._lock:
+            if k in self._items:
+                return self._status.setdefault(k, LoadStatus(spec.name_or_path, "ready", finished=time.monotonic()))
+            st = self._status.setdefault(k, LoadStatus(spec.name_or_path))
+
+        def work() -> None:
+            try:
+                self.get(spec)
+            except Exception:  # noqa: BLE001 - the status holds the sentence; the UI shows it
+                log.info("loading %s failed: %s", spec.name_or_path, st.error)
+            if on_done is not None:
+                on_done(st)
+
+        threading.Thread(target=work, name=f"load-{spec.name_or_path}", daemon=True).start()
+        return st
+
+    def status(self, spec: ModelSpec) -> LoadStatus | None:
+        """The :class:`LoadStatus` of ``spec`` (None if it was never asked for)."""
+        k = self.key(spec)
+        if k in self._items and k not in self._status:
+            return LoadStatus(spec.name_or_path, "ready", finished=time.monotonic())
+        return self._status.get(k)
 
     def loaded(self) -> list[ModelSpec]:
         return [ModelSpec.from_dict(json.loads(k)) for k in self._items]
@@ -280,8 +404,10 @@ class ModelRegistry:
         with self._lock:
             if spec is None:
                 self._items.clear()
+                self._status.clear()
             else:
                 self._items.pop(self.key(spec), None)
+                self._status.pop(self.key(spec), None)
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

@@ -54,6 +54,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from studio.config import ModelSpec, YamlConfig, check
 from studio.engine.curriculum import CurriculumConfig
+from studio.engine.fileperm import share_weights
 from studio.engine.rewards import RewardConfig, row_task_type
 from studio.errors import ConfigError, DataError, InputError, StudioError
 
@@ -94,10 +95,10 @@ def vllm_available() -> tuple[bool, str]:
     """(ok, reason): vLLM colocate generation needs ``import vllm`` and a CUDA GPU."""
     import importlib.util
 
+    if importlib.util.find_spec("vllm") is None:  # checked first: no torch import for the page
+        return False, "vLLM is not installed (pip install vllm)"
     import torch
 
-    if importlib.util.find_spec("vllm") is None:
-        return False, "vLLM is not installed (pip install vllm)"
     if not torch.cuda.is_available():
         return False, "no CUDA GPU is visible"
     return True, ""
@@ -1350,7 +1351,7 @@ def build_trainer(cfg: RLRunConfig, run_dir: str | Path, *, model=None, processo
         ignore_data_skip=True,  # the curriculum state, not the data order, is what resume restores
         use_cpu=on_cpu,
         bf16=(not on_cpu) and torch.cuda.is_bf16_supported(),
-        gradient_checkpointing=False,
+        activation_checkpointing=False,
         use_vllm=cfg.use_vllm,
         vllm_mode="colocate",
         vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
@@ -1395,6 +1396,7 @@ def train(cfg: RLRunConfig, run_dir: str | Path, *, resume: bool = False, model=
     adapter = run_dir / "adapter"
     trainer.model.save_pretrained(str(adapter))
     trainer.processing_class.save_pretrained(str(adapter))
+    share_weights(run_dir, recursive=True)  # the adapter and every checkpoint
     summary = {
         "steps": trainer.state.global_step,
         "rollouts": trainer.rollouts_total,

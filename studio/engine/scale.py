@@ -119,9 +119,22 @@ def accelerate_config(strategy: str, gpus_per_node: int, nodes: int = 1,
     return cfg
 
 
+#: Files :func:`write_launch` may write under ``<run>/launch/``; the ones a new strategy
+#: does not write are removed, so a switch (zero3 → ddp) leaves nothing stale behind.
+LAUNCH_FILES = ("accelerate_config.yaml", "ds_config.json", "launch.sh")
+#: How launch.sh finds the run folder: this variable, else the folder above the script.
+RUN_DIR_VAR = "STUDIO_RUN_DIR"
+
+
 def write_launch(run_dir: str | Path, kind: str, strategy: str = "ddp", gpus_per_node: int = 8,
                  nodes: int = 1, main_ip: str = "MAIN_NODE_IP", port: int = 29500) -> LaunchPlan:
     """Write ``<run>/launch/`` files for ``studio <kind> --config <run>/config.yaml``.
+
+    No absolute path of this machine is written: ``launch.sh`` finds the run folder at run
+    time (``$STUDIO_RUN_DIR``, else the folder above the script), and the accelerate file
+    names the DeepSpeed JSON relative to the run folder (``launch/ds_config.json``;
+    ``launch.sh`` passes it as an absolute path built at run time). So the run folder can be
+    copied to a cluster and launched there. Files of an earlier strategy are removed.
 
     Raises:
         ConfigError: no ``config.yaml`` in the run folder, unknown kind or strategy.
@@ -131,20 +144,24 @@ def write_launch(run_dir: str | Path, kind: str, strategy: str = "ddp", gpus_per
         raise ConfigError(f"`kind` must be sft or rl, got {kind!r}.")
     if not (run / "config.yaml").is_file():
         raise ConfigError(f"{run} has no config.yaml; export a run folder made by the SFT or RL tab.")
+    cfg = accelerate_config(strategy, gpus_per_node, nodes,
+                            ds_config_file="launch/ds_config.json" if strategy in ("zero2", "zero3") else None)
     out = run / "launch"
     out.mkdir(parents=True, exist_ok=True)
     ds_path = None
     if strategy in ("zero2", "zero3"):
         ds_path = out / "ds_config.json"
         ds_path.write_text(json.dumps(deepspeed_config(int(strategy[-1])), indent=2))
-    cfg = accelerate_config(strategy, gpus_per_node, nodes,
-                            ds_config_file=str(ds_path.resolve()) if ds_path else None)
+    for name in LAUNCH_FILES:
+        if name == "ds_config.json" and ds_path is None:
+            (out / name).unlink(missing_ok=True)
     acc_path = out / "accelerate_config.yaml"
     acc_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    entry = f"-m studio {kind} --config {shlex.quote(str((run / 'config.yaml').resolve()))}"
-    single = f"accelerate launch --config_file {shlex.quote(str(acc_path.resolve()))} {entry}"
-    multi = (f"accelerate launch --config_file {shlex.quote(str(acc_path.resolve()))} "
-             f"--num_machines {nodes} --machine_rank $NODE_RANK --main_process_ip {main_ip} "
+    ds_arg = ' --deepspeed_config_file "$RUN/launch/ds_config.json"' if ds_path else ""
+    entry = f'-m studio {kind} --config "$RUN/config.yaml"'
+    single = f'accelerate launch --config_file "$RUN/launch/accelerate_config.yaml"{ds_arg} {entry}'
+    multi = (f'accelerate launch --config_file "$RUN/launch/accelerate_config.yaml"{ds_arg} '
+             f"--num_machines {nodes} --machine_rank $NODE_RANK --main_process_ip {shlex.quote(main_ip)} "
              f"--main_process_port {port} {entry}")
     script = out / "launch.sh"
     script.write_text(
@@ -154,7 +171,9 @@ def write_launch(run_dir: str | Path, kind: str, strategy: str = "ddp", gpus_per
         f"#   bash launch.sh\n"
         "# Multi-node: run on every node with NODE_RANK=0..N-1 and the main node's IP:\n"
         f"#   NODE_RANK=0 MULTI=1 bash launch.sh   (then NODE_RANK=1 … on the others)\n"
+        f"# The run folder is ${RUN_DIR_VAR} if set, else the folder above this script.\n"
         "set -euo pipefail\n"
+        f'RUN="${{{RUN_DIR_VAR}:-$(cd "$(dirname "${{BASH_SOURCE[0]}}")/.." && pwd)}}"\n'
         'if [ "${MULTI:-0}" = "1" ]; then\n'
         f"  {multi}\n"
         "else\n"

@@ -40,6 +40,7 @@ from typing import Any, Sequence
 
 from studio.config import ModelSpec, YamlConfig, check
 from studio.engine.data import POLICIES
+from studio.engine.fileperm import share_weights
 from studio.errors import ConfigError, DataError, StudioError
 
 log = logging.getLogger(__name__)
@@ -379,7 +380,7 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
         bf16=dtype == torch.bfloat16,
         fp16=False,
         use_cpu=device == "cpu",
-        gradient_checkpointing=gc,
+        activation_checkpointing=gc,
         report_to=report_to or "none",
         max_length=cfg.max_length,
         assistant_only_loss=True,
@@ -443,6 +444,7 @@ def train(cfg: SFTRunConfig, run_dir: str | os.PathLike, *, stop_flag=None, call
         log_fn(f"saved adapter to {adapter}")
     else:
         log_fn(f"stopped at step {trainer.state.global_step}; checkpoint saved, start again to resume")
+    share_weights(run, recursive=True)  # the adapter and every checkpoint
     return {"status": "stopped" if stopped else "finished", "global_step": trainer.state.global_step,
             "resumed_from": str(last) if last else None, "adapter": str(adapter) if adapter else None,
             "train_loss": getattr(out, "training_loss", None), **info}

@@ -20,6 +20,8 @@ import json
 import os
 from pathlib import Path
 
+from studio.engine.fileperm import share_weights
+
 # The real checkpoint's special tokens (special=True), in id order (151329…151344).
 SPECIAL_TOKENS = [
     "<|endoftext|>", "[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>",
@@ -206,6 +208,7 @@ def build_tiny(path: str | os.PathLike, seed: int = 0) -> Path:
         if bars:
             hf_logging.enable_progress_bar()
     processor.save_pretrained(out)
+    share_weights(out)
     (out / "studio_model.json").write_text(
         json.dumps({"kind": "embedded-tiny", "version": TINY_VERSION, "seed": seed,
                     "note": "random weights: the text is not meaningful; the pipeline is real"}),

@@ -67,6 +67,7 @@ from pathlib import Path
 
 from studio.engine import tasks as T
 from studio.engine import tiny
+from studio.engine.fileperm import share_weights
 
 #: The tiny model's shapes (studio.engine.tiny), scaled up to ~4.0 M parameters (with the 796-token workshop vocabulary).
 TOY_TEXT_CONFIG = dict(
@@ -682,6 +683,7 @@ def save(model, processor, out: Path, meta: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
     processor.save_pretrained(out)
+    share_weights(out)
     (out / "studio_model.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
 
 
@@ -694,6 +696,7 @@ def ship(folder: str | Path) -> Path:
     folder = Path(folder)
     model = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.float32)
     model.to(torch.bfloat16).save_pretrained(folder, safe_serialization=True)
+    share_weights(folder)
     return folder
 
 

@@ -206,7 +206,24 @@ def build(ctx: AppContext) -> None:
     except StudioError:
         embedded, workshop = ctx.is_embedded, False
 
+    def loading_state():
+        """(banner update, timer update): the model's load progress until it is ready."""
+        spec = ModelSpec.from_dict(ctx.model.to_dict())
+        spec.adapter = None
+        st = ctx.registry.status(spec)
+        if st is None or st.ready:
+            return gr.update(value="", visible=False), gr.Timer(active=False)
+        name = render.escape(st.name)
+        if st.phase == "failed":
+            return gr.update(value=tr("chat.load_failed", name=name, error=render.escape(st.error)),
+                             visible=True), gr.Timer(active=False)
+        return (gr.update(value=tr("chat.loading", name=name, phase=render.escape(st.phase), s=f"{st.seconds:.0f}"),
+                          visible=True), gr.Timer(active=True))
+
     # ---------------------------------------------------------------- layout
+    loading_md = gr.Markdown("", visible=False, elem_id="model-loading")
+    loading_timer = gr.Timer(0.5, active=True)
+    loading_timer.tick(loading_state, None, [loading_md, loading_timer], queue=False, show_progress="hidden")
     if embedded:
         gr.Markdown(f"> ⚠️ **{EMBEDDED_NOTICE}**", elem_id="embedded-notice")
     elif workshop:

@@ -159,7 +159,10 @@ def build(ctx: AppContext) -> None:
                                 elem_id=f"cmp-mode-{side.lower()}")
                 side_inputs[side] = (model, adapter, mode)
     with gr.Row():
-        plan_md = gr.Markdown("", elem_id="cmp-plan")
+        # The plan for the default pair needs torch/transformers (device, configs): computed
+        # when a page loads, not while the app is built, so the page is served first.
+        plan_on_load: dict = {}  # filled below; gradio also calls the function once while building
+        plan_md = gr.Markdown(lambda: plan_on_load["fn"]() if "fn" in plan_on_load else "", elem_id="cmp-plan")
         plan_btn = gr.Button(t("cmp.plan_btn"), scale=0, min_width=140, elem_id="cmp-plan-btn")
     box = gr.MultimodalTextbox(file_types=FILE_TYPES, file_count="multiple", sources=["upload"],
                                placeholder=t("cmp.placeholder"),
@@ -367,10 +370,15 @@ def build(ctx: AppContext) -> None:
     def auto_mode(model):
         return gr.update(value=engine.default_mode(str(model or "")))
 
-    try:  # the plan for the default pair, shown before anything loads
-        plan_md.value = _plan(da.model, NO_ADAPTER, da.mode, db.model, NO_ADAPTER, db.mode, static=True)[0]
-    except Exception:  # noqa: BLE001 - a missing config must not break the app's start
-        log.exception("default memory plan failed")
+    def default_plan() -> str:
+        """The plan for the default pair, shown before anything loads ("" if it cannot be made)."""
+        try:
+            return _plan(da.model, NO_ADAPTER, da.mode, db.model, NO_ADAPTER, db.mode)[0]
+        except Exception:  # noqa: BLE001 - a missing config must not break the page
+            log.exception("default memory plan failed")
+            return ""
+
+    plan_on_load["fn"] = default_plan
 
     # ---------------------------------------------------------------- events
     pickers = [*side_inputs["A"], *side_inputs["B"]]
