@@ -97,8 +97,9 @@ from studio.engine.rewards.registry import (
     math_reward,
     numeric_reward,
     ocr_reward,
+    warm_up,
 )
-from studio.engine.rewards.sandbox import warm_up
+from studio.engine.rewards import sandbox
 from studio.engine.rewards.text import normalize_text
 from studio.engine.rewards.verify import (
     check_reference,

@@ -200,6 +200,17 @@ def get_reward(name: str, **settings: Any) -> RewardFn:
     return fn
 
 
+def warm_up() -> bool:
+    """Pay the one-off costs now rather than inside a training step: start the SymPy
+    worker process (about 1–2 s; it exercises SymPy's lazily imported paths) and import
+    SciPy's assignment solver (grounding). Returns True when the worker is ready."""
+    try:
+        from scipy.optimize import linear_sum_assignment  # noqa: F401
+    except ImportError:
+        pass
+    return sandbox.warm_up()
+
+
 def build_reward_funcs(cfg: RewardConfig) -> list[RewardFn]:
     """One bound function per name in ``cfg.functions`` (validates ``cfg`` first).
 
@@ -208,5 +219,5 @@ def build_reward_funcs(cfg: RewardConfig) -> list[RewardFn]:
     """
     cfg.validate()
     # start the SymPy worker now, in the background, so the first training step does not wait
-    threading.Thread(target=sandbox.warm_up, daemon=True, name="rewards-sympy-warm-up").start()
+    threading.Thread(target=warm_up, daemon=True, name="rewards-warm-up").start()
     return [get_reward(n, **cfg.settings()) for n in cfg.functions]
