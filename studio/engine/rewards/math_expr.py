@@ -94,6 +94,8 @@ def math_equal(pred: str, ref: str, *, rel_tol: float = 1e-5, max_expr_chars: in
         return numbers_equal(qp, qr, rel_tol)
     if not looks_like_math(pred) or not looks_like_math(ref):
         a, b = normalize_text(pred), normalize_text(ref)
+        if len(a) == 1 and len(b) == 1:  # one letter is a variable: case matters (x ≠ X)
+            return clean_math(pred) == clean_math(ref)
         return bool(a) and a == b
     p, r = clean_math(pred), clean_math(ref)
     if not p or not r:
