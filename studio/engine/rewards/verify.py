@@ -146,7 +146,7 @@ def row_task_type(task_type: Any, answer: Any, choices: Any = None) -> str:
     return tt
 
 
-_PYTHONISH = re.compile(r"\*\*|\bsqrt\(|\bpi\b|\bexp\(|\blog\(")
+_PYTHONISH = re.compile(r"\*\*|(?<!\\)\b(?:sqrt|exp|log)\(|(?<!\\)\bpi\b")
 
 
 def _math_problem(r: str, numeric: bool) -> str | None:
