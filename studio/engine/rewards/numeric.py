@@ -105,6 +105,7 @@ class Quantity:
 
     @property
     def finite(self) -> bool:
+        """True unless the quantity is an infinity or NaN."""
         return self.value is not None
 
 

@@ -89,8 +89,10 @@ def verify(pred: str, ref: Any, task_type: str = "math", *, image_size: Any = No
         **settings: :class:`~studio.engine.rewards.RewardConfig` fields (``rel_tol``…).
 
     Returns:
-        A float in [0, 1]; 1.0 only for a right answer. Never slower than about
-        ``sympy_timeout_s`` + 0.25 s (``bench/verifiers.py`` measures the worst cases).
+        A float in [0, 1]; 1.0 only for a right answer. Takes at most about
+        ``sympy_timeout_s`` + 0.25 s once the SymPy worker runs (the first expression of a
+        process waits 1–2 s for it unless :func:`~studio.engine.rewards.warm_up` ran;
+        ``bench/verifiers.py`` measures the worst cases).
 
     Raises:
         DataError: unknown task type.
