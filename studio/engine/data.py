@@ -841,7 +841,11 @@ def check_tags(text: str) -> list[tuple[str, str, str, str]]:
     """Check one assistant turn's reasoning tags.
 
     Expected: ``<think>…</think><answer>…</answer>`` (whitespace allowed between), each
-    tag once, at most one ``<|begin_of_box|>…<|end_of_box|>`` inside the answer.
+    tag once, at most one ``<|begin_of_box|>…<|end_of_box|>`` inside the answer. The
+    verdict for a turn with thinking is :func:`studio.engine.rewards.check_format`'s — the
+    same judge as the RL reward and ``studio eval``; the checks before it only name
+    auto-fixable shapes (missing ``</answer>``, answer without thinking) and text outside
+    the tags (a warning: it is trained, and the reward would score such an output 0).
 
     Returns: list of (severity, message, fix, auto_fix_key); empty when fine.
 
@@ -849,6 +853,8 @@ def check_tags(text: str) -> list[tuple[str, str, str, str]]:
     []
     >>> check_tags("<think>a</think><answer>b")[0][3]
     'close_answer'
+    >>> check_tags("<think>a</think><answer>b<|user|>c</answer>")[0][1]
+    'not the GLM format: control token <|user|> inside the completion'
     """
     tags = _TAG_RE.findall(text)
     counts = Counter(tags)
@@ -880,7 +886,8 @@ def check_tags(text: str) -> list[tuple[str, str, str, str]]:
     if rest != [ANSWER_OPEN, ANSWER_CLOSE]:
         return [("error", "answer tags out of order", "write <answer>…</answer> once, after </think>", "")]
     if not text.rstrip().endswith(ANSWER_CLOSE):
-        out.append(("warning", "text after </answer> is trained too", "move it inside the answer or drop it", ""))
+        out.append(("warning", "text after </answer> is trained too (the RL reward scores this shape 0)",
+                    "move it inside the answer or drop it", ""))
     i_open, i_close = text.find(ANSWER_OPEN), text.find(ANSWER_CLOSE)
     if BOX_OPEN in text and not (i_open < text.find(BOX_OPEN) < text.find(BOX_CLOSE) < i_close):
         out.append(("error", "the box is outside the answer", "put <|begin_of_box|>…<|end_of_box|> inside <answer>", ""))
@@ -889,7 +896,16 @@ def check_tags(text: str) -> list[tuple[str, str, str, str]]:
                     "add the reasoning, or convert to <think>\\n</think><answer>…</answer> (auto-fix)",
                     "add_empty_think"))
     if THINK_OPEN in text and text[:text.find(THINK_OPEN)].strip():
-        out.append(("warning", "text before <think> is trained", "start the turn with <think>", ""))
+        out.append(("warning", "text before <think> is trained (the RL reward scores this shape 0)",
+                    "start the turn with <think>", ""))
+    if THINK_OPEN in text and not any(sev == "error" for sev, *_ in out):
+        # the one format judge (RL reward, studio eval): whatever it refuses is an error here too
+        from studio.engine.rewards import check_format
+
+        fc = check_format(text)
+        if not fc.ok and "outside <think>/<answer>" not in fc.reason:
+            out.append(("error", f"not the GLM format: {fc.reason}",
+                        "write <think>…</think><answer>…</answer> with at most one box, inside the answer", ""))
     return out
 
 

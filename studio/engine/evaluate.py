@@ -51,10 +51,18 @@ def verify(pred: str, answer: str, task_type: str, choices: Sequence[str] | None
     return rewards.verify(pred, answer, rewards.row_task_type(task_type, answer, list(choices or []) or None)) >= 1.0
 
 
-def format_ok(parsed) -> bool:
-    """GLM-4.1V-Thinking format: closed think, closed answer, exactly one box."""
-    return (parsed.has_think and parsed.thinking_closed and parsed.has_answer_tag
-            and parsed.answer_closed and len(parsed.boxed) == 1)
+def format_ok(text: str) -> bool:
+    """GLM-4.1V-Thinking format with exactly one box — the RL reward's own judge,
+    :func:`studio.engine.rewards.check_format` (no text before ``<think>`` or after
+    ``</answer>``, no box in the thinking, no nested tags), so that ``studio eval`` never
+    counts as well-formed what the reward scores 0.
+
+    >>> format_ok("<think>a</think><answer><|begin_of_box|>4<|end_of_box|></answer>"), format_ok("<answer>4</answer>")
+    (True, False)
+    """
+    from studio.engine.rewards import check_format
+
+    return check_format(text, require_box=True).ok
 
 
 @dataclass
@@ -210,7 +218,7 @@ def evaluate(model: str, tasks_file: str | Path, *, n: int | None = 20, greedy: 
     rep = Report(model=model, mode=mode, seconds=0.0)
     for r, text in zip(rows, outs):
         p = parse(text)
-        ok = format_ok(p)
+        ok = format_ok(text)
         if mode == "thinking":
             pred = p.boxed[0] if ok else ""
             correct = ok and verify(pred, str(r["answer"]), r["task_type"], r.get("choices"))
@@ -291,7 +299,7 @@ def chat_check(model, processor, n: int = 40, *, seed: int = 0, gen=None) -> dic
         turn = engine.ChatTurn("user", CHAT_CHECK_QUESTION, TurnMedia(kind="image", images=[image]))
         done = [e for e in engine.stream(model, processor, [turn], g) if isinstance(e, engine.Done)][0]
         p = done.parsed
-        good = format_ok(p)
+        good = format_ok(done.text)
         fmt += good
         right = bool(good and verify(p.boxed[0], str(count), "count"))
         ok += right

@@ -382,7 +382,9 @@ def check_references(prompts: Sequence[RLPrompt], rewards_cfg: RewardConfig | No
     """Doctor step: every reference answer must be parseable by its row's verifier.
 
     The verifier is the row's ``task_type`` (``rewards_cfg.default_task_type`` when a
-    row has none), checked with :func:`studio.engine.rewards.check_reference`.
+    row has none; ``"auto"`` infers it from the reference), checked with
+    :func:`studio.engine.rewards.check_reference`, which refuses references no answer
+    could match and says what to change.
 
     Raises:
         DataError: listing the rows (file line numbers) and why each one fails.
@@ -393,9 +395,9 @@ def check_references(prompts: Sequence[RLPrompt], rewards_cfg: RewardConfig | No
     bad = []
     for pr in prompts:
         tt = pr.row.get("task_type") or cfg.default_task_type
-        problem = rewards.check_reference(pr.answer, tt)
+        problem = rewards.check_reference(pr.answer, tt, row=pr.line)
         if problem:
-            bad.append(f"row {pr.line}: {problem}")
+            bad.append(problem)
     if bad:
         raise DataError(
             f"{len(bad)} reference answer(s) cannot be parsed by their verifier — "
