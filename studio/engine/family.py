@@ -145,6 +145,23 @@ class Family:
             )
         return {self.thinking_switch: False}
 
+    def generation_defaults(self, base):
+        """``base`` (a :class:`studio.config.GenerationConfig`) with the sampling values
+        this checkpoint's generation_config sets (temperature, top_p, top_k,
+        repetition_penalty; ``do_sample=false`` → temperature 0). Other fields unchanged."""
+        s = self.sampling
+        out = replace(base)
+        if s.get("do_sample") is False:
+            out.temperature = 0.0
+        elif "temperature" in s:
+            out.temperature = float(s["temperature"])
+        for key in ("top_p", "repetition_penalty"):
+            if key in s:
+                setattr(out, key, float(s[key]))
+        if "top_k" in s:
+            out.top_k = int(s["top_k"])
+        return out
+
     def id(self, token: str) -> int | None:
         """Id of an added token in this tokenizer, or None."""
         return self.token_ids.get(token)
