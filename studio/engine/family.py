@@ -145,6 +145,39 @@ class Family:
             )
         return {self.thinking_switch: False}
 
+    def as_reference(self, text: str) -> str:
+        """Rewrite a completion of this family into GLM-4.1V's format for the reward code.
+
+        The format check and verifiers in :mod:`studio.engine.rewards` read
+        ``<think>…</think><answer>…</answer>``; for a family without answer tags the text
+        after the (first) ``</think>`` — up to trailing control tokens — is wrapped in
+        ``<answer>…</answer>``. A completion that writes ``<answer>`` anyway (the other
+        family's tags) then holds two and fails the format check, as it should. GLM-4.1V
+        text is returned unchanged.
+
+        >>> GLM46V_FORMAT.as_reference("<think>a</think>\\n<|begin_of_box|>4<|end_of_box|><|user|>")
+        '<think>a</think><answer><|begin_of_box|>4<|end_of_box|></answer><|user|>'
+        >>> GLM46V_FORMAT.as_reference("<think>a</think><answer>4</answer>").count("<answer>")
+        2
+        """
+        if self.answer_tags:
+            return text
+        i = text.find(THINK_CLOSE)
+        if i == -1:
+            return text
+        head, rest = text[: i + len(THINK_CLOSE)], text[i + len(THINK_CLOSE):]
+        body = rest.rstrip()
+        tail_start = len(body)
+        changed = True
+        while changed:  # peel trailing role / end tokens (<|user|>, <|endoftext|> …)
+            changed = False
+            for t in _TRAILING:
+                if body[:tail_start].endswith(t):
+                    tail_start -= len(t)
+                    changed = True
+        answer = body[:tail_start].strip("\n")
+        return f"{head}{ANSWER_OPEN}{answer}{ANSWER_CLOSE}{body[tail_start:]}{rest[len(body):]}"
+
     def generation_defaults(self, base):
         """``base`` (a :class:`studio.config.GenerationConfig`) with the sampling values
         this checkpoint's generation_config sets (temperature, top_p, top_k,
@@ -178,6 +211,9 @@ _TRACKED = (
     "<|begin_of_image|>", "<|end_of_image|>", "<|begin_of_video|>", "<|end_of_video|>",
     "<|image|>", "<|video|>", "/nothink",
 )
+
+
+_TRAILING = ("<|endoftext|>", "<|user|>", "<|observation|>", "<|assistant|>", "<|system|>", "<eop>")
 
 
 def detect_name(has_answer_token: bool, template: str) -> str:
