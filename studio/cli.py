@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tasks": ("studio.commands.tasks", "generate synthetic visual reasoning tasks"),
     "scale": ("studio.commands.scale", "write accelerate/DeepSpeed files to run an SFT/RL run on many GPUs"),
     "toy-train": ("studio.engine.toy_train", "train the workshop model (toy-base / toy-thinking) from scratch on CPU"),
-    "build-tiny": ("studio.commands.build_tiny", "build the embedded tiny GLM-4.1V into a folder"),
+    "build-tiny": ("studio.commands.build_tiny", "build a tiny GLM-4.1V or GLM-4.6V-Flash replica into a folder"),
 }
 
 

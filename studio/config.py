@@ -25,6 +25,8 @@ T = TypeVar("T", bound="YamlConfig")
 #: Default hub ids of the two real checkpoints.
 THINKING_ID = "zai-org/GLM-4.1V-9B-Thinking"
 BASE_ID = "zai-org/GLM-4.1V-9B-Base"
+#: GLM-4.6V-Flash (9B, the GLM-4.5V/4.6V output format with a thinking switch).
+FLASH_ID = "zai-org/GLM-4.6V-Flash"
 #: The ``--model`` value that means "the embedded tiny model built in code".
 EMBEDDED = "embedded"
 

@@ -32,11 +32,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--system", default=None, help="system prompt")
     add_model_arguments(p)
     d = GenerationConfig()
-    g = p.add_argument_group("sampling")
-    g.add_argument("--temperature", type=float, default=d.temperature, help="0 = greedy")
-    g.add_argument("--top-p", type=float, default=d.top_p)
-    g.add_argument("--top-k", type=int, default=d.top_k, help="0 = off")
-    g.add_argument("--repetition-penalty", type=float, default=d.repetition_penalty)
+    g = p.add_argument_group("sampling (unset: the checkpoint's generation_config, else the Studio's defaults)")
+    g.add_argument("--temperature", type=float, default=None, help=f"0 = greedy (Studio default {d.temperature})")
+    g.add_argument("--top-p", type=float, default=None, help=f"(Studio default {d.top_p})")
+    g.add_argument("--top-k", type=int, default=None, help=f"0 = off (Studio default {d.top_k})")
+    g.add_argument("--repetition-penalty", type=float, default=None,
+                   help=f"(Studio default {d.repetition_penalty})")
+    g.add_argument("--no-thinking", action="store_true",
+                   help="switch thinking off (models whose template has enable_thinking, e.g. "
+                        "GLM-4.6V-Flash; refused for GLM-4.1V-Thinking)")
     g.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
     g.add_argument("--thinking-budget", type=int, default=d.thinking_budget,
                    help="tokens allowed inside <think>; then </think><answer> is forced (0 = off)")
@@ -99,6 +103,12 @@ class Printer:
         self.out.flush()
 
 
+def _apply(gen: GenerationConfig, values: dict) -> GenerationConfig:
+    for k, v in values.items():
+        setattr(gen, k, v)
+    return gen
+
+
 def run(args: argparse.Namespace) -> int:
     from studio.engine import chat, media
     from studio.engine.models import load
@@ -107,21 +117,31 @@ def run(args: argparse.Namespace) -> int:
 
     files = list(args.image) + list(args.video) + list(args.pdf)
     gen = GenerationConfig(
-        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
-        top_k=args.top_k, repetition_penalty=args.repetition_penalty,
+        max_new_tokens=args.max_new_tokens,
         thinking_budget=args.thinking_budget, answer_budget=args.answer_budget, seed=args.seed,
         video_fps=args.fps, max_frames=args.max_frames,
     )
-    gen.validate()
+    explicit = {k: v for k, v in dict(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+                                      repetition_penalty=args.repetition_penalty).items() if v is not None}
+    _apply(gen, explicit).validate()
     if not args.prompt.strip() and not files:
         raise InputError("Give a question, e.g. studio chat --image photo.jpg \"What is in this picture?\"")
     spec = model_spec(args)
     turn_media = media.prepare_turn_media(files, fps=gen.video_fps, max_frames=gen.max_frames) if files else None
+    from studio.engine import family
+    from studio.engine.models import resolve
+
+    if args.no_thinking and os.path.isdir(resolve(spec.name_or_path)):  # refuse before a long load
+        family.from_dir(resolve(spec.name_or_path)).template_kwargs(False)
     model, processor = load(spec)
     from studio.engine.models import is_embedded
 
+    fam = family.of(processor, model)
+    fam.template_kwargs(False if args.no_thinking else None)  # refuse before generating
+    gen = _apply(fam.generation_defaults(gen), explicit)  # checkpoint defaults, then the flags
+    gen.validate()
     if is_embedded(getattr(model, "studio_path", "")):
-        print("note: embedded tiny GLM-4.1V with random weights: the text is not meaningful; "
+        print(f"note: tiny {fam.label} replica with random weights: the text is not meaningful; "
               "the pipeline is real. Use --model toy-thinking or a real checkpoint.", file=sys.stderr)
     history = [chat.ChatTurn("user", args.prompt, turn_media)]
     color = sys.stdout.isatty() and not args.no_color and not os.environ.get("NO_COLOR")
@@ -129,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     done = None
     try:
-        for ev in chat.stream(model, processor, history, gen, system=args.system, stop=stop):
+        for ev in chat.stream(model, processor, history, gen, system=args.system, stop=stop,
+                              thinking=False if args.no_thinking else None):
             if isinstance(ev, chat.ThinkingDelta):
                 out.thinking(ev.text)
             elif isinstance(ev, chat.AnswerDelta):

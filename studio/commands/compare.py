@@ -4,6 +4,8 @@ Example::
 
     studio compare --a zai-org/GLM-4.1V-9B-Base --b zai-org/GLM-4.1V-9B-Thinking \\
         --image photo.jpg "How many people are there?"
+    studio compare --a zai-org/GLM-4.1V-9B-Thinking --b zai-org/GLM-4.6V-Flash --image photo.jpg "…"
+    studio compare --a zai-org/GLM-4.6V-Flash --b zai-org/GLM-4.6V-Flash --b-no-thinking "…"
 
 Defaults: A = toy-base (completion prompt), B = toy-thinking (chat) when the workshop
 models are installed, else the embedded tiny model on both sides (random weights).
@@ -27,6 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        help=f"side {S} prompt style: base = completion prompt without chat roles; "
                             f"auto = base for *-Base/toy-base models, else chat")
         p.add_argument(f"--{s}-4bit", action="store_true", help=f"load side {S} in 4-bit (CUDA)")
+        p.add_argument(f"--{s}-no-thinking", action="store_true",
+                       help=f"side {S}: thinking off (GLM-4.6V-Flash-style models; e.g. the same model "
+                            f"on both sides, one with this flag)")
     media = p.add_mutually_exclusive_group()
     media.add_argument("--image", action="append", default=[], help="image file (repeat for several)")
     media.add_argument("--video", default=None, help="one video file")
@@ -62,6 +67,7 @@ def _sides(args):
             side = SideSpec(model, mode=default_mode(model) if mode == "auto" else mode)
         side.adapter = getattr(args, f"{s}_adapter")
         side.load_in_4bit = bool(getattr(args, f"{s}_4bit"))
+        side.thinking = not getattr(args, f"{s}_no_thinking")
         side.validate()
         out.append(side)
     used_default = args.a_model is None and args.b_model is None

@@ -16,7 +16,8 @@ import json
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Flags of ``studio doctor``."""
     p.add_argument("data", help="dataset file or folder (.jsonl/.json/.csv/.parquet or a save_to_disk folder)")
-    p.add_argument("--model", default=None, help="model whose processor counts tokens (default: embedded)")
+    p.add_argument("--model", default=None, help="model whose processor counts tokens and whose family's "
+                   "tags are expected (default: embedded, GLM-4.1V)")
     p.add_argument("--max-length", type=int, default=4096, help="tokens per row the training will allow")
     p.add_argument("--policy", default="last_thinking", help="loss policy (last_thinking, answer_only, all_turns)")
     p.add_argument("--no-decode", action="store_true", help="only check that media files exist (faster)")
@@ -76,14 +77,19 @@ def run(args: argparse.Namespace) -> int:
     from studio.engine import data as D
     from studio.engine.models import resolve
 
+    from studio.engine import family
+
     processor = AutoProcessor.from_pretrained(resolve(args.model or "embedded"), trust_remote_code=False)
+    fam = family.of(processor)  # the tags this model writes: the doctor flags the other family's
+    print(f"checking tags for {fam.label}: {fam.format_hint}")
     rows, rep = D.diagnose(args.data, processor, args.max_length, policy=args.policy, decode=not args.no_decode)
     if args.json:
         print(json.dumps(rep.to_dict(), indent=1, ensure_ascii=False))
     else:
         print(rep.to_markdown())
     if args.fix and rows:
-        choices = ["close_answer"] + (["add_empty_think"] if args.add_empty_think else [])
+        choices = (["close_answer"] + (["add_empty_think"] if args.add_empty_think else [])
+                   if fam.answer_tags else ["drop_answer_tags"])
         fixed, n = D.auto_fix(rows, choices)
         out = D.save_rows(fixed, args.fix)
         print(f"\nfixed {n} assistant turns; wrote {len(fixed)} rows to {out}")

@@ -12,7 +12,8 @@ Decisions, and why:
 * Earlier assistant turns enter the history without their ``<think>`` part, as the
   official GLM-4.1V demo does; the chat template itself renders history verbatim.
 * Thinking budget: when ``thinking_budget`` tokens have been generated inside
-  ``<think>`` without ``</think>``, generation stops, ``</think><answer>`` is appended
+  ``<think>`` without ``</think>``, generation stops, the family's answer opener
+  (GLM-4.1V ``</think><answer>``, GLM-4.6V ``</think>`` + newline) is appended
   and generation continues for up to ``answer_budget`` tokens — the same force-answer
   step as GLM's own benchmark script. The turn is marked ``forced_answer``.
 * Stop is a per-request ``threading.Event`` checked by a ``StoppingCriteria`` after
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
 from studio.config import GenerationConfig
+from studio.engine import family as family_mod
 from studio.engine import reasoning
 from studio.errors import InputError
 
@@ -71,7 +73,7 @@ class AnswerDelta:
 
 @dataclass
 class ForcedAnswer:
-    """The thinking budget was spent: ``</think><answer>`` was appended."""
+    """The thinking budget was spent: the family's ``force_text`` was appended."""
 
     thinking_tokens: int
 
@@ -104,11 +106,12 @@ class Done:
 Event = ThinkingDelta | AnswerDelta | ForcedAnswer | Done
 
 
-def build_messages(history: list[ChatTurn], system: str | None = None) -> list[dict]:
+def build_messages(history: list[ChatTurn], system: str | None = None, family=None) -> list[dict]:
     """Turn history into chat-template messages.
 
     User turns become content lists (media placeholders first, then text — the order
-    the official demo uses); assistant turns keep only their answer (thinking stripped).
+    the official demo uses); assistant turns keep only their answer (thinking stripped,
+    in ``family``'s history format; None = GLM-4.1V).
     """
     msgs: list[dict] = []
     if system and system.strip():
@@ -124,7 +127,7 @@ def build_messages(history: list[ChatTurn], system: str | None = None) -> list[d
             content.append({"type": "text", "text": turn.text})
             msgs.append({"role": "user", "content": content})
         elif turn.role == "assistant":
-            msgs.append({"role": "assistant", "content": reasoning.strip_thinking(turn.text)})
+            msgs.append({"role": "assistant", "content": reasoning.strip_thinking(turn.text, family)})
         else:
             raise InputError(f"Unknown role {turn.role!r} in chat history; use 'user' or 'assistant'.")
     return msgs
@@ -152,8 +155,11 @@ def context_limit(model) -> int:
 
 
 def build_inputs(processor, history: list[ChatTurn], system: str | None = None, *,
-                 generation_prompt: bool = True):
+                 generation_prompt: bool = True, thinking: bool | None = None):
     """Render the template and run the processor.
+
+    ``thinking=False`` switches thinking off through the family's template switch
+    (:meth:`studio.engine.family.Family.template_kwargs`); None/True = the default.
 
     Returns a ``BatchFeature`` with ``input_ids`` (1, L) int64, ``attention_mask``,
     ``mm_token_type_ids`` and, when media is present, ``pixel_values`` (N, C·T·P·P)
@@ -161,8 +167,11 @@ def build_inputs(processor, history: list[ChatTurn], system: str | None = None, 
     ``video_grid_thw``.
 
     Raises:
-        InputError: empty history, last turn not from the user, prompt over MAX_PROMPT_CHARS.
+        InputError: empty history, last turn not from the user, prompt over MAX_PROMPT_CHARS,
+            thinking off for a family without a switch.
     """
+    fam = family_mod.of(processor)
+    extra = fam.template_kwargs(thinking)
     if not history:
         raise InputError("Type a message (or add an image, video or PDF) before sending.")
     for t in history:
@@ -172,7 +181,8 @@ def build_inputs(processor, history: list[ChatTurn], system: str | None = None, 
                 f"Shorten it or split it into several turns."
             )
     text = processor.apply_chat_template(
-        build_messages(history, system), add_generation_prompt=generation_prompt, tokenize=False
+        build_messages(history, system, fam), add_generation_prompt=generation_prompt, tokenize=False,
+        **extra,
     )
     images, videos, metas = _collect_media(history)
     if images and videos:
@@ -292,7 +302,8 @@ def _sampling_kwargs(gen: GenerationConfig) -> dict[str, Any]:
 
 def stream(model, processor, history: list[ChatTurn], gen: GenerationConfig | None = None, *,
            system: str | None = None, stop: threading.Event | None = None,
-           logits_processor: list | None = None, inputs=None) -> Iterator[Event]:
+           logits_processor: list | None = None, inputs=None,
+           thinking: bool | None = None) -> Iterator[Event]:
     """Generate a reply to ``history`` and yield typed events as tokens arrive.
 
     Args:
@@ -304,6 +315,8 @@ def stream(model, processor, history: list[ChatTurn], gen: GenerationConfig | No
         stop: set it from any thread to end this generation within one token.
         logits_processor: extra ``LogitsProcessor`` objects (tests, constrained decoding).
         inputs: pre-built processor inputs (skips :func:`build_inputs`; used by Compare).
+        thinking: False = thinking off (families with a switch, e.g. GLM-4.6V-Flash;
+            InputError for GLM-4.1V-Thinking); None = the model's default.
 
     Yields:
         ThinkingDelta / AnswerDelta as text arrives, ForcedAnswer if the thinking budget
@@ -322,7 +335,7 @@ def stream(model, processor, history: list[ChatTurn], gen: GenerationConfig | No
     if inputs is None:
         if history and history[-1].role != "user":
             raise InputError("The last turn must be the user's message.")
-        inputs = build_inputs(processor, history, system)
+        inputs = build_inputs(processor, history, system, thinking=thinking)
     prompt_len = int(inputs["input_ids"].shape[1])
     limit = context_limit(model)
     if prompt_len >= limit:
@@ -332,8 +345,9 @@ def stream(model, processor, history: list[ChatTurn], gen: GenerationConfig | No
         )
     max_new = min(gen.max_new_tokens, limit - prompt_len)
     tok = processor.tokenizer
-    think_id = tok.convert_tokens_to_ids(reasoning.THINK_OPEN)
-    end_think_id = tok.convert_tokens_to_ids(reasoning.THINK_CLOSE)
+    fam = family_mod.of(processor, model)
+    think_id = tok.convert_tokens_to_ids(family_mod.THINK_OPEN)
+    end_think_id = tok.convert_tokens_to_ids(family_mod.THINK_CLOSE)
     device = getattr(model, "device", torch.device("cpu"))
     inputs = inputs.to(device)
 
@@ -341,7 +355,7 @@ def stream(model, processor, history: list[ChatTurn], gen: GenerationConfig | No
     stats = Stats(prompt_tokens=prompt_len)
     shown_thinking, shown_answer = "", ""
     t0 = time.perf_counter()
-    forced_ids = tok(reasoning.THINK_CLOSE + reasoning.ANSWER_OPEN, add_special_tokens=False).input_ids
+    forced_ids = tok(fam.force_text, add_special_tokens=False).input_ids
     gen_ids: list[int] = []
     eos = model.generation_config.eos_token_id
     eos_set = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])

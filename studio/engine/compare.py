@@ -81,12 +81,16 @@ class SideSpec(YamlConfig):
             side without it (switched on only while this side generates).
         mode: ``"base"`` (completion prompt, no chat roles, no thinking) or ``"chat"``.
         load_in_4bit: force NF4 for this side (otherwise the memory plan decides).
+        thinking: False switches thinking off on a chat side whose family has a switch
+            (GLM-4.6V-Flash: thinking on vs off is one model on both sides); refused
+            with a clear message for GLM-4.1V-Thinking.
     """
 
     model: str = EMBEDDED
     adapter: str | None = None
     mode: str = "chat"
     load_in_4bit: bool = False
+    thinking: bool = True
 
     def validate(self) -> None:
         check(bool((self.model or "").strip()), "model", "must name a hub id, a folder, 'embedded' or a toy model.")
@@ -97,6 +101,8 @@ class SideSpec(YamlConfig):
         name = self.model if len(self.model) <= 40 else "…" + self.model[-39:]
         if self.adapter:
             name += f" + adapter {Path(self.adapter).name or self.adapter}"
+        if not self.thinking:
+            name += " (thinking off)"
         return name
 
 
@@ -186,10 +192,16 @@ def render_base_prompt(question: str, media=None, *, few_shot: list[dict] | None
     return "".join(parts)
 
 
-def render_chat_prompt(processor, question: str, media=None, *, system: str | None = None) -> str:
-    """The chat side's prompt text: the model's chat template with a generation prompt."""
-    msgs = chat.build_messages([ChatTurn("user", question, media)], system)
-    return processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+def render_chat_prompt(processor, question: str, media=None, *, system: str | None = None,
+                       thinking: bool | None = None) -> str:
+    """The chat side's prompt text: the model's chat template with a generation prompt
+    (``thinking=False``: through the family's switch, see :mod:`studio.engine.family`)."""
+    from studio.engine import family
+
+    fam = family.of(processor)
+    msgs = chat.build_messages([ChatTurn("user", question, media)], system, fam)
+    return processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False,
+                                         **fam.template_kwargs(thinking))
 
 
 def build_base_inputs(processor, question: str, media=None, *, few_shot=None, system=None):
@@ -469,9 +481,11 @@ class Comparer:
         """Human notes about the pair (identical models, random weights)."""
         out = []
         if self.weights_key(a) == self.weights_key(b):
-            if a.adapter == b.adapter and a.mode == b.mode:
+            if a.adapter == b.adapter and a.mode == b.mode and a.thinking == b.thinking:
                 out.append("A and B are the same model, adapter and prompt style: differences come only "
                            "from sampling (with temperature 0 they are identical).")
+            elif a.adapter == b.adapter and a.mode == b.mode:
+                out.append("A and B are the same model; only the thinking switch differs.")
             elif a.adapter == b.adapter:
                 out.append("A and B are the same model; only the prompt style differs.")
             else:
@@ -588,7 +602,8 @@ class Comparer:
             item = loaded[lbl]
             style = ("base model: completion prompt, no chat roles, no thinking"
                      if side.mode == "base" else "chat template" +
-                     (f", thinking budget {settings.gen.thinking_budget}" if settings.gen.thinking_budget else ""))
+                     (f", thinking budget {settings.gen.thinking_budget}" if settings.gen.thinking_budget else "")
+                     + ("" if side.thinking else ", thinking off"))
             yield SideStart(lbl, side.label(), side.mode, style)
             self._activate(loaded, lbl)
             done = None
@@ -607,14 +622,16 @@ class Comparer:
     def _prompt_text(processor, side: SideSpec, question, media, settings: CompareSettings) -> str:
         if side.mode == "base":
             return render_base_prompt(question, media, few_shot=settings.few_shot, system=settings.system)
-        return render_chat_prompt(processor, question, media, system=settings.system)
+        return render_chat_prompt(processor, question, media, system=settings.system,
+                                  thinking=None if side.thinking else False)
 
     def _side_events(self, item: _Loaded, side: SideSpec, question: str, media,
                      settings: CompareSettings, stop) -> Iterator[Any]:
         gen = settings.gen
         history = [ChatTurn("user", question, media)]
         if side.mode == "chat":
-            yield from chat.stream(item.model, item.processor, history, gen, system=settings.system, stop=stop)
+            yield from chat.stream(item.model, item.processor, history, gen, system=settings.system, stop=stop,
+                                   thinking=None if side.thinking else False)
             return
         gen = dataclasses.replace(gen, max_new_tokens=min(gen.max_new_tokens, settings.base_max_new_tokens),
                                   thinking_budget=0)

@@ -70,12 +70,17 @@ Policy = Literal["last_thinking", "answer_only", "all_turns"]
 FIXES: dict[str, str] = {
     "close_answer": "append the missing </answer> to assistant turns that open <answer> but never close it",
     "add_empty_think": "turn answer-only assistant turns into <think>\\n</think><answer>…</answer>",
+    "drop_answer_tags": "remove GLM-4.1V's <answer>/</answer> tags from rows for a GLM-4.6V model",
 }
 
 
-def train_template() -> str:
-    """The training chat template text (``glm4v_train.jinja``)."""
-    return TRAIN_TEMPLATE_PATH.read_text(encoding="utf-8")
+def train_template(family=None) -> str:
+    """The training chat template text for ``family`` (None = GLM-4.1V): ``glm4v_train.jinja``,
+    or ``glm46v_train.jinja`` for the GLM-4.6V format (same bytes as its chat template)."""
+    from studio.engine.family import GLM46V
+
+    name = "glm46v_train.jinja" if family is not None and family.name == GLM46V else TRAIN_TEMPLATE_PATH.name
+    return (TRAIN_TEMPLATE_PATH.parent / name).read_text(encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- rows
@@ -589,7 +594,7 @@ def _scaled(img, scale: float):
 
 
 # ------------------------------------------------------------------ policy
-def training_messages(row: Row, policy: Policy = "last_thinking") -> list[dict]:
+def training_messages(row: Row, policy: Policy = "last_thinking", family=None) -> list[dict]:
     """Messages as the training template sees them, with per-turn ``loss`` flags.
 
     ``last_thinking``: earlier assistant turns are reduced to their answer
@@ -597,6 +602,8 @@ def training_messages(row: Row, policy: Policy = "last_thinking") -> list[dict]:
     inference) and carry no loss; the last assistant turn is trained whole.
     ``answer_only``: like that, but the last turn is trained from ``<answer>`` on.
     ``all_turns``: every assistant turn is trained as written.
+    ``family`` (None = GLM-4.1V) decides how a reduced turn looks (with or without
+    ``<answer>`` tags, :meth:`studio.engine.family.Family.history_reply`).
 
     Returns a deep copy; ``row`` is not changed.
     """
@@ -610,7 +617,7 @@ def training_messages(row: Row, policy: Policy = "last_thinking") -> list[dict]:
         if policy == "all_turns":
             m["loss"] = "all"
         elif i < last:
-            m["content"] = strip_thinking(m["content"])
+            m["content"] = strip_thinking(m["content"], family)
             m["loss"] = "none"
         else:
             m["loss"] = "answer" if policy == "answer_only" else "all"
@@ -644,11 +651,19 @@ class Collator:
     policy: str = "last_thinking"
     fps: float = 2.0
     max_frames: int = 32
-    template: str = field(default_factory=train_template)
+    template: str | None = None  # None: the training template of the processor's family
+
+    def __post_init__(self) -> None:
+        if self.template is None:
+            from studio.engine import family
+
+            self.template = train_template(family.of(self.processor))
 
     def conversation(self, row: Row) -> tuple[list[dict], list]:
         """Template messages with decoded media inside the items, plus video metadata."""
-        msgs = training_messages(row, self.policy)
+        from studio.engine import family
+
+        msgs = training_messages(row, self.policy, family.of(self.processor))
         scale = float(row.meta.get("image_scale", 1.0))
         images = iter(row.images)
         videos = iter(row.videos)
@@ -837,15 +852,17 @@ _TAG_RE = re.compile("|".join(re.escape(t) for t in (THINK_OPEN, THINK_CLOSE, AN
                                                         BOX_OPEN, BOX_CLOSE)))
 
 
-def check_tags(text: str) -> list[tuple[str, str, str, str]]:
-    """Check one assistant turn's reasoning tags.
+def check_tags(text: str, family=None) -> list[tuple[str, str, str, str]]:
+    """Check one assistant turn's reasoning tags against the loaded family's format.
 
-    Expected: ``<think>…</think><answer>…</answer>`` (whitespace allowed between), each
-    tag once, at most one ``<|begin_of_box|>…<|end_of_box|>`` inside the answer. The
-    verdict for a turn with thinking is :func:`studio.engine.rewards.check_format`'s — the
-    same judge as the RL reward and ``studio eval``; the checks before it only name
-    auto-fixable shapes (missing ``</answer>``, answer without thinking) and text outside
-    the tags (a warning: it is trained, and the reward would score such an output 0).
+    Expected (GLM-4.1V, ``family`` None): ``<think>…</think><answer>…</answer>``
+    (whitespace allowed between), each tag once, at most one
+    ``<|begin_of_box|>…<|end_of_box|>`` inside the answer. The verdict for a turn with
+    thinking is :func:`studio.engine.rewards.check_format`'s — the same judge as the RL
+    reward and ``studio eval``; the checks before it only name auto-fixable shapes (missing
+    ``</answer>``, answer without thinking) and text outside the tags (a warning: it is
+    trained, and the reward would score such an output 0). For a family without answer
+    tags (GLM-4.6V) see :func:`check_tags_no_answer`; each format flags the other's.
 
     Returns: list of (severity, message, fix, auto_fix_key); empty when fine.
 
@@ -856,6 +873,8 @@ def check_tags(text: str) -> list[tuple[str, str, str, str]]:
     >>> check_tags("<think>a</think><answer>b<|user|>c</answer>")[0][1]
     'not the GLM format: control token <|user|> inside the completion'
     """
+    if family is not None and not family.answer_tags:
+        return check_tags_no_answer(text, family.label)
     tags = _TAG_RE.findall(text)
     counts = Counter(tags)
     out: list[tuple[str, str, str, str]] = []
@@ -880,7 +899,8 @@ def check_tags(text: str) -> list[tuple[str, str, str, str]]:
         return [("error", what, "write <think>reasoning</think> before <answer>", "")]
     rest = order[2:] if has_think else order
     if not rest:
-        return [("error", "no <answer> after the thinking", "add <answer>…</answer> after </think>", "")]
+        return [("error", "no <answer> after the thinking (GLM-4.6V's format: this GLM-4.1V model expects "
+                 "<answer> tags)", "add <answer>…</answer> after </think>", "")]
     if rest == [ANSWER_OPEN]:
         return [("error", "missing </answer>", "close the answer with </answer> (auto-fix)", "close_answer")]
     if rest != [ANSWER_OPEN, ANSWER_CLOSE]:
@@ -906,6 +926,46 @@ def check_tags(text: str) -> list[tuple[str, str, str, str]]:
         if not fc.ok and "outside <think>/<answer>" not in fc.reason:
             out.append(("error", f"not the GLM format: {fc.reason}",
                         "write <think>…</think><answer>…</answer> with at most one box, inside the answer", ""))
+    return out
+
+
+def check_tags_no_answer(text: str, label: str = "GLM-4.6V") -> list[tuple[str, str, str, str]]:
+    """:func:`check_tags` for the GLM-4.5V/4.6V format: ``<think>…</think>`` then the answer.
+
+    ``<answer>`` / ``</answer>`` are GLM-4.1V's tags: flagged as errors (the model would
+    learn tags it never writes). Box rules as for GLM-4.1V, the box after ``</think>``.
+
+    >>> check_tags_no_answer("<think>a</think>\\nb")
+    []
+    >>> check_tags_no_answer("<think>a</think><answer>b</answer>")[0][1]
+    "GLM-4.1V's <answer> tags: GLM-4.6V answers after </think> without them"
+    """
+    counts = Counter(_TAG_RE.findall(text))
+    out: list[tuple[str, str, str, str]] = []
+    if counts[ANSWER_OPEN] or counts[ANSWER_CLOSE]:
+        out.append(("error", f"GLM-4.1V's <answer> tags: {label} answers after </think> without them",
+                    "remove <answer> and </answer> (keep the text)", "drop_answer_tags"))
+    if counts[BOX_OPEN] > 1 or counts[BOX_CLOSE] > 1:
+        out.append(("error", f"{max(counts[BOX_OPEN], counts[BOX_CLOSE])} boxes; at most one is allowed",
+                    "keep only the final result in <|begin_of_box|>…<|end_of_box|>", ""))
+    elif counts[BOX_OPEN] != counts[BOX_CLOSE]:
+        out.append(("error", "unbalanced <|begin_of_box|> / <|end_of_box|>", "close or remove the box", ""))
+    if counts[THINK_OPEN] > 1 or counts[THINK_CLOSE] > 1:
+        return out + [("error", "more than one <think> block", "keep one <think>…</think> at the start", "")]
+    if not counts[THINK_OPEN] and not counts[THINK_CLOSE]:
+        return out + [("warning", "no <think> block: the model learns to answer without thinking",
+                       "write <think>reasoning</think> before the answer (or <think></think> for thinking off)",
+                       "")]
+    if not counts[THINK_OPEN] or not counts[THINK_CLOSE] or text.find(THINK_OPEN) > text.find(THINK_CLOSE):
+        return out + [("error", "missing or misordered <think> / </think>", "write <think>reasoning</think> "
+                       "before the answer", "")]
+    if text[:text.find(THINK_OPEN)].strip():
+        out.append(("warning", "text before <think> is trained", "start the turn with <think>", ""))
+    after = text[text.find(THINK_CLOSE) + len(THINK_CLOSE):]
+    if not after.replace(ANSWER_OPEN, "").replace(ANSWER_CLOSE, "").strip():
+        out.append(("error", "no answer after </think>", "write the answer after </think>", ""))
+    if BOX_OPEN in text[:text.find(THINK_CLOSE)]:
+        out.append(("error", "the box is inside the thinking", "put the box in the answer after </think>", ""))
     return out
 
 
@@ -997,7 +1057,10 @@ def _video_tokens(processor, clip) -> int:
 def _row_lengths(row: Row, processor, sizes: list[tuple[int, int]], video_tokens: list[int],
                  policy: str, scale: float = 1.0) -> tuple[int, int, int]:
     """(total tokens, visual tokens, end index of the last visual span) for ``row``."""
-    text = processor.apply_chat_template(training_messages(row, policy), chat_template=train_template(),
+    from studio.engine import family
+
+    fam = family.of(processor)
+    text = processor.apply_chat_template(training_messages(row, policy, fam), chat_template=train_template(fam),
                                          tokenize=False)
     ids = processor.tokenizer(text, add_special_tokens=False).input_ids
     image_id = processor.tokenizer.convert_tokens_to_ids("<|image|>")
@@ -1023,7 +1086,7 @@ def _row_lengths(row: Row, processor, sizes: list[tuple[int, int]], video_tokens
 def doctor(rows: list[Row], processor=None, max_length: int | None = 2048, *,
            policy: str = "last_thinking", oversize: str = "resize", decode: bool = True,
            fps: float = 2.0, max_frames: int = 32, load_problems: list[Problem] | None = None,
-           skipped: dict | None = None) -> Report:
+           skipped: dict | None = None, family=None) -> Report:
     """Check rows before training; return a :class:`Report` with a per-row length plan.
 
     Checks (each a ``Problem.check`` name):
@@ -1042,10 +1105,15 @@ def doctor(rows: list[Row], processor=None, max_length: int | None = 2048, *,
     Args:
         rows: loaded rows; processor: the model's processor (None skips ``length``).
         load_problems / skipped: carried over from :func:`load_rows` (lenient).
+        family: whose tags ``tags`` expects (:mod:`studio.engine.family`); None = the
+            processor's family, else GLM-4.1V's.
 
     Returns: the report; ``report.plan[i]`` is ``{"action": "ok"|"resize"|"skip"|"error",
         "scale": float, "tokens": int}`` for row i+1.
     """
+    from studio.engine import family as family_mod
+
+    fam = family or (family_mod.of(processor) if processor is not None else family_mod.DEFAULT)
     rep = Report(rows=len(rows), max_length=max_length, skipped=dict(skipped or {}))
     rep.problems.extend(load_problems or [])
     add = lambda n, sev, check, msg, fix="", af="", row=None: rep.problems.append(  # noqa: E731
@@ -1068,7 +1136,7 @@ def doctor(rows: list[Row], processor=None, max_length: int | None = 2048, *,
             if not m["content"].strip():
                 add(n, "error", "shape", "empty assistant turn", "write the answer or drop the row", row=row)
                 continue
-            for sev, msg, fix, af in check_tags(m["content"]):
+            for sev, msg, fix, af in check_tags(m["content"], fam):
                 add(n, sev, "tags", msg, fix, af, row=row)
             if msg := check_language(question, m["content"]):
                 add(n, "warning", "language", msg, "answer in the question's language", row=row)
@@ -1210,7 +1278,8 @@ def auto_fix(rows: list[Row], choices: Iterable[str]) -> tuple[list[Row], int]:
     ``close_answer``: a turn that opens ``<answer>`` but never closes it gets ``</answer>``
     appended. ``add_empty_think``: ``<answer>…</answer>`` without thinking becomes
     ``<think>\\n</think><answer>…</answer>``; a turn with no tags becomes
-    ``<think>\\n</think><answer>TEXT</answer>``. Other problems are left alone.
+    ``<think>\\n</think><answer>TEXT</answer>``. ``drop_answer_tags``: GLM-4.1V's answer
+    tags are removed (for GLM-4.6V data). Other problems are left alone.
 
     Raises: DataError for an unknown choice.
     """
@@ -1225,8 +1294,10 @@ def auto_fix(rows: list[Row], choices: Iterable[str]) -> tuple[list[Row], int]:
             if m["role"] != "assistant":
                 continue
             before = m["content"]
-            keys = {p[3] for p in check_tags(before)}
+            keys = {p[3] for p in check_tags(before)} | {p[3] for p in check_tags_no_answer(before)}
             text = before
+            if "drop_answer_tags" in choices and "drop_answer_tags" in keys:
+                text = text.replace(ANSWER_OPEN, "").replace(ANSWER_CLOSE, "")
             if "close_answer" in choices and "close_answer" in keys:
                 text = text.rstrip() + ANSWER_CLOSE
             if "add_empty_think" in choices and "add_empty_think" in keys:

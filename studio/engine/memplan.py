@@ -1,6 +1,7 @@
 """Memory plan for Compare: can both models sit on the device, and in which precision?
 
-Why: two 9B GLM-4.1V checkpoints are ≈ 2 × 20.6 GB of bf16 weights. On an 80 GB card
+Why: two 9B GLM-V checkpoints (GLM-4.1V-9B-Thinking, GLM-4.6V-Flash: same shapes,
+10.29 B parameters each) are ≈ 2 × 20.6 GB of bf16 weights. On an 80 GB card
 both stay resident; on a 48 GB card they just fit; on a 24 GB card they do not fit even
 one at a time in bf16. Loading blindly ends in a CUDA out-of-memory error half way
 through the second load, so Compare plans first (from the configs only, no weights
@@ -375,6 +376,16 @@ PUBLISHED_GLM41V_9B = dict(
 )
 
 
+#: GLM-4.6V-Flash: the same dense glm4v shapes (the hub reports 10,292,777,472
+#: parameters, equal to the count of the config above) with a 128K context
+#: (docs/FAMILIES.md; the exact config.json is unconfirmed offline).
+PUBLISHED_GLM46V_FLASH = dict(
+    PUBLISHED_GLM41V_9B,
+    text_config=dict(PUBLISHED_GLM41V_9B["text_config"], max_position_embeddings=131072),
+    image_token_id=151363, video_token_id=151364,
+)
+
+
 def size_from_config(config) -> ModelSize:
     """Count parameters of a GLM-4.1V ``config`` on the meta device (nothing allocated).
 
@@ -409,23 +420,23 @@ def _size_cached(config_json: str) -> ModelSize:
 def size_of(name_or_path: str) -> ModelSize:
     """Parameter counts of a model folder or hub id, from its config only.
 
-    Falls back to the published 9B config for the two official GLM-4.1V ids when their
-    config is not cached locally (offline).
+    Falls back to the published 9B configs for the two official GLM-4.1V ids and
+    GLM-4.6V-Flash when their config is not cached locally (offline).
 
     Raises:
         ModelLoadError: unknown model whose config cannot be read, or not a GLM-4.1V.
     """
-    from studio.config import BASE_ID, THINKING_ID
+    from studio.config import BASE_ID, FLASH_ID, THINKING_ID
     from studio.engine.models import check_architecture, resolve
 
     path = resolve(name_or_path)
     try:
         config = check_architecture(path)
     except ModelLoadError:
-        if name_or_path in (BASE_ID, THINKING_ID):
+        if name_or_path in (BASE_ID, THINKING_ID, FLASH_ID):
             from transformers import Glm4vConfig
 
-            config = Glm4vConfig(**PUBLISHED_GLM41V_9B)
+            config = Glm4vConfig(**(PUBLISHED_GLM46V_FLASH if name_or_path == FLASH_ID else PUBLISHED_GLM41V_9B))
         else:
             raise
     return size_from_config(config)

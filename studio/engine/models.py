@@ -271,6 +271,10 @@ def load(spec: ModelSpec, progress: Callable[[str], None] | None = None):
     model.eval()
     model.studio_name = spec.name_or_path  # type: ignore[attr-defined]
     model.studio_path = path  # type: ignore[attr-defined]
+    from studio.engine import family
+
+    # Read the family (tags, ids, thinking switch, defaults) from the checkpoint once, now.
+    model.studio_family = family.of(processor, model)  # type: ignore[attr-defined]
     return model, processor
 
 

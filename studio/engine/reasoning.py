@@ -1,4 +1,5 @@
-"""Parse GLM-4.1V-Thinking output: ``<think>…</think><answer>…</answer>`` and boxes.
+"""Parse GLM-V output: ``<think>…</think><answer>…</answer>`` (GLM-4.1V) or
+``<think>…</think>answer`` (GLM-4.5V/4.6V), and boxes.
 
 Tolerant by design, because it runs on every streamed fragment and on whatever a model
 or a user's dataset produces:
@@ -7,6 +8,8 @@ or a user's dataset produces:
   answer still in progress;
 * a missing opening ``<think>`` before a ``</think>``: what precedes it is thinking;
 * no tags at all (a Base model, a plain chat model): the whole text is the answer;
+* no ``<answer>`` tag after ``</think>`` (GLM-4.6V's format, or thinking switched off,
+  ``<think></think>answer``): what follows ``</think>`` is the answer;
 * a tag cut in half at the end of a stream fragment (``</thi``) is held back, never shown.
 
 Boxes follow GLM-4.1V: the final result of a verifiable task is wrapped in
@@ -19,9 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
-BOX_OPEN, BOX_CLOSE = "<|begin_of_box|>", "<|end_of_box|>"
+from studio.engine.family import ANSWER_CLOSE, ANSWER_OPEN, BOX_CLOSE, BOX_OPEN, THINK_CLOSE, THINK_OPEN
 REASONING_TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE, BOX_OPEN, BOX_CLOSE)
 #: Tokens that end a turn or frame the prompt; never shown to a user.
 CONTROL_TOKENS = (
@@ -206,19 +207,28 @@ def parse(text: str, *, streaming: bool = False) -> Parsed:
     return out
 
 
-def strip_thinking(text: str) -> str:
+def strip_thinking(text: str, family=None) -> str:
     """What a history turn keeps of an assistant reply: the answer, without thinking.
 
     The official GLM-4.1V demo removes earlier turns' ``<think>`` from the history before
-    rendering (the template does not). We keep the answer in its ``<answer>`` tags so the
-    model sees its own format.
+    rendering (the template does not). For GLM-4.1V we keep the answer in its ``<answer>``
+    tags so the model sees its own format; a family without answer tags (GLM-4.6V, whose
+    template adds the empty ``<think></think>`` itself) keeps the bare answer.
+
+    Args:
+        family: a :class:`studio.engine.family.Family`; None = GLM-4.1V.
 
     >>> strip_thinking("<think>long</think><answer>4</answer>")
     '<answer>4</answer>'
+    >>> from studio.engine.family import GLM46V_FORMAT
+    >>> strip_thinking("<think>long</think>4", GLM46V_FORMAT)
+    '4'
     >>> strip_thinking("no tags")
     'no tags'
     """
+    from studio.engine.family import DEFAULT
+
     p = parse(text)
     if not p.has_think and not p.has_answer_tag:
         return p.answer_raw
-    return f"{ANSWER_OPEN}{p.answer_raw}{ANSWER_CLOSE}"
+    return (family or DEFAULT).history_reply(True, p.answer_raw)

@@ -66,9 +66,11 @@ TRL_RANGE = ("1.16", "1.17")
 #: (FACTS.md: plain names would also hit the vision tower).
 LM_LORA_REGEX = r".*language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate_up_proj|down_proj))"
 #: Text injected when the thinking budget runs out (GLM's benchmark script does the same).
-FORCE_TEXT = "</think><answer>"
-THINK_CLOSE = "</think>"
-ANSWER_CLOSE = "</answer>"
+from studio.engine.family import DEFAULT as _GLM41V_FAMILY  # noqa: E402
+from studio.engine.family import THINK_CLOSE  # noqa: E402 - the loaded family decides the rest
+
+#: GLM-4.1V's forced-answer text (kept for callers; rollouts use the loaded family's).
+FORCE_TEXT = _GLM41V_FAMILY.force_text
 CURRICULUM_FILE = "curriculum.json"
 RL_STATE_FILE = "rl_state.json"
 ROLLOUTS_FILE = "rollouts.jsonl"
@@ -570,12 +572,16 @@ class RolloutGenerator:
         self.T, self.A = thinking_budget, answer_budget
         self.temperature, self.top_p = temperature, top_p
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        self.force_ids = tok.encode(FORCE_TEXT, add_special_tokens=False)
+        from studio.engine import family
+
+        fam = family.of(processor)
+        # The family's answer opener: GLM-4.1V </think><answer>, GLM-4.6V </think> + newline.
+        self.force_ids = tok.encode(fam.force_text, add_special_tokens=False)
         self.think_close = tok.convert_tokens_to_ids(THINK_CLOSE)
         stop = list(eos_ids or [])
-        ans_close = tok.convert_tokens_to_ids(ANSWER_CLOSE)
+        ans_close = tok.convert_tokens_to_ids(fam.answer_close) if fam.answer_close else None
         if ans_close is not None and ans_close != tok.unk_token_id and ans_close not in stop:
-            stop.append(ans_close)  # the real generation config stops on </answer> too (FACTS.md)
+            stop.append(ans_close)  # GLM-4.1V's generation config stops on </answer> too (FACTS.md)
         self.eos_ids = stop
         self.max_batch = max_batch
         # A completion must never contain media placeholders: the log-prob forward would
@@ -666,9 +672,13 @@ class Scorer:
         fn: a registry-signature function used instead of ``cfg.functions`` (tests).
     """
 
-    def __init__(self, cfg: RewardConfig, fn: Callable | None = None):
+    def __init__(self, cfg: RewardConfig, fn: Callable | None = None, family=None):
+        from studio.engine import family as family_mod
         from studio.engine import rewards
 
+        # Completions are rewritten into GLM-4.1V's format before scoring (Family.as_reference),
+        # so the reward code keeps one format and the loaded family decides what is correct.
+        self.family = family or family_mod.DEFAULT
         self.cfg = cfg
         self.fns = [fn] if fn is not None else rewards.build_reward_funcs(cfg)
         self.name = "+".join(getattr(f, "__name__", "reward") for f in self.fns)
@@ -676,13 +686,14 @@ class Scorer:
 
     def fn(self, texts: list[str], **cols) -> list[float]:
         """Summed reward per completion (registry signature)."""
+        texts = [self.family.as_reference(t) for t in texts]
         per = [[float(x) for x in f(list(texts), **cols)] for f in self.fns]
         return [sum(v) for v in zip(*per)]
 
     def __call__(self, texts: Sequence[str], prompts: Sequence[RLPrompt]) -> tuple[list[float], list[bool]]:
         cols = _columns(prompts)
         rewards = self.fn(list(texts), **cols)
-        fmt = [float(x) > 0 for x in self._format(list(texts), **cols)]
+        fmt = [float(x) > 0 for x in self._format([self.family.as_reference(t) for t in texts], **cols)]
         return rewards, fmt
 
 
@@ -1177,7 +1188,7 @@ def format_gate(ctx: _RunContext, model, n_prompts: int, rate: float | None = No
         n = len(ctx.train)
     ok = rate >= ctx.cfg.format_gate_threshold
     warning = None if ok else (
-        f"FORMAT GATE: only {rate:.0%} of sampled completions follow the <think>…</think><answer>…</answer> "
+        f"FORMAT GATE: only {rate:.0%} of sampled completions follow the {ctx.scorer.family.format_hint} "
         f"format (threshold {ctx.cfg.format_gate_threshold:.0%}). RL rewards format failures with 0, so this "
         f"model will barely learn: teach the format first in the SFT tab (`studio sft`), then start RL "
         f"from that adapter (model.adapter)."
@@ -1291,7 +1302,9 @@ def build_trainer(cfg: RLRunConfig, run_dir: str | Path, *, model=None, processo
 
         model, processor = load(cfg.model)
     on_cpu = next(model.parameters()).device.type == "cpu"
-    scorer = Scorer(cfg.rewards, reward_fn)
+    from studio.engine import family
+
+    scorer = Scorer(cfg.rewards, reward_fn, family.of(processor, model))
     eos = model.generation_config.eos_token_id
     eos = [eos] if isinstance(eos, int) else list(eos or [processor.tokenizer.eos_token_id])
 

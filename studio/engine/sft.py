@@ -392,7 +392,10 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
     collator = D.Collator(processor, max_length=cfg.max_length, policy=cfg.policy, fps=cfg.fps,
                           max_frames=cfg.max_frames)
     inference_template = processor.chat_template
-    processor.chat_template = D.train_template()  # same bytes; has {% generation %} for TRL's check
+    from studio.engine import family
+
+    # The family's training twin: same bytes as its chat template, plus {% generation %} for TRL.
+    processor.chat_template = D.train_template(family.of(processor, model))
     cbs = [MetricsCallback(run_dir)]
     if stop_flag is not None:
         cbs.append(StopFlagCallback(stop_flag))

@@ -158,6 +158,9 @@ _ENTRIES: dict[str, tuple[str, str]] = {
     "sft.fix.add_empty_think": (
         "turn answer-only assistant turns into <think>\\n</think><answer>…</answer>",
         "把只有回答的助手回复改成 <think>\\n</think><answer>…</answer>"),
+    "sft.fix.drop_answer_tags": (
+        "remove GLM-4.1V's <answer>/</answer> tags from rows for a GLM-4.6V model",
+        "为 GLM-4.6V 模型去掉数据中 GLM-4.1V 的 <answer>/</answer> 标签"),
     "sft.col.row": ("row", "行"),
     "sft.col.line": ("line", "文件行号"),
     "sft.col.severity": ("severity", "严重程度"),

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from studio.config import BASE_ID, EMBEDDED, THINKING_ID, GenerationConfig
+from studio.config import BASE_ID, FLASH_ID, EMBEDDED, THINKING_ID, GenerationConfig
 from studio.engine import chat as chat_engine
 from studio.engine import compare as engine
 from studio.errors import InputError, StudioError
@@ -33,7 +33,7 @@ from studio.ui.i18n import error_text, gr_error, t, tr, user_error
 log = logging.getLogger(__name__)
 
 NO_ADAPTER = "none"
-MODEL_CHOICES = [engine.TOY_BASE, engine.TOY_THINKING, EMBEDDED, BASE_ID, THINKING_ID]
+MODEL_CHOICES = [engine.TOY_BASE, engine.TOY_THINKING, EMBEDDED, BASE_ID, THINKING_ID, FLASH_ID]
 #: (catalog key of the label, mode) of the prompt-style radio.
 MODE_CHOICES = [("cmp.mode_base", "base"), ("cmp.mode_chat", "chat")]
 REFRESH_S = 0.05
