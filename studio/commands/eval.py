@@ -12,6 +12,9 @@ import json
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="embedded", help="model folder, hub id, or 'embedded'")
+    p.add_argument("--adapter", default=None,
+                   help="a LoRA adapter folder (a run's adapter/ or checkpoint-N/) on top of --model; "
+                        "scored in the think/answer format unless --mode says otherwise")
     p.add_argument("--tasks", default=None, help="prompt JSONL, e.g. sample_data/workshop/eval.jsonl")
     p.add_argument("--n", type=int, default=20, help="prompts to score, spread over family x level (0: all)")
     p.add_argument("--greedy", action="store_true", default=True, help="greedy decoding (default)")
@@ -41,9 +44,11 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("Nothing to score: pass --tasks FILE (e.g. sample_data/workshop/eval.jsonl) "
                          "and/or --chat-check N.")
     torch.set_num_threads(min(torch.get_num_threads(), 2))
-    loaded = load(ModelSpec(name_or_path=args.model, device="cpu"))
+    loaded = load(ModelSpec(name_or_path=args.model, adapter=args.adapter, device="cpu"))
+    mode = "thinking" if args.adapter and args.mode == "auto" else args.mode
+    label = f"{args.model} + {args.adapter}" if args.adapter else args.model
     if args.tasks:
-        rep = evaluate(args.model, args.tasks, n=args.n or None, greedy=args.greedy, mode=args.mode,
+        rep = evaluate(label, args.tasks, n=args.n or None, greedy=args.greedy, mode=mode,
                        max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, loaded=loaded)
         for r in rep.results[: args.show]:
             print(f"[{r.family}/{r.difficulty}] answer={r.answer!r} ok={r.correct} :: {r.output!r}")

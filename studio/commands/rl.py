@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="run config YAML (written by the RL tab or an earlier run)")
     p.add_argument("--data", help="RL prompt file (JSONL); creates a new run folder")
     p.add_argument("--eval-data", help="held-out prompt file (default: hold out --eval-fraction of --data)")
-    p.add_argument("--model", help="hub id, model folder, or 'embedded' (default)")
+    p.add_argument("--model", help="hub id, model folder, 'toy-thinking' (the default, as in the RL tab) or 'embedded'")
     p.add_argument("--adapter", help="start from this (SFT) adapter folder")
     p.add_argument("--runs-dir", default=None, help="where new run folders go (default $STUDIO_RUNS or runs/)")
     p.add_argument("--name", default=None, help="short run name used in the folder name")
@@ -43,6 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int)
     g.add_argument("--cold-start", action="store_true", default=None, help="skip offline grading; every p = 0.5")
     g.add_argument("--use-vllm", action="store_true", default=None, help="colocated vLLM generation (CUDA)")
+    g.add_argument("--allow-low-format", action="store_true", default=None,
+                   help="start even when the model writes the think/answer format too rarely (format_gate: warn)")
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other field, e.g. --set lora_rank=8 --set rewards.extract=box_or_answer")
 
@@ -70,7 +72,13 @@ def _apply_overrides(data: dict, args: argparse.Namespace) -> dict:
         data.setdefault("model", {})["adapter"] = args.adapter
     if args.eval_data:
         data["eval_data"] = args.eval_data
+    if getattr(args, "allow_low_format", None):
+        data["format_gate"] = "warn"
     apply_set_overrides(data, args.set)
+    if not (data.get("model") or {}).get("name_or_path"):
+        from studio.engine.models import default_chat_model
+
+        data.setdefault("model", {})["name_or_path"] = default_chat_model()  # what the RL tab starts with
     return data
 
 
@@ -82,17 +90,34 @@ def prepare(args: argparse.Namespace):
     """
     import os
 
+    from studio.config import read_yaml_mapping
     from studio.engine.rl import RLRunConfig
+    from studio.engine.runs import is_recipe, new_run_dir, resolve_recipe_paths
     from studio.errors import InputError
 
     if bool(args.config) == bool(args.data):
         raise InputError("Give either --config RUN/config.yaml or --data PROMPTS.jsonl (not both, not neither).")
     if args.resume and not args.config:
         raise InputError("--resume needs --config of the run to continue (runs/<id>/config.yaml).")
+    if args.config and is_recipe(args.config):  # a recipe: a new run folder, paths from the recipe's folder
+        if args.resume:
+            raise InputError(f"{args.config} is a recipe, not a run folder's config: there is nothing to resume. "
+                             f"Drop --resume to start a new run from it.")
+        data = resolve_recipe_paths(read_yaml_mapping(args.config), args.config)
+        data["output_dir"] = ""
+        data = _apply_overrides(data, args)
+        cfg = RLRunConfig.from_dict(data)
+        cfg.validate()
+        runs_dir = Path(args.runs_dir or os.environ.get("STUDIO_RUNS", "runs"))
+        run_dir = new_run_dir(runs_dir, "rl", args.name or Path(args.config).stem)
+        cfg.output_dir = str(run_dir)
+        cfg.to_yaml(run_dir / "config.yaml")
+        return cfg, run_dir
     if args.config:
         path = Path(args.config)
         base = RLRunConfig.from_yaml(path).to_dict()
-        data = _apply_overrides(base, args)
+        base["output_dir"] = str(path.resolve().parent)  # the run folder the config sits in (it may have moved)
+        data = _apply_overrides(dict(base), args)
         cfg = RLRunConfig.from_dict(data)
         run_dir = Path(cfg.output_dir) if cfg.output_dir else path.parent
         cfg.output_dir = str(run_dir)
@@ -100,8 +125,6 @@ def prepare(args: argparse.Namespace):
         if data != base or not (run_dir / "config.yaml").is_file():
             cfg.to_yaml(run_dir / "config.yaml")
         return cfg, run_dir
-    from studio.engine.runs import new_run_dir
-
     data = _apply_overrides({"data": str(Path(args.data))}, args)
     cfg = RLRunConfig.from_dict(data)
     cfg.validate()

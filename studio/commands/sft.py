@@ -3,9 +3,12 @@
 Two ways in, one code path (:func:`studio.engine.sft.train`):
 
 * ``studio sft --config runs/<id>/config.yaml`` runs the config the SFT tab (or an earlier
-  call) wrote; the run folder is the config's ``output_dir`` or the folder it sits in. If
-  that folder has a complete checkpoint, training continues from it (``resume: true``,
-  the default; ``--no-resume`` starts over).
+  call) wrote; the run folder is the folder it sits in. If that folder has a complete
+  checkpoint, training continues from it (``resume: true``, the default; ``--no-resume``
+  starts over).
+* ``studio sft --config sample_data/workshop/sft.yaml`` — a config outside a run folder is
+  a *recipe*: each start makes a new run folder (under ``--runs-dir``); the recipe's
+  relative paths are read against the recipe's folder.
 * ``studio sft --data train.jsonl [--model …] [--max-steps …]`` makes a new run folder
   ``runs/<time>-sft-<name>/``, writes its ``config.yaml`` and runs it.
 
@@ -49,15 +52,19 @@ def build_config(args: argparse.Namespace):
     Raises: ConfigError for bad flags or values (the message names the field).
     """
     from studio.config import apply_set_overrides, read_yaml_mapping
-    from studio.engine.runs import new_run_dir
-    from studio.engine.sft import SFTRunConfig, run_dir_for
+    from studio.engine.runs import is_recipe, new_run_dir, resolve_recipe_paths
+    from studio.engine.sft import SFTRunConfig
     from studio.errors import ConfigError
 
     if not args.config and not args.data:
         raise ConfigError("Pass --config runs/<id>/config.yaml, or --data FILE to start a new run.")
     data: dict = {}
+    recipe = bool(args.config) and is_recipe(args.config)
     if args.config:
         data = read_yaml_mapping(args.config)
+        if recipe:  # a recipe starts a new run; its paths are relative to the recipe file
+            resolve_recipe_paths(data, args.config)
+            data["output_dir"] = ""
     if args.data:
         data["data"] = args.data
     if args.model:
@@ -76,8 +83,9 @@ def build_config(args: argparse.Namespace):
     apply_set_overrides(data, args.set)
     cfg = SFTRunConfig.from_dict(data)
     cfg.validate()
-    if args.config:
-        run = run_dir_for(cfg, args.config)
+    if args.config and not recipe:
+        run = Path(args.config).resolve().parent  # the run folder the config sits in (it may have moved)
+        cfg.output_dir = str(run)
     else:
         runs_dir = args.runs_dir or os.environ.get("STUDIO_RUNS", "runs")
         run = new_run_dir(runs_dir, "sft", cfg.name)
@@ -127,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
         with track_run(run_dir, "sft", stop_flag=flag):
             out = train(cfg, run_dir, stop_flag=flag, log_fn=lambda m: print(m, flush=True))
         print(f"{out['status']} at step {out['global_step']}" +
-              (f"; adapter: {out['adapter']}" if out["adapter"] else ""), flush=True)
+              (f"; adapter: {out['adapter']}" if out["adapter"] else "") +
+              (f"; model: {out['model']}" if out.get("model") else ""), flush=True)
     finally:
         if log_file:
             sys.stdout, sys.stderr = sys.stdout.stream, sys.stderr.stream

@@ -132,6 +132,9 @@ class RLRunConfig(YamlConfig):
             offline grading (``offline_grading``, k = ``offline_samples``, ``cold_start``,
             ``label_weight``) and ``too_easy_patience``.
         thinking_budget / answer_budget: T and A of RLCS.md step 6, in tokens.
+        format_gate: ``refuse`` (default: below the threshold the run stops before any
+            update, with a message that points to SFT) or ``warn`` (go on anyway;
+            ``studio rl --allow-low-format``).
         format_gate_prompts / format_gate_threshold: RLCS.md step 1 (when offline grading
             is on, its samples are the measurement).
         eval_every / kl_every: held-out accuracy and adapter-off KL probe period (steps; 0 = off).
@@ -168,6 +171,7 @@ class RLRunConfig(YamlConfig):
     answer_budget: int = 24
     format_gate_prompts: int = 8
     format_gate_threshold: float = 0.8
+    format_gate: str = "refuse"
     eval_every: int = 10
     kl_every: int = 10
     save_every: int = 20
@@ -219,6 +223,8 @@ class RLRunConfig(YamlConfig):
         check(self.answer_budget >= 1, "answer_budget", "must be at least 1 token.")
         check(0 <= self.eval_fraction < 1, "eval_fraction", "must be in [0, 1).")
         check(0 < self.format_gate_threshold <= 1, "format_gate_threshold", "must be in (0, 1].")
+        check(self.format_gate in ("refuse", "warn"), "format_gate",
+              "must be refuse (stop below the threshold) or warn (go on anyway).")
         check(self.eval_every >= 0 and self.kl_every >= 0, "eval_every", "and kl_every must be >= 0.")
         check(self.save_every >= 1, "save_every", "must be at least 1.")
         check(0 < self.video_fps <= 30, "video_fps", "must be in (0, 30].")
@@ -1171,11 +1177,20 @@ def offline_grade(ctx: _RunContext, model, k: int) -> tuple[dict[int, float], fl
     return rates, fmt_ok / max(1, n)
 
 
+class FormatGateError(StudioError):
+    """The policy writes the think/answer format too rarely for RL to learn (RLCS.md step 1)."""
+
+
 def format_gate(ctx: _RunContext, model, n_prompts: int, rate: float | None = None) -> dict:
-    """Measure the format-correct rate (RLCS.md step 1); warn below the threshold.
+    """Measure the format-correct rate (RLCS.md step 1); below the threshold refuse (the
+    default) or warn (``format_gate: warn``).
 
     Returns ``{"rate", "threshold", "prompts", "ok", "warning"}`` and writes it to
     ``<run>/format_gate.json``.
+
+    Raises:
+        FormatGateError: below the threshold with ``format_gate: refuse`` — minutes of
+            rollouts that all score 0 would update nothing.
     """
     if rate is None:
         rng = random.Random(ctx.cfg.seed + 7)
@@ -1195,6 +1210,9 @@ def format_gate(ctx: _RunContext, model, n_prompts: int, rate: float | None = No
     )
     info = {"rate": rate, "threshold": ctx.cfg.format_gate_threshold, "prompts": n, "ok": ok, "warning": warning}
     (ctx.run_dir / FORMAT_GATE_FILE).write_text(json.dumps(info, indent=1), encoding="utf-8")
+    if warning and ctx.cfg.format_gate == "refuse":
+        raise FormatGateError(warning.replace("FORMAT GATE: ", "Format gate: ") +
+                              " To go on anyway: `studio rl … --allow-low-format` (format_gate: warn).")
     ctx.log(warning or f"format gate: {rate:.0%} format-correct (ok)")
     return info
 

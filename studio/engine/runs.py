@@ -370,3 +370,42 @@ def runs_table(infos: list[RunInfo]) -> list[list[Any]]:
         step = "" if i.step is None else (f"{i.step}/{i.max_steps}" if i.max_steps else str(i.step))
         rows.append([i.id, i.kind, i.status, step, i.headline()])
     return rows
+
+
+#: Fields of a run config that hold paths; in a recipe they are relative to the recipe file.
+RECIPE_PATH_FIELDS = ("data", "eval_data", "model.name_or_path", "model.adapter")
+
+
+def is_recipe(config_path: str | os.PathLike) -> bool:
+    """True when ``config_path`` is a *recipe*: a config file that does not sit in a run
+    folder (no ``status.json`` beside it). Starting a recipe makes a new run folder;
+    starting a run folder's ``config.yaml`` continues that run."""
+    return not (Path(config_path).resolve().parent / STATUS_FILE).is_file()
+
+
+def resolve_recipe_paths(data: dict, recipe: str | os.PathLike) -> dict:
+    """Make the relative paths of a recipe mapping absolute against the recipe's folder.
+
+    ``data`` and ``eval_data`` are always read against the recipe's folder (data a recipe
+    generates on first use goes there too); the model and adapter only when that path exists
+    there, so hub ids such as ``zai-org/GLM-4.1V-9B-Thinking`` and short names such as
+    ``toy-base`` stay as they are. Returns ``data``.
+    """
+    base = Path(recipe).resolve().parent
+    for dotted in RECIPE_PATH_FIELDS:
+        *parents, leaf = dotted.split(".")
+        holder = data
+        for p in parents:
+            holder = holder.get(p) if isinstance(holder.get(p), dict) else None
+            if holder is None:
+                break
+        if holder is None or not isinstance(holder.get(leaf), str) or not holder[leaf]:
+            continue
+        value = holder[leaf]
+        p = Path(os.path.expanduser(value))
+        if p.is_absolute():
+            continue
+        cand = base / p
+        if cand.exists() or leaf in ("data", "eval_data"):
+            holder[leaf] = str(cand)
+    return data

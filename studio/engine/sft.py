@@ -130,6 +130,18 @@ class SFTRunConfig(YamlConfig):
         weight_decay: AdamW weight decay. gradient_checkpointing: ``auto`` (on for CUDA).
         report_to: logging integrations (``tensorboard``; ``none`` for nothing).
         resume: continue from the run folder's last complete checkpoint if there is one.
+        finetuning: ``lora`` (PEFT adapter → ``<run>/adapter/``) or ``full`` (every
+            language-model weight trains, vision tower frozen, merger too unless
+            ``lora.train_merger``; the whole model → ``<run>/model/``) — LLaMA-Factory's
+            lora/full choice; full suits small models and users with memory to spare.
+        eval_data: held-out prompt JSONL (``studio tasks --eval-n`` writes one) scored by
+            generation during training (:mod:`studio.engine.skill_eval`): format rate and
+            accuracy, the curves that show the skill rather than the loss. Empty: off.
+        skill_eval_steps: score ``eval_data`` every this many steps (0: only at start and end).
+        skill_eval_n: prompts of ``eval_data`` scored each time (stratified, same rows).
+        tasks: when ``data`` does not exist yet, generate it first with ``studio tasks``
+            (``kind`` and its arguments, e.g. ``{scenes: 12000, seed: 0, eval_n: 480}``; see
+            :func:`studio.engine.workshop_data.write_recipe_data`) — how a recipe ships its data.
     """
 
     name: str = "sft"
@@ -163,10 +175,22 @@ class SFTRunConfig(YamlConfig):
     gradient_checkpointing: str = "auto"
     report_to: list[str] = dataclasses.field(default_factory=lambda: ["tensorboard"])
     resume: bool = True
+    finetuning: str = "lora"
+    eval_data: str = ""
+    skill_eval_steps: int = 0
+    skill_eval_n: int = 60
+    tasks: dict | None = None
 
     def validate(self) -> None:
         super().validate()
         check(bool(self.data), "data", "must name a dataset file or folder.")
+        check(self.finetuning in ("lora", "full"), "finetuning", "must be lora or full.")
+        check(not (self.finetuning == "full" and self.lora.qlora), "finetuning",
+              "full fine-tuning trains float weights; turn lora.qlora off or use finetuning: lora.")
+        check(self.skill_eval_steps >= 0, "skill_eval_steps", "must be 0 (start and end only) or more.")
+        check(1 <= self.skill_eval_n <= 10000, "skill_eval_n", "must be between 1 and 10000.")
+        check(self.tasks is None or isinstance(self.tasks, dict), "tasks",
+              "must be a mapping like {n: 4000, seed: 7, eval_n: 60}.")
         check(0 < self.learning_rate < 1, "learning_rate", f"must be in (0, 1), e.g. 2e-4 (got {self.learning_rate}).")
         check(math.isfinite(self.epochs) and self.epochs > 0 or self.max_steps > 0, "epochs",
               "must be positive (or set max_steps).")
@@ -258,6 +282,48 @@ def doctor_files(run_dir: Path, report) -> None:
     (run_dir / DOCTOR_MD).write_text(report.to_markdown() + "\n", encoding="utf-8")
 
 
+def resolve_data_path(path: str) -> str:
+    """``path`` with ``~`` expanded (relative paths stay relative to the working folder)."""
+    return os.path.expanduser(path)
+
+
+def ensure_data(cfg: SFTRunConfig, log_fn=print) -> str:
+    """The dataset path of ``cfg``; generated first with ``studio tasks`` when it does not
+    exist and ``cfg.tasks`` says how (a recipe's data, made on first use).
+
+    Raises:
+        DataError: the path does not exist and ``cfg.tasks`` is not set.
+    """
+    path = Path(resolve_data_path(cfg.data))
+    if path.exists() or not cfg.tasks:
+        return str(path)
+    import time
+
+    from studio.engine.workshop_data import write_recipe_data
+
+    t0 = time.perf_counter()
+    spec = dict(cfg.tasks)
+    log_fn(f"generating the recipe's data ({spec}) into {path.parent} …")
+    write_recipe_data(path.parent, **spec)
+    if not path.exists():
+        raise DataError(f"`tasks` wrote {path.parent} but not {path.name}; point `data` at its sft.jsonl.")
+    log_fn(f"data ready in {time.perf_counter() - t0:.0f} s")
+    return str(path)
+
+
+def unfreeze_language_model(model, merger: bool = False) -> int:
+    """Make every language-model weight trainable (embeddings, blocks, norm, lm_head); the
+    vision tower stays frozen, the merger too unless ``merger``. Returns the trainable count.
+    """
+    n = 0
+    for name, p in model.named_parameters():
+        in_visual = ".visual." in f".{name}"
+        if not in_visual or (merger and ".merger." in name):
+            p.requires_grad_(True)
+            n += p.numel()
+    return n
+
+
 def _trainer_class():
     from trl import SFTTrainer
 
@@ -322,7 +388,7 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
         model, processor = model_and_processor
     _apply_budgets(processor, cfg)
 
-    rows = D.load_rows(cfg.data)
+    rows = D.load_rows(ensure_data(cfg, log_fn))
     report = D.doctor(rows, processor, cfg.max_length, policy=cfg.policy, oversize=cfg.oversize,
                       fps=cfg.fps, max_frames=cfg.max_frames, skipped=dict(rows.skipped))
     doctor_files(run_dir, report)
@@ -352,8 +418,13 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=device == "cuda")
     for p in model.parameters():  # vision tower and everything else frozen; PEFT unfreezes LoRA
         p.requires_grad_(False)
-    lora = LoraConfig(r=cfg.lora.rank, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                      target_modules=cfg.lora.target_regex(), task_type="CAUSAL_LM", bias="none")
+    lora = None
+    if cfg.finetuning == "full":
+        n_trainable = unfreeze_language_model(model, merger=cfg.lora.train_merger)
+        log_fn(f"full fine-tuning: {n_trainable / 1e6:.2f} M trainable parameters (vision tower frozen)")
+    else:
+        lora = LoraConfig(r=cfg.lora.rank, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                          target_modules=cfg.lora.target_regex(), task_type="CAUSAL_LM", bias="none")
     gc = cfg.gradient_checkpointing == "on" or (cfg.gradient_checkpointing == "auto" and device == "cuda")
     from studio.engine import reporting
 
@@ -397,6 +468,11 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
     # The family's training twin: same bytes as its chat template, plus {% generation %} for TRL.
     processor.chat_template = D.train_template(family.of(processor, model))
     cbs = [MetricsCallback(run_dir)]
+    if cfg.eval_data:
+        from studio.engine.skill_eval import make_skill_callback
+
+        cbs.append(make_skill_callback(resolve_data_path(cfg.eval_data), processor, cbs[0].writer,
+                                       every=cfg.skill_eval_steps, n=cfg.skill_eval_n, log_fn=log_fn))
     if stop_flag is not None:
         cbs.append(StopFlagCallback(stop_flag))
     cbs.extend(callbacks)
@@ -434,14 +510,18 @@ def train(cfg: SFTRunConfig, run_dir: str | os.PathLike, *, stop_flag=None, call
     last = find_last_checkpoint(run) if cfg.resume else None
     if last:
         log_fn(f"resuming from {last.name}")
-    log_fn(f"training on {info['train_rows']} rows ({info['eval_rows']} for eval); LoRA rank {cfg.lora.rank} "
-           f"on {cfg.lora.target_regex()}")
+    what = ("full fine-tuning of the language model" if cfg.finetuning == "full"
+            else f"LoRA rank {cfg.lora.rank} on {cfg.lora.target_regex()}")
+    log_fn(f"training on {info['train_rows']} rows ({info['eval_rows']} for eval); {what}")
     out = trainer.train(resume_from_checkpoint=str(last) if last else None)
     stopped = bool(stop_flag) and bool(stop_flag.is_set())
     processor = trainer.processing_class
     processor.chat_template = trainer.studio_inference_template
-    adapter = None
-    if not stopped:
+    adapter = model_dir = None
+    if not stopped and cfg.finetuning == "full":
+        model_dir = save_full_model(trainer.model, processor, run / "model", cfg)
+        log_fn(f"saved the fine-tuned model to {model_dir}")
+    elif not stopped:
         adapter = run / "adapter"
         trainer.model.save_pretrained(str(adapter))
         log_fn(f"saved adapter to {adapter}")
@@ -450,7 +530,30 @@ def train(cfg: SFTRunConfig, run_dir: str | os.PathLike, *, stop_flag=None, call
     share_weights(run, recursive=True)  # the adapter and every checkpoint
     return {"status": "stopped" if stopped else "finished", "global_step": trainer.state.global_step,
             "resumed_from": str(last) if last else None, "adapter": str(adapter) if adapter else None,
+            "model": str(model_dir) if model_dir else None,
             "train_loss": getattr(out, "training_loss", None), **info}
+
+
+def save_full_model(model, processor, out: Path, cfg: SFTRunConfig) -> Path:
+    """Save a fully fine-tuned model as a loadable folder (safetensors + processor +
+    ``studio_model.json`` saying it is a thinking-stage model made by this SFT run).
+
+    The base's ``studio_model.json`` (e.g. a workshop model's ``kind``) is carried over with
+    ``stage: thinking`` and the run's config, so ``studio eval`` scores it in the
+    think/answer format and the Chat tab treats it like its base.
+    """
+    from studio.engine.models import resolve, studio_meta
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out), safe_serialization=True)
+    processor.save_pretrained(str(out))
+    meta = dict(studio_meta(resolve(cfg.model.name_or_path)))
+    meta.update({"stage": "thinking", "made_by": "studio sft (finetuning: full)", "base": cfg.model.name_or_path,
+                 "sft_config": cfg.to_dict()})
+    (out / "studio_model.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    share_weights(out)
+    return out
 
 
 def lora_module_names(model) -> list[str]:
