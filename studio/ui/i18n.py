@@ -417,6 +417,8 @@ _ENTRIES: dict[str, tuple[str, str]] = {
     "render.thinking_tokens": ("{n} thinking", "思考 {n}"),
     "render.stopped": ("stopped", "已停止"),
     "render.cut": ("cut at max new tokens", "达到最大新 token 数被截断"),
+    "render.cut_context": ("cut at the context limit", "达到上下文长度上限被截断"),
+    "render.cut_answer": ("cut at the answer budget", "达到回答预算被截断"),
     "render.no_answer": ("*(no answer text)*", "*（没有回答文本）*"),
     "render.error": ("**Error:**", "**错误：**"),
     "render.pdf_pages": ("*(PDF, {n} pages sent as images)*", "*（PDF，{n} 页以图片形式发送）*"),

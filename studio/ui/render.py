@@ -58,7 +58,7 @@ def stats_line(stats: Stats) -> str:
     """One line of per-turn numbers, e.g. ``"42 tokens · 31.5 tok/s · TTFT 0.12 s"``.
 
     Adds ``thinking truncated`` when the budget forced the answer, ``stopped`` when the
-    user pressed Stop, ``cut at max new tokens`` when the cap was hit.
+    user pressed Stop, and what cut the reply (:func:`cut_note`) when a limit did.
     """
     parts = [tr("render.tokens", n=stats.new_tokens)]
     if stats.thinking_tokens:
@@ -69,8 +69,18 @@ def stats_line(stats: Stats) -> str:
     if stats.stopped:
         parts.append(tr("render.stopped"))
     if stats.truncated:
-        parts.append(tr("render.cut"))
+        parts.append(cut_note(stats))
     return " · ".join(parts)
+
+
+def cut_note(stats: Stats) -> str:
+    """What ended a truncated reply: ``"cut at max new tokens"``, ``"cut at the context
+    limit"`` (the model's window was full before the cap) or ``"cut at the answer budget"``
+    (after a forced answer); "" when the reply was not cut."""
+    if not stats.truncated:
+        return ""
+    key = {"context": "render.cut_context", "answer_budget": "render.cut_answer"}.get(stats.cut_by, "render.cut")
+    return tr(key)
 
 
 def draw_boxes(image, boxes: list[reasoning.Box], *, labels: list[str] | None = None):

@@ -97,7 +97,7 @@ def stats_line(stats: chat_engine.Stats) -> str:
              tr("cmp.stat_thinking", t=stats.thinking_tokens, a=stats.answer_tokens),
              tr("cmp.stat_forced", v=tr("cmp.yes" if stats.forced_answer else "cmp.no"))]
     if stats.truncated:
-        parts.append(tr("cmp.stat_cut"))
+        parts.append(tr("cmp.stat_cut") if stats.cut_by == "max_new_tokens" else render.cut_note(stats))
     if stats.stopped:
         parts.append(tr("cmp.stat_stopped"))
     return " · ".join(parts)
