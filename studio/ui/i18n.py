@@ -403,6 +403,8 @@ _ENTRIES: dict[str, tuple[str, str]] = {
                             "消息长度为 {n} 个字符，上限为 {limit}。请缩短，或拆成几轮发送。"),
     "chat.nothing_to_regenerate": ("Nothing to regenerate yet: send a message first.", "还没有可重新生成的内容：请先发送一条消息。"),
     "chat.visual_tokens": ("≈ **{n} visual tokens** ({what})", "≈ **{n} 个视觉 token**（{what}）"),
+    "chat.visual_token": ("≈ **{n} visual token** ({what})", "≈ **{n} 个视觉 token**（{what}）"),
+    "chat.stopped_queued": ("Stopped before it started: nothing was generated.", "在开始前已停止：没有生成任何内容。"),
     "chat.what_image": ("{n} image", "{n} 张图片"),
     "chat.what_images": ("{n} images", "{n} 张图片"),
     "chat.what_pdf_page": ("PDF, {n} page", "PDF，{n} 页"),
