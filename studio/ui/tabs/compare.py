@@ -196,7 +196,7 @@ def build(ctx: AppContext) -> None:
         run_btn = gr.Button(t("cmp.run"), variant="primary", elem_id="cmp-run")
         # grey and disabled while nothing runs; red while a comparison is queued or running
         stop_btn = gr.Button(t("common.stop"), variant="secondary", interactive=False, elem_id="cmp-stop")
-    with gr.Accordion(t("cmp.settings_acc"), open=False):
+    with gr.Accordion(t("cmp.settings_acc"), open=False, elem_id="cmp-settings"):
         with gr.Row():
             temperature = gr.Slider(0, 2, value=d.temperature, step=0.05, label=t("common.temperature"))
             top_p = gr.Slider(0.05, 1, value=d.top_p, step=0.05, label=t("common.top_p"))
@@ -204,9 +204,9 @@ def build(ctx: AppContext) -> None:
             # a Textbox, not a Number: gr.Number turns "empty" into 0 when it is first shown
             seed = gr.Textbox("", label=t("cmp.seed"), placeholder=t("cmp.seed_ph"), elem_id="cmp-seed")
         with gr.Row():
-            max_new = gr.Slider(16, 8192, value=512, step=16, label=t("cmp.max_new"))
+            max_new = gr.Slider(16, 8192, value=512, step=16, label=t("cmp.max_new"), elem_id="cmp-max-new")
             base_cap = gr.Slider(8, 2048, value=engine.DEFAULT_BASE_MAX_NEW_TOKENS, step=8,
-                                 label=t("cmp.base_cap"))
+                                 label=t("cmp.base_cap"), elem_id="cmp-base-cap")
             think_budget = gr.Slider(0, 8192, value=0, step=64, label=t("cmp.think_budget"))
         system = gr.Textbox(label=t("cmp.system"), lines=1)
         few_shot = gr.Textbox(label=t("cmp.few_shot"), lines=2, placeholder=t("cmp.few_shot_ph"))
