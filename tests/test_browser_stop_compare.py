@@ -104,6 +104,7 @@ def test_first_view_shows_the_examples_and_a_grey_stop(app, browser, size):
 
 
 # ---------------------------------------------------------------- Stop (#14, #15)
+@pytest.mark.slow  # 10-40 s: slow replies to stop, or two full comparisons
 def test_stop_leaves_the_status_on_the_result(app, browser):
     ctx, demo = app
     pg = _page(browser, demo, 1280, 900)
@@ -126,6 +127,7 @@ def test_stop_leaves_the_status_on_the_result(app, browser):
     pg.context.close()
 
 
+@pytest.mark.slow  # 10-40 s: slow replies to stop, or two full comparisons
 def test_stop_cancels_a_request_queued_behind_another_users(app, browser):
     ctx, demo = app
     first, second = _page(browser, demo, 1280, 900), _page(browser, demo, 1280, 900)
@@ -202,6 +204,7 @@ def _error_pills(pg) -> int:
         .map(e => e.closest('.block') || e).filter(e => /\\bError\\b/.test(e.innerText)).length""", sel)
 
 
+@pytest.mark.slow  # 10-40 s: slow replies to stop, or two full comparisons
 def test_compare_refusals_are_toasts_and_the_seed_stays_empty(app, browser):
     _, demo = app
     pg = _page(browser, demo)
