@@ -130,7 +130,9 @@ def test_every_decode_path_keeps_think_answer_box_tags(tiny):
     assert thinking == p.thinking and answer == p.answer
     for tag in reasoning.REASONING_TAGS + ("<|user|>",):
         assert tag not in thinking + answer
-    assert done.stats.thinking_tokens + done.stats.answer_tokens == done.stats.new_tokens
+    # thinking counts the tokens between the tags, answer those after </think>
+    assert done.stats.thinking_tokens == len(tok("I see a red square.", add_special_tokens=False).input_ids)
+    assert done.stats.thinking_tokens + done.stats.answer_tokens + 2 == done.stats.new_tokens
     # </answer> ends generation like the real generation config; else the forced end token
     assert done.stats.new_tokens == len(ids) + (0 if ids[-1] in _eos(model) else 1)
     assert not done.stats.truncated
@@ -199,13 +201,14 @@ def test_thinking_budget_forces_the_answer(tiny):
     assert isinstance(done, chat.Done)
     s = done.stats
     assert s.forced_answer and not s.stopped
-    # <think> + `budget` thinking tokens, then the engine appended </think><answer>
-    assert forced[0].thinking_tokens == s.thinking_tokens == budget + 1
+    # <think> + `budget` thinking tokens (the tag is not thinking), then the engine
+    # appended </think><answer>
+    assert forced[0].thinking_tokens == s.thinking_tokens == budget
     assert "</think><answer>" in done.text
     assert done.text.startswith("<think>")
     assert done.parsed.thinking_closed and done.parsed.has_answer_tag
     # forced tokens are not generated; the answer phase stops at EOS or its budget of 6
-    assert s.new_tokens == s.thinking_tokens + s.answer_tokens
+    assert s.new_tokens == 1 + s.thinking_tokens + s.answer_tokens
     assert s.answer_tokens <= gen.answer_budget
     # the thinking shown before ForcedAnswer equals the parsed thinking
     i = events.index(forced[0])
@@ -222,7 +225,38 @@ def test_no_budget_means_no_forced_answer(tiny):
     done = chat.generate_text(model, processor, _user(), gen, logits_processor=[proc])
     assert not done.stats.forced_answer
     assert done.stats.truncated and done.stats.new_tokens == 20
-    assert done.parsed.in_thinking and done.stats.thinking_tokens == 20
+    assert done.parsed.in_thinking and done.stats.thinking_tokens == 19  # 20 minus <think>
+    assert done.stats.cut_by == "max_new_tokens"
+
+
+@pytest.mark.parametrize("budget", [4, 8, 16])
+def test_thinking_budget_counts_the_tokens_after_think(tiny, budget):
+    model, processor = tiny
+    gen = GenerationConfig(max_new_tokens=100, thinking_budget=budget, answer_budget=3, **GREEDY)
+    proc = ForceThinking(processor.tokenizer, _eos(model))
+    done = chat.generate_text(model, processor, _user(), gen, logits_processor=[proc])
+    assert done.stats.forced_answer and done.stats.thinking_tokens == budget
+    # <think> + `budget` tokens were generated before the forced </think><answer>
+    assert done.stats.new_tokens == 1 + budget + done.stats.answer_tokens
+
+
+def test_a_reply_cut_by_the_context_window_says_so(tiny):
+    from studio.ui.render import stats_line
+
+    model, processor = tiny
+    text_cfg = getattr(model.config, "text_config", model.config)
+    prompt_len = chat.build_inputs(processor, _user())["input_ids"].shape[1]
+    old = text_cfg.max_position_embeddings
+    text_cfg.max_position_embeddings = prompt_len + 6  # room for 6 new tokens, cap asks 50
+    try:
+        gen = GenerationConfig(max_new_tokens=50, **GREEDY)
+        proc = ForceThinking(processor.tokenizer, _eos(model))
+        done = chat.generate_text(model, processor, _user(), gen, logits_processor=[proc])
+    finally:
+        text_cfg.max_position_embeddings = old
+    assert done.stats.new_tokens == 6 and done.stats.truncated and done.stats.cut_by == "context"
+    line = stats_line(done.stats)
+    assert "cut at the context limit" in line and "max new tokens" not in line
 
 
 def test_history_strips_earlier_thinking(tiny):

@@ -93,6 +93,17 @@ def test_estimate_shows_visual_tokens_before_sending(app, tiny):
     assert "visual tokens** (PDF," in out
 
 
+def test_estimate_of_one_visual_token_is_singular(app, monkeypatch):
+    from gradio_client import handle_file
+
+    from studio.engine import media
+
+    client, _, _ = app
+    monkeypatch.setattr(media, "estimate_visual_tokens", lambda m, processor: 1)
+    out = client.predict({"text": "", "files": [handle_file(str(PHOTO))]}, api_name="/estimate")
+    assert out == "≈ **1 visual token** (1 image)"
+
+
 def _bad_cases(tmp: Path):
     from PIL import Image
 
@@ -196,7 +207,7 @@ def test_thinking_budget_marks_the_turn_truncated(app, tiny):
         ctx.extra.pop("chat_logits_processors", None)
     thinking = [m for m in chatbot if m["role"] == "assistant"][0]
     assert thinking["metadata"]["title"] == "Thinking (thinking truncated)", (chatbot, stats)
-    assert "thinking truncated" in stats and "9 thinking" in stats
+    assert "thinking truncated" in stats and "8 thinking" in stats  # budget 8 → 8
 
 
 def test_regenerate_replaces_the_last_reply_and_clear_empties(app):
@@ -235,6 +246,18 @@ def test_cli_chat_streams_an_answer_about_the_sample_photo(tiny_path, capsys):
     assert out.strip()
     assert "\033[" not in out  # not a TTY: no colour codes
     assert "8 tokens" in err.splitlines()[-1] or "tokens ·" in err.splitlines()[-1]
+
+
+def test_cli_boxes_out_says_when_the_answer_has_no_box(tiny_path, tmp_path, capsys):
+    from studio.cli import main
+
+    png = tmp_path / "boxes.png"
+    rc = main(["chat", "--model", str(tiny_path), "--device", "cpu", "--image", str(PHOTO),
+               "--temperature", "0", "--max-new-tokens", "4", "--boxes-out", str(png), "Where is the cat?"])
+    _, err = capsys.readouterr()
+    assert rc == 0, err
+    assert f"the answer has no box: {png} not written" in err
+    assert not png.exists()
 
 
 @pytest.mark.parametrize("argv,expected", [

@@ -60,8 +60,8 @@ def test_one_comparison_then_votes(served, tmp_path):
     assert "Memory plan" in plan and "share one loaded copy" in plan
     assert "Seed 7" in status
     # the user's text is escaped in both panes; both panes show the image
-    texts_a = json.dumps(chat_a)
-    assert "&lt;b&gt;bold&lt;/b&gt;" in texts_a and "<b>bold</b>" not in texts_a
+    texts_a = json.dumps(chat_a)  # a word joiner after "<": shown as typed, never a tag
+    assert "<\\u2060b>bold<\\u2060/b>" in texts_a and "<b>bold</b>" not in texts_a
     assert any(isinstance(m.get("content"), dict) or "file" in json.dumps(m) for m in chat_a)
     assert [m["role"] for m in chat_b].count("assistant") >= 1
 

@@ -174,5 +174,9 @@ def run(args: argparse.Namespace) -> int:
         if args.boxes_out and img is not None:
             draw_boxes(img, done.parsed.boxes).save(args.boxes_out)
             print(f"boxes drawn on {args.boxes_out}", file=sys.stderr)
+        elif args.boxes_out:
+            print(f"no image to draw the boxes on: {args.boxes_out} not written", file=sys.stderr)
+    elif args.boxes_out:
+        print(f"the answer has no box: {args.boxes_out} not written", file=sys.stderr)
     print(stats_line(done.stats), file=sys.stderr)
     return 0

@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from studio.engine.compare import (CompareDone, Comparer, CompareSettings, SideEvent, SideStart, VoteLog,
                                        votes_folder)
     from studio.errors import InputError
+    from studio.ui.render import cut_note
 
     a, b, note = _sides(args)
     few = []
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"\n[{ev.side}] TTFT {s.ttft_s:.2f} s · {s.tokens_per_s:.1f} tok/s · "
                       f"thinking {s.thinking_tokens} / answer {s.answer_tokens} tokens · "
                       f"forced answer: {'yes' if s.forced_answer else 'no'}"
-                      f"{' · cut at max new tokens' if s.truncated else ''}", file=out)
+                      f"{' · ' + cut_note(s) if s.truncated else ''}", file=out)
         elif isinstance(ev, CompareDone):
             result = ev.result
     if result is not None:

@@ -80,7 +80,15 @@ class ForcedAnswer:
 
 @dataclass
 class Stats:
-    """Per-turn numbers. Times in seconds; rates in tokens per second."""
+    """Per-turn numbers. Times in seconds; rates in tokens per second.
+
+    ``thinking_tokens`` counts the tokens between ``<think>`` and ``</think>`` (the tags
+    themselves are not thinking: a budget of 4 reports 4); ``answer_tokens`` those after
+    ``</think>`` (all of them when there is no thinking); ``new_tokens`` every generated
+    token, tags included. ``truncated``: a token limit ended the reply, ``cut_by`` says
+    which — ``"max_new_tokens"``, ``"answer_budget"`` (after a forced answer) or
+    ``"context"`` (the model's context window was full first).
+    """
 
     prompt_tokens: int = 0
     new_tokens: int = 0
@@ -92,6 +100,7 @@ class Stats:
     forced_answer: bool = False
     stopped: bool = False
     truncated: bool = False
+    cut_by: str = ""
 
 
 @dataclass
@@ -448,8 +457,8 @@ def stream(model, processor, history: list[ChatTurn], gen: GenerationConfig | No
     stats.stopped = bool(stop is not None and stop.is_set())
     if budget is not None and budget.hit and not stats.stopped:
         stats.forced_answer = True
-        stats.thinking_tokens = phase1_len
-        yield ForcedAnswer(thinking_tokens=phase1_len)
+        stats.thinking_tokens = phase1_len - gen_ids.index(think_id) - 1  # after <think>
+        yield ForcedAnswer(thinking_tokens=stats.thinking_tokens)
         decoder.push(forced_ids)
         ids = torch.tensor([gen_ids + forced_ids], dtype=inputs["input_ids"].dtype, device=device)
         phase2 = dict(inputs)
@@ -466,14 +475,19 @@ def stream(model, processor, history: list[ChatTurn], gen: GenerationConfig | No
         stats.answer_tokens = len(gen_ids) - before
         ended_eos = bool(gen_ids[before:]) and gen_ids[-1] in eos_set
         stats.truncated = not ended_eos and not stats.stopped and len(gen_ids) - before >= n2
+        if stats.truncated:
+            stats.cut_by = "context" if n2 < gen.answer_budget else "answer_budget"
     else:
         ended_eos = bool(gen_ids) and gen_ids[-1] in eos_set
         stats.truncated = not ended_eos and not stats.stopped and phase1_len >= max_new
-        if end_think_id in gen_ids:
-            cut = gen_ids.index(end_think_id) + 1
-            stats.thinking_tokens, stats.answer_tokens = cut, len(gen_ids) - cut
+        if stats.truncated:
+            stats.cut_by = "context" if max_new < gen.max_new_tokens else "max_new_tokens"
+        if end_think_id in gen_ids:  # thinking: between the tags; answer: after </think>
+            cut = gen_ids.index(end_think_id)
+            start = gen_ids.index(think_id) + 1 if think_id in gen_ids[:cut] else 0
+            stats.thinking_tokens, stats.answer_tokens = cut - start, len(gen_ids) - cut - 1
         elif think_id in gen_ids:
-            stats.thinking_tokens = len(gen_ids)
+            stats.thinking_tokens = len(gen_ids) - gen_ids.index(think_id) - 1
         else:
             stats.answer_tokens = len(gen_ids)
     stats.new_tokens = len(gen_ids)

@@ -54,11 +54,36 @@ def escape(text: str) -> str:
     return _MD_IMAGE.sub("!&#91;", text)
 
 
+#: Word joiner: invisible, not read aloud, and it keeps ``<`` from opening a tag.
+WORD_JOINER = "\u2060"
+_ENTITY = re.compile(r"&(?=#?\w+;)")
+
+
+def plain_text(text: str) -> str:
+    """Make text a *user* typed safe for a chat bubble without HTML entities.
+
+    :func:`escape` turns ``<b>`` into ``&lt;b&gt;``, which the bubble shows right but the
+    Chatbot also puts, verbatim, in the message's screen-reader label and copy text
+    (where it reads "ampersand l t semicolon"). Here a word joiner (U+2060) goes after
+    every ``<`` and every ``&`` that could start an entity, so the
+    Markdown renderer shows them as the characters they are, and a screen reader reads
+    the text as typed. Control tokens and C0 controls are removed and Markdown image
+    syntax is defused, as in :func:`escape`.
+
+    >>> plain_text("Is <b>this</b> & that?") == "Is <\u2060b>this<\u2060/b> & that?"
+    True
+    """
+    text = _CONTROL.sub("", reasoning.strip_control_tokens(text))
+    text = text.replace("<", "<" + WORD_JOINER)
+    text = _ENTITY.sub("&" + WORD_JOINER, text)
+    return _MD_IMAGE.sub("!" + WORD_JOINER + "[", text)
+
+
 def stats_line(stats: Stats) -> str:
     """One line of per-turn numbers, e.g. ``"42 tokens · 31.5 tok/s · TTFT 0.12 s"``.
 
     Adds ``thinking truncated`` when the budget forced the answer, ``stopped`` when the
-    user pressed Stop, ``cut at max new tokens`` when the cap was hit.
+    user pressed Stop, and what cut the reply (:func:`cut_note`) when a limit did.
     """
     parts = [tr("render.tokens", n=stats.new_tokens)]
     if stats.thinking_tokens:
@@ -69,8 +94,18 @@ def stats_line(stats: Stats) -> str:
     if stats.stopped:
         parts.append(tr("render.stopped"))
     if stats.truncated:
-        parts.append(tr("render.cut"))
+        parts.append(cut_note(stats))
     return " · ".join(parts)
+
+
+def cut_note(stats: Stats) -> str:
+    """What ended a truncated reply: ``"cut at max new tokens"``, ``"cut at the context
+    limit"`` (the model's window was full before the cap) or ``"cut at the answer budget"``
+    (after a forced answer); "" when the reply was not cut."""
+    if not stats.truncated:
+        return ""
+    key = {"context": "render.cut_context", "answer_budget": "render.cut_answer"}.get(stats.cut_by, "render.cut")
+    return tr(key)
 
 
 def draw_boxes(image, boxes: list[reasoning.Box], *, labels: list[str] | None = None):
@@ -200,6 +235,37 @@ class TurnView:
         return out
 
 
+def media_messages(media) -> list[dict]:
+    """User messages for a turn's image or video files, showing what the model gets.
+
+    A file whose name says another kind than its content (a GIF renamed ``.mp4`` is
+    decoded as an image by :func:`studio.engine.media.kind_of`) would make the Chatbot
+    pick the player by the name and show an empty video; such a file is shown as the
+    decoded image (or the video's first frame) instead.
+
+    Args:
+        media: a :class:`~studio.engine.media.TurnMedia` of kind ``"image"`` or ``"video"``.
+    """
+    from pathlib import Path
+
+    from studio.engine.media import IMAGE_EXTS, VIDEO_EXTS
+
+    out: list[dict] = []
+    if media.kind == "image":
+        for src, img in zip(media.sources, media.images):
+            content = {"path": src} if Path(src).suffix.lower() in IMAGE_EXTS else image_content(img)
+            out.append(message("user", content))
+    elif media.kind == "video":
+        for src in media.sources:
+            if Path(src).suffix.lower() in VIDEO_EXTS or media.video is None:
+                out.append(message("user", {"path": src}))
+            else:
+                from PIL import Image
+
+                out.append(message("user", image_content(Image.fromarray(media.video.frames[0]))))
+    return out
+
+
 def user_messages(text: str, sources: list[str], kind: str = "none", n_pages: int = 0) -> list[dict]:
     """Chat messages for a user turn: one per attached file, then the (escaped) text.
 
@@ -209,5 +275,5 @@ def user_messages(text: str, sources: list[str], kind: str = "none", n_pages: in
     if kind == "pdf" and n_pages:
         out.append(message("user", tr("render.pdf_pages", n=n_pages) if n_pages != 1 else tr("render.pdf_page")))
     if text:
-        out.append(message("user", escape(text)))
+        out.append(message("user", plain_text(text)))
     return out

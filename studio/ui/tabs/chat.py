@@ -46,11 +46,16 @@ NO_ADAPTER = "none (base model)"
 #: Seconds between UI refreshes while tokens stream (fewer, larger updates are cheaper).
 REFRESH_S = 0.05
 SAMPLE_DATA = Path(__file__).resolve().parents[3] / "sample_data"
+#: The chat's height follows the window (CSS), so that on a laptop screen (1280×720) the
+#: whole first view — chat, input box, buttons — fits without scrolling, and the input's
+#: autofocus does not scroll the page (and the examples beside the chat) away.
+CHAT_HEIGHT = "clamp(300px, calc(100vh - 380px), 640px)"
 #: Page CSS this tab needs (collected by ``studio.commands.ui.launch``): keep media in the
 #: chat small enough that a question, its thinking, answer and boxed image fit on screen.
 CSS = """
 #chatbot .user-row img, #chatbot .user-row video { max-height: 220px; width: auto; }
 #chatbot .bot-row img { max-height: 420px; width: auto; }
+#chat-examples img, #chat-examples video { max-height: 72px; width: auto; }
 """
 
 
@@ -156,20 +161,41 @@ def _user_display(text: str, media) -> list[dict]:
         msgs = [render.message("user", first)] if first else []
         name = Path(media.sources[0]).name
         n = len(media.images)
-        msgs.append(render.message("user", tr("chat.pdf_pages" if n != 1 else "chat.pdf_page", name=render.escape(name),
-                                              n=n)))
+        msgs.append(render.message("user", tr("chat.pdf_pages" if n != 1 else "chat.pdf_page",
+                                              name=render.plain_text(name), n=n)))
         if text:
-            msgs.append(render.message("user", render.escape(text)))
+            msgs.append(render.message("user", render.plain_text(text)))
         return msgs
-    msgs = render.user_messages("", list(media.sources), media.kind)
+    msgs = render.media_messages(media)
     if media.kind == "video" and media.video is not None:
         n = media.video.frames.shape[0]
         dur = media.video.metadata.get("duration")
         note = tr("chat.frames_from", n=n, s=f"{dur:.1f}") if dur else tr("chat.frames", n=n)
-        msgs.append(render.message("user", f"*({render.escape(Path(media.sources[0]).name)}: {note})*"))
+        msgs.append(render.message("user", f"*({render.plain_text(Path(media.sources[0]).name)}: {note})*"))
     if text:
-        msgs.append(render.message("user", render.escape(text)))
+        msgs.append(render.message("user", render.plain_text(text)))
     return msgs
+
+
+def _examples(workshop: bool) -> list[list[dict]]:
+    """Example messages from sample_data/: two held-out workshop scenes (workshop model
+    only), then a photo, a video and a PDF."""
+    examples = []
+    for name in ("position-l2-s1000-00001.png",  # held out: 1 red circle
+                 "shapes-l3-s1000-00002.png"):   # held out: 2 red circles and a red square
+        scene = SAMPLE_DATA / "workshop" / "images" / name
+        if workshop and scene.is_file():
+            examples.append([{"text": CHAT_CHECK_QUESTION, "files": [str(scene)]}])
+    for rel, q in [("photos", "What is in this picture?"),
+                   ("video", "What happens in this video?"),
+                   ("docs", "Summarise this document.")]:
+        folder = SAMPLE_DATA / rel
+        if folder.is_dir():
+            files = sorted(p for p in folder.iterdir()
+                           if p.suffix.lower() in FILE_TYPES and not p.name.startswith("."))
+            if files:
+                examples.append([{"text": q, "files": [str(files[0])]}])
+    return examples
 
 
 def build(ctx: AppContext) -> None:
@@ -181,6 +207,7 @@ def build(ctx: AppContext) -> None:
     from studio.ui.app import GPU_CONCURRENCY_ID
 
     stops: dict[str, threading.Event] = {}     # session_hash → stop event of its running request
+    queued: dict[str, threading.Event] = {}    # session_hash → stop event of a request not started yet
     stops_lock = threading.Lock()
 
     def model_for(adapter: str | None):
@@ -231,7 +258,7 @@ def build(ctx: AppContext) -> None:
     with gr.Row():
         with gr.Column(scale=4):
             chatbot = gr.Chatbot(
-                label=t("tab.chat"), height=640, sanitize_html=True, render_markdown=True,
+                label=t("tab.chat"), height=CHAT_HEIGHT, sanitize_html=True, render_markdown=True,
                 allow_tags=False, group_consecutive_messages=False, elem_id="chatbot",
                 feedback_options=None, buttons=["copy", "copy_all"],
                 placeholder=t("chat.placeholder"),
@@ -243,28 +270,17 @@ def build(ctx: AppContext) -> None:
             )
             estimate_md = gr.Markdown("", elem_id="visual-estimate")
             with gr.Row():
-                stop_btn = gr.Button(t("common.stop"), variant="stop", elem_id="stop-btn", scale=1, size="md")
+                # grey and disabled while nothing runs; red while a request is queued or running
+                stop_btn = gr.Button(t("common.stop"), variant="secondary", interactive=False, elem_id="stop-btn",
+                                     scale=1, size="md")
                 regen_btn = gr.Button(t("chat.regenerate"), elem_id="regen-btn", scale=1, size="md")
                 clear_btn = gr.Button(t("chat.clear"), elem_id="clear-btn", scale=1, size="md")
             stats_md = gr.Markdown("", elem_id="chat-stats")
-            examples = []
-            for name in ("position-l2-s1000-00001.png",  # held out: 1 red circle
-                         "shapes-l3-s1000-00002.png"):   # held out: 2 red circles and a red square
-                scene = SAMPLE_DATA / "workshop" / "images" / name
-                if workshop and scene.is_file():
-                    examples.append([{"text": CHAT_CHECK_QUESTION, "files": [str(scene)]}])
-            for rel, q in [("photos", "What is in this picture?"),
-                           ("video", "What happens in this video?"),
-                           ("docs", "Summarise this document.")]:
-                folder = SAMPLE_DATA / rel
-                if folder.is_dir():
-                    files = sorted(p for p in folder.iterdir()
-                                   if p.suffix.lower() in FILE_TYPES and not p.name.startswith("."))
-                    if files:
-                        examples.append([{"text": q, "files": [str(files[0])]}])
-            if examples:
-                gr.Examples(examples=examples, inputs=[box], label=t("chat.examples"))
         with gr.Column(scale=2, min_width=260):
+            # First in the side column: a newcomer sees what to try without scrolling.
+            examples = _examples(workshop)
+            if examples:
+                gr.Examples(examples=examples, inputs=[box], label=t("chat.examples"), elem_id="chat-examples")
             system = gr.Textbox("", label=t("chat.system"), lines=2, placeholder=t("chat.optional"))
             with gr.Accordion(t("cmp.model"), open=False):
                 gr.Markdown(t("chat.model_md") + f" `{render.escape(ctx.model.name_or_path)}`")
@@ -295,12 +311,25 @@ def build(ctx: AppContext) -> None:
                 fps, max_frames, adapter]
 
     # ---------------------------------------------------------------- handlers
-    def _register(request) -> tuple[str, threading.Event]:
-        key = getattr(request, "session_hash", None) or f"anon-{id(request)}"
-        ev = threading.Event()
+    def _key(request) -> str:
+        return getattr(request, "session_hash", None) or f"anon-{id(request)}"
+
+    def _queue_stop(request) -> None:
+        """A page request passed its checks and waits for the GPU: give it its stop event
+        now, so Stop works while it is still queued behind another user's request."""
+        with stops_lock:
+            queued[_key(request)] = threading.Event()
+
+    def _take_stop(request) -> threading.Event:
+        """The stop event of the request that starts now (set: Stop came while it waited)."""
+        with stops_lock:
+            return queued.pop(_key(request), None) or threading.Event()
+
+    def _register(request, ev: threading.Event) -> tuple[str, threading.Event]:
+        key = _key(request)
         with stops_lock:
             old = stops.get(key)
-            if old is not None:
+            if old is not None and old is not ev:
                 old.set()
             stops[key] = ev
         return key, ev
@@ -311,8 +340,10 @@ def build(ctx: AppContext) -> None:
                 del stops[key]
         ev.finished = True  # type: ignore[attr-defined]
 
-    def _run(st: ChatState, idx: int, system_, gen: GenerationConfig, adapter_, request, restore):
-        """Generate the reply of round ``idx``; yields (chatbot, box, state, stats)."""
+    def _run(st: ChatState, idx: int, system_, gen: GenerationConfig, adapter_, request, restore,
+             ev: threading.Event):
+        """Generate the reply of round ``idx``; yields (chatbot, box, state, stats). ``ev``
+        is this request's stop event."""
         rnd = st.rounds[idx]
         model, processor, adapter_name = model_for(adapter_)
         history = st.history(idx) + [rnd.user]
@@ -336,7 +367,7 @@ def build(ctx: AppContext) -> None:
                 rnd.reply, rnd.reply_msgs = previous
             else:
                 del st.rounds[idx:]
-        key, ev = _register(request)
+        key, ev = _register(request, ev)
         # the adapter is on only while this stream runs; the with-block exits after
         # events.close() has joined the worker thread
         with adapter_active(model, adapter_name):
@@ -387,10 +418,11 @@ def build(ctx: AppContext) -> None:
         return gen, media
 
     def check(message, st, system_, temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_,
-              fps_, max_frames_, adapter_):
+              fps_, max_frames_, adapter_, request: gr.Request):
         """First step of a send from the page: the same checks as ``send`` plus the context
         length, with no visible output, so a refusal is a toast and never covers the chat
-        or the user's draft (an error on an event's outputs would)."""
+        or the user's draft (an error on an event's outputs would). A message that passes
+        gets its stop event here, before it waits for the GPU."""
         st = st if isinstance(st, ChatState) else ChatState()
         text, files = _text_of(message), _files_of(message)
         try:
@@ -405,12 +437,17 @@ def build(ctx: AppContext) -> None:
                 raise InputError(tr("chat.too_long", n=f"{n:,}", limit=f"{limit:,}"))
         except StudioError as e:
             raise gr_error(e) from None
+        _queue_stop(request)
         return st
 
     def send(message, st, system_, temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_,
              fps_, max_frames_, adapter_, request: gr.Request):
         """Send the box's text + files; stream the reply."""
         st = st if isinstance(st, ChatState) else ChatState()
+        ev = _take_stop(request)
+        if ev.is_set():  # stopped while queued: nothing generated, the draft stays in the box
+            yield st.chatbot(), gr.skip(), st, tr("chat.stopped_queued")
+            return
         text, files = _text_of(message), _files_of(message)
         try:
             gen, media = _validated(text, files, st, temperature_, top_p_, top_k_, rep_, max_new_, think_,
@@ -422,7 +459,7 @@ def build(ctx: AppContext) -> None:
         st.media_key, st.media = None, None
         restore = {"text": text, "files": files}
         try:
-            yield from _run(st, len(st.rounds) - 1, system_, gen, adapter_, request, restore)
+            yield from _run(st, len(st.rounds) - 1, system_, gen, adapter_, request, restore, ev)
         except gr.Error:
             if st.rounds and st.rounds[-1].user is turn and st.rounds[-1].reply is None:
                 st.rounds.pop()
@@ -431,35 +468,51 @@ def build(ctx: AppContext) -> None:
     def regenerate(st, system_, temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_,
                    fps_, max_frames_, adapter_, request: gr.Request):
         """Drop the last reply and generate it again (same user message)."""
+        ev = _take_stop(request)
+        if ev.is_set():
+            yield gr.skip(), gr.skip(), st, tr("chat.stopped_queued")
+            return
         if not isinstance(st, ChatState) or not st.rounds:
             raise user_error(tr("chat.nothing_to_regenerate"))
         try:
             gen = gen_config(temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_, fps_, max_frames_)
         except StudioError as e:
             raise gr_error(e) from None
-        yield from _run(st, len(st.rounds) - 1, system_, gen, adapter_, request, None)
+        yield from _run(st, len(st.rounds) - 1, system_, gen, adapter_, request, None, ev)
 
     def stop(request: gr.Request):
-        """Set this session's stop event; generation ends within one token."""
-        key = getattr(request, "session_hash", None)
+        """Stop this session's request: a running one ends within one token, a queued one
+        will not start. Waits (≤ 3 s) for the running one to finish, so the status line is
+        the generator's last word ("… · stopped"), never a late "Stopping…" over it."""
+        key = _key(request)
         with stops_lock:
-            ev = stops.get(key)
-        if ev is not None:
-            ev.set()
-            return tr("cmp.stopping")
-        return gr.skip()
+            ev, waiting = stops.get(key), queued.get(key)
+        if waiting is not None:
+            waiting.set()
+        if ev is None:
+            return tr("chat.stopped_queued") if waiting is not None else gr.skip()
+        ev.set()
+        if _wait_finished(ev):
+            return gr.skip()
+        return tr("cmp.stopping")
+
+    def _wait_finished(ev: threading.Event, timeout: float = 3.0) -> bool:
+        deadline = time.perf_counter() + timeout
+        while not getattr(ev, "finished", False) and time.perf_counter() < deadline:
+            time.sleep(0.02)
+        return bool(getattr(ev, "finished", False))
 
     def clear(request: gr.Request):
         """Stop this session's generation, wait (≤ 3 s) until its last update is out, then
         empty the chat — otherwise that last update would redraw the old conversation."""
-        key = getattr(request, "session_hash", None)
+        key = _key(request)
         with stops_lock:
-            ev = stops.get(key)
+            ev, waiting = stops.get(key), queued.pop(key, None)
+        if waiting is not None:
+            waiting.set()
         if ev is not None:
             ev.set()
-            deadline = time.perf_counter() + 3.0
-            while not getattr(ev, "finished", False) and time.perf_counter() < deadline:
-                time.sleep(0.02)
+            _wait_finished(ev)
             time.sleep(0.1)  # let gradio deliver the generator's final update first
         return [], EMPTY_BOX, ChatState(), "", ""
 
@@ -485,7 +538,7 @@ def build(ctx: AppContext) -> None:
                     else tr("chat.what_video"))
         else:
             what = media.kind
-        return tr("chat.visual_tokens", n=f"{n:,}", what=what), st
+        return tr("chat.visual_tokens" if n != 1 else "chat.visual_token", n=f"{n:,}", what=what), st
 
     def refresh_adapters(current):
         found = find_adapters(ctx)
@@ -501,12 +554,27 @@ def build(ctx: AppContext) -> None:
     outs = [chatbot, box, state, stats_md]
     # The page checks first (refusals are toasts, the chat and the draft stay usable), then
     # streams; API clients call /chat directly, which runs the same checks itself.
+    # Stop turns red (and clickable) once a request is accepted, grey when it has ended.
+    def stop_active():
+        return gr.update(variant="stop", interactive=True)
+
+    def stop_idle():
+        return gr.update(variant="secondary", interactive=False)
+
+    def queue_regen(request: gr.Request):
+        _queue_stop(request)
+        return stop_active()
+
     send_ev = box.submit(check, [box, state] + settings, [state], api_name=False, concurrency_limit=None,
                          show_progress="hidden").success(
+        stop_active, None, [stop_btn], api_name=False, queue=False).success(
         send, [box, state] + settings, outs, api_name="chat",
         concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1)
-    regen_ev = regen_btn.click(regenerate, [state] + settings, outs, api_name="regenerate",
-                               concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1)
+    send_ev.then(stop_idle, None, [stop_btn], api_name=False, queue=False)
+    regen_ev = regen_btn.click(queue_regen, None, [stop_btn], api_name=False, queue=False).success(
+        regenerate, [state] + settings, outs, api_name="regenerate",
+        concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1)
+    regen_ev.then(stop_idle, None, [stop_btn], api_name=False, queue=False)
     stop_btn.click(stop, None, [stats_md], api_name="stop", concurrency_limit=None, queue=False)
     # Clear also cancels the streaming event, or its last updates would redraw the old chat.
     clear_btn.click(clear, None, [chatbot, box, state, stats_md, estimate_md], api_name="clear",

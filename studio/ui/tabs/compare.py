@@ -97,7 +97,7 @@ def stats_line(stats: chat_engine.Stats) -> str:
              tr("cmp.stat_thinking", t=stats.thinking_tokens, a=stats.answer_tokens),
              tr("cmp.stat_forced", v=tr("cmp.yes" if stats.forced_answer else "cmp.no"))]
     if stats.truncated:
-        parts.append(tr("cmp.stat_cut"))
+        parts.append(tr("cmp.stat_cut") if stats.cut_by == "max_new_tokens" else render.cut_note(stats))
     if stats.stopped:
         parts.append(tr("cmp.stat_stopped"))
     return " · ".join(parts)
@@ -122,9 +122,35 @@ def _user_msgs(text: str, media) -> list[dict]:
         n = len(media.images)
         msgs.append(render.message("user", tr("cmp.pdf_pages", n=n) if n != 1 else tr("cmp.pdf_page")))
         if text:
-            msgs.append(render.message("user", render.escape(text)))
+            msgs.append(render.message("user", render.plain_text(text)))
         return msgs
-    return render.user_messages(text, list(media.sources), media.kind)
+    msgs = render.media_messages(media)  # what the model gets (a GIF named .mp4 is an image)
+    if text:
+        msgs.append(render.message("user", render.plain_text(text)))
+    return msgs
+
+
+def parse_seed(value: Any) -> int | None:
+    """The Seed box's text as an int; empty means random (``None``).
+
+    >>> parse_seed(""), parse_seed(" 7 "), parse_seed(None)
+    (None, 7, None)
+
+    Raises:
+        InputError: not a whole number.
+    """
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        f = float(text)
+        if f != int(f):
+            raise ValueError
+        return int(f)
+    except (ValueError, OverflowError):
+        raise InputError(tr("cmp.bad_seed", value=text[:40])) from None
 
 
 def build(ctx: AppContext) -> None:
@@ -135,7 +161,9 @@ def build(ctx: AppContext) -> None:
     from studio.ui.tabs.chat import FILE_TYPES
 
     comparer = engine.Comparer(ctx.registry)
-    stops: dict[str, threading.Event] = {}
+    stops: dict[str, threading.Event] = {}    # session_hash → stop event of its running comparison
+    queued: dict[str, threading.Event] = {}   # session_hash → stop event of one waiting for the GPU
+    prepared: dict[str, tuple] = {}           # session_hash → (files, fps, max_frames, media) from check
     stops_lock = threading.Lock()
     da, db, default_note = engine.default_pair()
     d = GenerationConfig()
@@ -169,17 +197,19 @@ def build(ctx: AppContext) -> None:
                                show_label=False, elem_id="cmp-input")
     with gr.Row():
         run_btn = gr.Button(t("cmp.run"), variant="primary", elem_id="cmp-run")
-        stop_btn = gr.Button(t("common.stop"), variant="stop", elem_id="cmp-stop")
-    with gr.Accordion(t("cmp.settings_acc"), open=False):
+        # grey and disabled while nothing runs; red while a comparison is queued or running
+        stop_btn = gr.Button(t("common.stop"), variant="secondary", interactive=False, elem_id="cmp-stop")
+    with gr.Accordion(t("cmp.settings_acc"), open=False, elem_id="cmp-settings"):
         with gr.Row():
             temperature = gr.Slider(0, 2, value=d.temperature, step=0.05, label=t("common.temperature"))
             top_p = gr.Slider(0.05, 1, value=d.top_p, step=0.05, label=t("common.top_p"))
             top_k = gr.Slider(0, 100, value=d.top_k, step=1, label=t("common.top_k"))
-            seed = gr.Number(value=None, precision=0, label=t("cmp.seed"))
+            # a Textbox, not a Number: gr.Number turns "empty" into 0 when it is first shown
+            seed = gr.Textbox("", label=t("cmp.seed"), placeholder=t("cmp.seed_ph"), elem_id="cmp-seed")
         with gr.Row():
-            max_new = gr.Slider(16, 8192, value=512, step=16, label=t("cmp.max_new"))
+            max_new = gr.Slider(16, 8192, value=512, step=16, label=t("cmp.max_new"), elem_id="cmp-max-new")
             base_cap = gr.Slider(8, 2048, value=engine.DEFAULT_BASE_MAX_NEW_TOKENS, step=8,
-                                 label=t("cmp.base_cap"))
+                                 label=t("cmp.base_cap"), elem_id="cmp-base-cap")
             think_budget = gr.Slider(0, 8192, value=0, step=64, label=t("cmp.think_budget"))
         system = gr.Textbox(label=t("cmp.system"), lines=1)
         few_shot = gr.Textbox(label=t("cmp.few_shot"), lines=2, placeholder=t("cmp.few_shot_ph"))
@@ -214,7 +244,7 @@ def build(ctx: AppContext) -> None:
     def _settings(temperature_, top_p_, top_k_, max_new_, think_, base_cap_, seed_, system_, few_) -> engine.CompareSettings:
         gen = GenerationConfig(max_new_tokens=int(max_new_), temperature=float(temperature_), top_p=float(top_p_),
                                top_k=int(top_k_), thinking_budget=int(think_),
-                               seed=None if seed_ in (None, "") else int(seed_))
+                               seed=parse_seed(seed_))
         s = engine.CompareSettings(gen=gen, base_max_new_tokens=int(base_cap_), few_shot=parse_few_shot(few_),
                                    system=(system_ or None))
         s.validate()
@@ -243,32 +273,74 @@ def build(ctx: AppContext) -> None:
             text += "\n\n" + "\n\n".join(f"{_text('cmp.note', static)} {render.escape(n)}" for n in notes)
         return text, _header("A", a, static), _header("B", b, static)
 
+    def _key(request) -> str:
+        return getattr(request, "session_hash", None) or f"anon-{id(request)}"
+
+    def _validated(message, a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, temperature_, top_p_,
+                   top_k_, max_new_, think_, base_cap_, seed_, system_, few_, key: str):
+        """(text, sides, settings, media, plan) or the StudioError that says what to change.
+        Media decoded by the page's check step is reused (same files and sampling)."""
+        text, files = _text_of(message), _files_of(message)
+        a, b = _side(a_model, a_adapter, a_mode), _side(b_model, b_adapter, b_mode)
+        settings = _settings(temperature_, top_p_, top_k_, max_new_, think_, base_cap_, seed_, system_, few_)
+        if not text.strip() and not files:
+            raise InputError(tr("cmp.need_question"))
+        media = None
+        if files:
+            from studio.engine.media import prepare_turn_media
+
+            want = (tuple(files), settings.gen.video_fps, settings.gen.max_frames)
+            with stops_lock:
+                cached = prepared.pop(key, None)
+            if cached is not None and cached[0] == want:
+                media = cached[1]
+            else:
+                media = prepare_turn_media(files, fps=settings.gen.video_fps, max_frames=settings.gen.max_frames)
+            with stops_lock:
+                prepared[key] = (want, media)
+        p = comparer.plan(a, b, settings.device)
+        return text, a, b, settings, media, p
+
+    def check(message, a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, temperature_, top_p_, top_k_,
+              max_new_, think_, base_cap_, seed_, system_, few_, request: gr.Request):
+        """First step of a comparison from the page: every check ``compare`` makes, with no
+        visible output, so a refusal is a toast and nothing on the page moves (an error on
+        the comparison's outputs would blank both panes and cover them with "Error").
+        A comparison that passes gets its stop event here, before it waits for the GPU."""
+        key = _key(request)
+        try:
+            _validated(message, a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, temperature_, top_p_,
+                       top_k_, max_new_, think_, base_cap_, seed_, system_, few_, key=key)
+        except StudioError as e:
+            raise gr_error(e) from None
+        with stops_lock:
+            queued[key] = threading.Event()
+
     def compare(message, a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, temperature_, top_p_, top_k_,
                 max_new_, think_, base_cap_, seed_, system_, few_, request: gr.Request):
         """Run A then B on the message; stream both panes."""
-        text, files = _text_of(message), _files_of(message)
+        key = _key(request)
+        with stops_lock:
+            ev = queued.pop(key, None) or threading.Event()
+        if ev.is_set():  # stopped while it waited for the GPU: nothing ran, nothing changes
+            yield tuple([gr.skip()] * 8) + (tr("chat.stopped_queued"),)
+            return
         try:
-            a, b = _side(a_model, a_adapter, a_mode), _side(b_model, b_adapter, b_mode)
-            settings = _settings(temperature_, top_p_, top_k_, max_new_, think_, base_cap_, seed_, system_, few_)
-            if not text.strip() and not files:
-                raise InputError(tr("cmp.need_question"))
-            media = None
-            if files:
-                from studio.engine.media import prepare_turn_media
-
-                media = prepare_turn_media(files, fps=settings.gen.video_fps, max_frames=settings.gen.max_frames)
-            p = comparer.plan(a, b, settings.device)
+            text, a, b, settings, media, p = _validated(
+                message, a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, temperature_, top_p_, top_k_,
+                max_new_, think_, base_cap_, seed_, system_, few_, key=key)
         except StudioError as e:
             raise gr_error(e) from None
+        finally:
+            with stops_lock:
+                prepared.pop(key, None)
         user = _user_msgs(text, media)
         image = media.images[0] if media is not None and media.images else None
         views = {"A": render.TurnView(image=image), "B": render.TurnView(image=image)}
         stats = {"A": "", "B": ""}
         plan_text = f"{tr('cmp.plan')} {render.escape(p.sentence)}"
-        key = getattr(request, "session_hash", None) or f"anon-{id(request)}"
-        ev = threading.Event()
         with stops_lock:
-            if key in stops:
+            if key in stops and stops[key] is not ev:
                 stops[key].set()
             stops[key] = ev
 
@@ -312,14 +384,24 @@ def build(ctx: AppContext) -> None:
             with stops_lock:
                 if stops.get(key) is ev:
                     del stops[key]
+            ev.finished = True  # type: ignore[attr-defined]
 
     def stop(request: gr.Request):
+        """Stop this session's comparison: a running one ends within one token, a queued one
+        will not start. Waits (≤ 3 s) for the running one to end, so the status is the
+        comparison's own last word, never a late "Stopping…" over it."""
+        key = _key(request)
         with stops_lock:
-            ev = stops.get(getattr(request, "session_hash", None))
-        if ev is not None:
-            ev.set()
-            return tr("cmp.stopping")
-        return gr.skip()
+            ev, waiting = stops.get(key), queued.get(key)
+        if waiting is not None:
+            waiting.set()
+        if ev is None:
+            return tr("chat.stopped_queued") if waiting is not None else gr.skip()
+        ev.set()
+        deadline = time.perf_counter() + 3.0
+        while not getattr(ev, "finished", False) and time.perf_counter() < deadline:
+            time.sleep(0.02)
+        return gr.skip() if getattr(ev, "finished", False) else tr("cmp.stopping")
 
     def _vote(value: str, st, request):
         vlog = engine.VoteLog(engine.votes_folder(ctx.runs_dir, _session(request)))
@@ -385,10 +467,22 @@ def build(ctx: AppContext) -> None:
     settings_in = [temperature, top_p, top_k, max_new, think_budget, base_cap, seed, system, few_shot]
     outs = [panes["A"][1], panes["B"][1], panes["A"][2], panes["B"][2], panes["A"][0], panes["B"][0],
             plan_md, state, vote_md]
-    run_btn.click(compare, [box] + pickers + settings_in, outs, api_name="compare",
-                  concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1)
-    box.submit(compare, [box] + pickers + settings_in, outs, api_name=False,
-               concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1)
+    # The page checks first (a refusal is a toast; panes, plan and status stay as they are),
+    # turns Stop red, compares, and greys Stop again; API clients call /compare directly,
+    # which makes the same checks itself.
+    def stop_active():
+        return gr.update(variant="stop", interactive=True)
+
+    def stop_idle():
+        return gr.update(variant="secondary", interactive=False)
+
+    inputs = [box] + pickers + settings_in
+    for i, trigger in enumerate((run_btn.click, box.submit)):
+        ev_ = trigger(check, inputs, None, api_name=False, concurrency_limit=None, show_progress="hidden").success(
+            stop_active, None, [stop_btn], api_name=False, queue=False).success(
+            compare, inputs, outs, api_name="compare" if i == 0 else False,
+            concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1)
+        ev_.then(stop_idle, None, [stop_btn], api_name=False, queue=False)
     stop_btn.click(stop, None, [vote_md], api_name="compare_stop", concurrency_limit=None, queue=False)
     plan_btn.click(plan, pickers, [plan_md, panes["A"][0], panes["B"][0]], api_name="compare_plan",
                    concurrency_limit=None)

@@ -1,0 +1,244 @@
+"""Chat and Compare in a real browser (Debian chromium + Playwright): what a newcomer sees
+first, Stop (also of a request still queued behind another user's), refusals as toasts,
+the Seed box, files shown as the model gets them, and the user's text as a screen reader
+reads it. Screenshots go to tests/artifacts/ (first_view_*.png, compare_refused.png,
+chat_gif_as_mp4.png).
+
+Needs ``apt-get install chromium``; skipped with the reason when it is missing.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import launch_tiny_app
+from test_browser import ARTIFACTS, CHROMIUM, _set_max_new_tokens
+
+pytestmark = pytest.mark.browser
+
+WJ = "\u2060"  # the word joiner render.plain_text puts after "<"
+
+
+@pytest.fixture(scope="module")
+def app(tiny_path):
+    ctx, demo = launch_tiny_app(tiny_path)
+    try:
+        yield ctx, demo
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM,
+                              args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _page(browser, demo, width=1280, height=720):
+    """A fresh browser session (its own context, so its own gradio session_hash)."""
+    pg = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    pg.set_default_timeout(30_000)
+    pg.goto(demo.local_url)
+    pg.wait_for_selector("#chat-input textarea")
+    return pg
+
+
+def _send(pg, text):
+    pg.fill("#chat-input textarea", text)
+    pg.press("#chat-input textarea", "Enter")
+
+
+def _stats(pg) -> str:
+    return pg.inner_text("#chat-stats")
+
+
+class Slow:
+    """LogitsProcessor: ~30 ms per token, so a reply takes long enough to stop it."""
+
+    calls = 0
+
+    def __call__(self, input_ids, scores):
+        time.sleep(0.03)
+        return scores
+
+
+def _slow(ctx):
+    def factory():
+        Slow.calls += 1
+        return [Slow()]
+
+    Slow.calls = 0
+    ctx.extra["chat_logits_processors"] = factory
+
+
+# ---------------------------------------------------------------- first view (#18)
+@pytest.mark.parametrize("size", [(1280, 720), (1440, 900)])
+def test_first_view_shows_the_examples_and_a_grey_stop(app, browser, size):
+    _, demo = app
+    pg = _page(browser, demo, *size)
+    pg.wait_for_selector("#chat-examples button, #chat-examples .gallery")
+    pg.wait_for_timeout(500)
+    box = pg.evaluate("""() => { const r = document.querySelector('#chat-examples').getBoundingClientRect();
+        const i = document.querySelector('#chat-input').getBoundingClientRect();
+        return {top: r.top, bottom: r.bottom, input: i.bottom, h: window.innerHeight, y: window.scrollY}; }""")
+    assert box["y"] == 0, box  # the input's autofocus did not scroll the page
+    assert 0 <= box["top"] and box["bottom"] <= box["h"], box
+    assert box["input"] <= box["h"], box
+    stop = pg.locator("#stop-btn")
+    assert stop.is_disabled() and "secondary" in stop.get_attribute("class")
+    ARTIFACTS.mkdir(exist_ok=True)
+    pg.screenshot(path=str(ARTIFACTS / f"first_view_{size[0]}x{size[1]}.png"))
+    pg.get_by_role("tab", name="Compare").click()
+    assert pg.locator("#cmp-stop").is_disabled()
+    pg.context.close()
+
+
+# ---------------------------------------------------------------- Stop (#14, #15)
+@pytest.mark.slow  # 10-40 s: slow replies to stop, or two full comparisons
+def test_stop_leaves_the_status_on_the_result(app, browser):
+    ctx, demo = app
+    pg = _page(browser, demo, 1280, 900)
+    _set_max_new_tokens(pg, 400)
+    _slow(ctx)
+    try:
+        for i in range(4):  # the late "Stopping…" came in 3 of 5 tries
+            _send(pg, f"Tell me a long story {i}.")
+            pg.wait_for_function("() => document.querySelector('#chat-stats').innerText.includes('Generating')")
+            assert pg.locator("#stop-btn").is_enabled()
+            assert "stop" in pg.get_attribute("#stop-btn", "class").split()
+            time.sleep(0.5)
+            pg.click("#stop-btn")
+            pg.wait_for_function("() => document.querySelector('#chat-stats').innerText.includes('stopped')")
+            time.sleep(1.0)
+            assert "Stopping" not in _stats(pg) and "stopped" in _stats(pg), (i, _stats(pg))
+            pg.wait_for_function("() => document.querySelector('#stop-btn').disabled")
+    finally:
+        ctx.extra.pop("chat_logits_processors", None)
+    pg.context.close()
+
+
+@pytest.mark.slow  # 10-40 s: slow replies to stop, or two full comparisons
+def test_stop_cancels_a_request_queued_behind_another_users(app, browser):
+    ctx, demo = app
+    first, second = _page(browser, demo, 1280, 900), _page(browser, demo, 1280, 900)
+    for pg in (first, second):
+        _set_max_new_tokens(pg, 150)  # ~5 s at 30 ms per token
+    _slow(ctx)
+    try:
+        _send(first, "A long story, please.")
+        first.wait_for_function("() => document.querySelector('#chat-stats').innerText.includes('Generating')")
+        _send(second, "My question waits in the queue.")
+        second.wait_for_function("() => !document.querySelector('#stop-btn').disabled")  # queued: Stop works
+        second.click("#stop-btn")
+        second.wait_for_selector("#chat-stats :text('Stopped before it started')")
+        # the first user's reply ends on its own; the queued one must not run afterwards
+        first.wait_for_function("() => document.querySelector('#chat-stats').innerText.includes('tok/s')",
+                                timeout=60_000)
+        time.sleep(3.0)
+        assert Slow.calls == 1, "the stopped request was generated anyway"
+        assert second.locator("#chatbot .message-row").count() == 0
+        assert second.input_value("#chat-input textarea") == "My question waits in the queue."
+        assert second.locator("#stop-btn").is_disabled()
+    finally:
+        ctx.extra.pop("chat_logits_processors", None)
+    first.context.close()
+    second.context.close()
+
+
+# ---------------------------------------------------------------- what the bubble shows (#17, #19)
+def test_a_gif_named_mp4_shows_as_the_image_the_model_gets(app, browser, tmp_path):
+    from PIL import Image
+
+    _, demo = app
+    frames = [Image.new("RGB", (96, 64), c) for c in ((220, 30, 30), (30, 30, 220))]
+    gif = tmp_path / "animation.mp4"
+    frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:], duration=200, loop=0)
+    pg = _page(browser, demo)
+    _set_max_new_tokens(pg, 4)
+    pg.set_input_files("#chat-input input[type=file]", [str(gif)])
+    pg.wait_for_selector("#visual-estimate :text('1 image')")
+    _send(pg, "What colour is this?")
+    pg.wait_for_function("() => document.querySelector('#chat-stats').innerText.includes('tok/s')")
+    assert pg.locator("#chatbot .user-row video").count() == 0
+    img = pg.locator("#chatbot .user-row img").first
+    img.wait_for()
+    assert pg.evaluate("e => e.naturalWidth", img.element_handle()) == 96
+    pg.locator("#chatbot .user-row").first.scroll_into_view_if_needed()
+    pg.screenshot(path=str(ARTIFACTS / "chat_gif_as_mp4.png"))
+    pg.context.close()
+
+
+def test_the_screen_reader_label_is_the_text_as_typed(app, browser):
+    _, demo = app
+    pg = _page(browser, demo)
+    _set_max_new_tokens(pg, 4)
+    typed = "Is <b>this</b> & that &amp; bold?"
+    _send(pg, typed)
+    pg.wait_for_function("() => document.querySelector('#chat-stats').innerText.includes('tok/s')")
+    msg = pg.locator("#chatbot .user-row [aria-label]").first
+    assert msg.get_attribute("aria-label").replace(WJ, "") == f"user's message: {typed}"
+    assert msg.inner_text().replace(WJ, "").strip() == typed  # shown as typed, not as HTML
+    assert msg.locator("b").count() == 0
+    pg.context.close()
+
+
+# ---------------------------------------------------------------- Compare (#12, #13)
+def _compare_tab(pg):
+    pg.get_by_role("tab", name="Compare").click()
+    pg.wait_for_selector("#cmp-input textarea")
+
+
+def _error_pills(pg) -> int:
+    sel = "#cmp-plan, #cmp-head-a, #cmp-head-b, #cmp-chat-a, #cmp-chat-b, #cmp-stats-a, #cmp-stats-b, #cmp-vote-status"
+    return pg.evaluate("""sel => [...document.querySelectorAll(sel)]
+        .map(e => e.closest('.block') || e).filter(e => /\\bError\\b/.test(e.innerText)).length""", sel)
+
+
+@pytest.mark.slow  # 10-40 s: slow replies to stop, or two full comparisons
+def test_compare_refusals_are_toasts_and_the_seed_stays_empty(app, browser):
+    _, demo = app
+    pg = _page(browser, demo)
+    _compare_tab(pg)
+    pg.click("#cmp-settings button, #cmp-settings .label-wrap")
+    seed = pg.locator("#cmp-seed textarea, #cmp-seed input").first
+    seed.wait_for()
+    pg.wait_for_timeout(500)
+    assert seed.input_value() == ""  # "empty = random" stays empty when Settings opens
+    plan = pg.inner_text("#cmp-plan")
+    assert "Memory plan" in plan
+    # an empty question: a toast, nothing else moves
+    pg.click("#cmp-run")
+    pg.wait_for_selector(":text('Type a question')")
+    pg.wait_for_timeout(800)
+    assert _error_pills(pg) == 0
+    assert pg.inner_text("#cmp-plan") == plan
+    pg.screenshot(path=str(ARTIFACTS / "compare_refused.png"), full_page=True)
+    # a seed that is not a number: the same
+    seed.fill("abc")
+    pg.fill("#cmp-input textarea", "What is 2+2?")
+    pg.click("#cmp-run")
+    pg.wait_for_selector(":text('Seed must be a whole number')")
+    assert _error_pills(pg) == 0 and pg.locator("#cmp-chat-a .message-row").count() == 0
+    assert pg.input_value("#cmp-input textarea") == "What is 2+2?"
+    # an empty seed runs with a drawn one, reported as such
+    seed.fill("")
+    for elem, n in (("#cmp-max-new", 16), ("#cmp-base-cap", 8)):
+        box = pg.locator(f"{elem} input[type=number]")
+        box.fill(str(n))
+        box.press("Enter")
+    pg.click("#cmp-run")
+    pg.wait_for_selector("#cmp-vote-status :text('Which answer is better')", timeout=120_000)
+    status = pg.inner_text("#cmp-vote-status")
+    assert "Seed 0 " not in status and "Seed " in status, status
+    assert seed.input_value() == ""
+    pg.context.close()
