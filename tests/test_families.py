@@ -235,7 +235,7 @@ def test_rl_step_on_a_glm46v_row(built, tmp_path):
                                         "answer": "1", "task_type": "counting"}) + "\n" for i in range(4)))
     cfg = rl.RLRunConfig(data=str(data), num_generations=2, per_device_train_batch_size=4, max_steps=1,
                          thinking_budget=4, answer_budget=2, eval_fraction=0.0, eval_every=0, kl_every=0,
-                         save_every=100, lora_rank=4, lora_alpha=8,
+                         save_every=100, lora_rank=4, lora_alpha=8, format_gate="warn",
                          curriculum=CurriculumConfig(offline_grading=False))
     out = rl.train(cfg, tmp_path / "run", model=model, processor=processor,
                    reward_fn=lambda completions, **kw: [float(len(c) % 2) for c in completions])

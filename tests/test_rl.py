@@ -47,7 +47,7 @@ def _cfg(data: Path, **kw):
     cur = kw.pop("curriculum", {})
     base = dict(data=str(data), num_generations=2, per_device_train_batch_size=4, max_steps=3,
                 thinking_budget=6, answer_budget=3, eval_fraction=0.0, eval_every=0, kl_every=0, save_every=100,
-                lora_rank=4, lora_alpha=8, learning_rate=5e-3,
+                lora_rank=4, lora_alpha=8, learning_rate=5e-3, format_gate="warn",  # random model: 0 % format
                 curriculum=CurriculumConfig(**{"offline_grading": False, **cur}))
     base.update(kw)
     return RLRunConfig(**base)

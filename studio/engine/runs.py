@@ -377,10 +377,17 @@ RECIPE_PATH_FIELDS = ("data", "eval_data", "model.name_or_path", "model.adapter"
 
 
 def is_recipe(config_path: str | os.PathLike) -> bool:
-    """True when ``config_path`` is a *recipe*: a config file that does not sit in a run
-    folder (no ``status.json`` beside it). Starting a recipe makes a new run folder;
-    starting a run folder's ``config.yaml`` continues that run."""
-    return not (Path(config_path).resolve().parent / STATUS_FILE).is_file()
+    """True when ``config_path`` is a *recipe*, not a run folder's own config.
+
+    A run's config is a ``config.yaml`` whose folder is a run folder: named like one
+    (``<time>-<kind>-<name>``, as :func:`new_run_dir` makes them, also before its first
+    status is written) or holding ``status.json``. Anything else (e.g.
+    ``sample_data/workshop/sft.yaml``) is a recipe. Starting a recipe makes a new run
+    folder; starting a run folder's ``config.yaml`` continues that run.
+    """
+    p = Path(config_path).resolve()
+    in_run = p.name == CONFIG_FILE and (bool(_ID_RE.match(p.parent.name)) or (p.parent / STATUS_FILE).is_file())
+    return not in_run
 
 
 def resolve_recipe_paths(data: dict, recipe: str | os.PathLike) -> dict:
@@ -409,3 +416,28 @@ def resolve_recipe_paths(data: dict, recipe: str | os.PathLike) -> dict:
         if cand.exists() or leaf in ("data", "eval_data"):
             holder[leaf] = str(cand)
     return data
+
+
+def load_recipe(config_cls, path: str | os.PathLike):
+    """A validated run config (``config_cls``: SFTRunConfig or RLRunConfig) from a recipe file,
+    its relative paths read against the recipe's folder and no run folder set yet.
+
+    Raises:
+        ConfigError: unreadable YAML or a bad value (the message names the field).
+    """
+    from studio.config import read_yaml_mapping
+
+    data = resolve_recipe_paths(read_yaml_mapping(path), path)
+    data["output_dir"] = ""
+    cfg = config_cls.from_dict(data)
+    cfg.validate()
+    return cfg
+
+
+def recipe_run(config_cls, path: str | os.PathLike, runs_dir: str | os.PathLike, kind: str) -> tuple[Path, str]:
+    """Validate a recipe, then make its new run folder: ``(run_dir, config.yaml text)``
+    (what the SFT/RL tabs' recipe buttons and ``studio sft|rl --config RECIPE`` start)."""
+    cfg = load_recipe(config_cls, path)
+    run = new_run_dir(runs_dir, kind, getattr(cfg, "name", None) or Path(path).stem)
+    cfg.output_dir = str(run)
+    return run, cfg.to_yaml()

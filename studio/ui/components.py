@@ -77,6 +77,8 @@ class CurveGroup:
 
 #: Curves of the SFT tab (names written by MetricsCallback from TRL's SFTTrainer logs).
 SFT_CURVES = [
+    # the skill, measured by generation on held-out prompts (eval_data; studio.engine.skill_eval)
+    CurveGroup("Held-out format rate and accuracy", ["skill/format_rate", "skill/accuracy"]),
     CurveGroup("Loss (raw + smoothed) and eval loss", ["train/loss", "eval/loss"], smooth=0.1),
     CurveGroup("Token accuracy", ["train/mean_token_accuracy", "eval/mean_token_accuracy"]),
     CurveGroup("Learning rate", ["train/learning_rate"]),
@@ -401,7 +403,8 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
               inputs: Sequence[Any] = (), resume_args: Sequence[str] = ("--resume",),
               graceful_timeout: float = 60.0, poll_s: float = 2.0, log_lines: int = 60,
               command: Callable[[Path, bool], list[str]] | None = None,
-              manager: JobManager | None = None) -> JobPanel:
+              manager: JobManager | None = None,
+              recipe: tuple[Any, Callable[[], tuple[str | Path, str | None]]] | None = None) -> JobPanel:
     """Add Start / Stop / Resume, a status line, the log tail and the CLI command.
 
     Args:
@@ -416,6 +419,9 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
         log_lines: lines of ``train.log`` shown.
         command: ``fn(run_dir, resume) -> argv`` override of the child command (tests).
         manager: a JobManager (default: one for ``ctx.runs_dir``).
+        recipe: ``(button label, fn() -> (run_dir, config_yaml_text))``: a second start
+            button that runs a ready-made recipe (a new run folder each click) with one
+            click, ignoring the form.
 
     Returns:
         A :class:`JobPanel`.
@@ -446,7 +452,10 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
             cur = jm.current()
             if cur is not None:
                 raise user_error(tr("job.busy", kind=cur.kind, id=cur.id))
-            run_dir, text = make_config(*values)
+            if values and callable(values[0]):  # the recipe button: its own config maker, no form
+                run_dir, text = values[0]()
+            else:
+                run_dir, text = make_config(*values)
             run = Path(run_dir)
             run.mkdir(parents=True, exist_ok=True)
             if text is not None:
@@ -524,6 +533,8 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
     with gr.Group():
         with gr.Row():
             start_btn = gr.Button(t("job.start"), variant="primary", interactive=not public)
+            recipe_btn = (gr.Button(recipe[0], variant="secondary", interactive=not public,
+                                    elem_id=f"{kind}-recipe-btn") if recipe else None)
             stop_btn = gr.Button(t("common.stop"), variant="stop", interactive=False)
             resume_btn = gr.Button(t("job.resume"), interactive=False)
         status = gr.Textbox(label=t("common.status"), value=status_line(None), interactive=False, lines=1,
@@ -543,6 +554,12 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
         start_prepared, inputs=[pending], outputs=[run_dir_state, status, log_box, cli, *btns], api_name=False)
     gr.Button(visible=False).click(start, inputs=list(inputs), outputs=[run_dir_state, status, log_box, cli, *btns],
                                    api_name=f"{kind}_start")
+    if recipe_btn is not None:
+        recipe_fn = recipe[1]
+        recipe_btn.click(lambda: prepare(recipe_fn), outputs=[pending], api_name=False, show_progress="hidden").success(
+            start_prepared, inputs=[pending], outputs=[run_dir_state, status, log_box, cli, *btns], api_name=False)
+        gr.Button(visible=False).click(lambda: start(recipe_fn), outputs=[run_dir_state, status, log_box, cli, *btns],
+                                       api_name=f"{kind}_start_recipe")
     stop_btn.click(stop, inputs=[run_dir_state], outputs=[status], api_name=f"{kind}_stop")
     resume_btn.click(resume, inputs=[run_dir_state], outputs=[run_dir_state, status, log_box, cli, *btns],
                      api_name=f"{kind}_resume")

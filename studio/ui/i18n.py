@@ -130,6 +130,8 @@ _ENTRIES: dict[str, tuple[str, str]] = {
         "the doctor lists problems per row, the preview shows which tokens carry loss.",
         "用 LoRA 微调为 `<think>…</think><answer>…</answer>` 格式。请先检查数据：数据体检会按行列出问题，"
         "预览会显示哪些 token 计入损失。"),
+    "sft.recipe_btn": ("▶ Start the workshop recipe (toy-base → think/answer, ~15 min on 2 CPU cores)",
+                       "▶ 开始工作坊配方（toy-base → 思考/回答格式，2 核 CPU 约 15 分钟）"),
     "sft.upload": ("Upload a dataset (.jsonl/.json/.csv/.parquet)", "上传数据集（.jsonl/.json/.csv/.parquet）"),
     "sft.path": ("…or a path on the server (media paths are relative to the file)",
                  "…或服务器上的路径（媒体路径相对于该文件）"),
@@ -268,6 +270,8 @@ _ENTRIES: dict[str, tuple[str, str]] = {
     "cmp.few_shot_empty": ("Few-shot line {i} needs a question and an answer around `=>`.",
                            "少样本示例第 {i} 行的 `=>` 两侧都需要有问题和答案。"),
     # ------------------------------------------------------------------ RL tab
+    "rl.recipe_btn": ("▶ Start the workshop recipe (toy-thinking, RLCS on shapes counting)",
+                      "▶ 开始工作坊配方（toy-thinking，在形状计数上做 RLCS）"),
     "rl.intro": (
         "### GRPO with curriculum sampling (RLCS)\n"
         "Prompts with a verifiable answer → G samples each → rewards → the curriculum re-weights difficulty "
@@ -469,6 +473,7 @@ _ENTRIES: dict[str, tuple[str, str]] = {
     # ------------------------------------------------------------------ curves (components.py, rl.py)
     "curve.loss_raw_smoothed_and_eval_loss": ("Loss (raw + smoothed) and eval loss", "损失（原始 + 平滑）与验证损失"),
     "curve.token_accuracy": ("Token accuracy", "token 准确率"),
+    "curve.held_out_format_rate_and_accuracy": ("Held-out format rate and accuracy", "留出集格式正确率与准确率"),
     "curve.learning_rate": ("Learning rate", "学习率"),
     "curve.grad_norm": ("Grad norm", "梯度范数"),
     "curve.tokens_s": ("Tokens / s", "每秒 token 数"),

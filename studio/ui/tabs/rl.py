@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[3]
 SAMPLE_PROMPTS = REPO / "sample_data" / "rl" / "prompts.jsonl"
 SAMPLE_EVAL = REPO / "sample_data" / "rl" / "eval.jsonl"
+#: The workshop RL recipe (``studio rl --config`` this file does the same).
+RECIPE = REPO / "sample_data" / "workshop" / "rl.yaml"
 #: The workshop model (format already learned): the default RL start when it is shipped.
 TOY_THINKING = REPO / "studio" / "assets" / "toy-thinking"
 
@@ -357,7 +359,10 @@ def build(ctx) -> None:
         return run, cfg.to_yaml()
 
     gr.Markdown(t("rl.train_md"))
-    panel = job_panel(ctx, "rl", new_run, inputs=form)
+    from studio.engine.runs import recipe_run
+
+    panel = job_panel(ctx, "rl", new_run, inputs=form,
+                      recipe=(t("rl.recipe_btn"), lambda: recipe_run(RLRunConfig, RECIPE, ctx.runs_dir, "rl")))
     run_pick = run_picker(ctx, "rl", panel.run_dir_state)
     notes = gr.Markdown()
     with gr.Row():

@@ -17,6 +17,8 @@ from studio.ui.i18n import headers, t, tr
 log = logging.getLogger(__name__)
 
 SAMPLE = Path(__file__).resolve().parents[3] / "sample_data" / "sft" / "train.jsonl"
+#: The workshop SFT recipe (``studio sft --config`` this file does the same).
+RECIPE = Path(__file__).resolve().parents[3] / "sample_data" / "workshop" / "sft.yaml"
 TABLE_HEADERS = ["row", "line", "severity", "check", "problem", "fix", "auto-fix"]
 
 
@@ -203,7 +205,10 @@ def build(ctx) -> None:
     show_btn.click(show, inputs=[upload, path, *form], outputs=[yaml_box], api_name="sft_config")
 
     gr.Markdown(t("sft.train_md"))
-    panel = job_panel(ctx, "sft", new_run, inputs=[upload, path, *form])
+    from studio.engine.runs import recipe_run
+
+    panel = job_panel(ctx, "sft", new_run, inputs=[upload, path, *form],
+                      recipe=(t("sft.recipe_btn"), lambda: recipe_run(SFTRunConfig, RECIPE, ctx.runs_dir, "sft")))
     from studio.ui.components import run_picker
 
     run_picker(ctx, "sft", panel.run_dir_state)
