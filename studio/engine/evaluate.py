@@ -310,3 +310,64 @@ def chat_check(model, processor, n: int = 40, *, seed: int = 0, gen=None) -> dic
     return {"n": n, "format": fmt / n, "accuracy": ok / n, "thinking_tokens": think / n,
             "by_count": {k: sum(v) / len(v) for k, v in hits.items() if v},
             "zero_baseline": sum(c == 0 for _, c in scenes) / n, "examples": examples}
+
+
+def before_after_table(before: Report, after: Report) -> str:
+    """Markdown: format and accuracy per family × level before and after training, with the change.
+
+    Both reports must score the same prompts (same file, same ``n``); rows are matched by
+    (family, level).
+    """
+    b = {(r["family"], r["difficulty"]): r for r in before.groups()}
+    lines = [f"before: `{before.model}` · after: `{after.model}` · {len(after.results)} held-out prompts",
+             "", "| family | level | n | format % before → after | accuracy % before → after | change |",
+             "|---|---|---:|---:|---:|---:|"]
+    for r in after.groups():
+        o = b.get((r["family"], r["difficulty"]), {"format": 0.0, "accuracy": 0.0})
+        d = 100 * (r["accuracy"] - o["accuracy"])
+        lines.append(f"| {r['family']} | {r['difficulty'] or 'all'} | {r['n']} | "
+                     f"{100 * o['format']:.0f} → {100 * r['format']:.0f} | "
+                     f"{100 * o['accuracy']:.0f} → {100 * r['accuracy']:.0f} | {d:+.0f} |")
+    return "\n".join(lines)
+
+
+def evaluate_run(run_dir: str | Path, tasks_file: str | Path | None = None, n: int = 60) -> tuple[Report, Report]:
+    """Score a finished (or stopped) SFT/RL run before and after: its base model, then the
+    base with the run's adapter (or its fully fine-tuned ``model/``), on the same held-out
+    prompts, both in the think/answer format (a base model scores 0 format, as it should).
+
+    Args:
+        run_dir: the run folder (``config.yaml`` and ``adapter/``, ``checkpoint-N/`` or ``model/``).
+        tasks_file: held-out prompts; default the run's ``eval_data``, else the workshop's
+            ``sample_data/workshop/eval.jsonl``.
+        n: prompts, stratified over family × level.
+
+    Raises:
+        InputError: no config, nothing trained yet, or no held-out file.
+    """
+    import yaml
+
+    from studio.config import ModelSpec
+    from studio.engine.models import load
+    from studio.engine.runs import find_adapter, find_last_checkpoint
+
+    run = Path(run_dir)
+    try:
+        cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        raise InputError(f"{run} has no readable config.yaml; pick a run folder made by the SFT or RL tab.") from None
+    base = (cfg.get("model") or {}).get("name_or_path") or "embedded"
+    tasks = tasks_file or cfg.get("eval_data") or Path(__file__).resolve().parents[2] / "sample_data" / "workshop" / "eval.jsonl"
+    if not Path(tasks).is_file():
+        raise InputError(f"No held-out prompt file to score: {tasks} does not exist.")
+    trained = run / "model" if (run / "model" / "config.json").is_file() else None
+    adapter = None if trained else (find_adapter(run) or find_last_checkpoint(run))
+    if trained is None and adapter is None:
+        raise InputError(f"{run.name} has no trained model, adapter or checkpoint yet; wait for the first save.")
+    before = evaluate(base, tasks, n=n, mode="thinking", loaded=load(ModelSpec(name_or_path=base, device="cpu")))
+    if trained is not None:
+        after = evaluate(str(trained), tasks, n=n, mode="thinking")
+    else:
+        after = evaluate(f"{base} + {adapter}", tasks, n=n, mode="thinking",
+                         loaded=load(ModelSpec(name_or_path=base, adapter=str(adapter), device="cpu")))
+    return before, after
