@@ -13,6 +13,7 @@ import pytest
 
 from studio.engine import metrics as M
 from studio.engine import runs as R
+from studio.errors import InputError, TrainingError
 
 
 # --------------------------------------------------------------------------- metrics file
@@ -226,11 +227,17 @@ def test_status_and_track_run(tmp_path):
     assert R.effective_status({"status": "running", "pid": 999_999_999}) == "failed"
     with pytest.raises(ValueError):
         R.write_status(tmp_path, "exploded")
-    with pytest.raises(RuntimeError):
+    with pytest.raises(TrainingError) as ei:
         with R.track_run(tmp_path, "sft"):
             raise RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")
+    assert ei.value.__cause__ is None and "\n" not in str(ei.value)
     st = R.read_status(tmp_path)
-    assert st["status"] == "failed" and st["error"].startswith("CUDA out of memory") and st["ended"]
+    assert st["status"] == "failed" and st["error"].startswith("Training ran out of memory") and st["ended"]
+    assert "Tried to allocate 2 GiB" in (tmp_path / R.ERROR_FILE).read_text()
+    with pytest.raises(InputError, match="bad value"):  # a user error passes through as it is
+        with R.track_run(tmp_path, "sft"):
+            raise InputError("bad value")
+    assert R.read_status(tmp_path)["error"] == "bad value"
     with R.track_run(tmp_path, "sft"):
         pass
     assert R.read_status(tmp_path)["status"] == "finished"

@@ -189,3 +189,40 @@ def test_sigkill_mid_run_then_resume(tiny_path, tmp_path):
     assert f"resuming from {ck.name}" in r.stdout
     assert read_status(run)["status"] == "finished"
     assert (run / "adapter" / "adapter_config.json").is_file()
+
+
+@pytest.mark.slow
+def test_training_error_is_one_line_never_a_traceback(tiny_path, tmp_path, monkeypatch, capsys):
+    """A row with an image and a video that slips past the doctor crashes inside TRL with a
+    chained, misleading error ("max_length … is too short"); the CLI, train.log and status
+    show one line naming the real cause, and error.log keeps the traceback."""
+    import shutil
+
+    from studio.cli import main
+    from studio.engine import data as D
+    from studio.engine.runs import read_status
+
+    shutil.copytree(SAMPLE.parent / "images", tmp_path / "images")
+    shutil.copy(REPO / "sample_data" / "video" / "clip.mp4", tmp_path / "clip.mp4")
+    rows = [json.loads(x) for x in SAMPLE.read_text().splitlines()[:3]]
+    rows.append({"messages": [{"role": "user", "content": "<image><video>What is shown?"},
+                              {"role": "assistant", "content": "<think>x</think><answer>A cat.</answer>"}],
+                 "images": ["images/cat.jpg"], "videos": ["clip.mp4"]})
+    data = tmp_path / "mix.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.setattr(D, "media_mix_problem", lambda n_images, n_videos: None)  # the doctor misses it
+    monkeypatch.delenv("STUDIO_JOB", raising=False)
+    rc = main(["sft", "--data", str(data), "--model", str(tiny_path), "--runs-dir", str(tmp_path / "runs"),
+               "--max-steps", "2", "--batch-size", "4", "--grad-accum", "1", "--eval-split", "0",
+               "--max-length", "4096", "--set", "report_to=none", "--set", "model.device=cpu"])
+    out = capsys.readouterr()
+    assert rc == 2
+    [run] = list((tmp_path / "runs").iterdir())
+    [err_line] = [x for x in out.err.splitlines() if x.startswith("error:")]
+    assert "image tokens do not match its image features (tokens: " in err_line
+    assert "images and a video together" in err_line and "max_length` (4096) is too short" not in err_line
+    for text in (out.out, out.err, (run / "train.log").read_text()):
+        assert "Traceback" not in text
+    st = read_status(run)
+    assert st["status"] == "failed" and st["error"].startswith("A training sample's image tokens do not match")
+    assert "Traceback" in (run / "error.log").read_text()

@@ -326,10 +326,9 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
                       fps=cfg.fps, max_frames=cfg.max_frames, skipped=dict(rows.skipped))
     doctor_files(run_dir, report)
     s = report.summary
-    log_fn(f"data doctor: {s['rows']} rows, {s['errors']} errors in {s['rows_with_errors']} rows, "
-           f"{s['warnings']} warnings (details in {DOCTOR_MD})")
+    log_fn(f"data doctor: {report.headline().replace(' · ', ', ')} (details in {DOCTOR_MD})")
     if report.error_rows() and not cfg.skip_error_rows:
-        raise DataError(f"The data doctor found errors in {len(report.error_rows())} rows (see {run_dir / DOCTOR_MD}); "
+        raise DataError(f"The data doctor found errors in {D.plural(len(report.error_rows()), 'row')} (see {run_dir / DOCTOR_MD}); "
                         f"fix them or set skip_error_rows: true.")
     kept, counts = D.plan_rows(rows, report, skip_errors=cfg.skip_error_rows)
     notes = []
