@@ -9,6 +9,7 @@ depend on what the reward means.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -26,6 +27,18 @@ def parity_reward(completions, **kw):
 
 
 def _write(path: Path, rows: list[dict]) -> Path:
+    """Write RL rows; media given as absolute paths elsewhere are copied next to the file
+    first (RL media must sit inside the prompt file's folder)."""
+    import shutil
+
+    def local(m: str) -> str:
+        if Path(m).is_absolute() and path.parent.resolve() not in Path(m).resolve().parents:
+            if not (path.parent / Path(m).name).exists():
+                shutil.copy(m, path.parent / Path(m).name)
+            return Path(m).name
+        return m
+
+    rows = [{**r, **{k: [local(m) for m in r[k]] for k in ("images", "videos") if k in r}} for r in rows]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
 
@@ -145,6 +158,46 @@ def test_sampler_keeps_repeat_structure_and_is_lazy_under_prefetch(mode):
 
 
 # --------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("bad", ["../elsewhere/x.png", "ABS_OUTSIDE", "img/../../x.png", "http://x.org/a.png"])
+def test_rl_media_paths_are_confined_like_sft(tmp_path, bad):
+    """The same rule as SFT (data.resolve_media): '..', absolute paths elsewhere and URLs
+    are refused with the row named, even when the file exists."""
+    from studio.engine.rl import load_prompts
+    from studio.errors import DataError
+
+    data_dir = tmp_path / "data"
+    (tmp_path / "elsewhere").mkdir()
+    data_dir.mkdir()
+    outside = tmp_path / "elsewhere" / "x.png"
+    shutil.copy(PHOTO, outside)
+    shutil.copy(PHOTO, tmp_path / "x.png")
+    bad = str(outside) if bad == "ABS_OUTSIDE" else bad
+    f = data_dir / "p.jsonl"
+    f.write_text(json.dumps({"prompt": "<image>Cups?", "images": ["x.png"], "answer": "1"}) + "\n"
+                 + json.dumps({"prompt": "<image>Cups?", "images": [bad], "answer": "1"}) + "\n")
+    shutil.copy(PHOTO, data_dir / "x.png")
+    with pytest.raises(DataError, match=r"p.jsonl row 2: media path .*(outside the data folder|is a URL)"):
+        load_prompts(f)
+    f.write_text(json.dumps({"prompt": "<image>Cups?", "images": [str(data_dir / "x.png")], "answer": "1"}) + "\n")
+    assert load_prompts(f)[0].images == [str((data_dir / "x.png").resolve())]  # absolute inside: fine
+
+
+def test_rl_row_with_images_and_a_video_is_refused(tmp_path):
+    from studio.engine.rl import load_prompts
+    from studio.errors import DataError
+
+    rows = [{"prompt": "<image><video>What?", "images": [str(PHOTO)], "videos": [str(VIDEO)], "answer": "cat"}]
+    with pytest.raises(DataError, match="row 1 holds 1 image and 1 video; GLM-4.1V takes images or one video"):
+        load_prompts(_write(tmp_path / "p.jsonl", rows))
+
+
+def test_sample_rl_prompts_load_with_their_video_inside_the_folder():
+    from studio.engine.rl import load_prompts
+
+    prompts = load_prompts(SAMPLE_DATA / "rl" / "prompts.jsonl")
+    videos = {v for p in prompts for v in p.videos}
+    assert videos == {str((SAMPLE_DATA / "rl" / "videos" / "clip.mp4").resolve())}
+
 
 
 def test_prompt_without_answer_names_the_row(tmp_path):

@@ -54,6 +54,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from studio.config import ModelSpec, YamlConfig, check
 from studio.engine.curriculum import CurriculumConfig
+from studio.engine.data import media_mix_problem, resolve_media
 from studio.engine.rewards import RewardConfig, row_task_type
 from studio.errors import ConfigError, DataError, InputError, StudioError
 
@@ -303,13 +304,16 @@ def load_prompts(path: str | Path) -> list[RLPrompt]:
 
     Accepted columns: text in ``prompt`` (string, ``<image>``/``<video>`` placeholders
     allowed, or a messages list whose last user turn is taken), ``question`` or
-    ``problem``; media in ``images``/``image`` and ``videos``/``video`` (relative paths
-    are relative to the file); reference in ``answer`` (or ``solution``); optional
+    ``problem``; media in ``images``/``image`` and ``videos``/``video``, confined to the
+    file's folder exactly as SFT data (:func:`studio.engine.data.resolve_media`: relative
+    paths, or absolute ones inside that folder; images *or* one video per row); reference in ``answer`` (or ``solution``); optional
     ``task_type`` (default ``exact``) and ``difficulty``.
 
     Raises:
         DataError: missing file, bad JSON, empty file, a row without text, a prompt
-            without a reference answer (row numbers listed), a missing media file.
+            without a reference answer (row numbers listed), a missing media file, a media
+            path outside the file's folder (``..``, absolute elsewhere, a URL, a symlink
+            leaving it), images and a video in one row.
     """
     p = Path(path).expanduser()
     if not p.is_file():
@@ -318,7 +322,7 @@ def load_prompts(path: str | Path) -> list[RLPrompt]:
             f"or make one with `studio tasks --out DIR`."
         )
     out: list[RLPrompt] = []
-    no_answer, no_text, missing = [], [], []
+    no_answer, no_text, missing, mixed = [], [], [], []
     for n, r in enumerate(_read_rows(p), 1):
         if r is None:
             continue
@@ -338,15 +342,17 @@ def load_prompts(path: str | Path) -> list[RLPrompt]:
             continue
         media = {}
         for key, alt in (("images", "image"), ("videos", "video")):
-            items = _as_list(r.get(key, r.get(alt)))
             resolved = []
-            for m in items:
-                mp = Path(m).expanduser()
-                mp = mp if mp.is_absolute() else (p.parent / mp)
-                if not mp.is_file():
+            for m in _as_list(r.get(key, r.get(alt))):
+                # the SFT rule, same function: inside the prompt file's folder or refused
+                full = resolve_media(m, p.parent, f"{p.name} row {n}")
+                if not Path(full).is_file():
                     missing.append(f"row {n}: {m}")
-                resolved.append(str(mp.resolve()))
+                resolved.append(full)
             media[key] = resolved
+        if why := media_mix_problem(len(media["images"]), len(media["videos"])):
+            mixed.append(f"row {n} {why}")
+            continue
         if r.get("task_type"):
             # a word among the row's ``choices`` is scored by exact match (rewards.row_task_type)
             r = {**r, "task_type": row_task_type(r["task_type"], answer, r.get("choices"))}
@@ -364,6 +370,9 @@ def load_prompts(path: str | Path) -> list[RLPrompt]:
         )
     if no_text:
         raise DataError(f"{p}: rows {_rows(no_text)} have no prompt text; add a `prompt` (or `question`) column.")
+    if mixed:
+        raise DataError(f"{p}: {'; '.join(mixed[:3])}{' …' if len(mixed) > 3 else ''}. Split such rows into one "
+                        f"with the images and one with the video.")
     if missing:
         raise DataError(f"{p}: media file(s) not found: {'; '.join(missing[:5])}"
                         f"{' …' if len(missing) > 5 else ''}. Paths are relative to the prompt file.")
