@@ -265,6 +265,28 @@ def test_cli_creates_run_folder_and_config_round_trips(tmp_path, monkeypatch):
     assert main(["rl", "--data", str(data), "--runs-dir", str(runs), "--num-generations", "1", "--dry-run"]) == 2
 
 
+@pytest.mark.parametrize("case", ["empty", "columns", "no_answer", "outside", "bad_reference"])
+def test_refused_cli_start_leaves_no_run_folder(tmp_path, case, capsys):
+    from studio.cli import main
+
+    rows = _image_rows(4)
+    if case == "columns":
+        rows = [{"text": "hi", "label": "x"}] * 4
+    elif case == "no_answer":
+        rows[2].pop("answer")
+    elif case == "outside":
+        rows[1]["images"] = ["../../x.png"]
+    elif case == "bad_reference":
+        rows[0]["answer"] = "a few"
+    data = _write(tmp_path / "p.jsonl", rows)
+    if case == "empty":
+        data.write_text("")
+    runs = tmp_path / "runs"
+    assert main(["rl", "--data", str(data), "--runs-dir", str(runs), "--dry-run"]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    assert not runs.exists() or list(runs.iterdir()) == []
+
+
 # --------------------------------------------------------------------------- training
 
 

@@ -55,6 +55,24 @@ def test_config_errors_name_the_field(tiny_path, tmp_path):
         build_trainer(make_cfg(tiny_path, lora=LoraSpec(qlora=True)), tmp_path)
 
 
+@pytest.mark.parametrize("case", ["empty", "columns", "outside", "missing"])
+def test_refused_cli_start_leaves_no_run_folder(tmp_path, case, capsys):
+    from studio.cli import main
+
+    data = tmp_path / "d.jsonl"
+    row = {"messages": [{"role": "user", "content": "<image>What?"},
+                        {"role": "assistant", "content": "<think>x</think><answer>y</answer>"}],
+           "images": ["../../etc/x.jpg"]}
+    data.write_text({"empty": "", "columns": json.dumps({"text": "hi", "label": 1}) + "\n",
+                     "outside": json.dumps(row) + "\n", "missing": ""}[case])
+    if case == "missing":
+        data = tmp_path / "nope.jsonl"
+    runs = tmp_path / "runs"
+    assert main(["sft", "--data", str(data), "--runs-dir", str(runs), "--dry-run"]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    assert not runs.exists() or list(runs.iterdir()) == []
+
+
 def test_eval_split_of_one_row_is_turned_off_with_a_note():
     tr, ev, note = split_rows(["only"], 0.1, 0)
     assert tr == ["only"] and ev == [] and "at least 2 rows" in note

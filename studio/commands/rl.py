@@ -82,7 +82,7 @@ def prepare(args: argparse.Namespace):
     """
     import os
 
-    from studio.engine.rl import RLRunConfig
+    from studio.engine.rl import RLRunConfig, check_data
     from studio.errors import InputError
 
     if bool(args.config) == bool(args.data):
@@ -105,6 +105,7 @@ def prepare(args: argparse.Namespace):
     data = _apply_overrides({"data": str(Path(args.data))}, args)
     cfg = RLRunConfig.from_dict(data)
     cfg.validate()
+    check_data(cfg)  # a refused start leaves no run folder behind
     runs_dir = Path(args.runs_dir or os.environ.get("STUDIO_RUNS", "runs"))
     run_dir = new_run_dir(runs_dir, "rl", args.name or Path(args.data).stem)
     cfg.output_dir = str(run_dir)

@@ -50,7 +50,7 @@ def build_config(args: argparse.Namespace):
     """
     from studio.config import apply_set_overrides, read_yaml_mapping
     from studio.engine.runs import new_run_dir
-    from studio.engine.sft import SFTRunConfig, run_dir_for
+    from studio.engine.sft import SFTRunConfig, check_data, run_dir_for
     from studio.errors import ConfigError
 
     if not args.config and not args.data:
@@ -79,6 +79,7 @@ def build_config(args: argparse.Namespace):
     if args.config:
         run = run_dir_for(cfg, args.config)
     else:
+        check_data(cfg)  # a refused start leaves no run folder behind
         runs_dir = args.runs_dir or os.environ.get("STUDIO_RUNS", "runs")
         run = new_run_dir(runs_dir, "sft", cfg.name)
     if not cfg.output_dir:

@@ -425,6 +425,44 @@ def split_eval(prompts: list[RLPrompt], fraction: float, max_eval: int, seed: in
             [dataclasses.replace(prompts[i], idx=k) for k, i in enumerate(ev)])
 
 
+def check_data(cfg: "RLRunConfig", *, references: bool = True) -> tuple[list[RLPrompt], list[RLPrompt]]:
+    """Load and check a run's prompts without a model: what must hold before a run folder
+    is made (the CLI and the RL tab call it first) and again when training starts.
+
+    Args:
+        cfg: the run config (``data``, ``eval_data``, split and batch settings).
+        references: also check that every reference answer parses for its verifier.
+
+    Returns: (training prompts, held-out prompts).
+
+    Raises:
+        DataError: see :func:`load_prompts` and :func:`check_references`.
+        ConfigError: fewer training prompts than one step needs; ``use_vllm`` with videos
+            or without vLLM/CUDA.
+    """
+    prompts = load_prompts(cfg.data)
+    if cfg.eval_data:
+        train, evals = prompts, load_prompts(cfg.eval_data)[: cfg.max_eval_prompts]
+    else:
+        train, evals = split_eval(prompts, cfg.eval_fraction, cfg.max_eval_prompts, cfg.seed)
+    if references:
+        check_references(train + evals, cfg.rewards)
+    B = cfg.prompts_per_step
+    if len(train) < B:
+        raise ConfigError(
+            f"`per_device_train_batch_size` asks for {B} prompts per step but the training split has only "
+            f"{len(train)}; add prompts or lower per_device_train_batch_size to {len(train) * cfg.num_generations}."
+        )
+    if any(p.videos for p in train) and cfg.use_vllm:
+        raise ConfigError("`use_vllm` supports image and text prompts only; this data has videos. Turn use_vllm off.")
+    if cfg.use_vllm:
+        ok, why = vllm_available()
+        if not ok:
+            raise ConfigError(f"`use_vllm` needs vLLM and a CUDA GPU: {why}. Turn use_vllm off to generate "
+                              f"with transformers.")
+    return train, evals
+
+
 # --------------------------------------------------------------------------- media & batching
 
 
@@ -1271,26 +1309,8 @@ def build_trainer(cfg: RLRunConfig, run_dir: str | Path, *, model=None, processo
     if resume and ckpt is None:
         raise InputError(f"Run {run_dir} has no checkpoint to resume from; start it again instead.")
 
-    prompts = load_prompts(cfg.data)
-    if cfg.eval_data:
-        train, evals = prompts, load_prompts(cfg.eval_data)[: cfg.max_eval_prompts]
-    else:
-        train, evals = split_eval(prompts, cfg.eval_fraction, cfg.max_eval_prompts, cfg.seed)
-    if reward_fn is None:
-        check_references(train + evals, cfg.rewards)
+    train, evals = check_data(cfg, references=reward_fn is None)
     B = cfg.prompts_per_step
-    if len(train) < B:
-        raise ConfigError(
-            f"`per_device_train_batch_size` asks for {B} prompts per step but the training split has only "
-            f"{len(train)}; add prompts or lower per_device_train_batch_size to {len(train) * cfg.num_generations}."
-        )
-    if any(p.videos for p in train) and cfg.use_vllm:
-        raise ConfigError("`use_vllm` supports image and text prompts only; this data has videos. Turn use_vllm off.")
-    if cfg.use_vllm:
-        ok, why = vllm_available()
-        if not ok:
-            raise ConfigError(f"`use_vllm` needs vLLM and a CUDA GPU: {why}. Turn use_vllm off to generate "
-                              f"with transformers.")
 
     if model is None or processor is None:
         from studio.engine.models import load

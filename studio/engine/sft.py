@@ -197,6 +197,21 @@ class SFTRunConfig(YamlConfig):
             check(r in (*REPORT_TO, "none"), "report_to", f"{r!r} is unknown; choose from {', '.join([*REPORT_TO, 'none'])}.")
 
 
+def check_data(cfg: SFTRunConfig):
+    """Load the run's data the way training will (:func:`studio.engine.data.load_rows`):
+    what must hold before a run folder is made (the CLI and the SFT tab call it first).
+
+    Returns: the loaded :class:`~studio.engine.data.RowList`.
+
+    Raises:
+        DataError: missing or empty file, invalid JSON, unknown columns, media paths
+            outside the data folder (the message names the row).
+    """
+    from studio.engine import data as D
+
+    return D.load_rows(cfg.data)
+
+
 def split_rows(rows: list, eval_split: float, seed: int) -> tuple[list, list, str]:
     """Shuffle with ``seed`` and hold out ``round(len × eval_split)`` rows (≥ 1 when asked).
 

@@ -292,7 +292,7 @@ def build(ctx) -> None:
 
     from studio.engine import rewards as rewards_mod
     from studio.engine.metrics import read_metrics
-    from studio.engine.rl import RLRunConfig, vllm_available
+    from studio.engine.rl import RLRunConfig, check_data, vllm_available
     from studio.engine.runs import new_run_dir
     from studio.ui.components import CurveGroup, after_training, job_panel, live_curves, run_picker
 
@@ -352,6 +352,7 @@ def build(ctx) -> None:
 
     def new_run(*vals):
         cfg = form_to_config(**_values(vals))
+        check_data(cfg)  # prompts, answers, media paths: refused before a run folder exists
         run = new_run_dir(ctx.runs_dir, "rl", Path(cfg.data).stem)
         cfg.output_dir = str(run)
         return run, cfg.to_yaml()

@@ -147,9 +147,10 @@ def build(ctx) -> None:
 
     def new_run(up, p, *values):
         from studio.engine.runs import new_run_dir
+        from studio.engine.sft import check_data
 
         cfg = make_config(up, p, *values)
-        D.load_rows(cfg.data)  # empty file, bad JSON line, unsafe media path: refused before a run starts
+        check_data(cfg)  # empty file, bad JSON line, unsafe media path: refused before a run folder exists
         run = new_run_dir(ctx.runs_dir, "sft", cfg.name)
         cfg.output_dir = str(run)
         return run, cfg.to_yaml()
