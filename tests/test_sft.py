@@ -73,6 +73,24 @@ def test_refused_cli_start_leaves_no_run_folder(tmp_path, case, capsys):
     assert not runs.exists() or list(runs.iterdir()) == []
 
 
+@pytest.mark.parametrize("typed, stored", [("on", "on"), ("off", "off"), ("true", "on"), ("false", "off"),
+                                           ("auto", "auto"), ("ON", "on")])
+def test_on_off_words_survive_yaml(tmp_path, typed, stored):
+    """YAML reads a bare on/off as a boolean; --set and a hand-written config must still work."""
+    from studio.cli import main
+
+    runs = tmp_path / "runs"
+    assert main(["sft", "--data", str(SAMPLE), "--runs-dir", str(runs), "--dry-run",
+                 "--set", f"gradient_checkpointing={typed}"]) == 0
+    [run] = list(runs.iterdir())
+    assert SFTRunConfig.from_yaml(run / "config.yaml").gradient_checkpointing == stored
+    hand = tmp_path / "hand.yaml"
+    hand.write_text(f"data: {SAMPLE}\ngradient_checkpointing: {typed}\noutput_dir: {tmp_path / 'h'}\n")
+    assert SFTRunConfig.from_yaml(hand).gradient_checkpointing == stored
+    with pytest.raises(ConfigError, match="`gradient_checkpointing` must be auto, on or off"):
+        SFTRunConfig.from_dict({"data": "x", "gradient_checkpointing": "sometimes"})
+
+
 def test_eval_split_of_one_row_is_turned_off_with_a_note():
     tr, ev, note = split_rows(["only"], 0.1, 0)
     assert tr == ["only"] and ev == [] and "at least 2 rows" in note

@@ -38,7 +38,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
-from studio.config import ModelSpec, YamlConfig, check
+from studio.config import ON_OFF_AUTO, ModelSpec, OnOffAuto, YamlConfig, check, parse_on_off
 from studio.engine.data import POLICIES
 from studio.errors import ConfigError, DataError, StudioError
 
@@ -126,7 +126,8 @@ class SFTRunConfig(YamlConfig):
         eval_split: fraction of rows held out for eval loss (0 = none).
         eval_steps, save_steps, logging_steps, save_total_limit: Trainer cadence.
         lr_scheduler: ``linear`` / ``cosine`` / ``constant``. warmup_steps: linear warm-up.
-        weight_decay: AdamW weight decay. gradient_checkpointing: ``auto`` (on for CUDA).
+        weight_decay: AdamW weight decay. gradient_checkpointing: ``auto`` (on for CUDA),
+            ``on`` or ``off`` (YAML booleans and true/false are read as on/off).
         report_to: logging integrations (``tensorboard``; ``none`` for nothing).
         resume: continue from the run folder's last complete checkpoint if there is one.
     """
@@ -159,7 +160,7 @@ class SFTRunConfig(YamlConfig):
     lr_scheduler: str = "cosine"
     warmup_steps: int = 0
     weight_decay: float = 0.0
-    gradient_checkpointing: str = "auto"
+    gradient_checkpointing: OnOffAuto = "auto"
     report_to: list[str] = dataclasses.field(default_factory=lambda: ["tensorboard"])
     resume: bool = True
 
@@ -189,7 +190,8 @@ class SFTRunConfig(YamlConfig):
               "must be linear, cosine, constant or constant_with_warmup.")
         check(self.warmup_steps >= 0, "warmup_steps", "must be 0 or more.")
         check(0 <= self.weight_decay < 1, "weight_decay", "must be in [0, 1).")
-        check(self.gradient_checkpointing in ("auto", "on", "off"), "gradient_checkpointing", "must be auto, on or off.")
+        if self.gradient_checkpointing not in ON_OFF_AUTO:  # set in code, not read from YAML
+            self.gradient_checkpointing = parse_on_off(self.gradient_checkpointing, "gradient_checkpointing")
         check(bool(re.fullmatch(r"[\w.-]+", self.name or "")), "name", "may hold letters, digits, '.', '_' and '-'.")
         from studio.engine.reporting import REPORT_TO
 
