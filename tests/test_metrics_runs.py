@@ -328,3 +328,26 @@ def test_runs_tab_builds_and_shows_a_run(tmp_path):
     assert json.loads(info)["metrics"]["train/reward"] == 0.5 and config == "model: embedded\n"
     assert runs_tab.run_details(tmp_path, "../" + tmp_path.name)[0] == ""  # cannot leave runs_dir
     assert runs_tab.run_details(tmp_path, "")[0] == ""
+
+
+def test_resume_line_supersedes_the_lost_steps(tmp_path):
+    """Steps 151-184 written, crash, resume from checkpoint-150: one point per step, the redone ones."""
+    path = tmp_path / "metrics.jsonl"
+    reader = M.MetricsReader(path)
+    with M.MetricsWriter(path) as w:
+        w.log(0, kind="eval", **{"eval/accuracy": 0.1})
+        for s in range(1, 185):
+            w.log(s, **{"train/loss": 1.0})
+        w.log(180, kind="eval", **{"eval/accuracy": 0.5})
+    assert len(reader.read()) == 186
+    with M.MetricsWriter(path) as w:
+        w.log_dict(150, {}, kind=M.RESUME_KIND)
+        for s in range(151, 171):
+            w.log(s, **{"train/loss": 2.0})
+    for recs in (M.read_metrics(path), reader.read()):
+        train = [r for r in recs if r["kind"] == "train"]
+        assert [r["step"] for r in train] == list(range(1, 171))
+        assert {r["train/loss"] for r in train if r["step"] > 150} == {2.0}
+        assert [r["step"] for r in recs if r["kind"] == "eval"] == [0]  # the lost step-180 eval is gone
+        assert not any(r["kind"] == M.RESUME_KIND for r in recs)
+    assert M.last_values(M.read_metrics(path))["step"] == 170

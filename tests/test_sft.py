@@ -228,6 +228,33 @@ def test_sigkill_mid_run_then_resume(tiny_path, tmp_path):
 
 
 @pytest.mark.slow
+def test_redone_steps_replace_the_lost_ones_after_a_crash(tiny_path, tmp_path):
+    """kill -9 after checkpoint-4 loses steps 5-6 (they are in metrics.jsonl, not in a
+    checkpoint); Resume redoes them: readers must see one point per step, the new ones."""
+    import shutil
+
+    from studio.engine.metrics import MetricsReader, read_metrics
+
+    reader = MetricsReader(tmp_path / "metrics.jsonl")
+    out = train(make_cfg(tiny_path, max_steps=6, save_steps=4), tmp_path)
+    assert out["global_step"] == 6
+    for ck in tmp_path.glob("checkpoint-*"):  # what a kill -9 at step 6 leaves: checkpoint-4 only
+        if ck.name != "checkpoint-4":
+            shutil.rmtree(ck)
+    shutil.rmtree(tmp_path / "adapter")
+    reader.read()
+    first = {r["step"]: r["time"] for r in read_metrics(tmp_path, kind="train")}
+    out = train(make_cfg(tiny_path, max_steps=6, save_steps=4), tmp_path)
+    assert out["resumed_from"].endswith("checkpoint-4") and out["global_step"] == 6
+    raw = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    assert [r["step"] for r in raw if r["kind"] == "train"] == [1, 2, 3, 4, 5, 6, 5, 6]  # the crash scenario
+    for recs in (read_metrics(tmp_path, kind="train"), [r for r in reader.read() if r["kind"] == "train"]):
+        assert [r["step"] for r in recs] == [1, 2, 3, 4, 5, 6]
+        assert all(r["time"] > first[6] for r in recs if r["step"] > 4)  # the redone steps, not the lost ones
+    assert [s for s, _ in losses(tmp_path)] == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.slow
 def test_training_error_is_one_line_never_a_traceback(tiny_path, tmp_path, monkeypatch, capsys):
     """A row with an image and a video that slips past the doctor crashes inside TRL with a
     chained, misleading error ("max_length … is too short"); the CLI, train.log and status
