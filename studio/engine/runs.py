@@ -24,6 +24,7 @@ also when it is run straight from a terminal, without the app).
 
 Additions to the ARCHITECTURE contract: :func:`safe_name`, :func:`read_status` /
 :func:`write_status`, :func:`track_run`, :func:`find_last_checkpoint`, :func:`find_adapter`,
+:func:`exportable_adapter`,
 :func:`run_info`, :func:`pid_alive`, file-name constants.
 """
 
@@ -315,6 +316,17 @@ def find_adapter(run_dir: str | os.PathLike) -> Path | None:
     """``run_dir/adapter`` when it holds a PEFT adapter (``adapter_config.json``), else None."""
     p = Path(run_dir) / ADAPTER_DIR
     return p if (p / "adapter_config.json").is_file() else None
+
+
+def exportable_adapter(run_dir: str | os.PathLike) -> Path | None:
+    """What an export of this run merges: the final ``adapter/``, else (a stopped, failed
+    or still running run) the newest complete checkpoint that holds a PEFT adapter
+    (``adapter_config.json``), else None. ``studio export --adapter`` takes either."""
+    a = find_adapter(run_dir)
+    if a is not None:
+        return a
+    ck = find_last_checkpoint(run_dir)
+    return ck if ck is not None and (ck / "adapter_config.json").is_file() else None
 
 
 # --------------------------------------------------------------------------- listing

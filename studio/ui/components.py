@@ -43,6 +43,7 @@ from studio.engine.runs import (
     CONFIG_FILE,
     LOG_FILE,
     effective_status,
+    exportable_adapter,
     find_adapter,
     find_last_checkpoint,
     format_duration,
@@ -362,7 +363,7 @@ def after_training(ctx, run_dir_state, config_cls, kind: str, no_run_key: str = 
     def adapter_of(run_dir: str) -> Path:
         if not run_dir:
             raise StudioError(tr(no_run_key))
-        a = find_adapter(run_dir) or find_last_checkpoint(run_dir)
+        a = exportable_adapter(run_dir)
         if a is None:
             raise StudioError(tr("common.no_adapter_yet"))
         return a
