@@ -93,3 +93,59 @@ def test_chart_legends_name_every_series_inside_the_chart(tiny_path, tmp_path):
             browser.close()
     finally:
         demo.close()
+
+
+@pytest.mark.slow
+def test_refused_start_and_a_new_run_in_the_sft_panel(tiny_path, tmp_path):
+    """A refused Start must not leave the previous run's failure in the status box (it reads
+    as this Start's); a new run becomes the one the "Watch / resume" picker shows."""
+    from playwright.sync_api import sync_playwright
+
+    from conftest import SAMPLE_DATA, free_port
+    from studio.commands.ui import launch
+    from studio.config import ModelSpec
+    from studio.engine.runs import list_runs, write_status
+    from studio.ui.context import AppContext
+
+    old = tmp_path / "runs" / "20260101-000000-sft-old"
+    old.mkdir(parents=True)
+    write_status(old, "failed", kind="sft", error="boom: the old run broke", started=1.0, ended=2.0)
+    ctx = AppContext(model=ModelSpec(name_or_path=str(tiny_path), device="cpu"), runs_dir=tmp_path / "runs")
+    demo = launch(ctx, host="127.0.0.1", port=free_port(), prevent_thread_lock=True)
+    status = "#sft-status textarea"
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            pg = browser.new_page(viewport={"width": 1280, "height": 720})
+            pg.set_default_timeout(30_000)
+            pg.goto(demo.local_url)
+            pg.get_by_role("tab", name="SFT").click()
+            sft = pg.locator("[role=tabpanel]:visible")
+            pg.wait_for_function(f"() => document.querySelector('{status}').value.includes('boom')")
+            path = pg.locator("#sft-path textarea, #sft-path input").first
+            path.fill(str(tmp_path / "missing.jsonl"))
+            sft.get_by_role("button", name="Start", exact=True).click()
+            time.sleep(4)  # two status polls
+            shown = pg.locator(status).input_value()
+            assert "boom" not in shown and shown.startswith("Not started"), shown
+            ARTIFACTS.mkdir(exist_ok=True)
+            pg.screenshot(path=str(ARTIFACTS / "sft_refused_start.png"))
+
+            path.fill(str(SAMPLE_DATA / "sft" / "train.jsonl"))
+            sft.get_by_label("Max steps (0 = use epochs)").fill("1")
+            sft.get_by_role("button", name="Start", exact=True).click()
+            pg.wait_for_function(f"() => document.querySelector('{status}').value.includes('-sft-sft')",
+                                 timeout=60_000)
+            new = [r for r in list_runs(tmp_path / "runs", kind="sft") if r.id != old.name]
+            assert len(new) == 1
+            pg.wait_for_function("(id) => document.querySelector('#sft-run-pick input').value.endsWith(id)",
+                                 arg=new[0].id)
+            pg.screenshot(path=str(ARTIFACTS / "sft_new_run_picked.png"))
+            deadline = time.time() + 180
+            while time.time() < deadline and list_runs(tmp_path / "runs", kind="sft")[0].status == "running":
+                time.sleep(1)
+            browser.close()
+    finally:
+        demo.close()

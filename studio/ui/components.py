@@ -245,12 +245,26 @@ def run_picker(ctx, kind: str, run_dir_state):
 
     with gr.Row():
         pick = gr.Dropdown(runs_of_kind(ctx.runs_dir, kind), label=t("rl.run_pick"), allow_custom_value=True,
-                           scale=4)
+                           scale=4, elem_id=f"{kind}-run-pick")
         again = gr.Button("↻", scale=0, min_width=40)
     pick.change(lambda r: r or "", pick, run_dir_state, api_visibility="undocumented")
     again.click(lambda: gr.update(choices=runs_of_kind(ctx.runs_dir, kind)), None, pick,
                 api_visibility="undocumented")
+    # follow the panel: a new (or resumed, or re-attached) run becomes the picked one
+    run_dir_state.change(lambda r: picker_update(ctx.runs_dir, kind, r), run_dir_state, pick, queue=False,
+                         show_progress="hidden", api_visibility="undocumented")
     return pick
+
+
+def picker_update(runs_dir, kind: str, run_dir: str | None) -> dict:
+    """``gr.update`` of the run picker for the panel's run: fresh choices, that run picked
+    (``None`` when the panel watches no run)."""
+    import gradio as gr
+
+    choices = runs_of_kind(runs_dir, kind)
+    if run_dir and str(run_dir) not in choices:
+        choices = [str(run_dir), *choices]
+    return gr.update(choices=choices, value=str(run_dir) if run_dir else None)
 
 
 def enclosing_tab():
@@ -590,12 +604,17 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
                 *buttons(True, True))
 
     def poll(run_dir):
-        running = False
-        if run_dir:
-            st = read_status(run_dir)
-            running = bool(st) and effective_status(st) == "running"
-        text = tail_file(Path(run_dir) / LOG_FILE, log_lines) if run_dir else ""
-        return (status_line(run_dir), text, *buttons(running, bool(run_dir)))
+        if not run_dir:  # nothing to watch: keep what the panel says (e.g. why a Start was refused)
+            return (gr.skip(), gr.skip(), *buttons(False, False))
+        st = read_status(run_dir)
+        running = bool(st) and effective_status(st) == "running"
+        text = tail_file(Path(run_dir) / LOG_FILE, log_lines)
+        return (status_line(run_dir), text, *buttons(running, True))
+
+    def refused():
+        """After a refused Start: the panel no longer shows the previous run (its failure
+        would read as this Start's); the run stays in the picker."""
+        return "", tr("job.not_started"), "", "", *buttons(False, False)
 
     def attach():
         """Page load: the running job of this kind, else this kind's newest run, else nothing."""
@@ -617,7 +636,7 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
             stop_btn = gr.Button(t("common.stop"), variant="stop", interactive=False)
             resume_btn = gr.Button(t("job.resume"), interactive=False)
         status = gr.Textbox(label=t("common.status"), value=status_line(None), interactive=False, lines=1,
-                            max_lines=2)
+                            max_lines=2, elem_id=f"{kind}-status")
         cli = gr.Code(label=t("job.cli"),
                       language="shell", interactive=False, lines=1)
         log_box = gr.Textbox(label=t("common.log_tail"), lines=10, max_lines=10, interactive=False,
@@ -629,8 +648,11 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
     # is a toast and never leaves an "Error" cover on the panel; API clients call
     # /<kind>_start, which does both steps and raises.
     pending = gr.State(None)
-    start_btn.click(prepare, inputs=list(inputs), outputs=[pending], api_name=False, show_progress="hidden").success(
-        start_prepared, inputs=[pending], outputs=[run_dir_state, status, log_box, cli, *btns], api_name=False)
+    started = start_btn.click(prepare, inputs=list(inputs), outputs=[pending], api_name=False, show_progress="hidden")
+    started.success(start_prepared, inputs=[pending], outputs=[run_dir_state, status, log_box, cli, *btns],
+                    api_name=False)
+    started.failure(refused, None, [run_dir_state, status, log_box, cli, *btns], api_name=False, queue=False,
+                    show_progress="hidden")
     gr.Button(visible=False).click(start, inputs=list(inputs), outputs=[run_dir_state, status, log_box, cli, *btns],
                                    api_name=f"{kind}_start")
     stop_btn.click(stop, inputs=[run_dir_state], outputs=[status], api_name=f"{kind}_stop")

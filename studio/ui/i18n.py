@@ -450,6 +450,8 @@ _ENTRIES: dict[str, tuple[str, str]] = {
     "job.busy": ("A {kind} job is running (run {id}) — stop it first or wait.",
                  "已有一个 {kind} 任务在运行（运行 {id}），请先停止它或等待其结束。"),
     "job.none_running": ("No job is running.", "当前没有正在运行的任务。"),
+    "job.not_started": ("Not started: the settings were refused (see the message); fix them and press Start again.",
+                        "未开始：设置未通过检查（见提示）；修改后再点“开始”。"),
     "job.other_kind": ("The running job is a {kind} job (run {id}); stop it from its own tab.",
                        "正在运行的是 {kind} 任务（运行 {id}），请在它自己的标签页中停止。"),
     "job.nothing_to_resume": ("No run to resume yet; start one first.", "还没有可继续的训练运行，请先开始一次。"),

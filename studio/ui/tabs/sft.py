@@ -87,7 +87,7 @@ def build(ctx) -> None:
         upload = gr.File(label=t("sft.upload"), file_types=[".jsonl", ".json", ".csv",
                                                                                              ".parquet"])
         with gr.Column():
-            path = gr.Textbox(label=t("sft.path"),
+            path = gr.Textbox(label=t("sft.path"), elem_id="sft-path",
                               value=str(SAMPLE) if SAMPLE.is_file() else "")
             sample_btn = gr.Button(t("sft.sample_btn"), size="sm")
     with gr.Row():
