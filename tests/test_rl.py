@@ -326,9 +326,12 @@ def test_three_grpo_steps_with_images(fresh_tiny, tmp_path):
                 "completions/length_mean", "completions/length_max", "train/loss", "train/grad_norm",
                 "train/learning_rate"):
         assert key in train[-1], key
-    assert any("kl/probe" in x for x in train) and any("eval/accuracy" in x for x in train)
+    assert any("kl/probe" in x for x in train)
+    # held-out accuracy before training (logged with step 1) and of the final model, at step 3
+    assert [x["step"] for x in lines if "eval/accuracy" in x] == [1, 3]
     rollouts = [json.loads(x) for x in (run / "rollouts.jsonl").read_text().splitlines()]
     assert {"step", "prompt", "image", "completion", "reward", "tier"} <= set(rollouts[0])
+    assert sorted({r["step"] for r in rollouts}) == [1, 2, 3]  # numbered like the status line and metrics
     gate = json.loads((run / "format_gate.json").read_text())
     assert gate["rate"] < 0.8 and "SFT tab" in gate["warning"]  # a random model never has the format
 

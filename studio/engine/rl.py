@@ -935,7 +935,7 @@ def _make_trainer_class():
             s, G = self.studio, (self.num_generations if train else self.num_generations_eval)
             device = self.accelerator.device
             step = self.state.global_step
-            if train and s.cfg.eval_every and step % s.cfg.eval_every == 0:
+            if train and s.cfg.eval_every and step % s.cfg.eval_every == 0:  # the model after `step` updates
                 self._metrics["train"]["eval/accuracy"].append(s.evaluate(self.model))
                 self._metrics["train"]["eval/rollouts"].append(float(self.rollouts_total))
             pool = base_ids + extra_ids
@@ -961,10 +961,10 @@ def _make_trainer_class():
                 keep = [pos[i] for i in sel.kept]
                 self._skip_step = sel.skip_update
                 if self._skip_step:
-                    s.log(f"step {step}: no group with reward variance among {len(pool)} rolled-out prompts; "
+                    s.log(f"step {step + 1}: no group with reward variance among {len(pool)} rolled-out prompts; "
                           f"update skipped")
                 if s.state.too_easy() and not self.stop_reason:
-                    self.stop_reason = s.state.too_easy_message() + f" (stopped at step {step})"
+                    self.stop_reason = s.state.too_easy_message() + f" (stopped at step {step + 1})"
                     s.log(self.stop_reason)
                     (s.run_dir / STOP_REASON_FILE).write_text(self.stop_reason + "\n", encoding="utf-8")
             else:
@@ -981,7 +981,8 @@ def _make_trainer_class():
             if train and s.cfg.kl_every and step % s.cfg.kl_every == 0:
                 self._metrics["train"]["kl/probe"].append(self._kl_probe(out))
             if train:
-                s.write_rollouts(step, [(prompts[r // G], rolls[r], rewards[r]) for r in range(len(rolls))])
+                # rollouts of the step being taken: numbered as status, metrics.jsonl and train.log number it
+                s.write_rollouts(step + 1, [(prompts[r // G], rolls[r], rewards[r]) for r in range(len(rolls))])
             return out
 
         def _pack(self, encs, rolls, G, advantages, device):
@@ -1420,6 +1421,16 @@ def train(cfg: RLRunConfig, run_dir: str | Path, *, resume: bool = False, model=
     ctx: _RunContext = trainer.studio
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    step = trainer.state.global_step
+    if cfg.eval_every and ctx.evals and step > 0:
+        # in-loop evaluations run before a step's rollouts, so none sees the final model;
+        # its score (the last point of the held-out curve) is measured here, at the final step
+        from studio.engine.metrics import MetricsWriter
+
+        acc = ctx.evaluate(trainer.accelerator.unwrap_model(trainer.model))
+        with MetricsWriter(run_dir) as w:
+            w.log(step, kind="eval", **{"eval/accuracy": acc, "eval/rollouts": float(trainer.rollouts_total)})
+        ctx.log(f"step {step}: held-out accuracy {acc:.3f} (final)")
     ctx.save_curriculum(run_dir / CURRICULUM_FILE)
     adapter = run_dir / "adapter"
     trainer.model.save_pretrained(str(adapter))

@@ -140,7 +140,7 @@ def curve_frames(records: list[dict]) -> list:
     """One long-format DataFrame (``step``, ``value``, ``series``) per entry of :data:`PLOTS`."""
     from studio.engine.metrics import to_long_frame
 
-    recs = with_bands([r for r in records if r.get("kind", "train") == "train"])
+    recs = with_bands([r for r in records if r.get("kind", "train") in ("train", "eval")])
     frames = []
     for _, patterns, _kind in PLOTS:
         df = to_long_frame(recs, patterns)
