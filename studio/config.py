@@ -31,11 +31,42 @@ FLASH_ID = "zai-org/GLM-4.6V-Flash"
 EMBEDDED = "embedded"
 
 
+#: Annotation of a field that takes the words ``auto`` / ``on`` / ``off``. YAML 1.1 reads a
+#: bare ``on`` / ``off`` / ``yes`` / ``no`` as a boolean, so a hand-written ``field: on`` or
+#: ``--set field=on`` arrives as True: :func:`parse_on_off` turns booleans (and
+#: true/false/yes/no in any case) back into the words.
+OnOffAuto = typing.NewType("OnOffAuto", str)
+ON_OFF_AUTO = ("auto", "on", "off")
+
+
+def parse_on_off(value: Any, name: str) -> str:
+    """``auto`` / ``on`` / ``off`` from what a user may type or YAML may produce.
+
+    >>> [parse_on_off(v, "x") for v in (True, False, "ON", "off", "true", "no", "auto")]
+    ['on', 'off', 'on', 'off', 'on', 'off', 'auto']
+
+    Raises:
+        ConfigError: anything else (the message names the field and the accepted words).
+    """
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    word = str(value).strip().lower()
+    if word in ("on", "true", "yes", "1"):
+        return "on"
+    if word in ("off", "false", "no", "0"):
+        return "off"
+    if word == "auto":
+        return "auto"
+    raise ConfigError(f"`{name}` must be auto, on or off (true/false also work), got {value!r}.")
+
+
 def _coerce(tp: Any, value: Any, name: str) -> Any:
     """Convert a YAML value to the annotated type ``tp`` (dataclasses, Optional, basics)."""
     origin = typing.get_origin(tp)
     if value is None:
         return None
+    if tp is OnOffAuto:
+        return parse_on_off(value, name)
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value

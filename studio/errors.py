@@ -35,3 +35,8 @@ class JobBusyError(StudioError):
 
 class DataError(InputError):
     """A dataset file or row that cannot be used."""
+
+
+class TrainingError(StudioError):
+    """Training stopped on an unexpected error; the message is one line, the traceback is
+    kept in the run folder's ``error.log`` (see :func:`studio.engine.runs.track_run`)."""

@@ -306,3 +306,37 @@ def test_sample_set_is_clean(processor):
     assert 24 <= len(rows) <= 40
     rep = D.doctor(rows, processor, 1024)
     assert rep.summary["errors"] == 0 and rep.summary["warnings"] == 0
+
+
+# ----------------------------------------------------------------------------- issue 16
+def test_doctor_refuses_images_and_a_video_in_one_row(folder, processor):
+    shutil.copy(SFT.parent / "video" / "clip.mp4", folder / "clip.mp4")
+    video_row = {"messages": [{"role": "user", "content": "<video>What happens?"},
+                              {"role": "assistant", "content": GOOD}], "videos": ["clip.mp4"]}
+    rows = D.load_rows(write_jsonl(folder / "mix.jsonl", [
+        glm(),                                                                            # 1 images only
+        video_row,                                                                        # 2 one video
+        {**video_row, "messages": [{"role": "user", "content": "<image><video>What?"},
+                                   {"role": "assistant", "content": GOOD}], "images": ["img/cat.jpg"]},  # 3 both
+        {**video_row, "messages": [{"role": "user", "content": "<video><video>What?"},
+                                   {"role": "assistant", "content": GOOD}], "videos": ["clip.mp4"] * 2},  # 4 two
+    ]))
+    rep = D.doctor(rows, processor, 4096)
+    assert checks(rep, 1) == set() and checks(rep, 2) == set()
+    assert checks(rep, 3) == {("media", "error")} and checks(rep, 4) == {("media", "error")}
+    [p3] = [p for p in rep.problems if p.row == 3]
+    assert p3.message == ("holds 1 image and 1 video; GLM-4.1V takes images or one video per sample, "
+                          "not both")
+    kept, counts = D.plan_rows(rows, rep)
+    assert [r.meta["line"] for r in kept] == [1, 2] and counts["skipped_errors"] == 2
+    assert "**4 rows** · 2 errors in 2 rows · 0 warnings" in rep.to_markdown()
+
+
+def test_doctor_wording_is_singular_for_one_and_rows_are_one_based(folder, processor):
+    (folder / "bad.jsonl").write_text(json.dumps(glm()) + "\n" + json.dumps(glm()) + "\n{oops\n")
+    rows, rep = D.diagnose(folder / "bad.jsonl", processor, 2048)
+    md = rep.to_markdown()
+    assert md.startswith("**2 rows** · 1 error · 0 warnings"), md
+    assert "| line 3 | error | json |" in md and "| 0" not in md
+    assert rep.table()[0][:3] == ["", 3, "error"]
+    assert D.plural(1, "error") == "1 error" and D.plural(2, "row") == "2 rows"

@@ -122,3 +122,32 @@ def test_export_cli(tiny_path, adapter, tmp_path, capsys):
     assert (out / "model.safetensors").is_file()
     assert main(["export", "--adapter", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
     assert "not an adapter folder" in capsys.readouterr().err
+
+
+def test_runs_tab_exports_a_stopped_run_from_its_last_checkpoint(adapter, tmp_path):
+    """A stopped run has checkpoint-N but no adapter/: the Runs tab merges the checkpoint,
+    as `studio export --adapter <run>/checkpoint-N` does, and says so."""
+    import shutil
+
+    from studio.engine.runs import write_status
+    from studio.errors import StudioError
+    from studio.ui.context import AppContext
+    from studio.ui.tabs import runs as runs_tab
+
+    run = tmp_path / "runs" / "20260101-000000-sft-stopped"
+    for n in (2, 4):
+        ck = run / f"checkpoint-{n}"
+        shutil.copytree(adapter, ck)
+        (ck / "trainer_state.json").write_text(json.dumps({"global_step": n}))
+    (run / "checkpoint-6").mkdir()  # an interrupted save: no trainer_state.json, not used
+    shutil.copy(adapter / "adapter_config.json", run / "checkpoint-6")
+    write_status(run, "stopped", kind="sft")
+    ctx = AppContext(runs_dir=tmp_path / "runs")
+    report = runs_tab.export_run(ctx, run.name, str(tmp_path / "merged"))
+    assert report["adapter"] == str(run / "checkpoint-4") and report["verified"] and report["match"]
+    assert (tmp_path / "merged" / "config.json").is_file()
+    empty = tmp_path / "runs" / "20260101-000001-sft-empty"
+    empty.mkdir()
+    write_status(empty, "stopped", kind="sft")
+    with pytest.raises(StudioError, match="has no adapter or checkpoint yet"):
+        runs_tab.export_run(ctx, empty.name, str(tmp_path / "m2"))

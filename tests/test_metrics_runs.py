@@ -13,6 +13,7 @@ import pytest
 
 from studio.engine import metrics as M
 from studio.engine import runs as R
+from studio.errors import InputError, TrainingError
 
 
 # --------------------------------------------------------------------------- metrics file
@@ -226,11 +227,17 @@ def test_status_and_track_run(tmp_path):
     assert R.effective_status({"status": "running", "pid": 999_999_999}) == "failed"
     with pytest.raises(ValueError):
         R.write_status(tmp_path, "exploded")
-    with pytest.raises(RuntimeError):
+    with pytest.raises(TrainingError) as ei:
         with R.track_run(tmp_path, "sft"):
             raise RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")
+    assert ei.value.__cause__ is None and "\n" not in str(ei.value)
     st = R.read_status(tmp_path)
-    assert st["status"] == "failed" and st["error"].startswith("CUDA out of memory") and st["ended"]
+    assert st["status"] == "failed" and st["error"].startswith("Training ran out of memory") and st["ended"]
+    assert "Tried to allocate 2 GiB" in (tmp_path / R.ERROR_FILE).read_text()
+    with pytest.raises(InputError, match="bad value"):  # a user error passes through as it is
+        with R.track_run(tmp_path, "sft"):
+            raise InputError("bad value")
+    assert R.read_status(tmp_path)["error"] == "bad value"
     with R.track_run(tmp_path, "sft"):
         pass
     assert R.read_status(tmp_path)["status"] == "finished"
@@ -321,3 +328,26 @@ def test_runs_tab_builds_and_shows_a_run(tmp_path):
     assert json.loads(info)["metrics"]["train/reward"] == 0.5 and config == "model: embedded\n"
     assert runs_tab.run_details(tmp_path, "../" + tmp_path.name)[0] == ""  # cannot leave runs_dir
     assert runs_tab.run_details(tmp_path, "")[0] == ""
+
+
+def test_resume_line_supersedes_the_lost_steps(tmp_path):
+    """Steps 151-184 written, crash, resume from checkpoint-150: one point per step, the redone ones."""
+    path = tmp_path / "metrics.jsonl"
+    reader = M.MetricsReader(path)
+    with M.MetricsWriter(path) as w:
+        w.log(0, kind="eval", **{"eval/accuracy": 0.1})
+        for s in range(1, 185):
+            w.log(s, **{"train/loss": 1.0})
+        w.log(180, kind="eval", **{"eval/accuracy": 0.5})
+    assert len(reader.read()) == 186
+    with M.MetricsWriter(path) as w:
+        w.log_dict(150, {}, kind=M.RESUME_KIND)
+        for s in range(151, 171):
+            w.log(s, **{"train/loss": 2.0})
+    for recs in (M.read_metrics(path), reader.read()):
+        train = [r for r in recs if r["kind"] == "train"]
+        assert [r["step"] for r in train] == list(range(1, 171))
+        assert {r["train/loss"] for r in train if r["step"] > 150} == {2.0}
+        assert [r["step"] for r in recs if r["kind"] == "eval"] == [0]  # the lost step-180 eval is gone
+        assert not any(r["kind"] == M.RESUME_KIND for r in recs)
+    assert M.last_values(M.read_metrics(path))["step"] == 170

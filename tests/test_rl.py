@@ -9,6 +9,7 @@ depend on what the reward means.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -26,6 +27,18 @@ def parity_reward(completions, **kw):
 
 
 def _write(path: Path, rows: list[dict]) -> Path:
+    """Write RL rows; media given as absolute paths elsewhere are copied next to the file
+    first (RL media must sit inside the prompt file's folder)."""
+    import shutil
+
+    def local(m: str) -> str:
+        if Path(m).is_absolute() and path.parent.resolve() not in Path(m).resolve().parents:
+            if not (path.parent / Path(m).name).exists():
+                shutil.copy(m, path.parent / Path(m).name)
+            return Path(m).name
+        return m
+
+    rows = [{**r, **{k: [local(m) for m in r[k]] for k in ("images", "videos") if k in r}} for r in rows]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
 
@@ -145,6 +158,46 @@ def test_sampler_keeps_repeat_structure_and_is_lazy_under_prefetch(mode):
 
 
 # --------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("bad", ["../elsewhere/x.png", "ABS_OUTSIDE", "img/../../x.png", "http://x.org/a.png"])
+def test_rl_media_paths_are_confined_like_sft(tmp_path, bad):
+    """The same rule as SFT (data.resolve_media): '..', absolute paths elsewhere and URLs
+    are refused with the row named, even when the file exists."""
+    from studio.engine.rl import load_prompts
+    from studio.errors import DataError
+
+    data_dir = tmp_path / "data"
+    (tmp_path / "elsewhere").mkdir()
+    data_dir.mkdir()
+    outside = tmp_path / "elsewhere" / "x.png"
+    shutil.copy(PHOTO, outside)
+    shutil.copy(PHOTO, tmp_path / "x.png")
+    bad = str(outside) if bad == "ABS_OUTSIDE" else bad
+    f = data_dir / "p.jsonl"
+    f.write_text(json.dumps({"prompt": "<image>Cups?", "images": ["x.png"], "answer": "1"}) + "\n"
+                 + json.dumps({"prompt": "<image>Cups?", "images": [bad], "answer": "1"}) + "\n")
+    shutil.copy(PHOTO, data_dir / "x.png")
+    with pytest.raises(DataError, match=r"p.jsonl row 2: media path .*(outside the data folder|is a URL)"):
+        load_prompts(f)
+    f.write_text(json.dumps({"prompt": "<image>Cups?", "images": [str(data_dir / "x.png")], "answer": "1"}) + "\n")
+    assert load_prompts(f)[0].images == [str((data_dir / "x.png").resolve())]  # absolute inside: fine
+
+
+def test_rl_row_with_images_and_a_video_is_refused(tmp_path):
+    from studio.engine.rl import load_prompts
+    from studio.errors import DataError
+
+    rows = [{"prompt": "<image><video>What?", "images": [str(PHOTO)], "videos": [str(VIDEO)], "answer": "cat"}]
+    with pytest.raises(DataError, match="row 1 holds 1 image and 1 video; GLM-4.1V takes images or one video"):
+        load_prompts(_write(tmp_path / "p.jsonl", rows))
+
+
+def test_sample_rl_prompts_load_with_their_video_inside_the_folder():
+    from studio.engine.rl import load_prompts
+
+    prompts = load_prompts(SAMPLE_DATA / "rl" / "prompts.jsonl")
+    videos = {v for p in prompts for v in p.videos}
+    assert videos == {str((SAMPLE_DATA / "rl" / "videos" / "clip.mp4").resolve())}
+
 
 
 def test_prompt_without_answer_names_the_row(tmp_path):
@@ -212,6 +265,28 @@ def test_cli_creates_run_folder_and_config_round_trips(tmp_path, monkeypatch):
     assert main(["rl", "--data", str(data), "--runs-dir", str(runs), "--num-generations", "1", "--dry-run"]) == 2
 
 
+@pytest.mark.parametrize("case", ["empty", "columns", "no_answer", "outside", "bad_reference"])
+def test_refused_cli_start_leaves_no_run_folder(tmp_path, case, capsys):
+    from studio.cli import main
+
+    rows = _image_rows(4)
+    if case == "columns":
+        rows = [{"text": "hi", "label": "x"}] * 4
+    elif case == "no_answer":
+        rows[2].pop("answer")
+    elif case == "outside":
+        rows[1]["images"] = ["../../x.png"]
+    elif case == "bad_reference":
+        rows[0]["answer"] = "a few"
+    data = _write(tmp_path / "p.jsonl", rows)
+    if case == "empty":
+        data.write_text("")
+    runs = tmp_path / "runs"
+    assert main(["rl", "--data", str(data), "--runs-dir", str(runs), "--dry-run"]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    assert not runs.exists() or list(runs.iterdir()) == []
+
+
 # --------------------------------------------------------------------------- training
 
 
@@ -251,9 +326,12 @@ def test_three_grpo_steps_with_images(fresh_tiny, tmp_path):
                 "completions/length_mean", "completions/length_max", "train/loss", "train/grad_norm",
                 "train/learning_rate"):
         assert key in train[-1], key
-    assert any("kl/probe" in x for x in train) and any("eval/accuracy" in x for x in train)
+    assert any("kl/probe" in x for x in train)
+    # held-out accuracy before training (logged with step 1) and of the final model, at step 3
+    assert [x["step"] for x in lines if "eval/accuracy" in x] == [1, 3]
     rollouts = [json.loads(x) for x in (run / "rollouts.jsonl").read_text().splitlines()]
     assert {"step", "prompt", "image", "completion", "reward", "tier"} <= set(rollouts[0])
+    assert sorted({r["step"] for r in rollouts}) == [1, 2, 3]  # numbered like the status line and metrics
     gate = json.loads((run / "format_gate.json").read_text())
     assert gate["rate"] < 0.8 and "SFT tab" in gate["warning"]  # a random model never has the format
 

@@ -115,7 +115,9 @@ def test_tab_builds_alone_and_answers_through_the_api(tmp_path):
             client.predict(api_name="/rl_stop")
         reward_plot, tier_plot, table, notes = client.predict(str(run), api_name="/rl_refresh")
         assert "FORMAT GATE" in notes and "SFT tab" in notes
-        assert reward_plot["data"], "reward curve is empty"
+        mean = [row for row in reward_plot["data"] if row[2] == "mean reward"]
+        assert [row[:2] for row in mean] == [[1.0, 0.25], [1.0, 0.25]], reward_plot  # legend row + the point
+        assert {row[2] for row in tier_plot["data"]} == {"very_hard", "hard", "medium", "easy", "very_easy"}
         assert "No rollouts yet" in table
         with pytest.raises(Exception, match="No run to resume"):
             client.predict(api_name="/rl_resume")

@@ -55,6 +55,42 @@ def test_config_errors_name_the_field(tiny_path, tmp_path):
         build_trainer(make_cfg(tiny_path, lora=LoraSpec(qlora=True)), tmp_path)
 
 
+@pytest.mark.parametrize("case", ["empty", "columns", "outside", "missing"])
+def test_refused_cli_start_leaves_no_run_folder(tmp_path, case, capsys):
+    from studio.cli import main
+
+    data = tmp_path / "d.jsonl"
+    row = {"messages": [{"role": "user", "content": "<image>What?"},
+                        {"role": "assistant", "content": "<think>x</think><answer>y</answer>"}],
+           "images": ["../../etc/x.jpg"]}
+    data.write_text({"empty": "", "columns": json.dumps({"text": "hi", "label": 1}) + "\n",
+                     "outside": json.dumps(row) + "\n", "missing": ""}[case])
+    if case == "missing":
+        data = tmp_path / "nope.jsonl"
+    runs = tmp_path / "runs"
+    assert main(["sft", "--data", str(data), "--runs-dir", str(runs), "--dry-run"]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    assert not runs.exists() or list(runs.iterdir()) == []
+
+
+@pytest.mark.parametrize("typed, stored", [("on", "on"), ("off", "off"), ("true", "on"), ("false", "off"),
+                                           ("auto", "auto"), ("ON", "on")])
+def test_on_off_words_survive_yaml(tmp_path, typed, stored):
+    """YAML reads a bare on/off as a boolean; --set and a hand-written config must still work."""
+    from studio.cli import main
+
+    runs = tmp_path / "runs"
+    assert main(["sft", "--data", str(SAMPLE), "--runs-dir", str(runs), "--dry-run",
+                 "--set", f"gradient_checkpointing={typed}"]) == 0
+    [run] = list(runs.iterdir())
+    assert SFTRunConfig.from_yaml(run / "config.yaml").gradient_checkpointing == stored
+    hand = tmp_path / "hand.yaml"
+    hand.write_text(f"data: {SAMPLE}\ngradient_checkpointing: {typed}\noutput_dir: {tmp_path / 'h'}\n")
+    assert SFTRunConfig.from_yaml(hand).gradient_checkpointing == stored
+    with pytest.raises(ConfigError, match="`gradient_checkpointing` must be auto, on or off"):
+        SFTRunConfig.from_dict({"data": "x", "gradient_checkpointing": "sometimes"})
+
+
 def test_eval_split_of_one_row_is_turned_off_with_a_note():
     tr, ev, note = split_rows(["only"], 0.1, 0)
     assert tr == ["only"] and ev == [] and "at least 2 rows" in note
@@ -189,3 +225,67 @@ def test_sigkill_mid_run_then_resume(tiny_path, tmp_path):
     assert f"resuming from {ck.name}" in r.stdout
     assert read_status(run)["status"] == "finished"
     assert (run / "adapter" / "adapter_config.json").is_file()
+
+
+@pytest.mark.slow
+def test_redone_steps_replace_the_lost_ones_after_a_crash(tiny_path, tmp_path):
+    """kill -9 after checkpoint-4 loses steps 5-6 (they are in metrics.jsonl, not in a
+    checkpoint); Resume redoes them: readers must see one point per step, the new ones."""
+    import shutil
+
+    from studio.engine.metrics import MetricsReader, read_metrics
+
+    reader = MetricsReader(tmp_path / "metrics.jsonl")
+    out = train(make_cfg(tiny_path, max_steps=6, save_steps=4), tmp_path)
+    assert out["global_step"] == 6
+    for ck in tmp_path.glob("checkpoint-*"):  # what a kill -9 at step 6 leaves: checkpoint-4 only
+        if ck.name != "checkpoint-4":
+            shutil.rmtree(ck)
+    shutil.rmtree(tmp_path / "adapter")
+    reader.read()
+    first = {r["step"]: r["time"] for r in read_metrics(tmp_path, kind="train")}
+    out = train(make_cfg(tiny_path, max_steps=6, save_steps=4), tmp_path)
+    assert out["resumed_from"].endswith("checkpoint-4") and out["global_step"] == 6
+    raw = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    assert [r["step"] for r in raw if r["kind"] == "train"] == [1, 2, 3, 4, 5, 6, 5, 6]  # the crash scenario
+    for recs in (read_metrics(tmp_path, kind="train"), [r for r in reader.read() if r["kind"] == "train"]):
+        assert [r["step"] for r in recs] == [1, 2, 3, 4, 5, 6]
+        assert all(r["time"] > first[6] for r in recs if r["step"] > 4)  # the redone steps, not the lost ones
+    assert [s for s, _ in losses(tmp_path)] == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.slow
+def test_training_error_is_one_line_never_a_traceback(tiny_path, tmp_path, monkeypatch, capsys):
+    """A row with an image and a video that slips past the doctor crashes inside TRL with a
+    chained, misleading error ("max_length … is too short"); the CLI, train.log and status
+    show one line naming the real cause, and error.log keeps the traceback."""
+    import shutil
+
+    from studio.cli import main
+    from studio.engine import data as D
+    from studio.engine.runs import read_status
+
+    shutil.copytree(SAMPLE.parent / "images", tmp_path / "images")
+    shutil.copy(REPO / "sample_data" / "video" / "clip.mp4", tmp_path / "clip.mp4")
+    rows = [json.loads(x) for x in SAMPLE.read_text().splitlines()[:3]]
+    rows.append({"messages": [{"role": "user", "content": "<image><video>What is shown?"},
+                              {"role": "assistant", "content": "<think>x</think><answer>A cat.</answer>"}],
+                 "images": ["images/cat.jpg"], "videos": ["clip.mp4"]})
+    data = tmp_path / "mix.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.setattr(D, "media_mix_problem", lambda n_images, n_videos: None)  # the doctor misses it
+    monkeypatch.delenv("STUDIO_JOB", raising=False)
+    rc = main(["sft", "--data", str(data), "--model", str(tiny_path), "--runs-dir", str(tmp_path / "runs"),
+               "--max-steps", "2", "--batch-size", "4", "--grad-accum", "1", "--eval-split", "0",
+               "--max-length", "4096", "--set", "report_to=none", "--set", "model.device=cpu"])
+    out = capsys.readouterr()
+    assert rc == 2
+    [run] = list((tmp_path / "runs").iterdir())
+    [err_line] = [x for x in out.err.splitlines() if x.startswith("error:")]
+    assert "image tokens do not match its image features (tokens: " in err_line
+    assert "images and a video together" in err_line and "max_length` (4096) is too short" not in err_line
+    for text in (out.out, out.err, (run / "train.log").read_text()):
+        assert "Traceback" not in text
+    st = read_status(run)
+    assert st["status"] == "failed" and st["error"].startswith("A training sample's image tokens do not match")
+    assert "Traceback" in (run / "error.log").read_text()

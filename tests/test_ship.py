@@ -141,6 +141,28 @@ def test_vllm_serve_settings():
     assert args[args.index("--dtype") + 1] == "bfloat16"  # fp16 gives NaN on GLM-4
 
 
+def test_vllm_max_model_len_comes_from_the_model_config(tmp_path, capsys):
+    """`studio scale --vllm merged/` must not promise 65536 tokens to a 4096-position model."""
+    from studio.cli import main
+    from studio.engine.scale import vllm_serve_args
+
+    merged = tmp_path / "merged"  # the config a merged export of the workshop model carries
+    merged.mkdir()
+    shutil.copy(REPO / "studio" / "assets" / "toy-base" / "config.json", merged / "config.json")
+    positions = json.loads((merged / "config.json").read_text())["text_config"]["max_position_embeddings"]
+    assert positions == 4096
+    assert main(["scale", "--vllm", str(merged)]) == 0
+    out = capsys.readouterr().out.split()
+    assert out[out.index("--max-model-len") + 1] == "4096"
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    (flat / "config.json").write_text(json.dumps({"max_position_embeddings": 2048}))
+    args = vllm_serve_args(str(flat))
+    assert args[args.index("--max-model-len") + 1] == "2048"
+    hub = vllm_serve_args("zai-org/GLM-4.1V-9B-Thinking")  # no local config: the real model's 65536
+    assert hub[hub.index("--max-model-len") + 1] == "65536"
+
+
 def dockerfile_cmd() -> list[str]:
     for line in (REPO / "Dockerfile").read_text().splitlines():
         if line.startswith("CMD "):

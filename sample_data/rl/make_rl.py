@@ -1,7 +1,8 @@
 """Regenerate the RL sample prompts (deterministic): ``python sample_data/rl/make_rl.py``.
 
 Writes ``prompts.jsonl`` (36 questions about 112×112 synthetic scenes of four task
-families at difficulty 1–3, plus 2 questions about ``../video/clip.mp4``), ``eval.jsonl``
+families at difficulty 1–3, plus 2 questions about ``videos/clip.mp4``, a copy of
+``../video/clip.mp4``: media must sit inside the prompt file's folder), ``eval.jsonl``
 (12 held-out questions about other scenes) and the PNGs under ``images/``.
 
 Row format (what ``studio rl --data`` reads): ``prompt`` (``<image>``/``<video>`` then the
@@ -13,16 +14,17 @@ verifier checks), ``task_type`` (verifier: counting, exact, numeric, choice…),
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
 VIDEO_ROWS = [
     {"id": "clip-q0", "prompt": "<video>How many different photos does the video pan over?",
-     "videos": ["../video/clip.mp4"], "answer": "3", "task_type": "counting", "difficulty": 3,
+     "videos": ["videos/clip.mp4"], "answer": "3", "task_type": "counting", "difficulty": 3,
      "family": "video"},
     {"id": "clip-q1", "prompt": "<video>Which animal appears in the video? Answer with one word.",
-     "videos": ["../video/clip.mp4"], "answer": "cat", "task_type": "exact", "difficulty": 2,
+     "videos": ["videos/clip.mp4"], "answer": "cat", "task_type": "exact", "difficulty": 2,
      "family": "video"},
 ]
 
@@ -36,6 +38,8 @@ def main() -> None:
         rows = [{k: r[k] for k in keep if k in r} for r in rows] + extra
         path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
 
+    (HERE / "videos").mkdir(exist_ok=True)
+    shutil.copyfile(HERE.parent / "video" / "clip.mp4", HERE / "videos" / "clip.mp4")
     scenes = tasks.generate(36, seed=0, questions_per_image=2)
     tasks.export_rl(scenes, HERE / "prompts.jsonl")
     slim(HERE / "prompts.jsonl", VIDEO_ROWS)

@@ -91,7 +91,7 @@ def prepare(args: argparse.Namespace):
     import os
 
     from studio.config import read_yaml_mapping
-    from studio.engine.rl import RLRunConfig
+    from studio.engine.rl import RLRunConfig, check_data
     from studio.engine.runs import is_recipe, new_run_dir, resolve_recipe_paths
     from studio.errors import InputError
 
@@ -108,6 +108,7 @@ def prepare(args: argparse.Namespace):
         data = _apply_overrides(data, args)
         cfg = RLRunConfig.from_dict(data)
         cfg.validate()
+        check_data(cfg)  # a refused start leaves no run folder behind
         runs_dir = Path(args.runs_dir or os.environ.get("STUDIO_RUNS", "runs"))
         run_dir = new_run_dir(runs_dir, "rl", args.name or Path(args.config).stem)
         cfg.output_dir = str(run_dir)
@@ -128,6 +129,7 @@ def prepare(args: argparse.Namespace):
     data = _apply_overrides({"data": str(Path(args.data))}, args)
     cfg = RLRunConfig.from_dict(data)
     cfg.validate()
+    check_data(cfg)  # a refused start leaves no run folder behind
     runs_dir = Path(args.runs_dir or os.environ.get("STUDIO_RUNS", "runs"))
     run_dir = new_run_dir(runs_dir, "rl", args.name or Path(args.data).stem)
     cfg.output_dir = str(run_dir)

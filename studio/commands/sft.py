@@ -53,7 +53,7 @@ def build_config(args: argparse.Namespace):
     """
     from studio.config import apply_set_overrides, read_yaml_mapping
     from studio.engine.runs import is_recipe, new_run_dir, resolve_recipe_paths
-    from studio.engine.sft import SFTRunConfig
+    from studio.engine.sft import SFTRunConfig, check_data
     from studio.errors import ConfigError
 
     if not args.config and not args.data:
@@ -87,6 +87,7 @@ def build_config(args: argparse.Namespace):
         run = Path(args.config).resolve().parent  # the run folder the config sits in (it may have moved)
         cfg.output_dir = str(run)
     else:
+        check_data(cfg)  # a refused start leaves no run folder behind
         runs_dir = args.runs_dir or os.environ.get("STUDIO_RUNS", "runs")
         run = new_run_dir(runs_dir, "sft", cfg.name)
     if not cfg.output_dir:

@@ -752,6 +752,37 @@ def render_preview(row: Row, processor, policy: Policy = "last_thinking",
 
 
 # ------------------------------------------------------------------ doctor
+def media_mix_problem(n_images: int, n_videos: int) -> str | None:
+    """Why a sample's media cannot go to GLM-4.1V together, or None when they can.
+
+    GLM-4.1V (transformers' ``Glm4vForConditionalGeneration``) holds images *or* one video
+    per sample: the image token serves both images and video frames, so a sample with both
+    fails in training with "Image features and image tokens do not match" (FACTS.md).
+
+    >>> media_mix_problem(2, 0) is None, media_mix_problem(0, 1) is None
+    (True, True)
+    >>> media_mix_problem(1, 1)
+    'holds 1 image and 1 video; GLM-4.1V takes images or one video per sample, not both'
+    >>> media_mix_problem(0, 2)
+    'holds 2 videos; GLM-4.1V takes images or one video per sample'
+    """
+    if n_images and n_videos:
+        return (f"holds {plural(n_images, 'image')} and {plural(n_videos, 'video')}; GLM-4.1V takes "
+                f"images or one video per sample, not both")
+    if n_videos > 1:
+        return f"holds {plural(n_videos, 'video')}; GLM-4.1V takes images or one video per sample"
+    return None
+
+
+def plural(n: int, word: str) -> str:
+    """``plural(1, "error")`` → ``"1 error"``, ``plural(2, "error")`` → ``"2 errors"``.
+
+    >>> plural(1, "row"), plural(0, "warning"), plural(3, "error")
+    ('1 row', '0 warnings', '3 errors')
+    """
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 @dataclass
 class Problem:
     """One finding of the doctor.
@@ -759,8 +790,8 @@ class Problem:
     Attributes:
         row: 1-based row index in the loaded list (0 for file-level problems).
         severity: ``"error"`` (the row is not trained as is) or ``"warning"``.
-        check: ``json``, ``empty``, ``shape``, ``tags``, ``placeholders``, ``files``,
-            ``length``, ``language`` or ``repetition``.
+        check: ``json``, ``empty``, ``shape``, ``tags``, ``placeholders``, ``media``
+            (images and a video together), ``files``, ``length``, ``language`` or ``repetition``.
         message: what is wrong; fix: what to do; auto_fixable: a key of :data:`FIXES` or "".
         line: JSONL line when known.
     """
@@ -817,9 +848,21 @@ class Report:
         return {p.row for p in self.problems if p.severity == "error" and p.row}
 
     def table(self) -> list[list]:
-        """Rows for a UI table: [row, line, severity, check, message, fix, auto-fix]."""
-        return [[p.row, p.line or "", p.severity, p.check, p.message, p.fix, p.auto_fixable]
+        """Rows for a UI table: [row, line, severity, check, message, fix, auto-fix].
+
+        Rows are 1-based; a file-level problem (``row`` 0, e.g. an invalid JSON line that
+        never became a row) shows an empty row cell and its line.
+        """
+        return [[p.row or "", p.line or "", p.severity, p.check, p.message, p.fix, p.auto_fixable]
                 for p in self.problems]
+
+    def headline(self) -> str:
+        """``"2 rows · 1 error in 1 row · 0 warnings"`` — counts with the right plural."""
+        s = self.summary
+        head = f"{plural(s['rows'], 'row')} · {plural(s['errors'], 'error')}"
+        if s["rows_with_errors"]:
+            head += f" in {plural(s['rows_with_errors'], 'row')}"
+        return head + f" · {plural(s['warnings'], 'warning')}"
 
     def to_dict(self) -> dict:
         return {"summary": self.summary, "problems": [asdict(p) for p in self.problems],
@@ -829,9 +872,8 @@ class Report:
     def to_markdown(self) -> str:
         """A readable report: summary line and a problem table."""
         s = self.summary
-        lines = [f"**{s['rows']} rows** · {s['errors']} errors in {s['rows_with_errors']} rows · "
-                 f"{s['warnings']} warnings · max {s['max_tokens']} tokens "
-                 f"({s['max_visual_tokens']} visual)"]
+        rows, rest = self.headline().split(" · ", 1)
+        lines = [f"**{rows}** · {rest} · max {s['max_tokens']} tokens ({s['max_visual_tokens']} visual)"]
         if s["resized"] or s["skipped_long"]:
             lines.append(f"Longer than max_length={self.max_length}: {s['resized']} rows get smaller images, "
                          f"{s['skipped_long']} rows are skipped.")
@@ -843,7 +885,8 @@ class Report:
         lines.append("| row | severity | check | problem | fix |\n|---|---|---|---|---|")
         for p in self.problems:
             esc = lambda t: str(t).replace("|", "\\|").replace("\n", " ")  # noqa: E731
-            row = f"{p.row}" + (f" (line {p.line})" if p.line else "")
+            row = (f"{p.row}" + (f" (line {p.line})" if p.line else "")) if p.row else \
+                (f"line {p.line}" if p.line else "file")
             lines[-1] += f"\n| {row} | {p.severity} | {p.check} | {esc(p.message)} | {esc(p.fix)} |"
         return "\n\n".join(lines)
 
@@ -1093,6 +1136,7 @@ def doctor(rows: list[Row], processor=None, max_length: int | None = 2048, *,
         ``shape``: no assistant turn / last turn not assistant / empty assistant text;
         ``tags``: :func:`check_tags` on every assistant turn;
         ``placeholders``: image / video items vs the ``images`` / ``videos`` lists;
+        ``media``: images and a video (or two videos) in one row (:func:`media_mix_problem`);
         ``files``: every media file exists and decodes (``media.load_image`` /
         ``load_video``; ``decode=False`` only checks existence);
         ``length``: visual tokens per row with the processor's smart_resize math (no
@@ -1153,6 +1197,9 @@ def doctor(rows: list[Row], processor=None, max_length: int | None = 2048, *,
             media_ok = False
             add(n, "error", "placeholders", f"{n_vid} <video> placeholders but {len(row.videos)} videos listed",
                 "make the number of <video> tags equal to the videos list", row=row)
+        if msg := media_mix_problem(max(len(row.images), n_img), max(len(row.videos), n_vid)):
+            media_ok = False
+            add(n, "error", "media", msg, "split the row: one with the images, one with the video", row=row)
         sizes: list[tuple[int, int]] = []
         vtok: list[int] = []
         for path in row.images:

@@ -14,8 +14,10 @@ Line format (one object per line)::
 - ``step``: optimizer step (``TrainerState.global_step``), int.
 - ``time``: Unix time in seconds (float) when the line was written.
 - ``kind``: ``"train"`` (per-step logs), ``"eval"`` (evaluation), ``"summary"`` (the
-  trainer's end-of-training averages), or any other word a caller picks (e.g. the RL
-  trainer's ``"curriculum"`` / ``"rollouts"``).
+  trainer's end-of-training averages), ``"resume"`` (training restarted from a checkpoint
+  at ``step``: earlier lines with a higher step are superseded by the redone steps, and
+  the readers drop them), or any other word a caller picks (e.g. the RL trainer's
+  ``"curriculum"`` / ``"rollouts"``).
 - metric keys use TRL's slash names. :class:`MetricsCallback` maps Trainer log keys:
   keys that already contain ``/`` stay as they are (``rewards/format/mean``,
   ``completions/mean_length``); ``eval_<x>`` → ``eval/<x>`` (line kind ``"eval"``);
@@ -230,6 +232,28 @@ class NullMetrics:
 
 
 # --------------------------------------------------------------------------- readers
+#: ``kind`` of the line :class:`MetricsCallback` writes when training (re)starts at step N:
+#: lines written before it with a step above N belong to steps that are being redone
+#: (a crash or ``kill -9`` lost them after the last checkpoint) and are superseded.
+RESUME_KIND = "resume"
+
+
+def _supersede(records: list[dict], new: list[dict]) -> list[dict]:
+    """Append ``new`` to ``records`` in place, applying resume lines (see :data:`RESUME_KIND`):
+    each drops the records before it whose step is above its own. Resume lines themselves
+    are not kept. Returns ``records``."""
+    for rec in new:
+        if rec.get("kind") == RESUME_KIND:
+            try:
+                at = int(rec["step"])
+            except (TypeError, ValueError):
+                continue
+            records[:] = [r for r in records if not (isinstance(r.get("step"), (int, float)) and r["step"] > at)]
+            continue
+        records.append(rec)
+    return records
+
+
 def _parse_lines(data: bytes) -> list[dict]:
     out = []
     for raw in data.split(b"\n"):
@@ -250,6 +274,8 @@ def read_metrics(path: str | os.PathLike, kind: str | None = None) -> list[dict]
 
     Tolerant: a missing file gives ``[]``; a half-written last line (or any unparsable line)
     is skipped. ``kind`` keeps only the records of that kind (``"train"``, ``"eval"``…).
+    After a resume, the redone steps replace what the lost ones wrote (one point per step;
+    see :data:`RESUME_KIND`).
     """
     p = Path(path)
     if p.is_dir():
@@ -258,7 +284,7 @@ def read_metrics(path: str | os.PathLike, kind: str | None = None) -> list[dict]
         data = p.read_bytes()
     except OSError:
         return []
-    recs = _parse_lines(data)
+    recs = _supersede([], _parse_lines(data))
     return [r for r in recs if r.get("kind") == kind] if kind else recs
 
 
@@ -295,7 +321,7 @@ class MetricsReader:
                     chunk = f.read(st.st_size - self._offset)
                 end = chunk.rfind(b"\n")
                 if end >= 0:
-                    self.records.extend(_parse_lines(chunk[: end + 1]))
+                    _supersede(self.records, _parse_lines(chunk[: end + 1]))
                     self._offset += end + 1
             return self.records
 
@@ -494,9 +520,15 @@ class _MetricsCallback:
 
     # TrainerCallback hooks -----------------------------------------------------------------
     def on_train_begin(self, args, state, control, **kwargs):
-        """Start the clock; remember the (resumed) start step for the ETA."""
+        """Start the clock; remember the (resumed) start step for the ETA; mark where
+        training (re)starts so readers drop lines of steps past it that are redone."""
         self._t0 = time.time()
         self._step0 = int(getattr(state, "global_step", 0) or 0)
+        if self._step0 > 0 and getattr(state, "is_world_process_zero", True):
+            try:
+                self.writer.log_dict(self._step0, {}, kind=RESUME_KIND)
+            except OSError as e:
+                _log.warning("could not append to metrics.jsonl: %s", e)
         self._write_progress(state, force=True)
 
     def on_step_end(self, args, state, control, **kwargs):

@@ -54,6 +54,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from studio.config import ModelSpec, YamlConfig, check
 from studio.engine.curriculum import CurriculumConfig
+from studio.engine.data import media_mix_problem, resolve_media
 from studio.engine.fileperm import share_weights
 from studio.engine.rewards import RewardConfig, row_task_type
 from studio.errors import ConfigError, DataError, InputError, StudioError
@@ -312,13 +313,16 @@ def load_prompts(path: str | Path) -> list[RLPrompt]:
 
     Accepted columns: text in ``prompt`` (string, ``<image>``/``<video>`` placeholders
     allowed, or a messages list whose last user turn is taken), ``question`` or
-    ``problem``; media in ``images``/``image`` and ``videos``/``video`` (relative paths
-    are relative to the file); reference in ``answer`` (or ``solution``); optional
+    ``problem``; media in ``images``/``image`` and ``videos``/``video``, confined to the
+    file's folder exactly as SFT data (:func:`studio.engine.data.resolve_media`: relative
+    paths, or absolute ones inside that folder; images *or* one video per row); reference in ``answer`` (or ``solution``); optional
     ``task_type`` (default ``exact``) and ``difficulty``.
 
     Raises:
         DataError: missing file, bad JSON, empty file, a row without text, a prompt
-            without a reference answer (row numbers listed), a missing media file.
+            without a reference answer (row numbers listed), a missing media file, a media
+            path outside the file's folder (``..``, absolute elsewhere, a URL, a symlink
+            leaving it), images and a video in one row.
     """
     p = Path(path).expanduser()
     if not p.is_file():
@@ -327,7 +331,7 @@ def load_prompts(path: str | Path) -> list[RLPrompt]:
             f"or make one with `studio tasks --out DIR`."
         )
     out: list[RLPrompt] = []
-    no_answer, no_text, missing = [], [], []
+    no_answer, no_text, missing, mixed = [], [], [], []
     for n, r in enumerate(_read_rows(p), 1):
         if r is None:
             continue
@@ -347,15 +351,17 @@ def load_prompts(path: str | Path) -> list[RLPrompt]:
             continue
         media = {}
         for key, alt in (("images", "image"), ("videos", "video")):
-            items = _as_list(r.get(key, r.get(alt)))
             resolved = []
-            for m in items:
-                mp = Path(m).expanduser()
-                mp = mp if mp.is_absolute() else (p.parent / mp)
-                if not mp.is_file():
+            for m in _as_list(r.get(key, r.get(alt))):
+                # the SFT rule, same function: inside the prompt file's folder or refused
+                full = resolve_media(m, p.parent, f"{p.name} row {n}")
+                if not Path(full).is_file():
                     missing.append(f"row {n}: {m}")
-                resolved.append(str(mp.resolve()))
+                resolved.append(full)
             media[key] = resolved
+        if why := media_mix_problem(len(media["images"]), len(media["videos"])):
+            mixed.append(f"row {n} {why}")
+            continue
         if r.get("task_type"):
             # a word among the row's ``choices`` is scored by exact match (rewards.row_task_type)
             r = {**r, "task_type": row_task_type(r["task_type"], answer, r.get("choices"))}
@@ -373,6 +379,9 @@ def load_prompts(path: str | Path) -> list[RLPrompt]:
         )
     if no_text:
         raise DataError(f"{p}: rows {_rows(no_text)} have no prompt text; add a `prompt` (or `question`) column.")
+    if mixed:
+        raise DataError(f"{p}: {'; '.join(mixed[:3])}{' …' if len(mixed) > 3 else ''}. Split such rows into one "
+                        f"with the images and one with the video.")
     if missing:
         raise DataError(f"{p}: media file(s) not found: {'; '.join(missing[:5])}"
                         f"{' …' if len(missing) > 5 else ''}. Paths are relative to the prompt file.")
@@ -425,6 +434,44 @@ def split_eval(prompts: list[RLPrompt], fraction: float, max_eval: int, seed: in
     tr = sorted(order[n_eval:])
     return ([dataclasses.replace(prompts[i], idx=k) for k, i in enumerate(tr)],
             [dataclasses.replace(prompts[i], idx=k) for k, i in enumerate(ev)])
+
+
+def check_data(cfg: "RLRunConfig", *, references: bool = True) -> tuple[list[RLPrompt], list[RLPrompt]]:
+    """Load and check a run's prompts without a model: what must hold before a run folder
+    is made (the CLI and the RL tab call it first) and again when training starts.
+
+    Args:
+        cfg: the run config (``data``, ``eval_data``, split and batch settings).
+        references: also check that every reference answer parses for its verifier.
+
+    Returns: (training prompts, held-out prompts).
+
+    Raises:
+        DataError: see :func:`load_prompts` and :func:`check_references`.
+        ConfigError: fewer training prompts than one step needs; ``use_vllm`` with videos
+            or without vLLM/CUDA.
+    """
+    prompts = load_prompts(cfg.data)
+    if cfg.eval_data:
+        train, evals = prompts, load_prompts(cfg.eval_data)[: cfg.max_eval_prompts]
+    else:
+        train, evals = split_eval(prompts, cfg.eval_fraction, cfg.max_eval_prompts, cfg.seed)
+    if references:
+        check_references(train + evals, cfg.rewards)
+    B = cfg.prompts_per_step
+    if len(train) < B:
+        raise ConfigError(
+            f"`per_device_train_batch_size` asks for {B} prompts per step but the training split has only "
+            f"{len(train)}; add prompts or lower per_device_train_batch_size to {len(train) * cfg.num_generations}."
+        )
+    if any(p.videos for p in train) and cfg.use_vllm:
+        raise ConfigError("`use_vllm` supports image and text prompts only; this data has videos. Turn use_vllm off.")
+    if cfg.use_vllm:
+        ok, why = vllm_available()
+        if not ok:
+            raise ConfigError(f"`use_vllm` needs vLLM and a CUDA GPU: {why}. Turn use_vllm off to generate "
+                              f"with transformers.")
+    return train, evals
 
 
 # --------------------------------------------------------------------------- media & batching
@@ -908,7 +955,7 @@ def _make_trainer_class():
             s, G = self.studio, (self.num_generations if train else self.num_generations_eval)
             device = self.accelerator.device
             step = self.state.global_step
-            if train and s.cfg.eval_every and step % s.cfg.eval_every == 0:
+            if train and s.cfg.eval_every and step % s.cfg.eval_every == 0:  # the model after `step` updates
                 self._metrics["train"]["eval/accuracy"].append(s.evaluate(self.model))
                 self._metrics["train"]["eval/rollouts"].append(float(self.rollouts_total))
             pool = base_ids + extra_ids
@@ -934,10 +981,10 @@ def _make_trainer_class():
                 keep = [pos[i] for i in sel.kept]
                 self._skip_step = sel.skip_update
                 if self._skip_step:
-                    s.log(f"step {step}: no group with reward variance among {len(pool)} rolled-out prompts; "
+                    s.log(f"step {step + 1}: no group with reward variance among {len(pool)} rolled-out prompts; "
                           f"update skipped")
                 if s.state.too_easy() and not self.stop_reason:
-                    self.stop_reason = s.state.too_easy_message() + f" (stopped at step {step})"
+                    self.stop_reason = s.state.too_easy_message() + f" (stopped at step {step + 1})"
                     s.log(self.stop_reason)
                     (s.run_dir / STOP_REASON_FILE).write_text(self.stop_reason + "\n", encoding="utf-8")
             else:
@@ -954,7 +1001,8 @@ def _make_trainer_class():
             if train and s.cfg.kl_every and step % s.cfg.kl_every == 0:
                 self._metrics["train"]["kl/probe"].append(self._kl_probe(out))
             if train:
-                s.write_rollouts(step, [(prompts[r // G], rolls[r], rewards[r]) for r in range(len(rolls))])
+                # rollouts of the step being taken: numbered as status, metrics.jsonl and train.log number it
+                s.write_rollouts(step + 1, [(prompts[r // G], rolls[r], rewards[r]) for r in range(len(rolls))])
             return out
 
         def _pack(self, encs, rolls, G, advantages, device):
@@ -1294,26 +1342,8 @@ def build_trainer(cfg: RLRunConfig, run_dir: str | Path, *, model=None, processo
     if resume and ckpt is None:
         raise InputError(f"Run {run_dir} has no checkpoint to resume from; start it again instead.")
 
-    prompts = load_prompts(cfg.data)
-    if cfg.eval_data:
-        train, evals = prompts, load_prompts(cfg.eval_data)[: cfg.max_eval_prompts]
-    else:
-        train, evals = split_eval(prompts, cfg.eval_fraction, cfg.max_eval_prompts, cfg.seed)
-    if reward_fn is None:
-        check_references(train + evals, cfg.rewards)
+    train, evals = check_data(cfg, references=reward_fn is None)
     B = cfg.prompts_per_step
-    if len(train) < B:
-        raise ConfigError(
-            f"`per_device_train_batch_size` asks for {B} prompts per step but the training split has only "
-            f"{len(train)}; add prompts or lower per_device_train_batch_size to {len(train) * cfg.num_generations}."
-        )
-    if any(p.videos for p in train) and cfg.use_vllm:
-        raise ConfigError("`use_vllm` supports image and text prompts only; this data has videos. Turn use_vllm off.")
-    if cfg.use_vllm:
-        ok, why = vllm_available()
-        if not ok:
-            raise ConfigError(f"`use_vllm` needs vLLM and a CUDA GPU: {why}. Turn use_vllm off to generate "
-                              f"with transformers.")
 
     if model is None or processor is None:
         from studio.engine.models import load
@@ -1425,6 +1455,16 @@ def train(cfg: RLRunConfig, run_dir: str | Path, *, resume: bool = False, model=
     ctx: _RunContext = trainer.studio
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    step = trainer.state.global_step
+    if cfg.eval_every and ctx.evals and step > 0:
+        # in-loop evaluations run before a step's rollouts, so none sees the final model;
+        # its score (the last point of the held-out curve) is measured here, at the final step
+        from studio.engine.metrics import MetricsWriter
+
+        acc = ctx.evaluate(trainer.accelerator.unwrap_model(trainer.model))
+        with MetricsWriter(run_dir) as w:
+            w.log(step, kind="eval", **{"eval/accuracy": acc, "eval/rollouts": float(trainer.rollouts_total)})
+        ctx.log(f"step {step}: held-out accuracy {acc:.3f} (final)")
     ctx.save_curriculum(run_dir / CURRICULUM_FILE)
     adapter = run_dir / "adapter"
     trainer.model.save_pretrained(str(adapter))

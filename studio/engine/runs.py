@@ -11,6 +11,7 @@ training job, so it can be read without the app (``studio runs``, a notebook, Te
 ``metrics.jsonl``  append-only metrics (:mod:`studio.engine.metrics`)
 ``progress.json``  step / max_steps / elapsed / ETA (:class:`~studio.engine.metrics.MetricsCallback`)
 ``train.log``      the child's stdout + stderr
+``error.log``      the traceback of an unexpected training error (never shown in the UI)
 ``checkpoint-N/``  transformers checkpoints (also accepted one folder down, e.g. ``checkpoints/``)
 ``adapter/``       the final PEFT adapter (``adapter_config.json`` + safetensors)
 =================  ==================================================================
@@ -23,6 +24,7 @@ also when it is run straight from a terminal, without the app).
 
 Additions to the ARCHITECTURE contract: :func:`safe_name`, :func:`read_status` /
 :func:`write_status`, :func:`track_run`, :func:`find_last_checkpoint`, :func:`find_adapter`,
+:func:`exportable_adapter`,
 :func:`run_info`, :func:`pid_alive`, file-name constants.
 """
 
@@ -48,12 +50,13 @@ from studio.engine.metrics import (
     read_metrics,
     write_json_atomic,
 )
-from studio.errors import InputError
+from studio.errors import InputError, StudioError, TrainingError
 
 CONFIG_FILE = "config.yaml"
 STATUS_FILE = "status.json"
 JOB_FILE = "job.json"
 LOG_FILE = "train.log"
+ERROR_FILE = "error.log"
 ADAPTER_DIR = "adapter"
 
 STATUSES = ("running", "finished", "failed", "stopped")
@@ -168,14 +171,77 @@ def effective_status(st: dict) -> str:
     return s
 
 
+#: Known causes of errors raised deep inside transformers/TRL: (regex on the whole exception
+#: chain's text, the one-line message to show; ``{0}``… are the regex groups).
+_KNOWN_FAILURES = (
+    (r"Image features and image tokens do not match[^\n]*?tokens: (\d+), features:? (\d+)",
+     "A training sample's image tokens do not match its image features (tokens: {0}, features: {1}): a row "
+     "holds images and a video together (GLM-4.1V takes images or one video per sample) or max_length cuts "
+     "an image span. Run `studio doctor` on the data and fix the rows it reports."),
+    (r"Image features and image tokens do not match",
+     "A training sample's image tokens do not match its image features: a row holds images and a video "
+     "together (GLM-4.1V takes images or one video per sample) or max_length cuts an image span. Run "
+     "`studio doctor` on the data and fix the rows it reports."),
+    (r"(?:CUDA|MPS)? ?out of memory",
+     "Training ran out of memory; lower batch_size or max_length (or the image pixel budget), or turn "
+     "QLoRA on, then start again (a run with checkpoints resumes)."),
+)
+
+
+def _chain(e: BaseException) -> list[BaseException]:
+    out, seen = [], set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        out.append(e)
+        e = e.__cause__ or e.__context__
+    return out
+
+
+def explain_failure(e: BaseException) -> str:
+    """One line for the user about an unexpected training error (no traceback).
+
+    Looks through the whole exception chain (``__cause__`` / ``__context__``) for a known
+    cause, so a wrapper's misleading text (TRL re-raises "Image features and image tokens
+    do not match" as "The current `max_length` … is too short") does not hide the real one;
+    otherwise ``"<Type>: <first line>"``.
+
+    >>> try:
+    ...     try:
+    ...         raise ValueError("Image features and image tokens do not match, tokens: 120, features: 24")
+    ...     except ValueError as inner:
+    ...         raise ValueError("The current `max_length` (4096) is too short") from inner
+    ... except ValueError as e:
+    ...     msg = explain_failure(e)
+    >>> "(tokens: 120, features: 24)" in msg, "max_length (4096)" in msg
+    (True, False)
+    >>> explain_failure(KeyError("pixel_values"))
+    "KeyError: 'pixel_values'"
+    """
+    chain = _chain(e)
+    text = "\n".join(str(x) for x in chain)
+    for rx, msg in _KNOWN_FAILURES:
+        m = re.search(rx, text, re.IGNORECASE)
+        if m:
+            return msg.format(*m.groups())
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
+
+
 @contextlib.contextmanager
 def track_run(run_dir: str | os.PathLike, kind: str, stop_flag: Any = None) -> Iterator[dict]:
     """Record a run's life in ``status.json`` from inside the training process.
 
     Writes ``running`` (this pid) on entry; on a normal exit ``stopped`` if ``stop_flag``
     (a :class:`~studio.engine.metrics.StopFlag` or anything truthy once a stop was asked)
-    is set, else ``finished``; on an exception ``failed`` with the error text (then
-    re-raises). ``KeyboardInterrupt`` counts as ``stopped``. Yields the status dict.
+    is set, else ``finished``; on an exception ``failed`` with a one-line error.
+    ``KeyboardInterrupt`` counts as ``stopped``. Yields the status dict.
+
+    Raises:
+        StudioError: re-raised as it is (its message is already meant for the user).
+        TrainingError: in place of any other exception, with the one line of
+            :func:`explain_failure` plus where the details are; the traceback goes to
+            ``error.log`` in the run folder (and ``status.json["traceback"]``), so the CLI,
+            ``train.log`` and the UI never show one.
 
     The job wrapper of :mod:`studio.engine.jobs` respects a ``stopped``/``failed`` written
     here and adds the exit code.
@@ -191,6 +257,20 @@ def track_run(run_dir: str | os.PathLike, kind: str, stop_flag: Any = None) -> I
     except KeyboardInterrupt:
         write_status(run_dir, "stopped", error="interrupted before a checkpoint could be saved")
         raise
+    except StudioError as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        write_status(run_dir, "failed", error=msg, traceback=traceback.format_exc(limit=20))
+        raise
+    except Exception as e:  # noqa: BLE001 - a bug or a library error: one line for the user
+        tb = traceback.format_exc()
+        try:
+            with open(Path(run_dir) / ERROR_FILE, "a", encoding="utf-8") as f:
+                f.write(f"--- {datetime.now().isoformat(timespec='seconds')}\n{tb}\n")
+        except OSError:
+            pass
+        msg = explain_failure(e)
+        write_status(run_dir, "failed", error=msg, traceback=tb[-20000:])
+        raise TrainingError(f"{msg} (details: {Path(run_dir) / ERROR_FILE})") from None
     except BaseException as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         write_status(run_dir, "failed", error=msg, traceback=traceback.format_exc(limit=20))
@@ -236,6 +316,17 @@ def find_adapter(run_dir: str | os.PathLike) -> Path | None:
     """``run_dir/adapter`` when it holds a PEFT adapter (``adapter_config.json``), else None."""
     p = Path(run_dir) / ADAPTER_DIR
     return p if (p / "adapter_config.json").is_file() else None
+
+
+def exportable_adapter(run_dir: str | os.PathLike) -> Path | None:
+    """What an export of this run merges: the final ``adapter/``, else (a stopped, failed
+    or still running run) the newest complete checkpoint that holds a PEFT adapter
+    (``adapter_config.json``), else None. ``studio export --adapter`` takes either."""
+    a = find_adapter(run_dir)
+    if a is not None:
+        return a
+    ck = find_last_checkpoint(run_dir)
+    return ck if ck is not None and (ck / "adapter_config.json").is_file() else None
 
 
 # --------------------------------------------------------------------------- listing

@@ -16,6 +16,7 @@ cluster run differ only in the launcher. Formats: accelerate's config file
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,14 +185,37 @@ def write_launch(run_dir: str | Path, kind: str, strategy: str = "ddp", gpus_per
     return LaunchPlan(acc_path, ds_path, script, single, multi)
 
 
+#: Context length of the real GLM-4.1V-9B checkpoints (``max_position_embeddings``), used
+#: for ``--max-model-len`` when the model folder's config cannot be read (a hub id).
+GLM4V_MAX_POSITIONS = 65536
+
+
+def model_max_len(model_dir: str | os.PathLike) -> int | None:
+    """``max_position_embeddings`` from a model folder's ``config.json`` (GLM-4.1V keeps it
+    under ``text_config``; other models at the top level), or None when there is none."""
+    try:
+        cfg = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    for node in (cfg.get("text_config") or {}, cfg):
+        v = node.get("max_position_embeddings") if isinstance(node, dict) else None
+        if isinstance(v, int) and v > 0:
+            return v
+    return None
+
+
 def vllm_serve_args(model_dir: str, *, max_images: int = 10, max_videos: int = 1,
-                    max_model_len: int = 65536, tensor_parallel: int = 1,
+                    max_model_len: int | None = None, tensor_parallel: int = 1,
                     port: int = 8000) -> list[str]:
     """Arguments for ``vllm serve`` on a merged export (not run here; no vLLM on CPU).
 
     Reasoning is split by vLLM's GLM parser (``--reasoning-parser glm45``, which reads
     ``<think>…</think>``); media limits mirror the Chat tab's per-turn rules.
+    ``max_model_len`` defaults to the model's own ``max_position_embeddings``
+    (:func:`model_max_len`; vLLM refuses a longer one), else :data:`GLM4V_MAX_POSITIONS`.
     """
+    if max_model_len is None:
+        max_model_len = model_max_len(model_dir) or GLM4V_MAX_POSITIONS
     return [
         "vllm", "serve", model_dir,
         "--served-model-name", Path(model_dir).name or "glm4v",

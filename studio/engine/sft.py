@@ -38,7 +38,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
-from studio.config import ModelSpec, YamlConfig, check
+from studio.config import ON_OFF_AUTO, ModelSpec, OnOffAuto, YamlConfig, check, parse_on_off
 from studio.engine.data import POLICIES
 from studio.engine.fileperm import share_weights
 from studio.errors import ConfigError, DataError, StudioError
@@ -127,7 +127,8 @@ class SFTRunConfig(YamlConfig):
         eval_split: fraction of rows held out for eval loss (0 = none).
         eval_steps, save_steps, logging_steps, save_total_limit: Trainer cadence.
         lr_scheduler: ``linear`` / ``cosine`` / ``constant``. warmup_steps: linear warm-up.
-        weight_decay: AdamW weight decay. gradient_checkpointing: ``auto`` (on for CUDA).
+        weight_decay: AdamW weight decay. gradient_checkpointing: ``auto`` (on for CUDA),
+            ``on`` or ``off`` (YAML booleans and true/false are read as on/off).
         report_to: logging integrations (``tensorboard``; ``none`` for nothing).
         resume: continue from the run folder's last complete checkpoint if there is one.
         finetuning: ``lora`` (PEFT adapter → ``<run>/adapter/``) or ``full`` (every
@@ -172,7 +173,7 @@ class SFTRunConfig(YamlConfig):
     lr_scheduler: str = "cosine"
     warmup_steps: int = 0
     weight_decay: float = 0.0
-    gradient_checkpointing: str = "auto"
+    gradient_checkpointing: OnOffAuto = "auto"
     report_to: list[str] = dataclasses.field(default_factory=lambda: ["tensorboard"])
     resume: bool = True
     finetuning: str = "lora"
@@ -214,12 +215,28 @@ class SFTRunConfig(YamlConfig):
               "must be linear, cosine, constant or constant_with_warmup.")
         check(self.warmup_steps >= 0, "warmup_steps", "must be 0 or more.")
         check(0 <= self.weight_decay < 1, "weight_decay", "must be in [0, 1).")
-        check(self.gradient_checkpointing in ("auto", "on", "off"), "gradient_checkpointing", "must be auto, on or off.")
+        if self.gradient_checkpointing not in ON_OFF_AUTO:  # set in code, not read from YAML
+            self.gradient_checkpointing = parse_on_off(self.gradient_checkpointing, "gradient_checkpointing")
         check(bool(re.fullmatch(r"[\w.-]+", self.name or "")), "name", "may hold letters, digits, '.', '_' and '-'.")
         from studio.engine.reporting import REPORT_TO
 
         for r in self.report_to:
             check(r in (*REPORT_TO, "none"), "report_to", f"{r!r} is unknown; choose from {', '.join([*REPORT_TO, 'none'])}.")
+
+
+def check_data(cfg: SFTRunConfig):
+    """Load the run's data the way training will (:func:`studio.engine.data.load_rows`):
+    what must hold before a run folder is made (the CLI and the SFT tab call it first).
+
+    Returns: the loaded :class:`~studio.engine.data.RowList`.
+
+    Raises:
+        DataError: missing or empty file, invalid JSON, unknown columns, media paths
+            outside the data folder (the message names the row).
+    """
+    from studio.engine import data as D
+
+    return D.load_rows(ensure_data(cfg))  # a recipe's data is generated here on first use
 
 
 def split_rows(rows: list, eval_split: float, seed: int) -> tuple[list, list, str]:
@@ -393,10 +410,9 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
                       fps=cfg.fps, max_frames=cfg.max_frames, skipped=dict(rows.skipped))
     doctor_files(run_dir, report)
     s = report.summary
-    log_fn(f"data doctor: {s['rows']} rows, {s['errors']} errors in {s['rows_with_errors']} rows, "
-           f"{s['warnings']} warnings (details in {DOCTOR_MD})")
+    log_fn(f"data doctor: {report.headline().replace(' · ', ', ')} (details in {DOCTOR_MD})")
     if report.error_rows() and not cfg.skip_error_rows:
-        raise DataError(f"The data doctor found errors in {len(report.error_rows())} rows (see {run_dir / DOCTOR_MD}); "
+        raise DataError(f"The data doctor found errors in {D.plural(len(report.error_rows()), 'row')} (see {run_dir / DOCTOR_MD}); "
                         f"fix them or set skip_error_rows: true.")
     kept, counts = D.plan_rows(rows, report, skip_errors=cfg.skip_error_rows)
     notes = []

@@ -37,12 +37,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from studio.engine.curriculum import TIER_NAMES
 from studio.engine.jobs import JobManager, tail_file
 from studio.engine.metrics import PROGRESS_FILE, MetricsReader, read_json, to_long_frame
 from studio.engine.runs import (
     CONFIG_FILE,
     LOG_FILE,
     effective_status,
+    exportable_adapter,
     find_adapter,
     find_last_checkpoint,
     format_duration,
@@ -141,11 +143,93 @@ def _records(run_dir: str | Path) -> list[dict]:
     return list(reader.read())
 
 
+#: Series a glob may stand for, named up front (see :func:`plot_value`): the curriculum's
+#: tiers and the RL trainer's KL probe.
+_GLOB_SERIES = {
+    "curriculum/tier_weight/*": [f"curriculum/tier_weight/{t}" for t in TIER_NAMES],
+    "curriculum/tier_pass_rate/*": [f"curriculum/tier_pass_rate/{t}" for t in TIER_NAMES],
+    "curriculum/tier_count/*": [f"curriculum/tier_count/{t}" for t in TIER_NAMES],
+    "kl/*": ["kl/probe"],
+}
+
+
+def expected_series(keys: Sequence[str], smooth: float | None = None) -> list[str]:
+    """The series names a plot of ``keys`` can show, in legend order: each exact key (and
+    its ``" (smoothed)"`` twin when ``smooth``, except for sparse ``eval/`` curves), known
+    globs expanded (:data:`_GLOB_SERIES`).
+
+    >>> expected_series(["train/loss", "eval/loss"], smooth=0.1)
+    ['train/loss', 'train/loss (smoothed)', 'eval/loss']
+    """
+    out: list[str] = []
+    for k in keys:
+        names = _GLOB_SERIES.get(k, [] if any(c in k for c in "*?[") else [k])
+        for n in names:
+            out += [n, f"{n} (smoothed)"] if smooth and not n.startswith("eval/") else [n]
+    return list(dict.fromkeys(out))
+
+
+#: Prefixes left out of legend labels (the plot's title already says what they are).
+_LABEL_PREFIXES = ("train/", "curriculum/tier_weight/", "curriculum/tier_pass_rate/", "curriculum/tier_count/",
+                   "curriculum/", "completions/", "rollout/", "rewards/")
+
+
+def series_label(name: str) -> str:
+    """A short legend label for a metric series (so a legend fits a 1280-px-wide page).
+
+    >>> [series_label(s) for s in ("train/loss (smoothed)", "eval/loss", "curriculum/tier_weight/easy",
+    ...                            "rewards/mean", "kl/probe")]
+    ['loss (smoothed)', 'eval loss', 'easy', 'mean reward', 'kl probe']
+    """
+    if name == "rewards/mean" or name.startswith("rewards/mean "):
+        return "mean reward" + name[len("rewards/mean"):]
+    for p in _LABEL_PREFIXES:
+        if name.startswith(p):
+            return name[len(p):]
+    return name.replace("/", " ", 1)
+
+
+def plot_value(frame, series: Sequence[str]):
+    """``frame`` (``step``, ``value``, ``series``) with one leading row per name in
+    ``series``, so the legend order is fixed: a copy of the series' first point, or, for a
+    series with no data yet, a lone point at the frame's first point (``(0, 0)`` when the
+    frame is empty) — a line of one point is not drawn, and the axes get tick labels even
+    before the first metric, so the layout leaves room for them and for the legend.
+
+    Why: the plot (gradio 6.31 ``LinePlot``/``BarPlot``) fixes its colour scale, legend and
+    layout when it builds its Vega spec; later data only replaces rows. A
+    plot built before its series exist (an empty frame at page load, or a redraw when its
+    tab is shown) draws new lines with no colour at all and a legend that says only
+    "series". Naming every series in every value keeps the scale and the legend complete,
+    whenever the spec is built.
+
+    Series names become short legend labels (:func:`series_label`).
+    """
+    import pandas as pd
+
+    x0, y0 = (float(frame["step"].iloc[0]), float(frame["value"].iloc[0])) if len(frame) else (0.0, 0.0)
+    rows = []
+    for name in series:
+        own = frame[frame["series"] == name]
+        rows.append((float(own["step"].iloc[0]), float(own["value"].iloc[0]), name) if len(own) else (x0, y0, name))
+    head = pd.DataFrame({"step": pd.Series([r[0] for r in rows], dtype="float64"),
+                         "value": pd.Series([r[1] for r in rows], dtype="float64"),
+                         "series": pd.Series([r[2] for r in rows], dtype="object")})
+    out = pd.concat([head, frame.astype({"step": "float64"})], ignore_index=True) if len(series) else frame.copy()
+    out["series"] = out["series"].map(series_label).astype("object")
+    return out
+
+
 def curve_frames(run_dir: str | Path | None, groups: Sequence[CurveGroup | tuple]) -> list:
     """One long-format DataFrame (``step``, ``value``, ``series``) per group for ``run_dir``
     (empty frames when there is no run or no such metric yet)."""
     recs = _records(run_dir) if run_dir else []
-    return [to_long_frame(recs, g.keys, smooth=g.smooth) for g in map(_as_group, groups)]
+    out = []
+    for g in map(_as_group, groups):
+        df = to_long_frame(recs, g.keys, smooth=g.smooth)
+        sparse = df["series"].str.startswith("eval/") & df["series"].str.endswith(" (smoothed)")
+        out.append(df[~sparse].reset_index(drop=True))  # a few eval points: smoothing them only misleads
+    return out
 
 
 def runs_of_kind(runs_dir: str | Path, kind: str) -> list[str]:
@@ -163,12 +247,26 @@ def run_picker(ctx, kind: str, run_dir_state):
 
     with gr.Row():
         pick = gr.Dropdown(runs_of_kind(ctx.runs_dir, kind), label=t("rl.run_pick"), allow_custom_value=True,
-                           scale=4)
+                           scale=4, elem_id=f"{kind}-run-pick")
         again = gr.Button("↻", scale=0, min_width=40)
     pick.change(lambda r: r or "", pick, run_dir_state, api_visibility="undocumented")
     again.click(lambda: gr.update(choices=runs_of_kind(ctx.runs_dir, kind)), None, pick,
                 api_visibility="undocumented")
+    # follow the panel: a new (or resumed, or re-attached) run becomes the picked one
+    run_dir_state.change(lambda r: picker_update(ctx.runs_dir, kind, r), run_dir_state, pick, queue=False,
+                         show_progress="hidden", api_visibility="undocumented")
     return pick
+
+
+def picker_update(runs_dir, kind: str, run_dir: str | None) -> dict:
+    """``gr.update`` of the run picker for the panel's run: fresh choices, that run picked
+    (``None`` when the panel watches no run)."""
+    import gradio as gr
+
+    choices = runs_of_kind(runs_dir, kind)
+    if run_dir and str(run_dir) not in choices:
+        choices = [str(run_dir), *choices]
+    return gr.update(choices=choices, value=str(run_dir) if run_dir else None)
 
 
 def enclosing_tab():
@@ -229,14 +327,20 @@ def live_curves(run_dir_state, groups: Sequence[CurveGroup | tuple] = SFT_CURVES
     for i in range(0, len(gs), columns):
         with gr.Row():
             for g in gs[i:i + columns]:
+                # the title is drawn in the plot; the block label above it would push the
+                # legend out of the fixed height (cut off below the x axis)
                 plots.append(gr.LinePlot(
-                    value=to_long_frame([], g.keys), x="step", y="value", color="series", label=curve_label(g.title),
-                    title=curve_label(g.title), y_title=g.y_title or "", x_title="step", height=height))
+                    value=plot_value(to_long_frame([], g.keys), expected_series(g.keys, g.smooth)), x="step",
+                    y="value", color="series", label=curve_label(g.title), show_label=False, color_title=" ",
+                    title=curve_label(g.title), y_title=g.y_title or "", x_title="step", height=height,
+                    y_axis_format=".3~g"))
     timer = timer if timer is not None else gr.Timer(every)
     seen = gr.State(None)  # (run folder, records drawn) of this session: skip redraws when unchanged
 
+    names = [expected_series(g.keys, g.smooth) for g in gs]
+
     def refresh(run_dir):
-        return curve_frames(run_dir, gs)
+        return [plot_value(f, n) for f, n in zip(curve_frames(run_dir, gs), names)]
 
     def tick(run_dir, last):
         n = len(_records(run_dir)) if run_dir else 0
@@ -248,7 +352,7 @@ def live_curves(run_dir_state, groups: Sequence[CurveGroup | tuple] = SFT_CURVES
                api_visibility="undocumented")
     run_dir_state.change(tick, inputs=[run_dir_state, gr.State(None)], outputs=[*plots, seen],
                          show_progress="hidden", queue=False, api_visibility="undocumented")
-    blank = [to_long_frame([], g.keys) for g in gs]
+    blank = [plot_value(to_long_frame([], g.keys), n) for g, n in zip(gs, names)]
     on_tab_shown([(lambda: blank, [], plots), (refresh, [run_dir_state], plots)])
     return LiveCurves(plots=plots, timer=timer, refresh=refresh, groups=gs)
 
@@ -364,7 +468,7 @@ def after_training(ctx, run_dir_state, config_cls, kind: str, no_run_key: str = 
     def adapter_of(run_dir: str) -> Path:
         if not run_dir:
             raise StudioError(tr(no_run_key))
-        a = find_adapter(run_dir) or find_last_checkpoint(run_dir)
+        a = exportable_adapter(run_dir)
         if a is None:
             raise StudioError(tr("common.no_adapter_yet"))
         return a
@@ -509,12 +613,17 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
                 *buttons(True, True))
 
     def poll(run_dir):
-        running = False
-        if run_dir:
-            st = read_status(run_dir)
-            running = bool(st) and effective_status(st) == "running"
-        text = tail_file(Path(run_dir) / LOG_FILE, log_lines) if run_dir else ""
-        return (status_line(run_dir), text, *buttons(running, bool(run_dir)))
+        if not run_dir:  # nothing to watch: keep what the panel says (e.g. why a Start was refused)
+            return (gr.skip(), gr.skip(), *buttons(False, False))
+        st = read_status(run_dir)
+        running = bool(st) and effective_status(st) == "running"
+        text = tail_file(Path(run_dir) / LOG_FILE, log_lines)
+        return (status_line(run_dir), text, *buttons(running, True))
+
+    def refused():
+        """After a refused Start: the panel no longer shows the previous run (its failure
+        would read as this Start's); the run stays in the picker."""
+        return "", tr("job.not_started"), "", "", *buttons(False, False)
 
     def attach():
         """Page load: the running job of this kind, else this kind's newest run, else nothing."""
@@ -538,7 +647,7 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
             stop_btn = gr.Button(t("common.stop"), variant="stop", interactive=False)
             resume_btn = gr.Button(t("job.resume"), interactive=False)
         status = gr.Textbox(label=t("common.status"), value=status_line(None), interactive=False, lines=1,
-                            max_lines=2)
+                            max_lines=2, elem_id=f"{kind}-status")
         cli = gr.Code(label=t("job.cli"),
                       language="shell", interactive=False, lines=1)
         log_box = gr.Textbox(label=t("common.log_tail"), lines=10, max_lines=10, interactive=False,
@@ -550,8 +659,11 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
     # is a toast and never leaves an "Error" cover on the panel; API clients call
     # /<kind>_start, which does both steps and raises.
     pending = gr.State(None)
-    start_btn.click(prepare, inputs=list(inputs), outputs=[pending], api_name=False, show_progress="hidden").success(
-        start_prepared, inputs=[pending], outputs=[run_dir_state, status, log_box, cli, *btns], api_name=False)
+    started = start_btn.click(prepare, inputs=list(inputs), outputs=[pending], api_name=False, show_progress="hidden")
+    started.success(start_prepared, inputs=[pending], outputs=[run_dir_state, status, log_box, cli, *btns],
+                    api_name=False)
+    started.failure(refused, None, [run_dir_state, status, log_box, cli, *btns], api_name=False, queue=False,
+                    show_progress="hidden")
     gr.Button(visible=False).click(start, inputs=list(inputs), outputs=[run_dir_state, status, log_box, cli, *btns],
                                    api_name=f"{kind}_start")
     if recipe_btn is not None:

@@ -64,6 +64,10 @@ PLOTS: list[tuple[str, list[str], str]] = [
 ]
 
 
+#: Series of the reward plot (PLOTS[0]), named up front for its legend (see components.plot_value).
+REWARD_SERIES = list(PLOTS[0][1])
+
+
 # --------------------------------------------------------------------------- pure helpers
 
 
@@ -138,7 +142,7 @@ def curve_frames(records: list[dict]) -> list:
     """One long-format DataFrame (``step``, ``value``, ``series``) per entry of :data:`PLOTS`."""
     from studio.engine.metrics import to_long_frame
 
-    recs = with_bands([r for r in records if r.get("kind", "train") == "train"])
+    recs = with_bands([r for r in records if r.get("kind", "train") in ("train", "eval")])
     frames = []
     for _, patterns, _kind in PLOTS:
         df = to_long_frame(recs, patterns)
@@ -294,9 +298,10 @@ def build(ctx) -> None:
 
     from studio.engine import rewards as rewards_mod
     from studio.engine.metrics import read_metrics
-    from studio.engine.rl import RLRunConfig, vllm_available
+    from studio.engine.rl import RLRunConfig, check_data, vllm_available
     from studio.engine.runs import new_run_dir
-    from studio.ui.components import CurveGroup, after_training, job_panel, live_curves, run_picker
+    from studio.engine.curriculum import TIER_NAMES
+    from studio.ui.components import CurveGroup, after_training, job_panel, live_curves, plot_value, run_picker
 
     vllm_ok, vllm_why = vllm_available()
 
@@ -354,6 +359,7 @@ def build(ctx) -> None:
 
     def new_run(*vals):
         cfg = form_to_config(**_values(vals))
+        check_data(cfg)  # prompts, answers, media paths: refused before a run folder exists
         run = new_run_dir(ctx.runs_dir, "rl", Path(cfg.data).stem)
         cfg.output_dir = str(run)
         return run, cfg.to_yaml()
@@ -366,10 +372,13 @@ def build(ctx) -> None:
     run_pick = run_picker(ctx, "rl", panel.run_dir_state)
     notes = gr.Markdown()
     with gr.Row():
-        reward_plot = gr.LinePlot(x="step", y="value", color="series", title=curve_label(PLOTS[0][0]),
+        empty = curve_frames([])
+        reward_plot = gr.LinePlot(plot_value(empty[0], REWARD_SERIES), x="step", y="value", color="series",
+                                  title=curve_label(PLOTS[0][0]),
                                   label=curve_label(PLOTS[0][0]),
                                   height=260)
-        tier_plot = gr.BarPlot(x="step", y="value", color="series", title=curve_label(PLOTS[5][0]),
+        tier_plot = gr.BarPlot(plot_value(empty[5], TIER_NAMES), x="step", y="value", color="series",
+                               title=curve_label(PLOTS[5][0]),
                                label=curve_label(PLOTS[5][0]),
                                height=260)
     groups = [CurveGroup(title, keys) for title, keys, kind in PLOTS if kind == "line" and title != PLOTS[0][0]]
@@ -381,9 +390,11 @@ def build(ctx) -> None:
     def refresh(run):
         if not run or not Path(run).is_dir():
             frames = curve_frames([])
-            return frames[0], frames[5], rollouts_html([]), tr("rl.no_run")
+            return plot_value(frames[0], REWARD_SERIES), plot_value(frames[5], TIER_NAMES), rollouts_html([]), \
+                tr("rl.no_run")
         frames = curve_frames(read_metrics(Path(run) / "metrics.jsonl"))
-        return frames[0], frames[5], rollouts_html(read_rollouts(run)), run_notes(run)
+        return (plot_value(frames[0], REWARD_SERIES), plot_value(frames[5], TIER_NAMES),
+                rollouts_html(read_rollouts(run)), run_notes(run))
 
     extra_outs = [reward_plot, tier_plot, rollouts, notes]
     for comp in form:

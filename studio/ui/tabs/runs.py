@@ -61,6 +61,38 @@ def run_details(runs_dir, run_id: str | None) -> tuple[str, str, str, str, str]:
             tail_file(run / LOG_FILE, 60))
 
 
+def export_run(ctx, run_id: str | None, out: str | None) -> dict:
+    """Merge a run's adapter into its base and verify it; returns the export report.
+
+    The adapter is the run's final ``adapter/`` or, for a stopped (or failed) run, its
+    last complete checkpoint (:func:`studio.engine.runs.exportable_adapter`) — the same
+    folder ``studio export --adapter <run>/checkpoint-N`` takes. ``report["adapter"]``
+    says which one was merged.
+
+    Raises:
+        StudioError: public app, no run picked, unknown run, nothing saved yet, GPU busy;
+            and what :func:`studio.engine.export.merge_adapter` raises.
+    """
+    from studio.engine.export import merge_adapter
+    from studio.engine.jobs import JobManager
+    from studio.engine.runs import exportable_adapter
+
+    if getattr(ctx, "public", False):
+        raise StudioError(tr("runs.export_off"))
+    if not run_id:
+        raise StudioError(tr("runs.pick_first"))
+    run = run_path(ctx.runs_dir, run_id)
+    if run is None:
+        raise StudioError(tr("runs.no_such_run", id=repr(run_id)))
+    adapter = exportable_adapter(run)
+    if adapter is None:
+        raise StudioError(tr("runs.no_adapter", id=run_id))
+    cur = JobManager(ctx.runs_dir).current()
+    if cur is not None:
+        raise StudioError(tr("job.busy", kind=cur.kind, id=cur.id))
+    return merge_adapter(None, adapter, out or str(Path("merged") / run_id))
+
+
 def build(ctx) -> None:
     """Add the Runs tab's components to the current Blocks."""
     import gradio as gr
@@ -113,24 +145,8 @@ def build(ctx) -> None:
         return st, tail
 
     def export(run_id, out):
-        from studio.engine.export import merge_adapter
-        from studio.engine.jobs import JobManager
-
         try:
-            if getattr(ctx, "public", False):
-                raise user_error(tr("runs.export_off"))
-            if not run_id:
-                raise user_error(tr("runs.pick_first"))
-            run = run_path(ctx.runs_dir, run_id)
-            if run is None:
-                raise user_error(tr("runs.no_such_run", id=repr(run_id)))
-            info = run_info(run)
-            if not info.adapter:
-                raise user_error(tr("runs.no_adapter", id=run_id))
-            cur = JobManager(ctx.runs_dir).current()
-            if cur is not None:
-                raise user_error(tr("job.busy", kind=cur.kind, id=cur.id))
-            report = merge_adapter(None, info.adapter, out or str(Path("merged") / run_id))
+            report = export_run(ctx, run_id, out)
         except gr.Error:
             raise
         except StudioError as e:
@@ -138,7 +154,10 @@ def build(ctx) -> None:
         except Exception as e:  # noqa: BLE001
             log.exception("export failed")
             raise user_error(tr("runs.export_failed", kind=type(e).__name__)) from None
-        gr.Info(tr("runs.merged", path=report["out_dir"]))
+        merged = Path(report.get("adapter") or "")
+        done = (tr("runs.merged_checkpoint", path=report["out_dir"], checkpoint=merged.name)
+                if merged.name.startswith("checkpoint-") else tr("runs.merged", path=report["out_dir"]))
+        gr.Info(done)
         return json.dumps({k: v for k, v in report.items() if not k.endswith("_ids")}, indent=1)
 
     refresh_btn.click(refresh, inputs=[pick], outputs=[table, pick], api_name="runs_refresh")

@@ -89,7 +89,7 @@ def build(ctx) -> None:
         upload = gr.File(label=t("sft.upload"), file_types=[".jsonl", ".json", ".csv",
                                                                                              ".parquet"])
         with gr.Column():
-            path = gr.Textbox(label=t("sft.path"),
+            path = gr.Textbox(label=t("sft.path"), elem_id="sft-path",
                               value=str(SAMPLE) if SAMPLE.is_file() else "")
             sample_btn = gr.Button(t("sft.sample_btn"), size="sm")
     with gr.Row():
@@ -149,9 +149,10 @@ def build(ctx) -> None:
 
     def new_run(up, p, *values):
         from studio.engine.runs import new_run_dir
+        from studio.engine.sft import check_data
 
         cfg = make_config(up, p, *values)
-        D.load_rows(cfg.data)  # empty file, bad JSON line, unsafe media path: refused before a run starts
+        check_data(cfg)  # empty file, bad JSON line, unsafe media path: refused before a run folder exists
         run = new_run_dir(ctx.runs_dir, "sft", cfg.name)
         cfg.output_dir = str(run)
         return run, cfg.to_yaml()
