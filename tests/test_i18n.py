@@ -348,7 +348,7 @@ def test_handler_answers_in_the_request_language(tiny_path, tmp_path):
                 show_error=True)
     try:
         args = [None, "", str(tiny_path), "x", 4, 8, 0.0, ["q_proj"], False, False, 0.01, 1, 2, 1, 1, 256, 0, 0,
-                0.0, 2, "last_thinking", "resize"]
+                0.0, 2, "last_thinking", "resize", "lora", ""]
         for header, expect in (("zh-CN,zh;q=0.9", "错误：请选择数据集"), ("en-US", "Pick a dataset")):
             client = Client(demo.local_url, verbose=False, headers={"Accept-Language": header})
             with pytest.raises(Exception) as err:

@@ -134,6 +134,14 @@ def test_a_few_full_sft_steps_teach_the_format(tmp_path):
     assert out["model"] and (Path(out["model"]) / "model.safetensors").is_file() and out["adapter"] is None
     meta = json.loads((Path(out["model"]) / "studio_model.json").read_text())
     assert meta["stage"] == "thinking" and meta["base"] == "toy-base"
+    # the after-training panel's Evaluate: base vs the trained model on the run's held-out prompts
+    from studio.engine.evaluate import before_after_table, evaluate_run
+
+    before, after = evaluate_run(tmp_path / "run", n=16)
+    assert before.model == "toy-base" and before.groups()[-1]["format"] == 0.0
+    assert after.groups()[-1]["format"] >= 0.5
+    table = before_after_table(before, after)
+    assert "| all | all | 16 | 0 → " in table
 
 
 @pytest.mark.slow

@@ -36,7 +36,7 @@ def form(tiny_path, **kw):
     v = dict(model=str(tiny_path), name="ui", rank=4, alpha=8, dropout=0.0,
              targets=["q_proj", "v_proj"], train_merger=False, qlora=False, lr=0.01, epochs=1, max_steps=3,
              batch_size=2, grad_accum=1, max_length=256, image_max_pixels=0, seed=0, eval_split=0.0,
-             save_steps=2, policy="last_thinking", oversize="resize")
+             save_steps=2, policy="last_thinking", oversize="resize", finetuning="lora", eval_data="")
     v.update(kw)
     return list(v.values())
 

@@ -647,8 +647,10 @@ class RolloutGenerator:
         from transformers import GenerationConfig
 
         if greedy:
+            # top_k=50 is transformers' neutral default: None would let the checkpoint's own
+            # sampling top_k (2 for GLM) merge into a greedy config and print a warning.
             return GenerationConfig(do_sample=False, max_new_tokens=max_new, eos_token_id=self.eos_ids,
-                                    pad_token_id=self.pad_id, top_k=None, top_p=None, temperature=None,
+                                    pad_token_id=self.pad_id, top_k=50, top_p=None, temperature=None,
                                     suppress_tokens=self.suppress)
         return GenerationConfig(do_sample=True, temperature=self.temperature, top_p=self.top_p, top_k=0,
                                 max_new_tokens=max_new, eos_token_id=self.eos_ids, pad_token_id=self.pad_id,

@@ -525,10 +525,14 @@ def load_recipe(config_cls, path: str | os.PathLike):
     return cfg
 
 
-def recipe_run(config_cls, path: str | os.PathLike, runs_dir: str | os.PathLike, kind: str) -> tuple[Path, str]:
-    """Validate a recipe, then make its new run folder: ``(run_dir, config.yaml text)``
-    (what the SFT/RL tabs' recipe buttons and ``studio sft|rl --config RECIPE`` start)."""
+def recipe_run(config_cls, path: str | os.PathLike, runs_dir: str | os.PathLike, kind: str,
+               check=None) -> tuple[Path, str]:
+    """Validate a recipe (and ``check(cfg)``, e.g. its data), then make its new run folder:
+    ``(run_dir, config.yaml text)`` — what the SFT/RL tabs' recipe buttons start. A refused
+    recipe leaves no folder behind."""
     cfg = load_recipe(config_cls, path)
+    if check is not None:
+        check(cfg)
     run = new_run_dir(runs_dir, kind, getattr(cfg, "name", None) or Path(path).stem)
     cfg.output_dir = str(run)
     return run, cfg.to_yaml()

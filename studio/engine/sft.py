@@ -138,6 +138,9 @@ class SFTRunConfig(YamlConfig):
         eval_data: held-out prompt JSONL (``studio tasks --eval-n`` writes one) scored by
             generation during training (:mod:`studio.engine.skill_eval`): format rate and
             accuracy, the curves that show the skill rather than the loss. Empty: off.
+        adam_beta2: AdamW's second-moment decay (0.98 adapts faster in short runs).
+        dataloader_workers: processes that build batches (decode images, render the chat
+            template) while the model trains; 0 = in the training process.
         skill_eval_steps: score ``eval_data`` every this many steps (0: only at start and end).
         skill_eval_n: prompts of ``eval_data`` scored each time (stratified, same rows).
         tasks: when ``data`` does not exist yet, generate it first with ``studio tasks``
@@ -177,6 +180,8 @@ class SFTRunConfig(YamlConfig):
     report_to: list[str] = dataclasses.field(default_factory=lambda: ["tensorboard"])
     resume: bool = True
     finetuning: str = "lora"
+    adam_beta2: float = 0.999
+    dataloader_workers: int = 0
     eval_data: str = ""
     skill_eval_steps: int = 0
     skill_eval_n: int = 60
@@ -189,6 +194,8 @@ class SFTRunConfig(YamlConfig):
         check(not (self.finetuning == "full" and self.lora.qlora), "finetuning",
               "full fine-tuning trains float weights; turn lora.qlora off or use finetuning: lora.")
         check(self.skill_eval_steps >= 0, "skill_eval_steps", "must be 0 (start and end only) or more.")
+        check(0.9 <= self.adam_beta2 < 1, "adam_beta2", "must be in [0.9, 1), e.g. 0.999 or 0.98.")
+        check(0 <= self.dataloader_workers <= 16, "dataloader_workers", "must be between 0 and 16.")
         check(1 <= self.skill_eval_n <= 10000, "skill_eval_n", "must be between 1 and 10000.")
         check(self.tasks is None or isinstance(self.tasks, dict), "tasks",
               "must be a mapping like {n: 4000, seed: 7, eval_n: 60}.")
@@ -456,6 +463,7 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
         lr_scheduler_type=cfg.lr_scheduler,
         warmup_steps=cfg.warmup_steps,
         weight_decay=cfg.weight_decay,
+        adam_beta2=cfg.adam_beta2,
         logging_steps=cfg.logging_steps,
         save_strategy="steps",
         save_steps=cfg.save_steps,
@@ -473,7 +481,8 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
         assistant_only_loss=True,
         remove_unused_columns=False,
         dataset_kwargs={"skip_prepare_dataset": True},
-        dataloader_num_workers=0,
+        dataloader_num_workers=cfg.dataloader_workers,
+        dataloader_persistent_workers=cfg.dataloader_workers > 0,
         disable_tqdm=True,
     )
     collator = D.Collator(processor, max_length=cfg.max_length, policy=cfg.policy, fps=cfg.fps,

@@ -443,7 +443,8 @@ def _gr_error(e: BaseException):
 
 
 def after_training(ctx, run_dir_state, config_cls, kind: str, no_run_key: str = "common.no_run_yet"):
-    """"Try it in Chat", "Compare with base" and "Export merged" for a run's adapter.
+    """"Try it in Chat", "Compare with base", "Evaluate" (before/after table on held-out
+    prompts, :func:`studio.engine.evaluate.evaluate_run`) and "Export merged" for a run.
 
     Shared by the SFT and RL tabs. The adapter is the run's final ``adapter/`` or, while a
     run is stopped, its last complete checkpoint. Try/Compare hand the folder to the other
@@ -460,6 +461,7 @@ def after_training(ctx, run_dir_state, config_cls, kind: str, no_run_key: str = 
         with gr.Row():
             try_btn = gr.Button(t("common.try_in_chat"))
             cmp_btn = gr.Button(t("common.compare_with_base"))
+            eval_btn = gr.Button(t("common.evaluate_btn"), elem_id=f"{kind}-evaluate-btn")
         with gr.Row():
             export_dir = gr.Textbox(label=t("common.export_dir"), placeholder="<run>/merged")
             export_btn = gr.Button(t("common.export_btn"))
@@ -468,10 +470,24 @@ def after_training(ctx, run_dir_state, config_cls, kind: str, no_run_key: str = 
     def adapter_of(run_dir: str) -> Path:
         if not run_dir:
             raise StudioError(tr(no_run_key))
+        if (Path(run_dir) / "model" / "config.json").is_file():  # finetuning: full — a whole model, no adapter
+            raise StudioError(tr("common.full_model", path=Path(run_dir) / "model"))
         a = exportable_adapter(run_dir)
         if a is None:
             raise StudioError(tr("common.no_adapter_yet"))
         return a
+
+    def evaluate_before_after(run_dir):
+        """Before/after table on the run's held-out prompts (base vs base + adapter / the trained model)."""
+        from studio.engine.evaluate import before_after_table, evaluate_run
+
+        try:
+            if not run_dir:
+                raise StudioError(tr(no_run_key))
+            before, after = evaluate_run(run_dir, n=60)
+        except Exception as e:  # noqa: BLE001
+            raise as_gradio_error(e, f"the {kind} tab") from None
+        return before_after_table(before, after)
 
     def hand_over(run_dir, slot: str, key: str):
         try:
@@ -500,6 +516,8 @@ def after_training(ctx, run_dir_state, config_cls, kind: str, no_run_key: str = 
                   api_name=f"{kind}_compare")
     export_btn.click(export, [run_dir_state, export_dir], msg, api_name=f"{kind}_export",
                      concurrency_id=GPU_CONCURRENCY_ID)
+    eval_btn.click(evaluate_before_after, [run_dir_state], msg, api_name=f"{kind}_evaluate",
+                   concurrency_id=GPU_CONCURRENCY_ID)
     return msg
 
 

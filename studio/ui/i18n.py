@@ -96,6 +96,11 @@ _ENTRIES: dict[str, tuple[str, str]] = {
     "common.export_dir": ("Export folder for the merged model", "合并后模型的导出目录"),
     "common.export_btn": ("Export merged (and verify the round trip)", "导出合并模型（并校验往返一致）"),
     "common.after_training": ("After training", "训练之后"),
+    "common.evaluate_btn": ("Evaluate (before / after)", "评测（训练前 / 训练后）"),
+    "common.full_model": ("This run fine-tuned the whole model: `{path}`. Use it as a model (Compare side B, or "
+                          "`studio ui --model {path}`); there is no adapter to hand over or merge.",
+                          "此运行对整个模型做了微调：`{path}`。请把它当作模型使用（对比页 B 侧，或 "
+                          "`studio ui --model {path}`）；没有可移交或合并的适配器。"),
     "common.lora_rank": ("LoRA rank", "LoRA 秩（rank）"),
     "common.lora_alpha": ("LoRA alpha", "LoRA alpha"),
     "common.learning_rate": ("Learning rate", "学习率"),
@@ -132,6 +137,15 @@ _ENTRIES: dict[str, tuple[str, str]] = {
         "预览会显示哪些 token 计入损失。"),
     "sft.recipe_btn": ("▶ Start the workshop recipe (toy-base → think/answer, ~15 min on 2 CPU cores)",
                        "▶ 开始工作坊配方（toy-base → 思考/回答格式，2 核 CPU 约 15 分钟）"),
+    "sft.finetuning": ("Fine-tuning", "微调方式"),
+    "sft.full": ("Full (language model)", "全参数（语言模型）"),
+    "sft.finetuning_info": ("LoRA: a small adapter (<run>/adapter). Full: every language-model weight "
+                            "(<run>/model); small models or memory to spare.",
+                            "LoRA：小适配器（<run>/adapter）。全参数：语言模型的全部权重（<run>/model）；适合小模型或显存充足时。"),
+    "sft.eval_data": ("Held-out prompts scored during training (optional)", "训练中评测的留出集提示（可选）"),
+    "sft.eval_data_info": ("A prompt JSONL (studio tasks --eval-n writes one): format rate and accuracy by "
+                           "generation, drawn as curves.",
+                           "提示 JSONL（studio tasks --eval-n 可生成）：按生成结果计算格式正确率与准确率，并绘制曲线。"),
     "sft.upload": ("Upload a dataset (.jsonl/.json/.csv/.parquet)", "上传数据集（.jsonl/.json/.csv/.parquet）"),
     "sft.path": ("…or a path on the server (media paths are relative to the file)",
                  "…或服务器上的路径（媒体路径相对于该文件）"),

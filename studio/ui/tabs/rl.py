@@ -368,7 +368,7 @@ def build(ctx) -> None:
     from studio.engine.runs import recipe_run
 
     panel = job_panel(ctx, "rl", new_run, inputs=form,
-                      recipe=(t("rl.recipe_btn"), lambda: recipe_run(RLRunConfig, RECIPE, ctx.runs_dir, "rl")))
+                      recipe=(t("rl.recipe_btn"), lambda: recipe_run(RLRunConfig, RECIPE, ctx.runs_dir, "rl", check=check_data)))
     run_pick = run_picker(ctx, "rl", panel.run_dir_state)
     notes = gr.Markdown()
     with gr.Row():

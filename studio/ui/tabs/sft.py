@@ -39,7 +39,7 @@ def data_path(upload, path: str) -> str:
 
 def config_from_form(ctx, data, model, name, rank, alpha, dropout, targets, train_merger, qlora, lr, epochs,
                      max_steps, batch_size, grad_accum, max_length, image_max_pixels, seed, eval_split,
-                     save_steps, policy, oversize, output_dir=""):
+                     save_steps, policy, oversize, finetuning="lora", eval_data="", output_dir=""):
     """Form values → a validated :class:`~studio.engine.sft.SFTRunConfig` (ConfigError names the field)."""
     from studio.engine.sft import SFTRunConfig
 
@@ -51,7 +51,7 @@ def config_from_form(ctx, data, model, name, rank, alpha, dropout, targets, trai
                grad_accum=grad_accum, max_length=max_length,
                image_max_pixels=int(image_max_pixels) if image_max_pixels else None, seed=seed,
                eval_split=eval_split, save_steps=save_steps, policy=policy, oversize=oversize,
-               output_dir=output_dir)
+               finetuning=finetuning or "lora", eval_data=(eval_data or "").strip(), output_dir=output_dir)
     cfg = SFTRunConfig.from_dict(raw)
     cfg.validate()
     return cfg
@@ -138,11 +138,17 @@ def build(ctx) -> None:
             seed = gr.Number(label=t("common.seed"), value=defaults.seed, precision=0)
             eval_split = gr.Number(label=t("sft.eval_split"), value=defaults.eval_split)
             save_steps = gr.Number(label=t("sft.save_steps"), value=defaults.save_steps, precision=0)
+        with gr.Row():
+            finetuning = gr.Radio([("LoRA", "lora"), (t("sft.full"), "full")], value=defaults.finetuning,
+                                  label=t("sft.finetuning"), info=t("sft.finetuning_info"))
+            eval_data = gr.Textbox(label=t("sft.eval_data"), value="", placeholder="sample_data/workshop/eval.jsonl",
+                                   info=t("sft.eval_data_info"))
         show_btn = gr.Button(t("common.show_config"))
         yaml_box = gr.Code(label="config.yaml", language="yaml", interactive=False)
 
     form = [model, name, rank, alpha, dropout, targets, train_merger, qlora, lr, epochs, max_steps, batch_size,
-            grad_accum, max_length, image_max_pixels, seed, eval_split, save_steps, policy, oversize]
+            grad_accum, max_length, image_max_pixels, seed, eval_split, save_steps, policy, oversize,
+            finetuning, eval_data]
 
     def make_config(up, p, *values, output_dir=""):
         return config_from_form(ctx, data_path(up, p), *values, output_dir=output_dir)
@@ -207,9 +213,10 @@ def build(ctx) -> None:
 
     gr.Markdown(t("sft.train_md"))
     from studio.engine.runs import recipe_run
+    from studio.engine.sft import check_data
 
     panel = job_panel(ctx, "sft", new_run, inputs=[upload, path, *form],
-                      recipe=(t("sft.recipe_btn"), lambda: recipe_run(SFTRunConfig, RECIPE, ctx.runs_dir, "sft")))
+                      recipe=(t("sft.recipe_btn"), lambda: recipe_run(SFTRunConfig, RECIPE, ctx.runs_dir, "sft", check=check_data)))
     from studio.ui.components import run_picker
 
     run_picker(ctx, "sft", panel.run_dir_state)
