@@ -40,6 +40,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from studio.runtime import quiet_defaults  # noqa: E402
+
+quiet_defaults()  # as the studio CLI: no bitsandbytes import (and its warning) without 4-bit
 
 
 def pick_model(args) -> tuple[str, str]:
@@ -89,6 +92,7 @@ def run_one(model_dir: str, mode: str, seed: int, args, out_root: Path) -> dict:
         max_steps=args.max_steps, learning_rate=args.lr, thinking_budget=args.thinking_budget,
         answer_budget=args.answer_budget, lora_rank=args.lora_rank, lora_alpha=2 * args.lora_rank,
         eval_every=args.eval_every, kl_every=0, save_every=10**6, seed=seed, rollouts_logged_per_step=0,
+        format_gate="warn",  # a benchmark measures whatever model it is given (tiny budgets force answers)
         curriculum=CurriculumConfig(mode=mode, seed=seed, offline_grading=grading and mode == "rlcs",
                                     offline_samples=max(1, args.grading), too_easy_patience=10**6),
     )

@@ -22,6 +22,7 @@ SMOKE = {
     "chat_stream.py": (["--reps", "1", "--tokens-tiny", "8", "--tokens-long", "0", "--skip-mid"], "tiny"),
     "sft_vs_trl.py": (["--steps", "2", "--batch-size", "1"], "samples/s"),
     "gpu.py": (["--scale", "tiny", "--skip-qlora", "--new-tokens", "4", "--seq-len", "64"], "| measure | value |"),
+    "verifiers.py": (["--size", "small", "--no-threads"], "slowest single verification"),
     "rlcs_vs_uniform.py": (["--seeds", "1", "--max-steps", "1", "--batch", "2", "--group", "2", "--eval-every", "1",
                             "--eval-prompts", "2", "--thinking-budget", "4", "--answer-budget", "4",
                             "--model", "toy-thinking"], "RLCS"),

@@ -46,7 +46,8 @@ def test_a_recipe_starts_a_new_run_each_time_and_a_run_config_continues(tmp_path
 
     recipe = tmp_path / "recipes" / "mine.yaml"
     recipe.parent.mkdir()
-    (recipe.parent / "d.jsonl").write_text("{}\n")
+    (recipe.parent / "d.jsonl").write_text(json.dumps({"messages": [
+        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "<think>a</think><answer>b</answer>"}]}) + "\n")
     recipe.write_text("name: mine\nmodel: {name_or_path: embedded}\ndata: d.jsonl\nmax_steps: 2\n")
     runs = tmp_path / "runs"
     for _ in range(2):
@@ -70,9 +71,13 @@ def test_rl_recipe_starts_a_new_run_and_defaults_to_the_tab_model(tmp_path):
     assert main(["rl", "--config", str(WORKSHOP / "rl.yaml"), "--runs-dir", str(runs), "--dry-run"]) == 0
     assert main(["rl", "--config", str(WORKSHOP / "rl.yaml"), "--runs-dir", str(runs), "--dry-run"]) == 0
     assert len(list(runs.iterdir())) == 2
+    import shutil
+
     data = tmp_path / "p.jsonl"
-    data.write_text(json.dumps({"prompt": "<image>How many?", "images": [str(WORKSHOP / "rl-shapes" / "images" /
-                     sorted(p.name for p in (WORKSHOP / "rl-shapes" / "images").iterdir())[0])], "answer": "1"}) + "\n")
+    img = sorted((WORKSHOP / "rl-shapes" / "images").iterdir())[0]
+    shutil.copy(img, tmp_path / img.name)  # media must sit inside the data file's folder
+    data.write_text("".join(json.dumps({"prompt": f"<image>How many? ({i})", "images": [img.name], "answer": "1"}) + "\n"
+                            for i in range(8)))
     assert main(["rl", "--data", str(data), "--runs-dir", str(tmp_path / "r2"), "--dry-run"]) == 0
     (run,) = list((tmp_path / "r2").iterdir())
     assert RLRunConfig.from_yaml(run / "config.yaml").model.name_or_path == "toy-thinking"
@@ -84,9 +89,11 @@ def test_format_gate_refuses_and_points_to_sft(tiny, tmp_path):
     from studio.engine.curriculum import CurriculumConfig
 
     model, processor = tiny
+    import shutil
+
     data = tmp_path / "p.jsonl"
-    photo = SAMPLE_DATA / "photos" / "coffee.jpg"
-    data.write_text("".join(json.dumps({"prompt": f"<image>How many cups? ({i})", "images": [str(photo)],
+    shutil.copy(SAMPLE_DATA / "photos" / "coffee.jpg", tmp_path / "coffee.jpg")
+    data.write_text("".join(json.dumps({"prompt": f"<image>How many cups? ({i})", "images": ["coffee.jpg"],
                                         "answer": "1", "task_type": "counting"}) + "\n" for i in range(4)))
     cfg = rl.RLRunConfig(data=str(data), num_generations=2, per_device_train_batch_size=4, max_steps=2,
                          thinking_budget=4, answer_budget=2, eval_fraction=0.0, eval_every=0, kl_every=0,
@@ -116,19 +123,22 @@ def test_eval_takes_an_adapter(tiny_path, tmp_path, capsys):
 
 
 def test_a_few_full_sft_steps_teach_the_format(tmp_path):
-    """From toy-base (0 % format), 40 steps of the recipe's full fine-tune on a small generated
-    set put the think/answer format on held-out prompts above a floor the base cannot reach."""
+    """From toy-base (0 % format), 60 steps of the recipe's full fine-tune (at a higher constant
+    LR) on a small generated set put the think/answer format on held-out prompts above a floor
+    the base cannot reach (measured: 0 → 69 % at step 40 → 94 % at step 60)."""
     from studio.engine.metrics import read_metrics
     from studio.engine.sft import SFTRunConfig, train
 
     cfg = SFTRunConfig.from_dict({**_recipe("sft.yaml"),
                                   "data": str(tmp_path / "d" / "sft.jsonl"), "eval_data": str(tmp_path / "d" / "heldout" / "eval.jsonl"),
-                                  "tasks": {"kind": "thinking-sft", "scenes": 320, "seed": 5, "eval_n": 24},
-                                  "max_steps": 40, "batch_size": 8, "warmup_steps": 4, "skill_eval_steps": 0,
-                                  "skill_eval_n": 16, "report_to": ["none"], "save_steps": 1000})
+                                  "tasks": {"kind": "thinking-sft", "scenes": 480, "seed": 5, "eval_n": 24},
+                                  "max_steps": 60, "batch_size": 8, "learning_rate": 2e-3,
+                                  "lr_scheduler": "constant_with_warmup", "warmup_steps": 5, "skill_eval_steps": 0,
+                                  "skill_eval_n": 16, "report_to": ["none"], "save_steps": 1000,
+                                  "dataloader_workers": 0})
     out = train(cfg, tmp_path / "run", log_fn=lambda m: None)
     skill = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r.get("kind") == "skill"]
-    assert [r["step"] for r in skill] == [0, 40]
+    assert [r["step"] for r in skill] == [0, 60]
     assert skill[0]["skill/format_rate"] == 0.0
     assert skill[-1]["skill/format_rate"] >= 0.5, skill[-1]
     assert out["model"] and (Path(out["model"]) / "model.safetensors").is_file() and out["adapter"] is None

@@ -195,7 +195,10 @@ def test_doctor_step_names_rows(tmp_path):
 
     img = ROOT / "sample_data" / "rl"
     photo = next(p for p in img.rglob("*.png"))
-    rows = [{"prompt": "<image>Q", "images": [str(photo)], "answer": a, "task_type": t}
+    import shutil
+
+    shutil.copy(photo, tmp_path / photo.name)  # media must sit inside the prompt file's folder
+    rows = [{"prompt": "<image>Q", "images": [photo.name], "answer": a, "task_type": t}
             for a, t in (("4", "numeric"), ("Tokyo", "math"), ("x**2", "math"))]
     p = tmp_path / "p.jsonl"
     p.write_text("\n".join(json.dumps(r) for r in rows))

@@ -93,7 +93,7 @@ def greedy_ids(model, processor, prompt: str, image, n_tokens: int) -> tuple[lis
     gen = copy.deepcopy(model.generation_config)
     gen.do_sample = False
     gen.temperature = None
-    gen.top_k = None
+    gen.top_k = 50  # transformers' neutral default; None lets the checkpoint's sampling top_k merge in and warn
     gen.top_p = None
     gen.max_new_tokens = n_tokens
     gen.min_new_tokens = n_tokens

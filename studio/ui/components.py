@@ -79,9 +79,9 @@ class CurveGroup:
 
 #: Curves of the SFT tab (names written by MetricsCallback from TRL's SFTTrainer logs).
 SFT_CURVES = [
+    CurveGroup("Loss (raw + smoothed) and eval loss", ["train/loss", "eval/loss"], smooth=0.1),
     # the skill, measured by generation on held-out prompts (eval_data; studio.engine.skill_eval)
     CurveGroup("Held-out format rate and accuracy", ["skill/format_rate", "skill/accuracy"]),
-    CurveGroup("Loss (raw + smoothed) and eval loss", ["train/loss", "eval/loss"], smooth=0.1),
     CurveGroup("Token accuracy", ["train/mean_token_accuracy", "eval/mean_token_accuracy"]),
     CurveGroup("Learning rate", ["train/learning_rate"]),
     CurveGroup("Grad norm", ["train/grad_norm"]),

@@ -383,10 +383,10 @@ _ENTRIES: dict[str, tuple[str, str]] = {
         "Embedded tiny GLM-4.1V with random weights: the text is not meaningful; the pipeline is real.",
         "内置的微型 GLM-4.1V 使用随机权重：生成的文字没有意义，但整条流程是真实的。"),
     "chat.workshop_notice": (
-        "Workshop model **toy-thinking**: a 4.0 M-parameter GLM-4.1V trained on this machine's CPU on "
+        "Workshop model **toy-thinking**: a 4.0 M-parameter GLM-4.1V trained on 2 CPU cores on "
         "synthetic scenes (shapes, counts, positions, sizes, digits). It thinks and answers in the GLM "
         "format about such scenes (first example); on real photos its words are not meaningful.",
-        "工作坊模型 **toy-thinking**：在本机 CPU 上用合成场景（形状、计数、位置、大小、数字）训练的 400 万参数 "
+        "工作坊模型 **toy-thinking**：在 2 核 CPU 上用合成场景（形状、计数、位置、大小、数字）训练的 400 万参数 "
         "GLM-4.1V。它会按 GLM 格式对这类场景先思考再回答（见第一个示例）；对真实照片，它的文字没有意义。"),
     "chat.placeholder": ("Ask about a photo, a video clip or a PDF. Drop files into the box below.",
                          "可以就照片、视频片段或 PDF 提问。把文件拖到下方输入框即可。"),

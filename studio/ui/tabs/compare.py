@@ -189,8 +189,8 @@ def build(ctx: AppContext) -> None:
     with gr.Row():
         # The plan for the default pair needs torch/transformers (device, configs): computed
         # when a page loads, not while the app is built, so the page is served first.
-        plan_on_load: dict = {}  # filled below; gradio also calls the function once while building
-        plan_md = gr.Markdown(lambda: plan_on_load["fn"]() if "fn" in plan_on_load else "", elem_id="cmp-plan")
+        plan_on_load: list = []  # filled below; gradio also calls the function once while building
+        plan_md = gr.Markdown(lambda: plan_on_load[0]() if plan_on_load else "", elem_id="cmp-plan")
         plan_btn = gr.Button(t("cmp.plan_btn"), scale=0, min_width=140, elem_id="cmp-plan-btn")
     box = gr.MultimodalTextbox(file_types=FILE_TYPES, file_count="multiple", sources=["upload"],
                                placeholder=t("cmp.placeholder"),
@@ -453,14 +453,26 @@ def build(ctx: AppContext) -> None:
         return gr.update(value=engine.default_mode(str(model or "")))
 
     def default_plan() -> str:
-        """The plan for the default pair, shown before anything loads ("" if it cannot be made)."""
+        """The plan for the default pair, shown before anything loads ("" if it cannot be made).
+
+        Waits (≤ 120 s) while the app's model is still loading: transformers' lazy imports
+        are not safe from two threads at once (the plan reads configs with AutoConfig)."""
+        from studio.config import ModelSpec
+
+        spec = ModelSpec.from_dict({**ctx.model.to_dict(), "adapter": None})
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            st = ctx.registry.status(spec)
+            if st is None or st.phase in ("ready", "failed"):
+                break
+            time.sleep(0.2)
         try:
             return _plan(da.model, NO_ADAPTER, da.mode, db.model, NO_ADAPTER, db.mode)[0]
         except Exception:  # noqa: BLE001 - a missing config must not break the page
             log.exception("default memory plan failed")
             return ""
 
-    plan_on_load["fn"] = default_plan
+    plan_on_load.append(default_plan)
 
     # ---------------------------------------------------------------- events
     pickers = [*side_inputs["A"], *side_inputs["B"]]

@@ -139,7 +139,8 @@ def build(ctx) -> None:
             eval_split = gr.Number(label=t("sft.eval_split"), value=defaults.eval_split)
             save_steps = gr.Number(label=t("sft.save_steps"), value=defaults.save_steps, precision=0)
         with gr.Row():
-            finetuning = gr.Radio([("LoRA", "lora"), (t("sft.full"), "full")], value=defaults.finetuning,
+            ft_choices = [("LoRA", "lora"), (t("sft.full"), "full")]
+            finetuning = gr.Radio(ft_choices, value=defaults.finetuning,
                                   label=t("sft.finetuning"), info=t("sft.finetuning_info"))
             eval_data = gr.Textbox(label=t("sft.eval_data"), value="", placeholder="sample_data/workshop/eval.jsonl",
                                    info=t("sft.eval_data_info"))
