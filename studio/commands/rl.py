@@ -88,11 +88,9 @@ def prepare(args: argparse.Namespace):
     Raises:
         InputError / ConfigError: neither or both of --config/--data, bad values.
     """
-    import os
-
     from studio.config import read_yaml_mapping
-    from studio.engine.rl import RLRunConfig, check_data
-    from studio.engine.runs import is_recipe, new_run_dir, resolve_recipe_paths
+    from studio.engine.rl import RLRunConfig
+    from studio.engine.runs import is_recipe, resolve_recipe_paths
     from studio.errors import InputError
 
     if bool(args.config) == bool(args.data):
@@ -105,15 +103,7 @@ def prepare(args: argparse.Namespace):
                              f"Drop --resume to start a new run from it.")
         data = resolve_recipe_paths(read_yaml_mapping(args.config), args.config)
         data["output_dir"] = ""
-        data = _apply_overrides(data, args)
-        cfg = RLRunConfig.from_dict(data)
-        cfg.validate()
-        check_data(cfg)  # a refused start leaves no run folder behind
-        runs_dir = Path(args.runs_dir or os.environ.get("STUDIO_RUNS", "runs"))
-        run_dir = new_run_dir(runs_dir, "rl", args.name or Path(args.config).stem)
-        cfg.output_dir = str(run_dir)
-        cfg.to_yaml(run_dir / "config.yaml")
-        return cfg, run_dir
+        return _new_run(_apply_overrides(data, args), args, Path(args.config).stem)
     if args.config:
         path = Path(args.config)
         base = RLRunConfig.from_yaml(path).to_dict()
@@ -126,12 +116,22 @@ def prepare(args: argparse.Namespace):
         if data != base or not (run_dir / "config.yaml").is_file():
             cfg.to_yaml(run_dir / "config.yaml")
         return cfg, run_dir
-    data = _apply_overrides({"data": str(Path(args.data))}, args)
+    return _new_run(_apply_overrides({"data": str(Path(args.data))}, args), args, Path(args.data).stem)
+
+
+def _new_run(data: dict, args: argparse.Namespace, default_name: str):
+    """Validate ``data`` and its prompts, then make the new run folder with its ``config.yaml``
+    (a refused start leaves no folder behind). Returns ``(config, run folder)``."""
+    import os
+
+    from studio.engine.rl import RLRunConfig, check_data
+    from studio.engine.runs import new_run_dir
+
     cfg = RLRunConfig.from_dict(data)
     cfg.validate()
-    check_data(cfg)  # a refused start leaves no run folder behind
+    check_data(cfg)
     runs_dir = Path(args.runs_dir or os.environ.get("STUDIO_RUNS", "runs"))
-    run_dir = new_run_dir(runs_dir, "rl", args.name or Path(args.data).stem)
+    run_dir = new_run_dir(runs_dir, "rl", args.name or default_name)
     cfg.output_dir = str(run_dir)
     cfg.to_yaml(run_dir / "config.yaml")
     return cfg, run_dir
