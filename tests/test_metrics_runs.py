@@ -351,3 +351,19 @@ def test_resume_line_supersedes_the_lost_steps(tmp_path):
         assert [r["step"] for r in recs if r["kind"] == "eval"] == [0]  # the lost step-180 eval is gone
         assert not any(r["kind"] == M.RESUME_KIND for r in recs)
     assert M.last_values(M.read_metrics(path))["step"] == 170
+
+
+def test_a_stopped_run_keeps_its_end_time(tmp_path):
+    """Issue: "took" kept counting while a run sat stopped — a later write restating the final
+    status (forced stop, poller) moved ``ended``. A new start then a stop gets a new end time."""
+    import time
+
+    from studio.engine import runs as R
+
+    R.write_status(tmp_path, "running", started=time.time())
+    first = R.write_status(tmp_path, "stopped")["ended"]
+    time.sleep(0.05)
+    assert R.write_status(tmp_path, "stopped", forced=True)["ended"] == first
+    R.write_status(tmp_path, "running", ended=None)
+    time.sleep(0.05)
+    assert R.write_status(tmp_path, "stopped")["ended"] > first

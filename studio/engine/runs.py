@@ -136,7 +136,8 @@ def read_status(run_dir: str | os.PathLike) -> dict:
 def write_status(run_dir: str | os.PathLike, status: str | None = None, **fields: Any) -> dict:
     """Merge ``status`` and ``fields`` into ``status.json`` atomically; returns the new dict.
 
-    Setting a final status (finished/failed/stopped) also sets ``ended`` unless given.
+    Setting a final status (finished/failed/stopped) also sets ``ended`` unless given or
+    the run had already ended (then the first end time stays).
     ``updated`` is always refreshed. Raises ``ValueError`` for an unknown status word.
     """
     if status is not None and status not in STATUSES:
@@ -149,8 +150,11 @@ def write_status(run_dir: str | os.PathLike, status: str | None = None, **fields
         try:
             data = read_json(path)
             if status is not None:
+                # a run already ended keeps its end time when a later write restates how it
+                # ended (a forced stop, a poller): "took" must not grow while a run sits stopped
+                already_ended = data.get("status") not in (None, "running") and data.get("ended")
                 data["status"] = status
-                if status != "running":
+                if status != "running" and not already_ended:
                     fields.setdefault("ended", time.time())
             data.update(fields)
             data["updated"] = time.time()
