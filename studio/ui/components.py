@@ -719,3 +719,31 @@ def wait_until(pred: Callable[[], bool], timeout: float, poll: float = 0.1) -> b
             return True
         time.sleep(poll)
     return bool(pred())
+
+
+def wait_finished(ev: threading.Event, timeout: float = 3.0) -> bool:
+    """Wait (≤ ``timeout`` s) until a request marks its stop event ``finished``; True if it did."""
+    deadline = time.perf_counter() + timeout
+    while not getattr(ev, "finished", False) and time.perf_counter() < deadline:
+        time.sleep(0.02)
+    return bool(getattr(ev, "finished", False))
+
+
+def stop_request(key: str, stops: dict, queued: dict, lock: threading.Lock) -> str | None:
+    """Stop one browser session's request (Chat and Compare share this).
+
+    A queued request is flagged so it will not start; a running one gets its stop event
+    set and is waited for (≤ 3 s), so the status line is the request's own last word.
+
+    Returns:
+        The status text to show, or None when there is nothing to say (leave it as is).
+    """
+    with lock:
+        ev, waiting = stops.get(key), queued.get(key)
+    if waiting is not None:
+        waiting.set()
+    if ev is None:
+        return tr("chat.stopped_queued") if waiting is not None else None
+    ev.set()
+    return None if wait_finished(ev) else tr("cmp.stopping")
+

@@ -484,27 +484,16 @@ def build(ctx: AppContext) -> None:
         """Stop this session's request: a running one ends within one token, a queued one
         will not start. Waits (≤ 3 s) for the running one to finish, so the status line is
         the generator's last word ("… · stopped"), never a late "Stopping…" over it."""
-        key = _key(request)
-        with stops_lock:
-            ev, waiting = stops.get(key), queued.get(key)
-        if waiting is not None:
-            waiting.set()
-        if ev is None:
-            return tr("chat.stopped_queued") if waiting is not None else gr.skip()
-        ev.set()
-        if _wait_finished(ev):
-            return gr.skip()
-        return tr("cmp.stopping")
+        from studio.ui.components import stop_request
 
-    def _wait_finished(ev: threading.Event, timeout: float = 3.0) -> bool:
-        deadline = time.perf_counter() + timeout
-        while not getattr(ev, "finished", False) and time.perf_counter() < deadline:
-            time.sleep(0.02)
-        return bool(getattr(ev, "finished", False))
+        msg = stop_request(_key(request), stops, queued, stops_lock)
+        return gr.skip() if msg is None else msg
 
     def clear(request: gr.Request):
         """Stop this session's generation, wait (≤ 3 s) until its last update is out, then
         empty the chat — otherwise that last update would redraw the old conversation."""
+        from studio.ui.components import wait_finished
+
         key = _key(request)
         with stops_lock:
             ev, waiting = stops.get(key), queued.pop(key, None)
@@ -512,7 +501,7 @@ def build(ctx: AppContext) -> None:
             waiting.set()
         if ev is not None:
             ev.set()
-            _wait_finished(ev)
+            wait_finished(ev)
             time.sleep(0.1)  # let gradio deliver the generator's final update first
         return [], EMPTY_BOX, ChatState(), "", ""
 

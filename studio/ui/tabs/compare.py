@@ -390,18 +390,10 @@ def build(ctx: AppContext) -> None:
         """Stop this session's comparison: a running one ends within one token, a queued one
         will not start. Waits (≤ 3 s) for the running one to end, so the status is the
         comparison's own last word, never a late "Stopping…" over it."""
-        key = _key(request)
-        with stops_lock:
-            ev, waiting = stops.get(key), queued.get(key)
-        if waiting is not None:
-            waiting.set()
-        if ev is None:
-            return tr("chat.stopped_queued") if waiting is not None else gr.skip()
-        ev.set()
-        deadline = time.perf_counter() + 3.0
-        while not getattr(ev, "finished", False) and time.perf_counter() < deadline:
-            time.sleep(0.02)
-        return gr.skip() if getattr(ev, "finished", False) else tr("cmp.stopping")
+        from studio.ui.components import stop_request
+
+        msg = stop_request(_key(request), stops, queued, stops_lock)
+        return gr.skip() if msg is None else msg
 
     def _vote(value: str, st, request):
         vlog = engine.VoteLog(engine.votes_folder(ctx.runs_dir, _session(request)))
