@@ -83,17 +83,24 @@ def clean_math(s: str) -> str:
     >>> clean_math("\\\\sin x"), clean_math("3 4")
     ('\\\\sin x', '3 4')
     """
-    s = unwrap_latex(premap(s))
-    s = _LATEX_SPACES.sub(" ", s)
-    s = _DELIMS.sub(" ", s)
-    s = re.sub(r"\\(?:left|right|big|Big|bigg|Bigg)(?![A-Za-z])", "", s)
-    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    s = _strip_latex_layout(s)
     # keep one space where it carries meaning: "\\sin x" (not "\\sinx"), "3 4" (not "34")
     s = re.sub(r"(\\[A-Za-z]+)\s+(?=[A-Za-z])", "\\1\x00", s)
     s = re.sub(r"(?<=\d)\s+(?=\d)", "\x00", s)
     s = "".join(s.split()).replace("\x00", " ")
     if len(s) > 1 and s[-1] in ".。":
         s = s[:-1]
+    return s
+
+
+def _strip_latex_layout(s: str) -> str:
+    """The steps :func:`clean_math` and :func:`light_clean` share: unwrap LaTeX, turn LaTeX
+    spaces and math delimiters into spaces, drop sizing commands, ``\\dfrac``/``\\tfrac`` → ``\\frac``."""
+    s = unwrap_latex(premap(s))
+    s = _LATEX_SPACES.sub(" ", s)
+    s = _DELIMS.sub(" ", s)
+    s = re.sub(r"\\(?:left|right|big|Big|bigg|Bigg)(?![A-Za-z])", "", s)
+    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     return s
 
 
@@ -104,11 +111,7 @@ def light_clean(s: str) -> str:
     >>> light_clean("$5\\\\,\\\\text{cm}$."), light_clean("4  or more")
     ('5 cm', '4 or more')
     """
-    s = unwrap_latex(premap(s))
-    s = _LATEX_SPACES.sub(" ", s)
-    s = _DELIMS.sub(" ", s)
-    s = re.sub(r"\\(?:left|right|big|Big|bigg|Bigg)(?![A-Za-z])", "", s)
-    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    s = _strip_latex_layout(s)
     s = " ".join(s.split())
     if len(s) > 1 and s[-1] in ".。":
         s = s[:-1].rstrip()
