@@ -25,7 +25,7 @@ SMOKE = {
     "verifiers.py": (["--size", "small", "--no-threads"], "slowest single verification"),
     "rlcs_vs_uniform.py": (["--seeds", "1", "--max-steps", "1", "--batch", "2", "--group", "2", "--eval-every", "1",
                             "--eval-prompts", "2", "--thinking-budget", "4", "--answer-budget", "4",
-                            "--model", "toy-thinking"], "RLCS"),
+                            "--model", "toy-thinking", "--grading", "0"], "RLCS"),
 }
 
 

@@ -138,6 +138,9 @@ class RLRunConfig(YamlConfig):
             ``studio rl --allow-low-format``).
         format_gate_prompts / format_gate_threshold: RLCS.md step 1 (when offline grading
             is on, its samples are the measurement).
+        num_iterations: μ of the GRPO paper (Shao et al. 2024, Alg. 1): optimizer steps on
+            each generated batch, clipped against the generating policy (TRL ``num_iterations``).
+            Generation dominates a step on CPU, so μ = 2 roughly doubles the updates per rollout.
         eval_every / kl_every: held-out accuracy and adapter-off KL probe period (steps; 0 = off).
         use_vllm: TRL's colocated vLLM generation (needs vllm + CUDA; image/text prompts).
     """
@@ -153,6 +156,7 @@ class RLRunConfig(YamlConfig):
     num_generations: int = 4
     per_device_train_batch_size: int = 8
     steps_per_generation: int = 1
+    num_iterations: int = 1
     gradient_accumulation_steps: int = 1
     max_steps: int = 60
     learning_rate: float = 2e-4
@@ -210,6 +214,8 @@ class RLRunConfig(YamlConfig):
             f"must be a multiple of \"Group size G\").",
         )
         check(self.max_steps >= 1, "max_steps", "must be at least 1.")
+        check(1 <= self.num_iterations <= 8, "num_iterations",
+              "must be between 1 and 8 (μ: optimizer steps on each generated batch; 1 = on-policy).")
         check(self.learning_rate > 0, "learning_rate", "must be positive.")
         check(self.lora_rank >= 1 and self.lora_alpha >= 1, "lora_rank", "and lora_alpha must be >= 1.")
         check(0 <= self.lora_dropout < 1, "lora_dropout", "must be in [0, 1).")
@@ -1392,6 +1398,7 @@ def build_trainer(cfg: RLRunConfig, run_dir: str | Path, *, model=None, processo
         per_device_train_batch_size=cfg.per_device_train_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         steps_per_generation=cfg.steps_per_generation,
+        num_iterations=cfg.num_iterations,
         num_generations=cfg.num_generations,
         max_steps=cfg.max_steps,
         learning_rate=cfg.learning_rate,
