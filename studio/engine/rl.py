@@ -137,7 +137,8 @@ class RLRunConfig(YamlConfig):
             update, with a message that points to SFT) or ``warn`` (go on anyway;
             ``studio rl --allow-low-format``).
         format_gate_prompts / format_gate_threshold: RLCS.md step 1 (when offline grading
-            is on, its samples are the measurement).
+            is on, its samples are the measurement). 32 single samples: with 8, a model that
+            writes the format 97 % of the time was refused (6/8 at temperature 1.2).
         num_iterations: μ of the GRPO paper (Shao et al. 2024, Alg. 1): optimizer steps on
             each generated batch, clipped against the generating policy (TRL ``num_iterations``).
             Generation dominates a step on CPU, so μ = 2 roughly doubles the updates per rollout.
@@ -174,7 +175,7 @@ class RLRunConfig(YamlConfig):
     top_p: float = 1.0
     thinking_budget: int = 64
     answer_budget: int = 24
-    format_gate_prompts: int = 8
+    format_gate_prompts: int = 32
     format_gate_threshold: float = 0.8
     format_gate: str = "refuse"
     eval_every: int = 10
