@@ -31,6 +31,16 @@ def tiny_path(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def glm46v_path(tmp_path_factory) -> Path:
+    """Folder of a freshly built tiny GLM-4.6V-Flash replica: thinking switch in its chat
+    template, its own generation_config (temperature 0.8, top_p 0.6, top_k 2,
+    repetition_penalty 1.1, max_new_tokens 256)."""
+    from studio.engine.tiny import build_tiny
+
+    return build_tiny(tmp_path_factory.mktemp("tiny46") / "model", like="glm-4.6v-flash")
+
+
+@pytest.fixture(scope="session")
 def tiny(tiny_path):
     """(model, processor) loaded through the normal loading path, fp32 on CPU."""
     from studio.config import ModelSpec

@@ -233,6 +233,33 @@ def test_embedded_model_is_announced(tiny_path):
     assert any(EMBEDDED_NOTICE in (v or "") for v in md)
 
 
+# ------------------------------------------------------------------ checkpoint defaults
+
+
+def test_cli_sampling_defaults_come_from_the_checkpoint_and_flags_win(glm46v_path, monkeypatch, capsys):
+    """`studio chat` starts from the checkpoint's generation_config (as the Chat tab does),
+    and a flag given on the command line wins over it (--max-new-tokens included)."""
+    from studio.cli import main
+    from studio.engine import chat as engine
+    from studio.engine import reasoning
+
+    seen = []
+
+    def fake_stream(model, processor, history, gen, **kw):
+        seen.append((gen, kw.get("thinking")))
+        yield engine.Done(text="ok", parsed=reasoning.parse("ok"))
+
+    monkeypatch.setattr(engine, "stream", fake_stream)
+    base = ["chat", "--model", str(glm46v_path), "--device", "cpu", "Hi"]
+    assert main(base) == 0
+    assert main(base[:-1] + ["--max-new-tokens", "7", "--temperature", "0", "--no-thinking", "Hi"]) == 0
+    (first, on), (second, off) = seen
+    assert (first.temperature, first.top_p, first.top_k, first.repetition_penalty, first.max_new_tokens) == \
+        (0.8, 0.6, 2, 1.1, 256)
+    assert (second.max_new_tokens, second.temperature, second.top_p) == (7, 0.0, 0.6)
+    assert (on, off) == (None, False)
+
+
 # ------------------------------------------------------------------ CLI
 
 
