@@ -407,6 +407,16 @@ _ENTRIES: dict[str, tuple[str, str]] = {
     "chat.find_adapters": ("Find adapters", "查找适配器"),
     "chat.sampling": ("Sampling", "采样"),
     "chat.thinking_acc": ("Thinking", "思考"),
+    "chat.thinking": ("Thinking", "思考模式"),
+    "chat.thinking_info": ("On: the model reasons first (shown in a Thinking block). Off: it answers at once "
+                           "(enable_thinking=False).",
+                           "开：模型先推理（显示在“思考”块中）。关：直接回答（enable_thinking=False）。"),
+    "chat.thinking_fixed": ("This model always thinks: GLM-4.1V models have no thinking switch. Use the thinking "
+                            "budget below to cap it.",
+                            "此模型总是先思考：GLM-4.1V 系列没有思考开关。可用下方的思考预算限制思考长度。"),
+    "chat.no_switch": ("This {family} model has no thinking switch: it always thinks. Turn Thinking back on; to cap "
+                       "it, use the thinking budget.",
+                       "此 {family} 模型没有思考开关，总是先思考。请重新打开“思考模式”；如需限制，请使用思考预算。"),
     "chat.rep": ("Repetition penalty", "重复惩罚"),
     "chat.max_new": ("Max new tokens", "最大新 token 数"),
     "chat.think_budget": ("Thinking budget (tokens, 0 = off)", "思考预算（token，0 = 关闭）"),
