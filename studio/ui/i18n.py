@@ -227,6 +227,14 @@ _ENTRIES: dict[str, tuple[str, str]] = {
     "cmp.mode": ("Prompt style", "提示风格"),
     "cmp.mode_base": ("Base: completion prompt (no chat roles, no thinking)", "Base：续写式提示（无对话角色、无思考）"),
     "cmp.mode_chat": ("Chat: chat template (thinking shown)", "Chat：对话模板（显示思考过程）"),
+    "cmp.thinking": ("Thinking", "思考模式"),
+    "cmp.thinking_info": ("chat style only; off needs a model with a thinking switch (GLM-4.6V-Flash)",
+                          "仅对 Chat 风格有效；关闭需要带思考开关的模型（GLM-4.6V-Flash）"),
+    "cmp.no_switch": ("Side {side}: {model} is a {family} model with no thinking switch; it always thinks. Turn "
+                      "Thinking {side} back on, or pick a GLM-4.6V-Flash-style model for side {side}; to cap "
+                      "thinking, use the thinking budget in Settings.",
+                      "{side} 侧：{model} 是 {family} 模型，没有思考开关，总是先思考。请重新打开“思考模式 {side}”，"
+                      "或为 {side} 侧选择 GLM-4.6V-Flash 类模型；如需限制思考长度，请在设置中使用思考预算。"),
     "cmp.plan_btn": ("Memory plan", "显存规划"),
     "cmp.placeholder": ("One question for both sides; attach up to 10 images, or 1 video, or 1 PDF…",
                         "两侧共用一个问题；可附加最多 10 张图片，或 1 段视频，或 1 个 PDF…"),
