@@ -260,6 +260,8 @@ _ENTRIES: dict[str, tuple[str, str]] = {
     "cmp.head_base": ("*Base model — completion prompt, no chat roles, no thinking switch*",
                       "*Base 模型——续写式提示，无对话角色，无思考开关*"),
     "cmp.head_chat": ("*Chat template — thinking shown collapsible*", "*对话模板——思考过程可折叠显示*"),
+    "cmp.head_chat_off": ("*Chat template — thinking switched off (answers at once)*",
+                          "*对话模板——已关闭思考（直接回答）*"),
     "cmp.stat_thinking": ("thinking {t} / answer {a} tokens", "思考 {t} / 回答 {a} token"),
     "cmp.stat_forced": ("forced answer: {v}", "强制回答：{v}"),
     "cmp.yes": ("yes", "是"),
@@ -415,7 +417,7 @@ _ENTRIES: dict[str, tuple[str, str]] = {
     "chat.find_adapters": ("Find adapters", "查找适配器"),
     "chat.sampling": ("Sampling", "采样"),
     "chat.thinking_acc": ("Thinking", "思考"),
-    "chat.thinking": ("Thinking", "思考模式"),
+    "chat.thinking": ("Think before answering", "先思考再回答"),
     "chat.thinking_info": ("On: the model reasons first (shown in a Thinking block). Off: it answers at once "
                            "(enable_thinking=False).",
                            "开：模型先推理（显示在“思考”块中）。关：直接回答（enable_thinking=False）。"),

@@ -109,7 +109,10 @@ def _text(key: str, static: bool) -> str:
 
 
 def _header(side: str, spec: engine.SideSpec, static: bool = False) -> str:
-    style = _text("cmp.head_base" if spec.mode == "base" else "cmp.head_chat", static)
+    if spec.mode == "base":
+        style = _text("cmp.head_base", static)
+    else:
+        style = _text("cmp.head_chat" if spec.thinking else "cmp.head_chat_off", static)
     return f"### {side} · `{render.escape(spec.label())}`\n{style}"
 
 
@@ -200,13 +203,16 @@ def build(ctx: AppContext) -> None:
                 adapter = gr.Dropdown([NO_ADAPTER] + adapters, value=NO_ADAPTER, allow_custom_value=True,
                                       label=t("cmp.adapter") + f" {side}", info=t("cmp.adapter_info"),
                                       elem_id=f"cmp-adapter-{side.lower()}")
-                mode = gr.Radio([(t(k), m) for k, m in MODE_CHOICES], value=dflt.mode,
-                                label=t("cmp.mode") + f" {side}",
-                                elem_id=f"cmp-mode-{side.lower()}")
+                # the switch beside the prompt style: the panels keep their height, so the
+                # input box stays where it was
+                with gr.Row(equal_height=False):
+                    mode = gr.Radio([(t(k), m) for k, m in MODE_CHOICES], value=dflt.mode,
+                                    label=t("cmp.mode") + f" {side}",
+                                    elem_id=f"cmp-mode-{side.lower()}", scale=3)
+                    side_thinking[side] = gr.Checkbox(True, label=t("cmp.thinking") + f" {side}",
+                                                      info=t("cmp.thinking_info"), scale=1, min_width=130,
+                                                      elem_id=f"cmp-thinking-{side.lower()}")
                 side_inputs[side] = (model, adapter, mode)
-                side_thinking[side] = gr.Checkbox(True, label=t("cmp.thinking") + f" {side}",
-                                                  info=t("cmp.thinking_info"),
-                                                  elem_id=f"cmp-thinking-{side.lower()}")
     with gr.Row():
         # The plan for the default pair needs torch/transformers (device, configs): computed
         # when a page loads, not while the app is built, so the page is served first.
