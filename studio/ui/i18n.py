@@ -390,8 +390,8 @@ _ENTRIES: dict[str, tuple[str, str]] = {
     "runs.merged": ("Merged model verified and saved to {path}.", "合并后的模型已校验并保存到 {path}。"),
     # ------------------------------------------------------------------ Chat tab
     "chat.embedded_notice": (
-        "Embedded tiny GLM-4.1V with random weights: the text is not meaningful; the pipeline is real.",
-        "内置的微型 GLM-4.1V 使用随机权重：生成的文字没有意义，但整条流程是真实的。"),
+        "Tiny model built in code, random weights: the text is not meaningful; the pipeline is real.",
+        "代码构建的微型模型，使用随机权重：生成的文字没有意义，但整条流程是真实的。"),
     "chat.workshop_notice": (
         "Workshop model **toy-thinking**: a 4.0 M-parameter GLM-4.1V trained on 2 CPU cores on "
         "synthetic scenes (shapes, counts, positions, sizes, digits). It thinks and answers in the GLM "
