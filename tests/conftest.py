@@ -31,6 +31,34 @@ def tiny_path(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def glm46v_path(tmp_path_factory) -> Path:
+    """Folder of a freshly built tiny GLM-4.6V-Flash replica: thinking switch in its chat
+    template, its own generation_config (temperature 0.8, top_p 0.6, top_k 2,
+    repetition_penalty 1.1, max_new_tokens 256)."""
+    from studio.engine.tiny import build_tiny
+
+    return build_tiny(tmp_path_factory.mktemp("tiny46") / "model", like="glm-4.6v-flash")
+
+
+@pytest.fixture
+def prompts(monkeypatch) -> list[str]:
+    """The decoded prompt of every ``studio.engine.chat.build_inputs`` call from now on
+    (what the model reads; Chat and Compare both build their chat prompts there)."""
+    from studio.engine import chat as engine
+
+    seen: list[str] = []
+    real = engine.build_inputs
+
+    def spy(processor, *args, **kwargs):
+        out = real(processor, *args, **kwargs)
+        seen.append(processor.tokenizer.decode(out["input_ids"][0]))
+        return out
+
+    monkeypatch.setattr(engine, "build_inputs", spy)
+    return seen
+
+
+@pytest.fixture(scope="session")
 def tiny(tiny_path):
     """(model, processor) loaded through the normal loading path, fp32 on CPU."""
     from studio.config import ModelSpec
@@ -57,3 +85,15 @@ def launch_tiny_app(tiny_path):
     ctx = AppContext(model=ModelSpec(name_or_path=str(tiny_path), device="cpu"))
     ctx.registry.get(ctx.model)
     return ctx, launch(ctx, host="127.0.0.1", port=free_port(), prevent_thread_lock=True)
+
+
+def launch_tab(tab, ctx):
+    """demo: one tab module's ``build(ctx)`` alone, launched in-process on a free port."""
+    import gradio as gr
+
+    with gr.Blocks() as demo:
+        tab.build(ctx)
+    demo.queue()
+    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
+                quiet=True, show_error=True)
+    return demo

@@ -1,8 +1,9 @@
 """Chat and Compare in a real browser (Debian chromium + Playwright): what a newcomer sees
 first, Stop (also of a request still queued behind another user's), refusals as toasts,
 the Seed box, files shown as the model gets them, and the user's text as a screen reader
-reads it. Screenshots go to tests/artifacts/ (first_view_*.png, compare_refused.png,
-chat_gif_as_mp4.png).
+reads it; the thinking switches on a model without one. Screenshots go to tests/artifacts/
+(first_view_*.png, compare_refused.png, chat_gif_as_mp4.png, chat_thinking_glm41v.png,
+compare_thinking_refused.png).
 
 Needs ``apt-get install chromium``; skipped with the reason when it is missing.
 """
@@ -202,6 +203,38 @@ def _error_pills(pg) -> int:
     sel = "#cmp-plan, #cmp-head-a, #cmp-head-b, #cmp-chat-a, #cmp-chat-b, #cmp-stats-a, #cmp-stats-b, #cmp-vote-status"
     return pg.evaluate("""sel => [...document.querySelectorAll(sel)]
         .map(e => e.closest('.block') || e).filter(e => /\\bError\\b/.test(e.innerText)).length""", sel)
+
+
+def test_thinking_switches_on_glm41v_explain_and_refuse(app, browser):
+    """GLM-4.1V models have no thinking switch: Chat's box is greyed out with the reason
+    (the examples stay in the first view); Compare with Thinking B off is a toast that says
+    what to change, and nothing else on the page moves."""
+    _, demo = app
+    pg = _page(browser, demo)
+    pg.click("#chat-thinking-acc button, #chat-thinking-acc .label-wrap")
+    box = pg.locator("#chat-thinking input[type=checkbox]")
+    box.wait_for()
+    assert box.is_disabled() and box.is_checked()
+    assert "always thinks" in pg.inner_text("#chat-thinking")
+    ex = pg.evaluate("() => document.querySelector('#chat-examples').getBoundingClientRect().bottom")
+    assert ex <= 720
+    pg.locator("#chat-thinking").scroll_into_view_if_needed()
+    pg.screenshot(path=str(ARTIFACTS / "chat_thinking_glm41v.png"))
+    pg.evaluate("window.scrollTo(0, 0)")
+    _compare_tab(pg)
+    pg.locator("#cmp-thinking-b input[type=checkbox]").uncheck()
+    pg.wait_for_selector("#cmp-plan :text('no thinking switch')")  # the plan says so at once
+    heads = pg.inner_text("#cmp-head-a") + pg.inner_text("#cmp-head-b")
+    pg.fill("#cmp-input textarea", "How many red circles?")
+    pg.click("#cmp-run")
+    pg.wait_for_selector(".toast-body :text('Turn Thinking B back on')")
+    pg.wait_for_timeout(500)
+    assert _error_pills(pg) == 0 and pg.locator("#cmp-chat-a .message-row, #cmp-chat-b .message-row").count() == 0
+    assert pg.inner_text("#cmp-head-a") + pg.inner_text("#cmp-head-b") == heads
+    assert pg.input_value("#cmp-input textarea") == "How many red circles?"
+    assert pg.locator("#cmp-stop").is_disabled()
+    pg.screenshot(path=str(ARTIFACTS / "compare_thinking_refused.png"))
+    pg.context.close()
 
 
 @pytest.mark.slow  # 10-40 s: slow replies to stop, or two full comparisons

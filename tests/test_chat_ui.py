@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE_DATA, launch_tiny_app
+from conftest import SAMPLE_DATA, launch_tab, launch_tiny_app
 
 PHOTO = SAMPLE_DATA / "photos" / "chelsea.jpg"
 CLIP = SAMPLE_DATA / "video" / "clip.mp4"
@@ -27,6 +27,24 @@ def app(tiny_path):
     ctx, demo = launch_tiny_app(tiny_path)
     try:
         yield Client(demo.local_url, verbose=False), ctx, demo
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def app46(glm46v_path):
+    """(client, ctx) of the Chat tab alone on the tiny GLM-4.6V-Flash replica."""
+    from gradio_client import Client
+
+    from studio.config import ModelSpec
+    from studio.ui.context import AppContext
+    from studio.ui.tabs import chat as tab
+
+    ctx = AppContext(model=ModelSpec(name_or_path=str(glm46v_path), device="cpu"))
+    ctx.registry.get(ctx.model)
+    demo = launch_tab(tab, ctx)
+    try:
+        yield Client(demo.local_url, verbose=False), ctx
     finally:
         demo.close()
 
@@ -231,6 +249,119 @@ def test_embedded_model_is_announced(tiny_path):
     demo = build_app(AppContext(model=ModelSpec(name_or_path=str(tiny_path), device="cpu")))
     md = [c["props"].get("value") for c in demo.config["components"] if c.get("type") == "markdown"]
     assert any(EMBEDDED_NOTICE in (v or "") for v in md)
+
+
+# ------------------------------------------------------------------ thinking switch, checkpoint defaults
+
+
+def _built_chat_tab(model: str) -> dict:
+    """Props of the Chat tab's form as built for ``model`` (nothing loaded): elem_id or
+    catalog key of the label → props."""
+    import gradio as gr
+
+    from studio.config import ModelSpec
+    from studio.ui.context import AppContext
+    from studio.ui.tabs import chat as tab
+
+    with gr.Blocks() as demo:
+        tab.build(AppContext(model=ModelSpec(name_or_path=model, device="cpu")))
+    out = {}
+    for c in demo.config["components"]:
+        p = c["props"]
+        label = str(p.get("label") or "")
+        key = label.split('"key": "')[1].split('"')[0] if '"key": "' in label else label
+        out[p.get("elem_id") or key] = p
+    return out
+
+
+def test_switch_and_sampling_sliders_follow_the_checkpoint(glm46v_path):
+    """GLM-4.6V-Flash: the switch is on and enabled, the sliders start at its
+    generation_config. toy-thinking (GLM-4.1V): the switch is on, disabled, and says why;
+    the sliders take the keys its generation_config sets (top_k, max_new_tokens) and the
+    Studio's defaults for the rest."""
+    from studio.config import GenerationConfig
+    from studio.ui.i18n import tr
+
+    f46 = _built_chat_tab(str(glm46v_path))
+    assert (f46["chat-thinking"]["value"], f46["chat-thinking"]["interactive"]) == (True, True)
+    assert [f46[k]["value"] for k in ("common.temperature", "common.top_p", "common.top_k", "chat.rep",
+                                      "max-new-tokens")] == [0.8, 0.6, 2, 1.1, 256]
+    toy = _built_chat_tab("toy-thinking")
+    assert (toy["chat-thinking"]["value"], toy["chat-thinking"]["interactive"]) == (True, False)
+    assert "chat.thinking_fixed" in toy["chat-thinking"]["info"]
+    assert "always thinks" in tr("chat.thinking_fixed", "en") and "thinking budget" in tr("chat.thinking_fixed", "en")
+    d = GenerationConfig()
+    assert [toy[k]["value"] for k in ("common.temperature", "common.top_p", "common.top_k", "chat.rep",
+                                      "max-new-tokens")] == [d.temperature, d.top_p, 2, d.repetition_penalty, 256]
+
+
+def test_checkpoint_read_at_load_updates_the_form_once(glm46v_path):
+    """A checkpoint the page could not read when it was built (a hub id still downloading)
+    sets the sliders and the switch when it has loaded; one read at build time is left
+    alone (a change made meanwhile is kept)."""
+    import gradio as gr
+
+    from studio.engine.family import from_dir
+    from studio.ui.tabs.chat import follow_checkpoint
+
+    f46 = from_dir(glm46v_path)
+    temperature, top_p, top_k, rep, max_new, switch = follow_checkpoint(None, f46)
+    assert (temperature, top_p, top_k, rep, max_new["value"]) == (0.8, 0.6, 2, 1.1, 256)
+    assert switch["interactive"] is True
+    assert follow_checkpoint(f46, f46) == [gr.skip()] * 6
+
+
+def test_thinking_off_reaches_the_engine(app46, prompts):
+    """GLM-4.6V-Flash with Thinking off: the prompt the model reads is the template's
+    enable_thinking=False rendering (``/nothink``, reply opened with ``<think></think>``),
+    for a new message and for Regenerate; with the switch on it is the default rendering."""
+    client, _ = app46
+    client.predict(api_name="/clear")
+    chatbot, _, stats = _chat(client, "Hi", thinking_=False).result()
+    assert prompts and prompts[-1].endswith("<|user|>\nHi/nothink<|assistant|>\n<think></think>\n")
+    assert "0 thinking" in stats or "thinking" not in stats
+    assert not any((m.get("metadata") or {}).get("title") for m in chatbot)  # no Thinking block
+    client.submit(api_name="/regenerate", temperature_=0.0, max_new_=4, thinking_=False).result()
+    assert prompts[-1].endswith("Hi/nothink<|assistant|>\n<think></think>\n")
+    client.predict(api_name="/clear")
+    _chat(client, "Hi").result()
+    assert prompts[-1].endswith("<|user|>\nHi<|assistant|>\n")
+
+
+def test_thinking_off_is_refused_for_a_model_without_a_switch(app):
+    """GLM-4.1V (here the embedded tiny model) always thinks: an API call with the switch
+    off gets one line saying what to change, and the chat stays as it was."""
+    client, _, _ = app
+    client.predict(api_name="/clear")
+    msg = _error_of(_chat(client, "Hi", thinking_=False))
+    assert "no thinking switch" in msg and "always thinks" in msg and "thinking budget" in msg
+    assert "Traceback" not in msg
+    chatbot, _, _ = _chat(client, "Hi").result()
+    assert _texts(chatbot, "user") == ["Hi"]
+
+
+def test_cli_sampling_defaults_come_from_the_checkpoint_and_flags_win(glm46v_path, monkeypatch, capsys):
+    """`studio chat` starts from the checkpoint's generation_config (as the Chat tab does),
+    and a flag given on the command line wins over it (--max-new-tokens included)."""
+    from studio.cli import main
+    from studio.engine import chat as engine
+    from studio.engine import reasoning
+
+    seen = []
+
+    def fake_stream(model, processor, history, gen, **kw):
+        seen.append((gen, kw.get("thinking")))
+        yield engine.Done(text="ok", parsed=reasoning.parse("ok"))
+
+    monkeypatch.setattr(engine, "stream", fake_stream)
+    base = ["chat", "--model", str(glm46v_path), "--device", "cpu", "Hi"]
+    assert main(base) == 0
+    assert main(base[:-1] + ["--max-new-tokens", "7", "--temperature", "0", "--no-thinking", "Hi"]) == 0
+    (first, on), (second, off) = seen
+    assert (first.temperature, first.top_p, first.top_k, first.repetition_penalty, first.max_new_tokens) == \
+        (0.8, 0.6, 2, 1.1, 256)
+    assert (second.max_new_tokens, second.temperature, second.top_p) == (7, 0.0, 0.6)
+    assert (on, off) == (None, False)
 
 
 # ------------------------------------------------------------------ CLI

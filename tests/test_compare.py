@@ -279,9 +279,9 @@ def test_votes_rows_complete_and_loadable(tiny_path, tmp_path):
     rows = log.rows()
     assert rows == [json.loads(json.dumps(row))]
     assert set(row) == {"id", "timestamp", "prompt", "media", "system", "outputs", "models", "modes",
-                        "settings", "vote", "stats"}
+                        "thinking", "settings", "vote", "stats"}
     assert row["prompt"] == "What color is it?" and row["system"] == "Be brief." and row["vote"] == "B"
-    assert row["modes"] == {"A": "base", "B": "chat"}
+    assert row["modes"] == {"A": "base", "B": "chat"} and row["thinking"] == {"A": True, "B": True}
     assert row["outputs"] == {"A": result.sides["A"].text, "B": result.sides["B"].text}
     assert row["models"]["A"]["name_or_path"] == str(tiny_path)
     assert row["settings"]["gen"]["seed"] == 0 and row["settings"]["gen"]["temperature"] == 0.0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from conftest import launch_tab
 
 gr = pytest.importorskip("gradio")
 gradio_client = pytest.importorskip("gradio_client")
@@ -17,29 +17,36 @@ gradio_client = pytest.importorskip("gradio_client")
 
 @pytest.fixture(scope="module")
 def served(tiny_path, tmp_path_factory):
+    yield from _serve(tiny_path, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def served46(glm46v_path, tmp_path_factory):
+    """As ``served``, on the tiny GLM-4.6V-Flash replica (a model with a thinking switch)."""
+    yield from _serve(glm46v_path, tmp_path_factory)
+
+
+def _serve(model_path, tmp_path_factory):
     from studio.config import ModelSpec
     from studio.ui.context import AppContext
     from studio.ui.tabs import compare as tab
 
     runs = tmp_path_factory.mktemp("runs")
-    ctx = AppContext(model=ModelSpec(name_or_path=str(tiny_path), device="cpu"), runs_dir=runs)
-    with gr.Blocks() as demo:
-        tab.build(ctx)
+    ctx = AppContext(model=ModelSpec(name_or_path=str(model_path), device="cpu"), runs_dir=runs)
+    demo = launch_tab(tab, ctx)
     # warm the shared registry (the key Compare uses), so the test times the comparison itself
-    ctx.registry.get(ModelSpec(name_or_path=str(tiny_path)))
-    demo.queue()
-    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
-                quiet=True, show_error=True)
+    ctx.registry.get(ModelSpec(name_or_path=str(model_path)))
     try:
-        yield demo, gradio_client.Client(demo.local_url, verbose=False), runs, str(tiny_path)
+        yield demo, gradio_client.Client(demo.local_url, verbose=False), runs, str(model_path)
     finally:
         demo.close()
 
 
-def _args(model, text="What color is the square? <b>bold</b>", files=(), a_mode="base", b_adapter="none"):
+def _args(model, text="What color is the square? <b>bold</b>", files=(), a_mode="base", b_adapter="none",
+          thinking=(True, True)):
     msg = {"text": text, "files": [gradio_client.handle_file(str(f)) for f in files]}
     return [msg, model, "none", a_mode, model, b_adapter, "chat",
-            0.0, 0.9, 2, 16, 0, 8, 7, "", ""]
+            0.0, 0.9, 2, 16, 0, 8, 7, "", "", *thinking]
 
 
 def test_one_comparison_then_votes(served, tmp_path):
@@ -97,3 +104,38 @@ def test_bad_input_is_a_gradio_error_and_app_keeps_working(served, tmp_path):
     assert "does not exist" in plan
     out = client.predict(*_args(model, text="2+2?"), api_name="/compare")
     assert "TTFT" in out[2]
+
+
+def test_thinking_off_on_a_model_without_a_switch_is_refused(served):
+    """GLM-4.1V has no thinking switch: Thinking B off is refused before anything runs,
+    saying what to change; the plan says so too; a base side ignores the switch."""
+    _, client, _, model = served
+    with pytest.raises(Exception) as ei:
+        client.predict(*_args(model, text="2+2?", thinking=(True, False)), api_name="/compare")
+    msg = str(ei.value)
+    assert "Side B" in msg and "no thinking switch" in msg and "Turn Thinking B back on" in msg
+    assert "Traceback" not in msg
+    plan, _, head_b = client.predict(model, "none", "chat", model, "none", "chat", True, False,
+                                     api_name="/compare_plan")
+    assert "Not done" in plan and "no thinking switch" in plan
+    out = client.predict(*_args(model, text="2+2?", thinking=(False, True)), api_name="/compare")  # A is base
+    assert "TTFT" in out[2] and "thinking off" not in out[4]
+
+
+def test_thinking_on_vs_off_on_one_glm46v_model(served46, prompts):
+    """The same GLM-4.6V-Flash model on both sides, B with thinking off: B's prompt is the
+    template's thinking-off rendering (``/nothink`` … ``<think></think>``), A's the default;
+    the headers, plan and the vote row say which side thought."""
+    _, client, runs, model = served46
+    out = client.predict(*_args(model, text="Hi", a_mode="chat", thinking=(True, False)), api_name="/compare")
+    chat_a, chat_b, stats_a, stats_b, head_a, head_b, plan, status = out
+    chat_prompts = [p for p in prompts if "<|user|>" in p]
+    assert chat_prompts[0].endswith("<|user|>\nHi<|assistant|>\n")
+    assert chat_prompts[-1].endswith("<|user|>\nHi/nothink<|assistant|>\n<think></think>\n")
+    assert "thinking off" in head_b and "thinking switched off" in head_b and "thinking off" not in head_a
+    assert "Memory plan" in plan and "Seed 7" in status and "only the thinking switch differs" in status
+    assert "thinking 0 /" in stats_b
+    client.predict(api_name="/vote_tie")
+    (vote_file,) = Path(runs).glob("compare-votes/*/votes.jsonl")
+    row = json.loads(vote_file.read_text().splitlines()[-1])
+    assert row["thinking"] == {"A": True, "B": False} and row["modes"] == {"A": "chat", "B": "chat"}

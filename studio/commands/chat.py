@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-thinking", action="store_true",
                    help="switch thinking off (models whose template has enable_thinking, e.g. "
                         "GLM-4.6V-Flash; refused for GLM-4.1V-Thinking)")
-    g.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
+    g.add_argument("--max-new-tokens", type=int, default=None, help=f"(Studio default {d.max_new_tokens})")
     g.add_argument("--thinking-budget", type=int, default=d.thinking_budget,
                    help="tokens allowed inside <think>; then </think><answer> is forced (0 = off)")
     g.add_argument("--answer-budget", type=int, default=d.answer_budget,
@@ -117,12 +117,12 @@ def run(args: argparse.Namespace) -> int:
 
     files = list(args.image) + list(args.video) + list(args.pdf)
     gen = GenerationConfig(
-        max_new_tokens=args.max_new_tokens,
         thinking_budget=args.thinking_budget, answer_budget=args.answer_budget, seed=args.seed,
         video_fps=args.fps, max_frames=args.max_frames,
     )
     explicit = {k: v for k, v in dict(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
-                                      repetition_penalty=args.repetition_penalty).items() if v is not None}
+                                      repetition_penalty=args.repetition_penalty,
+                                      max_new_tokens=args.max_new_tokens).items() if v is not None}
     _apply(gen, explicit).validate()
     if not args.prompt.strip() and not files:
         raise InputError("Give a question, e.g. studio chat --image photo.jpg \"What is in this picture?\"")

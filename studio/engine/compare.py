@@ -694,7 +694,8 @@ class VoteLog:
 
         {"id", "timestamp", "prompt", "media": ["media/<sha1>.png", ...], "system",
          "outputs": {"A": text, "B": text}, "models": {"A": ModelSpec dict, "B": ...},
-         "modes": {"A": "base"|"chat", "B": ...}, "settings": {...},
+         "modes": {"A": "base"|"chat", "B": ...}, "thinking": {"A": bool, "B": bool},
+         "settings": {...},
          "vote": "A"|"B"|"tie"|"both_bad", "stats": {"A": {...}, "B": {...}}}
 
     Images are copied as files; PDF pages are saved as PNG images (so the SFT loader sees
@@ -785,6 +786,9 @@ class VoteLog:
                 "outputs": {s: result.sides[s].text for s in SIDES},
                 "models": {s: result.sides[s].model_spec for s in SIDES},
                 "modes": {s: result.sides[s].spec.mode for s in SIDES},
+                # thinking on vs off is one model on both sides: without this the row
+                # would not say what differed
+                "thinking": {s: result.sides[s].spec.thinking for s in SIDES},
                 "settings": result.settings,
                 "vote": vote,
                 "stats": {s: dataclasses.asdict(result.sides[s].stats) for s in SIDES},

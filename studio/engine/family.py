@@ -181,7 +181,14 @@ class Family:
     def generation_defaults(self, base):
         """``base`` (a :class:`studio.config.GenerationConfig`) with the sampling values
         this checkpoint's generation_config sets (temperature, top_p, top_k,
-        repetition_penalty; ``do_sample=false`` → temperature 0). Other fields unchanged."""
+        repetition_penalty, max_new_tokens; ``do_sample=false`` → temperature 0). Other
+        fields unchanged.
+
+        >>> from studio.config import GenerationConfig
+        >>> g = Family(sampling={"top_k": 5, "max_new_tokens": 256}).generation_defaults(GenerationConfig())
+        >>> g.top_k, g.max_new_tokens, g.temperature == GenerationConfig().temperature
+        (5, 256, True)
+        """
         s = self.sampling
         out = replace(base)
         if s.get("do_sample") is False:
@@ -191,8 +198,9 @@ class Family:
         for key in ("top_p", "repetition_penalty"):
             if key in s:
                 setattr(out, key, float(s[key]))
-        if "top_k" in s:
-            out.top_k = int(s["top_k"])
+        for key in ("top_k", "max_new_tokens"):
+            if key in s:
+                setattr(out, key, int(s[key]))
         return out
 
     def id(self, token: str) -> int | None:

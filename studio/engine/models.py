@@ -95,6 +95,38 @@ def is_embedded(path: str) -> bool:
     return studio_meta(path).get("kind") == "embedded-tiny"
 
 
+def checkpoint_folder(name_or_path: str) -> str | None:
+    """The local folder holding a model's files: the folder itself (``embedded``, the
+    toy models, a path), or a hub id's snapshot in the local Hugging Face cache; None
+    when there is none (a mistyped path, a hub id not downloaded yet). Loads nothing."""
+    try:
+        path = resolve(name_or_path)
+    except ModelLoadError:
+        return None
+    if Path(path).is_dir():
+        return path
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(path, "config.json")
+    return str(Path(cached).parent) if isinstance(cached, str) else None
+
+
+def checkpoint_family(name_or_path: str):
+    """The :class:`~studio.engine.family.Family` a model's files describe (thinking switch,
+    sampling defaults …), read before — or without — loading its weights; None when
+    :func:`checkpoint_folder` finds no files or they are unreadable."""
+    from studio.engine import family
+    from studio.errors import StudioError
+
+    folder = checkpoint_folder(name_or_path)
+    if folder is None:
+        return None
+    try:
+        return family.from_dir(folder)
+    except (StudioError, OSError, ValueError):
+        return None
+
+
 def pick_device(device: str = "auto") -> str:
     """``"auto"`` → ``"cuda"`` when a CUDA GPU is visible, else ``"cpu"``."""
     import torch
@@ -398,6 +430,11 @@ class ModelRegistry:
         if k in self._items and k not in self._status:
             return LoadStatus(spec.name_or_path, "ready", finished=time.monotonic())
         return self._status.get(k)
+
+    def peek(self, spec: ModelSpec):
+        """``(model, processor)`` if ``spec`` is loaded, else None; never waits for a load
+        in progress (of this or another model), unlike :meth:`get`."""
+        return self._items.get(self.key(spec))
 
     def loaded(self) -> list[ModelSpec]:
         return [ModelSpec.from_dict(json.loads(k)) for k in self._items]

@@ -227,6 +227,14 @@ _ENTRIES: dict[str, tuple[str, str]] = {
     "cmp.mode": ("Prompt style", "提示风格"),
     "cmp.mode_base": ("Base: completion prompt (no chat roles, no thinking)", "Base：续写式提示（无对话角色、无思考）"),
     "cmp.mode_chat": ("Chat: chat template (thinking shown)", "Chat：对话模板（显示思考过程）"),
+    "cmp.thinking": ("Thinking", "思考模式"),
+    "cmp.thinking_info": ("chat style only; off needs a model with a thinking switch (GLM-4.6V-Flash)",
+                          "仅对 Chat 风格有效；关闭需要带思考开关的模型（GLM-4.6V-Flash）"),
+    "cmp.no_switch": ("Side {side}: {model} is a {family} model with no thinking switch; it always thinks. Turn "
+                      "Thinking {side} back on, or pick a GLM-4.6V-Flash-style model for side {side}; to cap "
+                      "thinking, use the thinking budget in Settings.",
+                      "{side} 侧：{model} 是 {family} 模型，没有思考开关，总是先思考。请重新打开“思考模式 {side}”，"
+                      "或为 {side} 侧选择 GLM-4.6V-Flash 类模型；如需限制思考长度，请在设置中使用思考预算。"),
     "cmp.plan_btn": ("Memory plan", "显存规划"),
     "cmp.placeholder": ("One question for both sides; attach up to 10 images, or 1 video, or 1 PDF…",
                         "两侧共用一个问题；可附加最多 10 张图片，或 1 段视频，或 1 个 PDF…"),
@@ -252,6 +260,8 @@ _ENTRIES: dict[str, tuple[str, str]] = {
     "cmp.head_base": ("*Base model — completion prompt, no chat roles, no thinking switch*",
                       "*Base 模型——续写式提示，无对话角色，无思考开关*"),
     "cmp.head_chat": ("*Chat template — thinking shown collapsible*", "*对话模板——思考过程可折叠显示*"),
+    "cmp.head_chat_off": ("*Chat template — thinking switched off (answers at once)*",
+                          "*对话模板——已关闭思考（直接回答）*"),
     "cmp.stat_thinking": ("thinking {t} / answer {a} tokens", "思考 {t} / 回答 {a} token"),
     "cmp.stat_forced": ("forced answer: {v}", "强制回答：{v}"),
     "cmp.yes": ("yes", "是"),
@@ -380,8 +390,8 @@ _ENTRIES: dict[str, tuple[str, str]] = {
     "runs.merged": ("Merged model verified and saved to {path}.", "合并后的模型已校验并保存到 {path}。"),
     # ------------------------------------------------------------------ Chat tab
     "chat.embedded_notice": (
-        "Embedded tiny GLM-4.1V with random weights: the text is not meaningful; the pipeline is real.",
-        "内置的微型 GLM-4.1V 使用随机权重：生成的文字没有意义，但整条流程是真实的。"),
+        "Tiny model built in code, random weights: the text is not meaningful; the pipeline is real.",
+        "代码构建的微型模型，使用随机权重：生成的文字没有意义，但整条流程是真实的。"),
     "chat.workshop_notice": (
         "Workshop model **toy-thinking**: a 4.0 M-parameter GLM-4.1V trained on 2 CPU cores on "
         "synthetic scenes (shapes, counts, positions, sizes, digits). It thinks and answers in the GLM "
@@ -407,6 +417,16 @@ _ENTRIES: dict[str, tuple[str, str]] = {
     "chat.find_adapters": ("Find adapters", "查找适配器"),
     "chat.sampling": ("Sampling", "采样"),
     "chat.thinking_acc": ("Thinking", "思考"),
+    "chat.thinking": ("Think before answering", "先思考再回答"),
+    "chat.thinking_info": ("On: the model reasons first (shown in a Thinking block). Off: it answers at once "
+                           "(enable_thinking=False).",
+                           "开：模型先推理（显示在“思考”块中）。关：直接回答（enable_thinking=False）。"),
+    "chat.thinking_fixed": ("This model always thinks: GLM-4.1V models have no thinking switch. Use the thinking "
+                            "budget below to cap it.",
+                            "此模型总是先思考：GLM-4.1V 系列没有思考开关。可用下方的思考预算限制思考长度。"),
+    "chat.no_switch": ("This {family} model has no thinking switch: it always thinks. Turn Thinking back on; to cap "
+                       "it, use the thinking budget.",
+                       "此 {family} 模型没有思考开关，总是先思考。请重新打开“思考模式”；如需限制，请使用思考预算。"),
     "chat.rep": ("Repetition penalty", "重复惩罚"),
     "chat.max_new": ("Max new tokens", "最大新 token 数"),
     "chat.think_budget": ("Thinking budget (tokens, 0 = off)", "思考预算（token，0 = 关闭）"),

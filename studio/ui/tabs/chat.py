@@ -25,6 +25,7 @@ from typing import Any
 
 from studio.config import GenerationConfig, ModelSpec
 from studio.engine import chat as engine
+from studio.engine import family as family_mod
 from studio.engine import media as media_mod
 from studio.engine.evaluate import CHAT_CHECK_QUESTION
 from studio.errors import InputError, StudioError
@@ -43,6 +44,8 @@ FILE_TYPES = list(media_mod.IMAGE_EXTS + media_mod.VIDEO_EXTS + media_mod.PDF_EX
 EMPTY_BOX = {"text": "", "files": []}
 #: Dropdown value meaning "the base model, no adapter".
 NO_ADAPTER = "none (base model)"
+#: Top of the Max new tokens slider, unless the checkpoint's own default is higher.
+MAX_NEW_SLIDER = 8192
 #: Seconds between UI refreshes while tokens stream (fewer, larger updates are cheaper).
 REFRESH_S = 0.05
 SAMPLE_DATA = Path(__file__).resolve().parents[3] / "sample_data"
@@ -138,6 +141,54 @@ def gen_config(temperature, top_p, top_k, repetition_penalty, max_new_tokens, th
     return gen
 
 
+def sampling_defaults(fam: family_mod.Family | None) -> GenerationConfig:
+    """Starting values of the Sampling sliders: the Studio's defaults overlaid with what the
+    checkpoint's generation_config sets (:meth:`~studio.engine.family.Family.generation_defaults`),
+    or the Studio's defaults alone while the family is not known (``fam`` None)."""
+    base = GenerationConfig()
+    return base if fam is None else fam.generation_defaults(base)
+
+
+def thinking_switch(fam: family_mod.Family | None) -> dict:
+    """Props of the Thinking checkbox: on and enabled where the checkpoint's template has a
+    switch (or the family is not known yet), on and disabled with the reason where it has
+    none (GLM-4.1V: it always thinks; the thinking budget caps it)."""
+    fixed = fam is not None and not fam.thinking_switch
+    return {"value": True, "interactive": not fixed,
+            "info": str(t("chat.thinking_fixed" if fixed else "chat.thinking_info"))}
+
+
+def thinking_arg(fam: family_mod.Family, on: bool) -> bool | None:
+    """The engine's ``thinking`` argument for the switch: None (the model's default, thinking)
+    when on, False when off.
+
+    Raises:
+        InputError: off for a family without a switch (the page disables the switch there,
+            so only API callers get this).
+    """
+    if on:
+        return None
+    if not fam.thinking_switch:
+        raise InputError(tr("chat.no_switch", family=fam.label))
+    return False
+
+
+def follow_checkpoint(built: family_mod.Family | None, loaded: family_mod.Family) -> list:
+    """Updates for the sampling sliders (temperature, top_p, top_k, repetition penalty, max
+    new tokens) and the Thinking switch once the model has loaded: the loaded checkpoint's
+    values where they differ from the family the page was built with (a hub id not in the
+    cache then), else none, so that a change made while the model loaded is kept."""
+    import gradio as gr
+
+    same = built is not None and (built.sampling, built.thinking_switch) == (loaded.sampling, loaded.thinking_switch)
+    if same:
+        return [gr.skip()] * 6
+    g = sampling_defaults(loaded)
+    return [g.temperature, g.top_p, g.top_k, g.repetition_penalty,
+            gr.update(value=g.max_new_tokens, maximum=max(MAX_NEW_SLIDER, g.max_new_tokens)),
+            gr.update(**thinking_switch(loaded))]
+
+
 def find_adapters(ctx: AppContext) -> list[str]:
     """Adapter folders to offer: the SFT tab's "Try it" choice, then runs/*/…/adapter_config.json."""
     found: list[str] = []
@@ -225,32 +276,38 @@ def build(ctx: AppContext) -> None:
         except StudioError as e:
             raise gr_error(e) from None
 
-    from studio.engine.models import is_workshop
+    from studio.engine.models import checkpoint_family, is_workshop
 
     try:
         embedded = ctx.is_embedded or is_embedded(resolve(ctx.model.name_or_path))
         workshop = is_workshop(resolve(ctx.model.name_or_path))
     except StudioError:
         embedded, workshop = ctx.is_embedded, False
+    # read from the checkpoint's files now (no weights); a hub id not downloaded yet is
+    # read when its load finishes (loading_state)
+    built_family = checkpoint_family(ctx.model.name_or_path)
 
     def loading_state():
-        """(banner update, timer update): the model's load progress until it is ready."""
+        """(banner update, timer update, *slider and switch updates): the model's load
+        progress until it is ready; then the checkpoint's defaults (:func:`follow_checkpoint`)."""
         spec = ModelSpec.from_dict(ctx.model.to_dict())
         spec.adapter = None
         st = ctx.registry.status(spec)
+        unchanged = [gr.skip()] * 6
         if st is None or st.ready:
-            return gr.update(value="", visible=False), gr.Timer(active=False)
+            item = ctx.registry.peek(spec)
+            follow = unchanged if item is None else follow_checkpoint(built_family, family_mod.of(item[1], item[0]))
+            return gr.update(value="", visible=False), gr.Timer(active=False), *follow
         name = render.escape(st.name)
         if st.phase == "failed":
-            return gr.update(value=tr("chat.load_failed", name=name, error=render.escape(st.error)),
-                             visible=True), gr.Timer(active=False)
+            return (gr.update(value=tr("chat.load_failed", name=name, error=render.escape(st.error)), visible=True),
+                    gr.Timer(active=False), *unchanged)
         return (gr.update(value=tr("chat.loading", name=name, phase=render.escape(st.phase), s=f"{st.seconds:.0f}"),
-                          visible=True), gr.Timer(active=True))
+                          visible=True), gr.Timer(active=True), *unchanged)
 
     # ---------------------------------------------------------------- layout
     loading_md = gr.Markdown("", visible=False, elem_id="model-loading")
     loading_timer = gr.Timer(0.5, active=True)
-    loading_timer.tick(loading_state, None, [loading_md, loading_timer], queue=False, show_progress="hidden")
     if embedded:
         gr.Markdown(f"> ⚠️ **{EMBEDDED_NOTICE}**", elem_id="embedded-notice")
     elif workshop:
@@ -290,15 +347,17 @@ def build(ctx: AppContext) -> None:
                     label=t("cmp.adapter"), allow_custom_value=True, info=t("chat.adapter_info"),
                 )
                 refresh_btn = gr.Button(t("chat.find_adapters"), size="sm")
-            d = GenerationConfig()
+            d = sampling_defaults(built_family)
             with gr.Accordion(t("chat.sampling"), open=False, elem_id="sampling"):
                 temperature = gr.Slider(0, 2, value=d.temperature, step=0.05, label=t("common.temperature"))
                 top_p = gr.Slider(0.05, 1, value=d.top_p, step=0.05, label=t("common.top_p"))
                 top_k = gr.Slider(0, 100, value=d.top_k, step=1, label=t("common.top_k"))
                 rep = gr.Slider(0.5, 2, value=d.repetition_penalty, step=0.05, label=t("chat.rep"))
-                max_new = gr.Slider(1, 8192, value=d.max_new_tokens, step=1, label=t("chat.max_new"),
-                                    elem_id="max-new-tokens")
-            with gr.Accordion(t("chat.thinking_acc"), open=False):
+                max_new = gr.Slider(1, max(MAX_NEW_SLIDER, d.max_new_tokens), value=d.max_new_tokens, step=1,
+                                    label=t("chat.max_new"), elem_id="max-new-tokens")
+            with gr.Accordion(t("chat.thinking_acc"), open=False, elem_id="chat-thinking-acc"):
+                thinking = gr.Checkbox(label=t("chat.thinking"), elem_id="chat-thinking",
+                                       **thinking_switch(built_family))
                 think_budget = gr.Number(value=d.thinking_budget, precision=0, minimum=0,
                                          label=t("chat.think_budget"), info=t("chat.think_budget_info"))
                 answer_budget = gr.Number(value=d.answer_budget, precision=0, minimum=1,
@@ -307,8 +366,10 @@ def build(ctx: AppContext) -> None:
                 fps = gr.Slider(0.5, 10, value=d.video_fps, step=0.5, label=t("chat.fps"))
                 max_frames = gr.Slider(2, 64, value=d.max_frames, step=2, label=t("chat.max_frames"))
     state = gr.State(None)
+    loading_timer.tick(loading_state, None, [loading_md, loading_timer, temperature, top_p, top_k, rep, max_new,
+                                             thinking], queue=False, show_progress="hidden")
     settings = [system, temperature, top_p, top_k, rep, max_new, think_budget, answer_budget,
-                fps, max_frames, adapter]
+                fps, max_frames, adapter, thinking]
 
     # ---------------------------------------------------------------- handlers
     def _key(request) -> str:
@@ -340,15 +401,16 @@ def build(ctx: AppContext) -> None:
                 del stops[key]
         ev.finished = True  # type: ignore[attr-defined]
 
-    def _run(st: ChatState, idx: int, system_, gen: GenerationConfig, adapter_, request, restore,
+    def _run(st: ChatState, idx: int, system_, gen: GenerationConfig, adapter_, thinking_, request, restore,
              ev: threading.Event):
         """Generate the reply of round ``idx``; yields (chatbot, box, state, stats). ``ev``
-        is this request's stop event."""
+        is this request's stop event; ``thinking_`` the Thinking switch."""
         rnd = st.rounds[idx]
         model, processor, adapter_name = model_for(adapter_)
         history = st.history(idx) + [rnd.user]
         try:
-            inputs = engine.build_inputs(processor, history, system_)
+            think = thinking_arg(family_mod.of(processor, model), thinking_ is not False)
+            inputs = engine.build_inputs(processor, history, system_, thinking=think)
             limit = engine.context_limit(model)
             n = int(inputs["input_ids"].shape[1])
             if n >= limit:
@@ -372,7 +434,7 @@ def build(ctx: AppContext) -> None:
         # events.close() has joined the worker thread
         with adapter_active(model, adapter_name):
             events = engine.stream(model, processor, history, gen, system=system_, stop=ev,
-                                   inputs=inputs, logits_processor=_extra_processors())
+                                   inputs=inputs, logits_processor=_extra_processors(), thinking=think)
             last = 0.0
             try:
                 # send: the message left the box; regenerate: leave whatever the user is typing
@@ -418,7 +480,7 @@ def build(ctx: AppContext) -> None:
         return gen, media
 
     def check(message, st, system_, temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_,
-              fps_, max_frames_, adapter_, request: gr.Request):
+              fps_, max_frames_, adapter_, thinking_, request: gr.Request):
         """First step of a send from the page: the same checks as ``send`` plus the context
         length, with no visible output, so a refusal is a toast and never covers the chat
         or the user's draft (an error on an event's outputs would). A message that passes
@@ -429,9 +491,10 @@ def build(ctx: AppContext) -> None:
             _validated(text, files, st, temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_,
                        fps_, max_frames_)
             model, processor, _ = model_for(adapter_)
+            think = thinking_arg(family_mod.of(processor, model), thinking_ is not False)
             media = st.media if files else None
             history = st.history(len(st.rounds)) + [engine.ChatTurn("user", text, media)]
-            n = int(engine.build_inputs(processor, history, system_)["input_ids"].shape[1])
+            n = int(engine.build_inputs(processor, history, system_, thinking=think)["input_ids"].shape[1])
             limit = engine.context_limit(model)
             if n >= limit:
                 raise InputError(tr("chat.too_long", n=f"{n:,}", limit=f"{limit:,}"))
@@ -441,7 +504,7 @@ def build(ctx: AppContext) -> None:
         return st
 
     def send(message, st, system_, temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_,
-             fps_, max_frames_, adapter_, request: gr.Request):
+             fps_, max_frames_, adapter_, thinking_, request: gr.Request):
         """Send the box's text + files; stream the reply."""
         st = st if isinstance(st, ChatState) else ChatState()
         ev = _take_stop(request)
@@ -459,14 +522,14 @@ def build(ctx: AppContext) -> None:
         st.media_key, st.media = None, None
         restore = {"text": text, "files": files}
         try:
-            yield from _run(st, len(st.rounds) - 1, system_, gen, adapter_, request, restore, ev)
+            yield from _run(st, len(st.rounds) - 1, system_, gen, adapter_, thinking_, request, restore, ev)
         except gr.Error:
             if st.rounds and st.rounds[-1].user is turn and st.rounds[-1].reply is None:
                 st.rounds.pop()
             raise
 
     def regenerate(st, system_, temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_,
-                   fps_, max_frames_, adapter_, request: gr.Request):
+                   fps_, max_frames_, adapter_, thinking_, request: gr.Request):
         """Drop the last reply and generate it again (same user message)."""
         ev = _take_stop(request)
         if ev.is_set():
@@ -478,7 +541,7 @@ def build(ctx: AppContext) -> None:
             gen = gen_config(temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_, fps_, max_frames_)
         except StudioError as e:
             raise gr_error(e) from None
-        yield from _run(st, len(st.rounds) - 1, system_, gen, adapter_, request, None, ev)
+        yield from _run(st, len(st.rounds) - 1, system_, gen, adapter_, thinking_, request, None, ev)
 
     def stop(request: gr.Request):
         """Stop this session's request: a running one ends within one token, a queued one

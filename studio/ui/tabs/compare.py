@@ -109,7 +109,10 @@ def _text(key: str, static: bool) -> str:
 
 
 def _header(side: str, spec: engine.SideSpec, static: bool = False) -> str:
-    style = _text("cmp.head_base" if spec.mode == "base" else "cmp.head_chat", static)
+    if spec.mode == "base":
+        style = _text("cmp.head_base", static)
+    else:
+        style = _text("cmp.head_chat" if spec.thinking else "cmp.head_chat_off", static)
     return f"### {side} · `{render.escape(spec.label())}`\n{style}"
 
 
@@ -128,6 +131,24 @@ def _user_msgs(text: str, media) -> list[dict]:
     if text:
         msgs.append(render.message("user", render.plain_text(text)))
     return msgs
+
+
+def check_thinking(letter: str, spec: engine.SideSpec) -> None:
+    """Refuse thinking off on side ``letter`` when its checkpoint has no thinking switch
+    (GLM-4.1V), read from the checkpoint's files before anything loads. A checkpoint whose
+    files are not here yet (a hub id not downloaded) passes; the engine refuses it after
+    loading.
+
+    Raises:
+        InputError: what to change (switch Thinking back on, or another model).
+    """
+    from studio.engine.models import checkpoint_family
+
+    if spec.thinking:
+        return
+    fam = checkpoint_family(spec.model)
+    if fam is not None and not fam.thinking_switch:
+        raise InputError(tr("cmp.no_switch", side=letter, model=spec.model, family=fam.label))
 
 
 def parse_seed(value: Any) -> int | None:
@@ -173,7 +194,7 @@ def build(ctx: AppContext) -> None:
     gr.Markdown(t("cmp.intro"), elem_id="compare-intro")
     gr.Markdown(f"> {render.escape(default_note)}", elem_id="compare-default-note")
     with gr.Row(equal_height=False):
-        side_inputs = {}
+        side_inputs, side_thinking = {}, {}
         for side, dflt in (("A", da), ("B", db)):
             with gr.Column(variant="panel"):
                 model = gr.Dropdown(MODEL_CHOICES, value=dflt.model, allow_custom_value=True,
@@ -182,9 +203,15 @@ def build(ctx: AppContext) -> None:
                 adapter = gr.Dropdown([NO_ADAPTER] + adapters, value=NO_ADAPTER, allow_custom_value=True,
                                       label=t("cmp.adapter") + f" {side}", info=t("cmp.adapter_info"),
                                       elem_id=f"cmp-adapter-{side.lower()}")
-                mode = gr.Radio([(t(k), m) for k, m in MODE_CHOICES], value=dflt.mode,
-                                label=t("cmp.mode") + f" {side}",
-                                elem_id=f"cmp-mode-{side.lower()}")
+                # the switch beside the prompt style: the panels keep their height, so the
+                # input box stays where it was
+                with gr.Row(equal_height=False):
+                    mode = gr.Radio([(t(k), m) for k, m in MODE_CHOICES], value=dflt.mode,
+                                    label=t("cmp.mode") + f" {side}",
+                                    elem_id=f"cmp-mode-{side.lower()}", scale=3)
+                    side_thinking[side] = gr.Checkbox(True, label=t("cmp.thinking") + f" {side}",
+                                                      info=t("cmp.thinking_info"), scale=1, min_width=130,
+                                                      elem_id=f"cmp-thinking-{side.lower()}")
                 side_inputs[side] = (model, adapter, mode)
     with gr.Row():
         # The plan for the default pair needs torch/transformers (device, configs): computed
@@ -232,13 +259,17 @@ def build(ctx: AppContext) -> None:
     state = gr.State(None)
 
     # ---------------------------------------------------------------- helpers
-    def _side(model, adapter, mode) -> engine.SideSpec:
+    def _side(letter, model, adapter, mode, thinking=True) -> engine.SideSpec:
+        """Side ``letter``'s pickers as a validated SideSpec (InputError says what to change).
+        The Thinking switch counts for the chat style only (a base prompt never thinks)."""
         name = ctx.check_model_choice(str(model or EMBEDDED))
         adapter = None if not adapter or adapter == NO_ADAPTER else str(adapter).strip()
         if adapter and ctx.public and adapter not in find_adapters(ctx):
             raise InputError(tr("cmp.public_adapter"))
-        spec = engine.SideSpec(model=name, adapter=adapter, mode=str(mode or "chat"))
+        mode = str(mode or "chat")
+        spec = engine.SideSpec(model=name, adapter=adapter, mode=mode, thinking=thinking is not False or mode == "base")
         spec.validate()
+        check_thinking(letter, spec)
         return spec
 
     def _settings(temperature_, top_p_, top_k_, max_new_, think_, base_cap_, seed_, system_, few_) -> engine.CompareSettings:
@@ -255,13 +286,15 @@ def build(ctx: AppContext) -> None:
         return f"{datetime.date.today():%Y%m%d}-{h}"
 
     # ---------------------------------------------------------------- handlers
-    def plan(a_model, a_adapter, a_mode, b_model, b_adapter, b_mode):
+    def plan(a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, a_thinking_=True, b_thinking_=True):
         """Show the memory plan for the chosen pair (reads configs only)."""
-        return _plan(a_model, a_adapter, a_mode, b_model, b_adapter, b_mode)
+        return _plan(a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, a_thinking_, b_thinking_)
 
-    def _plan(a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, static=False):
+    def _plan(a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, a_thinking_=True, b_thinking_=True,
+              static=False):
         try:
-            a, b = _side(a_model, a_adapter, a_mode), _side(b_model, b_adapter, b_mode)
+            a = _side("A", a_model, a_adapter, a_mode, a_thinking_)
+            b = _side("B", b_model, b_adapter, b_mode, b_thinking_)
             p = comparer.plan(a, b)
             notes = comparer.notes(a, b)
         except StudioError as e:
@@ -277,11 +310,12 @@ def build(ctx: AppContext) -> None:
         return getattr(request, "session_hash", None) or f"anon-{id(request)}"
 
     def _validated(message, a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, temperature_, top_p_,
-                   top_k_, max_new_, think_, base_cap_, seed_, system_, few_, key: str):
+                   top_k_, max_new_, think_, base_cap_, seed_, system_, few_, a_thinking_, b_thinking_, key: str):
         """(text, sides, settings, media, plan) or the StudioError that says what to change.
         Media decoded by the page's check step is reused (same files and sampling)."""
         text, files = _text_of(message), _files_of(message)
-        a, b = _side(a_model, a_adapter, a_mode), _side(b_model, b_adapter, b_mode)
+        a = _side("A", a_model, a_adapter, a_mode, a_thinking_)
+        b = _side("B", b_model, b_adapter, b_mode, b_thinking_)
         settings = _settings(temperature_, top_p_, top_k_, max_new_, think_, base_cap_, seed_, system_, few_)
         if not text.strip() and not files:
             raise InputError(tr("cmp.need_question"))
@@ -302,7 +336,7 @@ def build(ctx: AppContext) -> None:
         return text, a, b, settings, media, p
 
     def check(message, a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, temperature_, top_p_, top_k_,
-              max_new_, think_, base_cap_, seed_, system_, few_, request: gr.Request):
+              max_new_, think_, base_cap_, seed_, system_, few_, a_thinking_, b_thinking_, request: gr.Request):
         """First step of a comparison from the page: every check ``compare`` makes, with no
         visible output, so a refusal is a toast and nothing on the page moves (an error on
         the comparison's outputs would blank both panes and cover them with "Error").
@@ -310,14 +344,14 @@ def build(ctx: AppContext) -> None:
         key = _key(request)
         try:
             _validated(message, a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, temperature_, top_p_,
-                       top_k_, max_new_, think_, base_cap_, seed_, system_, few_, key=key)
+                       top_k_, max_new_, think_, base_cap_, seed_, system_, few_, a_thinking_, b_thinking_, key=key)
         except StudioError as e:
             raise gr_error(e) from None
         with stops_lock:
             queued[key] = threading.Event()
 
     def compare(message, a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, temperature_, top_p_, top_k_,
-                max_new_, think_, base_cap_, seed_, system_, few_, request: gr.Request):
+                max_new_, think_, base_cap_, seed_, system_, few_, a_thinking_, b_thinking_, request: gr.Request):
         """Run A then B on the message; stream both panes."""
         key = _key(request)
         with stops_lock:
@@ -328,7 +362,7 @@ def build(ctx: AppContext) -> None:
         try:
             text, a, b, settings, media, p = _validated(
                 message, a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, temperature_, top_p_, top_k_,
-                max_new_, think_, base_cap_, seed_, system_, few_, key=key)
+                max_new_, think_, base_cap_, seed_, system_, few_, a_thinking_, b_thinking_, key=key)
         except StudioError as e:
             raise gr_error(e) from None
         finally:
@@ -434,12 +468,12 @@ def build(ctx: AppContext) -> None:
         B = the same weights + the adapter (both chat-style); otherwise leave the pickers."""
         sent = ctx.extra.get("compare_adapter")
         if not sent or ctx.extra.get("_compare_adapter_seen") == sent:
-            return [gr.skip()] * 6
+            return [gr.skip()] * 8
         ctx.extra["_compare_adapter_seen"] = sent
         base = _adapter_base(sent)
         return [gr.update(value=base), gr.update(choices=[NO_ADAPTER] + find_adapters(ctx), value=NO_ADAPTER),
                 "chat", gr.update(value=base), gr.update(choices=[NO_ADAPTER] + find_adapters(ctx), value=str(sent)),
-                "chat"]
+                "chat", True, True]
 
     def auto_mode(model):
         return gr.update(value=engine.default_mode(str(model or "")))
@@ -468,6 +502,7 @@ def build(ctx: AppContext) -> None:
 
     # ---------------------------------------------------------------- events
     pickers = [*side_inputs["A"], *side_inputs["B"]]
+    thinking_in = [side_thinking["A"], side_thinking["B"]]  # last in every input list: older API calls still fit
     settings_in = [temperature, top_p, top_k, max_new, think_budget, base_cap, seed, system, few_shot]
     outs = [panes["A"][1], panes["B"][1], panes["A"][2], panes["B"][2], panes["A"][0], panes["B"][0],
             plan_md, state, vote_md]
@@ -480,7 +515,7 @@ def build(ctx: AppContext) -> None:
     def stop_idle():
         return gr.update(variant="secondary", interactive=False)
 
-    inputs = [box] + pickers + settings_in
+    inputs = [box] + pickers + settings_in + thinking_in
     for i, trigger in enumerate((run_btn.click, box.submit)):
         ev_ = trigger(check, inputs, None, api_name=False, concurrency_limit=None, show_progress="hidden").success(
             stop_active, None, [stop_btn], api_name=False, queue=False).success(
@@ -488,18 +523,18 @@ def build(ctx: AppContext) -> None:
             concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1)
         ev_.then(stop_idle, None, [stop_btn], api_name=False, queue=False)
     stop_btn.click(stop, None, [vote_md], api_name="compare_stop", concurrency_limit=None, queue=False)
-    plan_btn.click(plan, pickers, [plan_md, panes["A"][0], panes["B"][0]], api_name="compare_plan",
+    plan_btn.click(plan, pickers + thinking_in, [plan_md, panes["A"][0], panes["B"][0]], api_name="compare_plan",
                    concurrency_limit=None)
     for side in ("A", "B"):
         model, adapter, mode = side_inputs[side]
         model.input(auto_mode, [model], [mode], api_name=False, queue=False)
         adapter.focus(refresh_adapters, [adapter], [adapter], api_name=False, queue=False)
-        for comp in (model, adapter, mode):
-            comp.change(plan, pickers, [plan_md, panes["A"][0], panes["B"][0]], api_name=False,
+        for comp in (model, adapter, mode, side_thinking[side]):
+            comp.change(plan, pickers + thinking_in, [plan_md, panes["A"][0], panes["B"][0]], api_name=False,
                         concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
     from studio.ui.components import on_tab_shown
 
-    on_tab_shown([(handoff, [], pickers)])
+    on_tab_shown([(handoff, [], pickers + thinking_in)])
     for v, fn in (("A", vote_a), ("B", vote_b), ("tie", vote_tie), ("both_bad", vote_both_bad)):
         vote_btns[v].click(fn, [state], [vote_md, download, state], api_name=f"vote_{v.lower()}",
                            concurrency_limit=None)
