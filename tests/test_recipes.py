@@ -204,3 +204,20 @@ def test_the_tab_starts_the_workshop_recipe_with_one_click(kind, tiny_path, tmp_
         assert "finetuning: full" in text and "name_or_path: toy-base" in text
     else:
         assert "name_or_path: toy-thinking" in text and "mode: rlcs" in text
+
+
+def test_eval_by_answer_shows_a_gain_that_comes_from_the_answer_prior():
+    """`studio eval --by-answer`: a model that answers '1' to everything scores its share of
+    1s — the table shows answer 1 predicted 100 % while its share is 60 %."""
+    from studio.engine.evaluate import Report, Result
+
+    def res(answer: str, pred: str) -> Result:
+        return Result("i", "shapes", 2, answer, "", pred, True, answer == pred, 0.2)
+
+    rep = Report("m", "thinking", [res("1", "1")] * 3 + [res("2", "1"), res("3", "1")])
+    rows = {r["answer"]: r for r in rep.by_answer()}
+    assert [r["answer"] for r in rep.by_answer()] == ["1", "2", "3"]
+    assert rows["1"]["accuracy"] == 1.0 and rows["1"]["predicted"] == 1.0
+    assert rows["2"]["accuracy"] == 0.0 and rows["2"]["predicted"] == 0.0
+    assert "| 1 | 3 | 60 | 100 | 100 |" in rep.answer_table()
+    assert rep.to_json()["by_answer"] == rep.by_answer()

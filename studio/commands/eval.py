@@ -26,6 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--json", default=None, help="also write the full report (every output) to this file")
     p.add_argument("--show", type=int, default=0, help="print this many raw outputs")
+    p.add_argument("--by-answer", action="store_true",
+                   help="also print accuracy per reference answer and how often each answer was given "
+                        "(does a gain come from the task or from saying the common answer more often?)")
     p.add_argument("--chat-check", type=int, default=0, metavar="N",
                    help="also ask 'How many red circles?' about N held-out scenes the way the Chat tab "
                         "does (its default sampling settings): half with none, a quarter with one, a "
@@ -53,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
         for r in rep.results[: args.show]:
             print(f"[{r.family}/{r.difficulty}] answer={r.answer!r} ok={r.correct} :: {r.output!r}")
         print(rep.table())
+        if args.by_answer:
+            print("\naccuracy by reference answer (predicted % far above share %: the answer prior, not the task)")
+            print(rep.answer_table())
         if args.json:
             with open(args.json, "w", encoding="utf-8") as f:
                 json.dump(rep.to_json(), f, indent=1)

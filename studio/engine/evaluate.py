@@ -118,8 +118,43 @@ class Report:
                          f"{100 * r['accuracy']:.0f} | {100 * r['chance']:.0f} |")
         return "\n".join(lines)
 
+    def by_answer(self) -> list[dict[str, Any]]:
+        """Per reference answer: ``{answer, n, accuracy, predicted}`` — ``predicted`` is the
+        fraction of *all* prompts answered with this value. Sorted numerically where possible.
+
+        The answer-prior check: a policy that learned to say the most common answer more
+        often gains accuracy without learning the task (count questions after RL were the
+        case that showed it: answer 1 up, answers 2–3 down). ``predicted`` far above the
+        answer's share of ``n`` says so.
+        """
+        n_all = len(self.results) or 1
+        refs: dict[str, list[Result]] = defaultdict(list)
+        preds: dict[str, int] = defaultdict(int)
+        for r in self.results:
+            refs[r.answer].append(r)
+            preds[r.prediction] += 1
+
+        def key(a: str):
+            try:
+                return (0, float(a), a)
+            except ValueError:
+                return (1, 0.0, a)
+
+        return [{"answer": a, "n": len(rs), "accuracy": sum(r.correct for r in rs) / len(rs),
+                 "predicted": preds.get(a, 0) / n_all} for a, rs in sorted(refs.items(), key=lambda kv: key(kv[0]))]
+
+    def answer_table(self) -> str:
+        """Markdown table of :meth:`by_answer` (share of prompts, accuracy, share predicted)."""
+        n_all = len(self.results) or 1
+        lines = ["| answer | n | share % | accuracy % | predicted % |", "|---|---:|---:|---:|---:|"]
+        for r in self.by_answer():
+            lines.append(f"| {r['answer']} | {r['n']} | {100 * r['n'] / n_all:.0f} | {100 * r['accuracy']:.0f} | "
+                         f"{100 * r['predicted']:.0f} |")
+        return "\n".join(lines)
+
     def to_json(self) -> dict:
         return {"model": self.model, "mode": self.mode, "seconds": self.seconds, "table": self.groups(),
+                "by_answer": self.by_answer(),
                 "results": [r.__dict__ for r in self.results]}
 
 
