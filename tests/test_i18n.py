@@ -258,8 +258,8 @@ def test_catalog_keys_used_exist_and_frontend_text_has_no_braces(path):
 
 
 def test_keys_built_at_runtime_exist():
-    from studio.engine import compare as cmp_engine
-    from studio.engine import data as D
+    from studio.engine.infer import compare as cmp_engine
+    from studio.engine.train import data as D
     from studio.ui.app import TABS
 
     for _, label in TABS:

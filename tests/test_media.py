@@ -1,4 +1,4 @@
-"""Media rules (studio/engine/media.py): every bad input from issue 2 gets a clear
+"""Media rules (studio/engine/infer/media.py): every bad input from issue 2 gets a clear
 MediaError; good input — including the committed sample data — reaches the tiny
 GLM-4.1V processor with the shapes, timestamps and token counts the model expects.
 
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.engine import media as M
+from studio.engine.infer import media as M
 from studio.errors import InputError, MediaError, StudioError
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
@@ -117,7 +117,7 @@ def n_visual(processor, out) -> int:
 
 @pytest.fixture(scope="module")
 def processor():
-    from studio.engine.tiny import build_processor
+    from studio.engine.infer.tiny import build_processor
 
     return build_processor()
 
@@ -470,7 +470,7 @@ def test_pdf_rendering_from_many_threads_is_serialised():
     """PDFium is not thread-safe; gradio renders from worker threads (a crash was seen)."""
     import threading
 
-    from studio.engine import media
+    from studio.engine.infer import media
 
     results, errors = [], []
 

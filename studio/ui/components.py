@@ -10,7 +10,7 @@ folder and its YAML (typically ``run_dir = new_run_dir(ctx.runs_dir, "sft", name
 raise a :class:`~studio.errors.StudioError` for bad input — it is shown as ``gr.Error``).
 The panel writes ``config.yaml`` (when the text is not None), starts
 ``studio <kind> --config <run_dir>/config.yaml`` as a child process through
-:class:`~studio.engine.jobs.JobManager`, shows the equivalent CLI command, polls
+:class:`~studio.engine.train.jobs.JobManager`, shows the equivalent CLI command, polls
 ``status.json`` / ``progress.json`` / ``train.log`` every ``poll_s`` seconds, and on page
 load re-attaches to the running job (or shows this kind's newest run). Stop sends the
 graceful stop (checkpoint, then SIGKILL after ``graceful_timeout``); Resume starts the
@@ -37,10 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from studio.engine.curriculum import TIER_NAMES
-from studio.engine.jobs import JobManager, tail_file
-from studio.engine.metrics import PROGRESS_FILE, MetricsReader, read_json, to_long_frame
-from studio.engine.runs import (
+from studio.engine.train.curriculum import TIER_NAMES
+from studio.engine.train.jobs import JobManager, tail_file
+from studio.engine.train.metrics import PROGRESS_FILE, MetricsReader, read_json, to_long_frame
+from studio.engine.train.runs import (
     CONFIG_FILE,
     LOG_FILE,
     effective_status,
@@ -80,7 +80,7 @@ class CurveGroup:
 #: Curves of the SFT tab (names written by MetricsCallback from TRL's SFTTrainer logs).
 SFT_CURVES = [
     CurveGroup("Loss (raw + smoothed) and eval loss", ["train/loss", "eval/loss"], smooth=0.1),
-    # the skill, measured by generation on held-out prompts (eval_data; studio.engine.skill_eval)
+    # the skill, measured by generation on held-out prompts (eval_data; studio.engine.train.skill_eval)
     CurveGroup("Held-out format rate and accuracy", ["skill/format_rate", "skill/accuracy"]),
     CurveGroup("Token accuracy", ["train/mean_token_accuracy", "eval/mean_token_accuracy"]),
     CurveGroup("Learning rate", ["train/learning_rate"]),
@@ -88,7 +88,7 @@ SFT_CURVES = [
     CurveGroup("Tokens / s", ["train/tokens_per_s"]),
 ]
 
-#: Curves of the RL tab (names written by studio.engine.rl's GRPO trainer and TRL).
+#: Curves of the RL tab (names written by studio.engine.train.rl's GRPO trainer and TRL).
 RL_CURVES = [
     CurveGroup("Reward mean and held-out accuracy", ["rewards/mean", "train/reward", "eval/accuracy"], smooth=0.1),
     CurveGroup("Reward std", ["rewards/std", "train/reward_std"]),
@@ -444,13 +444,13 @@ def _gr_error(e: BaseException):
 
 def after_training(ctx, run_dir_state, config_cls, kind: str, no_run_key: str = "common.no_run_yet"):
     """"Try it in Chat", "Compare with base", "Evaluate" (before/after table on held-out
-    prompts, :func:`studio.engine.evaluate.evaluate_run`) and "Export merged" for a run.
+    prompts, :func:`studio.engine.train.skill_eval.evaluate_run`) and "Export merged" for a run.
 
     Shared by the SFT and RL tabs. The adapter is the run's final ``adapter/`` or, while a
     run is stopped, its last complete checkpoint. Try/Compare hand the folder to the other
     tabs through ``ctx.extra["chat_adapter"]`` / ``ctx.extra["compare_adapter"]``; Export
     merges it into the run's base model and verifies the round trip
-    (:func:`studio.engine.export.merge_adapter`). API names: ``<kind>_try``,
+    (:func:`studio.engine.train.export.merge_adapter`). API names: ``<kind>_try``,
     ``<kind>_compare``, ``<kind>_export``. Returns the message Markdown component.
     """
     import gradio as gr
@@ -479,7 +479,8 @@ def after_training(ctx, run_dir_state, config_cls, kind: str, no_run_key: str = 
 
     def evaluate_before_after(run_dir):
         """Before/after table on the run's held-out prompts (base vs base + adapter / the trained model)."""
-        from studio.engine.evaluate import before_after_table, evaluate_run
+        from studio.engine.train.skill_eval import evaluate_run
+        from studio.engine.workshop.evaluate import before_after_table
 
         try:
             if not run_dir:
@@ -498,7 +499,7 @@ def after_training(ctx, run_dir_state, config_cls, kind: str, no_run_key: str = 
         return tr(key, path=a)
 
     def export(run_dir, out):
-        from studio.engine.export import merge_adapter
+        from studio.engine.train.export import merge_adapter
 
         try:
             a = adapter_of(run_dir)

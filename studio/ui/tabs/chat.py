@@ -1,7 +1,7 @@
 """Chat tab: talk to a GLM-4.1V model about images, a video or a PDF, reasoning shown.
 
 Thin by design: the form becomes a :class:`~studio.config.GenerationConfig`, files become
-a :class:`~studio.engine.media.TurnMedia`, and :func:`studio.engine.chat.stream` events
+a :class:`~studio.engine.infer.media.TurnMedia`, and :func:`studio.engine.infer.chat.stream` events
 become chat messages through :class:`studio.ui.render.TurnView`.
 
 Per-user state lives in a ``gr.State`` (:class:`ChatState`: the conversation, with the
@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from studio.config import GenerationConfig, ModelSpec
-from studio.engine import chat as engine
-from studio.engine import family as family_mod
-from studio.engine import media as media_mod
-from studio.engine.evaluate import CHAT_CHECK_QUESTION
+from studio.engine.infer import chat as engine
+from studio.engine.infer import family as family_mod
+from studio.engine.infer import media as media_mod
+from studio.engine.workshop.evaluate import CHAT_CHECK_QUESTION
 from studio.errors import InputError, StudioError
 from studio.ui import render
 from studio.ui.context import AppContext
@@ -143,7 +143,7 @@ def gen_config(temperature, top_p, top_k, repetition_penalty, max_new_tokens, th
 
 def sampling_defaults(fam: family_mod.Family | None) -> GenerationConfig:
     """Starting values of the Sampling sliders: the Studio's defaults overlaid with what the
-    checkpoint's generation_config sets (:meth:`~studio.engine.family.Family.generation_defaults`),
+    checkpoint's generation_config sets (:meth:`~studio.engine.infer.family.Family.generation_defaults`),
     or the Studio's defaults alone while the family is not known (``fam`` None)."""
     base = GenerationConfig()
     return base if fam is None else fam.generation_defaults(base)
@@ -253,8 +253,8 @@ def build(ctx: AppContext) -> None:
     """Add the Chat tab's components and events to the current ``gr.Blocks``."""
     import gradio as gr
 
-    from studio.engine.compare import adapter_active, inject_adapter
-    from studio.engine.models import is_embedded, resolve
+    from studio.engine.infer.compare import adapter_active, inject_adapter
+    from studio.engine.infer.models import is_embedded, resolve
     from studio.ui.app import GPU_CONCURRENCY_ID
 
     stops: dict[str, threading.Event] = {}     # session_hash → stop event of its running request
@@ -276,7 +276,7 @@ def build(ctx: AppContext) -> None:
         except StudioError as e:
             raise gr_error(e) from None
 
-    from studio.engine.models import checkpoint_family, is_workshop
+    from studio.engine.infer.models import checkpoint_family, is_workshop
 
     try:
         embedded = ctx.is_embedded or is_embedded(resolve(ctx.model.name_or_path))

@@ -5,14 +5,14 @@ The GLM-4.1V pipeline in miniature (arXiv 2507.01006 §3–4): a pretrained visi
 long-CoT-style SFT whose job is the format
 ``<think>…</think><answer><|begin_of_box|>…<|end_of_box|></answer>``. Same classes
 (``Glm4vForConditionalGeneration``), processor and chat template as the embedded tiny
-model (:mod:`studio.engine.tiny`); larger sizes (~4 M parameters: text hidden 256 × 4
+model (:mod:`studio.engine.infer.tiny`); larger sizes (~4 M parameters: text hidden 256 × 4
 layers, vision hidden 128 × depth 4) and a tokenizer whose BPE also saw the task's text
 (:func:`build_toy_processor`).
 
 Commands (each well under 90 min on 2 CPU cores; measured 35 and 6 min)::
 
-    python -m studio.engine.toy_train base --out studio/assets/toy-base --seed 0
-    python -m studio.engine.toy_train thinking --init studio/assets/toy-base \
+    python -m studio.engine.workshop.toy_train base --out studio/assets/toy-base --seed 0
+    python -m studio.engine.workshop.toy_train thinking --init studio/assets/toy-base \
         --out studio/assets/toy-thinking --seed 0
 
 The recipe, each step measured here (numbers in the functions' docstrings):
@@ -65,11 +65,11 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.engine import tasks as T
-from studio.engine import tiny
+from studio.engine.workshop import tasks as T
+from studio.engine.infer import tiny
 from studio.engine.fileperm import share_weights
 
-#: The tiny model's shapes (studio.engine.tiny), scaled up to ~4.0 M parameters (with the 796-token workshop vocabulary).
+#: The tiny model's shapes (studio.engine.infer.tiny), scaled up to ~4.0 M parameters (with the 796-token workshop vocabulary).
 TOY_TEXT_CONFIG = dict(
     tiny.TEXT_CONFIG,
     hidden_size=256,
@@ -112,7 +112,7 @@ def build_toy_processor():
     wrote "Reddddden squares" and mixed up the colour and shape of the question, and its
     "How many red circles?" accuracy (52 %) fell below what the same base model answered
     directly (78 %)."""
-    from studio.engine.tiny import build_processor
+    from studio.engine.infer.tiny import build_processor
 
     return build_processor(corpus=toy_corpus(), vocab_size=TOY_VOCAB)
 
@@ -143,7 +143,7 @@ STAGES = {
 def build_toy_model(tokenizer, seed: int = 0):
     """A randomly initialised ~4.0 M-parameter ``Glm4vForConditionalGeneration`` (fp32).
 
-    Token ids and the generation config match :func:`studio.engine.tiny.build_model`
+    Token ids and the generation config match :func:`studio.engine.infer.tiny.build_model`
     (eos = ``<|endoftext|>``, ``<|user|>``, ``<|observation|>``).
     """
     import torch
@@ -298,14 +298,14 @@ def make_batch(processor, scenes: list[T.Scene], stage: str, max_questions: int,
 def eval_keys(seed: int, n: int = T.EVAL_POOL, pool: int = T.HELD_OUT_POOL) -> set[str]:
     """Contents of the held-out scenes (``seed + 1000``) that training must skip: the first
     ``n`` (the eval files) and those with a red circle among the first ``pool`` (the Chat
-    tab's check); see :data:`studio.engine.tasks.EVAL_POOL`."""
+    tab's check); see :data:`studio.engine.workshop.tasks.EVAL_POOL`."""
     held = T.generate_scenes(max(n, pool), seed + EVAL_SEED_OFFSET, render_image=False)
     return {s.key() for i, s in enumerate(held) if i < n or (i < pool and T.count_kind(s.description))}
 
 
 def add_kind_counts(scene: T.Scene) -> T.Scene:
     """Give every shapes-kind training scene the "How many <colour> <shape>s are there?"
-    questions (:func:`studio.engine.tasks.kind_count_questions`; level-2/3 *shapes* scenes
+    questions (:func:`studio.engine.workshop.tasks.kind_count_questions`; level-2/3 *shapes* scenes
     have them already). The Chat tab's first question, "How many red circles?", is asked
     about scenes of every family, so the model must learn it on all of them; the RL/eval
     files keep their families' own questions. Returns ``scene`` (items appended)."""
@@ -575,7 +575,7 @@ def pretrain_vision(model, processor, *, steps: int = 800, minutes: float = 5.0,
 
     The GLM-4.1V recipe starts from a pretrained vision encoder (AIMv2-Huge, arXiv
     2507.01006 §3); this is the miniature of that step. Each merged visual token (one
-    28-px cell, :func:`studio.engine.tasks.cell_labels`) gets linear heads for its content
+    28-px cell, :func:`studio.engine.workshop.tasks.cell_labels`) gets linear heads for its content
     (empty / circle / square / triangle / digit / operator), colour, row, column and
     object size, trained with cross-entropy (+ smooth-L1 for size) on fresh scenes of every
     family and level (held-out scenes in ``skip`` are never drawn). The heads are thrown
@@ -744,7 +744,7 @@ def train(stage: str, out: str | Path, *, seed: int = 0, init: str | None = None
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from studio.engine.tiny import cache_root
+    from studio.engine.infer.tiny import cache_root
     from studio.errors import InputError
 
     if stage not in STAGES:
@@ -885,7 +885,7 @@ def train(stage: str, out: str | Path, *, seed: int = 0, init: str | None = None
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """CLI arguments shared by ``python -m studio.engine.toy_train`` and ``studio toy-train``."""
+    """CLI arguments shared by ``python -m studio.engine.workshop.toy_train`` and ``studio toy-train``."""
     p.add_argument("stage", choices=sorted(STAGES), help="base (pretraining) or thinking (SFT)")
     p.add_argument("--out", required=True, help="output model folder")
     p.add_argument("--init", default=None, help="model folder to start from (thinking: the toy-base)")
@@ -928,13 +928,13 @@ def run(args: argparse.Namespace) -> int:
           visual_scale=args.visual_scale, position_std=args.position_std,
           freeze_merger=False if args.train_merger else None,
           vision_steps=args.vision_steps, vision_minutes=args.vision_minutes,
-          command="python -m studio.engine.toy_train " + " ".join(sys.argv[1:]))
+          command="python -m studio.engine.workshop.toy_train " + " ".join(sys.argv[1:]))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m studio.engine.toy_train",
+        prog="python -m studio.engine.workshop.toy_train",
         description="Train the workshop model on CPU: stage 'base' from scratch (vision pretraining, then "
                     "captions and plain Q/A), stage 'thinking' from --init (SFT into the think/answer format). "
                     f"Defaults: base {STAGES['base'].vision_steps} vision + {STAGES['base'].steps} steps "

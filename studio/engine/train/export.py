@@ -9,7 +9,7 @@ ids as base + adapter did before merging.
 
 Steps (PEFT's documented path, ``PeftModel.merge_and_unload``)::
 
-    load base (studio.engine.models.load, never 4-bit: merging into NF4 weights is lossy)
+    load base (studio.engine.infer.models.load, never 4-bit: merging into NF4 weights is lossy)
     attach adapter (PEFT) → greedy-generate N tokens → reference ids
                          → same with the adapter disabled → did the adapter change anything?
     merge_and_unload → save_pretrained (safetensors) + processor → <out>.tmp folder
@@ -195,7 +195,7 @@ def merge_adapter(base: str | ModelSpec | None, adapter_dir: str | os.PathLike, 
         ExportError: save failed, or the reloaded model generates different tokens (the
             message gives the first differing position; ``err.report`` has the details).
     """
-    from studio.engine.models import attach_adapter, load
+    from studio.engine.infer.models import attach_adapter, load
 
     t_start = time.perf_counter()
     adapter = Path(adapter_dir)

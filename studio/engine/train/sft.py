@@ -4,7 +4,7 @@ What happens in one run (``studio sft --config runs/<id>/config.yaml``, also wha
 tab starts as a child process):
 
 1. the config is validated and saved as ``config.yaml`` in the run folder;
-2. the data is loaded (:func:`studio.engine.data.load_rows`) and checked by the data
+2. the data is loaded (:func:`studio.engine.train.data.load_rows`) and checked by the data
    doctor; the report goes to ``doctor.json`` / ``doctor.md``; rows with errors are skipped
    (``skip_error_rows``), rows too long for ``max_length`` get smaller images or are
    skipped (``oversize``) — never is an image span cut;
@@ -13,9 +13,9 @@ tab starts as a child process):
    FACTS.md "LoRA"); the vision tower stays frozen (option: LoRA on the merger too);
 4. TRL's ``SFTTrainer`` trains with ``assistant_only_loss=True``: the processor carries
    the training template (``glm4v_train.jinja``, same bytes as the inference template plus
-   ``{% generation %}`` markers) and :class:`studio.engine.data.Collator` builds batches
+   ``{% generation %}`` markers) and :class:`studio.engine.train.data.Collator` builds batches
    with ``return_assistant_tokens_mask`` — the same mask the trained-token preview shows;
-5. metrics stream to ``metrics.jsonl`` / ``progress.json`` (:mod:`studio.engine.metrics`),
+5. metrics stream to ``metrics.jsonl`` / ``progress.json`` (:mod:`studio.engine.train.metrics`),
    TensorBoard logs to ``tb/``; SIGINT/SIGTERM = finish the step, save a checkpoint, exit 0;
    a new start in the same folder resumes from the last complete checkpoint; the final
    adapter goes to ``adapter/``.
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from studio.config import ON_OFF_AUTO, ModelSpec, OnOffAuto, YamlConfig, check, parse_on_off
-from studio.engine.data import POLICIES
+from studio.engine.train.data import POLICIES
 from studio.engine.fileperm import share_weights
 from studio.errors import ConfigError, DataError, StudioError
 
@@ -120,7 +120,7 @@ class SFTRunConfig(YamlConfig):
         image_max_pixels / video_max_pixels: pixel budget of smart_resize (None: the
             processor's own); image_min_pixels likewise.
         fps, max_frames: video frame sampling.
-        policy: loss policy (see :data:`studio.engine.data.POLICIES`).
+        policy: loss policy (see :data:`studio.engine.train.data.POLICIES`).
         oversize: ``"resize"`` (shrink images, warn) or ``"skip"`` rows too long.
         skip_error_rows: train without rows the doctor marks as errors (else refuse).
         seed: seed for split, shuffling and LoRA init.
@@ -136,7 +136,7 @@ class SFTRunConfig(YamlConfig):
             ``lora.train_merger``; the whole model → ``<run>/model/``) — LLaMA-Factory's
             lora/full choice; full suits small models and users with memory to spare.
         eval_data: held-out prompt JSONL (``studio tasks --eval-n`` writes one) scored by
-            generation during training (:mod:`studio.engine.skill_eval`): format rate and
+            generation during training (:mod:`studio.engine.train.skill_eval`): format rate and
             accuracy, the curves that show the skill rather than the loss. Empty: off.
         adam_beta2: AdamW's second-moment decay (0.98 adapts faster in short runs).
         dataloader_workers: processes that build batches (decode images, render the chat
@@ -145,7 +145,7 @@ class SFTRunConfig(YamlConfig):
         skill_eval_n: prompts of ``eval_data`` scored each time (stratified, same rows).
         tasks: when ``data`` does not exist yet, generate it first with ``studio tasks``
             (``kind`` and its arguments, e.g. ``{scenes: 12000, seed: 0, eval_n: 480}``; see
-            :func:`studio.engine.workshop_data.write_recipe_data`) — how a recipe ships its data.
+            :func:`studio.engine.workshop.workshop_data.write_recipe_data`) — how a recipe ships its data.
     """
 
     name: str = "sft"
@@ -225,23 +225,23 @@ class SFTRunConfig(YamlConfig):
         if self.gradient_checkpointing not in ON_OFF_AUTO:  # set in code, not read from YAML
             self.gradient_checkpointing = parse_on_off(self.gradient_checkpointing, "gradient_checkpointing")
         check(bool(re.fullmatch(r"[\w.-]+", self.name or "")), "name", "may hold letters, digits, '.', '_' and '-'.")
-        from studio.engine.reporting import REPORT_TO
+        from studio.engine.train.reporting import REPORT_TO
 
         for r in self.report_to:
             check(r in (*REPORT_TO, "none"), "report_to", f"{r!r} is unknown; choose from {', '.join([*REPORT_TO, 'none'])}.")
 
 
 def check_data(cfg: SFTRunConfig):
-    """Load the run's data the way training will (:func:`studio.engine.data.load_rows`):
+    """Load the run's data the way training will (:func:`studio.engine.train.data.load_rows`):
     what must hold before a run folder is made (the CLI and the SFT tab call it first).
 
-    Returns: the loaded :class:`~studio.engine.data.RowList`.
+    Returns: the loaded :class:`~studio.engine.train.data.RowList`.
 
     Raises:
         DataError: missing or empty file, invalid JSON, unknown columns, media paths
             outside the data folder (the message names the row).
     """
-    from studio.engine import data as D
+    from studio.engine.train import data as D
 
     return D.load_rows(ensure_data(cfg))  # a recipe's data is generated here on first use
 
@@ -323,7 +323,7 @@ def ensure_data(cfg: SFTRunConfig, log_fn=print) -> str:
         return str(path)
     import time
 
-    from studio.engine.workshop_data import write_recipe_data
+    from studio.engine.workshop.workshop_data import write_recipe_data
 
     t0 = time.perf_counter()
     spec = dict(cfg.tasks)
@@ -365,7 +365,7 @@ def _trainer_class():
                 return super()._save_checkpoint(model, trial)
             except OSError as e:
                 shutil.rmtree(folder, ignore_errors=True)
-                from studio.engine.runs import find_last_checkpoint
+                from studio.engine.train.runs import find_last_checkpoint
 
                 prev = find_last_checkpoint(Path(self.args.output_dir))
                 why = "the disk is full" if e.errno == errno.ENOSPC else f"of an I/O error ({e})"
@@ -393,9 +393,9 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
     from peft import LoraConfig
     from trl import SFTConfig
 
-    from studio.engine import data as D
-    from studio.engine.metrics import MetricsCallback, StopFlagCallback
-    from studio.engine.models import load, pick_device, pick_dtype
+    from studio.engine.train import data as D
+    from studio.engine.train.metrics import MetricsCallback, StopFlagCallback
+    from studio.engine.infer.models import load, pick_device, pick_dtype
 
     cfg.validate()
     run_dir = Path(run_dir)
@@ -449,7 +449,7 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
         lora = LoraConfig(r=cfg.lora.rank, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
                           target_modules=cfg.lora.target_regex(), task_type="CAUSAL_LM", bias="none")
     gc = cfg.gradient_checkpointing == "on" or (cfg.gradient_checkpointing == "auto" and device == "cuda")
-    from studio.engine import reporting
+    from studio.engine.train import reporting
 
     report_to = reporting.resolve(cfg.report_to, run_dir)
     args = SFTConfig(
@@ -488,13 +488,13 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
     collator = D.Collator(processor, max_length=cfg.max_length, policy=cfg.policy, fps=cfg.fps,
                           max_frames=cfg.max_frames)
     inference_template = processor.chat_template
-    from studio.engine import family
+    from studio.engine.infer import family
 
     # The family's training twin: same bytes as its chat template, plus {% generation %} for TRL.
     processor.chat_template = D.train_template(family.of(processor, model))
     cbs = [MetricsCallback(run_dir)]
     if cfg.eval_data:
-        from studio.engine.skill_eval import make_skill_callback
+        from studio.engine.train.skill_eval import make_skill_callback
 
         cbs.append(make_skill_callback(resolve_data_path(cfg.eval_data), processor, cbs[0].writer,
                                        every=cfg.skill_eval_steps, n=cfg.skill_eval_n, log_fn=log_fn))
@@ -524,7 +524,7 @@ def train(cfg: SFTRunConfig, run_dir: str | os.PathLike, *, stop_flag=None, call
         ConfigError / DataError / ModelLoadError: see :func:`build_trainer`.
         DiskFullError: a checkpoint could not be written (earlier checkpoints intact).
     """
-    from studio.engine.runs import find_last_checkpoint
+    from studio.engine.train.runs import find_last_checkpoint
 
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
@@ -567,7 +567,7 @@ def save_full_model(model, processor, out: Path, cfg: SFTRunConfig) -> Path:
     ``stage: thinking`` and the run's config, so ``studio eval`` scores it in the
     think/answer format and the Chat tab treats it like its base.
     """
-    from studio.engine.models import resolve, studio_meta
+    from studio.engine.infer.models import resolve, studio_meta
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

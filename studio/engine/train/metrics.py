@@ -1,6 +1,6 @@
 """Training metrics as an append-only JSONL file, a tolerant reader, and Trainer callbacks.
 
-Why a file and not a queue: the trainer runs in a child process (see :mod:`studio.engine.jobs`)
+Why a file and not a queue: the trainer runs in a child process (see :mod:`studio.engine.train.jobs`)
 that must survive the web app being closed or restarted. The child appends one JSON object
 per line to ``runs/<id>/metrics.jsonl``; the UI (or ``studio runs``, or a notebook) re-reads
 it whenever it likes. Each line is flushed and fsync'ed, so a crash (even SIGKILL or a power
@@ -616,7 +616,7 @@ class _StopFlagCallback:
 
     Attributes:
         stopped: True once this callback stopped training (the command then records the
-            run's status as ``"stopped"``, see :func:`studio.engine.runs.track_run`).
+            run's status as ``"stopped"``, see :func:`studio.engine.train.runs.track_run`).
         stopped_at: the global step it stopped at.
     """
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from studio.engine.family import ANSWER_CLOSE, ANSWER_OPEN, BOX_CLOSE, BOX_OPEN, THINK_CLOSE, THINK_OPEN
+from studio.engine.infer.family import ANSWER_CLOSE, ANSWER_OPEN, BOX_CLOSE, BOX_OPEN, THINK_CLOSE, THINK_OPEN
 REASONING_TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE, BOX_OPEN, BOX_CLOSE)
 #: Tokens that end a turn or frame the prompt; never shown to a user.
 CONTROL_TOKENS = (
@@ -216,17 +216,17 @@ def strip_thinking(text: str, family=None) -> str:
     template adds the empty ``<think></think>`` itself) keeps the bare answer.
 
     Args:
-        family: a :class:`studio.engine.family.Family`; None = GLM-4.1V.
+        family: a :class:`studio.engine.infer.family.Family`; None = GLM-4.1V.
 
     >>> strip_thinking("<think>long</think><answer>4</answer>")
     '<answer>4</answer>'
-    >>> from studio.engine.family import GLM46V_FORMAT
+    >>> from studio.engine.infer.family import GLM46V_FORMAT
     >>> strip_thinking("<think>long</think>4", GLM46V_FORMAT)
     '4'
     >>> strip_thinking("no tags")
     'no tags'
     """
-    from studio.engine.family import DEFAULT
+    from studio.engine.infer.family import DEFAULT
 
     p = parse(text)
     if not p.has_think and not p.has_answer_tag:

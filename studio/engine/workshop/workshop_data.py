@@ -3,11 +3,11 @@
 The thinking-SFT recipe (``sample_data/workshop/sft.yaml``) teaches toy-base the
 ``<think>…</think><answer><|begin_of_box|>…<|end_of_box|></answer>`` format through the
 product's own SFT (``studio sft``). Its data is the same distribution the workshop model's
-own trainer used (:mod:`studio.engine.toy_train`, stage ``thinking``): fresh scenes of every
+own trainer used (:mod:`studio.engine.workshop.toy_train`, stage ``thinking``): fresh scenes of every
 family, levels from easy to an even mix, "How many <colour> <shape>s?" asked about every
 shapes-kind scene (a third in the short form people type in Chat), up to
 ``max_questions`` questions per image as one multi-turn chat, and **no scene whose content
-is in the held-out pool** (:func:`studio.engine.toy_train.eval_keys`: the eval files and
+is in the held-out pool** (:func:`studio.engine.workshop.toy_train.eval_keys`: the eval files and
 the Chat-tab check). Images are PNGs beside the JSONL (paths relative to it), so the data
 doctor, the collator and every other tool read it like any user dataset.
 
@@ -21,7 +21,7 @@ import json
 import math
 from pathlib import Path
 
-from studio.engine import tasks as T
+from studio.engine.workshop import tasks as T
 from studio.errors import InputError
 
 
@@ -44,7 +44,7 @@ def write_thinking_sft(out: str | Path, scenes: int = 12000, seed: int = 0, max_
     Raises:
         InputError: ``scenes < 1`` or ``max_questions < 1``.
     """
-    from studio.engine.toy_train import SceneStream, eval_keys, question_text
+    from studio.engine.workshop.toy_train import SceneStream, eval_keys, question_text
 
     if scenes < 1 or max_questions < 1:
         raise InputError("`tasks.scenes` and `tasks.max_questions` must be at least 1.")

@@ -7,7 +7,7 @@ expansion of the draw by an EMA of 1/(1−r), selection of the groups closest to
 right, and a per-prompt pass-rate EMA. The report publishes no formula, tier count or
 number; the defaults below are ours (RLCS.md) and every one is a setting.
 
-Plain Python + numpy, no model: the trainer (``studio/engine/rl.py``) drives it.
+Plain Python + numpy, no model: the trainer (``studio/engine/train/rl.py``) drives it.
 
 Stable API
 ----------

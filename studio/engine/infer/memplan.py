@@ -427,7 +427,7 @@ def size_of(name_or_path: str) -> ModelSize:
         ModelLoadError: unknown model whose config cannot be read, or not a GLM-4.1V.
     """
     from studio.config import BASE_ID, FLASH_ID, THINKING_ID
-    from studio.engine.models import check_architecture, resolve
+    from studio.engine.infer.models import check_architecture, resolve
 
     path = resolve(name_or_path)
     try:

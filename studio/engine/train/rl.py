@@ -15,7 +15,7 @@ What this module adds to TRL, and why (see ../shared/RLCS.md for the algorithm a
 * **Curriculum through** ``_get_train_sampler``: :class:`CurriculumSampler` keeps
   TRL's ``RepeatSampler`` layout (each index ``num_generations`` times in a row, each
   block repeated ``steps_per_generation × num_iterations`` times) but chooses each
-  block *lazily* from the :class:`~studio.engine.curriculum.CurriculumState` when the
+  block *lazily* from the :class:`~studio.engine.train.curriculum.CurriculumState` when the
   dataloader reaches it. The dataloader prefetches one generation batch, so chosen but
   not yet scored prompts are tracked (:class:`PromptDrawer`) and not drawn twice.
 * **Expansion** needs more than public hooks (the pool is larger than the dataloader
@@ -53,8 +53,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from studio.config import ModelSpec, YamlConfig, check
-from studio.engine.curriculum import CurriculumConfig
-from studio.engine.data import media_mix_problem, resolve_media
+from studio.engine.train.curriculum import CurriculumConfig
+from studio.engine.train.data import media_mix_problem, resolve_media
 from studio.engine.fileperm import share_weights
 from studio.engine.rewards import RewardConfig, row_task_type
 from studio.errors import ConfigError, DataError, InputError, StudioError
@@ -67,8 +67,8 @@ TRL_RANGE = ("1.16", "1.17")
 #: (FACTS.md: plain names would also hit the vision tower).
 LM_LORA_REGEX = r".*language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate_up_proj|down_proj))"
 #: Text injected when the thinking budget runs out (GLM's benchmark script does the same).
-from studio.engine.family import DEFAULT as _GLM41V_FAMILY  # noqa: E402
-from studio.engine.family import THINK_CLOSE  # noqa: E402 - the loaded family decides the rest
+from studio.engine.infer.family import DEFAULT as _GLM41V_FAMILY  # noqa: E402
+from studio.engine.infer.family import THINK_CLOSE  # noqa: E402 - the loaded family decides the rest
 
 #: GLM-4.1V's forced-answer text (kept for callers; rollouts use the loaded family's).
 FORCE_TEXT = _GLM41V_FAMILY.force_text
@@ -128,7 +128,7 @@ class RLRunConfig(YamlConfig):
         output_dir: the run folder (created by the CLI/UI).
         rewards: reward functions (registry names, summed) and verifier settings
             (:class:`studio.engine.rewards.RewardConfig`); an unknown name lists the valid ones.
-        curriculum: RLCS settings (:class:`studio.engine.curriculum.CurriculumConfig`):
+        curriculum: RLCS settings (:class:`studio.engine.train.curriculum.CurriculumConfig`):
             ``mode`` ``"rlcs"`` or ``"uniform"`` (the baseline), tiers, weights, expansion,
             offline grading (``offline_grading``, k = ``offline_samples``, ``cold_start``,
             ``label_weight``) and ``too_easy_patience``.
@@ -269,7 +269,7 @@ class RLPrompt:
         answer: the reference answer (string; the verifier parses it).
         task_type: verifier kind passed to the reward (``exact``, ``numeric``, ``count`` …).
         difficulty: optional user label (1–5, 1 = easiest, or very_easy … very_hard; see
-            :func:`studio.engine.curriculum.label_prior`); None if absent.
+            :func:`studio.engine.train.curriculum.label_prior`); None if absent.
         row: the original row (every column reaches the reward function).
         line: 1-based line/row number in the source file (for messages).
     """
@@ -321,7 +321,7 @@ def load_prompts(path: str | Path) -> list[RLPrompt]:
     Accepted columns: text in ``prompt`` (string, ``<image>``/``<video>`` placeholders
     allowed, or a messages list whose last user turn is taken), ``question`` or
     ``problem``; media in ``images``/``image`` and ``videos``/``video``, confined to the
-    file's folder exactly as SFT data (:func:`studio.engine.data.resolve_media`: relative
+    file's folder exactly as SFT data (:func:`studio.engine.train.data.resolve_media`: relative
     paths, or absolute ones inside that folder; images *or* one video per row); reference in ``answer`` (or ``solution``); optional
     ``task_type`` (default ``exact``) and ``difficulty``.
 
@@ -528,7 +528,7 @@ class PromptEncoder:
 
 def _load_image(path: str):
     try:
-        from studio.engine import media
+        from studio.engine.infer import media
 
         return media.load_image(path)
     except ImportError:
@@ -539,11 +539,11 @@ def _load_image(path: str):
 
 
 def _load_video(path: str, fps: float, max_frames: int):
-    """(frames uint8 (T,H,W,3), metadata dict) through studio.engine.media (PyAV)."""
+    """(frames uint8 (T,H,W,3), metadata dict) through studio.engine.infer.media (PyAV)."""
     try:
-        from studio.engine import media
+        from studio.engine.infer import media
     except ImportError as e:  # pragma: no cover - media.py ships with the product
-        raise InputError("Video prompts need studio.engine.media (PyAV decoding).") from e
+        raise InputError("Video prompts need studio.engine.infer.media (PyAV decoding).") from e
     clip = media.load_video(path, fps=fps, max_frames=max_frames)
     return clip.frames, clip.metadata
 
@@ -632,7 +632,7 @@ class RolloutGenerator:
         self.T, self.A = thinking_budget, answer_budget
         self.temperature, self.top_p = temperature, top_p
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        from studio.engine import family
+        from studio.engine.infer import family
 
         fam = family.of(processor)
         # The family's answer opener: GLM-4.1V </think><answer>, GLM-4.6V </think> + newline.
@@ -735,7 +735,7 @@ class Scorer:
     """
 
     def __init__(self, cfg: RewardConfig, fn: Callable | None = None, family=None):
-        from studio.engine import family as family_mod
+        from studio.engine.infer import family as family_mod
         from studio.engine import rewards
 
         # Completions are rewritten into GLM-4.1V's format before scoring (Family.as_reference),
@@ -1278,8 +1278,8 @@ def format_gate(ctx: _RunContext, model, n_prompts: int, rate: float | None = No
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """Newest complete ``checkpoint-N`` of a run (:func:`studio.engine.runs.find_last_checkpoint`)."""
-    from studio.engine.runs import find_last_checkpoint
+    """Newest complete ``checkpoint-N`` of a run (:func:`studio.engine.train.runs.find_last_checkpoint`)."""
+    from studio.engine.train.runs import find_last_checkpoint
 
     return find_last_checkpoint(run_dir)
 
@@ -1311,7 +1311,7 @@ def _file_logger(run_dir: Path) -> Callable[[str], None]:
 
 
 def _make_state(cfg: RLRunConfig, train: list[RLPrompt]):
-    from studio.engine.curriculum import CurriculumState
+    from studio.engine.train.curriculum import CurriculumState
 
     return CurriculumState(len(train), cfg.curriculum)
 
@@ -1328,7 +1328,7 @@ def build_trainer(cfg: RLRunConfig, run_dir: str | Path, *, model=None, processo
         reward_fn: a registry-signature reward function used instead of ``cfg.rewards``
             (tests use one with variance on a random model).
         resume: continue from the newest checkpoint (curriculum restored, no grading).
-        stop_flag: a :class:`studio.engine.metrics.StopFlag`; once set, the trainer saves a
+        stop_flag: a :class:`studio.engine.train.metrics.StopFlag`; once set, the trainer saves a
             checkpoint and stops at the next step end (graceful stop from the job panel).
 
     Returns:
@@ -1355,11 +1355,11 @@ def build_trainer(cfg: RLRunConfig, run_dir: str | Path, *, model=None, processo
     B = cfg.prompts_per_step
 
     if model is None or processor is None:
-        from studio.engine.models import load
+        from studio.engine.infer.models import load
 
         model, processor = load(cfg.model)
     on_cpu = next(model.parameters()).device.type == "cpu"
-    from studio.engine import family
+    from studio.engine.infer import family
 
     scorer = Scorer(cfg.rewards, reward_fn, family.of(processor, model))
     eos = model.generation_config.eos_token_id
@@ -1437,7 +1437,7 @@ def build_trainer(cfg: RLRunConfig, run_dir: str | Path, *, model=None, processo
     if not isinstance(model, PeftModel):
         peft_config = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                                  target_modules=cfg.lora_target, task_type="CAUSAL_LM")
-    from studio.engine.metrics import MetricsCallback, StopFlagCallback
+    from studio.engine.train.metrics import MetricsCallback, StopFlagCallback
 
     callbacks = [MetricsCallback(run_dir)]
     if stop_flag is not None:
@@ -1469,7 +1469,7 @@ def train(cfg: RLRunConfig, run_dir: str | Path, *, resume: bool = False, model=
     if cfg.eval_every and ctx.evals and step > 0:
         # in-loop evaluations run before a step's rollouts, so none sees the final model;
         # its score (the last point of the held-out curve) is measured here, at the final step
-        from studio.engine.metrics import MetricsWriter
+        from studio.engine.train.metrics import MetricsWriter
 
         acc = ctx.evaluate(trainer.accelerator.unwrap_model(trainer.model))
         with MetricsWriter(run_dir) as w:

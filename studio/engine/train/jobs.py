@@ -9,7 +9,7 @@ being closed, the app being restarted, and must be stoppable without killing the
 
 How it is spawned — a small supervisor ("wrapper") sits between the app and the trainer::
 
-    app ──Popen(start_new_session)──▶ python -m studio.engine.jobs --run-dir R -- <cmd…>
+    app ──Popen(start_new_session)──▶ python -m studio.engine.train.jobs --run-dir R -- <cmd…>
                                           └─Popen──▶ <cmd…>   (stdout+stderr → R/train.log)
 
 The wrapper is the leader of a new process group (so the app's Ctrl-C never reaches the
@@ -19,7 +19,7 @@ not running any more — then releases the lock. It forwards a stop request (SIG
 SIGTERM sent to the wrapper) to the trainer as SIGINT, and escalates to SIGKILL of the
 whole group itself after the grace period, so a stop survives an app restart too.
 
-Files (see :mod:`studio.engine.runs`): ``<runs_dir>/.job.lock`` — ``{"pid", "run_dir", "kind",
+Files (see :mod:`studio.engine.train.runs`): ``<runs_dir>/.job.lock`` — ``{"pid", "run_dir", "kind",
 "started", "host"}`` of the running job (pid = wrapper pid = process group id);
 ``<runs_dir>/.job.guard`` — an ``flock`` serialising lock checks between app processes;
 ``<run_dir>/job.json`` — ``{"pid", "kind", "cmd", "cwd", "started", "stop_requested",
@@ -72,8 +72,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from studio.engine.metrics import PROGRESS_FILE, read_json, write_json_atomic
-from studio.engine.runs import (
+from studio.engine.train.metrics import PROGRESS_FILE, read_json, write_json_atomic
+from studio.engine.train.runs import (
     CONFIG_FILE,
     JOB_FILE,
     LOG_FILE,
@@ -86,7 +86,10 @@ from studio.errors import InputError, JobBusyError
 
 LOCK_FILE = ".job.lock"
 GUARD_FILE = ".job.guard"
-WRAPPER_MODULE = "studio.engine.jobs"
+WRAPPER_MODULE = "studio.engine.train.jobs"
+#: Every name the wrapper has run under: a job started before the engine moved into
+#: subpackages still runs ``-m studio.engine.jobs`` and is still ours.
+WRAPPER_MODULES = (WRAPPER_MODULE, "studio.engine.jobs")
 #: Extra seconds ``stop(wait=True)`` waits beyond the grace period before it kills the
 #: group itself (the wrapper normally escalates first).
 STOP_BACKSTOP_S = 10.0
@@ -109,7 +112,7 @@ def is_our_wrapper(pid: int | None, run_dir: str | os.PathLike | None = None) ->
     """True when ``pid`` is alive and is our job wrapper (for ``run_dir`` when given).
 
     Guards against pid reuse after a reboot or a long time: the pid must run
-    ``-m studio.engine.jobs --run-dir <run_dir>``. Where ``/proc`` is unavailable only
+    ``-m studio.engine.train.jobs --run-dir <run_dir>``. Where ``/proc`` is unavailable only
     liveness is checked.
     """
     if not pid_alive(pid):
@@ -117,7 +120,7 @@ def is_our_wrapper(pid: int | None, run_dir: str | os.PathLike | None = None) ->
     argv = _cmdline(int(pid))
     if argv is None:
         return True
-    if WRAPPER_MODULE not in argv:
+    if not any(m in argv for m in WRAPPER_MODULES):
         return False
     if run_dir is not None:
         try:
@@ -347,7 +350,7 @@ class JobManager:
             child_env.update({"STUDIO_RUN_DIR": str(run), "STUDIO_JOB": "1", "PYTHONUNBUFFERED": "1"})
             # `-m studio` must import this very package even when it is not pip-installed
             # and the app was started from another folder.
-            pkg_root = str(Path(__file__).resolve().parents[2])
+            pkg_root = str(Path(__file__).resolve().parents[3])
             paths = [p for p in child_env.get("PYTHONPATH", "").split(os.pathsep) if p]
             if pkg_root not in paths:
                 child_env["PYTHONPATH"] = os.pathsep.join([pkg_root, *paths])
@@ -423,7 +426,7 @@ def finalize_vanished(run_dir: Path) -> None:
     for pid in (st.get("pid"), st.get("child_pid"), job.get("pid"), job.get("child_pid")):
         if pid and pid_alive(int(pid)) and (st.get("host") in (None, socket.gethostname())):
             argv = _cmdline(int(pid)) or []
-            if not argv or str(run_dir) in " ".join(argv) or WRAPPER_MODULE in argv:
+            if not argv or str(run_dir) in " ".join(argv) or any(m in argv for m in WRAPPER_MODULES):
                 return  # something of this job still runs
     if job.get("stop_requested"):
         write_status(run_dir, "stopped", forced=True, exit_code=st.get("exit_code"),
@@ -507,8 +510,8 @@ def final_status(rc: int, stop_requested: bool, recorded: dict, log_line: str = 
 
 
 def _wrapper_main(argv: list[str]) -> int:
-    """``python -m studio.engine.jobs --run-dir R -- cmd…``: run ``cmd``, record its end."""
-    ap = argparse.ArgumentParser(prog="python -m studio.engine.jobs")
+    """``python -m studio.engine.train.jobs --run-dir R -- cmd…``: run ``cmd``, record its end."""
+    ap = argparse.ArgumentParser(prog="python -m studio.engine.train.jobs")
     ap.add_argument("--run-dir", required=True)
     ap.add_argument("cmd", nargs=argparse.REMAINDER)
     args = ap.parse_args(argv)

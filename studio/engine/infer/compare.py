@@ -27,7 +27,7 @@ Decisions:
   :class:`~studio.errors.ModelLoadError`.
 * **Votes** append one JSON line per comparison to ``<runs>/compare-votes/<session>/
   votes.jsonl`` with the media copied into that folder (PDF pages as PNG images), in the
-  row format :func:`studio.engine.data.load_rows` reads (the chosen side becomes the SFT
+  row format :func:`studio.engine.train.data.load_rows` reads (the chosen side becomes the SFT
   target; ties and both-bad are skipped there).
 """
 
@@ -48,9 +48,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from studio.config import BASE_ID, EMBEDDED, THINKING_ID, GenerationConfig, ModelSpec, YamlConfig, check
-from studio.engine import chat, reasoning
-from studio.engine.chat import ChatTurn, Done, Stats
-from studio.engine.memplan import DeviceInfo, MemoryPlan, SideInput, plan_memory, require_fit, size_of
+from studio.engine.infer import chat, reasoning
+from studio.engine.infer.chat import ChatTurn, Done, Stats
+from studio.engine.infer.memplan import DeviceInfo, MemoryPlan, SideInput, plan_memory, require_fit, size_of
 from studio.errors import InputError, ModelLoadError
 
 SIDES = ("A", "B")
@@ -136,7 +136,7 @@ class CompareSettings(YamlConfig):
 
 def toy_available() -> bool:
     """True when both workshop checkpoints (studio/assets/toy-base, toy-thinking) exist."""
-    from studio.engine.models import SHIPPED
+    from studio.engine.infer.models import SHIPPED
 
     return all((SHIPPED[n] / "config.json").is_file() for n in (TOY_BASE, TOY_THINKING))
 
@@ -164,7 +164,7 @@ def default_mode(model: str) -> str:
 # ------------------------------------------------------------------ prompts
 
 def media_placeholders(media) -> str:
-    """Placeholder text for a :class:`~studio.engine.media.TurnMedia` (None → "")."""
+    """Placeholder text for a :class:`~studio.engine.infer.media.TurnMedia` (None → "")."""
     if media is None or media.kind == "none":
         return ""
     if media.kind == "video":
@@ -195,8 +195,8 @@ def render_base_prompt(question: str, media=None, *, few_shot: list[dict] | None
 def render_chat_prompt(processor, question: str, media=None, *, system: str | None = None,
                        thinking: bool | None = None) -> str:
     """The chat side's prompt text: the model's chat template with a generation prompt
-    (``thinking=False``: through the family's switch, see :mod:`studio.engine.family`)."""
-    from studio.engine import family
+    (``thinking=False``: through the family's switch, see :mod:`studio.engine.infer.family`)."""
+    from studio.engine.infer import family
 
     fam = family.of(processor)
     msgs = chat.build_messages([ChatTurn("user", question, media)], system, fam)
@@ -456,13 +456,13 @@ class Comparer:
     (the UI serialises GPU handlers with a shared concurrency id).
 
     Args:
-        registry: a :class:`~studio.engine.models.ModelRegistry` shared with other tabs
+        registry: a :class:`~studio.engine.infer.models.ModelRegistry` shared with other tabs
             (a private one if None).
         device_info: override the measured device (tests simulate cards with it).
     """
 
     def __init__(self, registry=None, device_info: DeviceInfo | None = None):
-        from studio.engine.models import ModelRegistry
+        from studio.engine.infer.models import ModelRegistry
 
         self.registry = registry if registry is not None else ModelRegistry()
         self.device_info = device_info
@@ -473,7 +473,7 @@ class Comparer:
     @staticmethod
     def weights_key(side: SideSpec) -> str:
         """Sides with equal keys share one loaded copy (same model; adapter may differ)."""
-        from studio.engine.models import resolve
+        from studio.engine.infer.models import resolve
 
         return json.dumps([resolve(side.model), side.load_in_4bit])
 
@@ -566,8 +566,8 @@ class Comparer:
         Args:
             a, b: the sides.
             question: the user's text (may be empty only if media is given).
-            media: a :class:`~studio.engine.media.TurnMedia` (or None); ``media_paths``
-                are decoded with :func:`studio.engine.media.prepare_turn_media` instead.
+            media: a :class:`~studio.engine.infer.media.TurnMedia` (or None); ``media_paths``
+                are decoded with :func:`studio.engine.infer.media.prepare_turn_media` instead.
             settings: shared settings (a copy gets the drawn seed).
             stop: set it to stop the running side; the other side is skipped.
 
@@ -579,7 +579,7 @@ class Comparer:
         settings.validate()
         question = (question or "").strip()
         if media is None and media_paths:
-            from studio.engine.media import prepare_turn_media
+            from studio.engine.infer.media import prepare_turn_media
 
             media = prepare_turn_media(media_paths, fps=settings.gen.video_fps, max_frames=settings.gen.max_frames)
         if not question and (media is None or media.kind == "none"):

@@ -2,7 +2,7 @@
 
 Each prompt is rendered with the model's own chat template (one user turn: the image,
 then the question), generated greedily by default, decoded *with* special tokens and
-parsed by :func:`studio.engine.reasoning.parse`. Two scoring modes:
+parsed by :func:`studio.engine.infer.reasoning.parse`. Two scoring modes:
 
 * ``thinking`` — the GLM-4.1V-Thinking contract (arXiv 2507.01006 §4): the output must
   be ``<think>…</think><answer>…</answer>`` with exactly one
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from studio.engine.reasoning import parse
+from studio.engine.infer.reasoning import parse
 from studio.errors import InputError
 
 def verify(pred: str, answer: str, task_type: str, choices: Sequence[str] | None = None) -> bool:
@@ -178,7 +178,7 @@ def stratified(rows: list[dict], n: int | None) -> list[dict]:
 
 def model_stage(path: str) -> str | None:
     """``stage`` from a folder's ``studio_model.json`` (``"base"``/``"thinking"``), else None."""
-    from studio.engine.models import studio_meta
+    from studio.engine.infer.models import studio_meta
 
     return studio_meta(path).get("stage")
 
@@ -201,7 +201,7 @@ def generate_outputs(model, processor, rows: list[dict], *, greedy: bool = True,
     import torch
     from PIL import Image
 
-    from studio.engine.reasoning import strip_control_tokens
+    from studio.engine.infer.reasoning import strip_control_tokens
 
     outs: list[str] = []
     tok = processor.tokenizer
@@ -239,8 +239,8 @@ def evaluate(model: str, tasks_file: str | Path, *, n: int | None = 20, greedy: 
         InputError: bad mode; DataError: bad task file; ModelLoadError: bad model.
     """
     from studio.config import ModelSpec
-    from studio.engine.models import load, resolve
-    from studio.engine.tasks import load_task_rows
+    from studio.engine.infer.models import load, resolve
+    from studio.engine.workshop.tasks import load_task_rows
 
     if mode not in ("auto", "thinking", "plain"):
         raise InputError(f"Unknown scoring mode {mode!r}; use auto, thinking or plain.")
@@ -278,16 +278,16 @@ def chat_check_scenes(n: int, seed: int = 0) -> list[tuple[Any, int]]:
     families drawn as shapes: *shapes*, *position*, *size*) with their number of red
     circles: half with none, a quarter with one and a quarter with two or more, so that
     always answering "0" scores 50 % and spotting one circle without counting scores 75 %.
-    Scenes without a red circle come from the first :data:`~studio.engine.tasks.EVAL_POOL`
+    Scenes without a red circle come from the first :data:`~studio.engine.workshop.tasks.EVAL_POOL`
     held-out scenes; scenes with several are rare (46 of the 4,500 shape scenes among the
-    first :data:`~studio.engine.tasks.HELD_OUT_POOL`), so that pool is searched for them.
-    Training skips both (:func:`studio.engine.toy_train.eval_keys`). Returns
+    first :data:`~studio.engine.workshop.tasks.HELD_OUT_POOL`), so that pool is searched for them.
+    Training skips both (:func:`studio.engine.workshop.toy_train.eval_keys`). Returns
     ``[(PIL image 112×112, count), …]``, interleaved (zero, one, zero, two+, …).
 
     Raises:
         InputError: ``n`` so large that the held-out pools cannot fill the quotas (n > ~180).
     """
-    from studio.engine import tasks as T
+    from studio.engine.workshop import tasks as T
 
     quota = {1: n // 4, 2: n // 2 - n // 4}
     quota[0] = n - quota[1] - quota[2]
@@ -312,7 +312,7 @@ def _interleave(a: list, b: list) -> list:
 
 def chat_check(model, processor, n: int = 40, *, seed: int = 0, gen=None) -> dict[str, Any]:
     """Ask "How many red circles?" about ``n`` held-out scenes exactly as the Chat tab
-    does (:func:`studio.engine.chat.stream`, the tab's default :class:`GenerationConfig`
+    does (:func:`studio.engine.infer.chat.stream`, the tab's default :class:`GenerationConfig`
     — sampling at temperature 0.8, top-p 0.9, top-k 2 — seeded per prompt so that the
     check repeats; the tab itself draws a fresh seed).
 
@@ -322,8 +322,8 @@ def chat_check(model, processor, n: int = 40, *, seed: int = 0, gen=None) -> dic
     ``thinking_tokens`` the mean tokens of thinking; ``examples`` the first three outputs.
     """
     from studio.config import GenerationConfig
-    from studio.engine import chat as engine
-    from studio.engine.media import TurnMedia
+    from studio.engine.infer import chat as engine
+    from studio.engine.infer.media import TurnMedia
 
     ok = fmt = think = 0
     examples = []
@@ -365,44 +365,3 @@ def before_after_table(before: Report, after: Report) -> str:
                      f"{100 * o['accuracy']:.0f} → {100 * r['accuracy']:.0f} | {d:+.0f} |")
     return "\n".join(lines)
 
-
-def evaluate_run(run_dir: str | Path, tasks_file: str | Path | None = None, n: int = 60) -> tuple[Report, Report]:
-    """Score a finished (or stopped) SFT/RL run before and after: its base model, then the
-    base with the run's adapter (or its fully fine-tuned ``model/``), on the same held-out
-    prompts, both in the think/answer format (a base model scores 0 format, as it should).
-
-    Args:
-        run_dir: the run folder (``config.yaml`` and ``adapter/``, ``checkpoint-N/`` or ``model/``).
-        tasks_file: held-out prompts; default the run's ``eval_data``, else the workshop's
-            ``sample_data/workshop/eval.jsonl``.
-        n: prompts, stratified over family × level.
-
-    Raises:
-        InputError: no config, nothing trained yet, or no held-out file.
-    """
-    import yaml
-
-    from studio.config import ModelSpec
-    from studio.engine.models import load
-    from studio.engine.runs import find_adapter, find_last_checkpoint
-
-    run = Path(run_dir)
-    try:
-        cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
-        raise InputError(f"{run} has no readable config.yaml; pick a run folder made by the SFT or RL tab.") from None
-    base = (cfg.get("model") or {}).get("name_or_path") or "embedded"
-    tasks = tasks_file or cfg.get("eval_data") or Path(__file__).resolve().parents[2] / "sample_data" / "workshop" / "eval.jsonl"
-    if not Path(tasks).is_file():
-        raise InputError(f"No held-out prompt file to score: {tasks} does not exist.")
-    trained = run / "model" if (run / "model" / "config.json").is_file() else None
-    adapter = None if trained else (find_adapter(run) or find_last_checkpoint(run))
-    if trained is None and adapter is None:
-        raise InputError(f"{run.name} has no trained model, adapter or checkpoint yet; wait for the first save.")
-    before = evaluate(base, tasks, n=n, mode="thinking", loaded=load(ModelSpec(name_or_path=base, device="cpu")))
-    if trained is not None:
-        after = evaluate(str(trained), tasks, n=n, mode="thinking")
-    else:
-        after = evaluate(f"{base} + {adapter}", tasks, n=n, mode="thinking",
-                         loaded=load(ModelSpec(name_or_path=base, adapter=str(adapter), device="cpu")))
-    return before, after

@@ -308,7 +308,7 @@ def from_loaded(processor, model=None) -> Family:
 def of(processor, model=None) -> Family:
     """The :class:`Family` of a loaded processor, computed once and kept on it.
 
-    :func:`studio.engine.models.load` calls this with the model at load time; later
+    :func:`studio.engine.infer.models.load` calls this with the model at load time; later
     callers that only hold the processor get the same object back.
     """
     fam = getattr(processor, "studio_family", None)

@@ -7,9 +7,9 @@ training job, so it can be read without the app (``studio runs``, a notebook, Te
 ``config.yaml``    the exact config the child ran (``studio <kind> --config …``)
 ``status.json``    ``{"status": running|finished|failed|stopped, "pid", "started",
                    "ended", "exit_code", "error", ...}`` — written atomically
-``job.json``       how the job was spawned (:mod:`studio.engine.jobs`)
-``metrics.jsonl``  append-only metrics (:mod:`studio.engine.metrics`)
-``progress.json``  step / max_steps / elapsed / ETA (:class:`~studio.engine.metrics.MetricsCallback`)
+``job.json``       how the job was spawned (:mod:`studio.engine.train.jobs`)
+``metrics.jsonl``  append-only metrics (:mod:`studio.engine.train.metrics`)
+``progress.json``  step / max_steps / elapsed / ETA (:class:`~studio.engine.train.metrics.MetricsCallback`)
 ``train.log``      the child's stdout + stderr
 ``error.log``      the traceback of an unexpected training error (never shown in the UI)
 ``checkpoint-N/``  transformers checkpoints (also accepted one folder down, e.g. ``checkpoints/``)
@@ -18,7 +18,7 @@ training job, so it can be read without the app (``studio runs``, a notebook, Te
 
 Why a status file and not only the process table: the app may be restarted while a job
 runs, and a finished run must still say how it ended. Who writes it: the job wrapper
-(:mod:`studio.engine.jobs`) records start and exit code; a trainer command may use
+(:mod:`studio.engine.train.jobs`) records start and exit code; a trainer command may use
 :func:`track_run` to record ``stopped``/``failed`` with an error message itself (and so
 also when it is run straight from a terminal, without the app).
 
@@ -42,7 +42,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
 
-from studio.engine.metrics import (
+from studio.engine.train.metrics import (
     METRICS_FILE,
     PROGRESS_FILE,
     last_values,
@@ -236,7 +236,7 @@ def track_run(run_dir: str | os.PathLike, kind: str, stop_flag: Any = None) -> I
     """Record a run's life in ``status.json`` from inside the training process.
 
     Writes ``running`` (this pid) on entry; on a normal exit ``stopped`` if ``stop_flag``
-    (a :class:`~studio.engine.metrics.StopFlag` or anything truthy once a stop was asked)
+    (a :class:`~studio.engine.train.metrics.StopFlag` or anything truthy once a stop was asked)
     is set, else ``finished``; on an exception ``failed`` with a one-line error.
     ``KeyboardInterrupt`` counts as ``stopped``. Yields the status dict.
 
@@ -247,7 +247,7 @@ def track_run(run_dir: str | os.PathLike, kind: str, stop_flag: Any = None) -> I
             ``error.log`` in the run folder (and ``status.json["traceback"]``), so the CLI,
             ``train.log`` and the UI never show one.
 
-    The job wrapper of :mod:`studio.engine.jobs` respects a ``stopped``/``failed`` written
+    The job wrapper of :mod:`studio.engine.train.jobs` respects a ``stopped``/``failed`` written
     here and adds the exit code.
     """
     if os.environ.get("STUDIO_JOB") == "1":  # under the job wrapper: it owns ``pid``/``started``

@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
 from studio.config import GenerationConfig
-from studio.engine import family as family_mod
-from studio.engine import reasoning
+from studio.engine.infer import family as family_mod
+from studio.engine.infer import reasoning
 from studio.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from studio.engine.media import TurnMedia
+    from studio.engine.infer.media import TurnMedia
 
 #: Longest prompt text accepted per turn, in characters (before tokenization).
 MAX_PROMPT_CHARS = 200_000
@@ -168,7 +168,7 @@ def build_inputs(processor, history: list[ChatTurn], system: str | None = None, 
     """Render the template and run the processor.
 
     ``thinking=False`` switches thinking off through the family's template switch
-    (:meth:`studio.engine.family.Family.template_kwargs`); None/True = the default.
+    (:meth:`studio.engine.infer.family.Family.template_kwargs`); None/True = the default.
 
     Returns a ``BatchFeature`` with ``input_ids`` (1, L) int64, ``attention_mask``,
     ``mm_token_type_ids`` and, when media is present, ``pixel_values`` (N, C·T·P·P)

@@ -58,7 +58,7 @@ OPS = {"+": "plus", "-": "minus", "x": "times"}
 #: ``seed`` skips any scene whose content equals one of the first ``EVAL_POOL`` of them (the
 #: eval files take their scenes in order, so ``--eval-n`` up to ~590 stays inside) and every scene with a red circle
 #: among the first ``HELD_OUT_POOL`` (the Chat tab's check, see
-#: :func:`studio.engine.evaluate.chat_check_scenes`, needs the rare scenes with several).
+#: :func:`studio.engine.workshop.evaluate.chat_check_scenes`, needs the rare scenes with several).
 #: Skipping all of the first ``HELD_OUT_POOL`` would remove whole small cells from training:
 #: every level-1 arithmetic scene (measured: 100 % of them; 81 % at ``EVAL_POOL``).
 EVAL_POOL = 600

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 SUPPORTED_MODEL_TYPES = ("glm4v",)
 #: Shipped workshop checkpoints, addressed by short name.
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
 SHIPPED = {"toy-base": ASSETS / "toy-base", "toy-thinking": ASSETS / "toy-thinking"}
 
 
@@ -41,7 +41,7 @@ def resolve(name_or_path: str) -> str:
             an existing folder.
     """
     if name_or_path in (EMBEDDED, "", None):
-        from studio.engine.tiny import embedded_path
+        from studio.engine.infer.tiny import embedded_path
 
         return str(embedded_path())
     if name_or_path in SHIPPED:
@@ -91,7 +91,7 @@ def is_workshop(path: str) -> bool:
 
 
 def is_embedded(path: str) -> bool:
-    """True if ``path`` is a folder written by :func:`studio.engine.tiny.build_tiny`."""
+    """True if ``path`` is a folder written by :func:`studio.engine.infer.tiny.build_tiny`."""
     return studio_meta(path).get("kind") == "embedded-tiny"
 
 
@@ -112,10 +112,10 @@ def checkpoint_folder(name_or_path: str) -> str | None:
 
 
 def checkpoint_family(name_or_path: str):
-    """The :class:`~studio.engine.family.Family` a model's files describe (thinking switch,
+    """The :class:`~studio.engine.infer.family.Family` a model's files describe (thinking switch,
     sampling defaults …), read before — or without — loading its weights; None when
     :func:`checkpoint_folder` finds no files or they are unreadable."""
-    from studio.engine import family
+    from studio.engine.infer import family
     from studio.errors import StudioError
 
     folder = checkpoint_folder(name_or_path)
@@ -303,7 +303,7 @@ def load(spec: ModelSpec, progress: Callable[[str], None] | None = None):
     model.eval()
     model.studio_name = spec.name_or_path  # type: ignore[attr-defined]
     model.studio_path = path  # type: ignore[attr-defined]
-    from studio.engine import family
+    from studio.engine.infer import family
 
     # Read the family (tags, ids, thinking switch, defaults) from the checkpoint once, now.
     model.studio_family = family.of(processor, model)  # type: ignore[attr-defined]

@@ -43,7 +43,7 @@ REASONING_TOKENS = [
     "<think>", "</think>", "<answer>", "</answer>", "<|begin_of_box|>", "<|end_of_box|>",
 ]
 
-TEMPLATE_PATH = Path(__file__).parent / "templates" / "glm4v_chat.jinja"
+TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "templates" / "glm4v_chat.jinja"
 
 #: The first added token's id in both real tokenizers (``<|endoftext|>``).
 REAL_FIRST_ADDED_ID = 151329
@@ -141,7 +141,7 @@ def _build_tokenizer(corpus: str = "", vocab_size: int = 1500, added: list | Non
 
     Args:
         corpus: extra training text; a model trained on a known domain (the workshop
-            model, :mod:`studio.engine.toy_train`) passes its text so that its words
+            model, :mod:`studio.engine.workshop.toy_train`) passes its text so that its words
             become single tokens, as they are in the real 151k-token vocabulary.
         vocab_size: BPE vocabulary cap (before GLM's added tokens).
         added: ``(token, special)`` pairs in id order (None: GLM-4.1V's, as before).

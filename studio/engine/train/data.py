@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
-from studio.engine.reasoning import (
+from studio.engine.infer.reasoning import (
     ANSWER_CLOSE,
     ANSWER_OPEN,
     BOX_CLOSE,
@@ -52,7 +52,7 @@ from studio.engine.reasoning import (
 )
 from studio.errors import DataError, MediaError
 
-TRAIN_TEMPLATE_PATH = Path(__file__).parent / "templates" / "glm4v_train.jinja"
+TRAIN_TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "templates" / "glm4v_train.jinja"
 DATA_EXTS = (".jsonl", ".json", ".csv", ".parquet")
 IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER = "<image>", "<video>"
 
@@ -77,7 +77,7 @@ FIXES: dict[str, str] = {
 def train_template(family=None) -> str:
     """The training chat template text for ``family`` (None = GLM-4.1V): ``glm4v_train.jinja``,
     or ``glm46v_train.jinja`` for the GLM-4.6V format (same bytes as its chat template)."""
-    from studio.engine.family import GLM46V
+    from studio.engine.infer.family import GLM46V
 
     name = "glm46v_train.jinja" if family is not None and family.name == GLM46V else TRAIN_TEMPLATE_PATH.name
     return (TRAIN_TEMPLATE_PATH.parent / name).read_text(encoding="utf-8")
@@ -377,7 +377,7 @@ def normalise(record: dict, base: Path, where: str, cache: Path | None = None) -
 
 def _video_exts() -> tuple[str, ...]:
     try:
-        from studio.engine.media import VIDEO_EXTS
+        from studio.engine.infer.media import VIDEO_EXTS
 
         return tuple(VIDEO_EXTS)
     except ImportError:
@@ -563,21 +563,21 @@ def save_rows(rows: list[Row], path: str | os.PathLike) -> Path:
 
 # ------------------------------------------------------------------ media loading
 def load_image(path: str):
-    """Decode an image with ``studio.engine.media.load_image`` (RGB, size rules there).
+    """Decode an image with ``studio.engine.infer.media.load_image`` (RGB, size rules there).
 
     Raises: MediaError for missing/corrupt/unusable files.
     """
-    from studio.engine import media
+    from studio.engine.infer import media
 
     return media.load_image(path)
 
 
 def load_video(path: str, fps: float = 2.0, max_frames: int = 32):
-    """Decode a video with ``studio.engine.media.load_video`` → ``VideoClip`` (frames + metadata).
+    """Decode a video with ``studio.engine.infer.media.load_video`` → ``VideoClip`` (frames + metadata).
 
     Raises: MediaError when the file is missing/corrupt or video decoding is unavailable.
     """
-    from studio.engine import media
+    from studio.engine.infer import media
 
     return media.load_video(path, fps=fps, max_frames=max_frames)
 
@@ -598,12 +598,12 @@ def training_messages(row: Row, policy: Policy = "last_thinking", family=None) -
     """Messages as the training template sees them, with per-turn ``loss`` flags.
 
     ``last_thinking``: earlier assistant turns are reduced to their answer
-    (:func:`studio.engine.reasoning.strip_thinking`, as the official demo does at
+    (:func:`studio.engine.infer.reasoning.strip_thinking`, as the official demo does at
     inference) and carry no loss; the last assistant turn is trained whole.
     ``answer_only``: like that, but the last turn is trained from ``<answer>`` on.
     ``all_turns``: every assistant turn is trained as written.
     ``family`` (None = GLM-4.1V) decides how a reduced turn looks (with or without
-    ``<answer>`` tags, :meth:`studio.engine.family.Family.history_reply`).
+    ``<answer>`` tags, :meth:`studio.engine.infer.family.Family.history_reply`).
 
     Returns a deep copy; ``row`` is not changed.
     """
@@ -655,13 +655,13 @@ class Collator:
 
     def __post_init__(self) -> None:
         if self.template is None:
-            from studio.engine import family
+            from studio.engine.infer import family
 
             self.template = train_template(family.of(self.processor))
 
     def conversation(self, row: Row) -> tuple[list[dict], list]:
         """Template messages with decoded media inside the items, plus video metadata."""
-        from studio.engine import family
+        from studio.engine.infer import family
 
         msgs = training_messages(row, self.policy, family.of(self.processor))
         scale = float(row.meta.get("image_scale", 1.0))
@@ -1100,7 +1100,7 @@ def _video_tokens(processor, clip) -> int:
 def _row_lengths(row: Row, processor, sizes: list[tuple[int, int]], video_tokens: list[int],
                  policy: str, scale: float = 1.0) -> tuple[int, int, int]:
     """(total tokens, visual tokens, end index of the last visual span) for ``row``."""
-    from studio.engine import family
+    from studio.engine.infer import family
 
     fam = family.of(processor)
     text = processor.apply_chat_template(training_messages(row, policy, fam), chat_template=train_template(fam),
@@ -1149,13 +1149,13 @@ def doctor(rows: list[Row], processor=None, max_length: int | None = 2048, *,
     Args:
         rows: loaded rows; processor: the model's processor (None skips ``length``).
         load_problems / skipped: carried over from :func:`load_rows` (lenient).
-        family: whose tags ``tags`` expects (:mod:`studio.engine.family`); None = the
+        family: whose tags ``tags`` expects (:mod:`studio.engine.infer.family`); None = the
             processor's family, else GLM-4.1V's.
 
     Returns: the report; ``report.plan[i]`` is ``{"action": "ok"|"resize"|"skip"|"error",
         "scale": float, "tokens": int}`` for row i+1.
     """
-    from studio.engine import family as family_mod
+    from studio.engine.infer import family as family_mod
 
     fam = family or (family_mod.of(processor) if processor is not None else family_mod.DEFAULT)
     rep = Report(rows=len(rows), max_length=max_length, skipped=dict(skipped or {}))
