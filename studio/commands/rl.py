@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return 0
     from studio.engine.train import rl
-    from studio.engine.train.metrics import install_graceful_stop
+    from studio.engine.train.callbacks import install_graceful_stop
     from studio.engine.train.runs import track_run
 
     flag = install_graceful_stop()

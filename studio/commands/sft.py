@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"run folder: {run_dir}\nrepeat with: studio sft --config {run_dir / 'config.yaml'}", flush=True)
     if args.dry_run:
         return 0
-    from studio.engine.train.metrics import install_graceful_stop
+    from studio.engine.train.callbacks import install_graceful_stop
     from studio.engine.train.runs import track_run
     from studio.engine.train.sft import train
 

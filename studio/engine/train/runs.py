@@ -9,7 +9,7 @@ training job, so it can be read without the app (``studio runs``, a notebook, Te
                    "ended", "exit_code", "error", ...}`` — written atomically
 ``job.json``       how the job was spawned (:mod:`studio.engine.train.jobs`)
 ``metrics.jsonl``  append-only metrics (:mod:`studio.engine.train.metrics`)
-``progress.json``  step / max_steps / elapsed / ETA (:class:`~studio.engine.train.metrics.MetricsCallback`)
+``progress.json``  step / max_steps / elapsed / ETA (:class:`~studio.engine.train.callbacks.MetricsCallback`)
 ``train.log``      the child's stdout + stderr
 ``error.log``      the traceback of an unexpected training error (never shown in the UI)
 ``checkpoint-N/``  transformers checkpoints (also accepted one folder down, e.g. ``checkpoints/``)
@@ -236,7 +236,7 @@ def track_run(run_dir: str | os.PathLike, kind: str, stop_flag: Any = None) -> I
     """Record a run's life in ``status.json`` from inside the training process.
 
     Writes ``running`` (this pid) on entry; on a normal exit ``stopped`` if ``stop_flag``
-    (a :class:`~studio.engine.train.metrics.StopFlag` or anything truthy once a stop was asked)
+    (a :class:`~studio.engine.train.callbacks.StopFlag` or anything truthy once a stop was asked)
     is set, else ``finished``; on an exception ``failed`` with a one-line error.
     ``KeyboardInterrupt`` counts as ``stopped``. Yields the status dict.
 

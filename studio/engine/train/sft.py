@@ -394,7 +394,7 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
     from trl import SFTConfig
 
     from studio.engine.train import data as D
-    from studio.engine.train.metrics import MetricsCallback, StopFlagCallback
+    from studio.engine.train.callbacks import MetricsCallback, StopFlagCallback
     from studio.engine.infer.models import load, pick_device, pick_dtype
 
     cfg.validate()
