@@ -262,7 +262,7 @@ def test_training_error_is_one_line_never_a_traceback(tiny_path, tmp_path, monke
     import shutil
 
     from studio.cli import main
-    from studio.engine.train import data as D
+    from studio.engine.train.data import diagnosis
     from studio.engine.train.runs import read_status
 
     shutil.copytree(SAMPLE.parent / "images", tmp_path / "images")
@@ -273,7 +273,7 @@ def test_training_error_is_one_line_never_a_traceback(tiny_path, tmp_path, monke
                  "images": ["images/cat.jpg"], "videos": ["clip.mp4"]})
     data = tmp_path / "mix.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    monkeypatch.setattr(D, "media_mix_problem", lambda n_images, n_videos: None)  # the doctor misses it
+    monkeypatch.setattr(diagnosis, "media_mix_problem", lambda n_images, n_videos: None)  # the doctor misses it
     monkeypatch.delenv("STUDIO_JOB", raising=False)
     rc = main(["sft", "--data", str(data), "--model", str(tiny_path), "--runs-dir", str(tmp_path / "runs"),
                "--max-steps", "2", "--batch-size", "4", "--grad-accum", "1", "--eval-split", "0",
