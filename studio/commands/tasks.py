@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from studio.engine.workshop.tasks import write_dataset
+    from studio.engine.workshop.task_files import write_dataset
 
     counts = write_dataset(args.out, args.n, args.seed, args.families, args.levels, eval_n=args.eval_n)
     for name, k in counts.items():

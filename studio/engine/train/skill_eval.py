@@ -66,7 +66,7 @@ def make_skill_callback(tasks_file: str | Path, processor, writer, *, every: int
     Raises:
         DataError: ``tasks_file`` is not a readable prompt file (checked at once).
     """
-    from studio.engine.workshop.tasks import load_task_rows
+    from studio.engine.workshop.task_files import load_task_rows
 
     load_task_rows(tasks_file)  # fail before training starts, not after the first interval
     Base = _callback_base()

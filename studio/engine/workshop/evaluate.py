@@ -240,7 +240,7 @@ def evaluate(model: str, tasks_file: str | Path, *, n: int | None = 20, greedy: 
     """
     from studio.config import ModelSpec
     from studio.engine.infer.models import load, resolve
-    from studio.engine.workshop.tasks import load_task_rows
+    from studio.engine.workshop.task_files import load_task_rows
 
     if mode not in ("auto", "thinking", "plain"):
         raise InputError(f"Unknown scoring mode {mode!r}; use auto, thinking or plain.")

@@ -30,25 +30,13 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from studio.engine.workshop.drawing import (  # noqa: F401 - re-exported: the scene API as before
+    BACKGROUND, CELL, COLORS, DIGIT_BOX, GRID, IMAGE_SIZE, INK, SEGMENTS, STROKE, render)
 from studio.errors import InputError
 
-IMAGE_SIZE = 112  # px, square canvas
-CELL = 28  # px; one merged visual token of the tiny processor sees one cell
-GRID = IMAGE_SIZE // CELL  # 4 × 4 cells
-BACKGROUND = (255, 255, 255)
-INK = (0, 0, 0)  # digits and operators
-COLORS: dict[str, tuple[int, int, int]] = {
-    "red": (220, 30, 30),
-    "green": (30, 160, 60),
-    "blue": (40, 80, 220),
-    "yellow": (230, 200, 20),
-    "purple": (140, 50, 170),
-    "orange": (240, 130, 20),
-}
 SHAPES = ("circle", "square", "triangle")
 FAMILIES = ("shapes", "position", "size", "arithmetic")
 LEVELS = (1, 2, 3)
@@ -63,16 +51,6 @@ OPS = {"+": "plus", "-": "minus", "x": "times"}
 #: every level-1 arithmetic scene (measured: 100 % of them; 81 % at ``EVAL_POOL``).
 EVAL_POOL = 600
 HELD_OUT_POOL = 6000
-
-#: Seven-segment layout of the digits: segments a (top), b (top right), c (bottom
-#: right), d (bottom), e (bottom left), f (top left), g (middle).
-SEGMENTS = {
-    "0": "abcdef", "1": "bc", "2": "abdeg", "3": "abcdg", "4": "bcfg",
-    "5": "acdfg", "6": "acdefg", "7": "abc", "8": "abcdefg", "9": "abcdfg",
-}
-#: Digit box inside a 28-px cell: x 7..20, y 3..24, stroke 3 px.
-DIGIT_BOX = (7, 3, 21, 25)
-STROKE = 3
 
 
 @dataclass
@@ -132,70 +110,6 @@ class Scene:
 # --------------------------------------------------------------------------- rendering
 
 
-def _draw_shape(draw, obj: dict) -> None:
-    x0, y0, x1, y1 = obj["box"]
-    color = COLORS[obj["color"]]
-    if obj["shape"] == "square":
-        draw.rectangle([x0, y0, x1, y1], fill=color)
-    elif obj["shape"] == "circle":
-        draw.ellipse([x0, y0, x1, y1], fill=color)
-    else:  # triangle, apex up
-        draw.polygon([((x0 + x1) / 2, y0), (x1, y1), (x0, y1)], fill=color)
-
-
-def _segment_rects(ox: int, oy: int) -> dict[str, tuple[int, int, int, int]]:
-    x0, y0, x1, y1 = DIGIT_BOX
-    x0, x1, y0, y1 = x0 + ox, x1 + ox, y0 + oy, y1 + oy
-    ym = (y0 + y1) // 2
-    s = STROKE
-    return {
-        "a": (x0, y0, x1, y0 + s - 1),
-        "b": (x1 - s + 1, y0, x1, ym),
-        "c": (x1 - s + 1, ym, x1, y1),
-        "d": (x0, y1 - s + 1, x1, y1),
-        "e": (x0, ym, x0 + s - 1, y1),
-        "f": (x0, y0, x0 + s - 1, ym),
-        "g": (x0, ym - 1, x1, ym + 1),
-    }
-
-
-def _draw_symbol(draw, sym: str, row: int, col: int) -> None:
-    ox, oy = col * CELL, row * CELL
-    if sym in SEGMENTS:
-        rects = _segment_rects(ox, oy)
-        for seg in SEGMENTS[sym]:
-            draw.rectangle(rects[seg], fill=INK)
-        return
-    c = CELL // 2
-    if sym in "+-":
-        draw.rectangle([ox + 6, oy + c - 1, ox + 21, oy + c + 1], fill=INK)
-    if sym == "+":
-        draw.rectangle([ox + c - 1, oy + 6, ox + c + 1, oy + 21], fill=INK)
-    if sym == "x":
-        for d in range(-1, 2):  # 3-px thick diagonals, drawn pixel by pixel (no AA)
-            for t in range(7, 21):
-                for u in (t, 27 - t):
-                    x = ox + t + d
-                    if 0 <= x - ox < CELL:
-                        draw.point((x, oy + u), fill=INK)
-
-
-def render(description: dict[str, Any]):
-    """Render a scene description to an RGB ``PIL.Image`` (112×112, no anti-aliasing)."""
-    from PIL import Image, ImageDraw
-
-    img = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), BACKGROUND)
-    draw = ImageDraw.Draw(img)
-    if description["kind"] == "shapes":
-        for obj in description["objects"]:
-            _draw_shape(draw, obj)
-    else:
-        for k, sym in enumerate(description["symbols"]):
-            _draw_symbol(draw, sym, description["row"], description["col"] + k)
-    return img
-
-
-#: What a 28-px cell holds (:func:`cell_labels`): nothing, a shape, or a digit/operator.
 CELL_CONTENT = ("empty",) + SHAPES + tuple("0123456789") + ("+", "-", "x")
 #: The colour of a cell's content: none (empty), a shape colour, or black ink.
 CELL_COLOURS = ("none",) + tuple(COLORS) + ("black",)
@@ -584,133 +498,13 @@ def generate(n: int, seed: int = 0, families: Sequence[str] = FAMILIES, levels: 
 # --------------------------------------------------------------------------- exports
 
 
-def assistant_text(item: TaskItem) -> str:
-    """GLM-4.1V-Thinking target: ``<think>trace</think><answer><|begin_of_box|>ans<|end_of_box|></answer>``."""
-    return (f"<think>{item.trace}</think><answer><|begin_of_box|>{item.answer}"
-            f"<|end_of_box|></answer>")
+#: Task-file functions, in :mod:`studio.engine.workshop.task_files` now; still reachable here.
+_TASK_FILES = {"assistant_text", "export_rl", "export_sft", "item_dict", "load_task_rows", "rl_row", "write_dataset"}
 
 
-def _save_images(scenes: Sequence[Scene], out: Path, image_dir: str) -> dict[str, str]:
-    (out / image_dir).mkdir(parents=True, exist_ok=True)
-    rel = {}
-    for s in scenes:
-        img = s.image if s.image is not None else render(s.description)
-        path = f"{image_dir}/{s.image_id}.png"
-        img.save(out / path, format="PNG", optimize=False)
-        rel[s.image_id] = path
-    return rel
+def __getattr__(name: str):
+    if name in _TASK_FILES:
+        from studio.engine.workshop import task_files
 
-
-def _write_jsonl(path: Path, rows: Iterable[dict]) -> int:
-    n = 0
-    with path.open("w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-            n += 1
-    return n
-
-
-def export_sft(scenes: Sequence[Scene], path: str | Path, *, image_dir: str = "images",
-               multi_turn: bool = True) -> int:
-    """Write a GLM-4.1V fine-tune JSONL (+ PNGs in ``image_dir`` beside it).
-
-    Row format: ``{"messages": [{"role": "user", "content": "<image>Q"}, {"role":
-    "assistant", "content": "<think>…</think><answer><|begin_of_box|>A<|end_of_box|></answer>"},
-    …], "images": ["images/<id>.png"]}``. With ``multi_turn`` every question about an image
-    is one more user/assistant pair in the same chat (one row per image); otherwise one
-    row per question. Image paths are relative to the JSONL file. Returns rows written.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rel = _save_images(scenes, path.parent, image_dir)
-
-    def rows():
-        for s in scenes:
-            groups = [s.items] if multi_turn else [[it] for it in s.items]
-            for items in groups:
-                msgs = []
-                for k, it in enumerate(items):
-                    msgs.append({"role": "user", "content": ("<image>" if k == 0 else "") + it.question})
-                    msgs.append({"role": "assistant", "content": assistant_text(it)})
-                yield {"messages": msgs, "images": [rel[s.image_id]]}
-
-    return _write_jsonl(path, rows())
-
-
-def rl_row(item: TaskItem, image_path: str) -> dict:
-    """One RL / eval prompt row (see :func:`export_rl`)."""
-    return {"id": item.id, "prompt": "<image>" + item.question, "images": [image_path],
-            "answer": item.answer, "task_type": item.task_type, "difficulty": item.difficulty,
-            "family": item.family, "choices": item.choices, "trace": item.trace, "scene": item.scene}
-
-
-def export_rl(scenes: Sequence[Scene], path: str | Path, *, image_dir: str = "images") -> int:
-    """Write an RL prompt JSONL (+ PNGs), one row per question.
-
-    Row: ``{"id", "prompt": "<image>Q", "images": ["images/<id>.png"], "answer", "task_type",
-    "difficulty" (1..3), "family", "choices", "trace", "scene"}``. Returns rows written.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rel = _save_images(scenes, path.parent, image_dir)
-    return _write_jsonl(path, (rl_row(it, rel[s.image_id]) for s in scenes for it in s.items))
-
-
-def load_task_rows(path: str | Path) -> list[dict]:
-    """Read an RL/eval prompt JSONL written by :func:`export_rl`; image paths made absolute.
-
-    Raises:
-        InputError: missing file, bad JSON, or a row without prompt/answer/images.
-    """
-    from studio.errors import DataError
-
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"Task file {str(p)!r} does not exist; create one with `studio tasks --out DIR`.")
-    rows = []
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            r = json.loads(line)
-        except ValueError as e:
-            raise DataError(f"{p}: line {n} is not valid JSON ({e}).") from None
-        prompt = r.get("prompt")
-        if isinstance(prompt, list):  # messages: take the last user text
-            prompt = next((m["content"] for m in reversed(prompt) if m.get("role") == "user"), None)
-        if not isinstance(prompt, str) or "answer" not in r:
-            raise DataError(f"{p}: line {n} needs a string `prompt` (or messages) and an `answer`.")
-        r["prompt"] = prompt
-        r["images"] = [str((p.parent / im).resolve()) for im in r.get("images", [])]
-        r.setdefault("family", "all")
-        r.setdefault("difficulty", 0)
-        r.setdefault("task_type", "exact")
-        rows.append(r)
-    if not rows:
-        raise DataError(f"{p} has no rows.")
-    return rows
-
-
-def write_dataset(out: str | Path, n: int, seed: int = 0, families: Sequence[str] = FAMILIES,
-                  levels: Sequence[int] = LEVELS, *, eval_n: int = 0, eval_seed: int | None = None) -> dict:
-    """Write ``sft.jsonl``, ``rl.jsonl`` (and ``eval.jsonl`` when ``eval_n``) into ``out``.
-
-    SFT and RL files hold the same ``n`` questions (SFT: one multi-turn chat per image);
-    the eval file is drawn from ``eval_seed`` (default ``seed + 1000``) with scenes whose
-    content also occurs in the training scenes removed. Returns counts per file.
-    """
-    out = Path(out)
-    scenes = generate(n, seed, families, levels)
-    counts = {"sft.jsonl": export_sft(scenes, out / "sft.jsonl"),
-              "rl.jsonl": export_rl(scenes, out / "rl.jsonl")}
-    if eval_n:
-        seen = {s.key() for s in scenes}
-        es = [s for s in generate(eval_n * 2, seed + 1000 if eval_seed is None else eval_seed,
-                                  families, levels, questions_per_image=1) if s.key() not in seen]
-        counts["eval.jsonl"] = export_rl(es[:eval_n], out / "eval.jsonl")
-    return counts
-
-
-def item_dict(item: TaskItem) -> dict:
-    """Plain dict of a :class:`TaskItem` (JSON-serialisable)."""
-    return asdict(item)
+        return getattr(task_files, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

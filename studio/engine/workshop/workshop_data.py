@@ -21,7 +21,7 @@ import json
 import math
 from pathlib import Path
 
-from studio.engine.workshop import tasks as T
+from studio.engine.workshop import task_files
 from studio.errors import InputError
 
 
@@ -62,13 +62,13 @@ def write_thinking_sft(out: str | Path, scenes: int = 12000, seed: int = 0, max_
                 msgs = []
                 for q, it in enumerate(s.items[:max_questions]):
                     msgs.append({"role": "user", "content": ("<image>" if q == 0 else "") + question_text(it, "thinking")})
-                    msgs.append({"role": "assistant", "content": T.assistant_text(it)})
+                    msgs.append({"role": "assistant", "content": task_files.assistant_text(it)})
                 f.write(json.dumps({"messages": msgs, "images": [name]}, ensure_ascii=False) + "\n")
                 rows += 1
     tmp.replace(out / "sft.jsonl")
     counts = {"sft.jsonl": rows}
     if eval_n:
-        held = T.write_dataset(out / "heldout", 12, seed, eval_n=eval_n)
+        held = task_files.write_dataset(out / "heldout", 12, seed, eval_n=eval_n)
         counts["heldout/eval.jsonl"] = held["eval.jsonl"]
     return counts
 
