@@ -47,9 +47,10 @@ class _OldPaths(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def find_spec(self, fullname, path=None, target=None):
         new = self._new(fullname)
-        if new is None or importlib.util.find_spec(new) is None:
-            return None
-        return importlib.util.spec_from_loader(fullname, self, is_package=False)
+        real = importlib.util.find_spec(new) if new else None
+        if real is None:
+            return None  # a package keeps its __path__: the import machinery only sets a missing one
+        return importlib.util.spec_from_loader(fullname, self, is_package=real.submodule_search_locations is not None)
 
     def create_module(self, spec):
         module = importlib.import_module(self._new(spec.name))
