@@ -1,4 +1,4 @@
-"""Media rules (studio/engine/infer/media.py): every bad input from issue 2 gets a clear
+"""Media rules (studio/engine/infer/media/): every bad input from issue 2 gets a clear
 MediaError; good input — including the committed sample data — reaches the tiny
 GLM-4.1V processor with the shapes, timestamps and token counts the model expects.
 
@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from studio.engine.infer import media as M
+from studio.engine.infer.media import video as video_mod
 from studio.errors import InputError, MediaError, StudioError
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
@@ -342,7 +343,7 @@ def test_video_aspect_refused(tmp_path):
 
 def test_header_overstating_frames_resamples(tmp_path, monkeypatch):
     p = write_video(tmp_path / "short.mp4", 6)
-    monkeypatch.setattr(M, "_probe", lambda path, name: (10.0, 3.0, 30))  # claims 30 frames
+    monkeypatch.setattr(video_mod, "_probe", lambda path, name: (10.0, 3.0, 30))  # claims 30 frames
     clip = M.load_video(p, fps=10)
     assert clip.metadata["total_num_frames"] == 6
     assert max(clip.metadata["frames_indices"]) <= 5 and clip.frames.shape[0] % 2 == 0
