@@ -335,7 +335,6 @@ def stream(model, processor, history: list[ChatTurn], gen: GenerationConfig | No
         InputError: bad history or a prompt that does not fit the model's context.
     """
     import torch
-    from transformers import LogitsProcessorList, StoppingCriteriaList
 
     gen = gen or GenerationConfig()
     gen.validate()
@@ -360,98 +359,17 @@ def stream(model, processor, history: list[ChatTurn], gen: GenerationConfig | No
     device = getattr(model, "device", torch.device("cpu"))
     inputs = inputs.to(device)
 
-    decoder = IncrementalDecoder(tok)
-    stats = Stats(prompt_tokens=prompt_len)
-    shown_thinking, shown_answer = "", ""
-    t0 = time.perf_counter()
+    st = _StreamState(IncrementalDecoder(tok), Stats(prompt_tokens=prompt_len))
     forced_ids = tok(fam.force_text, add_special_tokens=False).input_ids
-    gen_ids: list[int] = []
     eos = model.generation_config.eos_token_id
     eos_set = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    stats, gen_ids = st.stats, st.gen_ids
 
-    def run_phase(phase_inputs, n_new: int, budget: _ThinkingBudget | None):
-        streamer = _QueueStreamer()
-        criteria = [_EventStop(stop)] + ([budget] if budget else [])
-        kwargs = dict(
-            **phase_inputs,
-            max_new_tokens=n_new,
-            streamer=streamer,
-            stopping_criteria=StoppingCriteriaList(criteria),
-            logits_processor=LogitsProcessorList(logits_processor or []),
-            repetition_penalty=gen.repetition_penalty,
-            pad_token_id=tok.pad_token_id,
-            **_sampling_kwargs(gen),
-        )
-        errors: list[BaseException] = []
-
-        def work():
-            try:
-                if gen.seed is not None:
-                    torch.manual_seed(gen.seed)
-                with torch.inference_mode():
-                    model.generate(**kwargs)
-            except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
-                errors.append(e)
-                streamer.end()
-
-        th = threading.Thread(target=work, daemon=True, name="studio-generate")
-        th.start()
-        return th, streamer, errors
-
-    def drain(streamer, errors) -> Iterator[Event]:
-        nonlocal shown_thinking, shown_answer
-        last = float("-inf")
-        while True:
-            # Coalesce: wake at most every MIN_EVENT_INTERVAL_S, so a fast model does not pay
-            # a thread wake-up + decode + parse per token (the first token is not delayed).
-            pause = last + MIN_EVENT_INTERVAL_S - time.perf_counter()
-            if pause > 0:
-                time.sleep(pause)
-            item = streamer.q.get()
-            last = time.perf_counter()
-            batch = [] if item is None else list(item)
-            done = item is None
-            while not done:  # drain what is already there: one parse per burst
-                try:
-                    nxt = streamer.q.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    done = True
-                else:
-                    batch += nxt
-            if batch:
-                if not gen_ids:
-                    stats.ttft_s = time.perf_counter() - t0
-                gen_ids.extend(batch)
-                decoder.push(batch)
-                p = reasoning.parse(decoder.text, streaming=True)
-                if len(p.thinking) > len(shown_thinking) and p.thinking.startswith(shown_thinking):
-                    yield ThinkingDelta(p.thinking[len(shown_thinking):])
-                    shown_thinking = p.thinking
-                if len(p.answer) > len(shown_answer) and p.answer.startswith(shown_answer):
-                    yield AnswerDelta(p.answer[len(shown_answer):])
-                    shown_answer = p.answer
-            if done:
-                if errors:
-                    raise errors[0]
-                return
+    def phase(phase_inputs, n_new: int, phase_budget):
+        return _phase(model, tok, gen, stop, logits_processor, phase_inputs, n_new, phase_budget, st)
 
     budget = _ThinkingBudget(prompt_len, gen.thinking_budget, think_id, end_think_id) \
         if gen.thinking_budget > 0 else None
-    def phase(phase_inputs, n_new: int, phase_budget):
-        th, streamer, errors = run_phase(phase_inputs, n_new, phase_budget)
-        drained = False
-        try:
-            yield from drain(streamer, errors)
-            drained = True
-        finally:
-            # Only an abandoned/failed stream stops the worker: after a normal end the thread
-            # may still be alive for a moment (generate returns after streamer.end()).
-            if not drained and th.is_alive():
-                stop.set()
-            th.join()
-
     yield from phase(inputs, max_new, budget)
     phase1_len = len(gen_ids)
     stats.stopped = bool(stop is not None and stop.is_set())
@@ -459,14 +377,8 @@ def stream(model, processor, history: list[ChatTurn], gen: GenerationConfig | No
         stats.forced_answer = True
         stats.thinking_tokens = phase1_len - gen_ids.index(think_id) - 1  # after <think>
         yield ForcedAnswer(thinking_tokens=stats.thinking_tokens)
-        decoder.push(forced_ids)
-        ids = torch.tensor([gen_ids + forced_ids], dtype=inputs["input_ids"].dtype, device=device)
-        phase2 = dict(inputs)
-        phase2["input_ids"] = torch.cat([inputs["input_ids"], ids], dim=1)
-        phase2["attention_mask"] = torch.ones_like(phase2["input_ids"])
-        if "mm_token_type_ids" in inputs:
-            pad = torch.zeros_like(ids, dtype=inputs["mm_token_type_ids"].dtype)
-            phase2["mm_token_type_ids"] = torch.cat([inputs["mm_token_type_ids"], pad], dim=1)
+        st.decoder.push(forced_ids)
+        phase2 = _forced_answer_inputs(inputs, gen_ids, forced_ids, device)
         room = limit - int(phase2["input_ids"].shape[1])
         n2 = max(1, min(gen.answer_budget, room))
         before = len(gen_ids)
@@ -482,16 +394,143 @@ def stream(model, processor, history: list[ChatTurn], gen: GenerationConfig | No
         stats.truncated = not ended_eos and not stats.stopped and phase1_len >= max_new
         if stats.truncated:
             stats.cut_by = "context" if max_new < gen.max_new_tokens else "max_new_tokens"
-        if end_think_id in gen_ids:  # thinking: between the tags; answer: after </think>
-            cut = gen_ids.index(end_think_id)
-            start = gen_ids.index(think_id) + 1 if think_id in gen_ids[:cut] else 0
-            stats.thinking_tokens, stats.answer_tokens = cut - start, len(gen_ids) - cut - 1
-        elif think_id in gen_ids:
-            stats.thinking_tokens = len(gen_ids) - gen_ids.index(think_id) - 1
-        else:
-            stats.answer_tokens = len(gen_ids)
+        _count_thinking_and_answer(stats, gen_ids, think_id, end_think_id)
+    yield from _finish(st, tok, phase1_len, forced_ids)
+
+
+@dataclass
+class _StreamState:
+    """What one :func:`stream` call accumulates across its one or two generate phases."""
+
+    decoder: IncrementalDecoder
+    stats: Stats
+    gen_ids: list[int] = field(default_factory=list)
+    shown_thinking: str = ""
+    shown_answer: str = ""
+    t0: float = field(default_factory=time.perf_counter)
+
+
+def _run_phase(model, tok, gen: GenerationConfig, stop: threading.Event, logits_processor,
+               phase_inputs, n_new: int, budget: _ThinkingBudget | None):
+    """Start ``model.generate`` in a worker thread; ``(thread, streamer, errors)``."""
+    import torch
+    from transformers import LogitsProcessorList, StoppingCriteriaList
+
+    streamer = _QueueStreamer()
+    criteria = [_EventStop(stop)] + ([budget] if budget else [])
+    kwargs = dict(
+        **phase_inputs,
+        max_new_tokens=n_new,
+        streamer=streamer,
+        stopping_criteria=StoppingCriteriaList(criteria),
+        logits_processor=LogitsProcessorList(logits_processor or []),
+        repetition_penalty=gen.repetition_penalty,
+        pad_token_id=tok.pad_token_id,
+        **_sampling_kwargs(gen),
+    )
+    errors: list[BaseException] = []
+
+    def work():
+        try:
+            if gen.seed is not None:
+                torch.manual_seed(gen.seed)
+            with torch.inference_mode():
+                model.generate(**kwargs)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            errors.append(e)
+            streamer.end()
+
+    th = threading.Thread(target=work, daemon=True, name="studio-generate")
+    th.start()
+    return th, streamer, errors
+
+
+def _drain(streamer: _QueueStreamer, errors: list[BaseException], st: _StreamState) -> Iterator[Event]:
+    """Turn the worker's token ids into thinking/answer deltas until the phase ends."""
+    last = float("-inf")
+    while True:
+        # Coalesce: wake at most every MIN_EVENT_INTERVAL_S, so a fast model does not pay
+        # a thread wake-up + decode + parse per token (the first token is not delayed).
+        pause = last + MIN_EVENT_INTERVAL_S - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        item = streamer.q.get()
+        last = time.perf_counter()
+        batch = [] if item is None else list(item)
+        done = item is None
+        while not done:  # drain what is already there: one parse per burst
+            try:
+                nxt = streamer.q.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is None:
+                done = True
+            else:
+                batch += nxt
+        if batch:
+            if not st.gen_ids:
+                st.stats.ttft_s = time.perf_counter() - st.t0
+            st.gen_ids.extend(batch)
+            st.decoder.push(batch)
+            p = reasoning.parse(st.decoder.text, streaming=True)
+            if len(p.thinking) > len(st.shown_thinking) and p.thinking.startswith(st.shown_thinking):
+                yield ThinkingDelta(p.thinking[len(st.shown_thinking):])
+                st.shown_thinking = p.thinking
+            if len(p.answer) > len(st.shown_answer) and p.answer.startswith(st.shown_answer):
+                yield AnswerDelta(p.answer[len(st.shown_answer):])
+                st.shown_answer = p.answer
+        if done:
+            if errors:
+                raise errors[0]
+            return
+
+
+def _phase(model, tok, gen, stop, logits_processor, phase_inputs, n_new: int, budget, st: _StreamState):
+    """One generate call, streamed: its events, then the worker thread joined."""
+    th, streamer, errors = _run_phase(model, tok, gen, stop, logits_processor, phase_inputs, n_new, budget)
+    drained = False
+    try:
+        yield from _drain(streamer, errors, st)
+        drained = True
+    finally:
+        # Only an abandoned/failed stream stops the worker: after a normal end the thread
+        # may still be alive for a moment (generate returns after streamer.end()).
+        if not drained and th.is_alive():
+            stop.set()
+        th.join()
+
+
+def _forced_answer_inputs(inputs, gen_ids: list[int], forced_ids: list[int], device) -> dict:
+    """The second phase's inputs: the prompt, the thinking so far and the forced-answer text."""
+    import torch
+
+    ids = torch.tensor([gen_ids + forced_ids], dtype=inputs["input_ids"].dtype, device=device)
+    phase2 = dict(inputs)
+    phase2["input_ids"] = torch.cat([inputs["input_ids"], ids], dim=1)
+    phase2["attention_mask"] = torch.ones_like(phase2["input_ids"])
+    if "mm_token_type_ids" in inputs:
+        pad = torch.zeros_like(ids, dtype=inputs["mm_token_type_ids"].dtype)
+        phase2["mm_token_type_ids"] = torch.cat([inputs["mm_token_type_ids"], pad], dim=1)
+    return phase2
+
+
+def _count_thinking_and_answer(stats: Stats, gen_ids: list[int], think_id: int, end_think_id: int) -> None:
+    """Thinking tokens lie between the tags, answer tokens after ``</think>`` (one phase)."""
+    if end_think_id in gen_ids:
+        cut = gen_ids.index(end_think_id)
+        start = gen_ids.index(think_id) + 1 if think_id in gen_ids[:cut] else 0
+        stats.thinking_tokens, stats.answer_tokens = cut - start, len(gen_ids) - cut - 1
+    elif think_id in gen_ids:
+        stats.thinking_tokens = len(gen_ids) - gen_ids.index(think_id) - 1
+    else:
+        stats.answer_tokens = len(gen_ids)
+
+
+def _finish(st: _StreamState, tok, phase1_len: int, forced_ids: list[int]) -> Iterator[Event]:
+    """Speed statistics, the held-back tail of the deltas, then :class:`Done`."""
+    stats, gen_ids = st.stats, st.gen_ids
     stats.new_tokens = len(gen_ids)
-    stats.total_s = time.perf_counter() - t0
+    stats.total_s = time.perf_counter() - st.t0
     gen_time = max(stats.total_s - stats.ttft_s, 1e-9)
     stats.tokens_per_s = (stats.new_tokens - 1) / gen_time if stats.new_tokens > 1 else 0.0
     # The final text is one decode of every id (the streamed text may still hold back an
@@ -500,10 +539,10 @@ def stream(model, processor, history: list[ChatTurn], gen: GenerationConfig | No
     text = reasoning.strip_control_tokens(tok.decode(full_ids, skip_special_tokens=False))
     parsed = reasoning.parse(text)
     # Flush what streaming held back (e.g. a final partial tag that turned out to be text).
-    if parsed.thinking.startswith(shown_thinking) and len(parsed.thinking) > len(shown_thinking):
-        yield ThinkingDelta(parsed.thinking[len(shown_thinking):])
-    if parsed.answer.startswith(shown_answer) and len(parsed.answer) > len(shown_answer):
-        yield AnswerDelta(parsed.answer[len(shown_answer):])
+    if parsed.thinking.startswith(st.shown_thinking) and len(parsed.thinking) > len(st.shown_thinking):
+        yield ThinkingDelta(parsed.thinking[len(st.shown_thinking):])
+    if parsed.answer.startswith(st.shown_answer) and len(parsed.answer) > len(st.shown_answer):
+        yield AnswerDelta(parsed.answer[len(st.shown_answer):])
     yield Done(text=text, parsed=parsed, stats=stats)
 
 
