@@ -206,14 +206,7 @@ def merge_adapter(base: str | ModelSpec | None, adapter_dir: str | os.PathLike, 
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise InputError(f"{out} already exists and is not empty; choose another --out or allow overwrite.")
     spec = _base_spec(base, adapter, device)
-    if image is None:
-        image = sample_image()
-    elif image is False:
-        image = None
-    elif isinstance(image, (str, os.PathLike)):
-        from PIL import Image
-
-        image = Image.open(image).convert("RGB")
+    image = _sample_arg(image)
 
     secs: dict[str, float] = {}
     t = time.perf_counter()
@@ -229,12 +222,7 @@ def merge_adapter(base: str | ModelSpec | None, adapter_dir: str | os.PathLike, 
     ref_ids = ref_scores = None
     if verify:
         t = time.perf_counter()
-        ref_ids, ref_scores = greedy_ids(model, processor, prompt, image, n_tokens)
-        with model.disable_adapter():
-            base_ids, _ = greedy_ids(model, processor, prompt, image, n_tokens)
-        report["adapter_changes_output"] = base_ids != ref_ids
-        report["base_ids"] = base_ids
-        report["reference_ids"] = ref_ids
+        ref_ids, ref_scores = _reference_outputs(model, processor, prompt, image, n_tokens, report)
         secs["reference"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -244,18 +232,8 @@ def merge_adapter(base: str | ModelSpec | None, adapter_dir: str | os.PathLike, 
             delattr(merged, attr)
     secs["merge"] = time.perf_counter() - t
 
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     t = time.perf_counter()
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        merged.save_pretrained(tmp, safe_serialization=True)
-        processor.save_pretrained(tmp)
-        share_weights(tmp)
-    except Exception as e:  # noqa: BLE001 - disk full, permissions: one clear sentence
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise ExportError(f"Saving the merged model to {tmp.parent} failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}. "
-                          f"Nothing was written to {out}.", report) from None
+    tmp = _save_to_temp(merged, processor, out, report)
     secs["save"] = time.perf_counter() - t
     model = merged = None
     _free()
@@ -281,17 +259,63 @@ def merge_adapter(base: str | ModelSpec | None, adapter_dir: str | os.PathLike, 
         report["seconds"] = {k: round(v, 3) for k, v in {**secs, "total": time.perf_counter() - t_start}.items()}
         (tmp / "studio_export.json").write_text(json.dumps(
             {k: v for k, v in report.items() if k not in ("base_ids", "reference_ids", "merged_ids")}, indent=1))
-        old = None
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            out.rename(old)
-        tmp.rename(out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        _replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return report
+
+
+def _sample_arg(image):
+    """``merge_adapter``'s ``image``: None → :func:`sample_image`, False → text only, a path → RGB."""
+    if image is None:
+        return sample_image()
+    if image is False:
+        return None
+    if isinstance(image, (str, os.PathLike)):
+        from PIL import Image
+
+        return Image.open(image).convert("RGB")
+    return image
+
+
+def _reference_outputs(model, processor, prompt: str, image, n_tokens: int, report: dict):
+    """Greedy ids and scores of base+adapter (the round trip's reference), and whether the
+    adapter changes the base's output at all (recorded in ``report``)."""
+    ref_ids, ref_scores = greedy_ids(model, processor, prompt, image, n_tokens)
+    with model.disable_adapter():
+        base_ids, _ = greedy_ids(model, processor, prompt, image, n_tokens)
+    report["adapter_changes_output"] = base_ids != ref_ids
+    report["base_ids"] = base_ids
+    report["reference_ids"] = ref_ids
+    return ref_ids, ref_scores
+
+
+def _save_to_temp(merged, processor, out: Path, report: dict) -> Path:
+    """Save the merged model beside ``out`` in a temp folder (removed again if saving fails)."""
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        merged.save_pretrained(tmp, safe_serialization=True)
+        processor.save_pretrained(tmp)
+        share_weights(tmp)
+    except Exception as e:  # noqa: BLE001 - disk full, permissions: one clear sentence
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ExportError(f"Saving the merged model to {tmp.parent} failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}. "
+                          f"Nothing was written to {out}.", report) from None
+    return tmp
+
+
+def _replace_folder(tmp: Path, out: Path) -> None:
+    """Put ``tmp`` at ``out``; an existing ``out`` is moved aside first and removed after."""
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        out.rename(old)
+    tmp.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def push_to_hub(out_dir: str | os.PathLike, repo_id: str, token: str | None = None, private: bool = True) -> str:
