@@ -249,7 +249,8 @@ def test_job_panel_end_to_end_through_gradio_client(runs, tmp_path):
     from gradio_client import Client
 
     from studio.engine.train.runs import write_status
-    from studio.ui.components import SFT_CURVES, curve_frames, job_panel, live_curves, status_line
+    from studio.ui.components import SFT_CURVES, curve_frames, live_curves
+    from studio.ui.jobpanel import job_panel, status_line
     from studio.ui.context import AppContext
 
     ctx = AppContext(runs_dir=runs)

@@ -289,7 +289,7 @@ def build(ctx) -> None:
     """Build the RL tab into the current ``gr.Blocks`` context.
 
     Job control (Start / Stop / Resume, status, log, CLI) is the shared
-    :func:`studio.ui.components.job_panel`; the line curves are
+    :func:`studio.ui.jobpanel.job_panel`; the line curves are
     :func:`studio.ui.components.live_curves` on the same timer. This tab adds the reward
     band (mean ± std), the stacked tier-weight bars, the rollouts table, the format-gate /
     too-easy notes, a picker for earlier runs, and Try it / Compare / Export.
@@ -301,7 +301,8 @@ def build(ctx) -> None:
     from studio.engine.train.rl import RLRunConfig, check_data, vllm_available
     from studio.engine.train.runs import new_run_dir
     from studio.engine.train.curriculum import TIER_NAMES
-    from studio.ui.components import CurveGroup, after_training, job_panel, live_curves, plot_value, run_picker
+    from studio.ui.components import CurveGroup, live_curves, plot_value, run_picker
+    from studio.ui.jobpanel import after_training, job_panel
 
     vllm_ok, vllm_why = vllm_available()
 

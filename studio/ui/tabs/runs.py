@@ -15,7 +15,8 @@ from pathlib import Path
 from studio.engine.train.jobs import tail_file
 from studio.engine.train.runs import CONFIG_FILE, LOG_FILE, list_runs, read_status, run_info
 from studio.errors import StudioError
-from studio.ui.components import GENERAL_CURVES, live_curves, status_line
+from studio.ui.components import GENERAL_CURVES, live_curves
+from studio.ui.jobpanel import status_line
 from studio.ui.i18n import gr_error, headers, t, tr, user_error
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 Thin by design: every button calls :mod:`studio.engine.train.data`, :mod:`studio.engine.train.sft` or
 :mod:`studio.engine.train.export`; the run itself is ``studio sft --config <run>/config.yaml``
-started by the shared job panel (:func:`studio.ui.components.job_panel`), so closing the
+started by the shared job panel (:func:`studio.ui.jobpanel.job_panel`), so closing the
 browser does not stop it and reopening the page re-attaches to it.
 """
 
@@ -63,7 +63,8 @@ def build(ctx) -> None:
 
     from studio.engine.train import data as D
     from studio.engine.train.sft import LANGUAGE_LINEARS, LoraSpec, SFTRunConfig
-    from studio.ui.components import SFT_CURVES, job_panel, live_curves
+    from studio.ui.components import SFT_CURVES, live_curves
+    from studio.ui.jobpanel import job_panel
 
     defaults = SFTRunConfig()
     processor_cache: dict = {}
@@ -224,6 +225,6 @@ def build(ctx) -> None:
     live_curves(panel.run_dir_state, groups=SFT_CURVES, timer=panel.timer)
 
     from studio.engine.train.sft import SFTRunConfig
-    from studio.ui.components import after_training
+    from studio.ui.jobpanel import after_training
 
     after_training(ctx, panel.run_dir_state, SFTRunConfig, "sft")
