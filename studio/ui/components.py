@@ -398,3 +398,15 @@ def stop_request(key: str, stops: dict, queued: dict, lock: threading.Lock) -> s
     ev.set()
     return None if wait_finished(ev) else tr("cmp.stopping")
 
+
+
+#: The job panel's names, in :mod:`studio.ui.jobpanel` now; still importable from here.
+_JOB_PANEL = {"JobPanel", "job_panel", "status_line", "after_training"}
+
+
+def __getattr__(name: str):
+    if name in _JOB_PANEL:  # imported on first use: jobpanel imports this module
+        from studio.ui import jobpanel
+
+        return getattr(jobpanel, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
