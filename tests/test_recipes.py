@@ -210,7 +210,7 @@ def test_the_tab_starts_the_workshop_recipe_with_one_click(kind, tiny_path, tmp_
 def test_eval_by_answer_shows_a_gain_that_comes_from_the_answer_prior():
     """`studio eval --by-answer`: a model that answers '1' to everything scores its share of
     1s — the table shows answer 1 predicted 100 % while its share is 60 %."""
-    from studio.engine.evaluate import Report, Result
+    from studio.engine.workshop.evaluate import Report, Result
 
     def res(answer: str, pred: str) -> Result:
         return Result("i", "shapes", 2, answer, "", pred, True, answer == pred, 0.2)
