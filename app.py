@@ -13,7 +13,7 @@ from studio.runtime import quiet_defaults
 quiet_defaults()
 
 from studio.config import ModelSpec  # noqa: E402
-from studio.engine.models import default_chat_model  # noqa: E402
+from studio.engine.infer.models import default_chat_model  # noqa: E402
 from studio.ui.app import build_app, launch_kwargs  # noqa: E402
 from studio.ui.context import AppContext  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Streamed chat (``studio.engine.chat.stream``, events consumed) vs raw ``model.generate``.
+"""Streamed chat (``studio.engine.infer.chat.stream``, events consumed) vs raw ``model.generate``.
 
 Same model, same processor inputs (the sample photo + a question), same number of new
 tokens: greedy decoding with the end tokens banned by one shared LogitsProcessor, so
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from studio.config import GenerationConfig  # noqa: E402
-from studio.engine import chat, media  # noqa: E402
+from studio.engine.infer import chat, media  # noqa: E402
 
 PHOTO = Path(__file__).resolve().parents[1] / "sample_data" / "photos" / "chelsea.jpg"
 
@@ -53,7 +53,7 @@ def mid_model(processor, device):
     from transformers import Glm4vConfig, Glm4vForConditionalGeneration
     from transformers import GenerationConfig as HFGen
 
-    from studio.engine.tiny import VISION_CONFIG
+    from studio.engine.infer.tiny import VISION_CONFIG
 
     tok = processor.tokenizer
     ids = tok.convert_tokens_to_ids
@@ -163,7 +163,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from studio.config import ModelSpec
-    from studio.engine.models import load
+    from studio.engine.infer.models import load
 
     model, processor = load(ModelSpec(device=args.device))
     bench("tiny", model, processor, args.tokens_tiny, args.reps, args.device)

@@ -69,7 +69,7 @@ def build_processor(image_pixels):
     """The embedded tokenizer/template with the real image pixel budget."""
     from transformers import Glm4vImageProcessor
 
-    from studio.engine.tiny import build_processor as tiny_processor
+    from studio.engine.infer.tiny import build_processor as tiny_processor
 
     proc = tiny_processor()
     proc.image_processor = Glm4vImageProcessor(
@@ -251,7 +251,7 @@ def compare_fit(params: int, device) -> dict:
     out = dict(one_model_bf16_gib=weights_gib, two_models_bf16_gib=2 * weights_gib,
                device_free_gib=free / 2**30, device_total_gib=total / 2**30)
     try:
-        from studio.engine import memplan  # the Compare tab's planner
+        from studio.engine.infer import memplan  # the Compare tab's planner
 
         out["memplan"] = str(memplan.plan_for_bench(params, params, free)) \
             if hasattr(memplan, "plan_for_bench") else "memplan present (no bench hook)"

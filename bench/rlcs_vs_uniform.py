@@ -47,8 +47,8 @@ RECIPE = REPO / "sample_data" / "workshop" / "rl.yaml"
 
 def make_config(args, mode: str, seed: int, run_dir: Path):
     """The recipe's RLRunConfig with this sampler, seed and the command line's overrides."""
-    from studio.engine import rl
-    from studio.engine.runs import load_recipe
+    from studio.engine.train import rl
+    from studio.engine.train.runs import load_recipe
 
     cfg = load_recipe(rl.RLRunConfig, args.recipe)
     cfg.output_dir = str(run_dir)
@@ -84,8 +84,8 @@ def run_one(job: tuple) -> dict:
 
     torch.set_num_threads(threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from studio.engine import rl
-    from studio.engine.metrics import read_metrics
+    from studio.engine.train import rl
+    from studio.engine.train.metrics import read_metrics
 
     torch.manual_seed(seed)
     run_dir = Path(args.out) / f"{mode}-seed{seed}"
@@ -163,8 +163,8 @@ def parse_args(argv):
     p.add_argument("--report", type=Path, default=None, help="re-print the table of a saved --json result")
     args = p.parse_args(argv)
     if args.grading is None:
-        from studio.engine import rl
-        from studio.engine.runs import load_recipe
+        from studio.engine.train import rl
+        from studio.engine.train.runs import load_recipe
 
         args.grading = load_recipe(rl.RLRunConfig, args.recipe).curriculum.offline_samples
     return args

@@ -33,8 +33,8 @@ def common(args):
 
 def run_studio(args, out: Path) -> dict:
     from studio.config import ModelSpec
-    from studio.engine.metrics import read_metrics
-    from studio.engine.sft import LoraSpec, SFTRunConfig, train
+    from studio.engine.train.metrics import read_metrics
+    from studio.engine.train.sft import LoraSpec, SFTRunConfig, train
 
     c = common(args)
     cfg = SFTRunConfig(model=ModelSpec(name_or_path=args.model, device=args.device), data=str(DATA),
@@ -54,8 +54,8 @@ def run_trl(args, out: Path) -> dict:
     from transformers import AutoModelForImageTextToText, AutoProcessor
     from trl import SFTConfig, SFTTrainer
 
-    from studio.engine.data import TRAIN_TEMPLATE_PATH
-    from studio.engine.models import resolve
+    from studio.engine.train.data import TRAIN_TEMPLATE_PATH
+    from studio.engine.infer.models import resolve
 
     c = common(args)
     path = resolve(args.model)

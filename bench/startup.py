@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--model", default="toy-thinking", help="what --model the app starts with")
     args = ap.parse_args(argv)
     # build the embedded model once (if asked for) so no run measures its first build
-    subprocess.run([sys.executable, "-c", "from studio.engine.models import resolve; import sys; resolve(sys.argv[1])",
+    subprocess.run([sys.executable, "-c", "from studio.engine.infer.models import resolve; import sys; resolve(sys.argv[1])",
                     args.model], cwd=REPO, env=env(), check=True)
     cold, warm = [], []
     for i in range(args.cold):

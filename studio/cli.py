@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("studio.commands.eval", "score a model folder on a task file"),
     "tasks": ("studio.commands.tasks", "generate synthetic visual reasoning tasks"),
     "scale": ("studio.commands.scale", "write accelerate/DeepSpeed files to run an SFT/RL run on many GPUs"),
-    "toy-train": ("studio.engine.toy_train", "train the workshop model (toy-base / toy-thinking) from scratch on CPU"),
+    "toy-train": ("studio.commands.toy_train", "train the workshop model (toy-base / toy-thinking) from scratch on CPU"),
     "build-tiny": ("studio.commands.build_tiny", "build a tiny GLM-4.1V or GLM-4.6V-Flash replica into a folder"),
 }
 

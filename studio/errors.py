@@ -39,4 +39,4 @@ class DataError(InputError):
 
 class TrainingError(StudioError):
     """Training stopped on an unexpected error; the message is one line, the traceback is
-    kept in the run folder's ``error.log`` (see :func:`studio.engine.runs.track_run`)."""
+    kept in the run folder's ``error.log`` (see :func:`studio.engine.train.runs.track_run`)."""

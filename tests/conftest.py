@@ -25,7 +25,7 @@ SAMPLE_DATA = REPO / "sample_data"
 @pytest.fixture(scope="session")
 def tiny_path(tmp_path_factory) -> Path:
     """Folder of a freshly built tiny GLM-4.1V (save_pretrained output)."""
-    from studio.engine.tiny import build_tiny
+    from studio.engine.infer.tiny import build_tiny
 
     return build_tiny(tmp_path_factory.mktemp("tiny") / "model")
 
@@ -35,16 +35,16 @@ def glm46v_path(tmp_path_factory) -> Path:
     """Folder of a freshly built tiny GLM-4.6V-Flash replica: thinking switch in its chat
     template, its own generation_config (temperature 0.8, top_p 0.6, top_k 2,
     repetition_penalty 1.1, max_new_tokens 256)."""
-    from studio.engine.tiny import build_tiny
+    from studio.engine.infer.tiny import build_tiny
 
     return build_tiny(tmp_path_factory.mktemp("tiny46") / "model", like="glm-4.6v-flash")
 
 
 @pytest.fixture
 def prompts(monkeypatch) -> list[str]:
-    """The decoded prompt of every ``studio.engine.chat.build_inputs`` call from now on
+    """The decoded prompt of every ``studio.engine.infer.chat.build_inputs`` call from now on
     (what the model reads; Chat and Compare both build their chat prompts there)."""
-    from studio.engine import chat as engine
+    from studio.engine.infer import chat as engine
 
     seen: list[str] = []
     real = engine.build_inputs
@@ -62,7 +62,7 @@ def prompts(monkeypatch) -> list[str]:
 def tiny(tiny_path):
     """(model, processor) loaded through the normal loading path, fp32 on CPU."""
     from studio.config import ModelSpec
-    from studio.engine.models import load
+    from studio.engine.infer.models import load
 
     return load(ModelSpec(name_or_path=str(tiny_path), device="cpu"))
 

@@ -38,8 +38,8 @@ LEGEND = """() => Array.from(document.querySelectorAll('.vega-embed')).filter(e 
 
 
 def _fake_sft_run(runs: Path) -> Path:
-    from studio.engine import metrics as M
-    from studio.engine.runs import write_status
+    from studio.engine.train import metrics as M
+    from studio.engine.train.runs import write_status
 
     run = runs / "20260101-000000-sft-demo"
     run.mkdir(parents=True)
@@ -104,7 +104,7 @@ def test_refused_start_and_a_new_run_in_the_sft_panel(tiny_path, tmp_path):
     from conftest import SAMPLE_DATA, free_port
     from studio.commands.ui import launch
     from studio.config import ModelSpec
-    from studio.engine.runs import list_runs, write_status
+    from studio.engine.train.runs import list_runs, write_status
     from studio.ui.context import AppContext
 
     old = tmp_path / "runs" / "20260101-000000-sft-old"

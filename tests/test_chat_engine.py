@@ -1,4 +1,4 @@
-"""The chat engine (studio/engine/chat.py) on the tiny model: events, stop, budget, tags."""
+"""The chat engine (studio/engine/infer/chat.py) on the tiny model: events, stop, budget, tags."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from studio.config import GenerationConfig
-from studio.engine import chat, reasoning
+from studio.engine.infer import chat, reasoning
 from studio.errors import InputError
 
 TAGGED = ("<think>I see a red square.</think><answer>It is here: "
@@ -313,7 +313,7 @@ def _mp4(path, frames=4, size=(64, 48)):
 
 
 def test_image_and_video_turns_stream(tiny, tmp_path):
-    from studio.engine import media
+    from studio.engine.infer import media
 
     model, processor = tiny
     image_id = model.config.image_token_id
@@ -345,8 +345,8 @@ def test_done_text_equals_one_decode_of_all_generated_ids(tiny):
     import torch
 
     from studio.config import GenerationConfig
-    from studio.engine import reasoning
-    from studio.engine.chat import ChatTurn, build_inputs, generate_text
+    from studio.engine.infer import reasoning
+    from studio.engine.infer.chat import ChatTurn, build_inputs, generate_text
 
     model, processor = tiny
     history = [ChatTurn("user", "What color is the circle?")]

@@ -99,7 +99,7 @@ def test_image_question_streams_a_reply(app):
 def test_estimate_shows_visual_tokens_before_sending(app, tiny):
     from gradio_client import handle_file
 
-    from studio.engine import media
+    from studio.engine.infer import media
 
     client, _, _ = app
     out = client.predict({"text": "", "files": [handle_file(str(PHOTO))]}, api_name="/estimate")
@@ -114,7 +114,7 @@ def test_estimate_shows_visual_tokens_before_sending(app, tiny):
 def test_estimate_of_one_visual_token_is_singular(app, monkeypatch):
     from gradio_client import handle_file
 
-    from studio.engine import media
+    from studio.engine.infer import media
 
     client, _, _ = app
     monkeypatch.setattr(media, "estimate_visual_tokens", lambda m, processor: 1)
@@ -301,7 +301,7 @@ def test_checkpoint_read_at_load_updates_the_form_once(glm46v_path):
     alone (a change made meanwhile is kept)."""
     import gradio as gr
 
-    from studio.engine.family import from_dir
+    from studio.engine.infer.family import from_dir
     from studio.ui.tabs.chat import follow_checkpoint
 
     f46 = from_dir(glm46v_path)
@@ -344,8 +344,8 @@ def test_cli_sampling_defaults_come_from_the_checkpoint_and_flags_win(glm46v_pat
     """`studio chat` starts from the checkpoint's generation_config (as the Chat tab does),
     and a flag given on the command line wins over it (--max-new-tokens included)."""
     from studio.cli import main
-    from studio.engine import chat as engine
-    from studio.engine import reasoning
+    from studio.engine.infer import chat as engine
+    from studio.engine.infer import reasoning
 
     seen = []
 
@@ -434,7 +434,7 @@ def _tiny_adapter(tiny_path, out: Path) -> Path:
     from peft import LoraConfig, get_peft_model
 
     from studio.config import ModelSpec
-    from studio.engine.models import load
+    from studio.engine.infer.models import load
 
     model, _ = load(ModelSpec(name_or_path=str(tiny_path), device="cpu"))
     cfg = LoraConfig(r=4, lora_alpha=8, target_modules=r".*language_model.*\.(q_proj|v_proj)",

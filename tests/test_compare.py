@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from studio.config import EMBEDDED, GenerationConfig
-from studio.engine import compare as cmp
-from studio.engine.chat import ChatTurn, generate_text
-from studio.engine.compare import (
+from studio.engine.infer import compare as cmp
+from studio.engine.infer.chat import ChatTurn, generate_text
+from studio.engine.infer.compare import (
     CompareDone,
     Comparer,
     CompareSettings,
@@ -37,7 +37,7 @@ def _image(tmp_path: Path, name="img.png", colour=(200, 30, 30)) -> Path:
 
 
 def _media(paths):
-    from studio.engine.media import prepare_turn_media
+    from studio.engine.infer.media import prepare_turn_media
 
     return prepare_turn_media([str(p) for p in paths])
 
@@ -64,7 +64,7 @@ def test_chat_prompt_exact_strings(tiny, tmp_path):
 
 
 def test_base_inputs_expand_images_without_roles(tiny, tmp_path):
-    from studio.engine.media import estimate_visual_tokens
+    from studio.engine.infer.media import estimate_visual_tokens
 
     _, processor = tiny
     media = _media([_image(tmp_path)])
@@ -89,7 +89,7 @@ def test_cut_at_stop_and_default_mode():
 
 
 def test_default_pair_without_toy_models(monkeypatch, tmp_path):
-    from studio.engine import models
+    from studio.engine.infer import models
 
     monkeypatch.setattr(models, "SHIPPED", {"toy-base": tmp_path / "x", "toy-thinking": tmp_path / "y"})
     a, b, note = cmp.default_pair()
@@ -128,7 +128,7 @@ def test_sequential_stream_matches_each_side_alone(tiny_path, tiny):
         out = model.generate(**inputs, max_new_tokens=10, do_sample=False,
                              pad_token_id=processor.tokenizer.pad_token_id)
     text = processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=False)
-    from studio.engine.reasoning import strip_control_tokens
+    from studio.engine.infer.reasoning import strip_control_tokens
 
     assert result.sides["A"].text == cmp.cut_at_stop(strip_control_tokens(text)).strip()
     s = result.sides["A"].stats
@@ -214,14 +214,14 @@ def _lora_on(model, folder: Path, seed=0) -> Path:
 @pytest.fixture(scope="module")
 def adapter_dir(tiny_path, tmp_path_factory):
     from studio.config import ModelSpec
-    from studio.engine.models import load
+    from studio.engine.infer.models import load
 
     model, _ = load(ModelSpec(name_or_path=str(tiny_path), device="cpu"))
     return _lora_on(model, tmp_path_factory.mktemp("lora") / "adapter")
 
 
 def test_adapter_on_off_same_weights(tiny_path, tiny, adapter_dir):
-    from studio.engine.models import ModelRegistry
+    from studio.engine.infer.models import ModelRegistry
 
     model, processor = tiny
     registry = ModelRegistry()
@@ -243,7 +243,7 @@ def test_adapter_on_off_same_weights(tiny_path, tiny, adapter_dir):
 
 
 def test_adapter_for_other_base_is_refused(tiny, tmp_path, monkeypatch):
-    from studio.engine import tiny as tiny_mod
+    from studio.engine.infer import tiny as tiny_mod
 
     model, processor = tiny
     monkeypatch.setattr(tiny_mod, "TEXT_CONFIG", dict(
@@ -297,7 +297,7 @@ def test_votes_rows_complete_and_loadable(tiny_path, tmp_path):
 
 
 def test_vote_file_is_read_by_sft_loader(tiny_path, tmp_path):
-    data = pytest.importorskip("studio.engine.data")
+    data = pytest.importorskip("studio.engine.train.data")
     img = _image(tmp_path)
     log = VoteLog(tmp_path / "votes")
     result = Comparer().run(SideSpec(str(tiny_path), mode="base"), SideSpec(str(tiny_path)), "Colour?",
@@ -327,8 +327,8 @@ def test_pdf_pages_saved_as_images(tiny_path, tmp_path):
 def test_take_turns_plan_moves_idle_side(tiny_path, tmp_path, monkeypatch):
     """A simulated card that holds one side at a time: each side is moved onto the device
     just before it generates, the other one off (device moves recorded, CPU underneath)."""
-    from studio.engine.memplan import DeviceInfo
-    from studio.engine.tiny import build_tiny
+    from studio.engine.infer.memplan import DeviceInfo
+    from studio.engine.infer.tiny import build_tiny
 
     other = build_tiny(tmp_path / "other", seed=1)
     a, b = SideSpec(str(tiny_path), mode="chat"), SideSpec(str(other), mode="chat")

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from studio.engine import curriculum as C
-from studio.engine.curriculum import CurriculumConfig, CurriculumState
+from studio.engine.train import curriculum as C
+from studio.engine.train.curriculum import CurriculumConfig, CurriculumState
 from studio.errors import ConfigError, DataError
 
 RIGHT, WRONG = [1.0] * 4, [0.0] * 4

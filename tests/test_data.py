@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.engine import data as D
+from studio.engine.train import data as D
 from studio.errors import DataError, MediaError
 
 SFT = Path(__file__).resolve().parents[1] / "sample_data" / "sft"
@@ -182,7 +182,7 @@ def test_video_row_when_video_decoding_is_unavailable(folder, processor, monkeyp
     rows = D.load_rows(write_jsonl(folder / "v.jsonl", [
         glm(), {"messages": [{"role": "user", "content": "<video>What happens?"}, {"role": "assistant", "content": GOOD}],
                 "videos": ["clip.mp4"]}]))
-    from studio.engine import media
+    from studio.engine.infer import media
 
     def no_video(*a, **k):
         raise MediaError("video decoding is unavailable (PyAV is not installed); install av.")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.engine import export as E
+from studio.engine.train import export as E
 from studio.errors import InputError
 
 #: LoRA on the language model only (the vision tower has gate/up/down_proj too; FACTS.md).
@@ -21,7 +21,7 @@ def adapter(tiny_path, tmp_path_factory) -> Path:
     from peft import LoraConfig, get_peft_model
 
     from studio.config import ModelSpec
-    from studio.engine.models import load
+    from studio.engine.infer.models import load
 
     torch.manual_seed(0)
     model, _ = load(ModelSpec(name_or_path=str(tiny_path), device="cpu"))
@@ -129,7 +129,7 @@ def test_runs_tab_exports_a_stopped_run_from_its_last_checkpoint(adapter, tmp_pa
     as `studio export --adapter <run>/checkpoint-N` does, and says so."""
     import shutil
 
-    from studio.engine.runs import write_status
+    from studio.engine.train.runs import write_status
     from studio.errors import StudioError
     from studio.ui.context import AppContext
     from studio.ui.tabs import runs as runs_tab

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from studio.engine import family as F
-from studio.engine import reasoning
+from studio.engine.infer import family as F
+from studio.engine.infer import reasoning
 from studio.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,7 +36,7 @@ R46_HISTORY = ("[gMASK]<sop><|system|>\nYou are a helpful assistant.<|user|>\n<|
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    from studio.engine.tiny import build_tiny
+    from studio.engine.infer.tiny import build_tiny
 
     root = tmp_path_factory.mktemp("families")
     return {like: build_tiny(root / like, like=like) for like in ("glm-4.1v", "glm-4.6v-flash")}
@@ -50,7 +50,7 @@ def processors(built):
 
 
 def test_replica_token_ids_and_special_split_match_the_real_layout(processors):
-    from studio.engine.tiny import real_id
+    from studio.engine.infer.tiny import real_id
 
     t41, t46 = processors["glm-4.1v"].tokenizer, processors["glm-4.6v-flash"].tokenizer
     assert [real_id(t41, t) for t in ("<|endoftext|>", "<|user|>", "<|image|>", "<|video|>", "<think>", "</answer>")] \
@@ -100,7 +100,7 @@ def test_template_renderings_equal_the_documented_ones(processors):
     h46[2]["content"] = "<think>r1</think>A1"  # thinking of an earlier turn is dropped by the template
     assert _render(p46, h46) == R46_HISTORY
     # the training twin renders the same bytes (no generation prompt, string content)
-    from studio.engine.data import train_template
+    from studio.engine.train.data import train_template
 
     conv = [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "<think>r</think>A"}]
     plain = p46.apply_chat_template(conv, tokenize=False)
@@ -109,7 +109,7 @@ def test_template_renderings_equal_the_documented_ones(processors):
 
 
 def test_thinking_switch_and_the_glm41v_refusal(processors):
-    from studio.engine.chat import ChatTurn, build_inputs
+    from studio.engine.infer.chat import ChatTurn, build_inputs
 
     hist = [ChatTurn("user", "Hi")]
     p46 = processors["glm-4.6v-flash"]
@@ -139,7 +139,7 @@ def test_format_check_follows_the_family():
     assert check_format(f46.as_reference(good46), require_box=True).boxed == ["4"]
     assert not check_format(good46).ok  # GLM-4.1V's check rejects GLM-4.6V text …
     assert not check_format(f46.as_reference("<think>a</think><answer>4</answer>")).ok  # … and vice versa
-    from studio.engine.data import check_tags
+    from studio.engine.train.data import check_tags
 
     assert check_tags("<think>a</think>\nb", f46) == []
     assert check_tags("<think>a</think><answer>b</answer>", f46)[0][3] == "drop_answer_tags"
@@ -148,7 +148,7 @@ def test_format_check_follows_the_family():
 
 def test_compare_across_families_and_thinking_on_off(built):
     from studio.config import GenerationConfig
-    from studio.engine.compare import Comparer, CompareSettings, SideSpec
+    from studio.engine.infer.compare import Comparer, CompareSettings, SideSpec
 
     st = CompareSettings(gen=GenerationConfig(max_new_tokens=6, temperature=0.0), device="cpu")
     a, b = SideSpec(str(built["glm-4.1v"])), SideSpec(str(built["glm-4.6v-flash"]), thinking=False)
@@ -162,7 +162,7 @@ def test_compare_across_families_and_thinking_on_off(built):
 
 def test_memory_plan_for_both_9b_families():
     from studio.config import FLASH_ID, THINKING_ID
-    from studio.engine.memplan import DeviceInfo, SideInput, plan_memory, size_of
+    from studio.engine.infer.memplan import DeviceInfo, SideInput, plan_memory, size_of
 
     s41, s46 = size_of(THINKING_ID), size_of(FLASH_ID)
     assert s46.total == 10_292_777_472 == s41.total  # the hub's count for GLM-4.6V-Flash
@@ -190,8 +190,8 @@ def _rows46(tmp_path: Path) -> Path:
 @pytest.mark.slow
 def test_sft_mask_and_one_step_on_a_glm46v_row(built, processors, tmp_path):
     from studio.config import ModelSpec
-    from studio.engine.data import Collator, Row, doctor, load_rows
-    from studio.engine.sft import LoraSpec, SFTRunConfig, train
+    from studio.engine.train.data import Collator, Row, doctor, load_rows
+    from studio.engine.train.sft import LoraSpec, SFTRunConfig, train
 
     data = _rows46(tmp_path)
     rows = load_rows(data)
@@ -217,9 +217,9 @@ def test_rl_step_on_a_glm46v_row(built, tmp_path):
     import torch
 
     from studio.config import ModelSpec
-    from studio.engine import rl
-    from studio.engine.curriculum import CurriculumConfig
-    from studio.engine.models import load
+    from studio.engine.train import rl
+    from studio.engine.train.curriculum import CurriculumConfig
+    from studio.engine.infer.models import load
 
     torch.manual_seed(0)
     model, processor = load(ModelSpec(name_or_path=str(built["glm-4.6v-flash"]), device="cpu"))

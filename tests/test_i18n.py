@@ -24,7 +24,8 @@ from conftest import REPO, free_port
 from studio.ui import i18n
 from studio.ui.i18n import CATALOG, tr
 
-UI_FILES = sorted([REPO / "studio/ui/app.py", REPO / "studio/ui/components.py", REPO / "studio/ui/render.py",
+UI_FILES = sorted([REPO / "studio/ui/app.py", REPO / "studio/ui/components.py", REPO / "studio/ui/jobpanel.py",
+                   REPO / "studio/ui/render.py",
                    *(REPO / "studio/ui/tabs").glob("*.py")])
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]")
 #: Keys whose Chinese text is the same technical term as the English one.
@@ -258,8 +259,8 @@ def test_catalog_keys_used_exist_and_frontend_text_has_no_braces(path):
 
 
 def test_keys_built_at_runtime_exist():
-    from studio.engine import compare as cmp_engine
-    from studio.engine import data as D
+    from studio.engine.infer import compare as cmp_engine
+    from studio.engine.train import data as D
     from studio.ui.app import TABS
 
     for _, label in TABS:

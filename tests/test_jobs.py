@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from studio.engine import jobs as jobs_mod
-from studio.engine.jobs import JobManager, final_status, tail_file
-from studio.engine.metrics import read_metrics
-from studio.engine.runs import list_runs, new_run_dir, read_status
+from studio.engine.train import jobs as jobs_mod
+from studio.engine.train.jobs import JobManager, final_status, tail_file
+from studio.engine.train.metrics import read_metrics
+from studio.engine.train.runs import list_runs, new_run_dir, read_status
 from studio.errors import InputError, JobBusyError
 
 # A stand-in trainer: writes a metrics line every 50 ms; on SIGINT it writes a last line and
@@ -25,8 +25,8 @@ from studio.errors import InputError, JobBusyError
 CHILD = textwrap.dedent(
     """
     import os, signal, sys, time
-    from studio.engine.metrics import MetricsWriter, install_graceful_stop
-    from studio.engine.runs import track_run
+    from studio.engine.train.metrics import MetricsWriter, install_graceful_stop
+    from studio.engine.train.runs import track_run
     run = os.environ["STUDIO_RUN_DIR"]
     flag = install_graceful_stop()
     if os.environ.get("IGNORE_INT") == "1":
@@ -248,8 +248,9 @@ def test_job_panel_end_to_end_through_gradio_client(runs, tmp_path):
     import gradio as gr
     from gradio_client import Client
 
-    from studio.engine.runs import write_status
-    from studio.ui.components import SFT_CURVES, curve_frames, job_panel, live_curves, status_line
+    from studio.engine.train.runs import write_status
+    from studio.ui.components import SFT_CURVES, curve_frames, live_curves
+    from studio.ui.jobpanel import job_panel, status_line
     from studio.ui.context import AppContext
 
     ctx = AppContext(runs_dir=runs)

@@ -1,4 +1,4 @@
-"""Media rules (studio/engine/media.py): every bad input from issue 2 gets a clear
+"""Media rules (studio/engine/infer/media/): every bad input from issue 2 gets a clear
 MediaError; good input — including the committed sample data — reaches the tiny
 GLM-4.1V processor with the shapes, timestamps and token counts the model expects.
 
@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.engine import media as M
+from studio.engine.infer import media as M
+from studio.engine.infer.media import video as video_mod
 from studio.errors import InputError, MediaError, StudioError
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
@@ -117,7 +118,7 @@ def n_visual(processor, out) -> int:
 
 @pytest.fixture(scope="module")
 def processor():
-    from studio.engine.tiny import build_processor
+    from studio.engine.infer.tiny import build_processor
 
     return build_processor()
 
@@ -342,7 +343,7 @@ def test_video_aspect_refused(tmp_path):
 
 def test_header_overstating_frames_resamples(tmp_path, monkeypatch):
     p = write_video(tmp_path / "short.mp4", 6)
-    monkeypatch.setattr(M, "_probe", lambda path, name: (10.0, 3.0, 30))  # claims 30 frames
+    monkeypatch.setattr(video_mod, "_probe", lambda path, name: (10.0, 3.0, 30))  # claims 30 frames
     clip = M.load_video(p, fps=10)
     assert clip.metadata["total_num_frames"] == 6
     assert max(clip.metadata["frames_indices"]) <= 5 and clip.frames.shape[0] % 2 == 0
@@ -470,7 +471,7 @@ def test_pdf_rendering_from_many_threads_is_serialised():
     """PDFium is not thread-safe; gradio renders from worker threads (a crash was seen)."""
     import threading
 
-    from studio.engine import media
+    from studio.engine.infer import media
 
     results, errors = [], []
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from studio.engine.memplan import (
+from studio.engine.infer.memplan import (
     DeviceInfo,
     ModelSize,
     SideInput,
@@ -99,14 +99,14 @@ def test_9b_param_count():
     """Meta-device count of the published 9B config matches FACTS.md (≈ 10.29 B)."""
     from transformers import Glm4vConfig
 
-    from studio.engine.memplan import PUBLISHED_GLM41V_9B
+    from studio.engine.infer.memplan import PUBLISHED_GLM41V_9B
 
     size = size_from_config(Glm4vConfig(**PUBLISHED_GLM41V_9B))
     assert size == NINE_B
 
 
 def test_tiny_size_matches_loaded_model(tiny):
-    from studio.engine.memplan import size_of
+    from studio.engine.infer.memplan import size_of
 
     model, _ = tiny
     size = size_of(model.studio_path)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from studio.engine import metrics as M
-from studio.engine import runs as R
+from studio.engine.train import metrics as M
+from studio.engine.train import runs as R
 from studio.errors import InputError, TrainingError
 
 
@@ -358,7 +358,7 @@ def test_a_stopped_run_keeps_its_end_time(tmp_path):
     status (forced stop, poller) moved ``ended``. A new start then a stop gets a new end time."""
     import time
 
-    from studio.engine import runs as R
+    from studio.engine.train import runs as R
 
     R.write_status(tmp_path, "running", started=time.time())
     first = R.write_status(tmp_path, "stopped")["ended"]

@@ -18,14 +18,14 @@ WORKSHOP = SAMPLE_DATA / "workshop"
 
 def _recipe(name: str) -> dict:
     from studio.config import read_yaml_mapping
-    from studio.engine.runs import resolve_recipe_paths
+    from studio.engine.train.runs import resolve_recipe_paths
 
     return resolve_recipe_paths(read_yaml_mapping(WORKSHOP / name), WORKSHOP / name)
 
 
 def test_recipes_validate_and_point_into_the_workshop_folder():
-    from studio.engine.rl import RLRunConfig
-    from studio.engine.sft import SFTRunConfig
+    from studio.engine.train.rl import RLRunConfig
+    from studio.engine.train.sft import SFTRunConfig
 
     sft = SFTRunConfig.from_dict(_recipe("sft.yaml"))
     sft.validate()
@@ -54,7 +54,7 @@ def test_a_recipe_starts_a_new_run_each_time_and_a_run_config_continues(tmp_path
         assert main(["sft", "--config", str(recipe), "--runs-dir", str(runs), "--dry-run"]) == 0
     made = sorted(runs.iterdir())
     assert len(made) == 2 and all("-sft-mine" in p.name for p in made)
-    from studio.engine.sft import SFTRunConfig
+    from studio.engine.train.sft import SFTRunConfig
 
     cfg = SFTRunConfig.from_yaml(made[0] / "config.yaml")
     assert cfg.data == str(recipe.parent / "d.jsonl") and cfg.output_dir == str(made[0])
@@ -65,7 +65,7 @@ def test_a_recipe_starts_a_new_run_each_time_and_a_run_config_continues(tmp_path
 
 def test_rl_recipe_starts_a_new_run_and_defaults_to_the_tab_model(tmp_path):
     from studio.cli import main
-    from studio.engine.rl import RLRunConfig
+    from studio.engine.train.rl import RLRunConfig
 
     runs = tmp_path / "runs"
     assert main(["rl", "--config", str(WORKSHOP / "rl.yaml"), "--runs-dir", str(runs), "--dry-run"]) == 0
@@ -85,8 +85,8 @@ def test_rl_recipe_starts_a_new_run_and_defaults_to_the_tab_model(tmp_path):
 
 def test_format_gate_refuses_and_points_to_sft(tiny, tmp_path):
     """A model without the format: RL stops before any update, says to run SFT first and how to go on."""
-    from studio.engine import rl
-    from studio.engine.curriculum import CurriculumConfig
+    from studio.engine.train import rl
+    from studio.engine.train.curriculum import CurriculumConfig
 
     model, processor = tiny
     import shutil
@@ -109,7 +109,7 @@ def test_eval_takes_an_adapter(tiny_path, tmp_path, capsys):
 
     from studio.cli import main
     from studio.config import ModelSpec
-    from studio.engine.models import load
+    from studio.engine.infer.models import load
 
     model, _ = load(ModelSpec(name_or_path=str(tiny_path), device="cpu"))
     peft = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules=r".*language_model.*q_proj"))
@@ -126,8 +126,8 @@ def test_a_few_full_sft_steps_teach_the_format(tmp_path):
     """From toy-base (0 % format), 60 steps of the recipe's full fine-tune (at a higher constant
     LR) on a small generated set put the think/answer format on held-out prompts above a floor
     the base cannot reach (measured: 0 → 69 % at step 40 → 94 % at step 60)."""
-    from studio.engine.metrics import read_metrics
-    from studio.engine.sft import SFTRunConfig, train
+    from studio.engine.train.metrics import read_metrics
+    from studio.engine.train.sft import SFTRunConfig, train
 
     cfg = SFTRunConfig.from_dict({**_recipe("sft.yaml"),
                                   "data": str(tmp_path / "d" / "sft.jsonl"), "eval_data": str(tmp_path / "d" / "heldout" / "eval.jsonl"),
@@ -145,7 +145,8 @@ def test_a_few_full_sft_steps_teach_the_format(tmp_path):
     meta = json.loads((Path(out["model"]) / "studio_model.json").read_text())
     assert meta["stage"] == "thinking" and meta["base"] == "toy-base"
     # the after-training panel's Evaluate: base vs the trained model on the run's held-out prompts
-    from studio.engine.evaluate import before_after_table, evaluate_run
+    from studio.engine.train.skill_eval import evaluate_run
+    from studio.engine.workshop.evaluate import before_after_table
 
     before, after = evaluate_run(tmp_path / "run", n=16)
     assert before.model == "toy-base" and before.groups()[-1]["format"] == 0.0
@@ -164,7 +165,7 @@ def test_sft_recipe_end_to_end_meets_its_thresholds(tmp_path):
                         "--runs-dir", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=3600)
     assert r.returncode == 0, r.stderr[-3000:]
     (run,) = list(tmp_path.iterdir())
-    from studio.engine.evaluate import evaluate
+    from studio.engine.workshop.evaluate import evaluate
 
     rep = evaluate(str(run / "model"), WORKSHOP / "generated" / "thinking-sft" / "heldout" / "eval.jsonl", n=None)
     overall = rep.groups()[-1]
@@ -179,7 +180,7 @@ def test_the_tab_starts_the_workshop_recipe_with_one_click(kind, tiny_path, tmp_
     from gradio_client import Client
 
     from studio.config import ModelSpec
-    from studio.engine.jobs import JobManager
+    from studio.engine.train.jobs import JobManager
     from studio.ui.context import AppContext
     from studio.ui.tabs import rl as rl_tab
     from studio.ui.tabs import sft as sft_tab
@@ -209,7 +210,7 @@ def test_the_tab_starts_the_workshop_recipe_with_one_click(kind, tiny_path, tmp_
 def test_eval_by_answer_shows_a_gain_that_comes_from_the_answer_prior():
     """`studio eval --by-answer`: a model that answers '1' to everything scores its share of
     1s — the table shows answer 1 predicted 100 % while its share is 60 %."""
-    from studio.engine.evaluate import Report, Result
+    from studio.engine.workshop.evaluate import Report, Result
 
     def res(answer: str, pred: str) -> Result:
         return Result("i", "shapes", 2, answer, "", pred, True, answer == pred, 0.2)

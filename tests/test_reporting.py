@@ -6,7 +6,7 @@ import importlib.util
 
 import pytest
 
-from studio.engine import reporting
+from studio.engine.train import reporting
 from studio.errors import ConfigError
 
 
@@ -34,7 +34,7 @@ def test_unknown_and_missing(tmp_path, monkeypatch):
 
 
 def test_sft_config_rejects_unknown_report_to():
-    from studio.engine.sft import SFTRunConfig
+    from studio.engine.train.sft import SFTRunConfig
 
     with pytest.raises(ConfigError, match="report_to"):
         SFTRunConfig(data="x.jsonl", report_to=["tensorbored"]).validate()

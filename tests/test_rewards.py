@@ -220,7 +220,7 @@ def tokenizer():
     """The tiny model's tokenizer. ``build_processor()`` builds exactly this object and wraps
     it with image/video processors; building it alone skips a ~4 s torch import when this
     file runs by itself."""
-    from studio.engine import tiny
+    from studio.engine.infer import tiny
 
     build = getattr(tiny, "_build_tokenizer", None)
     return build() if build is not None else tiny.build_processor().tokenizer

@@ -54,8 +54,8 @@ def _video_rows(n: int) -> list[dict]:
 
 
 def _cfg(data: Path, **kw):
-    from studio.engine.curriculum import CurriculumConfig
-    from studio.engine.rl import RLRunConfig
+    from studio.engine.train.curriculum import CurriculumConfig
+    from studio.engine.train.rl import RLRunConfig
 
     cur = kw.pop("curriculum", {})
     base = dict(data=str(data), num_generations=2, per_device_train_batch_size=4, max_steps=3,
@@ -72,7 +72,7 @@ def fresh_tiny(tiny_path):
     import torch
 
     from studio.config import ModelSpec
-    from studio.engine.models import load
+    from studio.engine.infer.models import load
 
     torch.manual_seed(0)
     return load(ModelSpec(name_or_path=str(tiny_path), device="cpu"))
@@ -110,8 +110,8 @@ class _CountingState:
 def test_sampler_keeps_repeat_structure_and_is_lazy_under_prefetch(mode):
     from torch.utils.data import DataLoader
 
-    from studio.engine.curriculum import CurriculumConfig, CurriculumState
-    from studio.engine.rl import CurriculumSampler, PromptDrawer
+    from studio.engine.train.curriculum import CurriculumConfig, CurriculumState
+    from studio.engine.train.rl import CurriculumSampler, PromptDrawer
 
     B, G, repeat, blocks = 3, 2, 2, 4
     state = CurriculumState(12, CurriculumConfig(mode=mode, seed=1))
@@ -162,7 +162,7 @@ def test_sampler_keeps_repeat_structure_and_is_lazy_under_prefetch(mode):
 def test_rl_media_paths_are_confined_like_sft(tmp_path, bad):
     """The same rule as SFT (data.resolve_media): '..', absolute paths elsewhere and URLs
     are refused with the row named, even when the file exists."""
-    from studio.engine.rl import load_prompts
+    from studio.engine.train.rl import load_prompts
     from studio.errors import DataError
 
     data_dir = tmp_path / "data"
@@ -183,7 +183,7 @@ def test_rl_media_paths_are_confined_like_sft(tmp_path, bad):
 
 
 def test_rl_row_with_images_and_a_video_is_refused(tmp_path):
-    from studio.engine.rl import load_prompts
+    from studio.engine.train.rl import load_prompts
     from studio.errors import DataError
 
     rows = [{"prompt": "<image><video>What?", "images": [str(PHOTO)], "videos": [str(VIDEO)], "answer": "cat"}]
@@ -192,7 +192,7 @@ def test_rl_row_with_images_and_a_video_is_refused(tmp_path):
 
 
 def test_sample_rl_prompts_load_with_their_video_inside_the_folder():
-    from studio.engine.rl import load_prompts
+    from studio.engine.train.rl import load_prompts
 
     prompts = load_prompts(SAMPLE_DATA / "rl" / "prompts.jsonl")
     videos = {v for p in prompts for v in p.videos}
@@ -201,7 +201,7 @@ def test_sample_rl_prompts_load_with_their_video_inside_the_folder():
 
 
 def test_prompt_without_answer_names_the_row(tmp_path):
-    from studio.engine.rl import load_prompts
+    from studio.engine.train.rl import load_prompts
     from studio.errors import DataError
 
     rows = _image_rows(3)
@@ -211,7 +211,7 @@ def test_prompt_without_answer_names_the_row(tmp_path):
 
 
 def test_unparseable_reference_is_reported(tmp_path):
-    from studio.engine.rl import check_references, load_prompts
+    from studio.engine.train.rl import check_references, load_prompts
     from studio.errors import DataError
 
     rows = _image_rows(2)
@@ -222,7 +222,7 @@ def test_unparseable_reference_is_reported(tmp_path):
 
 
 def test_word_choices_from_studio_tasks_are_scored_as_exact(tmp_path):
-    from studio.engine.rl import check_references, load_prompts
+    from studio.engine.train.rl import check_references, load_prompts
 
     rows = [{"prompt": "<image>Left or right?", "images": [str(PHOTO)], "answer": "left",
              "task_type": "choice", "choices": ["left", "right"]}]
@@ -232,7 +232,7 @@ def test_word_choices_from_studio_tasks_are_scored_as_exact(tmp_path):
 
 
 def test_config_messages_say_what_to_change(tmp_path):
-    from studio.engine.rl import RLRunConfig
+    from studio.engine.train.rl import RLRunConfig
     from studio.errors import ConfigError
 
     with pytest.raises(ConfigError, match="num_generations.*at least 2"):
@@ -250,7 +250,7 @@ def test_config_messages_say_what_to_change(tmp_path):
 
 def test_cli_creates_run_folder_and_config_round_trips(tmp_path, monkeypatch):
     from studio.cli import main
-    from studio.engine.rl import RLRunConfig
+    from studio.engine.train.rl import RLRunConfig
 
     data = _write(tmp_path / "p.jsonl", _image_rows(4))
     runs = tmp_path / "runs"
@@ -291,7 +291,7 @@ def test_refused_cli_start_leaves_no_run_folder(tmp_path, case, capsys):
 
 
 def _train(fresh_tiny, cfg, run_dir, **kw):
-    from studio.engine import rl
+    from studio.engine.train import rl
 
     model, processor = fresh_tiny
     return rl.train(cfg, run_dir, model=model, processor=processor, reward_fn=kw.pop("reward_fn", parity_reward),
@@ -352,7 +352,7 @@ def test_three_grpo_steps_with_video_keep_video_in_the_loss_forward(fresh_tiny, 
 
 
 def test_injected_tokens_get_no_loss(fresh_tiny):
-    from studio.engine.rl import FORCE_TEXT, PromptEncoder, RLPrompt, RolloutGenerator
+    from studio.engine.train.rl import FORCE_TEXT, PromptEncoder, RLPrompt, RolloutGenerator
 
     model, processor = fresh_tiny
     gen = RolloutGenerator(processor, thinking_budget=3, answer_budget=2, eos_ids=[])
@@ -378,9 +378,9 @@ def test_too_easy_prompts_stop_the_run(fresh_tiny, tmp_path):
 
 def test_resume_restores_the_curriculum_state(fresh_tiny, tiny_path, tmp_path):
     from studio.config import ModelSpec
-    from studio.engine import rl
-    from studio.engine.curriculum import CurriculumState
-    from studio.engine.models import load
+    from studio.engine.train import rl
+    from studio.engine.train.curriculum import CurriculumState
+    from studio.engine.infer.models import load
 
     data = _write(tmp_path / "img.jsonl", _image_rows(8))
     run = tmp_path / "run"
@@ -402,7 +402,7 @@ def test_resume_restores_the_curriculum_state(fresh_tiny, tiny_path, tmp_path):
 
 
 def test_resume_without_checkpoint_says_so(fresh_tiny, tmp_path):
-    from studio.engine import rl
+    from studio.engine.train import rl
     from studio.errors import InputError
 
     data = _write(tmp_path / "img.jsonl", _image_rows(4))
@@ -417,7 +417,7 @@ if __name__ == "__main__":  # pragma: no cover
 
 
 def test_vllm_flag_without_vllm_or_gpu_says_why(tmp_path):
-    from studio.engine import rl
+    from studio.engine.train import rl
     from studio.errors import ConfigError
 
     ok, why = rl.vllm_available()

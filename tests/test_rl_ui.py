@@ -139,7 +139,7 @@ def test_start_the_sample_run_from_the_tab_and_watch_it_finish(tmp_path, monkeyp
     """The "done when" path: start the sample run from the tab, see curves and rollouts."""
     from gradio_client import Client
 
-    from studio.engine.runs import read_status
+    from studio.engine.train.runs import read_status
     from studio.ui.context import AppContext
 
     monkeypatch.setenv("STUDIO_CACHE", str(tmp_path / "cache"))

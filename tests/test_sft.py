@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from studio.config import ModelSpec
-from studio.engine.sft import DiskFullError, LoraSpec, SFTRunConfig, build_trainer, lora_module_names, split_rows, train
+from studio.engine.train.sft import DiskFullError, LoraSpec, SFTRunConfig, build_trainer, lora_module_names, split_rows, train
 from studio.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,7 +32,7 @@ def make_cfg(tiny_path, **kw) -> SFTRunConfig:
 
 
 def losses(run_dir) -> list[tuple[int, float]]:
-    from studio.engine.metrics import read_metrics
+    from studio.engine.train.metrics import read_metrics
 
     return [(r["step"], r["train/loss"]) for r in read_metrics(Path(run_dir) / "metrics.jsonl")
             if r.get("train/loss") is not None]
@@ -127,7 +127,7 @@ def test_ten_lora_steps_lower_the_loss(tiny_path, tmp_path):
     assert last < first - 0.12  # measured: 6.38 -> 6.19 (random tiny model, LoRA r=8, lr 1e-2)
     assert (tmp_path / "adapter" / "adapter_config.json").is_file()
     assert (tmp_path / "doctor.json").is_file() and (tmp_path / "doctor.md").is_file()
-    from studio.engine.metrics import read_metrics
+    from studio.engine.train.metrics import read_metrics
 
     assert any(r.get("eval/loss") is not None for r in read_metrics(tmp_path / "metrics.jsonl"))
 
@@ -136,8 +136,8 @@ def test_ten_lora_steps_lower_the_loss(tiny_path, tmp_path):
 def test_stop_saves_a_checkpoint_and_resume_continues_the_step_count(tiny_path, tmp_path):
     from transformers import TrainerCallback
 
-    from studio.engine.metrics import StopFlag
-    from studio.engine.runs import find_last_checkpoint
+    from studio.engine.train.metrics import StopFlag
+    from studio.engine.train.runs import find_last_checkpoint
 
     flag = StopFlag()
 
@@ -164,7 +164,7 @@ def test_stop_saves_a_checkpoint_and_resume_continues_the_step_count(tiny_path, 
 def test_disk_full_while_saving_keeps_the_previous_checkpoint(tiny_path, tmp_path, monkeypatch):
     from transformers import Trainer
 
-    from studio.engine.runs import find_last_checkpoint
+    from studio.engine.train.runs import find_last_checkpoint
 
     real = Trainer._save_optimizer_and_scheduler
     calls = {"n": 0}
@@ -190,8 +190,8 @@ def test_disk_full_while_saving_keeps_the_previous_checkpoint(tiny_path, tmp_pat
 
 @pytest.mark.slow
 def test_sigkill_mid_run_then_resume(tiny_path, tmp_path):
-    from studio.engine.metrics import read_metrics
-    from studio.engine.runs import find_last_checkpoint
+    from studio.engine.train.metrics import read_metrics
+    from studio.engine.train.runs import find_last_checkpoint
 
     run = tmp_path / "run"
     run.mkdir()
@@ -212,7 +212,7 @@ def test_sigkill_mid_run_then_resume(tiny_path, tmp_path):
         p.send_signal(signal.SIGKILL)
         p.wait()
     # the folder stays readable
-    from studio.engine.runs import read_status, run_info
+    from studio.engine.train.runs import read_status, run_info
 
     assert read_metrics(run / "metrics.jsonl")
     assert SFTRunConfig.from_yaml(run / "config.yaml").max_steps == 400
@@ -233,7 +233,7 @@ def test_redone_steps_replace_the_lost_ones_after_a_crash(tiny_path, tmp_path):
     checkpoint); Resume redoes them: readers must see one point per step, the new ones."""
     import shutil
 
-    from studio.engine.metrics import MetricsReader, read_metrics
+    from studio.engine.train.metrics import MetricsReader, read_metrics
 
     reader = MetricsReader(tmp_path / "metrics.jsonl")
     out = train(make_cfg(tiny_path, max_steps=6, save_steps=4), tmp_path)
@@ -262,8 +262,8 @@ def test_training_error_is_one_line_never_a_traceback(tiny_path, tmp_path, monke
     import shutil
 
     from studio.cli import main
-    from studio.engine import data as D
-    from studio.engine.runs import read_status
+    from studio.engine.train.data import diagnosis
+    from studio.engine.train.runs import read_status
 
     shutil.copytree(SAMPLE.parent / "images", tmp_path / "images")
     shutil.copy(REPO / "sample_data" / "video" / "clip.mp4", tmp_path / "clip.mp4")
@@ -273,7 +273,7 @@ def test_training_error_is_one_line_never_a_traceback(tiny_path, tmp_path, monke
                  "images": ["images/cat.jpg"], "videos": ["clip.mp4"]})
     data = tmp_path / "mix.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    monkeypatch.setattr(D, "media_mix_problem", lambda n_images, n_videos: None)  # the doctor misses it
+    monkeypatch.setattr(diagnosis, "media_mix_problem", lambda n_images, n_videos: None)  # the doctor misses it
     monkeypatch.delenv("STUDIO_JOB", raising=False)
     rc = main(["sft", "--data", str(data), "--model", str(tiny_path), "--runs-dir", str(tmp_path / "runs"),
                "--max-steps", "2", "--batch-size", "4", "--grad-accum", "1", "--eval-split", "0",

@@ -59,7 +59,7 @@ def test_doctor_preview_and_config(app, tiny_path):
 
 @pytest.mark.slow
 def test_child_process_run_end_to_end(app, tiny_path):
-    from studio.engine.runs import find_adapter, read_status
+    from studio.engine.train.runs import find_adapter, read_status
 
     ctx, client = app
     out = client.predict(None, str(SAMPLE), *form(tiny_path), api_name="/sft_start")

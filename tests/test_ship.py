@@ -107,7 +107,7 @@ def test_accelerate_configs_load(tmp_path, strategy, dist):
     from accelerate.commands.config.config_args import load_config_from_file
     from accelerate.utils import DeepSpeedPlugin
 
-    from studio.engine.scale import write_launch
+    from studio.engine.train.scale import write_launch
 
     (tmp_path / "config.yaml").write_text("model: {}\n")
     plan = write_launch(tmp_path, "sft", strategy, gpus_per_node=4, nodes=2)
@@ -123,7 +123,7 @@ def test_accelerate_configs_load(tmp_path, strategy, dist):
 
 
 def test_scale_refuses_folder_without_config(tmp_path):
-    from studio.engine.scale import write_launch
+    from studio.engine.train.scale import write_launch
     from studio.errors import ConfigError
 
     with pytest.raises(ConfigError, match="config.yaml"):
@@ -131,7 +131,7 @@ def test_scale_refuses_folder_without_config(tmp_path):
 
 
 def test_vllm_serve_settings():
-    from studio.engine.scale import vllm_serve_args
+    from studio.engine.train.scale import vllm_serve_args
 
     args = vllm_serve_args("exports/merged", max_images=10, max_videos=1)
     assert args[:3] == ["vllm", "serve", "exports/merged"]
@@ -144,7 +144,7 @@ def test_vllm_serve_settings():
 def test_vllm_max_model_len_comes_from_the_model_config(tmp_path, capsys):
     """`studio scale --vllm merged/` must not promise 65536 tokens to a 4096-position model."""
     from studio.cli import main
-    from studio.engine.scale import vllm_serve_args
+    from studio.engine.train.scale import vllm_serve_args
 
     merged = tmp_path / "merged"  # the config a merged export of the workshop model carries
     merged.mkdir()
@@ -260,7 +260,7 @@ def test_launch_files_are_portable_and_a_strategy_switch_leaves_nothing_stale(tm
     the script runs from a copy of the run folder elsewhere (accelerate stubbed)."""
     import shutil
 
-    from studio.engine.scale import write_launch
+    from studio.engine.train.scale import write_launch
 
     run = tmp_path / "run"
     run.mkdir()

@@ -83,7 +83,7 @@ def test_chat_and_sft_print_no_warning_lines(tiny_path, tmp_path):
 
 def test_preload_reports_phases_then_ready(tiny_path):
     from studio.config import ModelSpec
-    from studio.engine.models import ModelRegistry
+    from studio.engine.infer.models import ModelRegistry
 
     reg = ModelRegistry()
     spec = ModelSpec(name_or_path=str(tiny_path), device="cpu")
@@ -100,7 +100,7 @@ def test_preload_reports_phases_then_ready(tiny_path):
 
 def test_preload_failure_is_one_sentence(tmp_path):
     from studio.config import ModelSpec
-    from studio.engine.models import ModelRegistry
+    from studio.engine.infer.models import ModelRegistry
 
     bad = tmp_path / "not-a-model"
     bad.mkdir()
@@ -137,7 +137,7 @@ def test_chat_tab_shows_the_loading_model_until_ready(tiny_path):
 
     from studio.commands.ui import launch
     from studio.config import ModelSpec
-    from studio.engine.models import LoadStatus
+    from studio.engine.infer.models import LoadStatus
     from studio.ui.context import AppContext
 
     ctx = AppContext(model=ModelSpec(name_or_path=str(tiny_path), device="cpu"))

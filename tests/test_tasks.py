@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from studio.engine import tasks as T
-from studio.engine.reasoning import parse
+from studio.engine.workshop import tasks as T
+from studio.engine.infer.reasoning import parse
 from studio.errors import InputError
 
 PALETTE = {

@@ -53,7 +53,7 @@ def test_special_token_split(tiny):
     """Same special / non-special split as the real tokenizer; think/answer survive skipping."""
     _, processor = tiny
     tok = processor.tokenizer
-    from studio.engine.tiny import REASONING_TOKENS, SPECIAL_TOKENS
+    from studio.engine.infer.tiny import REASONING_TOKENS, SPECIAL_TOKENS
 
     for t in SPECIAL_TOKENS + REASONING_TOKENS:
         ids = tok(t, add_special_tokens=False).input_ids

@@ -161,8 +161,8 @@ FORMAT_SHAPES = [
 
 @pytest.mark.parametrize("text,ok", FORMAT_SHAPES)
 def test_eval_reward_and_doctor_agree_on_format(text, ok):
-    from studio.engine.data import check_tags
-    from studio.engine.evaluate import format_ok
+    from studio.engine.train.data import check_tags
+    from studio.engine.workshop.evaluate import format_ok
 
     assert R.check_format(text, require_box=True).ok is ok
     assert format_ok(text) is ok
@@ -190,7 +190,7 @@ def test_check_reference_refuses_unmatchable_references_with_row_and_fix(answer,
 def test_doctor_step_names_rows(tmp_path):
     import json
 
-    from studio.engine.rl import check_references, load_prompts
+    from studio.engine.train.rl import check_references, load_prompts
     from studio.errors import DataError
 
     img = ROOT / "sample_data" / "rl"

@@ -17,12 +17,12 @@ EVAL = SAMPLE_DATA / "workshop" / "eval.jsonl"
 
 def _need(folder: Path) -> None:
     if not (folder / "model.safetensors").is_file() or not (folder / "studio_model.json").is_file():
-        pytest.skip(f"{folder} is not built; run python -m studio.engine.toy_train (see README)")
+        pytest.skip(f"{folder} is not built; run python -m studio.engine.workshop.toy_train (see README)")
 
 
 @pytest.fixture(scope="module")
 def processor():
-    from studio.engine.tiny import build_processor
+    from studio.engine.infer.tiny import build_processor
 
     return build_processor()
 
@@ -31,8 +31,8 @@ def processor():
 def test_training_sequences_match_the_chat_template(processor, stage):
     """The hand-built token ids equal the official template + processor expansion, and the
     loss falls only on answers / assistant turns (never on the image or the question)."""
-    from studio.engine import tasks as T
-    from studio.engine.toy_train import ANSWER, LOSS, NO_LOSS, chat_messages, encode, make_batch, segments
+    from studio.engine.workshop import tasks as T
+    from studio.engine.workshop.toy_train import ANSWER, LOSS, NO_LOSS, chat_messages, encode, make_batch, segments
 
     tok = processor.tokenizer
     scenes = T.generate_scenes(8, seed=11)
@@ -57,8 +57,8 @@ def test_toy_tokenizer_has_the_task_words_and_is_the_shipped_one():
     """The workshop tokenizer's BPE saw the task text, so task words are single tokens
     (the embedded tokenizer spells "Red" R·e·d), GLM's special and reasoning tokens are
     unchanged, and rebuilding it gives the shipped vocabulary exactly."""
-    from studio.engine.tiny import REASONING_TOKENS, SPECIAL_TOKENS, build_processor
-    from studio.engine.toy_train import build_toy_processor
+    from studio.engine.infer.tiny import REASONING_TOKENS, SPECIAL_TOKENS, build_processor
+    from studio.engine.workshop.toy_train import build_toy_processor
 
     tok, emb = build_toy_processor().tokenizer, build_processor().tokenizer
     text = "Red circles: row 4 col 2. That is 1."
@@ -74,8 +74,8 @@ def test_toy_tokenizer_has_the_task_words_and_is_the_shipped_one():
 
 
 def test_base_raw_text_has_caption_and_answers(processor):
-    from studio.engine import tasks as T
-    from studio.engine.toy_train import ANSWER, encode, segments
+    from studio.engine.workshop import tasks as T
+    from studio.engine.workshop.toy_train import ANSWER, encode, segments
 
     s = T.make_scene("shapes", 2, 0, 3)
     ids, kinds, _ = encode(processor.tokenizer, segments(s, "base", "raw", 6))
@@ -91,8 +91,8 @@ def test_vision_diagnostic_and_frozen_encoder(processor):
     only the merger of the vision tower trainable."""
     import torch
 
-    from studio.engine import tasks as T
-    from studio.engine.toy_train import (build_toy_model, freeze_vision_encoder, make_batch, shuffled_images,
+    from studio.engine.workshop import tasks as T
+    from studio.engine.workshop.toy_train import (build_toy_model, freeze_vision_encoder, make_batch, shuffled_images,
                                          vision_diagnostic)
 
     scenes = T.generate_scenes(3, seed=5)
@@ -116,7 +116,7 @@ def test_frozen_merger_keeps_shape_and_position_in_the_visual_tokens(processor):
     tower's visual tokens carry shape and position, not only colour (the merger trained
     through the language model collapsed to 95 % colour / 0 % position). The shipped,
     pretrained tower is checked by linear probes below."""
-    from studio.engine.toy_train import (build_toy_model, freeze_vision_encoder, scale_visual_tokens,
+    from studio.engine.workshop.toy_train import (build_toy_model, freeze_vision_encoder, scale_visual_tokens,
                                          sincos_position_embedding, variance_shares)
 
     model = build_toy_model(processor.tokenizer, seed=0)
@@ -160,8 +160,8 @@ def test_sincos_position_embedding_makes_object_position_readable(processor):
     sine-cosine embedding makes it readable (measured 62 % → 100 % on 1,300 objects)."""
     import torch
 
-    from studio.engine import tasks as T
-    from studio.engine.toy_train import build_toy_model, sincos_position_embedding
+    from studio.engine.workshop import tasks as T
+    from studio.engine.workshop.toy_train import build_toy_model, sincos_position_embedding
 
     scenes = [s for s in T.generate_scenes(240, seed=7) if s.description["kind"] == "shapes"]
     model = build_toy_model(processor.tokenizer, seed=0).eval()
@@ -180,7 +180,7 @@ def _cell_probe(model, processor, fit, test) -> dict[str, float]:
     cells its row and column, from the visual tokens (the merger's output, one per cell)."""
     import torch
 
-    from studio.engine import tasks as T
+    from studio.engine.workshop import tasks as T
 
     def feats(scenes):
         vis = processor.image_processor(images=[s.image for s in scenes], return_tensors="pt")
@@ -212,8 +212,8 @@ def test_cancel_background_zeroes_a_blank_canvas(processor):
     import torch
     from PIL import Image
 
-    from studio.engine import tasks as T
-    from studio.engine.toy_train import build_toy_model, cancel_background
+    from studio.engine.workshop import tasks as T
+    from studio.engine.workshop.toy_train import build_toy_model, cancel_background
 
     model = build_toy_model(processor.tokenizer, seed=0)
     blank = processor.image_processor(images=[Image.new("RGB", (112, 112), T.BACKGROUND)], return_tensors="pt")
@@ -232,7 +232,7 @@ def test_vision_pretraining_learns_colour_only_with_the_canvas_fixes(processor):
     colour of 82 % of held-out shapes with both fixes (blank canvas cancelled, patch
     embedding at a tenth of the LR), 63 % with the low LR alone, and 20 % with neither
     (chance 17 %) while shape is learnt either way (84–87 %)."""
-    from studio.engine.toy_train import build_toy_model, cancel_background, pretrain_vision, sincos_position_embedding
+    from studio.engine.workshop.toy_train import build_toy_model, cancel_background, pretrain_vision, sincos_position_embedding
 
     accs = {}
     for fixed in (True, False):
@@ -255,7 +255,7 @@ def test_shipped_vision_tower_reads_every_cell(processor):
     import torch
     from transformers import AutoModelForImageTextToText
 
-    from studio.engine import tasks as T
+    from studio.engine.workshop import tasks as T
 
     fit, test = T.generate_scenes(120, seed=1001), T.generate_scenes(120, seed=1002)
     model = AutoModelForImageTextToText.from_pretrained(BASE, dtype=torch.float32).eval()
@@ -268,7 +268,7 @@ def test_shipped_vision_tower_reads_every_cell(processor):
 def test_shipped_checkpoint_loads_through_models_load(folder, stage):
     _need(folder)
     from studio.config import ModelSpec
-    from studio.engine.models import load
+    from studio.engine.infer.models import load
 
     meta = json.loads((folder / "studio_model.json").read_text())
     assert meta["kind"] == "workshop-toy" and meta["stage"] == stage and meta["finished"]
@@ -289,8 +289,8 @@ def test_shipped_base_answers_depend_on_the_image():
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from studio.engine import tasks as T
-    from studio.engine.toy_train import EVAL_SEED_OFFSET, make_batch, vision_diagnostic
+    from studio.engine.workshop import tasks as T
+    from studio.engine.workshop.toy_train import EVAL_SEED_OFFSET, make_batch, vision_diagnostic
 
     torch.manual_seed(0)
     model = AutoModelForImageTextToText.from_pretrained(BASE, dtype=torch.float32).eval()
@@ -308,7 +308,7 @@ def test_toy_thinking_writes_the_format_on_held_out_prompts():
     its accuracy is well above chance (88 % vs 34 % on 480; the random-tower recipe 67 %,
     the collapsed model was at chance)."""
     _need(THINKING)
-    from studio.engine.evaluate import evaluate
+    from studio.engine.workshop.evaluate import evaluate
 
     rep = evaluate(str(THINKING), EVAL, n=12, max_new_tokens=120, batch_size=12)
     all_row = rep.groups()[-1]
@@ -325,7 +325,7 @@ def test_shipped_assets_are_small():
 def test_toy_thinking_beats_random_weights_on_held_out_prompts():
     """`studio eval` on 20 held-out prompts: random weights score 0 % format (measured)."""
     _need(THINKING)
-    from studio.engine.evaluate import evaluate
+    from studio.engine.workshop.evaluate import evaluate
 
     rep = evaluate(str(THINKING), EVAL, n=20)
     all_row = rep.groups()[-1]
@@ -336,7 +336,7 @@ def test_toy_thinking_beats_random_weights_on_held_out_prompts():
 
 def test_toy_base_answers_plainly_above_chance():
     _need(BASE)
-    from studio.engine.evaluate import evaluate
+    from studio.engine.workshop.evaluate import evaluate
 
     rep = evaluate(str(BASE), EVAL, n=20, max_new_tokens=12)
     all_row = rep.groups()[-1]
@@ -347,8 +347,8 @@ def test_toy_base_answers_plainly_above_chance():
 @pytest.mark.slow
 def test_train_script_runs_and_saves_a_loadable_checkpoint(tmp_path):
     from studio.config import ModelSpec
-    from studio.engine.models import load
-    from studio.engine.toy_train import train
+    from studio.engine.infer.models import load
+    from studio.engine.workshop.toy_train import train
 
     out = train("base", tmp_path / "b", steps=3, batch=2, minutes=0, command="test", vision_steps=2)
     meta = json.loads((out / "studio_model.json").read_text())
@@ -362,13 +362,13 @@ def test_train_script_runs_and_saves_a_loadable_checkpoint(tmp_path):
 def test_chat_check_scenes_are_held_out_balanced_and_counted_from_pixels():
     import numpy as np
 
-    from studio.engine import tasks as T
-    from studio.engine.evaluate import chat_check_scenes
+    from studio.engine.workshop import tasks as T
+    from studio.engine.workshop.evaluate import chat_check_scenes
 
     scenes = chat_check_scenes(10)
     counts = [c for _, c in scenes]
     assert len(scenes) == 10 and counts.count(0) == 5 and counts.count(1) == 2 and sum(c >= 2 for c in counts) == 3
-    from studio.engine.toy_train import eval_keys
+    from studio.engine.workshop.toy_train import eval_keys
 
     skipped = eval_keys(0)  # what training never draws
     held = {T.render(s.description).tobytes(): s.key()
@@ -386,8 +386,8 @@ def test_held_out_scenes_leave_every_training_cell_populated():
     scenes removed every level-1 arithmetic scene from training (held-out 85 % → 66 %)."""
     from collections import Counter
 
-    from studio.engine import tasks as T
-    from studio.engine.toy_train import SceneStream, eval_keys
+    from studio.engine.workshop import tasks as T
+    from studio.engine.workshop.toy_train import SceneStream, eval_keys
 
     skipped = eval_keys(0)
     drawn = T.generate_scenes(1200, 0, render_image=False)
@@ -409,8 +409,8 @@ def test_chat_tab_answers_how_many_red_circles_usually_right():
     gap (README), so only the none/one scenes carry a floor."""
     _need(THINKING)
     from studio.config import ModelSpec
-    from studio.engine.evaluate import chat_check
-    from studio.engine.models import default_chat_model, load
+    from studio.engine.workshop.evaluate import chat_check
+    from studio.engine.infer.models import default_chat_model, load
 
     assert default_chat_model() == "toy-thinking"
     c = chat_check(*load(ModelSpec(name_or_path="toy-thinking", device="cpu")), n=20)

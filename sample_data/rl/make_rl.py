@@ -30,7 +30,7 @@ VIDEO_ROWS = [
 
 
 def main() -> None:
-    from studio.engine import tasks
+    from studio.engine.workshop import tasks
 
     def slim(path: Path, extra: list[dict]) -> None:
         rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]

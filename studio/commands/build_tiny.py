@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from studio.engine.tiny import LIKE_CHOICES
+from studio.engine.infer.tiny import LIKE_CHOICES
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from studio.engine.tiny import build_tiny
+    from studio.engine.infer.tiny import build_tiny
     from studio.errors import InputError
 
     out = args.out_opt or args.out

@@ -1,6 +1,6 @@
 """Chat with a GLM-4.1V model about images, a video or a PDF in the terminal.
 
-Same engine as the Chat tab (:func:`studio.engine.chat.stream`): thinking streams
+Same engine as the Chat tab (:func:`studio.engine.infer.chat.stream`): thinking streams
 dimmed and prefixed, the answer follows, then one stats line on stderr. Ctrl-C stops
 generation cleanly (the worker thread is stopped and joined) and exits with 130.
 
@@ -110,8 +110,8 @@ def _apply(gen: GenerationConfig, values: dict) -> GenerationConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from studio.engine import chat, media
-    from studio.engine.models import load
+    from studio.engine.infer import chat, media
+    from studio.engine.infer.models import load
     from studio.errors import InputError
     from studio.ui.render import draw_boxes, stats_line
 
@@ -128,13 +128,13 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("Give a question, e.g. studio chat --image photo.jpg \"What is in this picture?\"")
     spec = model_spec(args)
     turn_media = media.prepare_turn_media(files, fps=gen.video_fps, max_frames=gen.max_frames) if files else None
-    from studio.engine import family
-    from studio.engine.models import resolve
+    from studio.engine.infer import family
+    from studio.engine.infer.models import resolve
 
     if args.no_thinking and os.path.isdir(resolve(spec.name_or_path)):  # refuse before a long load
         family.from_dir(resolve(spec.name_or_path)).template_kwargs(False)
     model, processor = load(spec)
-    from studio.engine.models import is_embedded
+    from studio.engine.infer.models import is_embedded
 
     fam = family.of(processor, model)
     fam.template_kwargs(False if args.no_thinking else None)  # refuse before generating

@@ -54,7 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _sides(args):
-    from studio.engine.compare import SideSpec, default_mode, default_pair
+    from studio.engine.infer.compare import SideSpec, default_mode, default_pair
 
     da, db, note = default_pair()
     out = []
@@ -79,8 +79,8 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from studio.config import GenerationConfig
-    from studio.engine.chat import AnswerDelta, Done, ForcedAnswer, ThinkingDelta
-    from studio.engine.compare import (CompareDone, Comparer, CompareSettings, SideEvent, SideStart, VoteLog,
+    from studio.engine.infer.chat import AnswerDelta, Done, ForcedAnswer, ThinkingDelta
+    from studio.engine.infer.compare import (CompareDone, Comparer, CompareSettings, SideEvent, SideStart, VoteLog,
                                        votes_folder)
     from studio.errors import InputError
     from studio.ui.render import cut_note

@@ -1,6 +1,6 @@
 """Check an SFT dataset and print its problems per row: `studio doctor data.jsonl [--max-length N] [--fix out.jsonl]`.
 
-Runs the same data doctor as training (:func:`studio.engine.data.doctor`): tag order and
+Runs the same data doctor as training (:func:`studio.engine.train.data.doctor`): tag order and
 balance in assistant turns, <image>/<video> placeholders vs the media lists, media files
 that exist and decode, visual tokens per row and whether each row fits ``--max-length``
 without cutting an image span, language-mix and repetition warnings. Exit status 1 when
@@ -50,7 +50,7 @@ def _is_rl_file(path: str) -> bool:
 
 def run_rl(args: argparse.Namespace) -> int:
     """RL prompt file: load (path rules, media, answers present) and check every reference."""
-    from studio.engine.rl import check_references, load_prompts
+    from studio.engine.train.rl import check_references, load_prompts
     from studio.errors import DataError
 
     prompts = load_prompts(args.data)
@@ -74,10 +74,10 @@ def run(args: argparse.Namespace) -> int:
         return run_rl(args)
     from transformers import AutoProcessor
 
-    from studio.engine import data as D
-    from studio.engine.models import resolve
+    from studio.engine.train import data as D
+    from studio.engine.infer.models import resolve
 
-    from studio.engine import family
+    from studio.engine.infer import family
 
     processor = AutoProcessor.from_pretrained(resolve(args.model or "embedded"), trust_remote_code=False)
     fam = family.of(processor)  # the tags this model writes: the doctor flags the other family's

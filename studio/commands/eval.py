@@ -39,8 +39,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from studio.config import ModelSpec
-    from studio.engine.evaluate import chat_check, evaluate
-    from studio.engine.models import load
+    from studio.engine.workshop.evaluate import chat_check, evaluate
+    from studio.engine.infer.models import load
     from studio.errors import InputError
 
     if not args.tasks and not args.chat_check:

@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from studio.config import ModelSpec
-    from studio.engine.export import DEFAULT_PROMPT, ExportError, merge_adapter, push_to_hub
+    from studio.engine.train.export import DEFAULT_PROMPT, ExportError, merge_adapter, push_to_hub
     from studio.errors import InputError
 
     if args.tokens < 1:

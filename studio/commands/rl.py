@@ -76,7 +76,7 @@ def _apply_overrides(data: dict, args: argparse.Namespace) -> dict:
         data["format_gate"] = "warn"
     apply_set_overrides(data, args.set)
     if not (data.get("model") or {}).get("name_or_path"):
-        from studio.engine.models import default_chat_model
+        from studio.engine.infer.models import default_chat_model
 
         data.setdefault("model", {})["name_or_path"] = default_chat_model()  # what the RL tab starts with
     return data
@@ -89,8 +89,8 @@ def prepare(args: argparse.Namespace):
         InputError / ConfigError: neither or both of --config/--data, bad values.
     """
     from studio.config import read_yaml_mapping
-    from studio.engine.rl import RLRunConfig
-    from studio.engine.runs import is_recipe, resolve_recipe_paths
+    from studio.engine.train.rl import RLRunConfig
+    from studio.engine.train.runs import is_recipe, resolve_recipe_paths
     from studio.errors import InputError
 
     if bool(args.config) == bool(args.data):
@@ -124,8 +124,8 @@ def _new_run(data: dict, args: argparse.Namespace, default_name: str):
     (a refused start leaves no folder behind). Returns ``(config, run folder)``."""
     import os
 
-    from studio.engine.rl import RLRunConfig, check_data
-    from studio.engine.runs import new_run_dir
+    from studio.engine.train.rl import RLRunConfig, check_data
+    from studio.engine.train.runs import new_run_dir
 
     cfg = RLRunConfig.from_dict(data)
     cfg.validate()
@@ -144,9 +144,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"repeat with: studio rl --config {run_dir / 'config.yaml'}")
     if args.dry_run:
         return 0
-    from studio.engine import rl
-    from studio.engine.metrics import install_graceful_stop
-    from studio.engine.runs import track_run
+    from studio.engine.train import rl
+    from studio.engine.train.callbacks import install_graceful_stop
+    from studio.engine.train.runs import track_run
 
     flag = install_graceful_stop()
     with track_run(run_dir, "rl", stop_flag=flag):

@@ -28,7 +28,7 @@ def format_table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from studio.engine.runs import list_runs, runs_table
+    from studio.engine.train.runs import list_runs, runs_table
 
     infos = list_runs(args.runs_dir, kind=args.kind)
     if args.json:

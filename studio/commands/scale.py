@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from studio.engine import scale
+    from studio.engine.train import scale
     from studio.errors import ConfigError
 
     if args.vllm:

@@ -1,6 +1,6 @@
 """LoRA/QLoRA SFT into the think/answer format: `studio sft --config RUN/config.yaml` or `studio sft --data FILE`.
 
-Two ways in, one code path (:func:`studio.engine.sft.train`):
+Two ways in, one code path (:func:`studio.engine.train.sft.train`):
 
 * ``studio sft --config runs/<id>/config.yaml`` runs the config the SFT tab (or an earlier
   call) wrote; the run folder is the folder it sits in. If that folder has a complete
@@ -52,8 +52,8 @@ def build_config(args: argparse.Namespace):
     Raises: ConfigError for bad flags or values (the message names the field).
     """
     from studio.config import apply_set_overrides, read_yaml_mapping
-    from studio.engine.runs import is_recipe, new_run_dir, resolve_recipe_paths
-    from studio.engine.sft import SFTRunConfig, check_data
+    from studio.engine.train.runs import is_recipe, new_run_dir, resolve_recipe_paths
+    from studio.engine.train.sft import SFTRunConfig, check_data
     from studio.errors import ConfigError
 
     if not args.config and not args.data:
@@ -123,9 +123,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"run folder: {run_dir}\nrepeat with: studio sft --config {run_dir / 'config.yaml'}", flush=True)
     if args.dry_run:
         return 0
-    from studio.engine.metrics import install_graceful_stop
-    from studio.engine.runs import track_run
-    from studio.engine.sft import train
+    from studio.engine.train.callbacks import install_graceful_stop
+    from studio.engine.train.runs import track_run
+    from studio.engine.train.sft import train
 
     log_file = None
     if os.environ.get("STUDIO_JOB") != "1":  # under the job wrapper stdout already goes to train.log

@@ -11,7 +11,7 @@ import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from studio.engine.tasks import FAMILIES, LEVELS
+    from studio.engine.workshop.tasks import FAMILIES, LEVELS
 
     p.add_argument("--out", required=True, help="folder to write (created; files there are overwritten)")
     p.add_argument("--n", type=int, default=200, help="number of questions in sft.jsonl / rl.jsonl")
@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from studio.engine.tasks import write_dataset
+    from studio.engine.workshop.task_files import write_dataset
 
     counts = write_dataset(args.out, args.n, args.seed, args.families, args.levels, eval_n=args.eval_n)
     for name, k in counts.items():

@@ -30,7 +30,7 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 def model_spec(args: argparse.Namespace) -> ModelSpec:
     """The ModelSpec named by the model flags (validated; ConfigError names the flag's field)."""
-    from studio.engine.models import default_chat_model
+    from studio.engine.infer.models import default_chat_model
 
     spec = ModelSpec(name_or_path=args.model or default_chat_model(), dtype=args.dtype, load_in_4bit=bool(args.load_in_4bit),
                      device=args.device)
@@ -86,11 +86,11 @@ def launch(ctx, host: str = "127.0.0.1", port: int | None = 7860, share: bool = 
 def run(args: argparse.Namespace) -> int:
     """Serve the page first, then load the model in the background.
 
-    A wrong ``--model`` still fails at once (exit 2): :func:`~studio.engine.models.precheck`
+    A wrong ``--model`` still fails at once (exit 2): :func:`~studio.engine.infer.models.precheck`
     looks at the folder or cache without importing torch. The Chat tab shows what is
     loading and how far it got until the model is ready; this prints one line when it is.
     """
-    from studio.engine.models import precheck
+    from studio.engine.infer.models import precheck
     from studio.ui.context import AppContext
 
     spec = model_spec(args)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from studio.config import BASE_ID, EMBEDDED, FLASH_ID, THINKING_ID, ModelSpec
 from studio.errors import InputError
-from studio.engine.models import ModelRegistry
+from studio.engine.infer.models import ModelRegistry
 
 #: Models a visitor may pick on a public Space (no server paths, no arbitrary hub ids).
 PUBLIC_MODELS = (EMBEDDED, "toy-base", "toy-thinking", THINKING_ID, BASE_ID, FLASH_ID)

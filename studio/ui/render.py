@@ -20,8 +20,8 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
-from studio.engine import reasoning
-from studio.engine.chat import AnswerDelta, Done, ForcedAnswer, Stats, ThinkingDelta
+from studio.engine.infer import reasoning
+from studio.engine.infer.chat import AnswerDelta, Done, ForcedAnswer, Stats, ThinkingDelta
 from studio.ui.i18n import tr
 
 #: Title of the collapsible thinking block (English; shown via ``tr("render.thinking")``).
@@ -113,7 +113,7 @@ def draw_boxes(image, boxes: list[reasoning.Box], *, labels: list[str] | None = 
 
     Args:
         image: ``PIL.Image.Image``; not modified.
-        boxes: :class:`~studio.engine.reasoning.Box` on GLM's 0–1000 scale (x1, y1, x2, y2).
+        boxes: :class:`~studio.engine.infer.reasoning.Box` on GLM's 0–1000 scale (x1, y1, x2, y2).
         labels: optional text per box (default ``"1"``, ``"2"`` …).
 
     Returns:
@@ -166,7 +166,7 @@ def message(role: str, content: Any, title: str | None = None, status: str | Non
 class TurnView:
     """Accumulates one assistant turn's events and renders it as chat messages.
 
-    Feed every event of :func:`studio.engine.chat.stream` to :meth:`apply`, then call
+    Feed every event of :func:`studio.engine.infer.chat.stream` to :meth:`apply`, then call
     :meth:`messages` to get the (escaped) messages for the Chatbot: a collapsible
     *Thinking* block (``status`` ``"pending"`` while it streams, ``"done"`` after), the
     answer below it with the stats line, and the boxed image if the answer has boxes and
@@ -176,7 +176,7 @@ class TurnView:
         image: PIL image the boxes refer to (None: boxes are listed, not drawn).
         thinking, answer: raw (unescaped) text so far.
         forced: the thinking budget forced the answer.
-        done: the :class:`~studio.engine.chat.Done` event once it arrived.
+        done: the :class:`~studio.engine.infer.chat.Done` event once it arrived.
         error: a message to show instead of / after the answer (e.g. a failed turn).
     """
 
@@ -239,16 +239,16 @@ def media_messages(media) -> list[dict]:
     """User messages for a turn's image or video files, showing what the model gets.
 
     A file whose name says another kind than its content (a GIF renamed ``.mp4`` is
-    decoded as an image by :func:`studio.engine.media.kind_of`) would make the Chatbot
+    decoded as an image by :func:`studio.engine.infer.media.kind_of`) would make the Chatbot
     pick the player by the name and show an empty video; such a file is shown as the
     decoded image (or the video's first frame) instead.
 
     Args:
-        media: a :class:`~studio.engine.media.TurnMedia` of kind ``"image"`` or ``"video"``.
+        media: a :class:`~studio.engine.infer.media.TurnMedia` of kind ``"image"`` or ``"video"``.
     """
     from pathlib import Path
 
-    from studio.engine.media import IMAGE_EXTS, VIDEO_EXTS
+    from studio.engine.infer.media import IMAGE_EXTS, VIDEO_EXTS
 
     out: list[dict] = []
     if media.kind == "image":

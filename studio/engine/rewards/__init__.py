@@ -19,7 +19,7 @@ Math-Verify or TRL on purpose, the module that does it says why:
 * :mod:`.verify` — :func:`verify`, :func:`infer_task_type`, :func:`check_reference`;
 * :mod:`.registry` — the reward functions and :data:`REGISTRY`.
 
-Stable API (``studio/engine/rl.py``, the RL tab, ``studio eval`` and the data doctor build on it)
+Stable API (``studio/engine/train/rl/``, the RL tab, ``studio eval`` and the data doctor build on it)
 -----------------------------------------------------------------------------------------------
 Reward functions — TRL's signature ``fn(completions: list[str], **kwargs) -> list[float]``:
 

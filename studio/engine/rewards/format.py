@@ -16,7 +16,7 @@ import dataclasses
 import re
 from typing import Any
 
-from studio.engine.reasoning import (
+from studio.engine.infer.reasoning import (
     ANSWER_CLOSE,
     ANSWER_OPEN,
     BOX_CLOSE,

@@ -1,7 +1,7 @@
 """Grounding: IoU of ``[x1,y1,x2,y2]`` boxes on GLM's 0–1000 scale.
 
 Grammar: one box or a list of boxes, ``[x1,y1,x2,y2]`` with plain decimal coordinates
-(:func:`studio.engine.reasoning.parse_boxes`); corners in any order; clamped to 0–1000.
+(:func:`studio.engine.infer.reasoning.parse_boxes`); corners in any order; clamped to 0–1000.
 More than :data:`MAX_BOXES` predicted boxes, or an answer longer than
 :data:`MAX_GROUNDING_CHARS`, score 0.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from studio.engine.reasoning import Box
+from studio.engine.infer.reasoning import Box
 
 MAX_GROUNDING_CHARS = 4000
 

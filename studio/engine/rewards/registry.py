@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from studio.engine.reasoning import BOX_CLOSE, BOX_OPEN
+from studio.engine.infer.reasoning import BOX_CLOSE, BOX_OPEN
 from studio.engine.rewards import sandbox
 from studio.engine.rewards.config import DEFAULTS as _DEFAULTS
 from studio.engine.rewards.config import RewardConfig

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from studio.engine.reasoning import parse_boxes
+from studio.engine.infer.reasoning import parse_boxes
 from studio.engine.rewards import sandbox
 from studio.engine.rewards.choice import parse_choice, parse_count
 from studio.engine.rewards.config import AUTO, DEFAULTS, TASK_TYPES, canonical_task_type

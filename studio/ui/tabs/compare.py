@@ -1,12 +1,12 @@
 """Compare tab: one multimodal prompt, two models side by side, votes that become data.
 
-Thin by design: the form becomes :class:`~studio.engine.compare.SideSpec` ×2 and a
-:class:`~studio.engine.compare.CompareSettings`; :meth:`Comparer.stream` events become two
+Thin by design: the form becomes :class:`~studio.engine.infer.compare.SideSpec` ×2 and a
+:class:`~studio.engine.infer.compare.CompareSettings`; :meth:`Comparer.stream` events become two
 chat panes through :class:`studio.ui.render.TurnView` (thinking collapsible, boxes drawn,
 model text HTML-escaped). The memory plan is shown before anything loads. Votes append to
 ``<runs>/compare-votes/<date>-<session>/votes.jsonl`` (download button below the votes).
 
-Per-user state: the last :class:`~studio.engine.compare.CompareResult` in a ``gr.State``;
+Per-user state: the last :class:`~studio.engine.infer.compare.CompareResult` in a ``gr.State``;
 Stop is a per-session ``threading.Event``. The compare handler shares
 ``GPU_CONCURRENCY_ID`` with every other GPU handler.
 
@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from studio.config import BASE_ID, FLASH_ID, EMBEDDED, THINKING_ID, GenerationConfig
-from studio.engine import chat as chat_engine
-from studio.engine import compare as engine
+from studio.engine.infer import chat as chat_engine
+from studio.engine.infer import compare as engine
 from studio.errors import InputError, StudioError
 from studio.ui import render
 from studio.ui.context import AppContext
@@ -68,7 +68,7 @@ def _adapter_base(adapter: str) -> str:
     for the embedded tiny model's cache folder; ``embedded`` if unreadable."""
     import json
 
-    from studio.engine.models import is_embedded
+    from studio.engine.infer.models import is_embedded
 
     try:
         base = json.loads((Path(adapter) / "adapter_config.json").read_text())["base_model_name_or_path"]
@@ -142,7 +142,7 @@ def check_thinking(letter: str, spec: engine.SideSpec) -> None:
     Raises:
         InputError: what to change (switch Thinking back on, or another model).
     """
-    from studio.engine.models import checkpoint_family
+    from studio.engine.infer.models import checkpoint_family
 
     if spec.thinking:
         return
@@ -321,7 +321,7 @@ def build(ctx: AppContext) -> None:
             raise InputError(tr("cmp.need_question"))
         media = None
         if files:
-            from studio.engine.media import prepare_turn_media
+            from studio.engine.infer.media import prepare_turn_media
 
             want = (tuple(files), settings.gen.video_fps, settings.gen.max_frames)
             with stops_lock:

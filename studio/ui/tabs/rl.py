@@ -1,6 +1,6 @@
 """RL tab: GRPO with curriculum sampling — data, settings → YAML + CLI, job control, live dashboard.
 
-Thin by design: the form becomes an :class:`~studio.engine.rl.RLRunConfig`, saved as the
+Thin by design: the form becomes an :class:`~studio.engine.train.rl.RLRunConfig`, saved as the
 run's ``config.yaml``; the job manager runs exactly ``studio rl --config <run>/config.yaml``
 as a child process (it survives the browser and the app), and a ``gr.Timer`` re-reads
 ``metrics.jsonl`` / ``rollouts.jsonl`` / ``train.log`` of the watched run. Everything below
@@ -81,9 +81,9 @@ def form_to_config(*, data: str, eval_data: str | None, model: str, adapter: str
     Raises:
         ConfigError: a bad value (the message names the field and what to change).
     """
-    from studio.engine.curriculum import CurriculumConfig
+    from studio.engine.train.curriculum import CurriculumConfig
     from studio.engine.rewards import RewardConfig
-    from studio.engine.rl import RLRunConfig
+    from studio.engine.train.rl import RLRunConfig
 
     cfg = RLRunConfig(
         model=ModelSpec(name_or_path=(model or "embedded").strip(), adapter=(adapter or None)),
@@ -140,7 +140,7 @@ def with_bands(records: list[dict]) -> list[dict]:
 
 def curve_frames(records: list[dict]) -> list:
     """One long-format DataFrame (``step``, ``value``, ``series``) per entry of :data:`PLOTS`."""
-    from studio.engine.metrics import to_long_frame
+    from studio.engine.train.metrics import to_long_frame
 
     recs = with_bands([r for r in records if r.get("kind", "train") in ("train", "eval")])
     frames = []
@@ -179,7 +179,7 @@ def completion_html(text: str) -> str:
     >>> completion_html("<think>a<b</think><answer>4</answer>")
     '<details><summary>thinking (3 chars)</summary><pre>a&lt;b</pre></details><pre>&lt;answer&gt;4&lt;/answer&gt;</pre>'
     """
-    from studio.engine.reasoning import THINK_CLOSE, THINK_OPEN, strip_control_tokens
+    from studio.engine.infer.reasoning import THINK_CLOSE, THINK_OPEN, strip_control_tokens
 
     text = strip_control_tokens(text)
     if THINK_CLOSE in text:
@@ -242,7 +242,7 @@ def rollouts_html(rows: list[dict]) -> str:
 
 def run_notes(run_dir: str | Path) -> str:
     """Markdown notes of a run: format-gate warning, too-easy stop, final status."""
-    from studio.engine.runs import read_status
+    from studio.engine.train.runs import read_status
 
     run = Path(run_dir)
     notes = []
@@ -289,7 +289,7 @@ def build(ctx) -> None:
     """Build the RL tab into the current ``gr.Blocks`` context.
 
     Job control (Start / Stop / Resume, status, log, CLI) is the shared
-    :func:`studio.ui.components.job_panel`; the line curves are
+    :func:`studio.ui.jobpanel.job_panel`; the line curves are
     :func:`studio.ui.components.live_curves` on the same timer. This tab adds the reward
     band (mean ± std), the stacked tier-weight bars, the rollouts table, the format-gate /
     too-easy notes, a picker for earlier runs, and Try it / Compare / Export.
@@ -297,11 +297,12 @@ def build(ctx) -> None:
     import gradio as gr
 
     from studio.engine import rewards as rewards_mod
-    from studio.engine.metrics import read_metrics
-    from studio.engine.rl import RLRunConfig, check_data, vllm_available
-    from studio.engine.runs import new_run_dir
-    from studio.engine.curriculum import TIER_NAMES
-    from studio.ui.components import CurveGroup, after_training, job_panel, live_curves, plot_value, run_picker
+    from studio.engine.train.metrics import read_metrics
+    from studio.engine.train.rl import RLRunConfig, check_data, vllm_available
+    from studio.engine.train.runs import new_run_dir
+    from studio.engine.train.curriculum import TIER_NAMES
+    from studio.ui.components import CurveGroup, live_curves, plot_value, run_picker
+    from studio.ui.jobpanel import after_training, job_panel
 
     vllm_ok, vllm_why = vllm_available()
 
@@ -365,7 +366,7 @@ def build(ctx) -> None:
         return run, cfg.to_yaml()
 
     gr.Markdown(t("rl.train_md"))
-    from studio.engine.runs import recipe_run
+    from studio.engine.train.runs import recipe_run
 
     panel = job_panel(ctx, "rl", new_run, inputs=form,
                       recipe=(t("rl.recipe_btn"), lambda: recipe_run(RLRunConfig, RECIPE, ctx.runs_dir, "rl", check=check_data)))

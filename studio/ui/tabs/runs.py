@@ -1,7 +1,7 @@
 """Runs tab: every run folder under ``ctx.runs_dir`` — status, curves, config, log — and export.
 
-Thin: the table comes from :func:`studio.engine.runs.list_runs`, curves from
-:func:`studio.ui.components.live_curves`, export from :func:`studio.engine.export.merge_adapter`.
+Thin: the table comes from :func:`studio.engine.train.runs.list_runs`, curves from
+:func:`studio.ui.components.live_curves`, export from :func:`studio.engine.train.export.merge_adapter`.
 Pick a run in the dropdown or click its row in the table.
 """
 
@@ -12,10 +12,11 @@ import logging
 from datetime import datetime
 from pathlib import Path
 
-from studio.engine.jobs import tail_file
-from studio.engine.runs import CONFIG_FILE, LOG_FILE, list_runs, read_status, run_info
+from studio.engine.train.jobs import tail_file
+from studio.engine.train.runs import CONFIG_FILE, LOG_FILE, list_runs, read_status, run_info
 from studio.errors import StudioError
-from studio.ui.components import GENERAL_CURVES, live_curves, status_line
+from studio.ui.components import GENERAL_CURVES, live_curves
+from studio.ui.jobpanel import status_line
 from studio.ui.i18n import gr_error, headers, t, tr, user_error
 
 log = logging.getLogger(__name__)
@@ -65,17 +66,17 @@ def export_run(ctx, run_id: str | None, out: str | None) -> dict:
     """Merge a run's adapter into its base and verify it; returns the export report.
 
     The adapter is the run's final ``adapter/`` or, for a stopped (or failed) run, its
-    last complete checkpoint (:func:`studio.engine.runs.exportable_adapter`) — the same
+    last complete checkpoint (:func:`studio.engine.train.runs.exportable_adapter`) — the same
     folder ``studio export --adapter <run>/checkpoint-N`` takes. ``report["adapter"]``
     says which one was merged.
 
     Raises:
         StudioError: public app, no run picked, unknown run, nothing saved yet, GPU busy;
-            and what :func:`studio.engine.export.merge_adapter` raises.
+            and what :func:`studio.engine.train.export.merge_adapter` raises.
     """
-    from studio.engine.export import merge_adapter
-    from studio.engine.jobs import JobManager
-    from studio.engine.runs import exportable_adapter
+    from studio.engine.train.export import merge_adapter
+    from studio.engine.train.jobs import JobManager
+    from studio.engine.train.runs import exportable_adapter
 
     if getattr(ctx, "public", False):
         raise StudioError(tr("runs.export_off"))

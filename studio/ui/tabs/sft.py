@@ -1,8 +1,8 @@
 """SFT tab: data → doctor → trained-token preview → settings → run (child process) → try/compare/export.
 
-Thin by design: every button calls :mod:`studio.engine.data`, :mod:`studio.engine.sft` or
-:mod:`studio.engine.export`; the run itself is ``studio sft --config <run>/config.yaml``
-started by the shared job panel (:func:`studio.ui.components.job_panel`), so closing the
+Thin by design: every button calls :mod:`studio.engine.train.data`, :mod:`studio.engine.train.sft` or
+:mod:`studio.engine.train.export`; the run itself is ``studio sft --config <run>/config.yaml``
+started by the shared job panel (:func:`studio.ui.jobpanel.job_panel`), so closing the
 browser does not stop it and reopening the page re-attaches to it.
 """
 
@@ -40,8 +40,8 @@ def data_path(upload, path: str) -> str:
 def config_from_form(ctx, data, model, name, rank, alpha, dropout, targets, train_merger, qlora, lr, epochs,
                      max_steps, batch_size, grad_accum, max_length, image_max_pixels, seed, eval_split,
                      save_steps, policy, oversize, finetuning="lora", eval_data="", output_dir=""):
-    """Form values → a validated :class:`~studio.engine.sft.SFTRunConfig` (ConfigError names the field)."""
-    from studio.engine.sft import SFTRunConfig
+    """Form values → a validated :class:`~studio.engine.train.sft.SFTRunConfig` (ConfigError names the field)."""
+    from studio.engine.train.sft import SFTRunConfig
 
     raw = dict(name=name or "sft", data=data, model={**ctx.model.to_dict(), "name_or_path": model or "embedded",
                                                       "adapter": None},
@@ -61,9 +61,10 @@ def build(ctx) -> None:
     """Build the SFT tab into the current Blocks."""
     import gradio as gr
 
-    from studio.engine import data as D
-    from studio.engine.sft import LANGUAGE_LINEARS, LoraSpec, SFTRunConfig
-    from studio.ui.components import SFT_CURVES, job_panel, live_curves
+    from studio.engine.train import data as D
+    from studio.engine.train.sft import LANGUAGE_LINEARS, LoraSpec, SFTRunConfig
+    from studio.ui.components import SFT_CURVES, live_curves
+    from studio.ui.jobpanel import job_panel
 
     defaults = SFTRunConfig()
     processor_cache: dict = {}
@@ -73,7 +74,7 @@ def build(ctx) -> None:
         if key not in processor_cache:
             from transformers import AutoProcessor
 
-            from studio.engine.models import resolve
+            from studio.engine.infer.models import resolve
 
             try:
                 processor_cache[key] = AutoProcessor.from_pretrained(resolve(key), trust_remote_code=False)
@@ -155,8 +156,8 @@ def build(ctx) -> None:
         return config_from_form(ctx, data_path(up, p), *values, output_dir=output_dir)
 
     def new_run(up, p, *values):
-        from studio.engine.runs import new_run_dir
-        from studio.engine.sft import check_data
+        from studio.engine.train.runs import new_run_dir
+        from studio.engine.train.sft import check_data
 
         cfg = make_config(up, p, *values)
         check_data(cfg)  # empty file, bad JSON line, unsafe media path: refused before a run folder exists
@@ -213,8 +214,8 @@ def build(ctx) -> None:
     show_btn.click(show, inputs=[upload, path, *form], outputs=[yaml_box], api_name="sft_config")
 
     gr.Markdown(t("sft.train_md"))
-    from studio.engine.runs import recipe_run
-    from studio.engine.sft import check_data
+    from studio.engine.train.runs import recipe_run
+    from studio.engine.train.sft import check_data
 
     panel = job_panel(ctx, "sft", new_run, inputs=[upload, path, *form],
                       recipe=(t("sft.recipe_btn"), lambda: recipe_run(SFTRunConfig, RECIPE, ctx.runs_dir, "sft", check=check_data)))
@@ -223,7 +224,7 @@ def build(ctx) -> None:
     run_picker(ctx, "sft", panel.run_dir_state)
     live_curves(panel.run_dir_state, groups=SFT_CURVES, timer=panel.timer)
 
-    from studio.engine.sft import SFTRunConfig
-    from studio.ui.components import after_training
+    from studio.engine.train.sft import SFTRunConfig
+    from studio.ui.jobpanel import after_training
 
     after_training(ctx, panel.run_dir_state, SFTRunConfig, "sft")

@@ -1,0 +1,265 @@
+"""Trainer callbacks that write a run's metrics and progress, and the graceful stop.
+
+:class:`MetricsCallback` turns transformers/TRL logs into ``metrics.jsonl`` lines (see
+:mod:`studio.engine.train.metrics`) and ``progress.json``; :class:`StopFlag`,
+:func:`install_graceful_stop` and :class:`StopFlagCallback` make SIGINT/SIGTERM save a
+checkpoint and stop at the next step end. Both callbacks are built on first access.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from studio.engine.train.metrics import (METRICS_FILE, PROGRESS_FILE, RESUME_KIND, MetricsWriter, NullMetrics, _clean,
+                                         write_json_atomic)
+
+_log = logging.getLogger(__name__)
+
+#: Trainer log keys that are kept without a ``train/`` prefix.
+_PLAIN_KEYS = {"epoch"}
+#: Keys of the Trainer's end-of-training log; their presence marks a ``summary`` line.
+_SUMMARY_MARKERS = {"train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos"}
+
+
+# --------------------------------------------------------------------------- Trainer callbacks
+def map_log_keys(logs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Map one Trainer ``on_log`` dict to ``(kind, {slash_key: value})`` (rules in the module doc).
+
+    >>> map_log_keys({"loss": 1.5, "grad_norm": 0.3, "epoch": 0.5, "rewards/format/mean": 1.0})
+    ('train', {'train/loss': 1.5, 'train/grad_norm': 0.3, 'epoch': 0.5, 'rewards/format/mean': 1.0})
+    >>> map_log_keys({"eval_loss": 2.0, "epoch": 1.0})
+    ('eval', {'eval/loss': 2.0, 'epoch': 1.0})
+    """
+    if _SUMMARY_MARKERS & set(logs):
+        kind = "summary"
+    elif any(k.startswith("eval_") for k in logs):
+        kind = "eval"
+    else:
+        kind = "train"
+    out: dict[str, Any] = {}
+    for k, v in logs.items():
+        if k in _PLAIN_KEYS:
+            out[k] = v
+        elif "/" in k:
+            out[k] = v
+        elif kind == "summary":
+            out[f"summary/{k}"] = v
+        elif k.startswith("eval_"):
+            out[f"eval/{k[5:]}"] = v
+        else:
+            out[f"train/{k}"] = v
+    return kind, out
+
+
+class _MetricsCallback:
+    """Transformers/TRL ``TrainerCallback`` that mirrors ``on_log`` into ``metrics.jsonl``
+    and keeps ``progress.json`` (step/max_steps, elapsed, ETA) up to date.
+
+    Only the main process (``state.is_world_process_zero``) writes. Keys are mapped by
+    :func:`map_log_keys`; ``train/tokens_per_s`` is derived from TRL's cumulative
+    ``num_tokens``. ``progress.json`` is rewritten at most every ``progress_every_s``
+    seconds during training and always at the start and end.
+
+    Args:
+        run_dir: the run folder (``metrics.jsonl`` and ``progress.json`` go there), or
+        writer: an existing :class:`MetricsWriter` / :class:`NullMetrics` (then
+            ``progress.json`` goes beside ``writer.path``; none for NullMetrics).
+        progress_every_s: minimum seconds between two ``progress.json`` writes.
+
+    Attributes:
+        writer: the writer; trainers may log extra lines with it (e.g. ``kind="curriculum"``).
+    """
+
+    def __init__(self, run_dir: str | os.PathLike | None = None, *, writer: MetricsWriter | NullMetrics | None = None,
+                 progress_every_s: float = 1.0):
+        if writer is None:
+            if run_dir is None:
+                raise ValueError("MetricsCallback needs run_dir or writer.")
+            writer = MetricsWriter(Path(run_dir) / METRICS_FILE)
+        self.writer = writer
+        if run_dir is not None:
+            self.progress_path: Path | None = Path(run_dir) / PROGRESS_FILE
+        elif getattr(writer, "path", None):
+            self.progress_path = Path(writer.path).parent / PROGRESS_FILE
+        else:
+            self.progress_path = None
+        self.progress_every_s = progress_every_s
+        self._t0: float | None = None
+        self._step0 = 0
+        self._last_progress = 0.0
+        self._last_tokens: tuple[float, float] | None = None  # (time, num_tokens)
+
+    # progress ---------------------------------------------------------------------------
+    def progress(self, state, phase: str = "train") -> dict:
+        """The progress dict for ``state`` (see the module doc); also what gets written."""
+        now = time.time()
+        t0 = self._t0 if self._t0 is not None else now
+        step = int(getattr(state, "global_step", 0) or 0)
+        max_steps = int(getattr(state, "max_steps", 0) or 0)
+        elapsed = max(0.0, now - t0)
+        done_here = step - self._step0
+        rate = done_here / elapsed if elapsed > 0 and done_here > 0 else None
+        eta = (max_steps - step) / rate if rate and max_steps >= step else None
+        return {
+            "step": step,
+            "max_steps": max_steps,
+            "epoch": _clean(getattr(state, "epoch", None)),
+            "fraction": round(step / max_steps, 4) if max_steps else None,
+            "elapsed_s": round(elapsed, 2),
+            "eta_s": round(eta, 1) if eta is not None else (0.0 if phase == "done" else None),
+            "steps_per_s": round(rate, 4) if rate else None,
+            "updated": round(now, 3),
+            "phase": phase,
+        }
+
+    def _write_progress(self, state, phase: str = "train", force: bool = False) -> None:
+        if self.progress_path is None or not getattr(state, "is_world_process_zero", True):
+            return
+        now = time.time()
+        if not force and now - self._last_progress < self.progress_every_s:
+            return
+        self._last_progress = now
+        try:
+            write_json_atomic(self.progress_path, self.progress(state, phase))
+        except OSError as e:  # a full disk must not kill training over a progress bar
+            _log.warning("could not write %s: %s", self.progress_path, e)
+
+    # TrainerCallback hooks -----------------------------------------------------------------
+    def on_train_begin(self, args, state, control, **kwargs):
+        """Start the clock; remember the (resumed) start step for the ETA; mark where
+        training (re)starts so readers drop lines of steps past it that are redone."""
+        self._t0 = time.time()
+        self._step0 = int(getattr(state, "global_step", 0) or 0)
+        if self._step0 > 0 and getattr(state, "is_world_process_zero", True):
+            try:
+                self.writer.log_dict(self._step0, {}, kind=RESUME_KIND)
+            except OSError as e:
+                _log.warning("could not append to metrics.jsonl: %s", e)
+        self._write_progress(state, force=True)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        """Refresh ``progress.json`` (throttled)."""
+        self._write_progress(state)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        """Append the mapped ``logs`` as one line at ``state.global_step``."""
+        if not logs or not getattr(state, "is_world_process_zero", True):
+            return
+        kind, values = map_log_keys(dict(logs))
+        if kind == "train" and "train/num_tokens" in values:
+            now, tok = time.time(), values["train/num_tokens"]
+            if isinstance(tok, (int, float)) and self._last_tokens is not None:
+                t_prev, tok_prev = self._last_tokens
+                if now > t_prev and tok >= tok_prev:
+                    values["train/tokens_per_s"] = (tok - tok_prev) / (now - t_prev)
+            if isinstance(tok, (int, float)):
+                self._last_tokens = (now, tok)
+        try:
+            self.writer.log_dict(int(state.global_step), values, kind=kind)
+        except OSError as e:  # disk full: keep training; the checkpoint save reports the real problem
+            _log.warning("could not append to metrics.jsonl: %s", e)
+        self._write_progress(state)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        """Final ``progress.json`` with ``phase: "done"``."""
+        self._write_progress(state, phase="done", force=True)
+
+
+class StopFlag:
+    """A thread-safe "please stop" flag set by a signal handler or by code.
+
+    ``bool(flag)`` / :meth:`is_set` tell whether a stop was asked; ``signal_name`` says
+    which signal asked (``None`` when set by code).
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.signal_name: str | None = None
+
+    def set(self, signal_name: str | None = None) -> None:
+        """Ask for a stop."""
+        self.signal_name = signal_name
+        self._event.set()
+
+    def is_set(self) -> bool:
+        """True once a stop was asked."""
+        return self._event.is_set()
+
+    __bool__ = is_set
+
+
+def install_graceful_stop(flag: StopFlag | None = None,
+                          signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> StopFlag:
+    """Make SIGINT/SIGTERM set ``flag`` instead of interrupting; returns the flag.
+
+    The first signal sets the flag (a :class:`StopFlagCallback` then saves a checkpoint and
+    ends training at the step end); a second signal restores the previous handlers and
+    re-raises the usual way (``KeyboardInterrupt`` for SIGINT), for a process that hangs.
+    Must be called from the main thread (Python's signal rule).
+    """
+    flag = flag or StopFlag()
+    previous = {s: signal.getsignal(s) for s in signals}
+
+    def handler(signum, frame):
+        if flag.is_set():
+            for s, h in previous.items():
+                signal.signal(s, h)
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            signal.raise_signal(signum)
+            return
+        flag.set(signal.Signals(signum).name)
+
+    for s in signals:
+        signal.signal(s, handler)
+    return flag
+
+
+class _StopFlagCallback:
+    """At the first step end after ``flag`` is set: ``control.should_save = True`` and
+    ``control.should_training_stop = True`` — the Trainer saves ``checkpoint-<step>`` and
+    returns normally from ``train()``, so the command can save its adapter and exit 0.
+
+    Attributes:
+        stopped: True once this callback stopped training (the command then records the
+            run's status as ``"stopped"``, see :func:`studio.engine.train.runs.track_run`).
+        stopped_at: the global step it stopped at.
+    """
+
+    def __init__(self, flag: StopFlag):
+        self.flag = flag
+        self.stopped = False
+        self.stopped_at: int | None = None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        """Turn a set flag into save + stop."""
+        if self.flag.is_set():
+            control.should_save = True
+            control.should_training_stop = True
+            if not self.stopped:
+                self.stopped = True
+                self.stopped_at = int(getattr(state, "global_step", 0) or 0)
+        return control
+
+
+# Importing transformers costs ~7 s; the reader, the writer, ``studio runs`` and the job
+# wrapper must not pay it. The two callbacks are therefore built on first access
+# (PEP 562 module ``__getattr__``) as subclasses of ``transformers.TrainerCallback``.
+_LAZY = {"MetricsCallback": _MetricsCallback, "StopFlagCallback": _StopFlagCallback}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from transformers import TrainerCallback
+
+        impl = _LAZY[name]
+        cls = type(name, (impl, TrainerCallback), {"__doc__": impl.__doc__, "__module__": __name__})
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,359 @@
+"""One RL run: the run context, offline grading and the format gate, building the trainer, training.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+from studio.engine.fileperm import share_weights
+from studio.engine.train.rl.config import (CURRICULUM_FILE, FORMAT_GATE_FILE, RL_STATE_FILE, ROLLOUTS_FILE,
+                                          RLRunConfig, check_trl_version)
+from studio.engine.train.rl.prompts import PromptEncoder, RLPrompt, check_data
+from studio.engine.train.rl.rollouts import PromptDrawer, RolloutGenerator, Scorer, trl_reward
+from studio.engine.train.rl.trainer import _make_trainer_class
+from studio.errors import InputError, StudioError
+
+
+# --------------------------------------------------------------------------- run context
+
+
+class _RunContext:
+    """What the trainer overrides need: prompts, encoder, generator, scorer, curriculum."""
+
+    def __init__(self, cfg: RLRunConfig, run_dir: Path, train: list[RLPrompt], evals: list[RLPrompt],
+                 processor, scorer: Scorer, state, eos_ids: Sequence[int], logger: Callable[[str], None]):
+        self.cfg, self.run_dir = cfg, run_dir
+        self.train, self.evals = train, evals
+        self.encoder = PromptEncoder(processor, cfg.video_fps, cfg.max_frames)
+        self.generator = RolloutGenerator(processor, thinking_budget=cfg.thinking_budget,
+                                          answer_budget=cfg.answer_budget, temperature=cfg.temperature,
+                                          top_p=cfg.top_p, eos_ids=eos_ids)
+        self.scorer = scorer
+        self.state = state
+        self.drawer = PromptDrawer(state, len(train))
+        self.log = logger
+        self._rollouts_path = run_dir / ROLLOUTS_FILE
+
+    def evaluate(self, model) -> float:
+        """Held-out accuracy: one greedy answer per eval prompt (forced answering on)."""
+        if not self.evals:
+            return float("nan")
+        was_training = model.training
+        model.eval()
+        try:
+            encs = [self.encoder(p, key="eval") for p in self.evals]
+            rolls = self.generator(model, encs, 1, greedy=True)
+            rewards, _ = self.scorer([r.text for r in rolls], self.evals)
+        finally:
+            model.train(was_training)
+        return sum(r >= self.state.config.correct_threshold for r in rewards) / len(rewards)
+
+    def write_rollouts(self, step: int, items) -> None:
+        """Append up to ``rollouts_logged_per_step`` rollouts to ``rollouts.jsonl``."""
+        n = self.cfg.rollouts_logged_per_step
+        if n <= 0:
+            return
+        stride = max(1, len(items) // n)
+        with self._rollouts_path.open("a", encoding="utf-8") as f:
+            for p, r, rew in items[::stride][:n]:
+                f.write(json.dumps({
+                    "step": step, "prompt": p.text, "image": (p.images or p.videos or [None])[0],
+                    "completion": r.text, "reward": rew, "tier": self.state.tier_of(p.idx),
+                    "forced": r.forced, "truncated": r.truncated, "answer": p.answer,
+                }, ensure_ascii=False) + "\n")
+
+    def save_curriculum(self, path: Path) -> None:
+        """Write the curriculum state (+ pending prompts) as JSON."""
+        self.state.save(path)
+
+
+# --------------------------------------------------------------------------- offline grading & gate
+
+
+def offline_grade(ctx: _RunContext, model, k: int) -> tuple[dict[int, float], float]:
+    """k samples per train prompt → (pass rate per prompt idx, format-correct rate).
+
+    RLCS.md step 2. Also gives the format gate its measurement for free.
+    """
+    G = max(1, k)
+    rates: dict[int, float] = {}
+    fmt_ok = n = 0
+    chunk = max(1, 64 // G)
+    for s in range(0, len(ctx.train), chunk):
+        prompts = ctx.train[s:s + chunk]
+        encs = [ctx.encoder(p, key="train") for p in prompts]
+        rolls = ctx.generator(model, encs, G)
+        rows = [p for p in prompts for _ in range(G)]
+        rewards, fmt = ctx.scorer([r.text for r in rolls], rows)
+        for j, p in enumerate(prompts):
+            rates[p.idx] = sum(x >= ctx.state.config.correct_threshold for x in rewards[j * G:(j + 1) * G]) / G
+        fmt_ok += sum(fmt)
+        n += len(fmt)
+    return rates, fmt_ok / max(1, n)
+
+
+class FormatGateError(StudioError):
+    """The policy writes the think/answer format too rarely for RL to learn (RLCS.md step 1)."""
+
+
+def format_gate(ctx: _RunContext, model, n_prompts: int, rate: float | None = None) -> dict:
+    """Measure the format-correct rate (RLCS.md step 1); below the threshold refuse (the
+    default) or warn (``format_gate: warn``).
+
+    Returns ``{"rate", "threshold", "prompts", "ok", "warning"}`` and writes it to
+    ``<run>/format_gate.json``.
+
+    Raises:
+        FormatGateError: below the threshold with ``format_gate: refuse`` — minutes of
+            rollouts that all score 0 would update nothing.
+    """
+    if rate is None:
+        rng = random.Random(ctx.cfg.seed + 7)
+        sample = rng.sample(ctx.train, min(n_prompts, len(ctx.train)))
+        rolls = ctx.generator(model, [ctx.encoder(p, key="train") for p in sample], 1)
+        _, fmt = ctx.scorer([r.text for r in rolls], sample)
+        rate = sum(fmt) / max(1, len(fmt))
+        n = len(sample)
+    else:
+        n = len(ctx.train)
+    ok = rate >= ctx.cfg.format_gate_threshold
+    warning = None if ok else (
+        f"FORMAT GATE: only {rate:.0%} of sampled completions follow the {ctx.scorer.family.format_hint} "
+        f"format (threshold {ctx.cfg.format_gate_threshold:.0%}). RL rewards format failures with 0, so this "
+        f"model will barely learn: teach the format first in the SFT tab (`studio sft`), then start RL "
+        f"from that adapter (model.adapter)."
+    )
+    info = {"rate": rate, "threshold": ctx.cfg.format_gate_threshold, "prompts": n, "ok": ok, "warning": warning}
+    (ctx.run_dir / FORMAT_GATE_FILE).write_text(json.dumps(info, indent=1), encoding="utf-8")
+    if warning and ctx.cfg.format_gate == "refuse":
+        raise FormatGateError(warning.replace("FORMAT GATE: ", "Format gate: ") +
+                              " To go on anyway: `studio rl … --allow-low-format` (format_gate: warn).")
+    ctx.log(warning or f"format gate: {rate:.0%} format-correct (ok)")
+    return info
+
+
+# --------------------------------------------------------------------------- building & running
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """Newest complete ``checkpoint-N`` of a run (:func:`studio.engine.train.runs.find_last_checkpoint`)."""
+    from studio.engine.train.runs import find_last_checkpoint
+
+    return find_last_checkpoint(run_dir)
+
+
+def _stdout_is(path: Path) -> bool:
+    import os
+    import sys
+
+    try:
+        a, b = os.fstat(sys.stdout.fileno()), os.stat(path)
+        return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _file_logger(run_dir: Path) -> Callable[[str], None]:
+    """Print a timestamped line and append it to ``train.log`` (once, even when the job
+    wrapper already sends stdout there)."""
+    path = run_dir / "train.log"
+
+    def write(msg: str) -> None:
+        line = f"{time.strftime('%H:%M:%S')} {msg}"
+        print(line, flush=True)
+        if not _stdout_is(path):
+            with path.open("a", encoding="utf-8") as f:
+                f.write(line + "\n")
+
+    return write
+
+
+def _make_state(cfg: RLRunConfig, train: list[RLPrompt]):
+    from studio.engine.train.curriculum import CurriculumState
+
+    return CurriculumState(len(train), cfg.curriculum)
+
+
+def grpo_config(cfg: RLRunConfig, run_dir: Path, on_cpu: bool):
+    """TRL's ``GRPOConfig`` for ``cfg``: the paper's objective, checkpoints under ``run_dir``."""
+    import torch
+    from trl import GRPOConfig
+
+    args = GRPOConfig(
+        output_dir=str(run_dir / "checkpoints"),
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        steps_per_generation=cfg.steps_per_generation,
+        num_iterations=cfg.num_iterations,
+        num_generations=cfg.num_generations,
+        max_steps=cfg.max_steps,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler_type,
+        max_grad_norm=cfg.max_grad_norm,
+        beta=cfg.beta,
+        epsilon=cfg.epsilon,
+        epsilon_high=cfg.epsilon_high,
+        loss_type=cfg.loss_type,
+        scale_rewards="group",
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        max_completion_length=cfg.thinking_budget + cfg.answer_budget + 8,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=cfg.save_every,
+        save_total_limit=cfg.save_total_limit,
+        report_to=[],
+        seed=cfg.seed,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        ignore_data_skip=True,  # the curriculum state, not the data order, is what resume restores
+        use_cpu=on_cpu,
+        bf16=(not on_cpu) and torch.cuda.is_bf16_supported(),
+        activation_checkpointing=False,
+        use_vllm=cfg.use_vllm,
+        vllm_mode="colocate",
+        vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+        log_completions=False,
+        disable_tqdm=True,
+    )
+    return args
+
+
+def build_trainer(cfg: RLRunConfig, run_dir: str | Path, *, model=None, processor=None,
+                  reward_fn: Callable | None = None, resume: bool = False,
+                  logger: Callable[[str], None] | None = None, stop_flag=None):
+    """Load data and model, grade prompts, gate the format, and build the trainer.
+
+    Args:
+        cfg: validated run config.
+        run_dir: the run folder (config, metrics, logs, checkpoints, adapter go here).
+        model, processor: already loaded base model (tests); default: ``models.load(cfg.model)``.
+        reward_fn: a registry-signature reward function used instead of ``cfg.rewards``
+            (tests use one with variance on a random model).
+        resume: continue from the newest checkpoint (curriculum restored, no grading).
+        stop_flag: a :class:`studio.engine.train.callbacks.StopFlag`; once set, the trainer saves a
+            checkpoint and stops at the next step end (graceful stop from the job panel).
+
+    Returns:
+        (trainer, checkpoint or None).
+
+    Raises:
+        ConfigError / DataError / ModelLoadError with the field or row to fix.
+    """
+    from datasets import Dataset
+    from peft import LoraConfig
+    check_trl_version()
+    cfg.validate()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    say = logger or _file_logger(run_dir)
+    ckpt = latest_checkpoint(run_dir) if resume else None
+    if resume and ckpt is None:
+        raise InputError(f"Run {run_dir} has no checkpoint to resume from; start it again instead.")
+
+    train, evals = check_data(cfg, references=reward_fn is None)
+    B = cfg.prompts_per_step
+
+    if model is None or processor is None:
+        from studio.engine.infer.models import load
+
+        model, processor = load(cfg.model)
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    from studio.engine.infer import family
+
+    scorer = Scorer(cfg.rewards, reward_fn, family.of(processor, model))
+    eos = model.generation_config.eos_token_id
+    eos = [eos] if isinstance(eos, int) else list(eos or [processor.tokenizer.eos_token_id])
+
+    state = _make_state(cfg, train)
+    ctx = _RunContext(cfg, run_dir, train, evals, processor, scorer, state, eos, say)
+    say(f"RL run: {len(train)} train / {len(evals)} eval prompts, reward {scorer.name}, curriculum "
+        f"{cfg.curriculum.mode}, B={B} prompts × G={cfg.num_generations}")
+
+    if ckpt is not None:
+        cur = ckpt / CURRICULUM_FILE
+        if cur.is_file():
+            ctx.state = state = type(state).load(cur, num_prompts=len(train))
+            ctx.drawer.state = state
+            say(f"resumed curriculum state from {cur}")
+        else:
+            say(f"warning: {ckpt} has no {CURRICULUM_FILE}; the curriculum restarts from scratch")
+    else:
+        model.eval()
+        p0, fmt_rate = None, None
+        cc = cfg.curriculum
+        if cc.offline_grading and not cc.cold_start:
+            t0 = time.perf_counter()
+            p0, fmt_rate = offline_grade(ctx, model, cc.offline_samples)
+            say(f"offline grading: {len(p0)} prompts × {cc.offline_samples} samples in "
+                f"{time.perf_counter() - t0:.1f}s; mean pass rate {sum(p0.values()) / max(1, len(p0)):.2f}")
+        format_gate(ctx, model, cfg.format_gate_prompts, rate=fmt_rate)
+        labels = {p.idx: p.difficulty for p in train if p.difficulty is not None}
+        state.init_offline(p0, labels)
+        ctx.save_curriculum(run_dir / CURRICULUM_FILE)
+
+    ds = Dataset.from_dict({"prompt": [[{"role": "user", "content": p.text}] for p in train],
+                            "idx": [p.idx for p in train]})
+    args = grpo_config(cfg, run_dir, on_cpu)
+    peft_config = None
+    from peft import PeftModel
+
+    if not isinstance(model, PeftModel):
+        peft_config = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                                 target_modules=cfg.lora_target, task_type="CAUSAL_LM")
+    from studio.engine.train.callbacks import MetricsCallback, StopFlagCallback
+
+    callbacks = [MetricsCallback(run_dir)]
+    if stop_flag is not None:
+        callbacks.append(StopFlagCallback(stop_flag))
+    cls = _make_trainer_class()
+    model.train()
+    trainer = cls(model=model, reward_funcs=[trl_reward(scorer, processor.tokenizer)], args=args,
+                  train_dataset=ds, processing_class=processor, peft_config=peft_config,
+                  callbacks=callbacks, studio=ctx)
+    if ckpt is not None and (ckpt / RL_STATE_FILE).is_file():
+        trainer.rollouts_total = int(json.loads((ckpt / RL_STATE_FILE).read_text())["rollouts_total"])
+    return trainer, ckpt
+
+
+def train(cfg: RLRunConfig, run_dir: str | Path, *, resume: bool = False, model=None, processor=None,
+          reward_fn: Callable | None = None, stop_flag=None) -> dict:
+    """Run (or resume) one RL run in ``run_dir``; returns a summary dict.
+
+    The adapter is saved to ``<run>/adapter`` at the end (also after a stop or a
+    too-easy stop); ``curriculum.json`` sits in every checkpoint and in the run folder.
+    """
+    run_dir = Path(run_dir)
+    trainer, ckpt = build_trainer(cfg, run_dir, model=model, processor=processor, reward_fn=reward_fn,
+                                  resume=resume, stop_flag=stop_flag)
+    ctx: _RunContext = trainer.studio
+    t0 = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    step = trainer.state.global_step
+    if cfg.eval_every and ctx.evals and step > 0:
+        # in-loop evaluations run before a step's rollouts, so none sees the final model;
+        # its score (the last point of the held-out curve) is measured here, at the final step
+        from studio.engine.train.metrics import MetricsWriter
+
+        acc = ctx.evaluate(trainer.accelerator.unwrap_model(trainer.model))
+        with MetricsWriter(run_dir) as w:
+            w.log(step, kind="eval", **{"eval/accuracy": acc, "eval/rollouts": float(trainer.rollouts_total)})
+        ctx.log(f"step {step}: held-out accuracy {acc:.3f} (final)")
+    ctx.save_curriculum(run_dir / CURRICULUM_FILE)
+    adapter = run_dir / "adapter"
+    trainer.model.save_pretrained(str(adapter))
+    trainer.processing_class.save_pretrained(str(adapter))
+    share_weights(run_dir, recursive=True)  # the adapter and every checkpoint
+    summary = {
+        "steps": trainer.state.global_step,
+        "rollouts": trainer.rollouts_total,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "stop_reason": trainer.stop_reason,
+        "adapter": str(adapter),
+    }
+    ctx.log(f"done: {json.dumps(summary)}")
+    return summary

@@ -1,0 +1,328 @@
+"""``StudioGRPOTrainer``: TRL's ``GRPOTrainer`` with RLCS sampling, expansion, forced answering and video in the loss.
+
+The overrides are grouped by idea into plain mixins (no torch or TRL import at module
+level, so the app's pages stay light): :class:`_CurriculumSampling`, :class:`_PoolScoring`,
+:class:`_MediaForward`, :class:`_CheckpointExtras`; :func:`_make_trainer_class` puts them in
+front of TRL's ``GRPOTrainer`` once TRL is imported.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from studio.engine.train.rl.config import CURRICULUM_FILE, RL_STATE_FILE, STOP_REASON_FILE
+from studio.engine.train.rl.rollouts import CurriculumSampler
+
+if TYPE_CHECKING:
+    from studio.engine.train.rl.run import _RunContext
+
+
+class _SkipAndStop:
+    """Drop gradients of skipped (no-variance) steps; stop when prompts are too easy."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+
+    def on_pre_optimizer_step(self, args, state, control, **kw):
+        if self.trainer._skip_step:
+            for p in self.trainer.model.parameters():
+                p.grad = None
+
+    def on_step_end(self, args, state, control, **kw):
+        self.trainer._skip_step = False
+        if self.trainer.stop_reason:
+            control.should_training_stop = True
+            control.should_save = True
+
+
+class _CurriculumSampling:
+    """The lazy RLCS sampler in place of TRL's ``RepeatSampler`` (``_get_train_sampler``)."""
+
+    def _get_train_sampler(self, dataset=None):
+        s = self.studio
+        s.drawer.reset()
+        repeat = self.num_iterations * self.args.steps_per_generation
+        gens = math.ceil(self.args.max_steps * self.args.gradient_accumulation_steps / repeat) + 2
+        return CurriculumSampler(s.drawer.draw, s.cfg.prompts_per_step, self.num_generations, repeat, gens)
+
+
+class _PoolScoring:
+    """Generation and scoring of a prompt pool: rollouts → rewards → curriculum update →
+    group selection → the batch TRL's loss consumes (``_generate_and_score_completions``)."""
+
+    def _generate_and_score_completions(self, inputs):
+        if not self.model.training:  # evaluation through Trainer.evaluate: plain scoring of the batch
+            return self._score_pool([x["idx"] for x in inputs[:: self.num_generations_eval]], [], train=False)
+        G = self.num_generations
+        ids = [int(x["idx"]) for x in inputs[::G]]
+        return self._score_pool(ids, self._extra_prompts(ids), train=True)
+
+    def _extra_prompts(self, base: list[int]) -> list[int]:
+        return self.studio.drawer.extras_for(base)
+
+    def _score_pool(self, base_ids: list[int], extra_ids: list[int], train: bool):
+        import torch
+
+        s, G = self.studio, (self.num_generations if train else self.num_generations_eval)
+        device = self.accelerator.device
+        step = self.state.global_step
+        if train and s.cfg.eval_every and step % s.cfg.eval_every == 0:  # the model after `step` updates
+            self._metrics["train"]["eval/accuracy"].append(s.evaluate(self.model))
+            self._metrics["train"]["eval/rollouts"].append(float(self.rollouts_total))
+        pool = base_ids + extra_ids
+        prompts = [s.train[i] for i in pool]
+        encs = [s.encoder(p, key="train") for p in prompts]
+        model = self.accelerator.unwrap_model(self.model)
+        t0 = time.perf_counter()
+        rolls = s.generator(model, encs, G)
+        gen_s = time.perf_counter() - t0
+        per_row_prompts = [p for p in prompts for _ in range(G)]
+        rewards, fmt = s.scorer([r.text for r in rolls], per_row_prompts)
+        R = torch.tensor(rewards, dtype=torch.float32).view(len(pool), G)
+        results = {i: R[k].tolist() for k, i in enumerate(pool)}
+        thr = s.state.config.correct_threshold
+        correct = (R >= thr).sum(1).tolist()
+        zero_var = [bool((R[k].max() - R[k].min()) <= 1e-12) for k in range(len(pool))]
+        self.rollouts_total += len(rolls)
+        if train:
+            s.drawer.settle(pool)
+            sel = s.state.select_groups(results, len(base_ids))
+            s.state.update(results)
+            pos = {i: k for k, i in enumerate(pool)}
+            keep = [pos[i] for i in sel.kept]
+            self._skip_step = sel.skip_update
+            if self._skip_step:
+                s.log(f"step {step + 1}: no group with reward variance among {len(pool)} rolled-out prompts; "
+                      f"update skipped")
+            if s.state.too_easy() and not self.stop_reason:
+                self.stop_reason = s.state.too_easy_message() + f" (stopped at step {step + 1})"
+                s.log(self.stop_reason)
+                (s.run_dir / STOP_REASON_FILE).write_text(self.stop_reason + "\n", encoding="utf-8")
+        else:
+            keep = list(range(len(pool)))
+        rows = [g * G + j for g in keep for j in range(G)]
+        Rk = R[keep]
+        mean = Rk.mean(1, keepdim=True)
+        std = Rk.std(1, keepdim=True) if G > 1 else torch.zeros_like(mean)
+        adv = ((Rk - mean) / (std + 1e-4)).view(-1)
+        out = self._pack([encs[g] for g in keep], [rolls[r] for r in rows], G, adv, device)
+        mode = "train" if train else "eval"
+        self._log_rollout_metrics(mode, rolls, rewards, fmt, correct, zero_var, pool, keep, len(base_ids),
+                                  gen_s, prompts)
+        if train and s.cfg.kl_every and step % s.cfg.kl_every == 0:
+            self._metrics["train"]["kl/probe"].append(self._kl_probe(out))
+        if train:
+            # rollouts of the step being taken: numbered as status, metrics.jsonl and train.log number it
+            s.write_rollouts(step + 1, [(prompts[r // G], rolls[r], rewards[r]) for r in range(len(rolls))])
+        return out
+
+    def _pack(self, encs, rolls, G, advantages, device):
+        """Build the dict TRL's ``_compute_loss`` consumes (+ per-sample ``mm_*`` media)."""
+        import torch
+
+        s = self.studio
+        pad = s.generator.pad_id
+        prompt_rows = [e for e in encs for _ in range(G)]
+        P = max(e["input_ids"].shape[1] for e in prompt_rows)
+        C = max(1, max(len(r.ids) for r in rolls))
+        pid, pmask, mm, cid, cmask, lmask = [], [], [], [], [], []
+        for e, r in zip(prompt_rows, rolls):
+            x = e["input_ids"][0].tolist()
+            t = e["mm_token_type_ids"][0].tolist()
+            pid.append([pad] * (P - len(x)) + x)
+            pmask.append([0] * (P - len(x)) + [1] * len(x))
+            mm.append([0] * (P - len(t)) + t + [0] * C)
+            cid.append(r.ids + [pad] * (C - len(r.ids)))
+            cmask.append([1] * len(r.ids) + [0] * (C - len(r.ids)))
+            lmask.append(r.loss_mask + [0] * (C - len(r.ids)))
+        T = lambda v: torch.tensor(v, dtype=torch.long, device=device)  # noqa: E731
+        completion_mask, tool_mask = T(cmask), T(lmask)
+        out = {
+            "prompt_ids": T(pid), "prompt_mask": T(pmask),
+            "completion_ids": T(cid), "completion_mask": completion_mask,
+            "tool_mask": tool_mask,  # injected </think><answer> tokens: attended, no loss
+            "mm_token_type_ids": T(mm),
+            "advantages": advantages.to(device),
+            "num_items_in_batch": (completion_mask * tool_mask).sum(),
+        }
+        for key in ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw"):
+            if any(e.get(key) is not None for e in prompt_rows):
+                out["mm_" + key] = [e.get(key) for e in prompt_rows]
+        return out
+
+    def _log_rollout_metrics(self, mode, rolls, rewards, fmt, correct, zero_var, pool, keep, B, gen_s, prompts):
+        import torch
+
+        s, m = self.studio, self._metrics[mode]
+        n = len(rolls)
+        rt = torch.tensor(rewards)
+        lengths = torch.tensor([float(sum(r.loss_mask)) for r in rolls])
+        m["rewards/mean"].append(rt.mean().item())
+        m["rewards/std"].append(rt.std().item() if n > 1 else 0.0)
+        m["rollout/format_correct"].append(sum(fmt) / n)
+        m["rollout/forced_answer"].append(sum(r.forced for r in rolls) / n)
+        m["rollout/truncated"].append(sum(r.truncated for r in rolls) / n)
+        m["completions/length_mean"].append(lengths.mean().item())
+        m["completions/length_max"].append(lengths.max().item())
+        m["rollout/generate_seconds"].append(gen_s)
+        m["rollout/rollouts_total"].append(float(self.rollouts_total))
+        m["curriculum/informative_groups"].append(float(sum(1 for k in keep if not zero_var[k])))
+        if mode == "train":
+            m["curriculum/skipped_update"].append(float(self._skip_step))
+            for k, v in s.state.metrics().items():  # tiers, weights, r, expansion EMA, draw size
+                if v is not None:
+                    m[k].append(float(v))
+        else:
+            m["curriculum/zero_variance_frac"].append(sum(zero_var) / len(zero_var))
+
+    def _kl_probe(self, batch) -> float:
+        """KL(π_θ ‖ π_base) on the batch's completions; base = adapter disabled (beta=0 has no ref)."""
+        import torch
+
+        with torch.no_grad():
+            model = self.accelerator.unwrap_model(self.model)
+            ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], 1)
+            att = torch.cat([batch["prompt_mask"], batch["completion_mask"]], 1)
+            keep = batch["completion_ids"].shape[1]
+            media = {k: v for k, v in batch.items() if k.startswith("mm_") and k != "mm_token_type_ids"}
+            self._media_stash = media
+            try:
+                logp, _, _ = self._get_per_token_logps_and_entropies(
+                    self.model, ids, att, keep, mm_token_type_ids=batch["mm_token_type_ids"])
+                with model.disable_adapter():
+                    ref, _, _ = self._get_per_token_logps_and_entropies(
+                        self.model, ids, att, keep, mm_token_type_ids=batch["mm_token_type_ids"])
+            finally:
+                self._media_stash = None
+            mask = (batch["completion_mask"] * batch["tool_mask"]).float()
+            d = ref - logp
+            k3 = torch.exp(d) - d - 1  # Schulman's k3 estimator of KL(π_θ‖π_ref), as TRL uses for beta>0
+            return ((k3 * mask).sum() / mask.sum().clamp(min=1)).item()
+
+
+class _MediaForward:
+    """Images *and* videos in the log-prob forward (TRL 1.16 drops videos there)."""
+
+    def _compute_loss(self, model, inputs):
+        self._media_stash = {k: v for k, v in inputs.items() if k.startswith("mm_") and k != "mm_token_type_ids"}
+        try:
+            return super()._compute_loss(model, inputs)
+        finally:
+            self._media_stash = None
+
+    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep,
+                                           batch_size=None, compute_entropy=False, compute_aux_loss=False,
+                                           mm_token_type_ids=None, **unused):
+        import torch
+
+        media = self._media_stash or {}
+        n = input_ids.size(0)
+        batch_size = batch_size or n
+        has_video = media.get("mm_pixel_values_videos") or [None] * n
+        groups = [g for g in ([k for k in range(n) if has_video[k] is None],
+                              [k for k in range(n) if has_video[k] is not None]) if g]
+        logps = [None] * n
+        ents = [None] * n
+        all_aux = []
+        for group in groups:  # Glm4v cannot mix images and videos in one forward
+            for s in range(0, len(group), batch_size):
+                rows = group[s:s + batch_size]
+                idx = torch.tensor(rows, device=input_ids.device)
+                ids = input_ids[idx]
+                att = attention_mask[idx]
+                inputs = {"input_ids": ids, "attention_mask": att}
+                if mm_token_type_ids is not None:
+                    inputs["mm_token_type_ids"] = mm_token_type_ids[idx]
+                for key, vals in media.items():
+                    parts = [vals[k] for k in rows if vals[k] is not None]
+                    if parts:
+                        inputs[key[3:]] = torch.cat(parts, 0).to(ids.device)
+                if compute_aux_loss:
+                    inputs["output_router_logits"] = True
+                labels = ids.masked_fill(att == 0, -100)
+                labels[:, :-logits_to_keep] = -100
+                with self.accelerator.autocast():
+                    out = model(**inputs, labels=labels, fused_lm_head=True)
+                for j, k in enumerate(rows):
+                    logps[k] = out.log_probs[j, -logits_to_keep:]
+                    if compute_entropy:
+                        ents[k] = out.entropy[j, -logits_to_keep:]
+                if compute_aux_loss:
+                    all_aux.append(out.aux_loss)
+        return (torch.stack(logps, 0), torch.stack(ents, 0) if compute_entropy else None,
+                torch.stack(all_aux).mean() if compute_aux_loss else None)
+
+
+class _CheckpointExtras:
+    """Checkpoints carry the curriculum state and the rollout count; no hub model card."""
+
+    def _save_checkpoint(self, model, trial):
+        super()._save_checkpoint(model, trial)
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+        ckpt = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        if ckpt.is_dir():
+            self.studio.save_curriculum(ckpt / CURRICULUM_FILE)
+            (ckpt / RL_STATE_FILE).write_text(json.dumps({"rollouts_total": self.rollouts_total}),
+                                              encoding="utf-8")
+
+    def create_model_card(self, *a, **kw):  # no hub card in offline run folders
+        return None
+
+
+def _trainer_base():
+    from trl import GRPOTrainer
+
+    return GRPOTrainer
+
+
+def _make_trainer_class():
+    from transformers import TrainerCallback
+
+    GRPOTrainer = _trainer_base()
+    skip_and_stop = type("_SkipAndStop", (_SkipAndStop, TrainerCallback), {})
+
+    class StudioGRPOTrainer(_CurriculumSampling, _PoolScoring, _MediaForward, _CheckpointExtras, GRPOTrainer):
+        """``GRPOTrainer`` with RLCS sampling, expansion, forced answering and video in the loss.
+
+        Overrides (TRL 1.16): ``_get_train_sampler`` (lazy curriculum sampler),
+        ``_generate_and_score_completions`` (pool → rollouts → rewards → curriculum
+        update → group selection), ``_get_per_token_logps_and_entropies`` (images and
+        videos in the log-prob forward), ``_compute_loss`` (hands the per-sample media to
+        the forward), ``_save_checkpoint`` (writes ``curriculum.json``).
+        """
+
+        def __init__(self, *a, studio: "_RunContext", **kw):
+            self.studio = studio
+            self._skip_step = False
+            self.stop_reason: str | None = None
+            self._media_stash: dict | None = None
+            self.rollouts_total = 0
+            super().__init__(*a, **kw)
+            self.add_callback(skip_and_stop(self))
+            if self.use_vllm:
+                studio.generator.vllm_generate = self._vllm_generate
+
+        def _vllm_generate(self, prompt_ids, images, max_new):
+            """Sample one completion per prompt with TRL's colocated vLLM (weights synced per step).
+
+            Not exercised by the CPU test suite (needs vLLM + CUDA); mirrors
+            ``GRPOTrainer._generate_single_turn``'s vLLM branch.
+            """
+            vg = self.vllm_generation
+            if self.state.global_step != self._last_loaded_step:
+                vg.sync_weights()
+                self._last_loaded_step = self.state.global_step
+            old = vg.max_completion_length
+            vg.max_completion_length = max_new
+            try:
+                _, completion_ids, _, _ = vg.generate(prompts=prompt_ids, images=images, num_generations=1)
+            finally:
+                vg.max_completion_length = old
+            return completion_ids
+
+    return StudioGRPOTrainer

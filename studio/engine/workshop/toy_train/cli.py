@@ -1,0 +1,69 @@
+"""``python -m studio.engine.workshop.toy_train``: the command line of :func:`~.loop.train`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from studio.engine.workshop.toy_train.model import STAGES
+from studio.engine.workshop.toy_train.loop import train
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """CLI arguments shared by ``python -m studio.engine.workshop.toy_train`` and ``studio toy-train``."""
+    p.add_argument("stage", choices=sorted(STAGES), help="base (pretraining) or thinking (SFT)")
+    p.add_argument("--out", required=True, help="output model folder")
+    p.add_argument("--init", default=None, help="model folder to start from (thinking: the toy-base)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default per stage)")
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--batch", type=int, default=None, help="images per step")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="wall-clock budget (default per stage); LR and curriculum follow the larger of "
+                        "step and time progress; 0 = step-based only (bit-reproducible)")
+    p.add_argument("--save-minutes", type=float, default=5.0, help="checkpoint interval")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    p.add_argument("--eval-every", type=int, default=None, help="steps between probe + image-gap diagnostics")
+    p.add_argument("--train-vision", action="store_true",
+                   help="train the whole vision tower with the language model (default: the tower is "
+                        "frozen after the vision pretraining)")
+    p.add_argument("--visual-scale", type=float, default=0.5,
+                   help="from scratch: scale the merger so visual tokens start with this std (0 = off)")
+    p.add_argument("--train-merger", action="store_true",
+                   help="train the merger with the language model, the rest of the vision tower frozen "
+                        "(default: the whole tower is frozen while the language model trains)")
+    p.add_argument("--position-std", type=float, default=1.0,
+                   help="from scratch: fixed sine-cosine vision position embedding with this std (0 = random)")
+    p.add_argument("--vision-steps", type=int, default=None,
+                   help="from scratch: steps of dense vision pretraining before the language model trains "
+                        "(default per stage; 0 = keep the random vision tower)")
+    p.add_argument("--vision-minutes", type=float, default=None,
+                   help="wall-clock cap of the vision pretraining (default per stage; 0 with --minutes 0)")
+    p.add_argument("--min-gap", type=float, default=0.0,
+                   help="stop early if the image gap (nats/token) is below this after 30%% of the run")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one training stage from parsed arguments."""
+    train(args.stage, args.out, seed=args.seed, init=args.init, steps=args.steps, lr=args.lr,
+          batch=args.batch, threads=args.threads, save_minutes=args.save_minutes,
+          minutes=args.minutes, resume=args.resume, eval_every=args.eval_every or 100,
+          freeze_vision=False if args.train_vision else None, min_gap=args.min_gap,
+          visual_scale=args.visual_scale, position_std=args.position_std,
+          freeze_merger=False if args.train_merger else None,
+          vision_steps=args.vision_steps, vision_minutes=args.vision_minutes,
+          command="python -m studio.engine.workshop.toy_train " + " ".join(sys.argv[1:]))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m studio.engine.workshop.toy_train",
+        description="Train the workshop model on CPU: stage 'base' from scratch (vision pretraining, then "
+                    "captions and plain Q/A), stage 'thinking' from --init (SFT into the think/answer format). "
+                    f"Defaults: base {STAGES['base'].vision_steps} vision + {STAGES['base'].steps} steps "
+                    f"(cap {STAGES['base'].minutes:g} min), thinking {STAGES['thinking'].steps} steps "
+                    f"(cap {STAGES['thinking'].minutes:g} min).")
+    add_arguments(p)
+    return run(p.parse_args(argv))
