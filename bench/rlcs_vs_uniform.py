@@ -85,7 +85,6 @@ def run_one(job: tuple) -> dict:
     torch.set_num_threads(threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from studio.engine.train import rl
-    from studio.engine.train.metrics import read_metrics
 
     torch.manual_seed(seed)
     run_dir = Path(args.out) / f"{mode}-seed{seed}"
@@ -96,6 +95,15 @@ def run_one(job: tuple) -> dict:
     cfg = make_config(args, mode, seed, run_dir)
     t0 = time.perf_counter()
     summary = rl.train(cfg, run_dir)
+    return read_run(run_dir, mode, seed, cfg, summary, round(time.perf_counter() - t0, 1))
+
+
+def read_run(run_dir: Path, mode: str, seed: int, cfg, summary: dict | None = None, seconds: float | None = None) -> dict:
+    """A finished run folder as the table needs it: eval curve ``[step, rollouts, accuracy]``,
+    rollouts, grading rollouts, zero-variance fraction (``summary`` None: read from metrics)."""
+    from studio.engine.train import rl
+    from studio.engine.train.metrics import read_metrics
+
     recs = [r for r in read_metrics(run_dir / "metrics.jsonl") if r.get("kind") in ("train", "eval")]
     # keyed by the rollouts generated before each evaluation (the x-axis that does not depend on
     # which step number a record carries); the final-step evaluation is the last point
@@ -104,9 +112,11 @@ def run_one(job: tuple) -> dict:
     zv = [float(r["curriculum/zero_variance_frac"]) for r in recs
           if isinstance(r.get("curriculum/zero_variance_frac"), (int, float))]
     grading = len(rl.load_prompts(cfg.data)) * cfg.curriculum.offline_samples if cfg.curriculum.offline_grading else 0
+    if summary is None:
+        summary = {"rollouts": curve[-1][0] if curve else 0, "steps": max((int(r["step"]) for r in recs), default=0)}
     return {"mode": mode, "seed": seed, "curve": [[s, n, a] for n, (s, a) in curve],
             "zero_variance_frac": statistics.fmean(zv) if zv else None, "rollouts": summary["rollouts"],
-            "grading_rollouts": grading, "steps": summary["steps"], "seconds": round(time.perf_counter() - t0, 1)}
+            "grading_rollouts": grading, "steps": summary["steps"], "seconds": seconds}
 
 
 def total(run: dict, n: int, with_grading: bool) -> int:
@@ -161,6 +171,8 @@ def parse_args(argv):
     p.add_argument("--parallel", type=int, default=1, help="runs at once (threads are split between them)")
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--report", type=Path, default=None, help="re-print the table of a saved --json result")
+    p.add_argument("--from-runs", action="store_true",
+                   help="do not train: summarise the finished <out>/<sampler>-seed<N> folders (same flags)")
     args = p.parse_args(argv)
     if args.grading is None:
         from studio.engine.train import rl
@@ -181,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [(args, mode, seed, max(1, args.threads // max(1, args.parallel)))
             for seed in range(args.first_seed, args.first_seed + args.seeds) for mode in ("rlcs", "uniform")]
     runs = []
+    if args.from_runs:
+        jobs = [j for j in jobs if (Path(args.out) / f"{j[1]}-seed{j[2]}" / "metrics.jsonl").is_file()]
 
     def done(r):
         runs.append(r)
@@ -188,7 +202,11 @@ def main(argv: list[str] | None = None) -> int:
               f"(+{r['grading_rollouts']} grading), {r['seconds']} s, eval curve "
               f"{[(s, n, round(a, 3)) for s, n, a in r['curve']]}", flush=True)
 
-    if args.parallel > 1:
+    if args.from_runs:
+        for _, mode, seed, _ in jobs:
+            run_dir = Path(args.out) / f"{mode}-seed{seed}"
+            done(read_run(run_dir, mode, seed, make_config(args, mode, seed, run_dir)))
+    elif args.parallel > 1:
         import multiprocessing as mp
 
         with mp.get_context("spawn").Pool(args.parallel, maxtasksperchild=1) as pool:
@@ -212,7 +230,7 @@ def _spread(xs: list[float], fmt) -> str:
     med = statistics.median([math.inf if x is None else x for x in xs])
     lo, hi = min(finite), max(finite)
     more = "" if len(finite) == len(xs) else f", {len(xs) - len(finite)} never"
-    return f"{fmt(med)} [{fmt(lo)}–{fmt(hi)}{more}]"
+    return f"{'never' if math.isinf(med) else fmt(med)} [{fmt(lo)}–{fmt(hi)}{more}]"
 
 
 def summarize(runs: list[dict], args) -> tuple[str, dict]:
