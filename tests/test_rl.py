@@ -310,7 +310,7 @@ def test_three_grpo_steps_with_images(fresh_tiny, tmp_path):
     calls = _record_loss_forwards(model)
     data = _write(tmp_path / "img.jsonl", _image_rows(8))
     run = tmp_path / "run"
-    out = _train(fresh_tiny, _cfg(data, kl_every=3, eval_every=3, eval_fraction=0.25), run)
+    out = _train(fresh_tiny, _cfg(data, kl_every=3, eval_every=2, eval_fraction=0.25), run)
     assert out["steps"] == 3 and out["rollouts"] >= 3 * 2 * 2
     assert calls and all("pixel_values" in c and "image_grid_thw" in c and "mm_token_type_ids" in c for c in calls)
     assert (run / "adapter" / "adapter_config.json").is_file()
@@ -327,8 +327,15 @@ def test_three_grpo_steps_with_images(fresh_tiny, tmp_path):
                 "train/learning_rate"):
         assert key in train[-1], key
     assert any("kl/probe" in x for x in train)
-    # held-out accuracy before training (logged with step 1) and of the final model, at step 3
-    assert [x["step"] for x in lines if "eval/accuracy" in x] == [1, 3]
+    # held-out accuracy of the model after 0 and 2 updates, and of the final model: each at
+    # its own step (the step-2 point counts the rollouts of steps 1-2 only), once
+    evals = {x["step"]: x for x in lines if "eval/accuracy" in x}
+    assert [x["step"] for x in lines if "eval/accuracy" in x] == [0, 2, 3]
+    assert evals[0]["eval/rollouts"] == 0
+    assert evals[2]["eval/rollouts"] == train[1]["rollout/rollouts_total"]
+    held_out = [x.split(" ", 1)[1].split(":")[0] for x in (run / "train.log").read_text().splitlines()
+                if "held-out accuracy" in x]
+    assert held_out == ["step 0", "step 2", "step 3"]  # train.log numbers them as metrics.jsonl does
     rollouts = [json.loads(x) for x in (run / "rollouts.jsonl").read_text().splitlines()]
     assert {"step", "prompt", "image", "completion", "reward", "tier"} <= set(rollouts[0])
     assert sorted({r["step"] for r in rollouts}) == [1, 2, 3]  # numbered like the status line and metrics
