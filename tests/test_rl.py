@@ -408,6 +408,28 @@ def test_resume_restores_the_curriculum_state(fresh_tiny, tiny_path, tmp_path):
     assert trainer.studio.state.step == 3
 
 
+def test_redone_steps_replace_the_lost_ones_in_rollouts_and_held_out_points(fresh_tiny, tiny_path, tmp_path):
+    """A crash after checkpoint-2 loses step 3, which had written rollouts and held-out points;
+    resuming redoes it: readers see one set of rollouts and one held-out point per step."""
+    from studio.config import ModelSpec
+    from studio.engine.infer.models import load
+    from studio.engine.train.metrics import read_metrics
+    from studio.ui.tabs.rl import read_rollouts
+
+    data = _write(tmp_path / "img.jsonl", _image_rows(8))
+    run = tmp_path / "run"
+    cfg = _cfg(data, max_steps=3, save_every=2, eval_every=2, eval_fraction=0.25, rollouts_logged_per_step=2)
+    _train(fresh_tiny, cfg, run)
+    shutil.rmtree(run / "checkpoints" / "checkpoint-3")  # the crash: step 3 was written, not saved
+    model, processor = load(ModelSpec(name_or_path=str(tiny_path), device="cpu"))
+    _train((model, processor), cfg, run, resume=True)
+    rows = read_rollouts(run, last_steps=10, limit=100)
+    assert [r["step"] for r in rows] == [1, 1, 2, 2, 3, 3]
+    assert [r["step"] for r in read_metrics(run, kind="eval")] == [0, 2, 3]
+    held_out = [x for x in (run / "train.log").read_text().splitlines() if "held-out accuracy" in x]
+    assert len(held_out) == 4 and held_out[-1].split(" ")[2] == "3:"  # step 2 is not scored again
+
+
 def test_resume_without_checkpoint_says_so(fresh_tiny, tmp_path):
     from studio.engine.train import rl
     from studio.errors import InputError

@@ -65,6 +65,21 @@ def test_rollouts_table_escapes_and_collapses_thinking(tmp_path):
     assert "<|user|>" not in h and "1.00" in h and "forced" in h and "medium" in h
 
 
+def test_rollouts_table_shows_redone_steps_once(tmp_path):
+    """After a crash and Resume from checkpoint-2, the redone step 3 replaces the lost one's rows
+    (a resume line, as in metrics.jsonl); a torn row the crash left is skipped."""
+    from studio.engine.train.metrics import MetricsWriter
+    from studio.ui.tabs.rl import read_rollouts
+
+    lost = [{"step": s, "prompt": f"p{s}", "completion": "lost" if s == 3 else ""} for s in (1, 2, 3)]
+    (tmp_path / "rollouts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lost) + '{"step": 3, "pro')
+    with MetricsWriter(tmp_path / "rollouts.jsonl") as w:
+        w.log_dict(2, {}, kind="resume")
+        w.log_dict(3, {"prompt": "p3", "completion": "redone"}, kind="rollout")
+    got = read_rollouts(tmp_path, last_steps=10)
+    assert [(r["step"], r["completion"]) for r in got] == [(1, ""), (2, ""), (3, "redone")]
+
+
 def test_curve_frames_cover_every_plot():
     from studio.ui.tabs.rl import PLOTS, curve_frames
 

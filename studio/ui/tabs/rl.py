@@ -197,16 +197,15 @@ def completion_html(text: str) -> str:
 
 
 def read_rollouts(run_dir: str | Path, last_steps: int = 1, limit: int = 24) -> list[dict]:
-    """Rows of ``rollouts.jsonl`` from the last ``last_steps`` steps (a torn last line is skipped)."""
-    p = Path(run_dir) / "rollouts.jsonl"
-    if not p.is_file():
-        return []
-    rows = []
-    for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue
+    """Rows of ``rollouts.jsonl`` from the last ``last_steps`` steps.
+
+    Read by the rules of ``metrics.jsonl`` (:func:`~studio.engine.train.metrics.read_metrics`): a
+    torn line is skipped, and after a resume the redone steps replace the rows the lost ones
+    wrote (one set of rows per step).
+    """
+    from studio.engine.train.metrics import read_metrics
+
+    rows = read_metrics(Path(run_dir) / "rollouts.jsonl")
     if not rows:
         return []
     steps = sorted({r.get("step", 0) for r in rows})[-last_steps:]

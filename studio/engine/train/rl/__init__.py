@@ -40,8 +40,8 @@ What this module adds to TRL, and why (see ../shared/RLCS.md for the algorithm a
 * **Run folder** like SFT's: ``config.yaml``, ``metrics.jsonl`` (slash names, one line
   per step; held-out accuracy as ``eval`` lines at the step of the model it scored: 0 before
   training, every ``eval_every`` steps, and the last step), ``train.log``, ``rollouts.jsonl``
-  (numbered like ``metrics.jsonl``), ``checkpoints/`` (each with ``curriculum.json``),
-  ``adapter/``.
+  (numbered like ``metrics.jsonl``, with the same ``resume`` lines), ``checkpoints/`` (each
+  with ``curriculum.json``), ``adapter/``.
 
 Tested against TRL ``>=1.16,<1.17`` (:data:`TRL_RANGE`); the overrides rely on private
 methods of that range and :func:`check_trl_version` refuses others.

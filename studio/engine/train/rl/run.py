@@ -41,10 +41,14 @@ class _RunContext:
         self.is_main = True  # the process that writes the run folder (the trainer sets it)
 
     def resumed_at(self, step: int) -> None:
-        """Training restarts at checkpoint ``step``: remember which held-out evaluations
-        up to ``step`` are already recorded."""
-        from studio.engine.train.metrics import read_metrics
+        """Training restarts at checkpoint ``step``: mark ``rollouts.jsonl`` so readers drop
+        the rows of the lost steps past it (as ``metrics.jsonl``'s resume line does), and
+        remember which held-out evaluations up to ``step`` are already recorded."""
+        from studio.engine.train.metrics import RESUME_KIND, MetricsWriter, read_metrics
 
+        if self.is_main:  # the writer first ends a line the crash tore, so the mark stays whole
+            with MetricsWriter(self._rollouts_path) as w:
+                w.log_dict(step, {}, kind=RESUME_KIND)
         self.evaluated = {int(r["step"]) for r in read_metrics(self.run_dir, kind="eval")
                           if "eval/accuracy" in r and r["step"] <= step}
 
