@@ -300,7 +300,7 @@ def build(ctx) -> None:
     from studio.engine.train.rl import RLRunConfig, check_data, vllm_available
     from studio.engine.train.runs import new_run_dir
     from studio.engine.train.curriculum import TIER_NAMES
-    from studio.ui.components import CurveGroup, live_curves, plot_value, run_picker
+    from studio.ui.components import CurveGroup, chart_options, live_curves, plot_value, run_picker
     from studio.ui.jobpanel import after_training, job_panel
 
     vllm_ok, vllm_why = vllm_available()
@@ -373,14 +373,8 @@ def build(ctx) -> None:
     notes = gr.Markdown()
     with gr.Row():
         empty = curve_frames([])
-        reward_plot = gr.LinePlot(plot_value(empty[0], REWARD_SERIES), x="step", y="value", color="series",
-                                  title=curve_label(PLOTS[0][0]),
-                                  label=curve_label(PLOTS[0][0]),
-                                  height=260)
-        tier_plot = gr.BarPlot(plot_value(empty[5], TIER_NAMES), x="step", y="value", color="series",
-                               title=curve_label(PLOTS[5][0]),
-                               label=curve_label(PLOTS[5][0]),
-                               height=260)
+        reward_plot = gr.LinePlot(plot_value(empty[0], REWARD_SERIES), **chart_options(curve_label(PLOTS[0][0])))
+        tier_plot = gr.BarPlot(plot_value(empty[5], TIER_NAMES), **chart_options(curve_label(PLOTS[5][0])))
     groups = [CurveGroup(title, keys) for title, keys, kind in PLOTS if kind == "line" and title != PLOTS[0][0]]
     live_curves(panel.run_dir_state, groups=groups, timer=panel.timer, height=240)
     gr.Markdown(t("rl.rollouts_md"))
