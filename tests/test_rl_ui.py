@@ -101,6 +101,19 @@ def test_curve_frames_cover_every_plot():
     assert 9.0 not in list(frames[10]["value"])  # summary lines are not curve points
 
 
+def test_stacked_tier_weights_add_up_to_one_at_every_step():
+    """The legend's leading rows must not stack on the first bar (it read 2.0 or more, not 1.0)."""
+    from studio.engine.curriculum import TIER_NAMES
+    from studio.ui.components import plot_value
+    from studio.ui.tabs.rl import curve_frames
+
+    recs = [{"step": s, "kind": "train", "curriculum/tier_weight/hard": 0.4, "curriculum/tier_weight/easy": 0.6}
+            for s in (1, 2)]
+    value = plot_value(curve_frames(recs)[5], TIER_NAMES, stacked=True)
+    assert value.groupby("step")["value"].sum().tolist() == pytest.approx([1.0, 1.0])
+    assert list(value["series"][:len(TIER_NAMES)]) == list(TIER_NAMES)  # the legend still names every tier
+
+
 def _launch(ctx):
     import gradio as gr
 

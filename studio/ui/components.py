@@ -177,12 +177,13 @@ def series_label(name: str) -> str:
     return name.replace("/", " ", 1)
 
 
-def plot_value(frame, series: Sequence[str]):
+def plot_value(frame, series: Sequence[str], *, stacked: bool = False):
     """``frame`` (``step``, ``value``, ``series``) with one leading row per name in
     ``series``, so the legend order is fixed: a copy of the series' first point, or, for a
     series with no data yet, a lone point at the frame's first point (``(0, 0)`` when the
     frame is empty) — a line of one point is not drawn, and the axes get tick labels even
     before the first metric, so the layout leaves room for them and for the legend.
+    ``stacked`` (bars that add up): the leading rows carry 0, so the first bar is not doubled.
 
     Why: the plot (gradio 6.31 ``LinePlot``/``BarPlot``) fixes its colour scale, legend and
     layout when it builds its Vega spec; later data only replaces rows. A
@@ -200,6 +201,8 @@ def plot_value(frame, series: Sequence[str]):
     for name in series:
         own = frame[frame["series"] == name]
         rows.append((float(own["step"].iloc[0]), float(own["value"].iloc[0]), name) if len(own) else (x0, y0, name))
+    if stacked:
+        rows = [(x, 0.0, name) for x, _, name in rows]
     head = pd.DataFrame({"step": pd.Series([r[0] for r in rows], dtype="float64"),
                          "value": pd.Series([r[1] for r in rows], dtype="float64"),
                          "series": pd.Series([r[2] for r in rows], dtype="object")})

@@ -374,7 +374,7 @@ def build(ctx) -> None:
     with gr.Row():
         empty = curve_frames([])
         reward_plot = gr.LinePlot(plot_value(empty[0], REWARD_SERIES), **chart_options(curve_label(PLOTS[0][0])))
-        tier_plot = gr.BarPlot(plot_value(empty[5], TIER_NAMES), **chart_options(curve_label(PLOTS[5][0])))
+        tier_plot = gr.BarPlot(plot_value(empty[5], TIER_NAMES, stacked=True), **chart_options(curve_label(PLOTS[5][0])))
     groups = [CurveGroup(title, keys) for title, keys, kind in PLOTS if kind == "line" and title != PLOTS[0][0]]
     live_curves(panel.run_dir_state, groups=groups, timer=panel.timer, height=240)
     gr.Markdown(t("rl.rollouts_md"))
@@ -384,10 +384,10 @@ def build(ctx) -> None:
     def refresh(run):
         if not run or not Path(run).is_dir():
             frames = curve_frames([])
-            return plot_value(frames[0], REWARD_SERIES), plot_value(frames[5], TIER_NAMES), rollouts_html([]), \
+            return plot_value(frames[0], REWARD_SERIES), plot_value(frames[5], TIER_NAMES, stacked=True), rollouts_html([]), \
                 tr("rl.no_run")
         frames = curve_frames(read_metrics(Path(run) / "metrics.jsonl"))
-        return (plot_value(frames[0], REWARD_SERIES), plot_value(frames[5], TIER_NAMES),
+        return (plot_value(frames[0], REWARD_SERIES), plot_value(frames[5], TIER_NAMES, stacked=True),
                 rollouts_html(read_rollouts(run)), run_notes(run))
 
     extra_outs = [reward_plot, tier_plot, rollouts, notes]
