@@ -206,7 +206,7 @@ def test_prompt_without_answer_names_the_row(tmp_path):
 
     rows = _image_rows(3)
     rows[1].pop("answer")
-    with pytest.raises(DataError, match=r"no reference answer \(rows 2\)"):
+    with pytest.raises(DataError, match=r"no reference answer in row 2\. "):
         load_prompts(_write(tmp_path / "p.jsonl", rows))
 
 
