@@ -8,6 +8,7 @@ tests/artifacts/runs_curves.png.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -37,6 +38,34 @@ LEGEND = """() => Array.from(document.querySelectorAll('.vega-embed')).filter(e 
 })"""
 
 
+@contextlib.contextmanager
+def _app_page(tiny_path, runs: Path):
+    """The app on the tiny model with ``runs`` as its runs folder, and a 1280×720 page on it."""
+    from playwright.sync_api import sync_playwright
+
+    from conftest import free_port
+    from studio.commands.ui import launch
+    from studio.config import ModelSpec
+    from studio.ui.context import AppContext
+
+    ctx = AppContext(model=ModelSpec(name_or_path=str(tiny_path), device="cpu"), runs_dir=runs)
+    demo = launch(ctx, host="127.0.0.1", port=free_port(), prevent_thread_lock=True)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            try:
+                pg = browser.new_page(viewport={"width": 1280, "height": 720})
+                pg.set_default_timeout(30_000)
+                pg.goto(demo.local_url)
+                yield pg
+            finally:
+                browser.close()
+    finally:
+        demo.close()
+
+
 def _fake_sft_run(runs: Path) -> Path:
     from studio.engine.train import metrics as M
     from studio.engine.train.runs import write_status
@@ -55,97 +84,108 @@ def _fake_sft_run(runs: Path) -> Path:
 
 
 def test_chart_legends_name_every_series_inside_the_chart(tiny_path, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    from conftest import free_port
-    from studio.commands.ui import launch
-    from studio.config import ModelSpec
-    from studio.ui.context import AppContext
-
     _fake_sft_run(tmp_path / "runs")
-    ctx = AppContext(model=ModelSpec(name_or_path=str(tiny_path), device="cpu"), runs_dir=tmp_path / "runs")
-    demo = launch(ctx, host="127.0.0.1", port=free_port(), prevent_thread_lock=True)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            pg = browser.new_page(viewport={"width": 1280, "height": 720})
-            pg.set_default_timeout(30_000)
-            pg.goto(demo.local_url)
-            for tab in ("Runs", "SFT"):
-                pg.get_by_role("tab", name=tab).click()
-                pg.wait_for_function("() => Array.from(document.querySelectorAll('.vega-embed'))"
-                                     ".some(e => e.offsetWidth > 0 && e.querySelector('.role-legend-label'))")
-                time.sleep(2)  # let every visible plot settle after the tab switch
-                plots = pg.evaluate(LEGEND)
-                if tab == "Runs":
-                    pg.locator(".vega-embed").first.scroll_into_view_if_needed()
-                    ARTIFACTS.mkdir(exist_ok=True)
-                    pg.screenshot(path=str(ARTIFACTS / "runs_curves.png"))
-                loss = [x["text"] for x in plots[0]["labels"]]
-                assert loss[:3] == ["loss", "loss (smoothed)", "eval loss"], (tab, plots[0])
-                for plot in plots:
-                    assert plot["labels"], (tab, plot)
-                    assert all(x["inside"] for x in plot["labels"]), (tab, plot)  # not cut off
-                    assert all(plot["strokes"]), (tab, plot)  # every line has a colour
-                assert len(set(plots[0]["strokes"])) == 3  # raw, smoothed and eval loss differ
-            browser.close()
-    finally:
-        demo.close()
+    with _app_page(tiny_path, tmp_path / "runs") as pg:
+        for tab in ("Runs", "SFT"):
+            pg.get_by_role("tab", name=tab).click()
+            pg.wait_for_function("() => Array.from(document.querySelectorAll('.vega-embed'))"
+                                 ".some(e => e.offsetWidth > 0 && e.querySelector('.role-legend-label'))")
+            time.sleep(2)  # let every visible plot settle after the tab switch
+            plots = pg.evaluate(LEGEND)
+            if tab == "Runs":
+                pg.locator(".vega-embed").first.scroll_into_view_if_needed()
+                ARTIFACTS.mkdir(exist_ok=True)
+                pg.screenshot(path=str(ARTIFACTS / "runs_curves.png"))
+            loss = [x["text"] for x in plots[0]["labels"]]
+            assert loss[:3] == ["loss", "loss (smoothed)", "eval loss"], (tab, plots[0])
+            for plot in plots:
+                assert plot["labels"], (tab, plot)
+                assert all(x["inside"] for x in plot["labels"]), (tab, plot)  # not cut off
+                assert all(plot["strokes"]), (tab, plot)  # every line has a colour
+            assert len(set(plots[0]["strokes"])) == 3  # raw, smoothed and eval loss differ
+
+
+def _fake_rl_run(runs: Path) -> Path:
+    """An RL run of 4 steps with the keys the RL tab's own reward band and tier bars read."""
+    from studio.engine.train import metrics as M
+    from studio.engine.train.curriculum import TIER_NAMES
+    from studio.engine.train.runs import write_status
+
+    run = runs / "20260101-000000-rl-demo"
+    run.mkdir(parents=True)
+    with M.MetricsWriter(run) as w:
+        w.log(0, kind="eval", **{"eval/accuracy": 0.5})
+        for s in range(1, 5):
+            w.log(s, **{"rewards/mean": s / 5, "rewards/std": 0.1, "train/loss": 0.1, "rollout/format_correct": 0.9,
+                        **{f"curriculum/tier_weight/{t}": 0.2 for t in TIER_NAMES}})
+        w.log(4, kind="eval", **{"eval/accuracy": 0.75})
+    write_status(run, "finished", kind="rl", started=time.time() - 100)
+    (run / "config.yaml").write_text("model: embedded\n")
+    return run
+
+
+def test_rl_tab_legends_name_every_series_inside_the_chart(tiny_path, tmp_path):
+    """The RL tab's own plots (reward band, stacked tier weights) follow the shared chart
+    options too: the legend shows the series names, not only the word "series", and ticks
+    are compact (the KL plot of a run without KL probes used to read "1.000000")."""
+    _fake_rl_run(tmp_path / "runs")
+    with _app_page(tiny_path, tmp_path / "runs") as pg:
+        pg.get_by_role("tab", name="RL").click()
+        pg.wait_for_function("() => Array.from(document.querySelectorAll('.vega-embed'))"
+                             ".filter(e => e.offsetWidth > 0 && e.querySelector('.role-legend-label')).length >= 3")
+        time.sleep(3)  # the timer's first refresh draws the run's data
+        plots = pg.evaluate(LEGEND)
+        visible = "Array.from(document.querySelectorAll('.vega-embed')).filter(e => e.offsetWidth > 0)"
+        legend_titles = pg.evaluate(f"() => {visible}.flatMap(e => Array.from("
+                                    "e.querySelectorAll('.role-legend-title text')).map(t => t.textContent.trim()))")
+        ticks = pg.evaluate(f"() => {visible}.flatMap(e => Array.from("
+                            "e.querySelectorAll('.role-axis-label text')).map(t => t.textContent))")
+        pg.locator(".vega-embed:visible").first.scroll_into_view_if_needed()
+        ARTIFACTS.mkdir(exist_ok=True)
+        pg.screenshot(path=str(ARTIFACTS / "rl_curves.png"))
+    reward, tiers = plots[0], plots[1]
+    assert [x["text"] for x in reward["labels"]] == ["mean reward", "mean+std", "mean-std"], reward
+    assert [x["text"] for x in tiers["labels"]] == ["very_hard", "hard", "medium", "easy", "very_easy"], tiers
+    for plot in plots:
+        assert plot["labels"] and all(x["inside"] for x in plot["labels"]), plot  # not cut off
+    assert "series" not in legend_titles, legend_titles
+    assert not [t for t in ticks if "." in t and len(t.split(".")[1]) > 3], ticks  # no "1.000000"
 
 
 @pytest.mark.slow
 def test_refused_start_and_a_new_run_in_the_sft_panel(tiny_path, tmp_path):
     """A refused Start must not leave the previous run's failure in the status box (it reads
     as this Start's); a new run becomes the one the "Watch / resume" picker shows."""
-    from playwright.sync_api import sync_playwright
-
-    from conftest import SAMPLE_DATA, free_port
-    from studio.commands.ui import launch
-    from studio.config import ModelSpec
+    from conftest import SAMPLE_DATA
     from studio.engine.train.runs import list_runs, write_status
-    from studio.ui.context import AppContext
 
     old = tmp_path / "runs" / "20260101-000000-sft-old"
     old.mkdir(parents=True)
     write_status(old, "failed", kind="sft", error="boom: the old run broke", started=1.0, ended=2.0)
-    ctx = AppContext(model=ModelSpec(name_or_path=str(tiny_path), device="cpu"), runs_dir=tmp_path / "runs")
-    demo = launch(ctx, host="127.0.0.1", port=free_port(), prevent_thread_lock=True)
     status = "#sft-status textarea"
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            pg = browser.new_page(viewport={"width": 1280, "height": 720})
-            pg.set_default_timeout(30_000)
-            pg.goto(demo.local_url)
-            pg.get_by_role("tab", name="SFT").click()
-            sft = pg.locator("[role=tabpanel]:visible")
-            pg.wait_for_function(f"() => document.querySelector('{status}').value.includes('boom')")
-            path = pg.locator("#sft-path textarea, #sft-path input").first
-            path.fill(str(tmp_path / "missing.jsonl"))
-            sft.get_by_role("button", name="Start", exact=True).click()
-            time.sleep(4)  # two status polls
-            shown = pg.locator(status).input_value()
-            assert "boom" not in shown and shown.startswith("Not started"), shown
-            ARTIFACTS.mkdir(exist_ok=True)
-            pg.screenshot(path=str(ARTIFACTS / "sft_refused_start.png"))
+    with _app_page(tiny_path, tmp_path / "runs") as pg:
+        pg.get_by_role("tab", name="SFT").click()
+        sft = pg.locator("[role=tabpanel]:visible")
+        pg.wait_for_function(f"() => document.querySelector('{status}').value.includes('boom')")
+        path = pg.locator("#sft-path textarea, #sft-path input").first
+        path.fill(str(tmp_path / "missing.jsonl"))
+        sft.get_by_role("button", name="Start", exact=True).click()
+        time.sleep(4)  # two status polls
+        shown = pg.locator(status).input_value()
+        assert "boom" not in shown and shown.startswith("Not started"), shown
+        ARTIFACTS.mkdir(exist_ok=True)
+        pg.screenshot(path=str(ARTIFACTS / "sft_refused_start.png"))
 
-            path.fill(str(SAMPLE_DATA / "sft" / "train.jsonl"))
-            sft.get_by_label("Max steps (0 = use epochs)").fill("1")
-            sft.get_by_role("button", name="Start", exact=True).click()
-            pg.wait_for_function(f"() => document.querySelector('{status}').value.includes('-sft-sft')",
-                                 timeout=60_000)
-            new = [r for r in list_runs(tmp_path / "runs", kind="sft") if r.id != old.name]
-            assert len(new) == 1
-            pg.wait_for_function("(id) => document.querySelector('#sft-run-pick input').value.endsWith(id)",
-                                 arg=new[0].id)
-            pg.screenshot(path=str(ARTIFACTS / "sft_new_run_picked.png"))
-            deadline = time.time() + 180
-            while time.time() < deadline and list_runs(tmp_path / "runs", kind="sft")[0].status == "running":
-                time.sleep(1)
-            browser.close()
-    finally:
-        demo.close()
+        path.fill(str(SAMPLE_DATA / "sft" / "train.jsonl"))
+        sft.get_by_label("Max steps (0 = use epochs)").fill("1")
+        sft.get_by_role("button", name="Start", exact=True).click()
+        pg.wait_for_function(f"() => document.querySelector('{status}').value.includes('-sft-sft')",
+                             timeout=60_000)
+        new = [r for r in list_runs(tmp_path / "runs", kind="sft") if r.id != old.name]
+        assert len(new) == 1
+        pg.wait_for_function("(id) => document.querySelector('#sft-run-pick input').value.endsWith(id)",
+                             arg=new[0].id)
+        pg.screenshot(path=str(ARTIFACTS / "sft_new_run_picked.png"))
+        deadline = time.time() + 180
+        while time.time() < deadline and list_runs(tmp_path / "runs", kind="sft")[0].status == "running":
+            time.sleep(1)

@@ -259,6 +259,14 @@ def test_a_reply_cut_by_the_context_window_says_so(tiny):
     assert "cut at the context limit" in line and "max new tokens" not in line
 
 
+def test_stats_line_counts_one_token_in_the_singular():
+    """A reply stopped after its first token said "1 tokens"."""
+    from studio.ui.render import stats_line
+
+    assert stats_line(chat.Stats(new_tokens=1, stopped=True)).startswith("1 token · ")
+    assert stats_line(chat.Stats(new_tokens=2)).startswith("2 tokens · ")
+
+
 def test_history_strips_earlier_thinking(tiny):
     _, processor = tiny
     history = [

@@ -175,6 +175,8 @@ def test_doctor_checks_fire_on_bad_rows_only(folder, processor):
     kept, counts = D.plan_rows(loaded, rep)
     assert len(kept) == 4 and counts["skipped_errors"] == 6
     assert "| 2 (line 2) | error | tags | missing </answer>" in rep.to_markdown()
+    with pytest.raises(DataError, match=r"No row can be trained: 1 row with errors, 0 rows too long\."):
+        D.plan_rows(loaded[1:2], D.doctor(loaded[1:2], processor, 2048))
 
 
 def test_video_row_when_video_decoding_is_unavailable(folder, processor, monkeypatch):

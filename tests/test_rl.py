@@ -206,7 +206,7 @@ def test_prompt_without_answer_names_the_row(tmp_path):
 
     rows = _image_rows(3)
     rows[1].pop("answer")
-    with pytest.raises(DataError, match=r"no reference answer \(rows 2\)"):
+    with pytest.raises(DataError, match=r"no reference answer in row 2\. "):
         load_prompts(_write(tmp_path / "p.jsonl", rows))
 
 
@@ -310,7 +310,7 @@ def test_three_grpo_steps_with_images(fresh_tiny, tmp_path):
     calls = _record_loss_forwards(model)
     data = _write(tmp_path / "img.jsonl", _image_rows(8))
     run = tmp_path / "run"
-    out = _train(fresh_tiny, _cfg(data, kl_every=3, eval_every=3, eval_fraction=0.25), run)
+    out = _train(fresh_tiny, _cfg(data, kl_every=3, eval_every=2, eval_fraction=0.25), run)
     assert out["steps"] == 3 and out["rollouts"] >= 3 * 2 * 2
     assert calls and all("pixel_values" in c and "image_grid_thw" in c and "mm_token_type_ids" in c for c in calls)
     assert (run / "adapter" / "adapter_config.json").is_file()
@@ -327,8 +327,15 @@ def test_three_grpo_steps_with_images(fresh_tiny, tmp_path):
                 "train/learning_rate"):
         assert key in train[-1], key
     assert any("kl/probe" in x for x in train)
-    # held-out accuracy before training (logged with step 1) and of the final model, at step 3
-    assert [x["step"] for x in lines if "eval/accuracy" in x] == [1, 3]
+    # held-out accuracy of the model after 0 and 2 updates, and of the final model: each at
+    # its own step (the step-2 point counts the rollouts of steps 1-2 only), once
+    evals = {x["step"]: x for x in lines if "eval/accuracy" in x}
+    assert [x["step"] for x in lines if "eval/accuracy" in x] == [0, 2, 3]
+    assert evals[0]["eval/rollouts"] == 0
+    assert evals[2]["eval/rollouts"] == train[1]["rollout/rollouts_total"]
+    held_out = [x.split(" ", 1)[1].split(":")[0] for x in (run / "train.log").read_text().splitlines()
+                if "held-out accuracy" in x]
+    assert held_out == ["step 0", "step 2", "step 3"]  # train.log numbers them as metrics.jsonl does
     rollouts = [json.loads(x) for x in (run / "rollouts.jsonl").read_text().splitlines()]
     assert {"step", "prompt", "image", "completion", "reward", "tier"} <= set(rollouts[0])
     assert sorted({r["step"] for r in rollouts}) == [1, 2, 3]  # numbered like the status line and metrics
@@ -399,6 +406,28 @@ def test_resume_restores_the_curriculum_state(fresh_tiny, tiny_path, tmp_path):
     trainer.train(resume_from_checkpoint=str(found))
     assert trainer.state.global_step == 3
     assert trainer.studio.state.step == 3
+
+
+def test_redone_steps_replace_the_lost_ones_in_rollouts_and_held_out_points(fresh_tiny, tiny_path, tmp_path):
+    """A crash after checkpoint-2 loses step 3, which had written rollouts and held-out points;
+    resuming redoes it: readers see one set of rollouts and one held-out point per step."""
+    from studio.config import ModelSpec
+    from studio.engine.infer.models import load
+    from studio.engine.train.metrics import read_metrics
+    from studio.ui.tabs.rl import read_rollouts
+
+    data = _write(tmp_path / "img.jsonl", _image_rows(8))
+    run = tmp_path / "run"
+    cfg = _cfg(data, max_steps=3, save_every=2, eval_every=2, eval_fraction=0.25, rollouts_logged_per_step=2)
+    _train(fresh_tiny, cfg, run)
+    shutil.rmtree(run / "checkpoints" / "checkpoint-3")  # the crash: step 3 was written, not saved
+    model, processor = load(ModelSpec(name_or_path=str(tiny_path), device="cpu"))
+    _train((model, processor), cfg, run, resume=True)
+    rows = read_rollouts(run, last_steps=10, limit=100)
+    assert [r["step"] for r in rows] == [1, 1, 2, 2, 3, 3]
+    assert [r["step"] for r in read_metrics(run, kind="eval")] == [0, 2, 3]
+    held_out = [x for x in (run / "train.log").read_text().splitlines() if "held-out accuracy" in x]
+    assert len(held_out) == 4 and held_out[-1].split(" ")[2] == "3:"  # step 2 is not scored again
 
 
 def test_resume_without_checkpoint_says_so(fresh_tiny, tmp_path):

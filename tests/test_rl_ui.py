@@ -65,6 +65,21 @@ def test_rollouts_table_escapes_and_collapses_thinking(tmp_path):
     assert "<|user|>" not in h and "1.00" in h and "forced" in h and "medium" in h
 
 
+def test_rollouts_table_shows_redone_steps_once(tmp_path):
+    """After a crash and Resume from checkpoint-2, the redone step 3 replaces the lost one's rows
+    (a resume line, as in metrics.jsonl); a torn row the crash left is skipped."""
+    from studio.engine.train.metrics import MetricsWriter
+    from studio.ui.tabs.rl import read_rollouts
+
+    lost = [{"step": s, "prompt": f"p{s}", "completion": "lost" if s == 3 else ""} for s in (1, 2, 3)]
+    (tmp_path / "rollouts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lost) + '{"step": 3, "pro')
+    with MetricsWriter(tmp_path / "rollouts.jsonl") as w:
+        w.log_dict(2, {}, kind="resume")
+        w.log_dict(3, {"prompt": "p3", "completion": "redone"}, kind="rollout")
+    got = read_rollouts(tmp_path, last_steps=10)
+    assert [(r["step"], r["completion"]) for r in got] == [(1, ""), (2, ""), (3, "redone")]
+
+
 def test_curve_frames_cover_every_plot():
     from studio.ui.tabs.rl import PLOTS, curve_frames
 
@@ -84,6 +99,19 @@ def test_curve_frames_cover_every_plot():
     assert reward[reward.series == "rewards/mean+std"]["value"].iloc[0] == pytest.approx(0.6)
     assert set(frames[5]["series"]) == {"hard", "easy"}  # stacked tier weights, short names
     assert 9.0 not in list(frames[10]["value"])  # summary lines are not curve points
+
+
+def test_stacked_tier_weights_add_up_to_one_at_every_step():
+    """The legend's leading rows must not stack on the first bar (it read 2.0 or more, not 1.0)."""
+    from studio.engine.curriculum import TIER_NAMES
+    from studio.ui.components import plot_value
+    from studio.ui.tabs.rl import curve_frames
+
+    recs = [{"step": s, "kind": "train", "curriculum/tier_weight/hard": 0.4, "curriculum/tier_weight/easy": 0.6}
+            for s in (1, 2)]
+    value = plot_value(curve_frames(recs)[5], TIER_NAMES, stacked=True)
+    assert value.groupby("step")["value"].sum().tolist() == pytest.approx([1.0, 1.0])
+    assert list(value["series"][:len(TIER_NAMES)]) == list(TIER_NAMES)  # the legend still names every tier
 
 
 def _launch(ctx):

@@ -55,21 +55,31 @@ def test_config_errors_name_the_field(tiny_path, tmp_path):
         build_trainer(make_cfg(tiny_path, lora=LoraSpec(qlora=True)), tmp_path)
 
 
-@pytest.mark.parametrize("case", ["empty", "columns", "outside", "missing"])
+@pytest.mark.parametrize("case", ["empty", "columns", "outside", "missing", "images_and_video"])
 def test_refused_cli_start_leaves_no_run_folder(tmp_path, case, capsys):
+    import shutil
+
     from studio.cli import main
 
     data = tmp_path / "d.jsonl"
     row = {"messages": [{"role": "user", "content": "<image>What?"},
                         {"role": "assistant", "content": "<think>x</think><answer>y</answer>"}],
            "images": ["../../etc/x.jpg"]}
+    for f in ("photos/coffee.jpg", "video/clip.mp4"):
+        shutil.copy(REPO / "sample_data" / f, tmp_path)
+    mixed = {**row, "messages": [{"role": "user", "content": "<image><video>Same cat?"}, row["messages"][1]],
+             "images": ["coffee.jpg"], "videos": ["clip.mp4"]}  # trains no row: GLM-4.1V takes one or the other
     data.write_text({"empty": "", "columns": json.dumps({"text": "hi", "label": 1}) + "\n",
-                     "outside": json.dumps(row) + "\n", "missing": ""}[case])
+                     "outside": json.dumps(row) + "\n", "missing": "",
+                     "images_and_video": json.dumps(mixed) + "\n"}[case])
     if case == "missing":
         data = tmp_path / "nope.jsonl"
     runs = tmp_path / "runs"
     assert main(["sft", "--data", str(data), "--runs-dir", str(runs), "--dry-run"]) == 2
-    assert capsys.readouterr().err.startswith("error: ")
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    if case == "images_and_video":
+        assert "every row has an error, e.g. row 1: holds 1 image and 1 video" in err
     assert not runs.exists() or list(runs.iterdir()) == []
 
 

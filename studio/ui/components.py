@@ -177,12 +177,13 @@ def series_label(name: str) -> str:
     return name.replace("/", " ", 1)
 
 
-def plot_value(frame, series: Sequence[str]):
+def plot_value(frame, series: Sequence[str], *, stacked: bool = False):
     """``frame`` (``step``, ``value``, ``series``) with one leading row per name in
     ``series``, so the legend order is fixed: a copy of the series' first point, or, for a
     series with no data yet, a lone point at the frame's first point (``(0, 0)`` when the
     frame is empty) — a line of one point is not drawn, and the axes get tick labels even
     before the first metric, so the layout leaves room for them and for the legend.
+    ``stacked`` (bars that add up): the leading rows carry 0, so the first bar is not doubled.
 
     Why: the plot (gradio 6.31 ``LinePlot``/``BarPlot``) fixes its colour scale, legend and
     layout when it builds its Vega spec; later data only replaces rows. A
@@ -200,6 +201,8 @@ def plot_value(frame, series: Sequence[str]):
     for name in series:
         own = frame[frame["series"] == name]
         rows.append((float(own["step"].iloc[0]), float(own["value"].iloc[0]), name) if len(own) else (x0, y0, name))
+    if stacked:
+        rows = [(x, 0.0, name) for x, _, name in rows]
     head = pd.DataFrame({"step": pd.Series([r[0] for r in rows], dtype="float64"),
                          "value": pd.Series([r[1] for r in rows], dtype="float64"),
                          "series": pd.Series([r[2] for r in rows], dtype="object")})
@@ -293,6 +296,18 @@ class LiveCurves:
     groups: list[CurveGroup] = field(default_factory=list)
 
 
+def chart_options(title: str, *, height: int = 260, y_title: str = "") -> dict:
+    """Options every training chart shares (``gr.LinePlot`` / ``gr.BarPlot`` of a long frame).
+
+    The title is drawn in the plot, with no block label above it (it would push the legend
+    out of the fixed height, cut off below the x axis); the legend has no title (else it
+    reads "series"); ticks are compact ("1", not "1.000000", on a chart of one step).
+    """
+    return dict(x="step", y="value", color="series", label=title, show_label=False, color_title=" ",
+                title=title, y_title=y_title, x_title="step", height=height, x_axis_format="~f",
+                y_axis_format=".3~g")
+
+
 def live_curves(run_dir_state, groups: Sequence[CurveGroup | tuple] = SFT_CURVES, *, timer=None,
                 every: float = 2.0, columns: int = 2, height: int = 260) -> LiveCurves:
     """Add one ``gr.LinePlot`` per group, refreshed from ``<run_dir>/metrics.jsonl``.
@@ -315,13 +330,9 @@ def live_curves(run_dir_state, groups: Sequence[CurveGroup | tuple] = SFT_CURVES
     for i in range(0, len(gs), columns):
         with gr.Row():
             for g in gs[i:i + columns]:
-                # the title is drawn in the plot; the block label above it would push the
-                # legend out of the fixed height (cut off below the x axis)
                 plots.append(gr.LinePlot(
-                    value=plot_value(to_long_frame([], g.keys), expected_series(g.keys, g.smooth)), x="step",
-                    y="value", color="series", label=curve_label(g.title), show_label=False, color_title=" ",
-                    title=curve_label(g.title), y_title=g.y_title or "", x_title="step", height=height,
-                    y_axis_format=".3~g"))
+                    value=plot_value(to_long_frame([], g.keys), expected_series(g.keys, g.smooth)),
+                    **chart_options(curve_label(g.title), height=height, y_title=g.y_title or "")))
     timer = timer if timer is not None else gr.Timer(every)
     seen = gr.State(None)  # (run folder, records drawn) of this session: skip redraws when unchanged
 

@@ -84,8 +84,11 @@ def stats_line(stats: Stats) -> str:
 
     Adds ``thinking truncated`` when the budget forced the answer, ``stopped`` when the
     user pressed Stop, and what cut the reply (:func:`cut_note`) when a limit did.
+
+    >>> stats_line(Stats(new_tokens=1, stopped=True))
+    '1 token · 0.0 tok/s · TTFT 0.00 s · stopped'
     """
-    parts = [tr("render.tokens", n=stats.new_tokens)]
+    parts = [tr("render.token" if stats.new_tokens == 1 else "render.tokens", n=stats.new_tokens)]
     if stats.thinking_tokens:
         parts.append(tr("render.thinking_tokens", n=stats.thinking_tokens))
     parts += [f"{stats.tokens_per_s:.1f} tok/s", f"TTFT {stats.ttft_s:.2f} s"]

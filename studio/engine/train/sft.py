@@ -239,11 +239,15 @@ def check_data(cfg: SFTRunConfig):
 
     Raises:
         DataError: missing or empty file, invalid JSON, unknown columns, media paths
-            outside the data folder (the message names the row).
+            outside the data folder (the message names the row); no row left to train
+            (:func:`studio.engine.train.data.refuse_untrainable`).
     """
     from studio.engine.train import data as D
 
-    return D.load_rows(ensure_data(cfg))  # a recipe's data is generated here on first use
+    rows = D.load_rows(ensure_data(cfg))  # a recipe's data is generated here on first use
+    if cfg.skip_error_rows:  # else training refuses any error row itself, after the full doctor report
+        D.refuse_untrainable(rows, Path(str(cfg.data)).name, fps=cfg.fps, max_frames=cfg.max_frames)
+    return rows
 
 
 def split_rows(rows: list, eval_split: float, seed: int) -> tuple[list, list, str]:
@@ -424,11 +428,11 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
     kept, counts = D.plan_rows(rows, report, skip_errors=cfg.skip_error_rows)
     notes = []
     if counts.get("skipped_errors"):
-        notes.append(f"skipping {counts['skipped_errors']} rows with errors")
+        notes.append(f"skipping {D.plural(counts['skipped_errors'], 'row')} with errors")
     if counts.get("resized"):
-        notes.append(f"{counts['resized']} rows get smaller images to fit max_length={cfg.max_length}")
+        notes.append(f"smaller images for {D.plural(counts['resized'], 'row')} to fit max_length={cfg.max_length}")
     if counts.get("skipped_long"):
-        notes.append(f"skipping {counts['skipped_long']} rows longer than max_length={cfg.max_length}")
+        notes.append(f"skipping {D.plural(counts['skipped_long'], 'row')} longer than max_length={cfg.max_length}")
     train_rows, eval_rows, note = split_rows(kept, cfg.eval_split, cfg.seed)
     if note:
         notes.append(note)

@@ -197,16 +197,15 @@ def completion_html(text: str) -> str:
 
 
 def read_rollouts(run_dir: str | Path, last_steps: int = 1, limit: int = 24) -> list[dict]:
-    """Rows of ``rollouts.jsonl`` from the last ``last_steps`` steps (a torn last line is skipped)."""
-    p = Path(run_dir) / "rollouts.jsonl"
-    if not p.is_file():
-        return []
-    rows = []
-    for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue
+    """Rows of ``rollouts.jsonl`` from the last ``last_steps`` steps.
+
+    Read by the rules of ``metrics.jsonl`` (:func:`~studio.engine.train.metrics.read_metrics`): a
+    torn line is skipped, and after a resume the redone steps replace the rows the lost ones
+    wrote (one set of rows per step).
+    """
+    from studio.engine.train.metrics import read_metrics
+
+    rows = read_metrics(Path(run_dir) / "rollouts.jsonl")
     if not rows:
         return []
     steps = sorted({r.get("step", 0) for r in rows})[-last_steps:]
@@ -301,7 +300,7 @@ def build(ctx) -> None:
     from studio.engine.train.rl import RLRunConfig, check_data, vllm_available
     from studio.engine.train.runs import new_run_dir
     from studio.engine.train.curriculum import TIER_NAMES
-    from studio.ui.components import CurveGroup, live_curves, plot_value, run_picker
+    from studio.ui.components import CurveGroup, chart_options, live_curves, plot_value, run_picker
     from studio.ui.jobpanel import after_training, job_panel
 
     vllm_ok, vllm_why = vllm_available()
@@ -374,14 +373,8 @@ def build(ctx) -> None:
     notes = gr.Markdown()
     with gr.Row():
         empty = curve_frames([])
-        reward_plot = gr.LinePlot(plot_value(empty[0], REWARD_SERIES), x="step", y="value", color="series",
-                                  title=curve_label(PLOTS[0][0]),
-                                  label=curve_label(PLOTS[0][0]),
-                                  height=260)
-        tier_plot = gr.BarPlot(plot_value(empty[5], TIER_NAMES), x="step", y="value", color="series",
-                               title=curve_label(PLOTS[5][0]),
-                               label=curve_label(PLOTS[5][0]),
-                               height=260)
+        reward_plot = gr.LinePlot(plot_value(empty[0], REWARD_SERIES), **chart_options(curve_label(PLOTS[0][0])))
+        tier_plot = gr.BarPlot(plot_value(empty[5], TIER_NAMES, stacked=True), **chart_options(curve_label(PLOTS[5][0])))
     groups = [CurveGroup(title, keys) for title, keys, kind in PLOTS if kind == "line" and title != PLOTS[0][0]]
     live_curves(panel.run_dir_state, groups=groups, timer=panel.timer, height=240)
     gr.Markdown(t("rl.rollouts_md"))
@@ -391,10 +384,10 @@ def build(ctx) -> None:
     def refresh(run):
         if not run or not Path(run).is_dir():
             frames = curve_frames([])
-            return plot_value(frames[0], REWARD_SERIES), plot_value(frames[5], TIER_NAMES), rollouts_html([]), \
+            return plot_value(frames[0], REWARD_SERIES), plot_value(frames[5], TIER_NAMES, stacked=True), rollouts_html([]), \
                 tr("rl.no_run")
         frames = curve_frames(read_metrics(Path(run) / "metrics.jsonl"))
-        return (plot_value(frames[0], REWARD_SERIES), plot_value(frames[5], TIER_NAMES),
+        return (plot_value(frames[0], REWARD_SERIES), plot_value(frames[5], TIER_NAMES, stacked=True),
                 rollouts_html(read_rollouts(run)), run_notes(run))
 
     extra_outs = [reward_plot, tier_plot, rollouts, notes]

@@ -71,4 +71,5 @@ from studio.engine.train.data.diagnosis import (  # noqa: F401
     diagnose,
     doctor,
     plan_rows,
+    refuse_untrainable,
 )

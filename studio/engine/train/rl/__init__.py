@@ -38,8 +38,10 @@ What this module adds to TRL, and why (see ../shared/RLCS.md for the algorithm a
   TRL's shuffle/split helpers carry unchanged, and ``_get_per_token_logps_and_entropies``
   is overridden to feed images *and* videos plus ``mm_token_type_ids`` to the model.
 * **Run folder** like SFT's: ``config.yaml``, ``metrics.jsonl`` (slash names, one line
-  per step), ``train.log``, ``rollouts.jsonl``, ``checkpoints/`` (each with
-  ``curriculum.json``), ``adapter/``.
+  per step; held-out accuracy as ``eval`` lines at the step of the model it scored: 0 before
+  training, every ``eval_every`` steps, and the last step), ``train.log``, ``rollouts.jsonl``
+  (numbered like ``metrics.jsonl``, with the same ``resume`` lines), ``checkpoints/`` (each
+  with ``curriculum.json``), ``adapter/``.
 
 Tested against TRL ``>=1.16,<1.17`` (:data:`TRL_RANGE`); the overrides rely on private
 methods of that range and :func:`check_trl_version` refuses others.

@@ -143,11 +143,11 @@ def load_prompts(path: str | Path) -> list[RLPrompt]:
         ))
     if no_answer:
         raise DataError(
-            f"{p}: {len(no_answer)} prompt(s) have no reference answer (rows {_rows(no_answer)}). "
+            f"{p}: no reference answer in {_rows(no_answer)}. "
             f"RL needs an `answer` column the verifier can check; add it or remove those rows."
         )
     if no_text:
-        raise DataError(f"{p}: rows {_rows(no_text)} have no prompt text; add a `prompt` (or `question`) column.")
+        raise DataError(f"{p}: no prompt text in {_rows(no_text)}; add a `prompt` (or `question`) column.")
     if mixed:
         raise DataError(f"{p}: {'; '.join(mixed[:3])}{' …' if len(mixed) > 3 else ''}. Split such rows into one "
                         f"with the images and one with the video.")
@@ -160,8 +160,13 @@ def load_prompts(path: str | Path) -> list[RLPrompt]:
 
 
 def _rows(ns: Sequence[int]) -> str:
+    """1-based row numbers for a message, the word agreeing with the count.
+
+    >>> _rows([2]), _rows([1, 4]), _rows(list(range(1, 13)))
+    ('row 2', 'rows 1, 4', 'rows 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and 2 more')
+    """
     s = ", ".join(str(n) for n in ns[:10])
-    return s + (f" and {len(ns) - 10} more" if len(ns) > 10 else "")
+    return ("row " if len(ns) == 1 else "rows ") + s + (f" and {len(ns) - 10} more" if len(ns) > 10 else "")
 
 
 def check_references(prompts: Sequence[RLPrompt], rewards_cfg: RewardConfig | None = None) -> None:

@@ -37,6 +37,36 @@ class _RunContext:
         self.drawer = PromptDrawer(state, len(train))
         self.log = logger
         self._rollouts_path = run_dir / ROLLOUTS_FILE
+        self.evaluated: set[int] = set()  # steps whose held-out accuracy metrics.jsonl holds
+        self.is_main = True  # the process that writes the run folder (the trainer sets it)
+
+    def resumed_at(self, step: int) -> None:
+        """Training restarts at checkpoint ``step``: mark ``rollouts.jsonl`` so readers drop
+        the rows of the lost steps past it (as ``metrics.jsonl``'s resume line does), and
+        remember which held-out evaluations up to ``step`` are already recorded."""
+        from studio.engine.train.metrics import RESUME_KIND, MetricsWriter, read_metrics
+
+        if self.is_main:  # the writer first ends a line the crash tore, so the mark stays whole
+            with MetricsWriter(self._rollouts_path) as w:
+                w.log_dict(step, {}, kind=RESUME_KIND)
+        self.evaluated = {int(r["step"]) for r in read_metrics(self.run_dir, kind="eval")
+                          if "eval/accuracy" in r and r["step"] <= step}
+
+    def record_eval(self, step: int, model, rollouts_total: int, note: str = "") -> None:
+        """Score ``model`` (the model after ``step`` updates) on the held-out prompts and
+        record it at ``step`` in ``metrics.jsonl`` (kind ``eval``) and ``train.log``; once
+        per step (the final evaluation and a resume may ask again)."""
+        if not self.evals or step in self.evaluated:
+            return
+        from studio.engine.train.metrics import MetricsWriter
+
+        acc = self.evaluate(model)  # on every process (a sharded model needs them all)
+        self.evaluated.add(step)
+        if not self.is_main:
+            return
+        with MetricsWriter(self.run_dir) as w:
+            w.log(step, kind="eval", **{"eval/accuracy": acc, "eval/rollouts": float(rollouts_total)})
+        self.log(f"step {step}: held-out accuracy {acc:.3f}{note}")
 
     def evaluate(self, model) -> float:
         """Held-out accuracy: one greedy answer per eval prompt (forced answering on)."""
@@ -334,15 +364,10 @@ def train(cfg: RLRunConfig, run_dir: str | Path, *, resume: bool = False, model=
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     step = trainer.state.global_step
-    if cfg.eval_every and ctx.evals and step > 0:
+    if cfg.eval_every and step > 0:
         # in-loop evaluations run before a step's rollouts, so none sees the final model;
         # its score (the last point of the held-out curve) is measured here, at the final step
-        from studio.engine.train.metrics import MetricsWriter
-
-        acc = ctx.evaluate(trainer.accelerator.unwrap_model(trainer.model))
-        with MetricsWriter(run_dir) as w:
-            w.log(step, kind="eval", **{"eval/accuracy": acc, "eval/rollouts": float(trainer.rollouts_total)})
-        ctx.log(f"step {step}: held-out accuracy {acc:.3f} (final)")
+        ctx.record_eval(step, trainer.accelerator.unwrap_model(trainer.model), trainer.rollouts_total, " (final)")
     ctx.save_curriculum(run_dir / CURRICULUM_FILE)
     adapter = run_dir / "adapter"
     trainer.model.save_pretrained(str(adapter))

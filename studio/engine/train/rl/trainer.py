@@ -32,6 +32,10 @@ class _SkipAndStop:
             for p in self.trainer.model.parameters():
                 p.grad = None
 
+    def on_train_begin(self, args, state, control, **kw):
+        if state.global_step > 0:  # resumed: steps past the checkpoint are redone
+            self.trainer.studio.resumed_at(state.global_step)
+
     def on_step_end(self, args, state, control, **kw):
         self.trainer._skip_step = False
         if self.trainer.stop_reason:
@@ -71,8 +75,7 @@ class _PoolScoring:
         device = self.accelerator.device
         step = self.state.global_step
         if train and s.cfg.eval_every and step % s.cfg.eval_every == 0:  # the model after `step` updates
-            self._metrics["train"]["eval/accuracy"].append(s.evaluate(self.model))
-            self._metrics["train"]["eval/rollouts"].append(float(self.rollouts_total))
+            s.record_eval(step, self.model, self.rollouts_total)
         pool = base_ids + extra_ids
         prompts = [s.train[i] for i in pool]
         encs = [s.encoder(p, key="train") for p in prompts]
@@ -303,6 +306,7 @@ def _make_trainer_class():
             self._media_stash: dict | None = None
             self.rollouts_total = 0
             super().__init__(*a, **kw)
+            studio.is_main = self.accelerator.is_main_process
             self.add_callback(skip_and_stop(self))
             if self.use_vllm:
                 studio.generator.vllm_generate = self._vllm_generate
