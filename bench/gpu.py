@@ -5,7 +5,7 @@ One command, <= 8 minutes on one NVIDIA GPU:
     python bench/gpu.py --out bench_gpu.json
 
 Builds GLM-4.1V-9B from a config written in code (sizes of the real checkpoint, see
-../shared/FACTS.md: ~10.3 B parameters), then measures
+docs/FACTS.md: ~10.3 B parameters), then measures
 
 * prefill time for one 1024×1024 image + a short question,
 * decode tokens/s at batch 1 (fixed token count, greedy) and the % of the
@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-# Real GLM-4.1V-9B sizes (public config; ../shared/FACTS.md).
+# Real GLM-4.1V-9B sizes (public config; docs/FACTS.md).
 FULL = dict(
     text=dict(hidden_size=4096, intermediate_size=13696, num_hidden_layers=40,
               num_attention_heads=32, num_key_value_heads=2, max_position_embeddings=65536,

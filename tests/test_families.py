@@ -22,7 +22,7 @@ HISTORY = [
     {"role": "assistant", "content": None},  # filled per family
     {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "Q2"}]},
 ]
-# Documented renderings (docs/FAMILIES.md; GLM-4.1V's from ../shared/FACTS.md).
+# Documented renderings (docs/FAMILIES.md; GLM-4.1V's from docs/FACTS.md).
 R41_HI = "[gMASK]<sop><|user|>\nHi<|assistant|>\n"
 R41_HISTORY = ("[gMASK]<sop><|system|>\nYou are a helpful assistant.<|user|>\n<|begin_of_image|><|image|>"
                "<|end_of_image|>Q1<|assistant|>\n<think>r1</think><answer>A1</answer><|user|>\n"

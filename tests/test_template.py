@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-# Renderings of the official template, from ../shared/FACTS.md.
+# Renderings of the official template, from docs/FACTS.md.
 OFFICIAL = [
     (
         [{"role": "user", "content": "Hi"}],

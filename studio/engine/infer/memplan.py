@@ -363,7 +363,7 @@ def require_fit(plan: MemoryPlan) -> MemoryPlan:
 
 # ---------------------------------------------------------------- sizes from configs
 
-#: Public configs of the two real checkpoints (../shared/FACTS.md), used when their
+#: Public configs of the two real checkpoints (docs/FACTS.md), used when their
 #: config.json is not in the local cache (offline machines can still plan).
 PUBLISHED_GLM41V_9B = dict(
     text_config=dict(hidden_size=4096, intermediate_size=13696, num_hidden_layers=40,

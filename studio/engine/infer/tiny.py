@@ -8,7 +8,7 @@ with random weights, a byte-level BPE tokenizer carrying GLM-4.1V's special toke
 with the official chat template, and saves it with ``save_pretrained`` so that it is
 loaded back through the very same ``from_pretrained`` path a hub id uses.
 
-Sizes mirror transformers' own GLM-4.1V tests (see ../shared/FACTS.md): text hidden
+Sizes mirror transformers' own GLM-4.1V tests (see docs/FACTS.md): text hidden
 128 × 2 layers, 4 heads / 2 KV heads, ``mrope_section`` [2, 3, 3]; vision hidden 32,
 depth 1, patch 14, spatial merge 2, temporal patch 2.
 

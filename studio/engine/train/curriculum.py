@@ -1,6 +1,6 @@
 """Reinforcement Learning with Curriculum Sampling (RLCS): the curriculum state.
 
-Implements steps 2–5 and 8 of ``../shared/RLCS.md`` (GLM-4.1V-Thinking report, arXiv
+Implements steps 2–5 and 8 of ``docs/RLCS.md`` (GLM-4.1V-Thinking report, arXiv
 2507.01006, §5 "Curriculum Sampling" and "dynamic sampling expansion via ratio EMA"):
 pass-rate difficulty per prompt, five tiers, tier weights re-computed every step,
 expansion of the draw by an EMA of 1/(1−r), selection of the groups closest to half

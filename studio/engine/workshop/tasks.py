@@ -21,7 +21,7 @@ Families (``FAMILIES``), each with difficulty 1 (easy) … 3 (hard):
   1: a + b (0–4), 2: a ± b (0–9), 3: a × b (2–9).
 
 Each scene carries several questions (many labels per image is what makes a tiny model
-learn from scratch, see ../shared/FACTS.md); each question is one :class:`TaskItem`.
+learn from scratch, see docs/FACTS.md); each question is one :class:`TaskItem`.
 Exports: GLM-4.1V fine-tune JSONL for SFT (one multi-turn chat per image) and a prompt
 JSONL for RL / evaluation (one row per question, with answer, task_type, difficulty).
 """

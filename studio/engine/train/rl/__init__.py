@@ -6,8 +6,8 @@ file names, version checks), :mod:`.prompts` (prompt file, checks, encoding),
 (``StudioGRPOTrainer``) and :mod:`.run` (format gate, building, training). Everything
 is importable from ``studio.engine.train.rl`` as before.
 
-What this module adds to TRL, and why (see ../shared/RLCS.md for the algorithm and
-../shared/FACTS.md for the measured TRL behaviour):
+What this module adds to TRL, and why (see docs/RLCS.md for the algorithm and
+docs/FACTS.md for the measured TRL behaviour):
 
 * **Objective** as in the GLM-4.1V-Thinking report (arXiv 2507.01006 §5): ``beta=0``
   (no KL term), clip-higher (``epsilon=0.2``, ``epsilon_high=0.28``, as in DAPO,
