@@ -43,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "GLM-4.6V-Flash; refused for GLM-4.1V-Thinking)")
     g.add_argument("--max-new-tokens", type=int, default=None, help=f"(Studio default {d.max_new_tokens})")
     g.add_argument("--thinking-budget", type=int, default=d.thinking_budget,
-                   help="tokens allowed inside <think>; then </think><answer> is forced (0 = off)")
+                   help="tokens allowed inside <think>; then the model's family closes thinking and opens the answer "
+                        "(GLM-4.1V: </think><answer>) (0 = off)")
     g.add_argument("--answer-budget", type=int, default=d.answer_budget,
                    help="tokens allowed after a forced answer")
     g.add_argument("--seed", type=int, default=None)

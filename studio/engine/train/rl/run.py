@@ -155,7 +155,8 @@ def format_gate(ctx: _RunContext, model, n_prompts: int, rate: float | None = No
         f"FORMAT GATE: only {rate:.0%} of sampled completions follow the {ctx.scorer.family.format_hint} "
         f"format (threshold {ctx.cfg.format_gate_threshold:.0%}). RL rewards format failures with 0, so this "
         f"model will barely learn: teach the format first in the SFT tab (`studio sft`), then start RL "
-        f"from that adapter (model.adapter)."
+        f"from its result (`studio rl --adapter <sft run>/adapter`, or `--model <sft run>/model` after a "
+        f"full fine-tune; in the RL tab: \"Start from adapter\")."
     )
     info = {"rate": rate, "threshold": ctx.cfg.format_gate_threshold, "prompts": n, "ok": ok, "warning": warning}
     (ctx.run_dir / FORMAT_GATE_FILE).write_text(json.dumps(info, indent=1), encoding="utf-8")
