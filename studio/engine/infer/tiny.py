@@ -221,6 +221,16 @@ def _spec(like: str) -> dict:
     return FAMILY_SPECS[like]
 
 
+def media_token_ids(ids) -> dict[str, int]:
+    """The six media token-id fields of a ``Glm4vConfig``, looked up by token name with
+    ``ids`` (e.g. ``tokenizer.convert_tokens_to_ids``): the image/video placeholders and
+    their begin/end markers. Shared by the tiny replicas and the workshop models."""
+    names = {"image_token_id": "<|image|>", "video_token_id": "<|video|>",
+             "image_start_token_id": "<|begin_of_image|>", "image_end_token_id": "<|end_of_image|>",
+             "video_start_token_id": "<|begin_of_video|>", "video_end_token_id": "<|end_of_video|>"}
+    return {field: ids(token) for field, token in names.items()}
+
+
 def build_model(tokenizer, seed: int = 0, like: str = "glm-4.1v"):
     """Build the tiny ``Glm4vForConditionalGeneration`` with random weights (fp32, eval).
 
@@ -241,12 +251,7 @@ def build_model(tokenizer, seed: int = 0, like: str = "glm-4.1v"):
                          max_position_embeddings=spec["context"],
                          eos_token_id=ids("<|endoftext|>")),
         vision_config=dict(VISION_CONFIG),
-        image_token_id=ids("<|image|>"),
-        video_token_id=ids("<|video|>"),
-        image_start_token_id=ids("<|begin_of_image|>"),
-        image_end_token_id=ids("<|end_of_image|>"),
-        video_start_token_id=ids("<|begin_of_video|>"),
-        video_end_token_id=ids("<|end_of_video|>"),
+        **media_token_ids(ids),
         tie_word_embeddings=False,
     )
     torch.manual_seed(seed)

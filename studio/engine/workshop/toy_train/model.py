@@ -54,17 +54,14 @@ def build_toy_model(tokenizer, seed: int = 0):
     import torch
     from transformers import GenerationConfig, Glm4vConfig, Glm4vForConditionalGeneration
 
+    from studio.engine.infer.tiny import media_token_ids
+
     ids = tokenizer.convert_tokens_to_ids
     config = Glm4vConfig(
         text_config=dict(TOY_TEXT_CONFIG, vocab_size=len(tokenizer), pad_token_id=ids("<|endoftext|>"),
                          eos_token_id=ids("<|endoftext|>")),
         vision_config=dict(TOY_VISION_CONFIG),
-        image_token_id=ids("<|image|>"),
-        video_token_id=ids("<|video|>"),
-        image_start_token_id=ids("<|begin_of_image|>"),
-        image_end_token_id=ids("<|end_of_image|>"),
-        video_start_token_id=ids("<|begin_of_video|>"),
-        video_end_token_id=ids("<|end_of_video|>"),
+        **media_token_ids(ids),
         tie_word_embeddings=False,
     )
     torch.manual_seed(seed)
