@@ -483,3 +483,30 @@ def test_no_variance_skips_the_optimizer_step(fresh_tiny, tmp_path):
     assert any(float(v.abs().sum()) > 0 for k, v in after1.items() if "lora_B" in k), "step 1 should train"
     for k in after1:
         assert (after1[k] == after3[k]).all(), f"{k} moved during skipped steps"
+
+
+def test_stop_during_offline_grading_ends_the_run_within_a_chunk(fresh_tiny, tmp_path):
+    """The job panel's Stop during RLCS grading (a minute and more on the workshop recipe) ends
+    the run at the next chunk of prompts, status ``stopped``, with no adapter and a reason —
+    it used to run grading to the end and be killed after the grace period."""
+    from studio.engine.train.runs import read_status, track_run
+
+    class AfterFirstChunk:  # a StopFlag that is set once the first chunk was graded
+        calls = 0
+
+        def __bool__(self):
+            AfterFirstChunk.calls += 1
+            return AfterFirstChunk.calls > 1
+
+    data = _write(tmp_path / "p.jsonl", _image_rows(40))
+    run = tmp_path / "run"
+    run.mkdir()  # the CLI makes the run folder before training
+    flag = AfterFirstChunk()
+    with track_run(run, "rl", stop_flag=flag):
+        out = _train(fresh_tiny, _cfg(data, curriculum={"offline_grading": True, "offline_samples": 2}), run,
+                     stop_flag=flag)
+    assert out["adapter"] is None and out["steps"] == 0
+    assert "offline grading (32 of 40 prompts graded)" in out["stop_reason"]
+    assert read_status(run)["status"] == "stopped"
+    assert not (run / "adapter").exists() and not (run / "checkpoints").exists()
+    assert (run / "train.log").read_text().strip().splitlines()[-1].endswith("start the run again")

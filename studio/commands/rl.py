@@ -131,7 +131,7 @@ def _new_run(data: dict, args: argparse.Namespace, default_name: str):
     cfg.validate()
     check_data(cfg)
     runs_dir = Path(args.runs_dir or os.environ.get("STUDIO_RUNS", "runs"))
-    run_dir = new_run_dir(runs_dir, "rl", args.name or default_name)
+    run_dir = new_run_dir(runs_dir, "rl", args.name or cfg.name or default_name)
     cfg.output_dir = str(run_dir)
     cfg.to_yaml(run_dir / "config.yaml")
     return cfg, run_dir
@@ -151,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
     flag = install_graceful_stop()
     with track_run(run_dir, "rl", stop_flag=flag):
         summary = rl.train(cfg, run_dir, resume=args.resume, stop_flag=flag)
-    print(f"adapter: {summary['adapter']}  steps: {summary['steps']}  rollouts: {summary['rollouts']}")
+    if summary["adapter"]:
+        print(f"adapter: {summary['adapter']}  steps: {summary['steps']}  rollouts: {summary['rollouts']}")
     if summary.get("stop_reason"):
         print(summary["stop_reason"])
     return 0

@@ -72,6 +72,8 @@ class RLRunConfig(YamlConfig):
     ``min(ceil(B·ema), 2B)`` prompts, of which ``B`` groups are kept.
 
     Attributes:
+        name: short run name for the run folder (``<time>-rl-<name>``); default: the
+            prompt or recipe file's name.
         model: base model; ``model.adapter`` continues from an SFT adapter.
         data: prompt file (JSONL/JSON; rows with ``prompt``, ``answer``, ``images``/``videos``,
             optional ``task_type`` and ``difficulty``). Relative media paths are relative
@@ -98,6 +100,7 @@ class RLRunConfig(YamlConfig):
         use_vllm: TRL's colocated vLLM generation (needs vllm + CUDA; image/text prompts).
     """
 
+    name: str = ""
     model: ModelSpec = field(default_factory=ModelSpec)
     data: str = ""
     eval_data: str | None = None

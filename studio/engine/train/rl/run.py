@@ -104,16 +104,28 @@ class _RunContext:
 # --------------------------------------------------------------------------- offline grading & gate
 
 
-def offline_grade(ctx: _RunContext, model, k: int) -> tuple[dict[int, float], float]:
+class StoppedBeforeTraining(Exception):
+    """A stop was asked while the prompts were being graded, before step 1 (nothing to save)."""
+
+
+def offline_grade(ctx: _RunContext, model, k: int, stop_flag=None) -> tuple[dict[int, float], float]:
     """k samples per train prompt → (pass rate per prompt idx, format-correct rate).
 
     RLCS.md step 2. Also gives the format gate its measurement for free.
+
+    Raises:
+        StoppedBeforeTraining: ``stop_flag`` (anything truthy once a stop was asked, e.g. a
+            :class:`~studio.engine.train.callbacks.StopFlag`) was set; checked between chunks of
+            ``64 // k`` prompts, so the job panel's Stop ends grading within seconds.
     """
     G = max(1, k)
     rates: dict[int, float] = {}
     fmt_ok = n = 0
     chunk = max(1, 64 // G)
     for s in range(0, len(ctx.train), chunk):
+        if stop_flag:
+            raise StoppedBeforeTraining(f"stopped during offline grading ({s} of {len(ctx.train)} prompts "
+                                        "graded), before step 1: nothing was trained; start the run again")
         prompts = ctx.train[s:s + chunk]
         encs = [ctx.encoder(p, key="train") for p in prompts]
         rolls = ctx.generator(model, encs, G)
@@ -319,7 +331,7 @@ def build_trainer(cfg: RLRunConfig, run_dir: str | Path, *, model=None, processo
         cc = cfg.curriculum
         if cc.offline_grading and not cc.cold_start:
             t0 = time.perf_counter()
-            p0, fmt_rate = offline_grade(ctx, model, cc.offline_samples)
+            p0, fmt_rate = offline_grade(ctx, model, cc.offline_samples, stop_flag)
             say(f"offline grading: {len(p0)} prompts × {cc.offline_samples} samples in "
                 f"{time.perf_counter() - t0:.1f}s; mean pass rate {sum(p0.values()) / max(1, len(p0)):.2f}")
         format_gate(ctx, model, cfg.format_gate_prompts, rate=fmt_rate)
@@ -357,10 +369,19 @@ def train(cfg: RLRunConfig, run_dir: str | Path, *, resume: bool = False, model=
 
     The adapter is saved to ``<run>/adapter`` at the end (also after a stop or a
     too-easy stop); ``curriculum.json`` sits in every checkpoint and in the run folder.
+    A stop during offline grading ends the run before step 1: ``adapter`` is None and
+    ``stop_reason`` says so.
     """
     run_dir = Path(run_dir)
-    trainer, ckpt = build_trainer(cfg, run_dir, model=model, processor=processor, reward_fn=reward_fn,
-                                  resume=resume, stop_flag=stop_flag)
+    try:
+        trainer, ckpt = build_trainer(cfg, run_dir, model=model, processor=processor, reward_fn=reward_fn,
+                                      resume=resume, stop_flag=stop_flag)
+    except StoppedBeforeTraining as e:
+        summary = {"steps": 0, "rollouts": 0, "seconds": 0.0, "stop_reason": str(e), "adapter": None}
+        say = _file_logger(run_dir)
+        say(f"done: {json.dumps(summary)}")
+        say(str(e))  # the last line: the job panel shows it beside "stopped"
+        return summary
     ctx: _RunContext = trainer.studio
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
