@@ -345,3 +345,12 @@ def test_take_turns_plan_moves_idle_side(tiny_path, tmp_path, monkeypatch):
     assert moves == [(str(tiny_path), "cpu"), (str(other), "cpu"),
                      (str(other), "cpu"), (str(tiny_path), "cuda"),
                      (str(tiny_path), "cpu"), (str(other), "cuda")]
+
+
+def test_a_runs_adapter_is_labelled_by_its_run_folder():
+    """`runs/<run>/adapter` read "toy-thinking + adapter adapter" in the Compare header."""
+    from studio.engine.infer.compare.settings import SideSpec
+
+    s = SideSpec(model="toy-thinking", adapter="runs/20261203-193039-rl-workshop-rl/adapter")
+    assert s.label() == "toy-thinking + adapter 20261203-193039-rl-workshop-rl"
+    assert SideSpec(model="toy-thinking", adapter="runs/r/checkpoint-40").label().endswith("adapter checkpoint-40")

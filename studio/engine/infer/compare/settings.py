@@ -55,10 +55,13 @@ class SideSpec(YamlConfig):
         check(self.mode in MODES, "mode", f"must be 'base' or 'chat' (got {self.mode!r}).")
 
     def label(self) -> str:
-        """Short name for headers: ``toy-base``, ``…/run-3/adapter`` on ``embedded``."""
+        """Short name for headers: ``toy-base``; ``toy-thinking + adapter <run folder>`` for a
+        run's ``adapter/`` (its own name says nothing), ``… + adapter checkpoint-40`` otherwise."""
         name = self.model if len(self.model) <= 40 else "…" + self.model[-39:]
         if self.adapter:
-            name += f" + adapter {Path(self.adapter).name or self.adapter}"
+            a = Path(self.adapter)
+            shown = a.parent.name if a.name == "adapter" and a.parent.name else (a.name or self.adapter)
+            name += f" + adapter {shown}"
         if not self.thinking:
             name += " (thinking off)"
         return name
