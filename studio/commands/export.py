@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
         how = "identical" if report["match"] else f"equal up to a near-tie at token {report['first_difference']}"
         print(f"verified: greedy output of the merged model is {how} over {report['tokens_compared']} tokens")
         if not report.get("adapter_changes_output"):
-            print("note: the adapter does not change the greedy output on this sample (untrained adapter?)")
+            print("note: base and base + adapter give the same greedy output on this one check prompt; "
+                  "that is common for an adapter trained on other prompts (score it with studio eval --adapter)")
     else:
         print("not verified (--no-verify)")
     print(f"merged model saved to {report['out_dir']} ({report['dtype']}, {s['total']:.1f} s)")
