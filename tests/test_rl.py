@@ -27,18 +27,7 @@ def parity_reward(completions, **kw):
 
 
 def _write(path: Path, rows: list[dict]) -> Path:
-    """Write RL rows; media given as absolute paths elsewhere are copied next to the file
-    first (RL media must sit inside the prompt file's folder)."""
-    import shutil
-
-    def local(m: str) -> str:
-        if Path(m).is_absolute() and path.parent.resolve() not in Path(m).resolve().parents:
-            if not (path.parent / Path(m).name).exists():
-                shutil.copy(m, path.parent / Path(m).name)
-            return Path(m).name
-        return m
-
-    rows = [{**r, **{k: [local(m) for m in r[k]] for k in ("images", "videos") if k in r}} for r in rows]
+    """Write RL rows as JSONL (media paths as given: absolute ones are read where they are)."""
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
 
@@ -158,28 +147,33 @@ def test_sampler_keeps_repeat_structure_and_is_lazy_under_prefetch(mode):
 
 
 # --------------------------------------------------------------------------- bad input
-@pytest.mark.parametrize("bad", ["../elsewhere/x.png", "ABS_OUTSIDE", "img/../../x.png", "http://x.org/a.png"])
-def test_rl_media_paths_are_confined_like_sft(tmp_path, bad):
-    """The same rule as SFT (data.resolve_media): '..', absolute paths elsewhere and URLs
-    are refused with the row named, even when the file exists."""
+@pytest.mark.parametrize("where", ["../elsewhere/x.png", "ABS_OUTSIDE", "img/../../elsewhere/x.png"])
+def test_rl_media_paths_may_name_any_local_file(tmp_path, where):
+    """A local user's prompts may name images anywhere they can read (as SFT data may):
+    '..' and absolute paths elsewhere resolve; relative ones against the prompt file."""
     from studio.engine.train.rl import load_prompts
-    from studio.errors import DataError
 
     data_dir = tmp_path / "data"
     (tmp_path / "elsewhere").mkdir()
     data_dir.mkdir()
     outside = tmp_path / "elsewhere" / "x.png"
     shutil.copy(PHOTO, outside)
-    shutil.copy(PHOTO, tmp_path / "x.png")
-    bad = str(outside) if bad == "ABS_OUTSIDE" else bad
+    ref = str(outside) if where == "ABS_OUTSIDE" else where
     f = data_dir / "p.jsonl"
+    f.write_text(json.dumps({"prompt": "<image>Cups?", "images": [ref], "answer": "1"}) + "\n")
+    assert load_prompts(f)[0].images == [str(outside.resolve())]
+
+
+def test_rl_media_urls_are_refused_with_the_row_named(tmp_path):
+    from studio.engine.train.rl import load_prompts
+    from studio.errors import DataError
+
+    f = tmp_path / "p.jsonl"
+    shutil.copy(PHOTO, tmp_path / "x.png")
     f.write_text(json.dumps({"prompt": "<image>Cups?", "images": ["x.png"], "answer": "1"}) + "\n"
-                 + json.dumps({"prompt": "<image>Cups?", "images": [bad], "answer": "1"}) + "\n")
-    shutil.copy(PHOTO, data_dir / "x.png")
-    with pytest.raises(DataError, match=r"p.jsonl row 2: media path .*(outside the data folder|is a URL)"):
+                 + json.dumps({"prompt": "<image>Cups?", "images": ["http://x.org/a.png"], "answer": "1"}) + "\n")
+    with pytest.raises(DataError, match=r"p.jsonl row 2 \(line 2\): media 'http://x.org/a.png' is a URL; download"):
         load_prompts(f)
-    f.write_text(json.dumps({"prompt": "<image>Cups?", "images": [str(data_dir / "x.png")], "answer": "1"}) + "\n")
-    assert load_prompts(f)[0].images == [str((data_dir / "x.png").resolve())]  # absolute inside: fine
 
 
 def test_rl_row_with_images_and_a_video_is_refused(tmp_path):
@@ -265,7 +259,7 @@ def test_cli_creates_run_folder_and_config_round_trips(tmp_path, monkeypatch):
     assert main(["rl", "--data", str(data), "--runs-dir", str(runs), "--num-generations", "1", "--dry-run"]) == 2
 
 
-@pytest.mark.parametrize("case", ["empty", "columns", "no_answer", "outside", "bad_reference"])
+@pytest.mark.parametrize("case", ["empty", "columns", "no_answer", "url", "bad_reference"])
 def test_refused_cli_start_leaves_no_run_folder(tmp_path, case, capsys):
     from studio.cli import main
 
@@ -274,8 +268,8 @@ def test_refused_cli_start_leaves_no_run_folder(tmp_path, case, capsys):
         rows = [{"text": "hi", "label": "x"}] * 4
     elif case == "no_answer":
         rows[2].pop("answer")
-    elif case == "outside":
-        rows[1]["images"] = ["../../x.png"]
+    elif case == "url":
+        rows[1]["images"] = ["https://example.org/x.png"]
     elif case == "bad_reference":
         rows[0]["answer"] = "a few"
     data = _write(tmp_path / "p.jsonl", rows)

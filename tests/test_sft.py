@@ -55,7 +55,7 @@ def test_config_errors_name_the_field(tiny_path, tmp_path):
         build_trainer(make_cfg(tiny_path, lora=LoraSpec(qlora=True)), tmp_path)
 
 
-@pytest.mark.parametrize("case", ["empty", "columns", "outside", "missing", "images_and_video"])
+@pytest.mark.parametrize("case", ["empty", "columns", "url", "missing", "images_and_video", "rl_file"])
 def test_refused_cli_start_leaves_no_run_folder(tmp_path, case, capsys):
     import shutil
 
@@ -64,14 +64,16 @@ def test_refused_cli_start_leaves_no_run_folder(tmp_path, case, capsys):
     data = tmp_path / "d.jsonl"
     row = {"messages": [{"role": "user", "content": "<image>What?"},
                         {"role": "assistant", "content": "<think>x</think><answer>y</answer>"}],
-           "images": ["../../etc/x.jpg"]}
+           "images": ["https://example.org/x.jpg"]}
     for f in ("photos/coffee.jpg", "video/clip.mp4"):
         shutil.copy(REPO / "sample_data" / f, tmp_path)
     mixed = {**row, "messages": [{"role": "user", "content": "<image><video>Same cat?"}, row["messages"][1]],
              "images": ["coffee.jpg"], "videos": ["clip.mp4"]}  # trains no row: GLM-4.1V takes one or the other
     data.write_text({"empty": "", "columns": json.dumps({"text": "hi", "label": 1}) + "\n",
-                     "outside": json.dumps(row) + "\n", "missing": "",
-                     "images_and_video": json.dumps(mixed) + "\n"}[case])
+                     "url": json.dumps(row) + "\n", "missing": "",
+                     "images_and_video": json.dumps(mixed) + "\n",
+                     "rl_file": json.dumps({"problem": "<image>x?", "answer": "3", "images": ["coffee.jpg"]}) + "\n"
+                     }[case])
     if case == "missing":
         data = tmp_path / "nope.jsonl"
     runs = tmp_path / "runs"
@@ -80,6 +82,10 @@ def test_refused_cli_start_leaves_no_run_folder(tmp_path, case, capsys):
     assert err.startswith("error: ")
     if case == "images_and_video":
         assert "every row has an error, e.g. row 1: holds 1 image and 1 video" in err
+    if case == "rl_file":  # RL prompts given to sft: the command to use, not "unknown row shape"
+        assert "holds RL prompts" in err and "studio rl --data" in err
+    if case == "url":
+        assert "is a URL; download the file" in err
     assert not runs.exists() or list(runs.iterdir()) == []
 
 

@@ -22,7 +22,10 @@ from pathlib import Path
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Flags of ``studio rl``."""
     p.add_argument("--config", help="run config YAML (written by the RL tab or an earlier run)")
-    p.add_argument("--data", help="RL prompt file (JSONL); creates a new run folder")
+    p.add_argument("--data", help="RL prompt file or folder (JSONL/JSON/CSV/Parquet: this Studio's, EasyR1's, "
+                   "verl's, ms-swift GRPO rows …); creates a new run folder")
+    p.add_argument("--dataset-info", metavar="FILE", help="LLaMA-Factory dataset_info.json naming the file (--dataset)")
+    p.add_argument("--dataset", metavar="NAME", help="the dataset_info.json entry to read")
     p.add_argument("--eval-data", help="held-out prompt file (default: hold out --eval-fraction of --data)")
     p.add_argument("--model", help="hub id, model folder, 'toy-thinking' (the default, as in the RL tab) or 'embedded'")
     p.add_argument("--adapter", help="start from this (SFT) adapter folder")
@@ -93,7 +96,8 @@ def prepare(args: argparse.Namespace):
     from studio.engine.train.runs import is_recipe, resolve_recipe_paths
     from studio.errors import InputError
 
-    if bool(args.config) == bool(args.data):
+    has_data = bool(args.data or getattr(args, "dataset_info", None))
+    if bool(args.config) == has_data:
         raise InputError("Give either --config RUN/config.yaml or --data PROMPTS.jsonl (not both, not neither).")
     if args.resume and not args.config:
         raise InputError("--resume needs --config of the run to continue (runs/<id>/config.yaml).")
@@ -116,7 +120,12 @@ def prepare(args: argparse.Namespace):
         if data != base or not (run_dir / "config.yaml").is_file():
             cfg.to_yaml(run_dir / "config.yaml")
         return cfg, run_dir
-    return _new_run(_apply_overrides({"data": str(Path(args.data))}, args), args, Path(args.data).stem)
+    data = {"data": str(Path(args.data)) if args.data else ""}
+    for key in ("dataset_info", "dataset"):
+        if getattr(args, key, None):
+            data[key] = getattr(args, key)
+    stem = Path(args.data).stem if args.data else (args.dataset or Path(args.dataset_info).parent.name)
+    return _new_run(_apply_overrides(data, args), args, stem)
 
 
 def _new_run(data: dict, args: argparse.Namespace, default_name: str):

@@ -10,7 +10,10 @@ Two ways in, one code path (:func:`studio.engine.train.sft.train`):
   a *recipe*: each start makes a new run folder (under ``--runs-dir``); the recipe's
   relative paths are read against the recipe's folder.
 * ``studio sft --data train.jsonl [--model …] [--max-steps …]`` makes a new run folder
-  ``runs/<time>-sft-<name>/``, writes its ``config.yaml`` and runs it.
+  ``runs/<time>-sft-<name>/``, writes its ``config.yaml`` and runs it. The data may be in any
+  format the readers take (GLM-4.1V fine-tune, LLaMA-Factory, ms-swift, TRL, ShareGPT,
+  Alpaca …); ``--dataset-info data/dataset_info.json --dataset NAME`` (or ``--data data/
+  --dataset NAME``) trains a LLaMA-Factory entry with its column and role names.
 
 SIGINT/SIGTERM (the job panel's Stop, or Ctrl-C) finishes the current step, saves a
 checkpoint and exits 0; a second signal interrupts at once.
@@ -30,7 +33,10 @@ _OVERRIDES = {"max_steps": int, "epochs": float, "learning_rate": float, "batch_
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Flags of ``studio sft``."""
     p.add_argument("--config", help="run config YAML (written by the SFT tab or an earlier run)")
-    p.add_argument("--data", help="dataset file or folder; creates a new run folder")
+    p.add_argument("--data", help="dataset file or folder (any format `studio doctor` reads); creates a new run folder")
+    p.add_argument("--dataset-info", metavar="FILE",
+                   help="LLaMA-Factory dataset_info.json: its entry (--dataset) names the file, columns and roles")
+    p.add_argument("--dataset", metavar="NAME", help="the dataset_info.json entry to train on")
     p.add_argument("--model", help="hub id, model folder, or 'embedded' (default)")
     p.add_argument("--runs-dir", default=None, help="where new run folders go (default $STUDIO_RUNS or runs/)")
     p.add_argument("--name", default=None, help="short run name used in the folder name")
@@ -56,7 +62,7 @@ def build_config(args: argparse.Namespace):
     from studio.engine.train.sft import SFTRunConfig, check_data
     from studio.errors import ConfigError
 
-    if not args.config and not args.data:
+    if not args.config and not args.data and not args.dataset_info:
         raise ConfigError("Pass --config runs/<id>/config.yaml, or --data FILE to start a new run.")
     data: dict = {}
     recipe = bool(args.config) and is_recipe(args.config)
@@ -67,6 +73,9 @@ def build_config(args: argparse.Namespace):
             data["output_dir"] = ""
     if args.data:
         data["data"] = args.data
+    for key in ("dataset_info", "dataset"):
+        if getattr(args, key, None):
+            data[key] = getattr(args, key)
     if args.model:
         data.setdefault("model", {})["name_or_path"] = args.model
     if args.name:

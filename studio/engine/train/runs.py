@@ -468,7 +468,7 @@ def runs_table(infos: list[RunInfo]) -> list[list[Any]]:
 
 
 #: Fields of a run config that hold paths; in a recipe they are relative to the recipe file.
-RECIPE_PATH_FIELDS = ("data", "eval_data", "model.name_or_path", "model.adapter")
+RECIPE_PATH_FIELDS = ("data", "dataset_info", "eval_data", "model.name_or_path", "model.adapter")
 
 
 def is_recipe(config_path: str | os.PathLike) -> bool:
@@ -508,7 +508,7 @@ def resolve_recipe_paths(data: dict, recipe: str | os.PathLike) -> dict:
         if p.is_absolute():
             continue
         cand = base / p
-        if cand.exists() or leaf in ("data", "eval_data"):
+        if cand.exists() or leaf in ("data", "dataset_info", "eval_data"):
             holder[leaf] = str(cand)
     return data
 

@@ -109,7 +109,10 @@ class SFTRunConfig(YamlConfig):
     Attributes:
         name: short run name (folder suffix).
         model: base model (:class:`~studio.config.ModelSpec`).
-        data: dataset path (file, folder, ``save_to_disk`` folder or hub name).
+        data: dataset path (file, folder, ``save_to_disk`` folder, LLaMA-Factory's
+            ``dataset_info.json`` or its folder, or hub name).
+        dataset_info / dataset: a LLaMA-Factory ``dataset_info.json`` and the entry whose
+            file, columns and role names to use (``data`` may then be empty).
         output_dir: the run folder; empty = the folder holding the config file.
         lora: :class:`LoraSpec`.
         learning_rate: AdamW peak learning rate. epochs: passes over the data (used
@@ -151,6 +154,8 @@ class SFTRunConfig(YamlConfig):
     name: str = "sft"
     model: ModelSpec = dataclasses.field(default_factory=ModelSpec)
     data: str = ""
+    dataset_info: str = ""
+    dataset: str = ""
     output_dir: str = ""
     lora: LoraSpec = dataclasses.field(default_factory=LoraSpec)
     learning_rate: float = 2e-4
@@ -189,7 +194,7 @@ class SFTRunConfig(YamlConfig):
 
     def validate(self) -> None:
         super().validate()
-        check(bool(self.data), "data", "must name a dataset file or folder.")
+        check(bool(self.data or self.dataset_info), "data", "must name a dataset file or folder.")
         check(self.finetuning in ("lora", "full"), "finetuning", "must be lora or full.")
         check(not (self.finetuning == "full" and self.lora.qlora), "finetuning",
               "full fine-tuning trains float weights; turn lora.qlora off or use finetuning: lora.")
@@ -244,7 +249,8 @@ def check_data(cfg: SFTRunConfig):
     """
     from studio.engine.train import data as D
 
-    rows = D.load_rows(ensure_data(cfg))  # a recipe's data is generated here on first use
+    # a recipe's data is generated here on first use
+    rows = D.load_rows(ensure_data(cfg), dataset_info=cfg.dataset_info or None, dataset=cfg.dataset or None)
     if cfg.skip_error_rows:  # else training refuses any error row itself, after the full doctor report
         D.refuse_untrainable(rows, Path(str(cfg.data)).name, fps=cfg.fps, max_frames=cfg.max_frames)
     return rows
@@ -322,6 +328,8 @@ def ensure_data(cfg: SFTRunConfig, log_fn=print) -> str:
     Raises:
         DataError: the path does not exist and ``cfg.tasks`` is not set.
     """
+    if not cfg.data:  # the data file is named by the dataset_info.json entry
+        return ""
     path = Path(resolve_data_path(cfg.data))
     if path.exists() or not cfg.tasks:
         return str(path)
@@ -416,12 +424,14 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
         model, processor = model_and_processor
     _apply_budgets(processor, cfg)
 
-    rows = D.load_rows(ensure_data(cfg, log_fn))
+    rows = D.load_rows(ensure_data(cfg, log_fn), dataset_info=cfg.dataset_info or None, dataset=cfg.dataset or None)
     report = D.doctor(rows, processor, cfg.max_length, policy=cfg.policy, oversize=cfg.oversize,
                       fps=cfg.fps, max_frames=cfg.max_frames, skipped=dict(rows.skipped))
     doctor_files(run_dir, report)
     s = report.summary
     log_fn(f"data doctor: {report.headline().replace(' · ', ', ')} (details in {DOCTOR_MD})")
+    for note in report.notes:  # the format read, system prompts, placed media, answers without loss
+        log_fn(f"data: {note}")
     if report.error_rows() and not cfg.skip_error_rows:
         raise DataError(f"The data doctor found errors in {D.plural(len(report.error_rows()), 'row')} (see {run_dir / DOCTOR_MD}); "
                         f"fix them or set skip_error_rows: true.")

@@ -81,7 +81,8 @@ def check_tags(text: str, family=None) -> list[tuple[str, str, str, str]]:
     out: list[tuple[str, str, str, str]] = []
     if not tags:
         return [("warning", "no <think>/<answer> tags: the model learns to answer without the format",
-                 "wrap as <think>\\n</think><answer>…</answer> (auto-fix) or write the reasoning", "add_empty_think")]
+                 "wrap as <think>\\n</think><answer>…</answer> (auto-fix: --fix OUT --add-empty-think) or write the "
+                 "reasoning", "add_empty_think")]
     dup = [t for t in (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE) if counts[t] > 1]
     if dup:
         out.append(("error", f"tag {dup[0]} appears {counts[dup[0]]} times", "keep one think and one answer block", ""))
@@ -103,7 +104,7 @@ def check_tags(text: str, family=None) -> list[tuple[str, str, str, str]]:
         return [("error", "no <answer> after the thinking (GLM-4.6V's format: this GLM-4.1V model expects "
                  "<answer> tags)", "add <answer>…</answer> after </think>", "")]
     if rest == [ANSWER_OPEN]:
-        return [("error", "missing </answer>", "close the answer with </answer> (auto-fix)", "close_answer")]
+        return [("error", "missing </answer>", "close the answer with </answer> (auto-fix: --fix OUT)", "close_answer")]
     if rest != [ANSWER_OPEN, ANSWER_CLOSE]:
         return [("error", "answer tags out of order", "write <answer>…</answer> once, after </think>", "")]
     if not text.rstrip().endswith(ANSWER_CLOSE):
@@ -114,7 +115,8 @@ def check_tags(text: str, family=None) -> list[tuple[str, str, str, str]]:
         out.append(("error", "the box is outside the answer", "put <|begin_of_box|>…<|end_of_box|> inside <answer>", ""))
     if THINK_OPEN not in text:
         out.append(("warning", "answer without thinking: the model learns to skip <think>",
-                    "add the reasoning, or convert to <think>\\n</think><answer>…</answer> (auto-fix)",
+                    "add the reasoning, or convert to <think>\\n</think><answer>…</answer> (auto-fix: --fix OUT "
+                    "--add-empty-think)",
                     "add_empty_think"))
     if THINK_OPEN in text and text[:text.find(THINK_OPEN)].strip():
         out.append(("warning", "text before <think> is trained (the RL reward scores this shape 0)",
@@ -145,7 +147,7 @@ def check_tags_no_answer(text: str, label: str = "GLM-4.6V") -> list[tuple[str, 
     out: list[tuple[str, str, str, str]] = []
     if counts[ANSWER_OPEN] or counts[ANSWER_CLOSE]:
         out.append(("error", f"GLM-4.1V's <answer> tags: {label} answers after </think> without them",
-                    "remove <answer> and </answer> (keep the text)", "drop_answer_tags"))
+                    "remove <answer> and </answer> (keep the text; auto-fix: --fix OUT)", "drop_answer_tags"))
     if counts[BOX_OPEN] > 1 or counts[BOX_CLOSE] > 1:
         out.append(("error", f"{max(counts[BOX_OPEN], counts[BOX_CLOSE])} boxes; at most one is allowed",
                     "keep only the final result in <|begin_of_box|>…<|end_of_box|>", ""))

@@ -14,7 +14,7 @@ from studio.engine.infer.reasoning import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE
 from studio.engine.train.data.checks import (check_language, check_repetition, check_tags, check_tags_no_answer,
                                              media_mix_problem, plural)
 from studio.engine.train.data.collator import training_messages
-from studio.engine.train.data.formats import FIXES, Problem, Row, RowList, train_template
+from studio.engine.train.data.formats import FIX_FLAGS, FIXES, Problem, Row, RowList, train_template
 from studio.engine.train.data.loaders import load_image, load_rows, load_video
 from studio.errors import DataError, MediaError
 
@@ -30,6 +30,9 @@ class Report:
         plan: per-row action for ``max_length`` (``"ok"``, ``"resize"``, ``"skip"``)
             and the image scale chosen for resizing.
         skipped: load-time skips (Compare ties) by reason.
+        notes: how the data was read (format, why SFT, system prompts, media placed by
+            rule) and the loss coverage sentence (:mod:`.coverage`).
+        coverage: ``{"policy", "answers", "trained", "untrained": [[row, answer], …]}``.
     """
 
     problems: list[Problem] = field(default_factory=list)
@@ -39,6 +42,8 @@ class Report:
     plan: list[dict] = field(default_factory=list)
     skipped: dict = field(default_factory=dict)
     max_length: int | None = None
+    notes: list[str] = field(default_factory=list)
+    coverage: dict = field(default_factory=dict)
 
     @property
     def summary(self) -> dict:
@@ -81,7 +86,8 @@ class Report:
     def to_dict(self) -> dict:
         return {"summary": self.summary, "problems": [asdict(p) for p in self.problems],
                 "visual_tokens": self.visual_tokens, "total_tokens": self.total_tokens,
-                "plan": self.plan, "max_length": self.max_length}
+                "plan": self.plan, "max_length": self.max_length, "notes": self.notes,
+                "coverage": self.coverage}
 
     def to_markdown(self) -> str:
         """A readable report: summary line and a problem table."""
@@ -93,6 +99,11 @@ class Report:
                          f"{s['skipped_long']} rows are skipped.")
         if s["skipped_on_load"]:
             lines.append("Skipped while loading: " + ", ".join(f"{n} {k}" for k, n in s["skipped_on_load"].items()))
+        lines += self.notes
+        fixes = Counter(p.auto_fixable for p in self.problems if p.auto_fixable)
+        if fixes:
+            lines.append("Auto-fixes: " + "; ".join(f"{FIX_FLAGS[k]} fixes {plural(n, 'turn')} ({k})"
+                                                    for k, n in fixes.items() if k in FIX_FLAGS) + ".")
         if not self.problems:
             lines.append("No problems found.")
             return "\n\n".join(lines)
@@ -188,9 +199,18 @@ def doctor(rows: list[Row], processor=None, max_length: int | None = 2048, *,
     """
     from studio.engine.infer import family as family_mod
 
+    from studio.engine.train.data.coverage import loss_coverage, read_notes
+
     fam = family or (family_mod.of(processor) if processor is not None else family_mod.DEFAULT)
     rep = Report(rows=len(rows), max_length=max_length, skipped=dict(skipped or {}))
     rep.problems.extend(load_problems or [])
+    if isinstance(rows, RowList) and rows:
+        rep.notes = read_notes(rows, kind=rows.kind, entry=rows.entry)
+    if rows and any(m["role"] == "assistant" for r in rows for m in r.messages):
+        cov = loss_coverage(rows, policy, fam)
+        rep.coverage = {"policy": cov.policy, "answers": cov.answers, "trained": cov.trained,
+                        "untrained": [list(x) for x in cov.untrained]}
+        rep.notes.append(cov.line())
     for n, row in enumerate(rows, 1):
         def add(sev, check, msg, fix="", af="", _n=n, _row=row):
             rep.problems.append(Problem(_n, sev, check, msg, fix, af, _row.meta.get("line")))
@@ -443,11 +463,14 @@ def auto_fix(rows: list[Row], choices: Iterable[str]) -> tuple[list[Row], int]:
     return out, changed
 
 
-def diagnose(path: str | os.PathLike, processor=None, max_length: int | None = 2048, **kw) -> tuple[RowList, Report]:
+def diagnose(path: str | os.PathLike | None, processor=None, max_length: int | None = 2048, *,
+             dataset_info: str | None = None, dataset: str | None = None, kind=None,
+             **kw) -> tuple[RowList, Report]:
     """Load leniently and run :func:`doctor`; a file that cannot load at all (empty,
-    unreadable) becomes a report with one file-level error instead of an exception."""
+    unreadable) becomes a report with one file-level error instead of an exception.
+    ``dataset_info`` / ``dataset`` / ``kind``: see :func:`load_rows`."""
     try:
-        rows = load_rows(path, lenient=True)
+        rows = load_rows(path, lenient=True, dataset_info=dataset_info, dataset=dataset, kind=kind)
     except DataError as e:
         rep = Report(rows=0, max_length=max_length)
         check = "empty" if "empty" in str(e) or "no rows" in str(e) else "json" if "JSON" in str(e) else "shape"

@@ -4,173 +4,104 @@ images and videos for training.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 from studio.errors import DataError
-from studio.engine.train.data.formats import DATA_EXTS, IMAGE_PLACEHOLDER, Problem, Row, RowList, VIDEO_PLACEHOLDER, normalise
+from studio.engine.train.data.formats import IMAGE_PLACEHOLDER, Problem, Row, RowList, VIDEO_PLACEHOLDER
 
 
-# ------------------------------------------------------------------ file readers
-def _read_jsonl(path: Path, problems: list | None) -> list[tuple[dict, dict]]:
-    out = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                out.append((json.loads(line), {"line": n}))
-            except json.JSONDecodeError as e:
-                msg = f"invalid JSON on line {n}: {e.msg} (column {e.colno})"
-                if problems is None:
-                    raise DataError(f"{path.name}: {msg}. Fix or delete that line.") from None
-                problems.append(Problem(row=0, severity="error", check="json", message=msg,
-                                        fix="fix or delete that line", line=n))
-    return out
+def load_rows(path_or_dir: str | os.PathLike | None, *, lenient: bool = False, dataset_info: str | None = None,
+              dataset: str | None = None, kind=None) -> RowList:
+    """Load SFT data: a file, a folder of files, a ``save_to_disk`` folder, a hub name, or a
+    LLaMA-Factory ``dataset_info.json`` entry.
 
-
-def _read_json(path: Path) -> list[tuple[dict, dict]]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path.name}: invalid JSON on line {e.lineno}: {e.msg} (column {e.colno}).") from None
-    if isinstance(data, dict):
-        lists = [v for v in data.values() if isinstance(v, list)]
-        if "messages" in data or "prompt" in data:
-            data = [data]
-        elif len(lists) == 1:
-            data = lists[0]
-        else:
-            raise DataError(f"{path.name}: expected a list of rows (or an object holding one list).")
-    if not isinstance(data, list):
-        raise DataError(f"{path.name}: expected a list of rows.")
-    return [(r, {}) for r in data]
-
-
-def _read_csv(path: Path) -> list[tuple[dict, dict]]:
-    with path.open(encoding="utf-8", newline="") as f:
-        return [({k: v for k, v in r.items() if v not in ("", None)}, {"line": i + 2})
-                for i, r in enumerate(csv.DictReader(f))]
-
-
-def _read_parquet(path: Path) -> list[tuple[dict, dict]]:
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except Exception as e:  # noqa: BLE001 - pyarrow raises many types for bad files
-        raise DataError(f"{path.name}: not a readable Parquet file ({str(e).splitlines()[0]}).") from None
-    return [(r, {}) for r in table.to_pylist()]
-
-
-def _read_hf(ds: Any) -> list[tuple[dict, dict]]:
-    if hasattr(ds, "keys") and not hasattr(ds, "features"):  # DatasetDict
-        split = "train" if "train" in ds else next(iter(ds.keys()))
-        ds = ds[split]
-    return [(dict(r), {}) for r in ds]
-
-
-def _records(path: Path, problems: list | None) -> list[tuple[dict, dict]]:
-    if path.stat().st_size == 0:
-        raise DataError(f"{path.name} is empty; add rows (one JSON object per line for .jsonl).")
-    ext = path.suffix.lower()
-    recs = {".jsonl": lambda: _read_jsonl(path, problems), ".json": lambda: _read_json(path),
-            ".csv": lambda: _read_csv(path), ".parquet": lambda: _read_parquet(path)}[ext]()
-    if not recs and not (problems and any(p.check == "json" for p in problems)):
-        raise DataError(f"{path.name} has no rows; add at least one example.")
-    return recs
-
-
-def load_rows(path_or_dir: str | os.PathLike, *, lenient: bool = False) -> RowList:
-    """Load a dataset file, a folder of them, a ``save_to_disk`` folder or a hub name.
+    Every row is read by the reader of its format (:mod:`.readers`; ``meta["format"]``
+    names it, ``RowList.formats`` counts them) into the one :class:`Row` shape.
 
     Args:
         path_or_dir: ``data.jsonl`` / ``.json`` / ``.csv`` / ``.parquet``, a folder holding
-            such files (read in name order), a folder written by ``datasets.save_to_disk``,
-            or a hub dataset name (``owner/name``; only when a hub is reachable).
-        lenient: collect invalid JSONL lines as problems in ``RowList.problems`` and skip
-            them (the doctor uses this) instead of raising.
+            such files (read in name order), a ``datasets.save_to_disk`` folder, a hub
+            dataset name (``owner/name``; only when a hub is reachable), or LLaMA-Factory's
+            ``dataset_info.json`` / its folder (with ``dataset``). None with ``dataset_info``.
+        lenient: collect per-line and per-row problems (invalid JSON, audio, untagged media
+            in a multi-turn row, an unknown row shape) in ``RowList.problems`` and skip those
+            rows (the doctor uses this) instead of raising on the first.
+        dataset_info / dataset: a LLaMA-Factory ``dataset_info.json`` and the entry whose
+            column and role names to use (:mod:`.dataset_info`).
+        kind: a :class:`~.detect.Kind` that decides instead of the columns (``studio doctor
+            --sft``); None: detected, and RL prompt files are refused with the command to use.
 
     Returns: a :class:`RowList`; ``meta["source"]`` names the file, ``meta["line"]`` the
-        JSONL line. Compare votes ``tie`` / ``both_bad`` are counted in ``skipped``.
+        JSONL line (CSV: the line of the row). Compare votes ``tie`` / ``both_bad`` are
+        counted in ``skipped``.
 
     Raises:
         DataError: missing path, empty file, invalid JSON (with the line number), unknown
-            row shape, unsafe media paths, hub name while offline.
+            row shape, audio, untagged images in a multi-turn row — the message names the
+            row and what to change; an RL prompt file (run ``studio rl`` on it).
     """
-    p = Path(os.path.expanduser(str(path_or_dir)))
-    out = RowList(source=str(p))
+    from studio.engine.train.data import dataset_info as lf
+    from studio.engine.train.data.detect import detect_kind
+    from studio.engine.train.data.media_refs import MediaCache
+    from studio.engine.train.data.readers import read_sft
+    from studio.engine.train.data.readers.common import Ctx
+    from studio.engine.train.data.sources import open_sources
+
+    path, entry = lf.resolve(path_or_dir, dataset_info, dataset)
+    out = RowList(source=str(path))
+    out.entry = entry
     problems = out.problems if lenient else None
-    if p.is_dir() and ((p / "dataset_info.json").exists() or (p / "dataset_dict.json").exists()):
-        from datasets import load_from_disk
-
-        try:
-            ds = load_from_disk(str(p))
-        except Exception as e:  # noqa: BLE001
-            raise DataError(f"{p} is not a readable datasets folder ({str(e).splitlines()[0]}).") from None
-        files = [(p, _read_hf(ds))]
-    elif p.is_dir():
-        found = sorted(f for f in p.iterdir() if f.suffix.lower() in DATA_EXTS and f.is_file())
-        if not found:
-            raise DataError(f"Folder {p} holds no .jsonl/.json/.csv/.parquet files.")
-        files = [(f, _records(f, problems)) for f in found]
-    elif p.is_file():
-        if p.suffix.lower() not in DATA_EXTS:
-            raise DataError(f"{p.name}: unsupported file type; use .jsonl, .json, .csv or .parquet.")
-        files = [(p, _records(p, problems))]
-    elif re.fullmatch(r"[\w.-]+/[\w.-]+", str(path_or_dir)) and not str(path_or_dir).startswith("."):
-        if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1":
-            raise DataError(
-                f"{path_or_dir!r} looks like a hub dataset, but the hub is offline here; save it with "
-                f"datasets' save_to_disk on a connected machine and pass that folder."
-            )
-        from datasets import load_dataset
-
-        try:
-            ds = load_dataset(str(path_or_dir), split="train")
-        except Exception as e:  # noqa: BLE001
-            raise DataError(f"Could not load hub dataset {path_or_dir!r}: {str(e).splitlines()[0]}") from None
-        cache = Path.home() / ".cache" / "glm4v-studio" / "datasets" / str(path_or_dir).replace("/", "__")
-        files = [(cache, _read_hf(ds))]
-        cache.mkdir(parents=True, exist_ok=True)
-    else:
-        raise DataError(f"Data path {str(path_or_dir)!r} does not exist; pick a .jsonl/.json/.csv/.parquet file.")
-    for f, recs in files:
-        base = f if f.is_dir() else f.parent
-        for i, (rec, extra) in enumerate(recs, 1):
-            where = f"{f.name} row {i}" + (f" (line {extra['line']})" if "line" in extra else "")
-            got = normalise(rec, base, where)
+    sources = open_sources(path, problems=problems)
+    first = next((s.first() for s in sources if len(s)), {})
+    out.kind = kind or detect_kind(first)
+    if out.kind.kind == "rl" and entry is None:
+        raise DataError(f"{Path(str(path)).name} holds RL prompts ({out.kind.reason}); train on it with "
+                        f"`studio rl --data {path}` (or check it with `studio doctor --rl`).")
+    for src in sources:
+        cache = MediaCache(src.base)
+        for i, rec, line in src.rows():
+            where = f"{src.path.name} row {i}" + (f" (line {line})" if line else "")
+            try:
+                got = read_sft(rec, Ctx(where, src.base, cache, entry))
+            except DataError as e:
+                if problems is None:
+                    raise
+                msg = str(e)
+                check = ("media" if " audio " in msg else "placeholders" if "no <image>/<video> tag" in msg
+                         else "shape")
+                problems.append(Problem(row=0, severity="error", check=check, message=msg,
+                                        fix="fix that row or drop it (it is not loaded)", line=line))
+                continue
             if isinstance(got, str):
                 out.skipped[got] += 1
                 continue
-            got.meta.update(extra, source=str(f))
+            got.meta.update({"line": line} if line else {}, source=str(src.path), file_row=i)
+            out.formats[got.meta["format"]] += 1
             out.append(got)
+        out.media_written += cache.written
     if not out and not out.problems:
         reasons = ", ".join(f"{n} {k}" for k, n in out.skipped.items())
-        raise DataError(f"{p.name}: no usable rows ({reasons or 'all rows skipped'}).")
+        raise DataError(f"{Path(str(path)).name}: no usable rows ({reasons or 'all rows skipped'}).")
     return out
 
 
 def save_rows(rows: list[Row], path: str | os.PathLike) -> Path:
-    """Write rows in GLM's fine-tune format (JSONL, media paths relative to ``path``'s folder).
+    """Write rows in GLM's fine-tune format (JSONL; a system turn stays a system message).
 
-    Raises:
-        DataError: a media file outside the output folder (write next to the original data).
+    Media inside the output folder are written relative to it; media elsewhere keep their
+    absolute path (local data may live anywhere the user can read).
     """
     out = Path(path)
     base = out.parent.resolve()
     lines = []
-    for n, row in enumerate(rows, 1):
+    for row in rows:
         rel = []
         for m in row.images + row.videos:
             mp = Path(m).resolve()
-            if base != mp and base not in mp.parents:
-                raise DataError(f"row {n}: {m} is outside {base}; write the fixed file next to the original data.")
-            rel.append(str(mp.relative_to(base)))
+            rel.append(str(mp.relative_to(base)) if base == mp or base in mp.parents else str(mp))
         messages = []
         for m in row.messages:
             if m["role"] == "user":

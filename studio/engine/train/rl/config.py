@@ -75,9 +75,14 @@ class RLRunConfig(YamlConfig):
         name: short run name for the run folder (``<time>-rl-<name>``); default: the
             prompt or recipe file's name.
         model: base model; ``model.adapter`` continues from an SFT adapter.
-        data: prompt file (JSONL/JSON; rows with ``prompt``, ``answer``, ``images``/``videos``,
-            optional ``task_type`` and ``difficulty``). Relative media paths are relative
-            to the file.
+        data: prompt file or folder (JSONL/JSON/CSV/Parquet, ``save_to_disk``; rows with a
+            prompt — ``prompt``/``question``/``problem``/``messages`` — a reference —
+            ``answer``/``solution``/``ground_truth``/``reward_model.ground_truth`` — media
+            in ``images``/``videos``, optional ``task_type`` and ``difficulty``; see
+            :mod:`studio.engine.train.data.readers.rl_rows`). Relative media paths are
+            relative to the file.
+        dataset_info / dataset: a LLaMA-Factory ``dataset_info.json`` and the entry to read
+            (``data`` may then be empty: the entry's ``file_name``).
         eval_data: held-out prompt file; None: ``eval_fraction`` of ``data`` is held out.
         output_dir: the run folder (created by the CLI/UI).
         rewards: reward functions (registry names, summed) and verifier settings
@@ -103,6 +108,8 @@ class RLRunConfig(YamlConfig):
     name: str = ""
     model: ModelSpec = field(default_factory=ModelSpec)
     data: str = ""
+    dataset_info: str = ""
+    dataset: str = ""
     eval_data: str | None = None
     eval_fraction: float = 0.1
     max_eval_prompts: int = 64
@@ -196,7 +203,7 @@ class RLRunConfig(YamlConfig):
             re.compile(self.lora_target)
         except re.error as e:
             raise ConfigError(f"`lora_target` is not a valid regular expression: {e}.") from None
-        if not self.data:
+        if not self.data and not self.dataset_info:
             raise ConfigError("`data` is empty: pick a prompt file (JSONL), e.g. sample_data/rl/prompts.jsonl.")
 
 

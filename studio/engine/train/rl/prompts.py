@@ -4,15 +4,15 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from studio.engine.rewards import RewardConfig, row_task_type
-from studio.engine.train.data import media_mix_problem, resolve_media
+from studio.engine.train.data import media_mix_problem
 from studio.engine.train.rl.config import RLRunConfig, vllm_available
 from studio.errors import ConfigError, DataError, InputError
 
@@ -32,8 +32,14 @@ class RLPrompt:
         task_type: verifier kind passed to the reward (``exact``, ``numeric``, ``count`` …).
         difficulty: optional user label (1–5, 1 = easiest, or very_easy … very_hard; see
             :func:`studio.engine.train.curriculum.label_prior`); None if absent.
-        row: the original row (every column reaches the reward function).
+        row: the original row (every column reaches the reward function; media columns
+            hold the resolved paths).
         line: 1-based line/row number in the source file (for messages).
+        system: the row's system prompt (a system turn of a messages prompt, or a
+            ``system`` column), None when it has none.
+        content: the user turn's items in order (``{"type": "image"|"video"}``,
+            ``{"type": "text", "text"}``), so ``<image>`` tags keep their place; None =
+            media first, then ``text``.
     """
 
     idx: int
@@ -45,115 +51,106 @@ class RLPrompt:
     difficulty: Any
     row: dict
     line: int
+    system: str | None = None
+    content: list[dict] | None = None
 
 
-_PLACEHOLDER = re.compile(r"<(image|video)>")
+class PromptFile(list):
+    """:func:`load_prompts`'s result: the prompts (a list) plus how the file was read.
+
+    Attributes:
+        text_columns / answer_columns: column → rows whose prompt / reference came from it.
+        dropped_turns: rows whose messages prompt had earlier turns that are not used.
+        placed: rows whose untagged media were put before the text.
+        media_written: embedded media files written to the cache by this load.
+    """
+
+    def __init__(self, prompts=()):
+        super().__init__(prompts)
+        self.text_columns: Counter = Counter()
+        self.answer_columns: Counter = Counter()
+        self.dropped_turns: list[int] = []
+        self.media_written = 0
 
 
-def _read_rows(path: Path) -> list[dict]:
-    if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as e:
-            raise DataError(f"{path} is not valid JSON ({e}).") from None
-        if not isinstance(data, list):
-            raise DataError(f"{path} must hold a JSON list of prompt rows.")
-        return data
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            rows.append(None)
-            continue
-        try:
-            rows.append(json.loads(line))
-        except ValueError as e:
-            raise DataError(f"{path}: line {n} is not valid JSON ({e}).") from None
-    return rows
+def load_prompts(path: str | Path | None, *, dataset_info: str | None = None,
+                 dataset: str | None = None) -> "PromptFile":
+    """Read RL prompts from a JSONL / JSON / CSV / Parquet file, a folder or a ``save_to_disk``
+    folder (through :mod:`studio.engine.train.data.sources`, i.e. ``datasets``).
 
-
-def _as_list(v: Any) -> list[str]:
-    if v is None or v == "":
-        return []
-    return [str(x) for x in (v if isinstance(v, (list, tuple)) else [v])]
-
-
-def load_prompts(path: str | Path) -> list[RLPrompt]:
-    """Read RL prompts from a JSONL/JSON file (the format ``studio tasks`` writes).
-
-    Accepted columns: text in ``prompt`` (string, ``<image>``/``<video>`` placeholders
-    allowed, or a messages list whose last user turn is taken), ``question`` or
-    ``problem``; media in ``images``/``image`` and ``videos``/``video``, confined to the
-    file's folder exactly as SFT data (:func:`studio.engine.train.data.resolve_media`: relative
-    paths, or absolute ones inside that folder; images *or* one video per row); reference in ``answer`` (or ``solution``); optional
-    ``task_type`` (default ``exact``) and ``difficulty``.
+    Rows as the RL projects ship them (:mod:`studio.engine.train.data.readers.rl_rows`): the
+    prompt in ``prompt`` (a string with ``<image>``/``<video>`` tags, or a messages list
+    whose last user turn is taken), ``question`` or ``problem``, or ``messages``; media in
+    ``images``/``image`` and ``videos``/``video`` — paths relative to the file (or absolute),
+    ``{"bytes", "path"}`` cells (written once to a cache beside the data) or content items;
+    the reference in ``answer``, ``solution``, ``ground_truth`` or
+    ``reward_model.ground_truth`` (``<answer>…</answer>`` is fine: the verifiers read
+    inside); optional ``task_type`` (default: from the reference) and ``difficulty``.
+    Images *or* one video per row.
 
     Raises:
-        DataError: missing file, bad JSON, empty file, a row without text, a prompt
-            without a reference answer (row numbers listed), a missing media file, a media
-            path outside the file's folder (``..``, absolute elsewhere, a URL, a symlink
-            leaving it), images and a video in one row.
+        DataError: missing file, bad JSON, empty file, audio in a row, rows without text
+            or without a reference answer (row numbers listed), a missing media file,
+            images and a video in one row.
     """
-    p = Path(path).expanduser()
-    if not p.is_file():
+    from studio.engine.train.data import dataset_info as lf
+    from studio.engine.train.data.media_refs import MediaCache
+    from studio.engine.train.data.readers.common import Ctx
+    from studio.engine.train.data.readers.rl_rows import read_rl
+    from studio.engine.train.data.sources import open_sources
+
+    p, entry = lf.resolve(path, dataset_info, dataset)
+    if not p.exists() and not re.fullmatch(r"[\w.-]+/[\w.-]+", str(path or "")):
         raise DataError(
             f"Prompt file {str(p)!r} does not exist. Pick a JSONL file, e.g. sample_data/rl/prompts.jsonl, "
             f"or make one with `studio tasks --out DIR`."
         )
-    out: list[RLPrompt] = []
+    out = PromptFile()
     no_answer, no_text, missing, mixed = [], [], [], []
-    for n, r in enumerate(_read_rows(p), 1):
-        if r is None:
-            continue
-        if not isinstance(r, dict):
-            raise DataError(f"{p}: row {n} must be a JSON object.")
-        text = r.get("prompt", r.get("question", r.get("problem")))
-        if isinstance(text, list):
-            text = next((m.get("content") for m in reversed(text) if m.get("role") == "user"), None)
-            if isinstance(text, list):
-                text = "".join(c.get("text", "") for c in text if isinstance(c, dict))
-        if not isinstance(text, str) or not _PLACEHOLDER.sub("", text).strip():
-            no_text.append(n)
-            continue
-        answer = r.get("answer", r.get("solution"))
-        if answer is None or str(answer).strip() == "":
-            no_answer.append(n)
-            continue
-        media = {}
-        for key, alt in (("images", "image"), ("videos", "video")):
-            resolved = []
-            for m in _as_list(r.get(key, r.get(alt))):
-                # the SFT rule, same function: inside the prompt file's folder or refused
-                full = resolve_media(m, p.parent, f"{p.name} row {n}")
-                if not Path(full).is_file():
-                    missing.append(f"row {n}: {m}")
-                resolved.append(full)
-            media[key] = resolved
-        if why := media_mix_problem(len(media["images"]), len(media["videos"])):
-            mixed.append(f"row {n} {why}")
-            continue
-        if r.get("task_type"):
-            # a word among the row's ``choices`` is scored by exact match (rewards.row_task_type)
-            r = {**r, "task_type": row_task_type(r["task_type"], answer, r.get("choices"))}
-        diff = r.get("difficulty")
-        diff = None if diff in (None, "") else diff
-        out.append(RLPrompt(
-            idx=len(out), text=_PLACEHOLDER.sub("", text).strip(), images=media["images"],
-            videos=media["videos"], answer=str(answer).strip(), task_type=str(r.get("task_type") or ""),
-            difficulty=diff, row=r, line=n,
-        ))
+    for src in open_sources(p):
+        cache = MediaCache(src.base)
+        for n, rec, line in src.rows():
+            n_label = line or n
+            where = f"{src.path.name} row {n}" + (f" (line {line})" if line else "")
+            r = read_rl(rec, Ctx(where, src.base, cache, entry))
+            if not r.text:
+                no_text.append(n_label)
+                continue
+            if r.answer is None:
+                no_answer.append(n_label)
+                continue
+            missing += [f"row {n_label}: {Path(m).name}" for m in r.images + r.videos if not Path(m).is_file()]
+            if why := media_mix_problem(len(r.images), len(r.videos)):
+                mixed.append(f"row {n_label} {why}")
+                continue
+            row = r.row
+            if row.get("task_type"):
+                # a word among the row's ``choices`` is scored by exact match (rewards.row_task_type)
+                row = {**row, "task_type": row_task_type(row["task_type"], r.answer, row.get("choices"))}
+            diff = row.get("difficulty")
+            out.append(RLPrompt(
+                idx=len(out), text=r.text, images=r.images, videos=r.videos, answer=str(r.answer).strip(),
+                task_type=str(row.get("task_type") or ""), difficulty=None if diff in (None, "") else diff,
+                row=row, line=n_label, system=r.system, content=r.content,
+            ))
+            out.text_columns[r.text_column] += 1
+            out.answer_columns[r.answer_column] += 1
+            if r.dropped_turns:
+                out.dropped_turns.append(n_label)
+        out.media_written += cache.written
     if no_answer:
         raise DataError(
-            f"{p}: no reference answer in {_rows(no_answer)}. "
-            f"RL needs an `answer` column the verifier can check; add it or remove those rows."
+            f"{p}: no reference answer in {_rows(no_answer)}. RL needs a reference the verifier can check "
+            f"(`answer`, `solution`, `ground_truth` or `reward_model.ground_truth`); add it or remove those rows."
         )
     if no_text:
-        raise DataError(f"{p}: no prompt text in {_rows(no_text)}; add a `prompt` (or `question`) column.")
+        raise DataError(f"{p}: no prompt text in {_rows(no_text)}; add a `prompt` (or `question`/`problem`) column.")
     if mixed:
         raise DataError(f"{p}: {'; '.join(mixed[:3])}{' …' if len(mixed) > 3 else ''}. Split such rows into one "
                         f"with the images and one with the video.")
     if missing:
         raise DataError(f"{p}: media file(s) not found: {'; '.join(missing[:5])}"
-                        f"{' …' if len(missing) > 5 else ''}. Paths are relative to the prompt file.")
+                        f"{' …' if len(missing) > 5 else ''}. Relative paths are read against the prompt file's folder.")
     if not out:
         raise DataError(f"{p} has no prompt rows.")
     return out
@@ -225,7 +222,7 @@ def check_data(cfg: "RLRunConfig", *, references: bool = True) -> tuple[list[RLP
         ConfigError: fewer training prompts than one step needs; ``use_vllm`` with videos
             or without vLLM/CUDA.
     """
-    prompts = load_prompts(cfg.data)
+    prompts = load_prompts(cfg.data, dataset_info=cfg.dataset_info or None, dataset=cfg.dataset or None)
     if cfg.eval_data:
         train, evals = prompts, load_prompts(cfg.eval_data)[: cfg.max_eval_prompts]
     else:
@@ -266,10 +263,15 @@ class PromptEncoder:
         self.cache_size = cache_size
 
     def messages(self, p: RLPrompt) -> list[dict]:
-        """Chat-template messages of one prompt (media first, then the text)."""
-        content = [{"type": "image"} for _ in p.images] + [{"type": "video"} for _ in p.videos]
-        content.append({"type": "text", "text": p.text})
-        return [{"role": "user", "content": content}]
+        """Chat-template messages of one prompt: its system prompt if any, then the user turn —
+        its items in the row's order (``p.content``), else media first, then the text."""
+        if p.content is not None:
+            content = [dict(i) for i in p.content]
+        else:
+            content = [{"type": "image"} for _ in p.images] + [{"type": "video"} for _ in p.videos]
+            content.append({"type": "text", "text": p.text})
+        system = [{"role": "system", "content": p.system}] if p.system else []
+        return system + [{"role": "user", "content": content}]
 
     def __call__(self, p: RLPrompt, key: Any = None) -> dict:
         key = (key, p.idx, p.text)
