@@ -298,3 +298,28 @@ def test_csv_cells_stay_text(tmp_path):
 
     [p] = load_prompts(tmp_path / "r.csv")
     assert p.answer == "007" and p.images == [str((tmp_path / "a.png").resolve())]
+
+
+def test_sft_cli_takes_a_dataset_info_entry_and_keeps_it_in_the_run_config(tmp_path, capsys):
+    import yaml
+
+    from studio.cli import main
+
+    folder = E.llamafactory_folder(tmp_path / "data")
+    runs = tmp_path / "runs"
+    info = str(folder / "dataset_info.json")
+    assert main(["sft", "--dataset-info", info, "--dataset", "custom_chat", "--runs-dir", str(runs), "--dry-run"]) == 0
+    [run] = list(runs.iterdir())
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["dataset_info"] == info and cfg["dataset"] == "custom_chat" and cfg["data"] == ""
+    assert main(["sft", "--data", str(folder), "--runs-dir", str(runs), "--dry-run"]) == 2
+    assert "names 2 local datasets (mllm_demo, custom_chat); pick one with --dataset NAME" in capsys.readouterr().err
+    assert len(list(runs.iterdir())) == 1  # the refused start made no run folder
+
+
+def test_sft_data_given_to_rl_names_the_command(tmp_path):
+    from studio.engine.train.rl import load_prompts
+
+    with pytest.raises(DataError, match=r"sharegpt.jsonl holds SFT data \(rows have the answer to train on .*\); "
+                                        r"train on it with `studio sft --data"):
+        load_prompts(E.sharegpt(tmp_path))

@@ -75,9 +75,11 @@ def run_rl(args: argparse.Namespace, kind) -> int:
     cols = lambda c: ", ".join(f"`{k}` ({n})" for k, n in c.most_common())  # noqa: E731
     print(f"read as RL prompts: prompt from {cols(prompts.text_columns)}, reference from "
           f"{cols(prompts.answer_columns)} — {kind.reason}.")
-    n_img = sum(len(p.images) for p in prompts)
-    if n_img or prompts.media_written:
-        print(f"{n_img} images ({prompts.media_written} embedded images written to the media cache now).")
+    n_img, n_vid = sum(len(p.images) for p in prompts), sum(len(p.videos) for p in prompts)
+    if n_img or n_vid:
+        written = (f"; {prompts.media_written} embedded image(s) written once to .studio_media/ beside the data"
+                   if prompts.media_written else "")
+        print(f"media: {n_img} image(s), {n_vid} video(s){written}.")
     if prompts.dropped_turns:
         print(f"note: {_rows(prompts.dropped_turns)} hold earlier turns in their messages; the prompt is the last "
               f"user turn (earlier turns are not shown to the model).")

@@ -41,7 +41,8 @@ class Coverage:
         for row, turn in self.untrained:
             by_turn.setdefault(turn, []).append(row)
         parts = [f"answer {turn} of {_rows(rows)}" for turn, rows in sorted(by_turn.items())][:4]
-        return (f"{head}; {len(self.untrained)} earlier answers are context without loss "
+        n = len(self.untrained)
+        return (f"{head}; {n} earlier {'answer is' if n == 1 else 'answers are'} context without loss "
                 f"({'; '.join(parts)}{' …' if len(by_turn) > 4 else ''}) — policy all_turns trains every answer.")
 
 

@@ -37,7 +37,7 @@ def _answer_turns(rec: dict) -> str | None:
                     return f"`{col}` with assistant turns"
     for col in ("completion", "output", "response", "chosen"):
         if rec.get(col) not in (None, ""):
-            return f"a `{col}` column"
+            return f"{'an' if col[0] in 'aeiou' else 'a'} `{col}` column"
     if "vote" in rec and "outputs" in rec:
         return "Compare votes (`vote`, `outputs`)"
     return None

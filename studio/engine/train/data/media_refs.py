@@ -2,7 +2,9 @@
 
 A row may name its images and videos as
 
-* a path: relative paths resolve against the data file's folder; absolute paths, ``~`` and
+* a path: relative paths resolve against the data file's folder (when nothing is there but the
+  path exists from the working folder — LLaMA-Factory v1 rows name ``data/…`` from its root —
+  that file is taken); absolute paths, ``~`` and
   paths anywhere the user can read are taken as given (it is the user's own data on the
   user's own machine; the public Space builds no training tab, so no visitor's row reaches
   here);
@@ -151,7 +153,11 @@ def resolve_media(ref: Any, base: Path, where: str, cache: MediaCache | None = N
         raise DataError(f"{where}: media {s[:80]!r} is a URL; download the file (e.g. next to the data file) "
                         f"and give its path — training reads local files only.")
     p = Path(os.path.expanduser(s))
-    return str((p if p.is_absolute() else base / p).resolve())
+    if p.is_absolute():
+        return str(p.resolve())
+    if not (base / p).exists() and (Path.cwd() / p).exists():
+        return str((Path.cwd() / p).resolve())  # written against the working folder (LLaMA-Factory v1 rows)
+    return str((base / p).resolve())
 
 
 def _data_url_bytes(url: str, where: str) -> bytes:

@@ -138,6 +138,14 @@ def load_prompts(path: str | Path | None, *, dataset_info: str | None = None,
             if r.dropped_turns:
                 out.dropped_turns.append(n_label)
         out.media_written += cache.written
+    if no_answer and not out:
+        from studio.engine.train.data.detect import detect_kind
+
+        first = next((src.first() for src in open_sources(p) if len(src)), {})
+        kind = detect_kind(first)
+        if kind.kind == "sft":
+            raise DataError(f"{p.name} holds SFT data ({kind.reason}), not RL prompts with reference answers; "
+                            f"train on it with `studio sft --data {p}`.")
     if no_answer:
         raise DataError(
             f"{p}: no reference answer in {_rows(no_answer)}. RL needs a reference the verifier can check "

@@ -103,7 +103,7 @@ def text_of(content: Any, where: str, role: str) -> str:
             if isinstance(item, str):
                 parts.append(item)
             elif isinstance(item, dict) and (item.get("type") or "text") == "text":
-                parts.append(item.get("text") or "")
+                parts.append(item.get("text") or item.get("value") or "")  # "value": LLaMA-Factory v1
             elif isinstance(item, dict):
                 raise DataError(f"{where}: a {role} turn holds a {item.get('type')} item; media belong in user "
                                 f"turns.")
@@ -120,7 +120,8 @@ def user_items(content: Any, where: str) -> list[dict]:
     """User content → internal items.
 
     Accepts a string with ``<image>`` / ``<video>`` tags, or a list of content items as
-    TRL, OpenAI and transformers write them: ``{"type": "text", "text"}``,
+    TRL, OpenAI, transformers and LLaMA-Factory v1 write them: ``{"type": "text", "text"}``
+    (or ``"value"``),
     ``{"type": "image"}`` (filled from the row's ``images`` list in order),
     ``{"type": "image", "image" | "url" | "path": ref}``, ``{"type": "image_url",
     "image_url": {"url": ref}}`` (``data:`` URLs included), and the video twins. An item
@@ -155,8 +156,9 @@ def user_items(content: Any, where: str) -> list[dict]:
                 out["ref"] = ref
             items.append(out)
         elif kind == "text":
-            if item.get("text"):
-                items.extend(split_tags(str(item["text"]), where))
+            text = item.get("text") or item.get("value")  # "value": LLaMA-Factory v1 items
+            if text:
+                items.extend(split_tags(str(text), where))
         else:
             raise DataError(f"{where}: unsupported content item type {kind!r}; use text, image (or image_url) "
                             f"or video.")
@@ -165,7 +167,7 @@ def user_items(content: Any, where: str) -> list[dict]:
 
 def _item_ref(item: dict, kind: str) -> Any:
     """The media reference inside a content item, or None for a bare placeholder."""
-    for key in (kind, "image", "video", "url", "path", "image_url", "video_url"):
+    for key in (kind, "image", "video", "url", "path", "image_url", "video_url", "value"):
         v = item.get(key)
         if isinstance(v, dict):
             if v.get("bytes") or v.get("path"):  # an embedded {"bytes", "path"} cell
