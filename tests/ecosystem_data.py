@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import shutil
 from pathlib import Path
 
 THINK = "<think>\nThe picture shows {x}.</think>\n<answer>{y}</answer>"
@@ -75,6 +76,15 @@ def llamafactory_folder(d: Path) -> Path:
                           {"speaker": "agent", "text": THINK.format(x="purple", y="Purple.")}],
                "pics": ["mllm_demo_data/2.jpg"], "prompt_sys": "You describe colours."}]
     _json(d / "custom.json", custom, lines=False)
+    shutil.copy(Path(__file__).resolve().parents[1] / "sample_data" / "video" / "clip.mp4", d / "mllm_demo_data/1.mp4")
+    _json(d / "mllm_video_demo.json", [{"messages": [{"content": "<video>What happens?", "role": "user"},
+                                                     {"content": "A cat walks.", "role": "assistant"}],
+                                        "videos": ["mllm_demo_data/1.mp4"]}], lines=False)
+    (d / "mllm_demo_data/1.mp3").write_bytes(b"ID3")
+    _json(d / "mllm_audio_demo.json", [{"messages": [{"content": "<audio>What's that sound?", "role": "user"},
+                                                     {"content": "Glass breaking.", "role": "assistant"}],
+                                        "audios": ["mllm_demo_data/1.mp3"]}], lines=False)
+    tags = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}
     info = {
         "mllm_demo": {"file_name": "mllm_demo.json", "formatting": "sharegpt",
                       "columns": {"messages": "messages", "images": "images"},
@@ -84,6 +94,10 @@ def llamafactory_folder(d: Path) -> Path:
                         "columns": {"messages": "dialog", "images": "pics", "system": "prompt_sys"},
                         "tags": {"role_tag": "speaker", "content_tag": "text", "user_tag": "customer",
                                  "assistant_tag": "agent"}},
+        "mllm_video_demo": {"file_name": "mllm_video_demo.json", "formatting": "sharegpt",
+                            "columns": {"messages": "messages", "videos": "videos"}, "tags": tags},
+        "mllm_audio_demo": {"file_name": "mllm_audio_demo.json", "formatting": "sharegpt",
+                            "columns": {"messages": "messages", "audios": "audios"}, "tags": tags},
         "alpaca_en": {"hf_hub_url": "llamafactory/alpaca_en"},
     }
     (d / "dataset_info.json").write_text(json.dumps(info, indent=2), encoding="utf-8")

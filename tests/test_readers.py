@@ -72,7 +72,8 @@ def test_parquet_images_are_written_once_beside_the_data_and_not_under_a_doubled
 
 def test_llamafactory_folder_and_dataset_info_entries(tmp_path):
     folder = E.llamafactory_folder(tmp_path / "data")
-    with pytest.raises(DataError, match=r"names 2 local datasets \(mllm_demo, custom_chat\); pick one with --dataset"):
+    with pytest.raises(DataError, match=r"names 4 local datasets \(mllm_demo, custom_chat, mllm_video_demo, "
+                                        r"mllm_audio_demo\); pick one with --dataset"):
         D.load_rows(folder)
     demo = D.load_rows(folder, dataset="mllm_demo")
     assert len(demo) == 3 and demo[0].images == [str((folder / "mllm_demo_data" / "1.jpg").resolve())]
@@ -87,8 +88,13 @@ def test_llamafactory_folder_and_dataset_info_entries(tmp_path):
            "roles customer/agent)" in rep.notes[0]
     with pytest.raises(DataError, match="Entry 'alpaca_en' has no local file \\(hf_hub_url llamafactory/alpaca_en\\)"):
         D.load_rows(folder, dataset="alpaca_en")
-    with pytest.raises(DataError, match="has no entry 'nope'; its local datasets are: mllm_demo, custom_chat"):
+    with pytest.raises(DataError, match="has no entry 'nope'; its local datasets are: mllm_demo, custom_chat, "):
         D.load_rows(folder, dataset="nope")
+    video = D.load_rows(folder, dataset="mllm_video_demo")
+    assert video[0].videos == [str((folder / "mllm_demo_data" / "1.mp4").resolve())]
+    assert video[0].messages[0]["content"][0] == {"type": "video"}
+    with pytest.raises(DataError, match=r"mllm_audio_demo.json row 1 holds audio \(`audios`: mllm_demo_data/1.mp3\)"):
+        D.load_rows(folder, dataset="mllm_audio_demo")
 
 
 def test_a_save_to_disk_folder_is_not_taken_for_llamafactory(tmp_path):
@@ -313,13 +319,14 @@ def test_sft_cli_takes_a_dataset_info_entry_and_keeps_it_in_the_run_config(tmp_p
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["dataset_info"] == info and cfg["dataset"] == "custom_chat" and cfg["data"] == ""
     assert main(["sft", "--data", str(folder), "--runs-dir", str(runs), "--dry-run"]) == 2
-    assert "names 2 local datasets (mllm_demo, custom_chat); pick one with --dataset NAME" in capsys.readouterr().err
+    assert "names 4 local datasets (mllm_demo, custom_chat, mllm_video_demo, mllm_audio_demo); pick one with " \
+           "--dataset NAME" in capsys.readouterr().err
     assert len(list(runs.iterdir())) == 1  # the refused start made no run folder
 
 
 def test_sft_data_given_to_rl_names_the_command(tmp_path):
     from studio.engine.train.rl import load_prompts
 
-    with pytest.raises(DataError, match=r"sharegpt.jsonl holds SFT data \(rows have the answer to train on .*\); "
-                                        r"train on it with `studio sft --data"):
+    with pytest.raises(DataError, match=r"sharegpt.jsonl holds SFT data \(rows have the answer to train on .*\), not RL prompts "
+                                        r"with reference answers; train on it with `studio sft --data"):
         load_prompts(E.sharegpt(tmp_path))

@@ -138,7 +138,7 @@ def load_prompts(path: str | Path | None, *, dataset_info: str | None = None,
             if r.dropped_turns:
                 out.dropped_turns.append(n_label)
         out.media_written += cache.written
-    if no_answer and not out:
+    if (no_answer or no_text) and not out:
         from studio.engine.train.data.detect import detect_kind
 
         first = next((src.first() for src in open_sources(p) if len(src)), {})
