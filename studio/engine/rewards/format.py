@@ -3,9 +3,12 @@
 as well-formed elsewhere.
 
 Accepted (GLM-4.1V-Thinking, arXiv 2507.01006 §4/§5): optional whitespace,
-``<think>…</think>``, optional whitespace, ``<answer>…</answer>``, optional whitespace, then
-only control tokens (``<|user|>``, ``<|endoftext|>``…). Exactly one of each tag, in that
-order; no text before ``<think>`` or after ``</answer>``; no control token anywhere else;
+``<think>…</think>``, optional whitespace, ``<answer>…</answer>``, then the end: optional
+whitespace and at most one end token (:data:`END_TOKENS`: ``<|endoftext|>``, ``<|user|>``,
+``<|observation|>``, GLM's eos list), as a generation cut at its first eos ends. Exactly one
+of each tag, in that order; no text before ``<think>``, nothing after ``</answer>`` but that
+end (a runaway ``<|user|><|user|>…`` or a role token such as ``<|assistant|>`` fails); no
+control token anywhere else;
 no box marker outside ``<answer>``; at most one box, well formed, and exactly one where
 the task expects one (``require_box``).
 """
@@ -48,6 +51,11 @@ class FormatCheck:
     boxed: list[str] = dataclasses.field(default_factory=list)
 
 
+#: Tokens that may end a completion after ``</answer>`` (GLM-4.1V's generation_config eos
+#: list 151329/151336/151338, the same for GLM-4.6V; docs/FAMILIES.md). ``</answer>`` is in
+#: that list too, so a completion may also end right there.
+END_TOKENS = ("<|endoftext|>", "<|user|>", "<|observation|>")
+
 _FORMAT_RE = re.compile(
     r"\s*" + re.escape(THINK_OPEN) + r"(.*?)" + re.escape(THINK_CLOSE) + r"\s*"
     + re.escape(ANSWER_OPEN) + r"(.*?)" + re.escape(ANSWER_CLOSE) + r"\s*",
@@ -76,16 +84,20 @@ def completion_text(completion: Any) -> str:
     return str(completion)
 
 
-def _strip_trailing_control(text: str) -> str:
-    """Drop trailing whitespace and control tokens (eos, the next role token, padding)."""
-    prev = None
-    while prev != text:
-        prev = text
-        text = text.rstrip()
-        for t in CONTROL_TOKENS:
-            if text.endswith(t):
-                text = text[: -len(t)]
-    return text
+def _strip_end(text: str) -> tuple[str, str]:
+    """Split off the end of a completion: trailing whitespace and at most one end token.
+
+    Returns (body, what is left after the end token other than whitespace); the second is
+    non-empty only for a second trailing control token, which the caller refuses.
+    """
+    body = text.rstrip()
+    for t in END_TOKENS:
+        if body.endswith(t):
+            return body[: -len(t)].rstrip(), ""
+    for t in CONTROL_TOKENS:
+        if body.endswith(t):
+            return body, t
+    return body, ""
 
 
 def check_format(text: str, *, require_box: bool = False) -> FormatCheck:
@@ -105,8 +117,16 @@ def check_format(text: str, *, require_box: bool = False) -> FormatCheck:
     'missing <answer>'
     >>> check_format("<think>a</think><answer>1</answer>", require_box=True).reason
     'no box in <answer>'
+    >>> check_format("<think>a</think><answer>1</answer><|user|><|user|>").ok
+    False
     """
-    t = _strip_trailing_control(text)
+    t, bad_end = _strip_end(text)
+    if bad_end:
+        return FormatCheck(False, f"{bad_end} after the answer (at most one end token: "
+                                  f"{', '.join(END_TOKENS)})")
+    end = t.rfind(ANSWER_CLOSE)
+    if end != -1 and t[end + len(ANSWER_CLOSE):].strip():
+        return FormatCheck(False, "text after </answer> (only whitespace and one end token may follow)")
     for tok in CONTROL_TOKENS:
         if tok in t:
             return FormatCheck(False, f"control token {tok} inside the completion")
