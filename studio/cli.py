@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "chat": ("studio.commands.chat", "chat with a model about images, a video or a PDF in the terminal"),
     "compare": ("studio.commands.compare", "run one prompt on two models (A and B) side by side"),
     "doctor": ("studio.commands.doctor", "check an SFT/RL dataset and report problems per row"),
-    "sft": ("studio.commands.sft", "LoRA/QLoRA fine-tune into the think/answer format"),
+    "sft": ("studio.commands.sft", "fine-tune into the think/answer format: LoRA, QLoRA or full fine-tuning"),
     "rl": ("studio.commands.rl", "GRPO with curriculum sampling (RLCS)"),
     "export": ("studio.commands.export", "merge an adapter into its base model and verify the round trip"),
     "runs": ("studio.commands.runs", "list training runs with their final metrics"),

@@ -37,6 +37,11 @@ class DataError(InputError):
     """A dataset file or row that cannot be used."""
 
 
+class StoppedError(StudioError):
+    """The user stopped a long preparation (a recipe's first-use data generation) before it
+    finished; nothing half-written is left, and the next start begins it again."""
+
+
 class TrainingError(StudioError):
     """Training stopped on an unexpected error; the message is one line, the traceback is
     kept in the run folder's ``error.log`` (see :func:`studio.engine.train.runs.track_run`)."""

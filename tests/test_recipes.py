@@ -264,3 +264,49 @@ def test_eval_by_answer_shows_a_gain_that_comes_from_the_answer_prior():
     assert rows["2"]["accuracy"] == 0.0 and rows["2"]["predicted"] == 0.0
     assert "| 1 | 3 | 60 | 100 | 100 |" in rep.answer_table()
     assert rep.to_json()["by_answer"] == rep.by_answer()
+
+
+class _StopAfter:
+    """A stop flag that reads as set from its ``n``-th check on (counts the checks)."""
+
+    def __init__(self, n: int):
+        self.n, self.calls = n, 0
+
+    def is_set(self) -> bool:
+        self.calls += 1
+        return self.calls >= self.n
+
+
+def test_stop_ends_the_recipe_data_generation_within_a_scene_and_keeps_nothing(tmp_path):
+    from studio.engine.workshop.workshop_data import write_thinking_sft
+    from studio.errors import StoppedError
+
+    stop = _StopAfter(4)
+    with pytest.raises(StoppedError, match=r"3 of 500 scenes"):
+        write_thinking_sft(tmp_path, scenes=500, eval_n=0, stop=stop)
+    assert stop.calls == 4  # checked before every scene, not after the whole file
+    assert not (tmp_path / "sft.jsonl").exists() and not (tmp_path / "sft.jsonl.tmp").exists()
+    assert len(list((tmp_path / "images").iterdir())) == 3
+
+
+def test_stopped_recipe_start_makes_no_run_folder_and_the_next_start_generates_again(tmp_path):
+    """The SFT tab's recipe button path (recipe_run with check_data) and `studio sft`."""
+    import threading
+
+    from studio.engine.train.runs import recipe_run
+    from studio.engine.train.sft import SFTRunConfig, check_data
+    from studio.errors import StoppedError
+
+    recipe = tmp_path / "r" / "sft.yaml"
+    recipe.parent.mkdir()
+    recipe.write_text("name: r\nmodel: {name_or_path: embedded}\ndata: gen/sft.jsonl\n"
+                      "tasks: {scenes: 3, eval_n: 0}\nmax_steps: 1\n")
+    runs = tmp_path / "runs"
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(StoppedError, match="Start again"):
+        recipe_run(SFTRunConfig, recipe, runs, "sft", check=lambda cfg: check_data(cfg, stop=stop))
+    assert not runs.exists() or list(runs.iterdir()) == []
+    assert not (recipe.parent / "gen" / "sft.jsonl").exists()
+    run, _ = recipe_run(SFTRunConfig, recipe, runs, "sft", check=lambda cfg: check_data(cfg, stop=threading.Event()))
+    assert run.parent == runs and len((recipe.parent / "gen" / "sft.jsonl").read_text().splitlines()) == 3

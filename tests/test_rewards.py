@@ -23,7 +23,15 @@ FORMAT_CASES = [
     # (completion, require_box, ok, reason contains)
     (W("4"), True, True, ""),
     (W("4") + "<|user|>", True, True, ""),
-    (W("4") + "<|endoftext|><|endoftext|>\n", True, True, ""),
+    (W("4") + "<|endoftext|><|endoftext|>\n", True, True, ""),  # eos, then padding
+    (W("4") + "\n<|observation|>", True, True, ""),
+    # the end is one end token (then only padding): a runaway after it is text after </answer>
+    (W("4") + "<|user|><|user|>", True, False, "text after </answer>"),
+    (W("4") + "<|user|>\nWhat else?", True, False, "text after </answer>"),
+    (W("4") + "<|user|>\n<|assistant|>\n<think>b</think><answer>5</answer>", True, False, ""),
+    (W("4") + "<|assistant|>", True, False, "<|assistant|> after the answer"),
+    (W("4") + "<|user|><|endoftext|><|endoftext|>", True, True, ""),
+    (W("4") + "<|endoftext|><|user|>", True, False, "text after </answer>"),
     ("\n<think>a</think>\n<answer>\n" + BO + "4" + BC + "\n</answer>\n", True, True, ""),
     ("<think>a</think><answer>4</answer>", False, True, ""),
     ("<think>a</think><answer>4</answer>", True, False, "no box"),

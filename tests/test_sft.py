@@ -89,6 +89,36 @@ def test_refused_cli_start_leaves_no_run_folder(tmp_path, case, capsys):
     assert not runs.exists() or list(runs.iterdir()) == []
 
 
+@pytest.mark.parametrize("case", ["family_tags", "too_long"])
+def test_data_only_the_model_refuses_leaves_no_run_folder(tiny_path, glm46v_path, tmp_path, case, capsys):
+    """Rows that pass every model-free check but fail one that needs the model's processor
+    (GLM-4.1V's <answer> tags for a GLM-4.6V model; an image longer than max_length at every
+    scale) are refused before the run folder exists, not after."""
+    import shutil
+
+    from studio.cli import main
+
+    shutil.copy(REPO / "sample_data" / "photos" / "coffee.jpg", tmp_path)
+    question = "<image>What?" if case == "family_tags" else "<image>" + "What is on the table? " * 40
+    row = {"messages": [{"role": "user", "content": question},
+                        {"role": "assistant", "content": "<think>x</think><answer>y</answer>"}],
+           "images": ["coffee.jpg"]}
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps(row) + "\n")
+    runs = tmp_path / "runs"
+    model, extra = (str(glm46v_path), []) if case == "family_tags" else \
+        (str(tiny_path), ["--max-length", "64", "--set", "oversize=skip"])
+    assert main(["sft", "--data", str(data), "--model", model, "--runs-dir", str(runs), "--dry-run", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: No row of d.jsonl can be trained: every row has an error, e.g. row 1: ")
+    assert ("<answer> tags" in err) if case == "family_tags" else ("max_length" in err)
+    assert not runs.exists() or list(runs.iterdir()) == []
+    # the same data with the model it fits starts (a dry run writes config.yaml only)
+    if case == "family_tags":
+        assert main(["sft", "--data", str(data), "--model", str(tiny_path), "--runs-dir", str(runs), "--dry-run"]) == 0
+        assert len(list(runs.iterdir())) == 1
+
+
 @pytest.mark.parametrize("typed, stored", [("on", "on"), ("off", "off"), ("true", "on"), ("false", "off"),
                                            ("auto", "auto"), ("ON", "on")])
 def test_on_off_words_survive_yaml(tmp_path, typed, stored):

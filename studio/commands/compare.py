@@ -9,6 +9,7 @@ Example::
 
 Defaults: A = toy-base (completion prompt), B = toy-thinking (chat) when the workshop
 models are installed, else the embedded tiny model on both sides (random weights).
+Thinking is dimmed on a terminal (``--no-color`` or ``NO_COLOR=1``: plain text).
 ``--vote A`` appends the result to ``<runs>/compare-votes/<date>/votes.jsonl``.
 """
 
@@ -51,6 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vote", choices=("A", "B", "tie", "both_bad"), default=None,
                    help="record a vote for this comparison in the preference file")
     p.add_argument("--runs-dir", default=None, help="where compare-votes/ goes (default $STUDIO_RUNS or runs)")
+    p.add_argument("--no-color", action="store_true", help="never use ANSI colours (also: NO_COLOR=1)")
 
 
 def _sides(args):
@@ -82,10 +84,12 @@ def run(args: argparse.Namespace) -> int:
     from studio.engine.infer.chat import AnswerDelta, Done, ForcedAnswer, ThinkingDelta
     from studio.engine.infer.compare import (CompareDone, Comparer, CompareSettings, SideEvent, SideStart, VoteLog,
                                        votes_folder)
+    from studio.commands.chat import DIM, RESET
     from studio.errors import InputError
     from studio.ui.render import cut_note
 
     a, b, note = _sides(args)
+    Comparer.check_thinking(a, b)  # refuse either side's thinking switch before A runs
     few = []
     if args.few_shot:
         try:
@@ -102,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
     settings.validate()
     paths = list(args.image or []) + ([args.video] if args.video else []) + ([args.pdf] if args.pdf else [])
     out = sys.stdout
+    color = out.isatty() and not args.no_color and not os.environ.get("NO_COLOR")
+    dim, reset = (DIM, RESET) if color else ("", "")
     comparer = Comparer()
     if note:
         print(note, file=out)
@@ -122,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
                 if not in_thinking:
                     print("[thinking] ", end="", file=out)
                     in_thinking = True
-                print(e.text, end="", file=out, flush=True)
+                print(f"{dim}{e.text}{reset}", end="", file=out, flush=True)
             elif isinstance(e, ForcedAnswer):
                 print(f"\n[thinking budget spent after {e.thinking_tokens} tokens: answer forced]", end="", file=out)
             elif isinstance(e, AnswerDelta):
@@ -132,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
                 print(e.text, end="", file=out, flush=True)
             elif isinstance(e, Done):
                 s = e.stats
-                print(f"\n[{ev.side}] TTFT {s.ttft_s:.2f} s · {s.tokens_per_s:.1f} tok/s · "
+                print(f"\n[{ev.side}] TTFT {s.ttft_s:.2f} s · {s.rate_text} · "
                       f"thinking {s.thinking_tokens} / answer {s.answer_tokens} tokens · "
                       f"forced answer: {'yes' if s.forced_answer else 'no'}"
                       f"{' · ' + cut_note(s) if s.truncated else ''}", file=out)

@@ -1,4 +1,4 @@
-"""LoRA/QLoRA SFT into the think/answer format: `studio sft --config RUN/config.yaml` or `studio sft --data FILE`.
+"""SFT into the think/answer format (LoRA, QLoRA or full fine-tuning, `finetuning:` in the config): `studio sft --config RUN/config.yaml` or `studio sft --data FILE`.
 
 Two ways in, one code path (:func:`studio.engine.train.sft.train`):
 
@@ -52,10 +52,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="any other field, e.g. --set lora.alpha=32 --set report_to=none")
 
 
-def build_config(args: argparse.Namespace):
+def build_config(args: argparse.Namespace, stop=None):
     """(SFTRunConfig, run folder) from the flags; creates the run folder for ``--data``.
+    ``stop`` (the StopFlag) ends a recipe's first-use data generation early.
 
-    Raises: ConfigError for bad flags or values (the message names the field).
+    Raises: ConfigError for bad flags or values (the message names the field);
+    StoppedError when ``stop`` is set during the data generation.
     """
     from studio.config import apply_set_overrides, read_yaml_mapping
     from studio.engine.train.runs import is_recipe, new_run_dir, resolve_recipe_paths
@@ -96,7 +98,7 @@ def build_config(args: argparse.Namespace):
         run = Path(args.config).resolve().parent  # the run folder the config sits in (it may have moved)
         cfg.output_dir = str(run)
     else:
-        check_data(cfg)  # a refused start leaves no run folder behind
+        check_data(cfg, stop=stop)  # a refused (or stopped) start leaves no run folder behind
         runs_dir = args.runs_dir or os.environ.get("STUDIO_RUNS", "runs")
         run = new_run_dir(runs_dir, "sft", cfg.name)
     if not cfg.output_dir:
@@ -126,13 +128,21 @@ class _Tee:
 
 def run(args: argparse.Namespace) -> int:
     """Validate, write ``config.yaml``, train (or resume); exit 0 when finished or stopped."""
-    cfg, run_dir = build_config(args)
+    from studio.engine.train.callbacks import install_graceful_stop
+
+    from studio.errors import StoppedError
+
+    flag = install_graceful_stop()  # Stop (SIGINT/SIGTERM) is honoured from here on, data generation included
+    try:
+        cfg, run_dir = build_config(args, stop=flag)
+    except StoppedError as e:
+        print(str(e), file=sys.stderr, flush=True)
+        return 0
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.to_yaml(run_dir / "config.yaml")
     print(f"run folder: {run_dir}\nrepeat with: studio sft --config {run_dir / 'config.yaml'}", flush=True)
     if args.dry_run:
         return 0
-    from studio.engine.train.callbacks import install_graceful_stop
     from studio.engine.train.runs import track_run
     from studio.engine.train.sft import train
 
@@ -140,7 +150,6 @@ def run(args: argparse.Namespace) -> int:
     if os.environ.get("STUDIO_JOB") != "1":  # under the job wrapper stdout already goes to train.log
         log_file = open(run_dir / "train.log", "a", encoding="utf-8")
         sys.stdout, sys.stderr = _Tee(sys.stdout, log_file), _Tee(sys.stderr, log_file)
-    flag = install_graceful_stop()
     try:
         with track_run(run_dir, "sft", stop_flag=flag):
             out = train(cfg, run_dir, stop_flag=flag, log_fn=lambda m: print(m, flush=True))

@@ -87,7 +87,9 @@ class Stats:
     ``</think>`` (all of them when there is no thinking); ``new_tokens`` every generated
     token, tags included. ``truncated``: a token limit ended the reply, ``cut_by`` says
     which — ``"max_new_tokens"``, ``"answer_budget"`` (after a forced answer) or
-    ``"context"`` (the model's context window was full first).
+    ``"context"`` (the model's context window was full first). ``tokens_per_s`` is the
+    decode rate after the first token, ``(new_tokens − 1) / (total_s − ttft_s)``; with fewer
+    than two tokens there is no such rate and it stays 0.0 — show :attr:`rate_text`.
     """
 
     prompt_tokens: int = 0
@@ -101,6 +103,17 @@ class Stats:
     stopped: bool = False
     truncated: bool = False
     cut_by: str = ""
+
+    @property
+    def rate_text(self) -> str:
+        """The decode rate for people: ``"31.5 tok/s"``, or ``"n/a tok/s"`` when fewer than
+        two tokens were generated (one token has no rate after the first; "0.0" would read
+        as a stalled model).
+
+        >>> Stats(new_tokens=12, tokens_per_s=31.46).rate_text, Stats(new_tokens=1).rate_text
+        ('31.5 tok/s', 'n/a tok/s')
+        """
+        return f"{self.tokens_per_s:.1f} tok/s" if self.new_tokens > 1 else "n/a tok/s"
 
 
 @dataclass

@@ -127,6 +127,22 @@ def checkpoint_family(name_or_path: str):
         return None
 
 
+def load_processor(name_or_path: str):
+    """The processor of a model whose files are here (no weights load), for checks that
+    need its tokenizer, chat template and image budgets before anything else happens; None
+    when :func:`checkpoint_folder` finds no files (a hub id not downloaded) or they are
+    unreadable."""
+    folder = checkpoint_folder(name_or_path)
+    if folder is None:
+        return None
+    from transformers import AutoProcessor
+
+    try:
+        return AutoProcessor.from_pretrained(folder, trust_remote_code=False)
+    except (OSError, ValueError):
+        return None
+
+
 def pick_device(device: str = "auto") -> str:
     """``"auto"`` → ``"cuda"`` when a CUDA GPU is visible, else ``"cpu"``."""
     import torch

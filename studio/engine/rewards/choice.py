@@ -6,8 +6,10 @@ Grammars:
   LaTeX wrappers and math delimiters (``\\(C\\)``, ``$C$``, ``\\textbf{C}``) are removed
   first; an answer naming two options ("A, B", "AB", "B. or (C)") has no letter.
 * count := free text holding exactly one non-negative integer: digits (``1,000``), English
-  words ("three", "twenty-one"), Chinese numerals (``三``, ``十只猫``); several numbers,
-  decimals, negatives or digits glued to letters ("3x4") give no count. Compared exactly.
+  words ("three", "twenty-one"), Chinese numerals (``三``, ``十只猫``); a whole number
+  written with zero decimals (``1.0``, ``3.00``) is that count — datasets exported from
+  floats write counts so; several numbers, other decimals (``2.5``, ``1.01``), negatives or
+  digits glued to letters ("3x4") give no count. Compared exactly.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ def parse_count(s: str, *, words: bool = True) -> int | None:
 
     >>> [parse_count(x) for x in ("3", "three", "There are 3 apples.", "twenty-one", "3 or 4", "2.5", "十只猫", "三")]
     [3, 3, 3, 21, None, None, 10, 3]
+    >>> [parse_count(x) for x in ("1.0", "3.00", "1,000.0", "1.01", "0.0")]
+    [1, 3, 1000, None, 0]
     >>> parse_count("three", words=False) is None
     True
     """
@@ -62,9 +66,10 @@ def parse_count(s: str, *, words: bool = True) -> int | None:
     nums = _DIGIT_NUM.findall(t)
     found: list[int] = []
     for n in nums:
-        if n.startswith("-") or "." in n:
+        whole, _, decimals = n.partition(".")
+        if n.startswith("-") or decimals.strip("0"):
             return None
-        found.append(int(n.lstrip("+").replace(",", "")))
+        found.append(int(whole.lstrip("+").replace(",", "")))
     if re.search(r"\d", _DIGIT_NUM.sub(" ", t)):
         return None  # digits glued to letters ("3x4"): not a clean count
     if words:

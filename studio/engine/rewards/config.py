@@ -44,6 +44,11 @@ class RewardConfig(YamlConfig):
         rel_tol: relative tolerance for non-integer numbers, ``|a−b| ≤ rel_tol·max(|a|,|b|)``
             (GLM's public code: 1e-5); never below :data:`REL_TOL_FLOOR`. There is no
             absolute tolerance (0 ≠ 1.6e-19) and an integer reference is matched exactly.
+        exact_unordered: ``exact`` also accepts a list answer in any order: a reference
+            of two or more items separated by ``,`` ``;`` ``and`` ``&`` ``、`` ``和``…
+            ("Beijing and Tokyo") matches the same items in another order ("Tokyo,
+            Beijing"); a missing, extra or repeated item still scores 0, and "or" never
+            separates items. Off by default (order can be the answer).
         count_words: counting accepts number words ("three", "三") besides digits.
         ocr_case_sensitive: OCR similarity compares case.
         default_task_type: task type of rows without a ``task_type``; ``"auto"`` (default)
@@ -63,6 +68,7 @@ class RewardConfig(YamlConfig):
     iou_threshold: float | None = None
     ref_box_scale: str = "0-1000"
     rel_tol: float = 1e-5
+    exact_unordered: bool = False
     count_words: bool = True
     ocr_case_sensitive: bool = False
     default_task_type: str = AUTO
@@ -85,6 +91,7 @@ class RewardConfig(YamlConfig):
         check(0 <= self.rel_tol < 1, "rel_tol", "must be in [0, 1).")
         check(self.default_task_type == AUTO or canonical_task_type(self.default_task_type) is not None,
               "default_task_type", f"must be auto or one of {', '.join(TASK_TYPES)}.")
+        check(isinstance(self.exact_unordered, bool), "exact_unordered", "must be true or false.")
         check(self.max_expr_chars >= 1, "max_expr_chars", "must be at least 1.")
         check(0 < self.sympy_timeout_s <= 30, "sympy_timeout_s", "must be in (0, 30] seconds.")
 

@@ -3,7 +3,8 @@
 Grammar (on :func:`~studio.engine.rewards.text.light_clean` text)::
 
     quantity := sign? magnitude suffix?
-    magnitude := decimal exponent? | fraction | mixed | infinity | chinese | words
+    magnitude := repeating | decimal exponent? | fraction | mixed | infinity | chinese | words
+    repeating := 0.\\overline{3} | 0.1\\bar{6} | 0.333... | 0.1666\\ldots  (exact value)
     decimal  := 12 | 12.5 | .5 | 1,234,567 | 1 234 567        (groups of exactly 3)
     exponent := e-19 | E5 | \\times 10^{-19} | \\cdot 10^{3}     (|power| ≤ 400)
     fraction := a/b | \\frac{a}{b} | \\frac12                   (a, b decimals; b ≠ 0)
@@ -17,7 +18,11 @@ Grammar (on :func:`~studio.engine.rewards.text.light_clean` text)::
                 or a hedge (or, to, about, more…)
 
 Values are exact :class:`fractions.Fraction` (``0.1`` is 1/10), so 10^400 or 1.6e-19
-never overflow or underflow. Comparison (:func:`numbers_equal`):
+never overflow or underflow. A repeating decimal is the rational it stands for
+(``0.\\overline{3}`` and ``0.333...`` are exactly 1/3): a bar marks the repeating block; an
+ellipsis counts only after a block written out at least twice (``0.33...``, ``0.1212...``,
+``0.1666...``), because ``3.14159...`` is a *cut-off* decimal, not a repeating one — that and a
+decimal with no ellipsis (``0.33``) stay the finite value they spell, so neither equals 1/3. Comparison (:func:`numbers_equal`):
 
 * non-finite: an infinity equals only the same infinity; NaN equals nothing.
 * an integer reference (its value: ``3``, ``3.0``, ``6/2``) is matched exactly — a count
@@ -50,6 +55,8 @@ _EXP = r"(?:[eE](?P<e1>[-+]?\d{1,4})|\s?(?:\\times|\\cdot|\*|×)\s?10\s?\^\s?(?:
 _DECIMAL = re.compile(rf"(?P<num>{_NUM})(?:{_EXP})?")
 _FRAC = re.compile(rf"\\frac\s?\{{\s?(?P<a>[-+]?(?:{_NUM}))\s?\}}\s?\{{\s?(?P<b>{_NUM})\s?\}}|\\frac(?P<c>\d)(?P<d>\d)"
                    rf"|(?P<p>{_NUM})\s?/\s?(?P<q>{_NUM})")
+_REP_BAR = re.compile(r"(?P<int>\d*)\.(?P<pre>\d*)\\(?:overline|bar)\s?\{(?P<rep>\d{1,12})\}")
+_REP_DOTS = re.compile(r"(?P<int>\d*)\.(?P<digits>\d{2,60})(?:\.{2,3}|\s?\\[lc]?dots(?![A-Za-z]))")
 _MIXED = re.compile(r"\((?P<w>\d+)\+\\frac\{(?P<a>\d+)\}\{(?P<b>\d+)\}\)")
 _INF = re.compile(r"\\infty|infinity|inf", re.I)
 _PERCENT = re.compile(r"\\?%|percent|per cent|percentage|pct", re.I)
@@ -162,8 +169,42 @@ def _decimal(text: str) -> Fraction:
     return Fraction(text.replace(",", "").replace(" ", "").rstrip(".") or "0")
 
 
+def repeating_value(whole: str, pre: str, rep: str) -> Fraction:
+    """The value of ``whole.pre rep rep rep …`` (``rep`` repeating forever).
+
+    >>> repeating_value("0", "", "3"), repeating_value("0", "1", "6"), repeating_value("2", "", "142857")
+    (Fraction(1, 3), Fraction(1, 6), Fraction(15, 7))
+    """
+    head = Fraction(int(whole or "0")) + (Fraction(int(pre), 10 ** len(pre)) if pre else 0)
+    return head + Fraction(int(rep), 10 ** len(pre) * (10 ** len(rep) - 1))
+
+
+def _repeating(t: str) -> tuple[Fraction, int] | None:
+    """(value, end) of a repeating decimal at the start of ``t`` (module doc), else None."""
+    m = _REP_BAR.match(t)
+    if m:
+        return repeating_value(m.group("int"), m.group("pre"), m.group("rep")), m.end()
+    m = _REP_DOTS.match(t)
+    if not m:
+        return None
+    d = m.group("digits")
+    for n in range(1, len(d) // 2 + 1):  # the shortest block written out at least twice at the end
+        block = d[-n:]
+        if d.endswith(block * 2):
+            k = 2
+            while d.endswith(block * (k + 1)):
+                k += 1
+            return repeating_value(m.group("int"), d[: len(d) - k * n], block), m.end()
+    return None
+
+
 def _magnitude(t: str) -> tuple[Fraction | None, str, int] | None:
     """(value, special, end) of the number at the start of ``t``; None if there is none."""
+    rep = _repeating(t)
+    if rep is not None:
+        return rep[0], "", rep[1]
+    if _REP_DOTS.match(t):
+        return None  # an ellipsis after digits that do not repeat: a cut-off value
     m = _MIXED.match(t)
     if m:
         if int(m.group("b")) == 0:

@@ -3,8 +3,9 @@
 Two normal forms, chosen per string by :func:`looks_like_math`:
 
 * **math form** (any digit or operator): whitespace, ``$``, ``\\(…\\)``, ``\\left``/``\\right``
-  and LaTeX spacing are removed, ``\\text{…}``-style wrappers unwrapped, ``\\dfrac`` → ``\\frac``,
-  one sentence-final period dropped. Nothing else is touched: signs, decimal points,
+  and LaTeX spacing are removed, ``\\text{…}``-style wrappers unwrapped, ``\\dfrac``/``\\tfrac``
+  → ``\\frac`` with braced arguments (``\\dfrac12`` → ``\\frac{1}{2}``, as TeX reads it), one
+  sentence-final period dropped. Nothing else is touched: signs, decimal points,
   operators, ``!`` and brackets all survive, so ``-x`` ≠ ``x``, ``.5`` ≠ ``5``,
   ``5!`` ≠ ``5``, ``2*3`` ≠ ``2/3`` and ``[0,9)`` ≠ ``(0,9)``.
 * **prose form** (letters only): lower case, punctuation dropped, whitespace collapsed.
@@ -37,6 +38,13 @@ _LATEX_WRAPPERS = re.compile(
 )
 _LATEX_SPACES = re.compile(r"\\(?:quad|qquad|[,;:! >])|~")
 _DELIMS = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$")
+# TeX reads a brace-less argument as one token: a digit, a letter or a command (\frac123 is
+# \frac{1}{2}3). latex2sympy's `malformed_operators` fix reads \frac123 as 1/23, so we brace
+# the arguments ourselves, by TeX's rule, before any parser sees them.
+_ONE_TOKEN = r"(\d|[A-Za-z]|\\[A-Za-z]+)"
+_BRACED = r"(\{(?:[^{}]|\{[^{}]*\})*\})"
+_FRAC_ARG1 = re.compile(r"\\frac(?![A-Za-z])\s*" + _ONE_TOKEN)
+_FRAC_ARG2 = re.compile(r"\\frac\s*" + _BRACED + r"\s*" + _ONE_TOKEN)
 _MATH_CHARS = re.compile(r"[\d+*/^=\\_{}<>|]|(?:^|[\s(\[{,])[-−]")
 
 
@@ -101,7 +109,21 @@ def _strip_latex_layout(s: str) -> str:
     s = _DELIMS.sub(" ", s)
     s = re.sub(r"\\(?:left|right|big|Big|bigg|Bigg)(?![A-Za-z])", "", s)
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
-    return s
+    return brace_fractions(s)
+
+
+def brace_fractions(s: str) -> str:
+    """Give every ``\\frac`` braced arguments, reading a brace-less one as TeX does (one
+    digit, letter or command), so ``\\frac12``, ``\\frac{1}2`` and ``\\frac{1}{2}`` are one
+    string (inside intervals and unions too, where the parser refuses ``\\frac12``).
+
+    >>> brace_fractions("(0,\\\\frac12]"), brace_fractions("\\\\frac123"), brace_fractions("\\\\frac \\\\pi 3")
+    ('(0,\\\\frac{1}{2}]', '\\\\frac{1}{2}3', '\\\\frac{\\\\pi}{3}')
+    """
+    if "\\frac" not in s:
+        return s
+    s = _FRAC_ARG1.sub(lambda m: "\\frac{" + m.group(1) + "}", s)
+    return _FRAC_ARG2.sub(lambda m: "\\frac" + m.group(1) + "{" + m.group(2) + "}", s)
 
 
 def light_clean(s: str) -> str:
@@ -147,3 +169,38 @@ def normalize_text(s: str) -> str:
     t = _DELIMS.sub(" ", t).lower()
     t = "".join(" " if unicodedata.category(c)[0] in "PS" else c for c in t)
     return " ".join(t.split())
+
+
+# List separators of an unordered answer: , ; 、 ， ； and & 和 与 及 — never "or" (a hedge), and
+# never a comma between digits (1,000 is one number).
+_LIST_SEP = re.compile(r"\s*(?:[;；、，]|,(?!\d)|\band\b|&|和|与|及)\s*", re.I)
+
+
+def list_items(s: str) -> list[str]:
+    """The items of a list answer, each in :func:`normalize_text` form; empty items (an
+    Oxford comma's ``, and``) dropped.
+
+    >>> list_items("Beijing and Tokyo"), list_items("Tokyo, Beijing, and Osaka"), list_items("1,000")
+    (['beijing', 'tokyo'], ['tokyo', 'beijing', 'osaka'], ['1,000'])
+    >>> list_items("Beijing or Tokyo")
+    ['beijing or tokyo']
+    """
+    t = unwrap_latex(premap(str(s)))
+    items = [normalize_text(x) for x in _LIST_SEP.split(t)]
+    return [x for x in items if x]
+
+
+def same_items(pred: str, ref: str) -> bool:
+    """Both answers name the same items in any order (the ``exact_unordered`` reward
+    setting): equal as multisets, so a missing, extra or repeated item fails. Only a
+    reference of two or more items is read as a list.
+
+    >>> same_items("Tokyo, Beijing", "Beijing and Tokyo"), same_items("Tokyo", "Beijing and Tokyo")
+    (True, False)
+    >>> same_items("Tokyo, Beijing, Osaka", "Beijing and Tokyo"), same_items("Tokyo, Tokyo", "Tokyo and Tokyo")
+    (False, True)
+    """
+    from collections import Counter
+
+    r = list_items(ref)
+    return len(r) >= 2 and Counter(list_items(pred)) == Counter(r)

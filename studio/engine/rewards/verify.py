@@ -13,7 +13,9 @@ task type      grammar of the answer                       comparison
 ``choice``     one option letter (choice.py)               letter equality
 ``counting``   text with exactly one whole number          integer equality
                (digits, English words, Chinese numerals)
-``exact``      free text                                   normalised text equality (text.py)
+``exact``      free text                                   normalised text equality (text.py);
+                                                           with ``exact_unordered``, a list
+                                                           in any order (same items)
 ``ocr``        free text, ≤ 10,000 chars counted           1 − edit distance / length
 ``grounding``  ``[x1,y1,x2,y2]`` box(es), 0–1000            IoU, Hungarian matching
 =============  ==========================================  ==================================
@@ -33,7 +35,7 @@ from studio.engine.rewards.grounding import MAX_GROUNDING_CHARS, grounding_score
 from studio.engine.rewards.math_expr import math_equal
 from studio.engine.rewards.numeric import parse_quantity
 from studio.engine.rewards.ocr import MAX_OCR_CHARS, edit_similarity
-from studio.engine.rewards.text import clean_math, looks_like_math, normalize_text
+from studio.engine.rewards.text import clean_math, looks_like_math, normalize_text, same_items
 from studio.errors import DataError
 
 _BOXES_ONLY = re.compile(r"[\s\[\],.\d-]+")
@@ -113,7 +115,9 @@ def verify(pred: str, ref: Any, task_type: str = "math", *, image_size: Any = No
                                 sympy_timeout_s=cfg["sympy_timeout_s"]))
     if tt == "exact":
         n = normalize_text(pred[:4000])
-        return float(bool(n) and n == normalize_text(r))
+        if n and n == normalize_text(r):
+            return 1.0
+        return float(bool(cfg["exact_unordered"]) and same_items(pred[:4000], r))
     if tt == "choice":
         a, b = parse_choice(pred), parse_choice(r)
         return float(a is not None and a == b)

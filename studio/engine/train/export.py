@@ -92,9 +92,11 @@ def greedy_ids(model, processor, prompt: str, image, n_tokens: int) -> tuple[lis
     inputs = _inputs(processor, prompt, image, device)
     gen = copy.deepcopy(model.generation_config)
     gen.do_sample = False
-    gen.temperature = None
-    gen.top_k = 50  # transformers' neutral default; None lets the checkpoint's sampling top_k merge in and warn
-    gen.top_p = None
+    # transformers' neutral defaults, never None: generate() refills None from the checkpoint's
+    # sampling values (temperature 0.8, top_p 0.6 on GLM-4.6V-Flash) and then warns about them
+    gen.temperature = 1.0
+    gen.top_k = 50
+    gen.top_p = 1.0
     gen.max_new_tokens = n_tokens
     gen.min_new_tokens = n_tokens
     gen.num_beams = 1

@@ -236,7 +236,7 @@ class SFTRunConfig(YamlConfig):
             check(r in (*REPORT_TO, "none"), "report_to", f"{r!r} is unknown; choose from {', '.join([*REPORT_TO, 'none'])}.")
 
 
-def check_data(cfg: SFTRunConfig):
+def check_data(cfg: SFTRunConfig, stop=None):
     """Load the run's data the way training will (:func:`studio.engine.train.data.load_rows`):
     what must hold before a run folder is made (the CLI and the SFT tab call it first).
 
@@ -245,14 +245,22 @@ def check_data(cfg: SFTRunConfig):
     Raises:
         DataError: missing or empty file, invalid JSON, unknown columns, media paths
             outside the data folder (the message names the row); no row left to train
-            (:func:`studio.engine.train.data.refuse_untrainable`).
+            (:func:`studio.engine.train.data.refuse_untrainable`, with the model's processor
+            when its files are here: its family's tag format and ``max_length`` count).
     """
     from studio.engine.train import data as D
 
     # a recipe's data is generated here on first use
-    rows = D.load_rows(ensure_data(cfg), dataset_info=cfg.dataset_info or None, dataset=cfg.dataset or None)
+    rows = D.load_rows(ensure_data(cfg, stop=stop), dataset_info=cfg.dataset_info or None,
+                       dataset=cfg.dataset or None)
     if cfg.skip_error_rows:  # else training refuses any error row itself, after the full doctor report
-        D.refuse_untrainable(rows, Path(str(cfg.data)).name, fps=cfg.fps, max_frames=cfg.max_frames)
+        from studio.engine.infer.models import load_processor
+
+        proc = load_processor(cfg.model.name_or_path)  # the model-dependent checks (tags, length) too
+        if proc is not None:
+            _apply_budgets(proc, cfg)
+        D.refuse_untrainable(rows, Path(str(cfg.data)).name, fps=cfg.fps, max_frames=cfg.max_frames,
+                             processor=proc, max_length=cfg.max_length, policy=cfg.policy, oversize=cfg.oversize)
     return rows
 
 
@@ -321,12 +329,14 @@ def resolve_data_path(path: str) -> str:
     return os.path.expanduser(path)
 
 
-def ensure_data(cfg: SFTRunConfig, log_fn=print) -> str:
+def ensure_data(cfg: SFTRunConfig, log_fn=print, stop=None) -> str:
     """The dataset path of ``cfg``; generated first with ``studio tasks`` when it does not
-    exist and ``cfg.tasks`` says how (a recipe's data, made on first use).
+    exist and ``cfg.tasks`` says how (a recipe's data, made on first use); ``stop``
+    (anything with ``is_set()``, e.g. the job's StopFlag) ends that generation at once.
 
     Raises:
         DataError: the path does not exist and ``cfg.tasks`` is not set.
+        StoppedError: ``stop`` was set during the generation (nothing half-written is kept).
     """
     if not cfg.data:  # the data file is named by the dataset_info.json entry
         return ""
@@ -340,7 +350,7 @@ def ensure_data(cfg: SFTRunConfig, log_fn=print) -> str:
     t0 = time.perf_counter()
     spec = dict(cfg.tasks)
     log_fn(f"generating the recipe's data ({spec}) into {path.parent} …")
-    write_recipe_data(path.parent, **spec)
+    write_recipe_data(path.parent, stop=stop, **spec)
     if not path.exists():
         raise DataError(f"`tasks` wrote {path.parent} but not {path.name}; point `data` at its sft.jsonl.")
     log_fn(f"data ready in {time.perf_counter() - t0:.0f} s")

@@ -197,14 +197,22 @@ def _messages(prompt: str) -> list[dict]:
 
 def generate_outputs(model, processor, rows: list[dict], *, greedy: bool = True, max_new_tokens: int = 160,
                      batch_size: int = 8, temperature: float = 1.0) -> list[str]:
-    """Generate one completion per row (left-padded batches); decoded keeping special tokens."""
+    """Generate one completion per row (left-padded batches); decoded keeping special tokens.
+
+    Each completion is cut after its first eos token (what follows is padding; GLM-4.1V's
+    eos list holds ``</answer>``, which stays) and a final end token such as ``<|user|>`` is
+    dropped, so the format judge sees what the model wrote: a stray role token stays and fails.
+    """
     import torch
     from PIL import Image
 
-    from studio.engine.infer.reasoning import strip_control_tokens
+    from studio.engine.rewards.format import END_TOKENS
 
     outs: list[str] = []
     tok = processor.tokenizer
+    eos = model.generation_config.eos_token_id
+    eos = set(eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [])
+    eos.add(tok.pad_token_id)
     for i in range(0, len(rows), batch_size):
         chunk = rows[i:i + batch_size]
         texts = [processor.apply_chat_template(_messages(r["prompt"]), add_generation_prompt=True,
@@ -220,8 +228,11 @@ def generate_outputs(model, processor, rows: list[dict], *, greedy: bool = True,
         with torch.no_grad():
             gen = model.generate(**enc, **kw)
         new = gen[:, enc["input_ids"].shape[1]:]
-        for seq in new:
-            outs.append(strip_control_tokens(tok.decode(seq, skip_special_tokens=False)))
+        for seq in new.tolist():
+            cut = next((j + 1 for j, t in enumerate(seq) if t in eos), len(seq))
+            text = tok.decode(seq[:cut], skip_special_tokens=False)
+            end = next((t for t in END_TOKENS if text.endswith(t)), "")
+            outs.append(text[: len(text) - len(end)])
     return outs
 
 

@@ -22,11 +22,11 @@ import math
 from pathlib import Path
 
 from studio.engine.workshop import task_files
-from studio.errors import InputError
+from studio.errors import InputError, StoppedError
 
 
 def write_thinking_sft(out: str | Path, scenes: int = 12000, seed: int = 0, max_questions: int = 4,
-                       eval_n: int = 480, batch: int = 12) -> dict[str, int]:
+                       eval_n: int = 480, batch: int = 12, stop=None) -> dict[str, int]:
     """Write ``sft.jsonl`` (+ ``images/``) and ``heldout/eval.jsonl`` into ``out``.
 
     Args:
@@ -37,12 +37,17 @@ def write_thinking_sft(out: str | Path, scenes: int = 12000, seed: int = 0, max_
         eval_n: held-out prompts in ``heldout/eval.jsonl`` (0: none).
         batch: scenes per curriculum step (as ``toy_train``'s batch; only sets how fast the
             level mix moves from easy to even along the file).
+        stop: anything with ``is_set()`` (a ``threading.Event``, the training StopFlag);
+            checked before every scene, so Stop ends the generation within one scene's time
+            (milliseconds).
 
     Returns:
         Rows written per file, e.g. ``{"sft.jsonl": 12000, "heldout/eval.jsonl": 480}``.
 
     Raises:
         InputError: ``scenes < 1`` or ``max_questions < 1``.
+        StoppedError: ``stop`` was set; ``sft.jsonl`` is not written (the partial file is
+            removed), so the next start generates the data again.
     """
     from studio.engine.workshop.toy_train import SceneStream, eval_keys, question_text
 
@@ -54,9 +59,13 @@ def write_thinking_sft(out: str | Path, scenes: int = 12000, seed: int = 0, max_
     steps = math.ceil(scenes / batch)
     rows = 0
     tmp = out / "sft.jsonl.tmp"
+    stopped = False
     with tmp.open("w", encoding="utf-8") as f:
         for k in range(steps):
             for s in stream.scenes(k, k / max(1, steps - 1))[: scenes - rows]:
+                if stop is not None and stop.is_set():
+                    stopped = True
+                    break
                 name = f"images/{s.image_id}.png"
                 s.image.save(out / name)
                 msgs = []
@@ -65,11 +74,17 @@ def write_thinking_sft(out: str | Path, scenes: int = 12000, seed: int = 0, max_
                     msgs.append({"role": "assistant", "content": task_files.assistant_text(it)})
                 f.write(json.dumps({"messages": msgs, "images": [name]}, ensure_ascii=False) + "\n")
                 rows += 1
-    tmp.replace(out / "sft.jsonl")
+            if stopped:
+                break
+    if stopped or (eval_n and stop is not None and stop.is_set()):
+        tmp.unlink()
+        raise StoppedError(f"Stopped while generating the recipe's data ({rows} of {scenes} scenes); "
+                           "nothing was kept. Start again to generate it.")
     counts = {"sft.jsonl": rows}
     if eval_n:
         held = task_files.write_dataset(out / "heldout", 12, seed, eval_n=eval_n)
         counts["heldout/eval.jsonl"] = held["eval.jsonl"]
+    tmp.replace(out / "sft.jsonl")  # last: its presence means the whole recipe data is there
     return counts
 
 
@@ -77,16 +92,18 @@ def write_thinking_sft(out: str | Path, scenes: int = 12000, seed: int = 0, max_
 KINDS = {"thinking-sft": write_thinking_sft}
 
 
-def write_recipe_data(out: str | Path, kind: str = "thinking-sft", **spec) -> dict[str, int]:
-    """Run the generator ``kind`` of :data:`KINDS` with ``spec`` into ``out``.
+def write_recipe_data(out: str | Path, kind: str = "thinking-sft", stop=None, **spec) -> dict[str, int]:
+    """Run the generator ``kind`` of :data:`KINDS` with ``spec`` into ``out``; ``stop``
+    (anything with ``is_set()``) ends it early.
 
     Raises:
         InputError: unknown kind or argument.
+        StoppedError: ``stop`` was set before the data was complete.
     """
     if kind not in KINDS:
         raise InputError(f"`tasks.kind` must be one of {', '.join(KINDS)}, got {kind!r}.")
     try:
-        return KINDS[kind](out, **spec)
+        return KINDS[kind](out, stop=stop, **spec)
     except TypeError as e:
         raise InputError(f"`tasks` has an argument {kind!r} does not take: {e}") from None
 

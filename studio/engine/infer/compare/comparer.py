@@ -147,6 +147,32 @@ class Comparer:
                  for lbl, s in zip(SIDES, (a, b))]
         return plan_memory(sides, info)
 
+    @staticmethod
+    def check_thinking(a: SideSpec, b: SideSpec, loaded: dict[str, "_Loaded"] | None = None) -> None:
+        """Refuse *both* sides' thinking switches before either side runs: a chat side with
+        thinking off needs a family that has a switch (GLM-4.6V-Flash), GLM-4.1V has none.
+
+        Without ``loaded`` the checkpoints' files are read (nothing loads; a hub id not yet
+        downloaded passes); with it, the loaded families decide.
+
+        Raises:
+            InputError: naming the side and what to change.
+        """
+        from studio.engine.infer import family as family_mod
+        from studio.engine.infer.models import checkpoint_family
+
+        for lbl, side in zip(SIDES, (a, b)):
+            if side.thinking or side.mode != "chat":
+                continue
+            fam = (checkpoint_family(side.model) if loaded is None
+                   else family_mod.of(loaded[lbl].processor, loaded[lbl].model))
+            if fam is not None and not fam.thinking_switch:
+                raise InputError(
+                    f"Side {lbl} ({side.model}) is a {fam.label} model, which has no thinking switch, so "
+                    f"its thinking cannot be turned off. Turn thinking back on for side {lbl} "
+                    f"(drop --{lbl.lower()}-no-thinking), or put a GLM-4.6V-Flash-style model on that side."
+                )
+
     # -- loading ----------------------------------------------------------------
     def load(self, a: SideSpec, b: SideSpec, device: str = "auto", plan: MemoryPlan | None = None
              ) -> tuple[dict[str, _Loaded], MemoryPlan, list[str]]:
@@ -232,7 +258,9 @@ class Comparer:
                              f"{chat.MAX_PROMPT_CHARS:,}. Shorten it.")
         if settings.gen.seed is None:
             settings.gen.seed = random.randrange(2**31)
+        self.check_thinking(a, b)  # both sides, before anything loads or runs
         loaded, plan, adapter_notes = self.load(a, b, settings.device)
+        self.check_thinking(a, b, loaded)  # hub ids whose files arrived with the load
         result = CompareResult(
             id=uuid.uuid4().hex[:12],
             timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -395,25 +395,43 @@ def plan_rows(rows: list[Row], report: Report, *, skip_errors: bool = True) -> t
 
 
 #: Doctor checks whose verdict needs neither the model nor its processor (``tags`` and
-#: ``length`` depend on the model's family and processor, so they run in training).
+#: ``length`` depend on the model's family and processor: :func:`refuse_untrainable` runs
+#: them when given the processor).
 MODEL_FREE_CHECKS = frozenset({"shape", "placeholders", "media", "files"})
 
 
-def refuse_untrainable(rows: list[Row], name: str, *, fps: float = 2.0, max_frames: int = 32) -> None:
+def refuse_untrainable(rows: list[Row], name: str, *, fps: float = 2.0, max_frames: int = 32,
+                       processor=None, max_length: int | None = None, policy: str = "last_thinking",
+                       oversize: str = "resize") -> None:
     """Refuse data whose every row training would skip, before a model loads or a run
     folder exists (training skips rows with errors and fails when none is left).
 
-    Runs the model-free checks (:data:`MODEL_FREE_CHECKS`; files only checked to exist)
-    row by row until one passes, so good data costs one row's check (the full doctor takes
-    about a minute on the 16,800-chat recipe).
+    Runs the checks row by row until one row passes, so good data costs one row's check
+    (the full doctor takes about a minute on the 16,800-chat recipe). Without a
+    ``processor`` only the model-free checks run (:data:`MODEL_FREE_CHECKS`); with the
+    model's processor (no weights needed) the model-dependent ones too — ``tags`` in the
+    model family's format and ``length`` against ``max_length`` (a row that fits at no image
+    scale is skipped) — so data only the model refuses leaves no run folder either. Files
+    are only checked to exist.
 
     Raises:
-        DataError: every row has an error; names the first, its problem and the fix.
+        DataError: every row has an error (or is too long); names the first, its problem
+            and the fix.
     """
     first = None
     for n, row in enumerate(rows, 1):
-        report = doctor([row], None, None, decode=False, fps=fps, max_frames=max_frames)
-        errors = [p for p in report.problems if p.severity == "error" and p.check in MODEL_FREE_CHECKS]
+        if processor is None:
+            report = doctor([row], None, None, decode=False, fps=fps, max_frames=max_frames)
+            errors = [p for p in report.problems if p.severity == "error" and p.check in MODEL_FREE_CHECKS]
+        else:
+            report = doctor([row], processor, max_length, policy=policy, oversize=oversize, decode=False,
+                            fps=fps, max_frames=max_frames)
+            errors = [p for p in report.problems if p.severity == "error"]
+            if not errors and report.plan and report.plan[0].get("action") == "skip":
+                errors = [p for p in report.problems if p.check == "length"] or errors
+                if not errors:
+                    errors = [Problem(1, "error", "length", f"longer than max_length={max_length} at every "
+                                      "image scale", "raise max_length or shorten the row")]
         if not errors:
             return
         first = first or (n, errors[0])

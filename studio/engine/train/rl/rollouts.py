@@ -73,10 +73,13 @@ class RolloutGenerator:
         from transformers import GenerationConfig
 
         if greedy:
-            # top_k=50 is transformers' neutral default: None would let the checkpoint's own
-            # sampling top_k (2 for GLM) merge into a greedy config and print a warning.
+            # Neutral values, never None: generate() fills a passed config's None fields from
+            # the checkpoint's generation_config (GLM-4.6V-Flash: temperature 0.8, top_p 0.6,
+            # top_k 2), and those sampling flags on a greedy config print transformers'
+            # "generation flags are not valid" warning. 1.0 / 1.0 / 50 are transformers' own
+            # defaults, which its check treats as unset.
             return GenerationConfig(do_sample=False, max_new_tokens=max_new, eos_token_id=self.eos_ids,
-                                    pad_token_id=self.pad_id, top_k=50, top_p=None, temperature=None,
+                                    pad_token_id=self.pad_id, top_k=50, top_p=1.0, temperature=1.0,
                                     suppress_tokens=self.suppress)
         return GenerationConfig(do_sample=True, temperature=self.temperature, top_p=self.top_p, top_k=0,
                                 max_new_tokens=max_new, eos_token_id=self.eos_ids, pad_token_id=self.pad_id,
