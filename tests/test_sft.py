@@ -139,7 +139,11 @@ def test_ten_lora_steps_lower_the_loss(tiny_path, tmp_path):
     assert (tmp_path / "doctor.json").is_file() and (tmp_path / "doctor.md").is_file()
     from studio.engine.train.metrics import read_metrics
 
-    assert any(r.get("eval/loss") is not None for r in read_metrics(tmp_path / "metrics.jsonl"))
+    recs = read_metrics(tmp_path / "metrics.jsonl")
+    assert any(r.get("eval/loss") is not None for r in recs)
+    train_recs = [r for r in recs if r["kind"] == "train"]
+    assert all(r["time/update_s"] > 0 and r["time/data_s"] >= 0 for r in train_recs)  # the step's time split
+    assert all(r["time/update_s"] <= r["time/step_s"] for r in train_recs)
 
 
 @pytest.mark.slow

@@ -363,10 +363,26 @@ def _trainer_class():
         saved before are untouched (rotation only runs after a successful save).
         """
 
+        studio_clock = None  # a StepClock (studio.engine.train.steptime); set by build_trainer
+
+        def _phase(self, name: str):
+            from contextlib import nullcontext
+
+            return self.studio_clock.phase(name) if self.studio_clock is not None else nullcontext()
+
+        def get_batch_samples(self, epoch_iterator, num_batches, device):
+            with self._phase("data"):  # waiting for the collator (or its loader worker)
+                return super().get_batch_samples(epoch_iterator, num_batches, device)
+
+        def training_step(self, *a, **kw):
+            with self._phase("update"):  # forward + backward (the optimizer step is "other")
+                return super().training_step(*a, **kw)
+
         def _save_checkpoint(self, model, trial):
             folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
             try:
-                return super()._save_checkpoint(model, trial)
+                with self._phase("save"):
+                    return super()._save_checkpoint(model, trial)
             except OSError as e:
                 shutil.rmtree(folder, ignore_errors=True)
                 from studio.engine.train.runs import find_last_checkpoint
@@ -496,12 +512,17 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
 
     # The family's training twin: same bytes as its chat template, plus {% generation %} for TRL.
     processor.chat_template = D.train_template(family.of(processor, model))
-    cbs = [MetricsCallback(run_dir)]
+    from studio.engine.train.steptime import StepClock, make_step_time_callback, metrics_sink
+
+    clock = StepClock()
+    metrics_cb = MetricsCallback(run_dir, log_fn=log_fn)
+    cbs = [metrics_cb]
     if cfg.eval_data:
         from studio.engine.train.skill_eval import make_skill_callback
 
-        cbs.append(make_skill_callback(resolve_data_path(cfg.eval_data), processor, cbs[0].writer,
-                                       every=cfg.skill_eval_steps, n=cfg.skill_eval_n, log_fn=log_fn))
+        cbs.append(make_skill_callback(resolve_data_path(cfg.eval_data), processor, metrics_cb.writer,
+                                       every=cfg.skill_eval_steps, n=cfg.skill_eval_n, log_fn=log_fn,
+                                       clock=clock))
     if stop_flag is not None:
         cbs.append(StopFlagCallback(stop_flag))
     cbs.extend(callbacks)
@@ -510,6 +531,10 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
         eval_dataset=_dataset(eval_rows) if eval_rows else None,
         processing_class=processor, data_collator=collator, peft_config=lora, callbacks=cbs,
     )
+    # after the skill evaluation's callback, so a step's evaluation counts in that step (phase "eval");
+    # TRL averages its _metrics lists at each log, so the time/*_s records reach metrics.jsonl
+    trainer.add_callback(make_step_time_callback(clock, metrics_sink(trainer._metrics)))
+    trainer.studio_clock = clock
     trainer.studio_inference_template = inference_template
     info = {"doctor": s, "rows": len(rows), "train_rows": len(train_rows), "eval_rows": len(eval_rows),
             "notes": notes, "counts": counts}

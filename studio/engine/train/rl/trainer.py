@@ -74,17 +74,21 @@ class _PoolScoring:
         s, G = self.studio, (self.num_generations if train else self.num_generations_eval)
         device = self.accelerator.device
         step = self.state.global_step
+        clock = self.studio_clock
         if train and s.cfg.eval_every and step % s.cfg.eval_every == 0:  # the model after `step` updates
-            s.record_eval(step, self.model, self.rollouts_total)
+            with clock.phase("eval"):
+                s.record_eval(step, self.model, self.rollouts_total)
         pool = base_ids + extra_ids
         prompts = [s.train[i] for i in pool]
         encs = [s.encoder(p, key="train") for p in prompts]
         model = self.accelerator.unwrap_model(self.model)
         t0 = time.perf_counter()
-        rolls = s.generator(model, encs, G)
+        with clock.phase("generate"):
+            rolls = s.generator(model, encs, G)
         gen_s = time.perf_counter() - t0
         per_row_prompts = [p for p in prompts for _ in range(G)]
-        rewards, fmt = s.scorer([r.text for r in rolls], per_row_prompts)
+        with clock.phase("reward"):
+            rewards, fmt = s.scorer([r.text for r in rolls], per_row_prompts)
         R = torch.tensor(rewards, dtype=torch.float32).view(len(pool), G)
         results = {i: R[k].tolist() for k, i in enumerate(pool)}
         thr = s.state.config.correct_threshold
@@ -117,10 +121,12 @@ class _PoolScoring:
         self._log_rollout_metrics(mode, rolls, rewards, fmt, correct, zero_var, pool, keep, len(base_ids),
                                   gen_s, prompts)
         if train and s.cfg.kl_every and step % s.cfg.kl_every == 0:
-            self._metrics["train"]["kl/probe"].append(self._kl_probe(out))
+            with clock.phase("logprob"):  # policy and reference (adapter off) log-probs of the batch
+                self._metrics["train"]["kl/probe"].append(self._kl_probe(out))
         if train:
             # rollouts of the step being taken: numbered as status, metrics.jsonl and train.log number it
-            s.write_rollouts(step + 1, [(prompts[r // G], rolls[r], rewards[r]) for r in range(len(rolls))])
+            with clock.phase("log"):
+                s.write_rollouts(step + 1, [(prompts[r // G], rolls[r], rewards[r]) for r in range(len(rolls))])
         return out
 
     def _pack(self, encs, rolls, G, advantages, device):
@@ -264,6 +270,10 @@ class _CheckpointExtras:
     """Checkpoints carry the curriculum state and the rollout count; no hub model card."""
 
     def _save_checkpoint(self, model, trial):
+        with self.studio_clock.phase("save"):
+            self._save_checkpoint_and_extras(model, trial)
+
+    def _save_checkpoint_and_extras(self, model, trial):
         super()._save_checkpoint(model, trial)
         from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
@@ -296,11 +306,15 @@ def _make_trainer_class():
         ``_generate_and_score_completions`` (pool → rollouts → rewards → curriculum
         update → group selection), ``_get_per_token_logps_and_entropies`` (images and
         videos in the log-prob forward), ``_compute_loss`` (hands the per-sample media to
-        the forward), ``_save_checkpoint`` (writes ``curriculum.json``).
+        the forward), ``_save_checkpoint`` (writes ``curriculum.json``), ``training_step`` (timed:
+        each step's ``time/*_s`` split, :mod:`studio.engine.train.steptime`).
         """
 
         def __init__(self, *a, studio: "_RunContext", **kw):
+            from studio.engine.train.steptime import StepClock
+
             self.studio = studio
+            self.studio_clock = StepClock()  # time/*_s: where each step's wall time goes
             self._skip_step = False
             self.stop_reason: str | None = None
             self._media_stash: dict | None = None
@@ -308,8 +322,17 @@ def _make_trainer_class():
             super().__init__(*a, **kw)
             studio.is_main = self.accelerator.is_main_process
             self.add_callback(skip_and_stop(self))
+            from studio.engine.train.steptime import make_step_time_callback, metrics_sink
+
+            self.add_callback(make_step_time_callback(self.studio_clock, metrics_sink(self._metrics)))
             if self.use_vllm:
                 studio.generator.vllm_generate = self._vllm_generate
+
+        def training_step(self, *a, **kw):
+            """TRL's step (rollouts when its buffer is empty, then the loss) timed as ``update``;
+            the rollout phases inside it (generate, reward, …) are counted apart."""
+            with self.studio_clock.phase("update"):
+                return super().training_step(*a, **kw)
 
         def _vllm_generate(self, prompt_ids, images, max_new):
             """Sample one completion per prompt with TRL's colocated vLLM (weights synced per step).
