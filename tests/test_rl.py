@@ -9,6 +9,7 @@ depend on what the reward means.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -324,9 +325,17 @@ def test_three_grpo_steps_with_images(fresh_tiny, tmp_path):
                 "rollout/truncated", "curriculum/tier_weight/medium", "curriculum/tier_count/hard",
                 "curriculum/zero_variance_frac", "curriculum/expansion_ema", "curriculum/effective_batch",
                 "completions/length_mean", "completions/length_max", "train/loss", "train/grad_norm",
-                "train/learning_rate"):
+                "train/learning_rate", "time/step_s", "time/generate_s", "time/reward_s", "time/update_s",
+                "time/other_s"):
         assert key in train[-1], key
     assert any("kl/probe" in x for x in train)
+    # where each step's wall time went: exclusive phases that add up to the step
+    for x in train:
+        parts = sum(v for k, v in x.items() if k.startswith("time/") and k != "time/step_s")
+        assert x["time/generate_s"] > 0 and abs(parts - x["time/step_s"]) < 1e-3 * max(1.0, x["time/step_s"])
+    assert any("time/eval_s" in x for x in train) and any("time/logprob_s" in x for x in train)
+    log = (run / "train.log").read_text()
+    assert re.search(r"step 3/3 \(100 %\) · [\d.]+ (steps/s|s/step) · 0:00 left · loss ", log), log[-1500:]
     # held-out accuracy of the model after 0 and 2 updates, and of the final model: each at
     # its own step (the step-2 point counts the rollouts of steps 1-2 only), once
     evals = {x["step"]: x for x in lines if "eval/accuracy" in x}
