@@ -27,21 +27,20 @@ QLoRA (NF4, bitsandbytes) needs CUDA.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import json
 import logging
 import math
 import os
 import random
 import re
-import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
 from studio.config import ON_OFF_AUTO, ModelSpec, OnOffAuto, YamlConfig, check, parse_on_off
 from studio.engine.train.data import POLICIES
 from studio.engine.fileperm import share_weights
-from studio.errors import ConfigError, DataError, StudioError
+from studio.engine.train.sft_trainer import DiskFullError, trainer_class
+from studio.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +49,6 @@ LANGUAGE_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_up_proj", "dow
 #: Linear layers of the vision→language merger (trained only with ``train_merger``).
 MERGER_LINEARS = ("proj", "gate_proj", "up_proj", "down_proj")
 DOCTOR_JSON, DOCTOR_MD = "doctor.json", "doctor.md"
-
-
-class DiskFullError(StudioError):
-    """A checkpoint could not be written (disk full / I/O error); earlier ones are intact."""
 
 
 @dataclasses.dataclass
@@ -352,52 +347,6 @@ def unfreeze_language_model(model, merger: bool = False) -> int:
     return n
 
 
-def _trainer_class():
-    from trl import SFTTrainer
-
-    class StudioSFTTrainer(SFTTrainer):
-        """SFTTrainer whose checkpoint save never leaves a half-written folder behind.
-
-        If writing ``checkpoint-N`` fails (disk full, I/O error), the partial folder is
-        removed and :class:`DiskFullError` names the last good checkpoint; the ones
-        saved before are untouched (rotation only runs after a successful save).
-        """
-
-        studio_clock = None  # a StepClock (studio.engine.train.steptime); set by build_trainer
-
-        def _phase(self, name: str):
-            from contextlib import nullcontext
-
-            return self.studio_clock.phase(name) if self.studio_clock is not None else nullcontext()
-
-        def get_batch_samples(self, epoch_iterator, num_batches, device):
-            with self._phase("data"):  # waiting for the collator (or its loader worker)
-                return super().get_batch_samples(epoch_iterator, num_batches, device)
-
-        def training_step(self, *a, **kw):
-            with self._phase("update"):  # forward + backward (the optimizer step is "other")
-                return super().training_step(*a, **kw)
-
-        def _save_checkpoint(self, model, trial):
-            folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
-            try:
-                with self._phase("save"):
-                    return super()._save_checkpoint(model, trial)
-            except OSError as e:
-                shutil.rmtree(folder, ignore_errors=True)
-                from studio.engine.train.runs import find_last_checkpoint
-
-                prev = find_last_checkpoint(Path(self.args.output_dir))
-                why = "the disk is full" if e.errno == errno.ENOSPC else f"of an I/O error ({e})"
-                raise DiskFullError(
-                    f"Could not save checkpoint-{self.state.global_step} because {why}. "
-                    + (f"The previous checkpoint {prev.name} is intact; free space and start again to resume."
-                       if prev else "No earlier checkpoint exists; free space and start again.")
-                ) from e
-
-    return StudioSFTTrainer
-
-
 def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks: Sequence[Any] = (),
                   model_and_processor=None, log_fn=print):
     """Load model + data and build the trainer (no training yet).
@@ -526,7 +475,7 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
     if stop_flag is not None:
         cbs.append(StopFlagCallback(stop_flag))
     cbs.extend(callbacks)
-    trainer = _trainer_class()(
+    trainer = trainer_class()(
         model=model, args=args, train_dataset=_dataset(train_rows),
         eval_dataset=_dataset(eval_rows) if eval_rows else None,
         processing_class=processor, data_collator=collator, peft_config=lora, callbacks=cbs,
