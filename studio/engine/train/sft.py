@@ -484,6 +484,7 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
     # TRL averages its _metrics lists at each log, so the time/*_s records reach metrics.jsonl
     trainer.add_callback(make_step_time_callback(clock, metrics_sink(trainer._metrics)))
     trainer.studio_clock = clock
+    trainer.studio_plain_loss = device == "cpu"  # TRL's fused LM head has no fast path without Triton
     trainer.studio_inference_template = inference_template
     info = {"doctor": s, "rows": len(rows), "train_rows": len(train_rows), "eval_rows": len(eval_rows),
             "notes": notes, "counts": counts}
