@@ -252,10 +252,15 @@ class _MediaForward:
                         inputs[key[3:]] = torch.cat(parts, 0).to(ids.device)
                 if compute_aux_loss:
                     inputs["output_router_logits"] = True
-                labels = ids.masked_fill(att == 0, -100)
-                labels[:, :-logits_to_keep] = -100
-                with self.accelerator.autocast():
-                    out = model(**inputs, labels=labels, fused_lm_head=True)
+                if self._plain_logps_fit(model, len(rows), logits_to_keep, compute_aux_loss):
+                    with self.accelerator.autocast():
+                        out = _plain_logps(model, inputs, logits_to_keep, compute_entropy,
+                                           entropy_grad=getattr(self, "_entropy_bonus_enabled", False))
+                else:
+                    labels = ids.masked_fill(att == 0, -100)
+                    labels[:, :-logits_to_keep] = -100
+                    with self.accelerator.autocast():
+                        out = model(**inputs, labels=labels, fused_lm_head=True)
                 for j, k in enumerate(rows):
                     logps[k] = out.log_probs[j, -logits_to_keep:]
                     if compute_entropy:
@@ -264,6 +269,41 @@ class _MediaForward:
                     all_aux.append(out.aux_loss)
         return (torch.stack(logps, 0), torch.stack(ents, 0) if compute_entropy else None,
                 torch.stack(all_aux).mean() if compute_aux_loss else None)
+
+    def _plain_logps_fit(self, model, n: int, keep: int, aux: bool) -> bool:
+        """On CPU, without MoE aux loss, when n × (keep + 1) × vocab logits fit 2**26 floats."""
+        if aux or self.accelerator.device.type != "cpu":
+            return False
+        from studio.engine.train.sft_trainer import PLAIN_LOSS_MAX_LOGITS
+
+        vocab = self.accelerator.unwrap_model(model).get_output_embeddings().weight.shape[0]
+        return n * (keep + 1) * vocab <= PLAIN_LOSS_MAX_LOGITS
+
+
+def _plain_logps(model, inputs: dict, keep: int, compute_entropy: bool, entropy_grad: bool = False):
+    """Per-token log-probs (and entropies) of the last ``keep`` tokens from one ordinary forward.
+
+    TRL's fused LM head (``fused_lm_head=True``) has no fast path without Triton: on CPU it
+    scores every position — the prompt's image tokens included — in several passes and
+    recomputes the projection in backward. Here the model's own ``logits_to_keep`` computes
+    logits for the last ``keep + 1`` positions only; log-softmax, gather; padding positions
+    (attention 0) are 0 like TRL's. Returns an object with ``log_probs`` and ``entropy``
+    (None unless ``compute_entropy``; with a gradient only for TRL's entropy bonus,
+    ``entropy_grad``), each (n, keep) float32.
+    """
+    import torch
+    from types import SimpleNamespace
+
+    logits = model(**inputs, use_cache=False, logits_to_keep=keep + 1).logits[:, :-1].float()
+    target = inputs["input_ids"][:, -keep:]
+    pad = inputs["attention_mask"][:, -keep:] == 0
+    logp_all = torch.log_softmax(logits, -1)
+    logps = logp_all.gather(-1, target.unsqueeze(-1)).squeeze(-1).masked_fill(pad, 0.0)
+    ent = None
+    if compute_entropy:
+        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+            ent = (-(logp_all.exp() * logp_all).sum(-1)).masked_fill(pad, 0.0)
+    return SimpleNamespace(log_probs=logps, entropy=ent)
 
 
 class _CheckpointExtras:
@@ -305,7 +345,7 @@ def _make_trainer_class():
         Overrides (TRL 1.16): ``_get_train_sampler`` (lazy curriculum sampler),
         ``_generate_and_score_completions`` (pool → rollouts → rewards → curriculum
         update → group selection), ``_get_per_token_logps_and_entropies`` (images and
-        videos in the log-prob forward), ``_compute_loss`` (hands the per-sample media to
+        videos in the log-prob forward; on CPU the completion's logits only, :func:`_plain_logps`), ``_compute_loss`` (hands the per-sample media to
         the forward), ``_save_checkpoint`` (writes ``curriculum.json``), ``training_step`` (timed:
         each step's ``time/*_s`` split, :mod:`studio.engine.train.steptime`).
         """
