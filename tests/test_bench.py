@@ -7,6 +7,7 @@ summary line. The numbers are not checked here: they are measurements, not tests
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -26,6 +27,13 @@ SMOKE = {
     "rlcs_vs_uniform.py": (["--seeds", "1", "--max-steps", "1", "--batch", "2", "--group", "2", "--eval-every", "1",
                             "--eval-prompts", "2", "--thinking-budget", "4", "--answer-budget", "4",
                             "--model", "toy-thinking", "--grading", "0"], "RLCS"),
+    "train_overhead.py": (["--quick"], "ratios (product"),
+}
+# script → ratio names whose line must carry a number ("<name> = 0.873 (min …"): the bench produced them
+RATIOS = {
+    "train_overhead.py": ("sft-full steps/s ratio studio/hand", "sft-full peak RSS ratio studio/hand",
+                          "rl step overhead beyond generate+update", "rl generation tokens/s studio/raw",
+                          "eval generation tokens/s studio/raw"),
 }
 
 
@@ -45,3 +53,5 @@ def test_bench_script_runs_at_smallest_size(script, tmp_path):
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, f"bench/{script} failed:\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
     assert expect in r.stdout, r.stdout[-2000:]
+    for name in RATIOS.get(script, ()):
+        assert re.search(rf"^{re.escape(name)} = -?\d+\.\d+ ", r.stdout, re.M), f"no {name!r} ratio:\n{r.stdout[-3000:]}"

@@ -312,3 +312,25 @@ def test_job_panel_end_to_end_through_gradio_client(runs, tmp_path):
             panel.manager.stop(graceful_timeout=1)
     write_status(run_dir, "failed", error="CUDA out of memory")
     assert "CUDA out of memory" in status_line(run_dir)
+
+
+def test_status_line_shows_the_measured_rate_and_the_time_left(tmp_path):
+    """The SFT/RL tabs' line: steps/s (or s/step for slow RL steps) and time left, both languages."""
+    from studio.engine.train.metrics import write_json_atomic
+    from studio.engine.train.runs import write_status
+    from studio.ui import i18n
+    from studio.ui.jobpanel import status_line
+
+    write_status(tmp_path, "running", pid=os.getpid())
+    write_json_atomic(tmp_path / "progress.json", {"step": 120, "max_steps": 1400, "elapsed_s": 70.0,
+                                                   "steps_per_s": 1.7412, "eta_s": 735.1})
+    line = status_line(tmp_path)
+    assert "step 120/1400 (9%) · elapsed 1:10 · 1.74 steps/s · 12:15 left" in line
+    write_json_atomic(tmp_path / "progress.json", {"step": 12, "max_steps": 300, "steps_per_s": 0.4, "eta_s": 720})
+    assert "2.5 s/step · 12:00 left" in status_line(tmp_path)
+    old = i18n.default_language()
+    try:
+        i18n.set_default("zh")
+        assert "2.5 秒/步 · 预计剩余 12:00" in status_line(tmp_path)
+    finally:
+        i18n.set_default(old)

@@ -145,6 +145,64 @@ def test_metrics_callback_with_fake_state(tmp_path, monkeypatch):
     assert len(M.read_metrics(tmp_path)) == 3
 
 
+def test_rate_counts_from_the_first_step_end_and_the_log_line_says_it(tmp_path, monkeypatch):
+    """A slow start (loading, a step-0 evaluation, the first step) does not make the rate look
+    slow; the CLI line carries the measured steps/s and the time left from it."""
+    from transformers import TrainerControl, TrainerState
+
+    from studio.engine.train.callbacks import progress_line, rate_text
+
+    clock = [1000.0]
+    monkeypatch.setattr(M.time, "time", lambda: clock[0])
+    lines = []
+    cb = M.MetricsCallback(tmp_path, progress_every_s=0.0, log_fn=lines.append)
+    state = TrainerState()
+    state.max_steps, state.global_step = 100, 0
+    cb.on_train_begin(None, state, TrainerControl())
+    clock[0] += 30.0  # step-0 evaluation + first step
+    state.global_step = 1
+    cb.on_step_end(None, state, TrainerControl())
+    clock[0] += 4.0  # then 2 steps/s
+    state.global_step = 9
+    cb.on_step_end(None, state, TrainerControl())
+    cb.on_log(None, state, TrainerControl(), logs={"loss": 0.51234})
+    prog = json.loads((tmp_path / "progress.json").read_text())
+    assert prog["steps_per_s"] == 2.0 and prog["eta_s"] == 45.5  # 91 steps left at 2 steps/s
+    assert lines == ["step 9/100 (9 %) · 2.00 steps/s · 0:46 left · loss 0.512"]
+    cb.on_log(None, state, TrainerControl(), logs={"eval_loss": 1.0})
+    assert len(lines) == 1  # evaluation logs print no progress line
+    assert rate_text(0.4) == "2.5 s/step" and rate_text(None) == ""
+    assert progress_line({"step": 3, "max_steps": 0}, {"train/reward": 0.25}) == "step 3 · reward 0.250"
+
+
+def test_step_clock_phases_are_exclusive_and_add_up_to_the_step():
+    from studio.engine.train.steptime import StepClock, make_step_time_callback, metrics_sink, step_record
+
+    now = [0.0]
+    clock = StepClock(lambda: now[0])
+    with clock.phase("update"):
+        now[0] += 1.0
+        with clock.phase("generate"):  # nested: pauses "update"
+            now[0] += 3.0
+        now[0] += 0.5
+    with clock.phase("save"):
+        now[0] += 0.25
+    assert clock.take() == {"update": 1.5, "generate": 3.0, "save": 0.25}
+    assert clock.take() == {}
+    rec = step_record(5.0, {"update": 1.5, "generate": 3.0})
+    assert rec == {"time/step_s": 5.0, "time/update_s": 1.5, "time/generate_s": 3.0, "time/other_s": 0.5}
+    from collections import defaultdict
+
+    sink_into = {"train": defaultdict(list)}
+    cb = make_step_time_callback(clock, metrics_sink(sink_into))
+    cb.on_train_begin(None, None, None)
+    with clock.phase("update"):
+        now[0] += 2.0
+    cb.on_step_end(None, None, None)
+    got = sink_into["train"]
+    assert got["time/update_s"] == [2.0] and len(got["time/step_s"]) == 1 and len(got["time/other_s"]) == 1
+
+
 def test_graceful_stop_with_a_real_trainer(tmp_path):
     """SIGINT mid-training → StopFlagCallback → checkpoint saved at that step, train() returns."""
     import torch

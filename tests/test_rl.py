@@ -9,6 +9,7 @@ depend on what the reward means.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -318,9 +319,17 @@ def test_three_grpo_steps_with_images(fresh_tiny, tmp_path):
                 "rollout/truncated", "curriculum/tier_weight/medium", "curriculum/tier_count/hard",
                 "curriculum/zero_variance_frac", "curriculum/expansion_ema", "curriculum/effective_batch",
                 "completions/length_mean", "completions/length_max", "train/loss", "train/grad_norm",
-                "train/learning_rate"):
+                "train/learning_rate", "time/step_s", "time/generate_s", "time/reward_s", "time/update_s",
+                "time/other_s"):
         assert key in train[-1], key
     assert any("kl/probe" in x for x in train)
+    # where each step's wall time went: exclusive phases that add up to the step
+    for x in train:
+        parts = sum(v for k, v in x.items() if k.startswith("time/") and k != "time/step_s")
+        assert x["time/generate_s"] > 0 and abs(parts - x["time/step_s"]) < 1e-3 * max(1.0, x["time/step_s"])
+    assert any("time/eval_s" in x for x in train) and any("time/logprob_s" in x for x in train)
+    log = (run / "train.log").read_text()
+    assert re.search(r"step 3/3 \(100 %\) · [\d.]+ (steps/s|s/step) · 0:00 left · loss ", log), log[-1500:]
     # held-out accuracy of the model after 0 and 2 updates, and of the final model: each at
     # its own step (the step-2 point counts the rollouts of steps 1-2 only), once
     evals = {x["step"]: x for x in lines if "eval/accuracy" in x}
@@ -365,6 +374,49 @@ def test_injected_tokens_get_no_loss(fresh_tiny):
         assert r.ids[3:3 + len(force)] == force
         assert r.loss_mask == [1, 1, 1] + [0] * len(force) + [1, 1]
         assert "</think><answer>" in r.text
+
+
+def test_cpu_plain_logps_equal_trls_fused_head(fresh_tiny):
+    """On CPU the log-prob forward skips TRL's fused LM head: same log-probs, entropies and
+    gradients for the completion tokens of an image prompt (padding positions 0)."""
+    import torch
+    from trl.trainer.utils import add_fused_lm_head
+
+    from studio.engine.train.rl import PromptEncoder, RLPrompt
+    from studio.engine.train.rl.trainer import _plain_logps
+
+    model, processor = fresh_tiny
+    add_fused_lm_head(model, outputs=("log_probs", "entropy"))
+    enc = PromptEncoder(processor)(RLPrompt(0, "What is shown?", [str(PHOTO)], [], "1", "counting", None, {}, 1))
+    K = 5
+    words = processor.tokenizer.encode("there are two red squares and one", add_special_tokens=False)[:K]
+    pad = processor.tokenizer.pad_token_id or 0
+    comp = torch.tensor([words[:3] + [pad, pad], words])
+    ids = torch.cat([enc["input_ids"].repeat(2, 1), comp], 1)
+    att = torch.cat([torch.ones_like(enc["input_ids"]).repeat(2, 1), torch.tensor([[1, 1, 1, 0, 0], [1] * 5])], 1)
+    inputs = {"input_ids": ids, "attention_mask": att,
+              "mm_token_type_ids": torch.cat([enc["mm_token_type_ids"].repeat(2, 1), torch.zeros_like(comp)], 1),
+              "pixel_values": torch.cat([enc["pixel_values"]] * 2), "image_grid_thw": torch.cat([enc["image_grid_thw"]] * 2)}
+    model.train()
+    got = []
+    for plain in (True, False):
+        model.zero_grad(set_to_none=True)
+        if plain:
+            out = _plain_logps(model, dict(inputs), K, compute_entropy=True)
+        else:
+            labels = ids.masked_fill(att == 0, -100)
+            labels[:, :-K] = -100
+            out = model(**inputs, labels=labels, fused_lm_head=True)
+        lp, ent = out.log_probs[:, -K:], out.entropy[:, -K:]
+        lp.sum().backward()
+        grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+        got.append((lp.detach(), ent.detach(), grads))
+    (lp1, e1, g1), (lp2, e2, g2) = got
+    assert lp1.shape == (2, K) and torch.allclose(lp1, lp2, atol=1e-4) and torch.allclose(e1, e2, atol=1e-4)
+    assert (lp1[0, 3:] == 0).all() and (e1[0, 3:] == 0).all()  # padding
+    assert g1.keys() == g2.keys() and g1
+    for k in g2:
+        assert torch.allclose(g1[k], g2[k], rtol=1e-3, atol=1e-5), k
 
 
 def test_too_easy_prompts_stop_the_run(fresh_tiny, tmp_path):

@@ -161,6 +161,38 @@ def test_lora_only_on_language_model(tiny_path, tmp_path):
     assert not any(".visual.blocks." in n for n in names)
 
 
+def test_cpu_plain_loss_equals_trls_fused_head(tiny_path, tmp_path):
+    """On CPU the SFT loss skips TRL's chunked LM head (slow without Triton): same loss, same
+    gradients, same logged metrics (entropy, token accuracy, tokens) on a real batch."""
+    import torch
+
+    from studio.engine.train.sft_trainer import plain_loss_fits
+
+    trainer, _ = build_trainer(make_cfg(tiny_path, finetuning="full", batch_size=3), tmp_path)
+    assert trainer.studio_plain_loss  # CPU
+    batch = next(iter(trainer.get_train_dataloader()))
+    n = (batch["labels"][:, 1:] != -100).sum()
+    model = trainer.model
+    model.train()
+    assert plain_loss_fits(batch, model)
+    got = {}
+    for plain in (True, False):
+        trainer.studio_plain_loss = plain
+        trainer._metrics["train"].clear()
+        model.zero_grad(set_to_none=True)
+        loss = trainer.compute_loss(model, dict(batch), num_items_in_batch=n)
+        loss.backward()
+        grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+        got[plain] = (loss.item(), grads, {k: v[-1] for k, v in trainer._metrics["train"].items()})
+    (lp, gp, mp), (lf, gf, mf) = got[True], got[False]
+    assert abs(lp - lf) < 1e-4 * abs(lf) and gp.keys() == gf.keys() and len(gp) > 10
+    for k in gf:
+        assert torch.allclose(gp[k], gf[k], rtol=1e-3, atol=1e-6), k
+    assert mp.keys() >= {"entropy", "mean_token_accuracy", "num_tokens"}
+    assert abs(mp["entropy"] - mf["entropy"]) < 1e-3 and abs(mp["mean_token_accuracy"] - mf["mean_token_accuracy"]) < 1e-6
+    assert mp["num_tokens"] == mf["num_tokens"] / 2  # TRL's counter kept running across both calls
+
+
 # ----------------------------------------------------------------------------- training
 @pytest.mark.slow
 def test_ten_lora_steps_lower_the_loss(tiny_path, tmp_path):
@@ -175,7 +207,11 @@ def test_ten_lora_steps_lower_the_loss(tiny_path, tmp_path):
     assert (tmp_path / "doctor.json").is_file() and (tmp_path / "doctor.md").is_file()
     from studio.engine.train.metrics import read_metrics
 
-    assert any(r.get("eval/loss") is not None for r in read_metrics(tmp_path / "metrics.jsonl"))
+    recs = read_metrics(tmp_path / "metrics.jsonl")
+    assert any(r.get("eval/loss") is not None for r in recs)
+    train_recs = [r for r in recs if r["kind"] == "train"]
+    assert all(r["time/update_s"] > 0 and r["time/data_s"] >= 0 for r in train_recs)  # the step's time split
+    assert all(r["time/update_s"] <= r["time/step_s"] for r in train_recs)
 
 
 @pytest.mark.slow

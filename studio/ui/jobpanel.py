@@ -34,7 +34,8 @@ from studio.ui.i18n import t, tr, user_error
 def status_line(run_dir: str | Path | None) -> str:
     """One line about a run for the panel: status, step/total, elapsed, ETA, checkpoint.
 
-    ``"running — step 12/100 (12%) · elapsed 0:30 · ETA 3:43 · run <id>"``; finished,
+    ``"running · step 12/100 (12%) · elapsed 0:30 · 2.5 s/step · 3:43 left · run <id>"`` (rate
+    and time left from the measured rate, ``progress.json``); finished,
     stopped and failed runs say how they ended (failed: the recorded error).
     """
     if not run_dir:
@@ -52,6 +53,10 @@ def status_line(run_dir: str | Path | None) -> str:
     if status == "running":
         if prog.get("elapsed_s") is not None:
             parts.append(tr("job.elapsed", t=format_duration(prog["elapsed_s"])))
+        rate = prog.get("steps_per_s")
+        if rate:  # the measured rate, as steps/s or (slow RL steps) s/step
+            parts.append(tr("job.rate_steps", rate=f"{rate:.2f}") if rate >= 1
+                         else tr("job.rate_s_step", sec=f"{1 / rate:.1f}"))
         if prog.get("eta_s") is not None:
             parts.append(tr("job.eta", t=format_duration(prog["eta_s"])))
         if st.get("stop_requested") or read_json(run / "job.json").get("stop_requested"):

@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from studio.engine.train.metrics import (METRICS_FILE, PROGRESS_FILE, RESUME_KIND, MetricsWriter, NullMetrics, _clean,
                                          write_json_atomic)
@@ -66,18 +66,26 @@ class _MetricsCallback:
     ``num_tokens``. ``progress.json`` is rewritten at most every ``progress_every_s``
     seconds during training and always at the start and end.
 
+    The rate (``steps_per_s``) is measured from the end of the first step taken in this
+    process, so model loading, the first step's warm-up and a step-0 evaluation do not
+    make it look slow; periodic evaluations and checkpoints after that are part of it, so
+    the ETA (steps left ÷ rate) includes their share. Until a second step ends, the rate
+    counts from the start of training.
+
     Args:
         run_dir: the run folder (``metrics.jsonl`` and ``progress.json`` go there), or
         writer: an existing :class:`MetricsWriter` / :class:`NullMetrics` (then
             ``progress.json`` goes beside ``writer.path``; none for NullMetrics).
         progress_every_s: minimum seconds between two ``progress.json`` writes.
+        log_fn: if given, called with :func:`progress_line` at each training log (the
+            CLI's and ``train.log``'s "step 120/1400 · 1.74 steps/s · 12:17 left" line).
 
     Attributes:
         writer: the writer; trainers may log extra lines with it (e.g. ``kind="curriculum"``).
     """
 
     def __init__(self, run_dir: str | os.PathLike | None = None, *, writer: MetricsWriter | NullMetrics | None = None,
-                 progress_every_s: float = 1.0):
+                 progress_every_s: float = 1.0, log_fn: Callable[[str], None] | None = None):
         if writer is None:
             if run_dir is None:
                 raise ValueError("MetricsCallback needs run_dir or writer.")
@@ -94,6 +102,8 @@ class _MetricsCallback:
         self._step0 = 0
         self._last_progress = 0.0
         self._last_tokens: tuple[float, float] | None = None  # (time, num_tokens)
+        self._first_end: tuple[float, int] | None = None  # (time, step) when this process's first step ended
+        self.log_fn = log_fn
 
     # progress ---------------------------------------------------------------------------
     def progress(self, state, phase: str = "train") -> dict:
@@ -105,6 +115,8 @@ class _MetricsCallback:
         elapsed = max(0.0, now - t0)
         done_here = step - self._step0
         rate = done_here / elapsed if elapsed > 0 and done_here > 0 else None
+        if self._first_end is not None and step > self._first_end[1] and now > self._first_end[0]:
+            rate = (step - self._first_end[1]) / (now - self._first_end[0])
         eta = (max_steps - step) / rate if rate and max_steps >= step else None
         return {
             "step": step,
@@ -144,7 +156,9 @@ class _MetricsCallback:
         self._write_progress(state, force=True)
 
     def on_step_end(self, args, state, control, **kwargs):
-        """Refresh ``progress.json`` (throttled)."""
+        """Refresh ``progress.json`` (throttled); the first step's end starts the rate clock."""
+        if self._first_end is None:
+            self._first_end = (time.time(), int(getattr(state, "global_step", 0) or 0))
         self._write_progress(state)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -165,10 +179,45 @@ class _MetricsCallback:
         except OSError as e:  # disk full: keep training; the checkpoint save reports the real problem
             _log.warning("could not append to metrics.jsonl: %s", e)
         self._write_progress(state)
+        if self.log_fn is not None and kind == "train":
+            self.log_fn(progress_line(self.progress(state), values))
 
     def on_train_end(self, args, state, control, **kwargs):
         """Final ``progress.json`` with ``phase: "done"``."""
         self._write_progress(state, phase="done", force=True)
+
+
+def rate_text(steps_per_s: float | None) -> str:
+    """A training rate as people read it: ``"1.74 steps/s"``, or ``"2.3 s/step"`` below one step a second.
+
+    >>> rate_text(1.7412), rate_text(0.43), rate_text(None)
+    ('1.74 steps/s', '2.3 s/step', '')
+    """
+    if not steps_per_s or steps_per_s <= 0:
+        return ""
+    return f"{steps_per_s:.2f} steps/s" if steps_per_s >= 1 else f"{1 / steps_per_s:.1f} s/step"
+
+
+def progress_line(prog: dict, values: dict | None = None) -> str:
+    """One progress line from a ``progress.json`` dict and (optionally) the step's logged values.
+
+    >>> progress_line({"step": 120, "max_steps": 1400, "steps_per_s": 1.74, "eta_s": 735.6},
+    ...               {"train/loss": 0.5123})
+    'step 120/1400 (9 %) · 1.74 steps/s · 12:16 left · loss 0.512'
+    """
+    from studio.engine.train.runs import format_duration
+
+    step, total = prog.get("step"), prog.get("max_steps")
+    parts = [f"step {step}/{total} ({100 * step / total:.0f} %)" if total else f"step {step}"]
+    if rate_text(prog.get("steps_per_s")):
+        parts.append(rate_text(prog.get("steps_per_s")))
+    if prog.get("eta_s") is not None:
+        parts.append(f"{format_duration(prog['eta_s'])} left")
+    for key, name in (("train/loss", "loss"), ("train/reward", "reward")):
+        v = (values or {}).get(key)
+        if isinstance(v, (int, float)):
+            parts.append(f"{name} {v:.3f}")
+    return " · ".join(parts)
 
 
 class StopFlag:

@@ -27,21 +27,20 @@ QLoRA (NF4, bitsandbytes) needs CUDA.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import json
 import logging
 import math
 import os
 import random
 import re
-import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
 from studio.config import ON_OFF_AUTO, ModelSpec, OnOffAuto, YamlConfig, check, parse_on_off
 from studio.engine.train.data import POLICIES
 from studio.engine.fileperm import share_weights
-from studio.errors import ConfigError, DataError, StudioError
+from studio.engine.train.sft_trainer import DiskFullError, trainer_class
+from studio.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +49,6 @@ LANGUAGE_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_up_proj", "dow
 #: Linear layers of the vision→language merger (trained only with ``train_merger``).
 MERGER_LINEARS = ("proj", "gate_proj", "up_proj", "down_proj")
 DOCTOR_JSON, DOCTOR_MD = "doctor.json", "doctor.md"
-
-
-class DiskFullError(StudioError):
-    """A checkpoint could not be written (disk full / I/O error); earlier ones are intact."""
 
 
 @dataclasses.dataclass
@@ -370,36 +365,6 @@ def unfreeze_language_model(model, merger: bool = False) -> int:
     return n
 
 
-def _trainer_class():
-    from trl import SFTTrainer
-
-    class StudioSFTTrainer(SFTTrainer):
-        """SFTTrainer whose checkpoint save never leaves a half-written folder behind.
-
-        If writing ``checkpoint-N`` fails (disk full, I/O error), the partial folder is
-        removed and :class:`DiskFullError` names the last good checkpoint; the ones
-        saved before are untouched (rotation only runs after a successful save).
-        """
-
-        def _save_checkpoint(self, model, trial):
-            folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
-            try:
-                return super()._save_checkpoint(model, trial)
-            except OSError as e:
-                shutil.rmtree(folder, ignore_errors=True)
-                from studio.engine.train.runs import find_last_checkpoint
-
-                prev = find_last_checkpoint(Path(self.args.output_dir))
-                why = "the disk is full" if e.errno == errno.ENOSPC else f"of an I/O error ({e})"
-                raise DiskFullError(
-                    f"Could not save checkpoint-{self.state.global_step} because {why}. "
-                    + (f"The previous checkpoint {prev.name} is intact; free space and start again to resume."
-                       if prev else "No earlier checkpoint exists; free space and start again.")
-                ) from e
-
-    return StudioSFTTrainer
-
-
 def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks: Sequence[Any] = (),
                   model_and_processor=None, log_fn=print):
     """Load model + data and build the trainer (no training yet).
@@ -516,20 +481,30 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
 
     # The family's training twin: same bytes as its chat template, plus {% generation %} for TRL.
     processor.chat_template = D.train_template(family.of(processor, model))
-    cbs = [MetricsCallback(run_dir)]
+    from studio.engine.train.steptime import StepClock, make_step_time_callback, metrics_sink
+
+    clock = StepClock()
+    metrics_cb = MetricsCallback(run_dir, log_fn=log_fn)
+    cbs = [metrics_cb]
     if cfg.eval_data:
         from studio.engine.train.skill_eval import make_skill_callback
 
-        cbs.append(make_skill_callback(resolve_data_path(cfg.eval_data), processor, cbs[0].writer,
-                                       every=cfg.skill_eval_steps, n=cfg.skill_eval_n, log_fn=log_fn))
+        cbs.append(make_skill_callback(resolve_data_path(cfg.eval_data), processor, metrics_cb.writer,
+                                       every=cfg.skill_eval_steps, n=cfg.skill_eval_n, log_fn=log_fn,
+                                       clock=clock))
     if stop_flag is not None:
         cbs.append(StopFlagCallback(stop_flag))
     cbs.extend(callbacks)
-    trainer = _trainer_class()(
+    trainer = trainer_class()(
         model=model, args=args, train_dataset=_dataset(train_rows),
         eval_dataset=_dataset(eval_rows) if eval_rows else None,
         processing_class=processor, data_collator=collator, peft_config=lora, callbacks=cbs,
     )
+    # after the skill evaluation's callback, so a step's evaluation counts in that step (phase "eval");
+    # TRL averages its _metrics lists at each log, so the time/*_s records reach metrics.jsonl
+    trainer.add_callback(make_step_time_callback(clock, metrics_sink(trainer._metrics)))
+    trainer.studio_clock = clock
+    trainer.studio_plain_loss = device == "cpu"  # TRL's fused LM head has no fast path without Triton
     trainer.studio_inference_template = inference_template
     info = {"doctor": s, "rows": len(rows), "train_rows": len(train_rows), "eval_rows": len(eval_rows),
             "notes": notes, "counts": counts}

@@ -49,7 +49,7 @@ def _callback_base():
 
 
 def make_skill_callback(tasks_file: str | Path, processor, writer, *, every: int, n: int = 60,
-                        max_new_tokens: int = 64, batch_size: int = 16, log_fn=print):
+                        max_new_tokens: int = 64, batch_size: int = 16, log_fn=print, clock=None):
     """A ``TrainerCallback`` that scores format and accuracy on ``tasks_file`` during training.
 
     Args:
@@ -62,6 +62,8 @@ def make_skill_callback(tasks_file: str | Path, processor, writer, *, every: int
             model started.
         n: prompts, stratified over family × difficulty (the same rows each time).
         max_new_tokens: generation budget per prompt (greedy).
+        clock: a :class:`studio.engine.train.steptime.StepClock`; each scoring counts as its
+            ``eval`` phase (the run's ``time/eval_s``).
 
     Raises:
         DataError: ``tasks_file`` is not a readable prompt file (checked at once).
@@ -78,13 +80,19 @@ def make_skill_callback(tasks_file: str | Path, processor, writer, *, every: int
             self.done: set[int] = set()
 
         def _score(self, model, step: int) -> None:
+            if step in self.done:
+                return
+            self.done.add(step)
+            if clock is not None:
+                with clock.phase("eval"):
+                    return self._score_now(model, step)
+            return self._score_now(model, step)
+
+        def _score_now(self, model, step: int) -> None:
             import torch
 
             from studio.engine.workshop.evaluate import evaluate
 
-            if step in self.done:
-                return
-            self.done.add(step)
             was_training = model.training
             model.eval()
             template = processor.chat_template

@@ -350,7 +350,7 @@ def build_trainer(cfg: RLRunConfig, run_dir: str | Path, *, model=None, processo
                                  target_modules=cfg.lora_target, task_type="CAUSAL_LM")
     from studio.engine.train.callbacks import MetricsCallback, StopFlagCallback
 
-    callbacks = [MetricsCallback(run_dir)]
+    callbacks = [MetricsCallback(run_dir, log_fn=say)]
     if stop_flag is not None:
         callbacks.append(StopFlagCallback(stop_flag))
     cls = _make_trainer_class()

@@ -74,17 +74,21 @@ class _PoolScoring:
         s, G = self.studio, (self.num_generations if train else self.num_generations_eval)
         device = self.accelerator.device
         step = self.state.global_step
+        clock = self.studio_clock
         if train and s.cfg.eval_every and step % s.cfg.eval_every == 0:  # the model after `step` updates
-            s.record_eval(step, self.model, self.rollouts_total)
+            with clock.phase("eval"):
+                s.record_eval(step, self.model, self.rollouts_total)
         pool = base_ids + extra_ids
         prompts = [s.train[i] for i in pool]
         encs = [s.encoder(p, key="train") for p in prompts]
         model = self.accelerator.unwrap_model(self.model)
         t0 = time.perf_counter()
-        rolls = s.generator(model, encs, G)
+        with clock.phase("generate"):
+            rolls = s.generator(model, encs, G)
         gen_s = time.perf_counter() - t0
         per_row_prompts = [p for p in prompts for _ in range(G)]
-        rewards, fmt = s.scorer([r.text for r in rolls], per_row_prompts)
+        with clock.phase("reward"):
+            rewards, fmt = s.scorer([r.text for r in rolls], per_row_prompts)
         R = torch.tensor(rewards, dtype=torch.float32).view(len(pool), G)
         results = {i: R[k].tolist() for k, i in enumerate(pool)}
         thr = s.state.config.correct_threshold
@@ -117,10 +121,12 @@ class _PoolScoring:
         self._log_rollout_metrics(mode, rolls, rewards, fmt, correct, zero_var, pool, keep, len(base_ids),
                                   gen_s, prompts)
         if train and s.cfg.kl_every and step % s.cfg.kl_every == 0:
-            self._metrics["train"]["kl/probe"].append(self._kl_probe(out))
+            with clock.phase("logprob"):  # policy and reference (adapter off) log-probs of the batch
+                self._metrics["train"]["kl/probe"].append(self._kl_probe(out))
         if train:
             # rollouts of the step being taken: numbered as status, metrics.jsonl and train.log number it
-            s.write_rollouts(step + 1, [(prompts[r // G], rolls[r], rewards[r]) for r in range(len(rolls))])
+            with clock.phase("log"):
+                s.write_rollouts(step + 1, [(prompts[r // G], rolls[r], rewards[r]) for r in range(len(rolls))])
         return out
 
     def _pack(self, encs, rolls, G, advantages, device):
@@ -246,10 +252,15 @@ class _MediaForward:
                         inputs[key[3:]] = torch.cat(parts, 0).to(ids.device)
                 if compute_aux_loss:
                     inputs["output_router_logits"] = True
-                labels = ids.masked_fill(att == 0, -100)
-                labels[:, :-logits_to_keep] = -100
-                with self.accelerator.autocast():
-                    out = model(**inputs, labels=labels, fused_lm_head=True)
+                if self._plain_logps_fit(model, len(rows), logits_to_keep, compute_aux_loss):
+                    with self.accelerator.autocast():
+                        out = _plain_logps(model, inputs, logits_to_keep, compute_entropy,
+                                           entropy_grad=getattr(self, "_entropy_bonus_enabled", False))
+                else:
+                    labels = ids.masked_fill(att == 0, -100)
+                    labels[:, :-logits_to_keep] = -100
+                    with self.accelerator.autocast():
+                        out = model(**inputs, labels=labels, fused_lm_head=True)
                 for j, k in enumerate(rows):
                     logps[k] = out.log_probs[j, -logits_to_keep:]
                     if compute_entropy:
@@ -259,11 +270,50 @@ class _MediaForward:
         return (torch.stack(logps, 0), torch.stack(ents, 0) if compute_entropy else None,
                 torch.stack(all_aux).mean() if compute_aux_loss else None)
 
+    def _plain_logps_fit(self, model, n: int, keep: int, aux: bool) -> bool:
+        """On CPU, without MoE aux loss, when n × (keep + 1) × vocab logits fit 2**26 floats."""
+        if aux or self.accelerator.device.type != "cpu":
+            return False
+        from studio.engine.train.sft_trainer import PLAIN_LOSS_MAX_LOGITS
+
+        vocab = self.accelerator.unwrap_model(model).get_output_embeddings().weight.shape[0]
+        return n * (keep + 1) * vocab <= PLAIN_LOSS_MAX_LOGITS
+
+
+def _plain_logps(model, inputs: dict, keep: int, compute_entropy: bool, entropy_grad: bool = False):
+    """Per-token log-probs (and entropies) of the last ``keep`` tokens from one ordinary forward.
+
+    TRL's fused LM head (``fused_lm_head=True``) has no fast path without Triton: on CPU it
+    scores every position — the prompt's image tokens included — in several passes and
+    recomputes the projection in backward. Here the model's own ``logits_to_keep`` computes
+    logits for the last ``keep + 1`` positions only; log-softmax, gather; padding positions
+    (attention 0) are 0 like TRL's. Returns an object with ``log_probs`` and ``entropy``
+    (None unless ``compute_entropy``; with a gradient only for TRL's entropy bonus,
+    ``entropy_grad``), each (n, keep) float32.
+    """
+    import torch
+    from types import SimpleNamespace
+
+    logits = model(**inputs, use_cache=False, logits_to_keep=keep + 1).logits[:, :-1].float()
+    target = inputs["input_ids"][:, -keep:]
+    pad = inputs["attention_mask"][:, -keep:] == 0
+    logp_all = torch.log_softmax(logits, -1)
+    logps = logp_all.gather(-1, target.unsqueeze(-1)).squeeze(-1).masked_fill(pad, 0.0)
+    ent = None
+    if compute_entropy:
+        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+            ent = (-(logp_all.exp() * logp_all).sum(-1)).masked_fill(pad, 0.0)
+    return SimpleNamespace(log_probs=logps, entropy=ent)
+
 
 class _CheckpointExtras:
     """Checkpoints carry the curriculum state and the rollout count; no hub model card."""
 
     def _save_checkpoint(self, model, trial):
+        with self.studio_clock.phase("save"):
+            self._save_checkpoint_and_extras(model, trial)
+
+    def _save_checkpoint_and_extras(self, model, trial):
         super()._save_checkpoint(model, trial)
         from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
@@ -295,12 +345,16 @@ def _make_trainer_class():
         Overrides (TRL 1.16): ``_get_train_sampler`` (lazy curriculum sampler),
         ``_generate_and_score_completions`` (pool → rollouts → rewards → curriculum
         update → group selection), ``_get_per_token_logps_and_entropies`` (images and
-        videos in the log-prob forward), ``_compute_loss`` (hands the per-sample media to
-        the forward), ``_save_checkpoint`` (writes ``curriculum.json``).
+        videos in the log-prob forward; on CPU the completion's logits only, :func:`_plain_logps`), ``_compute_loss`` (hands the per-sample media to
+        the forward), ``_save_checkpoint`` (writes ``curriculum.json``), ``training_step`` (timed:
+        each step's ``time/*_s`` split, :mod:`studio.engine.train.steptime`).
         """
 
         def __init__(self, *a, studio: "_RunContext", **kw):
+            from studio.engine.train.steptime import StepClock
+
             self.studio = studio
+            self.studio_clock = StepClock()  # time/*_s: where each step's wall time goes
             self._skip_step = False
             self.stop_reason: str | None = None
             self._media_stash: dict | None = None
@@ -308,8 +362,17 @@ def _make_trainer_class():
             super().__init__(*a, **kw)
             studio.is_main = self.accelerator.is_main_process
             self.add_callback(skip_and_stop(self))
+            from studio.engine.train.steptime import make_step_time_callback, metrics_sink
+
+            self.add_callback(make_step_time_callback(self.studio_clock, metrics_sink(self._metrics)))
             if self.use_vllm:
                 studio.generator.vllm_generate = self._vllm_generate
+
+        def training_step(self, *a, **kw):
+            """TRL's step (rollouts when its buffer is empty, then the loss) timed as ``update``;
+            the rollout phases inside it (generate, reward, …) are counted apart."""
+            with self.studio_clock.phase("update"):
+                return super().training_step(*a, **kw)
 
         def _vllm_generate(self, prompt_ids, images, max_new):
             """Sample one completion per prompt with TRL's colocated vLLM (weights synced per step).
