@@ -206,7 +206,8 @@ def test_aspect_exactly_200_is_accepted(tmp_path, processor):
 
 def test_decompression_bomb_refused_before_decoding(tmp_path):
     p = write_png(tmp_path / "bomb.png", 20000, 10000, bitdepth=1, fill=0xFF)  # 200 MP
-    with pytest.raises(MediaError, match=r"20000×10000 pixels \(200 MP\); images over 150 MP are refused"):
+    with pytest.raises(MediaError, match=r"20000×10000 pixels \(200 MP, mode 1\); decoding it would take 381 MB, "
+                                         r"and images over 96 MB decoded are refused"):
         M.load_image(p)
 
 
@@ -225,7 +226,7 @@ def test_tiny_images_upscaled_and_processed(tmp_path, processor, size):
 
 
 def test_huge_image_downscaled(tmp_path):
-    p = write_png(tmp_path / "huge.png", 12000, 12000, bitdepth=1, fill=0xAA)  # 144 MP
+    p = write_png(tmp_path / "huge.png", 6000, 6000, bitdepth=1, fill=0xAA)  # 36 MP: 72 MB to decode, within budget
     img = M.load_image(p)
     assert img.size == (4096, 4096) and img.mode == "RGB"
     assert img.width * img.height <= M.MAX_IMAGE_PIXELS
