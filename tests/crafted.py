@@ -1,0 +1,88 @@
+"""A crafted client: talks to a gradio app over plain HTTP, as an attacker would.
+
+``gradio_client`` only calls the endpoints an app documents; a crafted client can call
+*every* event of the page by its index (``fn_index``), choose its own ``session_hash``
+and send any value. The public-mode tests use this to show what such a client gets.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+class Raw:
+    """A client of one gradio app (``url``), with a session hash of its choosing."""
+
+    def __init__(self, url: str, session_hash: str | None = None, timeout: float = 300.0):
+        self.url = url.rstrip("/") + "/"
+        self.session_hash = session_hash or secrets.token_hex(6)
+        self.http = httpx.Client(timeout=timeout)
+        self.config = self.http.get(self.url + "config").json()
+
+    def fns(self) -> list[dict]:
+        """The app's events as its config lists them (every one, private ones too)."""
+        return self.config["dependencies"]
+
+    def fn_index(self, qualname_part: str, *, api_name: str | None = None, n: int = 0) -> int:
+        """The index of the ``n``-th event whose API name is ``api_name`` or, for private
+        events, whose ``api_name`` in the config starts with ``qualname_part``."""
+        hits = [d["id"] for d in self.fns()
+                if (api_name is not None and d.get("api_name") == api_name)
+                or (api_name is None and str(d.get("api_name", "")).startswith(qualname_part))]
+        return hits[n]
+
+    def n_inputs(self, fn_index: int) -> int:
+        dep = next(d for d in self.fns() if d["id"] == fn_index)
+        return len(dep["inputs"])
+
+    def upload(self, path: str | Path) -> dict:
+        """Upload a file as the page would; returns the FileData value to send."""
+        with open(path, "rb") as f:
+            r = self.http.post(self.url + "gradio_api/upload", files={"files": (Path(path).name, f)})
+        r.raise_for_status()
+        server_path = r.json()[0]
+        return {"path": server_path, "orig_name": Path(path).name, "meta": {"_type": "gradio.FileData"}}
+
+    def join(self, fn_index: int, data: list[Any]) -> tuple[int, Any]:
+        """Join the queue with ``data``; returns (HTTP status, JSON body)."""
+        body = {"data": data, "fn_index": fn_index, "session_hash": self.session_hash,
+                "event_data": None, "trigger_id": None}
+        r = self.http.post(self.url + "gradio_api/queue/join", json=body)
+        try:
+            return r.status_code, r.json()
+        except ValueError:
+            return r.status_code, r.text
+
+    def results(self, until: int = 1) -> list[dict]:
+        """Read this session's event stream until ``until`` events completed; returns the
+        ``process_completed`` messages (``success``, ``output`` …) in order."""
+        done: list[dict] = []
+        with self.http.stream("GET", self.url + "gradio_api/queue/data",
+                              params={"session_hash": self.session_hash}) as r:
+            for line in r.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                msg = json.loads(line[5:])
+                if msg.get("msg") == "process_completed":
+                    done.append(msg)
+                    if len(done) >= until:
+                        break
+                elif msg.get("msg") == "close_stream":
+                    break
+        return done
+
+    def call(self, fn_index: int, data: list[Any]) -> tuple[bool, Any]:
+        """Join and wait: (success, output data or the error message)."""
+        status, body = self.join(fn_index, data)
+        if status != 200:
+            return False, body.get("detail") if isinstance(body, dict) else body
+        (msg,) = self.results(1)
+        out = msg.get("output") or {}
+        if msg.get("success"):
+            return True, out.get("data")
+        return False, out.get("error") or out
