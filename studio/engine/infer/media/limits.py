@@ -90,6 +90,9 @@ MAX_VIDEO_FRAME_PIXELS = 1920 * 1080
 MAX_VIDEO_SOURCE_PIXELS = 4096 * 2304
 #: Decoder threads per video: FFmpeg's frame threading holds one frame per thread.
 VIDEO_DECODE_THREADS = 2
+#: Seconds one video may take to decode (probe and sampled frames together): a small file
+#: can hold hours of tiny frames, and decoding holds the server's one decoding slot.
+VIDEO_DECODE_TIMEOUT_S = 60.0
 
 #: Extra keyword arguments for the processor when passing a :class:`VideoClip`'s frames:
 #: they are already sampled, so the video processor must not sample them again.

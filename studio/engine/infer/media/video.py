@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import struct
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -15,8 +16,8 @@ from studio.engine.infer.media.images import _check_aspect
 from studio.engine.infer.media.limits import (DEFAULT_FPS, DEFAULT_MAX_FRAMES, MAX_FPS, MAX_MAX_FRAMES,
                                               MAX_TURN_BYTES, MAX_VIDEO_FRAME_PIXELS, MAX_VIDEO_SOURCE_PIXELS,
                                               MIN_SIDE, TEMPORAL_PATCH, VIDEO_BYTES_PER_PIXEL,
-                                              VIDEO_DECODE_THREADS, VIDEO_PROCESSOR_KWARGS, _check_file, _name,
-                                              kind_of)
+                                              VIDEO_DECODE_THREADS, VIDEO_DECODE_TIMEOUT_S, VIDEO_PROCESSOR_KWARGS,
+                                              _check_file, _name, kind_of)
 from studio.errors import InputError, MediaError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -173,7 +174,14 @@ def _corrupt_video(name: str, e: BaseException) -> MediaError:
     )
 
 
-def _decode_into(p: Path, name: str, wanted: Sequence[int], max_pixels: int
+def _slow_video(name: str) -> MediaError:
+    return MediaError(
+        f"{name!r} takes more than {VIDEO_DECODE_TIMEOUT_S:.0f} s to decode (very many frames). "
+        f"Trim it to the part you ask about, or lower its frame rate."
+    )
+
+
+def _decode_into(p: Path, name: str, wanted: Sequence[int], max_pixels: int, deadline: float | None = None
                  ) -> tuple[np.ndarray | None, list[bool], int, bool]:
     """Decode the frames ``wanted`` (source indices; repeats allowed) in one sequential
     pass straight into one preallocated ``(T, H, W, 3)`` array, each frame resized to at
@@ -181,6 +189,9 @@ def _decode_into(p: Path, name: str, wanted: Sequence[int], max_pixels: int
 
     Returns ``(frames or None if none decoded, filled flag per slot, frames seen,
     reached end of stream)``.
+
+    Raises:
+        MediaError: ``deadline`` (``time.monotonic()``) passed before the last wanted frame.
     """
     import av
 
@@ -199,6 +210,8 @@ def _decode_into(p: Path, name: str, wanted: Sequence[int], max_pixels: int
                 _check_aspect(frame.width, frame.height, name)
                 size = _frame_size(frame.width, frame.height, max_pixels)
             seen = i + 1
+            if deadline is not None and time.monotonic() > deadline:
+                raise _slow_video(name)
             if i in slots:
                 arr = _to_rgb(frame, size)
                 if out is None:
@@ -208,6 +221,8 @@ def _decode_into(p: Path, name: str, wanted: Sequence[int], max_pixels: int
                     filled[pos] = True
             if i >= stop:
                 return out, filled, seen, False
+    except MediaError:  # (a ValueError too) too slow: not a damaged tail
+        raise
     except (av.error.FFmpegError, OSError, ValueError, struct.error) as e:
         if out is None:
             raise _corrupt_video(name, e) from None
@@ -217,8 +232,9 @@ def _decode_into(p: Path, name: str, wanted: Sequence[int], max_pixels: int
     return out, filled, seen, True
 
 
-def _probe(p: Path, name: str) -> tuple[float, float, int]:
-    """(source fps, duration s, total frames) from the headers; counts frames if needed."""
+def _probe(p: Path, name: str, deadline: float | None = None) -> tuple[float, float, int]:
+    """(source fps, duration s, total frames) from the headers; counts frames if needed
+    (MediaError if that passes ``deadline``)."""
     import av
 
     container, stream = _open_video(p, name)
@@ -236,7 +252,13 @@ def _probe(p: Path, name: str) -> tuple[float, float, int]:
         if total <= 0 or src_fps <= 0:
             # No usable header information: count the frames.
             try:
-                total = sum(1 for _ in container.decode(stream))
+                total = 0
+                for _ in container.decode(stream):
+                    total += 1
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise _slow_video(name)
+            except MediaError:
+                raise
             except (av.error.FFmpegError, OSError, ValueError, struct.error) as e:
                 raise _corrupt_video(name, e) from None
             if src_fps <= 0:
@@ -276,7 +298,8 @@ def load_video(path: str | os.PathLike, fps: float = DEFAULT_FPS,
         InputError: fps or max_frames out of range.
         MediaError: missing/empty/corrupt file, no video stream ("has no video stream"),
             no decodable frame, coded frames over :data:`MAX_VIDEO_SOURCE_PIXELS`, aspect
-            ratio above :data:`MAX_ASPECT`.
+            ratio above :data:`MAX_ASPECT`, more than :data:`VIDEO_DECODE_TIMEOUT_S` seconds
+            of decoding.
     """
     _check_video_settings(fps, max_frames)
     p = _check_file(path)
@@ -285,9 +308,10 @@ def load_video(path: str | os.PathLike, fps: float = DEFAULT_FPS,
     if kind != "video":
         raise MediaError(f"{name!r} is not a video (it looks like a {kind}). Choose a video file.")
 
-    src_fps, duration, total = _probe(p, name)
+    deadline = time.monotonic() + VIDEO_DECODE_TIMEOUT_S
+    src_fps, duration, total = _probe(p, name, deadline)
     wanted = sample_indices(total, src_fps, fps, max_frames, duration)
-    frames, filled, seen, ended = _decode_into(p, name, wanted, frame_pixel_cap(len(wanted), budget_bytes))
+    frames, filled, seen, ended = _decode_into(p, name, wanted, frame_pixel_cap(len(wanted), budget_bytes), deadline)
     if seen == 0 or frames is None:
         raise MediaError(f"{name!r} has a video stream but no decodable frames. Choose another video.")
     if ended and (seen < total or not all(filled)):
@@ -297,7 +321,7 @@ def load_video(path: str | os.PathLike, fps: float = DEFAULT_FPS,
         again = sample_indices(total, src_fps, fps, max_frames, duration)
         if again != list(wanted):
             frames = None  # free the first pass before the second
-            frames, filled, _, _ = _decode_into(p, name, again, frame_pixel_cap(len(again), budget_bytes))
+            frames, filled, _, _ = _decode_into(p, name, again, frame_pixel_cap(len(again), budget_bytes), deadline)
             wanted = again
             if frames is None:
                 raise MediaError(f"{name!r} has a video stream but no decodable frames. Choose another video.")
