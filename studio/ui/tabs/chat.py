@@ -67,19 +67,6 @@ CSS = """
 """
 
 
-def find_adapters(ctx: AppContext) -> list[str]:
-    """Adapter folders (absolute) of this app: the SFT tab's "Try it" choice (full app
-    only), then the runs folder's adapters (:func:`studio.ui.public.find_adapter_folders`)."""
-    found: list[str] = []
-    tried = ctx.extra.get("chat_adapter")
-    if tried and not ctx.public:
-        found.append(str(tried))
-    for folder in public.find_adapter_folders(ctx):
-        if str(folder) not in found:
-            found.append(str(folder))
-    return found
-
-
 def adapter_choices(ctx: AppContext) -> list[tuple[str, str]]:
     """The adapter dropdown's choices: "none", then run names (values relative to the runs
     folder; no server path reaches the page)."""

@@ -83,19 +83,6 @@ def _adapter_base(adapter: str) -> str:
     return "embedded" if not base or is_embedded(base) else str(base)
 
 
-def find_adapters(ctx: AppContext) -> list[str]:
-    """Adapter folders (absolute): the SFT tab's "compare" choice first (full app only),
-    then the runs folder's adapters."""
-    found: list[str] = []
-    sent = ctx.extra.get("compare_adapter")
-    if sent and not ctx.public:
-        found.append(str(sent))
-    for folder in public.find_adapter_folders(ctx):
-        if str(folder) not in found:
-            found.append(str(folder))
-    return found
-
-
 def adapter_choices(ctx: AppContext) -> list:
     """The adapter dropdowns' choices: "none", then run names (values relative to the runs
     folder, resolved on the server by :func:`studio.ui.public.resolve_adapter`)."""
