@@ -55,7 +55,10 @@ def _text_of(message: Any) -> str:
 
 
 def parse_few_shot(text: str) -> list[dict]:
-    """``"question => answer"`` per line → few-shot examples (InputError on a bad line)."""
+    """``"question => answer"`` per line → few-shot examples (InputError on a bad line, or on
+    text over the prompt limit, refused before it is split)."""
+    if len(text or "") > chat_engine.MAX_PROMPT_CHARS:
+        raise InputError(tr("cmp.few_shot_long", n=f"{len(text):,}", limit=f"{chat_engine.MAX_PROMPT_CHARS:,}"))
     out = []
     for i, line in enumerate((text or "").splitlines(), 1):
         if not line.strip():
