@@ -267,8 +267,9 @@ def build(ctx: AppContext) -> None:
     def _queue_stop(request) -> None:
         """A page request passed its checks and waits for the GPU: give it its stop event
         now, so Stop works while it is still queued behind another user's request."""
-        with stops_lock:
-            queued[_key(request)] = threading.Event()
+        from studio.ui.components import queue_stop
+
+        queue_stop(_key(request), queued, stops_lock)
 
     def _take_stop(request) -> threading.Event:
         """The stop event of the request that starts now (set: Stop came while it waited)."""

@@ -362,8 +362,9 @@ def build(ctx: AppContext) -> None:
             raise _err(e) from None
         finally:
             trim()
-        with stops_lock:
-            queued[key] = threading.Event()
+        from studio.ui.components import queue_stop
+
+        queue_stop(key, queued, stops_lock)
 
     def compare(message, a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, temperature_, top_p_, top_k_,
                 max_new_, think_, base_cap_, seed_, system_, few_, a_thinking_, b_thinking_, request: gr.Request):
