@@ -301,6 +301,8 @@ def build(ctx: AppContext) -> None:
         model, processor = base_model()
         try:
             history = st.history(idx + 1, decoded={idx: media} if media is not None else None)
+            if history[-1].role == "assistant":  # regenerate: the reply being replaced is not context
+                history.pop()
             think = thinking_arg(family_mod.of(processor, model), thinking_ is not False)
             inputs = engine.build_inputs(processor, history, system_, thinking=think)
             limit = engine.context_limit(model)
