@@ -2,6 +2,10 @@
 #   docker build -t glm4v-studio .
 #   docker run --gpus all -p 7860:7860 -v hf-cache:/home/user/.cache/huggingface glm4v-studio \
 #       studio ui --host 0.0.0.0 --model zai-org/GLM-4.1V-9B-Thinking
+# Listening on 0.0.0.0 without a login, the app starts in public mode (Chat and Compare only,
+# allow-listed models, no training or file access). For the full app require a login:
+#   docker run … -e STUDIO_AUTH=user:long-password glm4v-studio
+# (or pass --private to `studio ui` on a network you trust). The start-up line says which mode is on.
 # No secrets are baked in: pass HF_TOKEN at run time (-e HF_TOKEN=…) if you push to the Hub.
 FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 

@@ -206,7 +206,8 @@ def test_aspect_exactly_200_is_accepted(tmp_path, processor):
 
 def test_decompression_bomb_refused_before_decoding(tmp_path):
     p = write_png(tmp_path / "bomb.png", 20000, 10000, bitdepth=1, fill=0xFF)  # 200 MP
-    with pytest.raises(MediaError, match=r"20000×10000 pixels \(200 MP\); images over 150 MP are refused"):
+    with pytest.raises(MediaError, match=r"20000×10000 pixels \(200 MP, mode 1\); decoding it would take 381 MB, "
+                                         r"and images over 96 MB decoded are refused"):
         M.load_image(p)
 
 
@@ -225,7 +226,7 @@ def test_tiny_images_upscaled_and_processed(tmp_path, processor, size):
 
 
 def test_huge_image_downscaled(tmp_path):
-    p = write_png(tmp_path / "huge.png", 12000, 12000, bitdepth=1, fill=0xAA)  # 144 MP
+    p = write_png(tmp_path / "huge.png", 6000, 6000, bitdepth=1, fill=0xAA)  # 36 MP: 72 MB to decode, within budget
     img = M.load_image(p)
     assert img.size == (4096, 4096) and img.mode == "RGB"
     assert img.width * img.height <= M.MAX_IMAGE_PIXELS
@@ -343,10 +344,20 @@ def test_video_aspect_refused(tmp_path):
 
 def test_header_overstating_frames_resamples(tmp_path, monkeypatch):
     p = write_video(tmp_path / "short.mp4", 6)
-    monkeypatch.setattr(video_mod, "_probe", lambda path, name: (10.0, 3.0, 30))  # claims 30 frames
+    monkeypatch.setattr(video_mod, "_probe", lambda path, name, deadline=None: (10.0, 3.0, 30))  # claims 30 frames
     clip = M.load_video(p, fps=10)
     assert clip.metadata["total_num_frames"] == 6
     assert max(clip.metadata["frames_indices"]) <= 5 and clip.frames.shape[0] % 2 == 0
+
+
+def test_video_decoding_has_a_time_limit(tmp_path, monkeypatch):
+    """A small file can hold hours of tiny frames, and decoding holds the server's one
+    decoding slot: past VIDEO_DECODE_TIMEOUT_S the decode stops with a sentence, both when
+    frames are counted (no frame count in the header) and while sampled frames are decoded."""
+    monkeypatch.setattr(video_mod, "VIDEO_DECODE_TIMEOUT_S", 0.0)
+    for p in (write_video(tmp_path / "v.mp4", 6), write_video(tmp_path / "v.mkv", 6, size=(16, 16))):
+        with pytest.raises(MediaError, match=rf"'{p.name}' takes more than 0 s to decode .*Trim it"):
+            M.load_video(p)
 
 
 def test_audio_only_file(tmp_path):

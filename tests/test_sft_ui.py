@@ -90,3 +90,23 @@ def test_bad_data_is_refused_before_a_run_starts(app, tiny_path, tmp_path):
     with pytest.raises(Exception, match="line 7"):
         client.predict(None, str(bad), *form(tiny_path), api_name="/sft_start")
     assert runs() == before  # no run folder, no child process
+
+
+def test_fix_never_overwrites_an_existing_file(app, tmp_path):
+    """Issue 23, defect 11: *fix* silently replaced an existing ``*.fixed.jsonl`` (a user's
+    edited file was lost). Now it writes beside it under a free name."""
+    import json
+
+    _, client = app
+    data = tmp_path / "data.jsonl"
+    row = {"messages": [{"role": "user", "content": "2+2?"},
+                        {"role": "assistant", "content": "<think>add</think><answer>4"}]}
+    data.write_text(json.dumps(row) + "\n")
+    mine = tmp_path / "data.fixed.jsonl"
+    mine.write_text("my own edits\n")
+    _, out = client.predict(None, str(data), ["close_answer"], api_name="/sft_fix")
+    assert Path(out) == tmp_path / "data.fixed-2.jsonl"
+    assert mine.read_text() == "my own edits\n"
+    assert "<answer>4</answer>" in Path(out).read_text()
+    _, again = client.predict(None, str(data), ["close_answer"], api_name="/sft_fix")
+    assert Path(again) == tmp_path / "data.fixed-3.jsonl" and Path(out).is_file()

@@ -80,7 +80,7 @@ def test_public_mode_limits_models_and_uploads():
 
     pub, priv = AppContext(public=True), AppContext()
     assert pub.check_model_choice("zai-org/GLM-4.1V-9B-Thinking")
-    with pytest.raises(InputError, match="public Space"):
+    with pytest.raises(InputError, match="This public app loads only these models"):
         pub.check_model_choice("/etc")
     assert priv.check_model_choice("/some/local/folder") == "/some/local/folder"
     assert launch_kwargs(pub)["max_file_size"] and "max_file_size" not in launch_kwargs(priv)

@@ -3,6 +3,12 @@
 The page is served first and the model loads in the background (the Chat tab shows its
 progress); a bad ``--model`` still fails at once with one sentence (exit 2), checked
 without importing torch.
+
+Public mode (:mod:`studio.ui.public`) is on by default where strangers can reach the app
+without a login: ``--host`` other than 127.0.0.1 / localhost, ``--share``, or a Hugging
+Face Space (``SPACE_ID``). ``--auth user:password`` (or ``STUDIO_AUTH``, which keeps the
+password out of the process list) or ``--private`` turns the full app on deliberately;
+the start-up line says which mode is on and why.
 """
 
 from __future__ import annotations
@@ -47,8 +53,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs-dir", default=None, help="folder for training runs (default: ./runs or $STUDIO_RUNS)")
     p.add_argument("--lang", default=os.environ.get("STUDIO_LANG", "auto"), choices=["en", "zh", "auto"],
                    help="UI language: en, zh, or auto = the browser's (the header switch changes it per visitor)")
-    p.add_argument("--public", action="store_true", default=os.environ.get("STUDIO_PUBLIC", "0") in ("1", "true"),
-                   help="public-Space mode: allow-listed models only, no training, capped uploads")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--public", dest="public", action="store_const", const=True, default=None,
+                      help="public mode: Chat and Compare only, allow-listed models, adapters from the runs folder, "
+                           "capped uploads (default where the app is reachable without a login: a --host other "
+                           "than 127.0.0.1, --share, a Hugging Face Space; STUDIO_PUBLIC=1/0 sets it too)")
+    mode.add_argument("--private", dest="public", action="store_const", const=False,
+                      help="the full app (training, export, data tools, Runs) even where it is reachable without a "
+                           "login; prefer --auth")
+    p.add_argument("--auth", action="append", default=None, metavar="USER:PASSWORD",
+                   help="require a login (repeat for several users); the full app then stays on. "
+                        "STUDIO_AUTH=user:password[,user2:password2] does the same without showing the password "
+                        "in the process list")
 
 
 def launch(ctx, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False,
@@ -91,16 +107,19 @@ def run(args: argparse.Namespace) -> int:
     loading and how far it got until the model is ready; this prints one line when it is.
     """
     from studio.engine.infer.models import precheck
+    from studio.ui import public
     from studio.ui.context import AppContext
 
     spec = model_spec(args)
-    ctx = AppContext(model=spec, language=args.lang, public=args.public)
-    ctx.check_model_choice(spec.name_or_path)
+    auth = public.parse_auth(args.auth or os.environ.get("STUDIO_AUTH"))
+    mode = public.decide(args.host, flag=args.public, auth=auth, share=args.share)
+    ctx = AppContext(model=spec, language=args.lang, public=mode.public, auth=auth or None)
     precheck(spec)  # ModelLoadError → one line, exit 2, before any server starts
     if args.runs_dir:
         ctx.runs_dir = Path(args.runs_dir)
     demo = launch(ctx, host=args.host, port=args.port, share=args.share, prevent_thread_lock=True)
-    print(f"Serving on {demo.local_url} — loading model {spec.name_or_path} …", flush=True)
+    print(mode.line(demo.local_url), flush=True)
+    print(f"Loading model {spec.name_or_path} …", flush=True)
 
     def done(st) -> None:
         if st.ready:

@@ -7,6 +7,7 @@ import importlib
 import logging
 from pathlib import Path
 
+from studio.ui import public as public_mod
 from studio.ui.context import AppContext
 
 log = logging.getLogger(__name__)
@@ -22,10 +23,21 @@ TABS: list[tuple[str, str]] = [
 
 #: Every GPU-using handler shares this concurrency id: one GPU, one job at a time.
 GPU_CONCURRENCY_ID = "gpu"
-#: Tabs that train; in public-Space mode they show the command and a "duplicate" note.
-TRAINING_TABS = ("studio.ui.tabs.sft", "studio.ui.tabs.rl")
-#: Upload cap per file in public-Space mode.
+#: Handlers that decode media without the GPU (Chat's estimate and the checks before a
+#: send or a comparison) share this id and :data:`MEDIA_CONCURRENCY_LIMIT`; the decoding
+#: itself also takes the process-wide slot of :mod:`studio.engine.infer.media.memory`.
+MEDIA_CONCURRENCY_ID = "media"
+MEDIA_CONCURRENCY_LIMIT = 2
+#: Tabs that train; in public mode they show the command and a "duplicate" note.
+TRAINING_TABS = public_mod.TRAINING_TABS
+#: Upload cap per file in public mode.
 PUBLIC_MAX_FILE_SIZE = "25mb"
+#: Uploads (and files the app hands out) are deleted every hour once older than 6 hours
+#: (gradio's ``delete_cache=(frequency, age)`` in seconds); a chat that still refers to a
+#: deleted upload asks to be cleared.
+DELETE_CACHE = (3600, 6 * 3600)
+#: The whole queue (all visitors); one session may hold :data:`studio.ui.fairness.PER_SESSION`.
+QUEUE_MAX_SIZE = 64
 
 
 #: Folder of the bundled example files (served to the browser for the examples).
@@ -46,10 +58,13 @@ def page_css() -> str:
 
 def launch_kwargs(ctx: AppContext) -> dict:
     """``demo.launch`` arguments every launcher passes (``studio ui``, Spaces ``app.py``,
-    tests): the tabs' CSS, the example files, and the upload cap in public mode."""
+    tests): the tabs' CSS, the example files, the upload cap in public mode, and the
+    logins (``ctx.auth``) when there are any."""
     kw: dict = {"css": page_css(), "allowed_paths": [str(SAMPLE_DATA)]}
     if ctx.public:
         kw["max_file_size"] = PUBLIC_MAX_FILE_SIZE
+    if ctx.auth:
+        kw["auth"] = [tuple(a) for a in ctx.auth]
     return kw
 
 
@@ -94,6 +109,10 @@ def build_app(ctx: AppContext | None = None):
 
     The header has the language switch (English / 简体中文, :mod:`studio.ui.i18n`);
     ``ctx.language`` (``"en"``, ``"zh"`` or ``"auto"`` = the browser's) is the default.
+    In public mode (``ctx.public``) only Chat and Compare are built
+    (:func:`studio.ui.public.built_tabs`). Uploads are deleted after :data:`DELETE_CACHE`;
+    one browser session may hold at most :data:`studio.ui.fairness.PER_SESSION` places
+    in the queue.
     """
     import gradio as gr
 
@@ -101,26 +120,33 @@ def build_app(ctx: AppContext | None = None):
 
     ctx = ctx or AppContext()
     i18n.set_default(ctx.language)
-    with _studio_blocks_class()(title="GLM-4.1V Studio") as demo:
+    with _studio_blocks_class()(title="GLM-4.1V Studio", delete_cache=DELETE_CACHE) as demo:
         with gr.Row(equal_height=True):
             gr.Markdown("# GLM-4.1V Studio")
             switch = i18n.language_switch(ctx.language)
         tabs = []
-        for module, label in TABS:
+        # public mode: the training tabs are a note and the Runs tab is not there at all —
+        # not built, so none of their endpoints exists (studio.ui.public)
+        for module, label, build in public_mod.built_tabs(ctx.public, TABS):
+            key = f"tab.{label.lower()}"
+            if not build:
+                with gr.Tab(i18n.t(key), id=label.lower()) as tab:
+                    tabs.append((tab, key))
+                    _public_training_notice(label)
+                continue
             try:
                 mod = importlib.import_module(module)
             except ModuleNotFoundError as e:
                 if e.name == module:
                     continue
                 raise
-            key = f"tab.{label.lower()}"
             with gr.Tab(i18n.t(key), id=label.lower()) as tab:
                 tabs.append((tab, key))
-                if ctx.public and module in TRAINING_TABS:
-                    _public_training_notice(label)
-                else:
-                    mod.build(ctx)
+                mod.build(ctx)
         i18n.connect_switch(switch, ctx.language, relabel=tabs)
-    demo.queue(default_concurrency_limit=1, max_size=64)
+    demo.queue(default_concurrency_limit=1, max_size=QUEUE_MAX_SIZE)
+    from studio.ui.fairness import limit_per_session
+
+    limit_per_session(demo)
     demo.i18n_instance = i18n.gradio_i18n()  # for gr.mount_gradio_app, which keeps it
     return demo

@@ -391,6 +391,31 @@ def wait_finished(ev: threading.Event, timeout: float = 3.0) -> bool:
     return bool(getattr(ev, "finished", False))
 
 
+#: Sessions whose waiting request may hold a stop event at once (Chat and Compare each):
+#: a crafted client can pass the checks under a new session id every time and never run.
+MAX_QUEUED_STOPS = 10_000
+
+
+def queue_stop(key: str, queued: dict, lock: threading.Lock, cap: int = MAX_QUEUED_STOPS) -> threading.Event:
+    """Give session ``key``'s request, which waits for the GPU, a fresh stop event in ``queued``
+    and return it. Past ``cap`` sessions the oldest entry is dropped (its request, if it ever
+    starts, simply cannot be stopped while queued), so the table cannot grow without bound.
+
+    >>> q = {}
+    >>> for k in "abc":
+    ...     _ = queue_stop(k, q, threading.Lock(), cap=2)
+    >>> list(q)
+    ['b', 'c']
+    """
+    ev = threading.Event()
+    with lock:
+        queued.pop(key, None)
+        queued[key] = ev
+        while len(queued) > cap:
+            del queued[next(iter(queued))]
+    return ev
+
+
 def stop_request(key: str, stops: dict, queued: dict, lock: threading.Lock) -> str | None:
     """Stop one browser session's request (Chat and Compare share this).
 

@@ -6,12 +6,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio.config import BASE_ID, EMBEDDED, FLASH_ID, THINKING_ID, ModelSpec
-from studio.errors import InputError
+from studio.config import EMBEDDED, ModelSpec
 from studio.engine.infer.models import ModelRegistry
-
-#: Models a visitor may pick on a public Space (no server paths, no arbitrary hub ids).
-PUBLIC_MODELS = (EMBEDDED, "toy-base", "toy-thinking", THINKING_ID, BASE_ID, FLASH_ID)
+from studio.ui.public import PUBLIC_MODELS  # noqa: F401 - importable from here as before
 
 
 @dataclass
@@ -22,7 +19,10 @@ class AppContext:
         model: the spec of the model the Chat tab starts with (``--model``).
         registry: loaded models, shared across tabs and users (weights are read-only).
         runs_dir: where SFT/RL run folders go (``runs/`` by default).
-        public: public-Space mode (allow-listed models, no training, capped uploads).
+        public: public mode (:mod:`studio.ui.public`: Chat and Compare only, allow-listed
+            models, adapters from ``runs_dir`` only, capped uploads).
+        auth: gradio logins ``[(user, password), …]`` (None: no login); passed to
+            ``launch`` by :func:`studio.ui.app.launch_kwargs`.
         language: UI language: ``en``, ``zh`` or ``auto`` (the browser's); the header
             switch changes it per visitor.
         extra: free slots for tabs to hand things to each other (e.g. "try it" adapter).
@@ -32,6 +32,7 @@ class AppContext:
     registry: ModelRegistry = field(default_factory=ModelRegistry)
     runs_dir: Path = field(default_factory=lambda: Path(os.environ.get("STUDIO_RUNS", "runs")))
     public: bool = False
+    auth: list | None = None
     language: str = "auto"
     extra: dict = field(default_factory=dict)
 
@@ -41,15 +42,12 @@ class AppContext:
         return self.model.name_or_path in (EMBEDDED, "")
 
     def check_model_choice(self, name: str) -> str:
-        """Return ``name`` if this app may load it; in public mode only the allow-list.
+        """Return ``name`` if this app may load it; in public mode only the allow-list
+        (:func:`studio.ui.public.check_model`).
 
         Raises:
-            InputError: public mode and ``name`` is not in :data:`PUBLIC_MODELS`.
+            InputError: public mode and ``name`` is not allowed.
         """
-        name = (name or EMBEDDED).strip()
-        if self.public and name not in PUBLIC_MODELS:
-            raise InputError(
-                f"This public Space only loads {', '.join(PUBLIC_MODELS)}. "
-                f"Duplicate the Space to load other models or local folders."
-            )
-        return name
+        from studio.ui.public import check_model
+
+        return check_model(self, name)

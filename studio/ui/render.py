@@ -141,14 +141,43 @@ def draw_boxes(image, boxes: list[reasoning.Box], *, labels: list[str] | None = 
     return out
 
 
+#: Images drawn for the chat (boxes, a PDF's first page) are kept this long (seconds), like uploads.
+RENDER_MAX_AGE_S = 6 * 3600
+_last_sweep = [0.0]
+
+
+def _sweep(folder: str, max_age: float = RENDER_MAX_AGE_S, every: float = 600.0) -> None:
+    """Delete this module's images older than ``max_age`` in ``folder`` (at most every ``every`` s)."""
+    import time
+
+    now = time.time()
+    if now - _last_sweep[0] < every:
+        return
+    _last_sweep[0] = now
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith("studio-boxes-") and name.endswith(".png"):
+            path = os.path.join(folder, name)
+            try:
+                if now - os.stat(path).st_mtime > max_age:
+                    os.remove(path)
+            except OSError:
+                continue
+
+
 def image_content(image, folder: str | None = None) -> dict:
     """Save a PIL image as PNG where gradio may serve it; return ``{"path": …}`` content.
 
     ``folder`` defaults to ``$GRADIO_TEMP_DIR`` or the system temp folder (both are
-    served by gradio).
+    served by gradio). Images saved here are deleted after :data:`RENDER_MAX_AGE_S`
+    (swept now and then), so a long-running server does not fill its disk.
     """
     folder = folder or os.environ.get("GRADIO_TEMP_DIR") or tempfile.gettempdir()
     os.makedirs(folder, exist_ok=True)
+    _sweep(folder)
     fd, path = tempfile.mkstemp(prefix="studio-boxes-", suffix=".png", dir=folder)
     os.close(fd)
     image.save(path)

@@ -7,12 +7,16 @@ the duration here is computed from the request: prompt prefill plus
 ``max_new_tokens`` per side at a conservative decode rate.
 
 Without the ``spaces`` package :func:`gpu` returns the function unchanged.
+
+Callers: the Chat tab's send and regenerate (:func:`studio.ui.tabs.chat.duration_of_send`)
+and the Compare tab's comparison (two sides: main and base caps).
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import math
 from typing import Any, Callable
 
@@ -59,6 +63,13 @@ def gpu(fn: Callable[..., Any], duration: Callable[..., int]) -> Callable[..., A
     if spaces is None:
         return fn
     wrapped = spaces.GPU(duration=duration)(fn)
-    functools.update_wrapper(wrapped, fn)
+    if inspect.isgeneratorfunction(fn) and not inspect.isgeneratorfunction(wrapped):
+        # gradio streams a handler only when it *is* a generator function
+        inner = wrapped
+
+        def wrapped(*args, **kwargs):  # type: ignore[no-redef]
+            yield from inner(*args, **kwargs)
+
+    functools.update_wrapper(wrapped, fn)  # gradio reads the signature (gr.Request) through __wrapped__
     wrapped.__studio_zerogpu__ = True  # type: ignore[attr-defined]
     return wrapped

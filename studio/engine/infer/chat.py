@@ -189,13 +189,17 @@ def build_inputs(processor, history: list[ChatTurn], system: str | None = None, 
     ``video_grid_thw``.
 
     Raises:
-        InputError: empty history, last turn not from the user, prompt over MAX_PROMPT_CHARS,
-            thinking off for a family without a switch.
+        InputError: empty history, last turn not from the user, a message or the system
+            prompt over MAX_PROMPT_CHARS, thinking off for a family without a switch.
     """
     fam = family_mod.of(processor)
     extra = fam.template_kwargs(thinking)
     if not history:
         raise InputError("Type a message (or add an image, video or PDF) before sending.")
+    if system and len(system) > MAX_PROMPT_CHARS:  # refused before the tokenizer spends time on it
+        raise InputError(
+            f"The system prompt is {len(system):,} characters; the limit is {MAX_PROMPT_CHARS:,}. Shorten it."
+        )
     for t in history:
         if t.role == "user" and len(t.text) > MAX_PROMPT_CHARS:
             raise InputError(

@@ -234,13 +234,15 @@ def _margin_gb(size: ModelSize, weights_gb: float, dtype_bytes: float, context_t
 
 
 def plan_memory(sides: list[SideInput], device: DeviceInfo, *,
-                context_tokens: int = DEFAULT_CONTEXT_TOKENS) -> MemoryPlan:
+                context_tokens: int = DEFAULT_CONTEXT_TOKENS, host_figures: bool = True) -> MemoryPlan:
     """Choose how to hold ``sides`` on ``device`` (see the module docstring for the rules).
 
     Args:
         sides: one or two :class:`SideInput` (labels unique).
         device: measured (:meth:`DeviceInfo.detect`) or simulated.
         context_tokens: tokens of KV cache to reserve per generation.
+        host_figures: say how much memory this machine has free (and the budget) in the
+            sentence; False on a public server, whose visitors see only the models' needs.
 
     Returns:
         A :class:`MemoryPlan`; ``mode == "does_not_fit"`` when nothing fits (never raises
@@ -276,11 +278,11 @@ def plan_memory(sides: list[SideInput], device: DeviceInfo, *,
         plans = build(set())
         pk = peak(plans, False)
         notes = []
-        if pk > device.free_gb:
+        if pk > device.free_gb and host_figures:
             notes.append(f"The estimate ({pk:.1f} GB) is more than the available RAM ({device.free_gb:.1f} GB): "
                          f"expect swapping, or pick smaller models.")
         p = MemoryPlan("both_resident", "cpu", plans, pk, device.free_gb, False, notes=notes)
-        p.sentence = _sentence(p, precision, device)
+        p.sentence = _sentence(p, precision, device, host_figures)
         return p
 
     usable = device.free_gb * USABLE_FRACTION
@@ -306,11 +308,11 @@ def plan_memory(sides: list[SideInput], device: DeviceInfo, *,
             if idle > device.host_free_gb * HOST_USABLE_FRACTION:
                 continue
         p = MemoryPlan(mode, "cuda", plans, pk, usable, tight=(usable - pk) < TIGHT_FRACTION * usable)
-        p.sentence = _sentence(p, precision, device)
+        p.sentence = _sentence(p, precision, device, host_figures)
         return p
     plans = build({c.label for c in copies})
     p = MemoryPlan("does_not_fit", "cuda", plans, peak(plans, True), usable)
-    p.sentence = _sentence(p, precision, device)
+    p.sentence = _sentence(p, precision, device, host_figures)
     return p
 
 
@@ -318,7 +320,7 @@ def _gb(x: float) -> str:
     return f"{x:.1f} GB" if x >= 1 else f"{x:.2f} GB"
 
 
-def _sentence(p: MemoryPlan, precision: str, device: DeviceInfo) -> str:
+def _sentence(p: MemoryPlan, precision: str, device: DeviceInfo, host_figures: bool = True) -> str:
     per = "; ".join(
         f"{k}: {'shares ' + v.shared_with + chr(39) + 's weights' if v.shared_with else ''}"
         f"{'' if v.shared_with else ('4-bit' if v.load_in_4bit else precision) + ' ' + _gb(v.weights_gb)}"
@@ -343,8 +345,8 @@ def _sentence(p: MemoryPlan, precision: str, device: DeviceInfo) -> str:
         four = any(v.load_in_4bit for v in p.sides.values())
         prec = "4-bit (NF4)" if four else (precision if p.device == "cuda" else "float32")
         head = f"A and B share one loaded copy of the weights in {prec}"
-    tail = f" — peak ≈ {p.peak_gb:.1f} GB of {where}"
-    if p.device == "cuda" and p.mode != "does_not_fit":
+    tail = f" — peak ≈ {p.peak_gb:.1f} GB of {where}" if host_figures else f" — peak ≈ {p.peak_gb:.1f} GB"
+    if p.device == "cuda" and p.mode != "does_not_fit" and host_figures:
         tail += f" (budget {p.usable_gb:.1f} GB)"
     if p.tight:
         tail += "; tight: long prompts or big images may run out of memory"

@@ -4,11 +4,17 @@ Thin by design: the form becomes a :class:`~studio.config.GenerationConfig`, fil
 a :class:`~studio.engine.infer.media.TurnMedia`, and :func:`studio.engine.infer.chat.stream` events
 become chat messages through :class:`studio.ui.render.TurnView`.
 
-Per-user state lives in a ``gr.State`` (:class:`ChatState`: the conversation, with the
-decoded media of each turn). Stop is a ``threading.Event`` per request, registered under
+Per-user state lives in a ``gr.State`` (:class:`ChatState`: the conversation, with each
+turn's attachments as *file paths*; every request decodes them again within the media
+budgets, so nothing decoded outlives a request). Stop is a ``threading.Event`` per request, registered under
 the browser session's ``session_hash`` in a dict owned by this tab instance (not a
 module global, not ``cancels=``): the engine's stopping criterion checks it after every
-token. Every handler that runs the model shares ``GPU_CONCURRENCY_ID``.
+token. Every handler that runs the model shares ``GPU_CONCURRENCY_ID``; the estimate and
+the check before a send share ``MEDIA_CONCURRENCY_ID``. The adapter value goes through
+:func:`studio.ui.public.resolve_adapter` (public mode: only adapters inside the runs
+folder), and it is injected and switched on only under the model's generation lock
+(:func:`studio.engine.infer.compare.adapter_session`). On a ZeroGPU Space the send and
+regenerate handlers are wrapped with ``spaces.GPU`` (:mod:`studio.ui.zerogpu`).
 
 API names (for ``gradio_client``): ``/chat`` (send a message, streams), ``/stop``,
 ``/regenerate``, ``/clear``, ``/estimate``.
@@ -27,7 +33,7 @@ from studio.engine.infer import family as family_mod
 from studio.engine.infer import media as media_mod
 from studio.engine.workshop.evaluate import CHAT_CHECK_QUESTION
 from studio.errors import InputError, StudioError
-from studio.ui import render
+from studio.ui import public, render, zerogpu
 from studio.ui.context import AppContext
 from studio.ui.tabs.chat_state import (  # noqa: F401 - the tab's helpers, importable from here as before
     MAX_NEW_SLIDER, ChatState, Round, _files_of, _text_of, follow_checkpoint, gen_config, prepare_media,
@@ -61,19 +67,28 @@ CSS = """
 """
 
 
-def find_adapters(ctx: AppContext) -> list[str]:
-    """Adapter folders to offer: the SFT tab's "Try it" choice, then runs/*/…/adapter_config.json."""
-    found: list[str] = []
-    tried = ctx.extra.get("chat_adapter")
-    if tried:
-        found.append(str(tried))
-    runs = Path(ctx.runs_dir)
-    if runs.is_dir():
-        for cfg in sorted(runs.glob("*/**/adapter_config.json"))[:50]:
-            p = str(cfg.parent)
-            if p not in found and "checkpoint-" not in p:
-                found.append(p)
-    return found
+def adapter_choices(ctx: AppContext) -> list[tuple[str, str]]:
+    """The adapter dropdown's choices: "none", then run names (values relative to the runs
+    folder; no server path reaches the page)."""
+    return [(t("chat.no_adapter"), NO_ADAPTER)] + public.adapter_choices(ctx, ctx.extra.get("chat_adapter"))
+
+
+def _duration(max_new) -> int:
+    try:
+        return zerogpu.estimate_seconds(int(float(max_new)))
+    except (TypeError, ValueError):
+        return zerogpu.estimate_seconds(MAX_NEW_SLIDER)
+
+
+def duration_of_send(message, st, system_, temperature_, top_p_, top_k_, rep_, max_new_, *rest, **kw) -> int:
+    """ZeroGPU seconds for a send (:func:`studio.ui.zerogpu.estimate_seconds` of its max new
+    tokens); called with the handler's own arguments."""
+    return _duration(max_new_)
+
+
+def duration_of_regenerate(st, system_, temperature_, top_p_, top_k_, rep_, max_new_, *rest, **kw) -> int:
+    """ZeroGPU seconds for a regenerate (as :func:`duration_of_send`)."""
+    return _duration(max_new_)
 
 
 def _user_display(text: str, media) -> list[dict]:
@@ -125,28 +140,29 @@ def build(ctx: AppContext) -> None:
     """Add the Chat tab's components and events to the current ``gr.Blocks``."""
     import gradio as gr
 
-    from studio.engine.infer.compare import adapter_active, inject_adapter
+    from studio.engine.infer.compare import adapter_session, check_adapter
+    from studio.engine.infer.media import trim
     from studio.engine.infer.models import is_embedded, resolve
-    from studio.ui.app import GPU_CONCURRENCY_ID
+    from studio.ui.app import GPU_CONCURRENCY_ID, MEDIA_CONCURRENCY_ID, MEDIA_CONCURRENCY_LIMIT
 
     stops: dict[str, threading.Event] = {}     # session_hash → stop event of its running request
     queued: dict[str, threading.Event] = {}    # session_hash → stop event of a request not started yet
     stops_lock = threading.Lock()
 
-    def model_for(adapter: str | None):
-        """(model, processor, adapter name or None). An adapter is injected into the
-        registry's *shared* base weights (as Compare does) and is switched on only inside
-        :func:`adapter_active` while this request generates — never a second base copy."""
+    def _err(e: BaseException | str):
+        """gr.Error for a refusal; in public mode the runs folder's path becomes ``runs``."""
+        return gr_error(public.scrub(ctx, str(e)))
+
+    def base_model():
+        """(model, processor) of the app's model from the shared registry. An adapter is
+        injected into these *shared* weights (as Compare does) and switched on only inside
+        :func:`adapter_session` while a request generates — never a second base copy."""
         spec = ModelSpec.from_dict(ctx.model.to_dict())
         spec.adapter = None
         try:
-            model, processor = ctx.registry.get(spec)
-            name = None
-            if adapter and adapter != NO_ADAPTER:
-                name, _notes = inject_adapter(model, adapter)
-            return model, processor, name
+            return ctx.registry.get(spec)
         except StudioError as e:
-            raise gr_error(e) from None
+            raise _err(e) from None
 
     from studio.engine.infer.models import checkpoint_family, is_workshop
 
@@ -212,10 +228,11 @@ def build(ctx: AppContext) -> None:
                 gr.Examples(examples=examples, inputs=[box], label=t("chat.examples"), elem_id="chat-examples")
             system = gr.Textbox("", label=t("chat.system"), lines=2, placeholder=t("chat.optional"))
             with gr.Accordion(t("cmp.model"), open=False):
-                gr.Markdown(t("chat.model_md") + f" `{render.escape(ctx.model.name_or_path)}`")
+                gr.Markdown(t("chat.model_md") + f" `{render.escape(public.model_label(ctx, ctx.model.name_or_path))}`")
+                handed = ctx.extra.get("chat_adapter")
                 adapter = gr.Dropdown(
-                    choices=[(t("chat.no_adapter"), NO_ADAPTER)] + find_adapters(ctx),
-                    value=ctx.extra.get("chat_adapter") or NO_ADAPTER,
+                    choices=adapter_choices(ctx),
+                    value=public.adapter_key(ctx, handed) if handed and not ctx.public else NO_ADAPTER,
                     label=t("cmp.adapter"), allow_custom_value=True, info=t("chat.adapter_info"),
                 )
                 refresh_btn = gr.Button(t("chat.find_adapters"), size="sm")
@@ -250,8 +267,9 @@ def build(ctx: AppContext) -> None:
     def _queue_stop(request) -> None:
         """A page request passed its checks and waits for the GPU: give it its stop event
         now, so Stop works while it is still queued behind another user's request."""
-        with stops_lock:
-            queued[_key(request)] = threading.Event()
+        from studio.ui.components import queue_stop
+
+        queue_stop(_key(request), queued, stops_lock)
 
     def _take_stop(request) -> threading.Event:
         """The stop event of the request that starts now (set: Stop came while it waited)."""
@@ -273,14 +291,18 @@ def build(ctx: AppContext) -> None:
                 del stops[key]
         ev.finished = True  # type: ignore[attr-defined]
 
-    def _run(st: ChatState, idx: int, system_, gen: GenerationConfig, adapter_, thinking_, request, restore,
-             ev: threading.Event):
-        """Generate the reply of round ``idx``; yields (chatbot, box, state, stats). ``ev``
-        is this request's stop event; ``thinking_`` the Thinking switch."""
+    def _run(st: ChatState, idx: int, system_, gen: GenerationConfig, folder: str | None, thinking_, request,
+             restore, ev: threading.Event, media=None):
+        """Generate the reply of round ``idx``; yields (chatbot, box, state, stats). ``folder``
+        is the adapter (resolved by the boundary) or None; ``ev`` this request's stop event;
+        ``thinking_`` the Thinking switch; ``media`` round ``idx``'s attachments if the
+        caller decoded them already (the others are decoded from their paths here)."""
         rnd = st.rounds[idx]
-        model, processor, adapter_name = model_for(adapter_)
-        history = st.history(idx) + [rnd.user]
+        model, processor = base_model()
         try:
+            history = st.history(idx + 1, decoded={idx: media} if media is not None else None)
+            if history[-1].role == "assistant":  # regenerate: the reply being replaced is not context
+                history.pop()
             think = thinking_arg(family_mod.of(processor, model), thinking_ is not False)
             inputs = engine.build_inputs(processor, history, system_, thinking=think)
             limit = engine.context_limit(model)
@@ -288,10 +310,10 @@ def build(ctx: AppContext) -> None:
             if n >= limit:
                 raise InputError(tr("chat.too_long", n=f"{n:,}", limit=f"{limit:,}"))
         except StudioError as e:
-            raise gr_error(e) from None
-        image = None
-        if rnd.user.media is not None and rnd.user.media.images:
-            image = rnd.user.media.images[0]
+            raise _err(e) from None
+        last_media = history[-1].media
+        image = last_media.images[0] if last_media is not None and last_media.images else None
+        del media, last_media
         view = render.TurnView(image=image)
         previous = (rnd.reply, rnd.reply_msgs)
         rnd.reply, rnd.reply_msgs = None, []
@@ -301,77 +323,105 @@ def build(ctx: AppContext) -> None:
                 rnd.reply, rnd.reply_msgs = previous
             else:
                 del st.rounds[idx:]
+        del history  # the decoded attachments live on in ``inputs`` only
         key, ev = _register(request, ev)
-        # the adapter is on only while this stream runs; the with-block exits after
-        # events.close() has joined the worker thread
-        with adapter_active(model, adapter_name):
-            events = engine.stream(model, processor, history, gen, system=system_, stop=ev,
-                                   inputs=inputs, logits_processor=_extra_processors(), thinking=think)
-            last = 0.0
-            try:
-                # send: the message left the box; regenerate: leave whatever the user is typing
-                yield st.chatbot(), EMPTY_BOX if restore is not None else gr.skip(), st, tr("cmp.generating")
-                for event in events:
-                    view.apply(event)
-                    now = time.perf_counter()
-                    if isinstance(event, engine.Done) or now - last >= REFRESH_S:
-                        last = now
-                        rnd.reply_msgs = view.messages()
-                        stats = render.stats_line(event.stats) if isinstance(event, engine.Done) else tr("cmp.generating")
-                        if isinstance(event, engine.Done):
-                            rnd.reply = event.text
-                        yield st.chatbot(), gr.skip(), st, stats
-            except StudioError as e:
-                undo()
-                yield st.chatbot(), gr.skip() if restore is None else restore, st, ""
-                raise gr_error(e) from None
-            except gr.Error:
-                raise
-            except Exception as e:  # a bug, not user input: log it, show one line, keep the app alive
-                log.exception("chat generation failed")
-                undo()
-                yield st.chatbot(), gr.skip() if restore is None else restore, st, ""
-                raise user_error(tr("chat.failed", kind=type(e).__name__, msg=str(e).splitlines()[0] if str(e) else "")) from None
-            finally:
-                events.close()  # a closed browser tab / cancelled event stops the worker thread too
-                _unregister(key, ev)
+        # The adapter is injected and switched on under the model's generation lock, and
+        # off again when the stream ends (the with-block exits after events.close() has
+        # joined the worker thread): no other request can change it meanwhile.
+        try:
+            session = adapter_session(model, folder)
+            session.__enter__()
+        except StudioError as e:
+            _unregister(key, ev)
+            undo()
+            raise _err(e) from None
+        try:
+            yield from _stream(st, rnd, view, model, processor, gen, system_, ev, inputs, think, restore, undo)
+        finally:
+            session.__exit__(None, None, None)  # adapter off, lock released
+            _unregister(key, ev)
+
+    def _stream(st, rnd, view, model, processor, gen, system_, ev, inputs, think, restore, undo):
+        """The streaming part of :func:`_run` (inside the adapter session)."""
+        events = engine.stream(model, processor, [], gen, system=system_, stop=ev,
+                               inputs=inputs, logits_processor=_extra_processors(), thinking=think)
+        last = 0.0
+        try:
+            # send: the message left the box; regenerate: leave whatever the user is typing
+            yield st.chatbot(), EMPTY_BOX if restore is not None else gr.skip(), st, tr("cmp.generating")
+            for event in events:
+                view.apply(event)
+                now = time.perf_counter()
+                if isinstance(event, engine.Done) or now - last >= REFRESH_S:
+                    last = now
+                    rnd.reply_msgs = view.messages()
+                    stats = render.stats_line(event.stats) if isinstance(event, engine.Done) else tr("cmp.generating")
+                    if isinstance(event, engine.Done):
+                        rnd.reply = event.text
+                    yield st.chatbot(), gr.skip(), st, stats
+        except StudioError as e:
+            undo()
+            yield st.chatbot(), gr.skip() if restore is None else restore, st, ""
+            raise _err(e) from None
+        except gr.Error:
+            raise
+        except Exception as e:  # a bug, not user input: log it, show one line, keep the app alive
+            log.exception("chat generation failed")
+            undo()
+            yield st.chatbot(), gr.skip() if restore is None else restore, st, ""
+            raise user_error(tr("chat.failed", kind=type(e).__name__, msg=str(e).splitlines()[0] if str(e) else "")) from None
+        finally:
+            events.close()  # a closed browser tab / cancelled event stops the worker thread too
 
     def _extra_processors():
         factory = ctx.extra.get("chat_logits_processors")
         return list(factory()) if callable(factory) else None
 
     def _validated(text, files, st, temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_, fps_,
-                   max_frames_):
-        """(GenerationConfig, TurnMedia | None) for a message, or a StudioError saying what to change."""
+                   max_frames_, adapter_):
+        """(GenerationConfig, TurnMedia | None, adapter folder | None) for a message, or a
+        StudioError saying what to change. The adapter goes through the public-mode
+        boundary (:func:`studio.ui.public.resolve_adapter`) before the media are decoded."""
         gen = gen_config(temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_, fps_, max_frames_)
         if not text.strip() and not files:
             raise InputError(tr("chat.need_message"))
+        if st.missing_files():
+            raise InputError(tr("chat.media_expired"))
         if len(text) > engine.MAX_PROMPT_CHARS:
             raise InputError(tr("chat.too_many_chars", n=f"{len(text):,}", limit=f"{engine.MAX_PROMPT_CHARS:,}"))
+        folder = public.resolve_adapter(ctx, adapter_)
         media = prepare_media(st, files, gen.video_fps, gen.max_frames) if files else None
-        return gen, media
+        return gen, media, folder
 
     def check(message, st, system_, temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_,
               fps_, max_frames_, adapter_, thinking_, request: gr.Request):
         """First step of a send from the page: the same checks as ``send`` plus the context
         length, with no visible output, so a refusal is a toast and never covers the chat
         or the user's draft (an error on an event's outputs would). A message that passes
-        gets its stop event here, before it waits for the GPU."""
+        gets its stop event here, before it waits for the GPU.
+
+        The adapter is only *read* here (:func:`check_adapter`: its shapes against the
+        model); injecting it changes the shared weights, which happens under the
+        generation lock when the message is sent."""
         st = st if isinstance(st, ChatState) else ChatState()
         text, files = _text_of(message), _files_of(message)
         try:
-            _validated(text, files, st, temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_,
-                       fps_, max_frames_)
-            model, processor, _ = model_for(adapter_)
+            _, media, folder = _validated(text, files, st, temperature_, top_p_, top_k_, rep_, max_new_, think_,
+                                          answer_, fps_, max_frames_, adapter_)
+            model, processor = base_model()
+            if folder:
+                check_adapter(model, folder)
             think = thinking_arg(family_mod.of(processor, model), thinking_ is not False)
-            media = st.media if files else None
-            history = st.history(len(st.rounds)) + [engine.ChatTurn("user", text, media)]
+            history = st.history(len(st.rounds), extra=1 if files else 0) + [engine.ChatTurn("user", text, media)]
             n = int(engine.build_inputs(processor, history, system_, thinking=think)["input_ids"].shape[1])
+            del media, history
             limit = engine.context_limit(model)
             if n >= limit:
                 raise InputError(tr("chat.too_long", n=f"{n:,}", limit=f"{limit:,}"))
         except StudioError as e:
-            raise gr_error(e) from None
+            raise _err(e) from None
+        finally:
+            trim()
         _queue_stop(request)
         return st
 
@@ -385,20 +435,22 @@ def build(ctx: AppContext) -> None:
             return
         text, files = _text_of(message), _files_of(message)
         try:
-            gen, media = _validated(text, files, st, temperature_, top_p_, top_k_, rep_, max_new_, think_,
-                                    answer_, fps_, max_frames_)
+            gen, media, folder = _validated(text, files, st, temperature_, top_p_, top_k_, rep_, max_new_, think_,
+                                            answer_, fps_, max_frames_, adapter_)
         except StudioError as e:
-            raise gr_error(e) from None
-        turn = engine.ChatTurn("user", text, media)
-        st.rounds.append(Round(user=turn, user_msgs=_user_display(text, media)))
-        st.media_key, st.media = None, None
+            raise _err(e) from None
+        turn = engine.ChatTurn("user", text, None)
+        st.rounds.append(Round(user=turn, user_msgs=_user_display(text, media), files=list(files),
+                               fps=gen.video_fps, max_frames=gen.max_frames))
         restore = {"text": text, "files": files}
         try:
-            yield from _run(st, len(st.rounds) - 1, system_, gen, adapter_, thinking_, request, restore, ev)
+            yield from _run(st, len(st.rounds) - 1, system_, gen, folder, thinking_, request, restore, ev, media)
         except gr.Error:
             if st.rounds and st.rounds[-1].user is turn and st.rounds[-1].reply is None:
                 st.rounds.pop()
             raise
+        finally:
+            trim()
 
     def regenerate(st, system_, temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_,
                    fps_, max_frames_, adapter_, thinking_, request: gr.Request):
@@ -411,9 +463,15 @@ def build(ctx: AppContext) -> None:
             raise user_error(tr("chat.nothing_to_regenerate"))
         try:
             gen = gen_config(temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_, fps_, max_frames_)
+            folder = public.resolve_adapter(ctx, adapter_)
+            if st.missing_files():
+                raise InputError(tr("chat.media_expired"))
         except StudioError as e:
-            raise gr_error(e) from None
-        yield from _run(st, len(st.rounds) - 1, system_, gen, adapter_, thinking_, request, None, ev)
+            raise _err(e) from None
+        try:
+            yield from _run(st, len(st.rounds) - 1, system_, gen, folder, thinking_, request, None, ev)
+        finally:
+            trim()
 
     def stop(request: gr.Request):
         """Stop this session's request: a running one ends within one token, a queued one
@@ -441,37 +499,41 @@ def build(ctx: AppContext) -> None:
         return [], EMPTY_BOX, ChatState(), "", ""
 
     def estimate(message, st, fps_, max_frames_):
-        """Decode the attached files and show the visual-token estimate before sending."""
+        """Decode the attached files and show the visual-token estimate before sending
+        (nothing decoded is kept: the state is returned as it came)."""
         st = st if isinstance(st, ChatState) else ChatState()
         files = _files_of(message)
         if not files:
             return "", st
         try:
             media = prepare_media(st, files, fps_, max_frames_)
-            _, processor, _ = model_for(None)
+            _, processor = base_model()
             n = media_mod.estimate_visual_tokens(media, processor)
+            k = len(media.images)
+            if media.kind == "image":
+                what = tr("chat.what_images" if k != 1 else "chat.what_image", n=k)
+            elif media.kind == "pdf":
+                what = tr("chat.what_pdf_pages" if k != 1 else "chat.what_pdf_page", n=k)
+            elif media.kind == "video":
+                what = (tr("chat.what_video_frames", n=media.video.frames.shape[0]) if media.video is not None
+                        else tr("chat.what_video"))
+            else:
+                what = media.kind
+            del media
         except StudioError as e:  # shown inline only: this runs on every keystroke
-            return f"⚠️ {render.escape(error_text(e))}", st
-        k = len(media.images)
-        if media.kind == "image":
-            what = tr("chat.what_images" if k != 1 else "chat.what_image", n=k)
-        elif media.kind == "pdf":
-            what = tr("chat.what_pdf_pages" if k != 1 else "chat.what_pdf_page", n=k)
-        elif media.kind == "video":
-            what = (tr("chat.what_video_frames", n=media.video.frames.shape[0]) if media.video is not None
-                    else tr("chat.what_video"))
-        else:
-            what = media.kind
+            return f"⚠️ {render.escape(error_text(public.scrub(ctx, str(e))))}", st
+        finally:
+            trim()
         return tr("chat.visual_tokens" if n != 1 else "chat.visual_token", n=f"{n:,}", what=what), st
 
     def refresh_adapters(current):
-        found = find_adapters(ctx)
-        choices = [(t("chat.no_adapter"), NO_ADAPTER)] + found
+        choices = adapter_choices(ctx)
+        values = [v for _, v in choices]
+        value = current if current in values else NO_ADAPTER
         tried = ctx.extra.get("chat_adapter")
-        value = current if current in [NO_ADAPTER] + found else NO_ADAPTER
-        if tried and ctx.extra.get("_chat_adapter_seen") != tried:
+        if tried and not ctx.public and ctx.extra.get("_chat_adapter_seen") != tried:
             ctx.extra["_chat_adapter_seen"] = tried
-            value = str(tried)
+            value = public.adapter_key(ctx, tried)
         return gr.update(choices=choices, value=value)
 
     # ---------------------------------------------------------------- events
@@ -489,14 +551,18 @@ def build(ctx: AppContext) -> None:
         _queue_stop(request)
         return stop_active()
 
-    send_ev = box.submit(check, [box, state] + settings, [state], api_name=False, concurrency_limit=None,
+    # ZeroGPU: the GPU handlers ask for a GPU for as long as their max new tokens need
+    send_gpu = zerogpu.gpu(send, duration=duration_of_send)
+    regen_gpu = zerogpu.gpu(regenerate, duration=duration_of_regenerate)
+    send_ev = box.submit(check, [box, state] + settings, [state], api_name=False,
+                         concurrency_id=MEDIA_CONCURRENCY_ID, concurrency_limit=MEDIA_CONCURRENCY_LIMIT,
                          show_progress="hidden").success(
         stop_active, None, [stop_btn], api_name=False, queue=False).success(
-        send, [box, state] + settings, outs, api_name="chat",
+        send_gpu, [box, state] + settings, outs, api_name="chat",
         concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1)
     send_ev.then(stop_idle, None, [stop_btn], api_name=False, queue=False)
     regen_ev = regen_btn.click(queue_regen, None, [stop_btn], api_name=False, queue=False).success(
-        regenerate, [state] + settings, outs, api_name="regenerate",
+        regen_gpu, [state] + settings, outs, api_name="regenerate",
         concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1)
     regen_ev.then(stop_idle, None, [stop_btn], api_name=False, queue=False)
     stop_btn.click(stop, None, [stats_md], api_name="stop", concurrency_limit=None, queue=False)
@@ -504,7 +570,8 @@ def build(ctx: AppContext) -> None:
     clear_btn.click(clear, None, [chatbot, box, state, stats_md, estimate_md], api_name="clear",
                     concurrency_limit=None, cancels=[send_ev, regen_ev])
     box.change(estimate, [box, state, fps, max_frames], [estimate_md, state], api_name="estimate",
-               concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
+               concurrency_id=MEDIA_CONCURRENCY_ID, concurrency_limit=MEDIA_CONCURRENCY_LIMIT,
+               show_progress="hidden", trigger_mode="always_last")
     refresh_btn.click(refresh_adapters, [adapter], [adapter], api_name=False, queue=False)
     adapter.focus(refresh_adapters, [adapter], [adapter], api_name=False, queue=False)
     from studio.ui.components import on_tab_shown

@@ -1,8 +1,10 @@
-"""The Chat tab's per-session state and its settings helpers: rounds and history, the attachment
-cache, the sampling settings and the thinking switch that follow the loaded checkpoint.
+"""The Chat tab's per-session state and its settings helpers: rounds and history (attachments
+kept as file paths, decoded again per request within a memory budget), the sampling settings
+and the thinking switch that follow the loaded checkpoint.
 """
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from studio.config import GenerationConfig
@@ -18,30 +20,65 @@ MAX_NEW_SLIDER = 8192
 
 @dataclass
 class Round:
-    """One user message and the assistant's reply, as sent to the engine and as shown."""
+    """One user message and the assistant's reply, as sent to the engine and as shown.
 
-    user: engine.ChatTurn
+    The message's attachments are kept as file paths (``files``, with the video sampling
+    they were sent with), never as decoded pixels: a session's state stays small, and
+    every request decodes what it needs within the media budgets.
+    """
+
+    user: engine.ChatTurn             # the text; media is None here (see ``files``)
     user_msgs: list[dict]
     reply: str | None = None          # full model output (tags kept); None until done
     reply_msgs: list[dict] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    fps: float = media_mod.DEFAULT_FPS
+    max_frames: int = media_mod.DEFAULT_MAX_FRAMES
 
 
 @dataclass
 class ChatState:
-    """Per-browser-session conversation (kept in ``gr.State``)."""
+    """Per-browser-session conversation (kept in ``gr.State``): text and file paths only."""
 
     rounds: list[Round] = field(default_factory=list)
-    media_key: tuple | None = None    # cache of the last decoded attachment set
-    media: Any = None
 
-    def history(self, upto: int | None = None) -> list[engine.ChatTurn]:
-        """Engine history of rounds[:upto] (user and assistant turns)."""
+    def media_turns(self, extra: int = 0) -> int:
+        """Rounds with attachments (+ ``extra`` about to be added)."""
+        return sum(1 for r in self.rounds if r.files) + extra
+
+    def history(self, upto: int | None = None, decoded: dict | None = None, extra: int = 0) -> list[engine.ChatTurn]:
+        """Engine history of rounds[:upto] (user and assistant turns), each round's
+        attachments decoded from its files (``decoded[i]``: round i's media, already
+        decoded by the caller) with the round's share of the budget (:func:`turn_budget`;
+        ``extra``: media turns about to be added).
+
+        Raises:
+            InputError: an earlier attachment is no longer on the server (uploads are
+                deleted after a few hours).
+            MediaError: what decoding raises.
+        """
+        decoded = decoded or {}
+        budget = turn_budget(self.media_turns(extra))
         out: list[engine.ChatTurn] = []
-        for r in self.rounds[:upto]:
-            out.append(r.user)
+        for i, r in enumerate(self.rounds[:upto]):
+            media = decoded.get(i)
+            if media is None and r.files:
+                media = decode_files(r.files, r.fps, r.max_frames, budget)
+            out.append(engine.ChatTurn("user", r.user.text, media))
             if r.reply is not None:
                 out.append(engine.ChatTurn("assistant", r.reply))
         return out
+
+    def missing_files(self) -> list[str]:
+        """Files this conversation refers to (attachments, images shown in the chat) that
+        are gone from the server: uploads and drawn images are deleted after some hours."""
+        paths = [f for r in self.rounds for f in r.files]
+        for r in self.rounds:
+            for m in r.user_msgs + r.reply_msgs:
+                c = m.get("content") if isinstance(m, dict) else None
+                if isinstance(c, dict) and c.get("path"):
+                    paths.append(str(c["path"]))
+        return [p for p in paths if not Path(p).is_file()]
 
     def chatbot(self) -> list[dict]:
         """Messages for the Chatbot."""
@@ -49,6 +86,25 @@ class ChatState:
         for r in self.rounds:
             out += r.user_msgs + r.reply_msgs
         return out
+
+
+def turn_budget(media_turns: int) -> int:
+    """Decoded bytes each media turn of a conversation gets: the per-turn budget, shared
+    out of :data:`~studio.engine.infer.media.MAX_HISTORY_BYTES` once more turns carry media."""
+    k = max(1, int(media_turns))
+    return min(media_mod.MAX_TURN_BYTES, media_mod.MAX_HISTORY_BYTES // k)
+
+
+def decode_files(files: list[str], fps: float, max_frames: int, budget: int):
+    """Decode one turn's attachments (:func:`~studio.engine.infer.media.prepare_turn_media`).
+
+    Raises:
+        InputError: a file is gone from the server (an old upload was deleted).
+        MediaError / InputError: the media rules.
+    """
+    if any(not Path(f).is_file() for f in files):
+        raise InputError(tr("chat.media_expired"))
+    return media_mod.prepare_turn_media(files, fps=float(fps), max_frames=int(max_frames), budget_bytes=budget)
 
 
 def _files_of(message: Any) -> list[str]:
@@ -69,17 +125,13 @@ def _text_of(message: Any) -> str:
 
 
 def prepare_media(state: ChatState, files: list[str], fps: float, max_frames: int):
-    """Decode ``files`` into a TurnMedia, reusing the last result for the same files.
+    """Decode ``files`` for the next message of ``state``, with that message's share of the
+    conversation's media budget. Nothing is cached: the session keeps paths only.
 
     Raises:
         MediaError / InputError: the media rules (counts, mixing, corrupt files …).
     """
-    key = (tuple(files), float(fps), int(max_frames))
-    if state.media_key == key and state.media is not None:
-        return state.media
-    media = media_mod.prepare_turn_media(files, fps=float(fps), max_frames=int(max_frames))
-    state.media_key, state.media = key, media
-    return media
+    return decode_files(files, fps, max_frames, turn_budget(state.media_turns(extra=1)))
 
 
 def gen_config(temperature, top_p, top_k, repetition_penalty, max_new_tokens, thinking_budget,

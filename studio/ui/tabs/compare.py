@@ -3,12 +3,17 @@
 Thin by design: the form becomes :class:`~studio.engine.infer.compare.SideSpec` ×2 and a
 :class:`~studio.engine.infer.compare.CompareSettings`; :meth:`Comparer.stream` events become two
 chat panes through :class:`studio.ui.render.TurnView` (thinking collapsible, boxes drawn,
-model text HTML-escaped). The memory plan is shown before anything loads. Votes append to
-``<runs>/compare-votes/<date>-<session>/votes.jsonl`` (download button below the votes).
+model text HTML-escaped). The memory plan is shown before anything loads (without this
+machine's free memory in public mode). Votes append to
+``<runs>/compare-votes/<date>-<voter id>/votes.jsonl``; the voter id is made on the server
+and kept in the visitor's session state, so a visitor's votes and their download
+(``votes.zip``, below the votes) hold that visitor's rows only.
 
-Per-user state: the last :class:`~studio.engine.infer.compare.CompareResult` in a ``gr.State``;
-Stop is a per-session ``threading.Event``. The compare handler shares
-``GPU_CONCURRENCY_ID`` with every other GPU handler.
+Per-user state: the last :class:`~studio.engine.infer.compare.CompareResult` in a ``gr.State``
+(its media as file paths only, no decoded pixels); Stop is a per-session
+``threading.Event``. The compare handler shares ``GPU_CONCURRENCY_ID`` with every other GPU
+handler (and is wrapped with ``spaces.GPU`` on a ZeroGPU Space); the check before it shares
+``MEDIA_CONCURRENCY_ID``. Models and adapters go through :mod:`studio.ui.public`.
 
 API names (for ``gradio_client``): ``/compare``, ``/compare_stop``, ``/compare_plan``,
 ``/vote_a``, ``/vote_b``, ``/vote_tie``, ``/vote_both_bad``.
@@ -17,6 +22,7 @@ API names (for ``gradio_client``): ``/compare``, ``/compare_stop``, ``/compare_p
 # No `from __future__ import annotations`: gradio finds `gr.Request` by its evaluated annotation.
 import datetime
 import logging
+import secrets
 import threading
 import time
 from pathlib import Path
@@ -26,7 +32,7 @@ from studio.config import BASE_ID, FLASH_ID, EMBEDDED, THINKING_ID, GenerationCo
 from studio.engine.infer import chat as chat_engine
 from studio.engine.infer import compare as engine
 from studio.errors import InputError, StudioError
-from studio.ui import render
+from studio.ui import public, render, zerogpu
 from studio.ui.context import AppContext
 from studio.ui.i18n import error_text, gr_error, t, tr, user_error
 
@@ -49,7 +55,10 @@ def _text_of(message: Any) -> str:
 
 
 def parse_few_shot(text: str) -> list[dict]:
-    """``"question => answer"`` per line → few-shot examples (InputError on a bad line)."""
+    """``"question => answer"`` per line → few-shot examples (InputError on a bad line, or on
+    text over the prompt limit, refused before it is split)."""
+    if len(text or "") > chat_engine.MAX_PROMPT_CHARS:
+        raise InputError(tr("cmp.few_shot_long", n=f"{len(text):,}", limit=f"{chat_engine.MAX_PROMPT_CHARS:,}"))
     out = []
     for i, line in enumerate((text or "").splitlines(), 1):
         if not line.strip():
@@ -77,18 +86,22 @@ def _adapter_base(adapter: str) -> str:
     return "embedded" if not base or is_embedded(base) else str(base)
 
 
-def find_adapters(ctx: AppContext) -> list[str]:
-    """Adapters to offer: the SFT tab's "compare" choice first, then runs/**/adapter folders."""
-    from studio.ui.tabs import chat as chat_tab
+def adapter_choices(ctx: AppContext) -> list:
+    """The adapter dropdowns' choices: "none", then run names (values relative to the runs
+    folder, resolved on the server by :func:`studio.ui.public.resolve_adapter`)."""
+    return [NO_ADAPTER] + public.adapter_choices(ctx, ctx.extra.get("compare_adapter"))
 
-    found: list[str] = []
-    sent = ctx.extra.get("compare_adapter")
-    if sent:
-        found.append(str(sent))
-    for p in chat_tab.find_adapters(ctx):
-        if p not in found:
-            found.append(p)
-    return found
+
+def duration_of_compare(message, a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, temperature_, top_p_,
+                        top_k_, max_new_, think_, base_cap_, *rest, **kw) -> int:
+    """ZeroGPU seconds for a comparison: both sides' token caps (a base-style side stops at
+    its own cap), :func:`studio.ui.zerogpu.estimate_seconds`."""
+    try:
+        main, base = int(float(max_new_)), int(float(base_cap_))
+    except (TypeError, ValueError):
+        return zerogpu.MAX_DURATION_S
+    caps = [base if str(mode) == "base" else main for mode in (a_mode, b_mode)]
+    return zerogpu.estimate_seconds(sum(caps) // 2 or 1, sides=2)
 
 
 def stats_line(stats: chat_engine.Stats) -> str:
@@ -181,14 +194,16 @@ def build(ctx: AppContext) -> None:
     from studio.ui.app import GPU_CONCURRENCY_ID
     from studio.ui.tabs.chat import FILE_TYPES
 
-    comparer = engine.Comparer(ctx.registry)
+    from studio.engine.infer.media import trim
+    from studio.ui.app import MEDIA_CONCURRENCY_ID, MEDIA_CONCURRENCY_LIMIT
+
+    comparer = engine.Comparer(ctx.registry, host_figures=not ctx.public)
     stops: dict[str, threading.Event] = {}    # session_hash → stop event of its running comparison
     queued: dict[str, threading.Event] = {}   # session_hash → stop event of one waiting for the GPU
-    prepared: dict[str, tuple] = {}           # session_hash → (files, fps, max_frames, media) from check
     stops_lock = threading.Lock()
     da, db, default_note = engine.default_pair()
     d = GenerationConfig()
-    adapters = find_adapters(ctx)
+    adapters = adapter_choices(ctx)
 
     # ---------------------------------------------------------------- layout
     gr.Markdown(t("cmp.intro"), elem_id="compare-intro")
@@ -200,7 +215,7 @@ def build(ctx: AppContext) -> None:
                 model = gr.Dropdown(MODEL_CHOICES, value=dflt.model, allow_custom_value=True,
                                     label=t("cmp.model") + f" {side}", info=t("cmp.model_info"),
                                     elem_id=f"cmp-model-{side.lower()}")
-                adapter = gr.Dropdown([NO_ADAPTER] + adapters, value=NO_ADAPTER, allow_custom_value=True,
+                adapter = gr.Dropdown(adapters, value=NO_ADAPTER, allow_custom_value=True,
                                       label=t("cmp.adapter") + f" {side}", info=t("cmp.adapter_info"),
                                       elem_id=f"cmp-adapter-{side.lower()}")
                 # the switch beside the prompt style: the panels keep their height, so the
@@ -257,15 +272,14 @@ def build(ctx: AppContext) -> None:
         vote_md = gr.Markdown("", elem_id="cmp-vote-status")
         download = gr.DownloadButton(t("cmp.download"), visible=False, elem_id="cmp-download", scale=0)
     state = gr.State(None)
+    voter = gr.State(None)  # this visitor's vote folder id, made on the server at the first vote
 
     # ---------------------------------------------------------------- helpers
     def _side(letter, model, adapter, mode, thinking=True) -> engine.SideSpec:
         """Side ``letter``'s pickers as a validated SideSpec (InputError says what to change).
         The Thinking switch counts for the chat style only (a base prompt never thinks)."""
-        name = ctx.check_model_choice(str(model or EMBEDDED))
-        adapter = None if not adapter or adapter == NO_ADAPTER else str(adapter).strip()
-        if adapter and ctx.public and adapter not in find_adapters(ctx):
-            raise InputError(tr("cmp.public_adapter"))
+        name = public.check_model(ctx, model)
+        adapter = public.resolve_adapter(ctx, adapter)
         mode = str(mode or "chat")
         spec = engine.SideSpec(model=name, adapter=adapter, mode=mode, thinking=thinking is not False or mode == "base")
         spec.validate()
@@ -281,9 +295,16 @@ def build(ctx: AppContext) -> None:
         s.validate()
         return s
 
-    def _session(request) -> str:
-        h = (getattr(request, "session_hash", None) or "local")[:8]
-        return f"{datetime.date.today():%Y%m%d}-{h}"
+    def _err(e: BaseException | str):
+        """gr.Error for a refusal; in public mode the runs folder's path becomes ``runs``."""
+        return gr_error(public.scrub(ctx, str(e)))
+
+    def _voter_id(current) -> str:
+        """This visitor's vote folder: ``<date>-<random id>``, made here on the server the
+        first time and then kept in the session's state (a client cannot choose it)."""
+        if isinstance(current, str) and current.startswith("v-"):
+            return current
+        return f"v-{datetime.date.today():%Y%m%d}-{secrets.token_hex(8)}"
 
     # ---------------------------------------------------------------- handlers
     def plan(a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, a_thinking_=True, b_thinking_=True):
@@ -298,7 +319,7 @@ def build(ctx: AppContext) -> None:
             p = comparer.plan(a, b)
             notes = comparer.notes(a, b)
         except StudioError as e:
-            return (f"{_text('cmp.not_done', static)} {render.escape(str(e))}",
+            return (f"{_text('cmp.not_done', static)} {render.escape(public.scrub(ctx, str(e)))}",
                     _header("A", engine.SideSpec(str(a_model or EMBEDDED), mode=a_mode or "chat"), static),
                     _header("B", engine.SideSpec(str(b_model or EMBEDDED), mode=b_mode or "chat"), static))
         text = f"{_text('cmp.plan', static)} {render.escape(p.sentence)}"
@@ -310,9 +331,9 @@ def build(ctx: AppContext) -> None:
         return getattr(request, "session_hash", None) or f"anon-{id(request)}"
 
     def _validated(message, a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, temperature_, top_p_,
-                   top_k_, max_new_, think_, base_cap_, seed_, system_, few_, a_thinking_, b_thinking_, key: str):
+                   top_k_, max_new_, think_, base_cap_, seed_, system_, few_, a_thinking_, b_thinking_):
         """(text, sides, settings, media, plan) or the StudioError that says what to change.
-        Media decoded by the page's check step is reused (same files and sampling)."""
+        The media are decoded here each time (nothing decoded is kept between requests)."""
         text, files = _text_of(message), _files_of(message)
         a = _side("A", a_model, a_adapter, a_mode, a_thinking_)
         b = _side("B", b_model, b_adapter, b_mode, b_thinking_)
@@ -323,15 +344,7 @@ def build(ctx: AppContext) -> None:
         if files:
             from studio.engine.infer.media import prepare_turn_media
 
-            want = (tuple(files), settings.gen.video_fps, settings.gen.max_frames)
-            with stops_lock:
-                cached = prepared.pop(key, None)
-            if cached is not None and cached[0] == want:
-                media = cached[1]
-            else:
-                media = prepare_turn_media(files, fps=settings.gen.video_fps, max_frames=settings.gen.max_frames)
-            with stops_lock:
-                prepared[key] = (want, media)
+            media = prepare_turn_media(files, fps=settings.gen.video_fps, max_frames=settings.gen.max_frames)
         p = comparer.plan(a, b, settings.device)
         return text, a, b, settings, media, p
 
@@ -344,11 +357,14 @@ def build(ctx: AppContext) -> None:
         key = _key(request)
         try:
             _validated(message, a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, temperature_, top_p_,
-                       top_k_, max_new_, think_, base_cap_, seed_, system_, few_, a_thinking_, b_thinking_, key=key)
+                       top_k_, max_new_, think_, base_cap_, seed_, system_, few_, a_thinking_, b_thinking_)
         except StudioError as e:
-            raise gr_error(e) from None
-        with stops_lock:
-            queued[key] = threading.Event()
+            raise _err(e) from None
+        finally:
+            trim()
+        from studio.ui.components import queue_stop
+
+        queue_stop(key, queued, stops_lock)
 
     def compare(message, a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, temperature_, top_p_, top_k_,
                 max_new_, think_, base_cap_, seed_, system_, few_, a_thinking_, b_thinking_, request: gr.Request):
@@ -362,12 +378,17 @@ def build(ctx: AppContext) -> None:
         try:
             text, a, b, settings, media, p = _validated(
                 message, a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, temperature_, top_p_, top_k_,
-                max_new_, think_, base_cap_, seed_, system_, few_, a_thinking_, b_thinking_, key=key)
+                max_new_, think_, base_cap_, seed_, system_, few_, a_thinking_, b_thinking_)
         except StudioError as e:
-            raise gr_error(e) from None
+            trim()
+            raise _err(e) from None
+        try:
+            yield from _compare(text, a, b, settings, media, p, key, ev)
         finally:
-            with stops_lock:
-                prepared.pop(key, None)
+            trim()
+
+    def _compare(text, a, b, settings, media, p, key, ev):
+        """The streaming part of :func:`compare`."""
         user = _user_msgs(text, media)
         image = media.images[0] if media is not None and media.images else None
         views = {"A": render.TurnView(image=image), "B": render.TurnView(image=image)}
@@ -406,9 +427,13 @@ def build(ctx: AppContext) -> None:
                 if not result.complete:
                     status = tr("cmp.stopped_no_vote")
                     result = None
+                else:  # the session keeps paths, not pixels; the rows name no server folder
+                    result.media = result.media.paths_only() if result.media is not None else None
+                    for side in result.sides.values():
+                        side.model_spec = {**side.model_spec, "adapter": public.shown_adapter(ctx, side.spec.adapter)}
                 yield out(result, status)
         except StudioError as e:
-            raise gr_error(e) from None
+            raise _err(e) from None
         except gr.Error:
             raise
         except Exception as e:  # a bug, not user input: log it, show one line, keep the app alive
@@ -429,38 +454,42 @@ def build(ctx: AppContext) -> None:
         msg = stop_request(_key(request), stops, queued, stops_lock)
         return gr.skip() if msg is None else msg
 
-    def _vote(value: str, st, request):
-        vlog = engine.VoteLog(engine.votes_folder(ctx.runs_dir, _session(request)))
+    def _vote(value: str, st, voter_):
+        vid = _voter_id(voter_)
+        vlog = engine.VoteLog(engine.votes_folder(ctx.runs_dir, vid))
         try:
             vlog.record(st, value)
         except StudioError as e:
-            gr.Warning(error_text(e))
+            gr.Warning(error_text(public.scrub(ctx, str(e))))
             dl = gr.update(value=str(vlog.archive()), visible=True) if vlog.path.is_file() else gr.update()
-            return f"{tr('cmp.not_done')} {render.escape(str(e))}", dl, st
+            return f"{tr('cmp.not_done')} {render.escape(public.scrub(ctx, str(e)))}", dl, st, vid
         n = len(vlog.rows())
+        # public mode: the file's place on the server is nobody's business; the download has it all
+        where = f"compare-votes/{vid}/votes.jsonl" if ctx.public else str(vlog.path)
         msg = tr("cmp.recorded" if n != 1 else "cmp.recorded_one", label=tr(f"cmp.vote.{value}"), n=n,
-                 path=render.escape(str(vlog.path)))
-        return msg, gr.update(value=str(vlog.archive()), visible=True), st
+                 path=render.escape(where))
+        return msg, gr.update(value=str(vlog.archive()), visible=True), st, vid
 
-    def vote_a(st, request: gr.Request):
-        return _vote("A", st, request)
+    def vote_a(st, voter_):
+        return _vote("A", st, voter_)
 
-    def vote_b(st, request: gr.Request):
-        return _vote("B", st, request)
+    def vote_b(st, voter_):
+        return _vote("B", st, voter_)
 
-    def vote_tie(st, request: gr.Request):
-        return _vote("tie", st, request)
+    def vote_tie(st, voter_):
+        return _vote("tie", st, voter_)
 
-    def vote_both_bad(st, request: gr.Request):
-        return _vote("both_bad", st, request)
+    def vote_both_bad(st, voter_):
+        return _vote("both_bad", st, voter_)
 
     def refresh_adapters(current):
-        choices = [NO_ADAPTER] + find_adapters(ctx)
-        value = current if current in choices or (current and current != NO_ADAPTER) else NO_ADAPTER
+        choices = adapter_choices(ctx)
+        values = [c[1] if isinstance(c, tuple) else c for c in choices]
+        value = current if current in values or (current and current != NO_ADAPTER) else NO_ADAPTER
         sent = ctx.extra.get("compare_adapter")
-        if sent and ctx.extra.get("_compare_adapter_seen") != sent:
+        if sent and not ctx.public and ctx.extra.get("_compare_adapter_seen") != sent:
             ctx.extra["_compare_adapter_seen"] = sent
-            value = str(sent)
+            value = public.adapter_key(ctx, sent)
         return gr.update(choices=choices, value=value)
 
     def handoff():
@@ -471,8 +500,8 @@ def build(ctx: AppContext) -> None:
             return [gr.skip()] * 8
         ctx.extra["_compare_adapter_seen"] = sent
         base = _adapter_base(sent)
-        return [gr.update(value=base), gr.update(choices=[NO_ADAPTER] + find_adapters(ctx), value=NO_ADAPTER),
-                "chat", gr.update(value=base), gr.update(choices=[NO_ADAPTER] + find_adapters(ctx), value=str(sent)),
+        return [gr.update(value=base), gr.update(choices=adapter_choices(ctx), value=NO_ADAPTER),
+                "chat", gr.update(value=base), gr.update(choices=adapter_choices(ctx), value=public.adapter_key(ctx, sent)),
                 "chat", True, True]
 
     def auto_mode(model):
@@ -516,10 +545,12 @@ def build(ctx: AppContext) -> None:
         return gr.update(variant="secondary", interactive=False)
 
     inputs = [box] + pickers + settings_in + thinking_in
+    compare_gpu = zerogpu.gpu(compare, duration=duration_of_compare)  # ZeroGPU: a GPU for this long
     for i, trigger in enumerate((run_btn.click, box.submit)):
-        ev_ = trigger(check, inputs, None, api_name=False, concurrency_limit=None, show_progress="hidden").success(
+        ev_ = trigger(check, inputs, None, api_name=False, concurrency_id=MEDIA_CONCURRENCY_ID,
+                      concurrency_limit=MEDIA_CONCURRENCY_LIMIT, show_progress="hidden").success(
             stop_active, None, [stop_btn], api_name=False, queue=False).success(
-            compare, inputs, outs, api_name="compare" if i == 0 else False,
+            compare_gpu, inputs, outs, api_name="compare" if i == 0 else False,
             concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1)
         ev_.then(stop_idle, None, [stop_btn], api_name=False, queue=False)
     stop_btn.click(stop, None, [vote_md], api_name="compare_stop", concurrency_limit=None, queue=False)
@@ -536,5 +567,5 @@ def build(ctx: AppContext) -> None:
 
     on_tab_shown([(handoff, [], pickers + thinking_in)])
     for v, fn in (("A", vote_a), ("B", vote_b), ("tie", vote_tie), ("both_bad", vote_both_bad)):
-        vote_btns[v].click(fn, [state], [vote_md, download, state], api_name=f"vote_{v.lower()}",
+        vote_btns[v].click(fn, [state, voter], [vote_md, download, state, voter], api_name=f"vote_{v.lower()}",
                            concurrency_limit=None)

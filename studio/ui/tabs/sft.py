@@ -187,7 +187,8 @@ def build(ctx) -> None:
             src = Path(data_path(up, p))
             rows = D.load_rows(src)
             fixed, n = D.auto_fix(rows, choices or [])
-            out = D.save_rows(fixed, src.with_name(src.stem + ".fixed.jsonl"))
+            # never over an existing file (an earlier fix the user edited): a-fixed-2.jsonl …
+            out = D.save_rows(fixed, D.unused_path(src.with_name(src.stem + ".fixed.jsonl")), exist_ok=False)
         except BaseException as e:  # noqa: BLE001
             raise _err(e) from None
         gr.Info(tr("sft.fixed", n=n, name=out.name))

@@ -65,7 +65,9 @@ from studio.engine.infer.compare.settings import (  # noqa: F401
 from studio.engine.infer.compare.adapters import (  # noqa: F401
     adapter_active,
     adapter_name,
+    adapter_session,
     check_adapter,
+    generation_lock,
     inject_adapter,
 )
 from studio.engine.infer.compare.comparer import (  # noqa: F401
@@ -85,5 +87,6 @@ __all__ = [
     "SIDES", "MODES", "VOTES", "VOTE_LABELS", "SideSpec", "CompareSettings", "Comparer", "CompareResult",
     "SideResult", "SideStart", "SideEvent", "CompareDone", "VoteLog", "votes_folder", "render_base_prompt",
     "render_chat_prompt", "build_base_inputs", "check_adapter", "inject_adapter", "adapter_active",
+    "adapter_session", "generation_lock",
     "default_pair", "default_mode", "toy_available", "cut_at_stop", "THINKING_ID",
 ]

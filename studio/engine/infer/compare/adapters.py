@@ -1,4 +1,11 @@
-"""Adapters in Compare: one shared base, the adapter switched on per request (no second base loaded).
+"""Adapters in Chat and Compare: one shared base, the adapter switched on per request (no second base loaded).
+
+Every change to a shared model's adapter state — injecting an adapter (PEFT wraps the
+model's layers), switching one on or off — and every generation that depends on it hold
+the model's *generation lock* (:func:`generation_lock`), so one request's adapter can
+never be switched under another request's generation (a check before a send, another
+visitor's comparison …). Reading an adapter's shapes (:func:`check_adapter`) changes
+nothing and takes no lock.
 """
 
 from __future__ import annotations
@@ -7,9 +14,40 @@ import contextlib
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
+from typing import Iterator
 
-from studio.errors import ModelLoadError
+from studio.errors import JobBusyError, ModelLoadError
+
+#: Seconds a request waits for another request's generation on the same weights.
+LOCK_WAIT_S = 900.0
+_LOCKS_GUARD = threading.Lock()
+
+
+def generation_lock(model) -> threading.Lock:
+    """The lock that guards ``model``'s adapter state and generation (one per model object).
+
+    A plain :class:`threading.Lock`, not an RLock: gradio runs each step of a streaming
+    handler in whichever worker thread is free, so the thread that releases it may not be
+    the one that took it.
+    """
+    with _LOCKS_GUARD:
+        lock = model.__dict__.get("_studio_generation_lock")
+        if lock is None:
+            lock = model.__dict__["_studio_generation_lock"] = threading.Lock()
+        return lock
+
+
+@contextlib.contextmanager
+def _held(model, timeout: float = LOCK_WAIT_S) -> Iterator[None]:
+    lock = generation_lock(model)
+    if not lock.acquire(timeout=timeout):
+        raise JobBusyError(f"The model has been busy with another request for {timeout:.0f} s; try again later.")
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 # ------------------------------------------------------------------ adapters
@@ -91,12 +129,23 @@ def check_adapter(model, folder: str) -> list[str]:
 
 @contextlib.contextmanager
 def adapter_active(model, name: str | None):
-    """Run a block with adapter ``name`` switched on (None: all adapters off).
+    """Run a block with adapter ``name`` switched on (None: all adapters off), holding the
+    model's :func:`generation_lock` for the whole block (generate inside it).
 
     ``model`` is the plain model with PEFT layers injected (or without any). Outside the
     block the adapter layers are always left *disabled*, so other users of the same
     weights see the plain base model.
+
+    Raises:
+        JobBusyError: another request held the model for :data:`LOCK_WAIT_S` seconds.
     """
+    with _held(model):
+        with _switched(model, name):
+            yield
+
+
+@contextlib.contextmanager
+def _switched(model, name: str | None):
     peft = getattr(model, "_studio_peft", None)
     if peft is None or name is None:
         if peft is not None:
@@ -111,8 +160,34 @@ def adapter_active(model, name: str | None):
         peft.base_model.disable_adapter_layers()
 
 
+@contextlib.contextmanager
+def adapter_session(model, folder: str | None) -> Iterator[str | None]:
+    """Hold ``model``'s :func:`generation_lock`, inject adapter ``folder`` (once) and switch
+    it on for the block; yields its PEFT name (None for no adapter: all adapters off).
+
+    The Chat tab generates inside this block, so the injection and the switch happen under
+    the same lock as its generation.
+
+    Raises:
+        ModelLoadError: what :func:`inject_adapter` raises.
+        JobBusyError: another request held the model for :data:`LOCK_WAIT_S` seconds.
+    """
+    with _held(model):
+        name = _inject(model, folder)[0] if folder else None
+        with _switched(model, name):
+            yield name
+
+
 def inject_adapter(model, folder: str) -> tuple[str, list[str]]:
-    """Inject adapter ``folder`` into ``model`` (once), left disabled; return (name, notes)."""
+    """Inject adapter ``folder`` into ``model`` (once), left disabled; return (name, notes).
+
+    Holds the model's :func:`generation_lock` while PEFT changes its layers.
+    """
+    with _held(model):
+        return _inject(model, folder)
+
+
+def _inject(model, folder: str) -> tuple[str, list[str]]:
     from peft import PeftModel
 
     notes = check_adapter(model, folder)

@@ -102,13 +102,15 @@ class Comparer:
         registry: a :class:`~studio.engine.infer.models.ModelRegistry` shared with other tabs
             (a private one if None).
         device_info: override the measured device (tests simulate cards with it).
+        host_figures: plans name this machine's free memory (False on a public server).
     """
 
-    def __init__(self, registry=None, device_info: DeviceInfo | None = None):
+    def __init__(self, registry=None, device_info: DeviceInfo | None = None, host_figures: bool = True):
         from studio.engine.infer.models import ModelRegistry
 
         self.registry = registry if registry is not None else ModelRegistry()
         self.device_info = device_info
+        self.host_figures = host_figures
         self._plan: MemoryPlan | None = None
         self._specs: dict[str, ModelSpec] = {}
 
@@ -145,7 +147,7 @@ class Comparer:
         info = self.device_info or DeviceInfo.detect(device)
         sides = [SideInput(lbl, size_of(s.model), self.weights_key(s), s.load_in_4bit)
                  for lbl, s in zip(SIDES, (a, b))]
-        return plan_memory(sides, info)
+        return plan_memory(sides, info, host_figures=self.host_figures)
 
     @staticmethod
     def check_thinking(a: SideSpec, b: SideSpec, loaded: dict[str, "_Loaded"] | None = None) -> None:

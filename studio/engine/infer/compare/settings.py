@@ -92,6 +92,12 @@ class CompareSettings(YamlConfig):
         for i, ex in enumerate(self.few_shot):
             check(isinstance(ex, dict) and {"question", "answer"} <= set(ex), f"few_shot[{i}]",
                   "must have a 'question' and an 'answer'.")
+        # the prompt's text parts have the question's limit (a result keeps its settings)
+        n = sum(len(str(ex.get("question", ""))) + len(str(ex.get("answer", ""))) for ex in self.few_shot)
+        check(n <= chat.MAX_PROMPT_CHARS, "few_shot",
+              f"holds {n:,} characters; the limit is {chat.MAX_PROMPT_CHARS:,}. Use fewer or shorter examples.")
+        check(len(self.system or "") <= chat.MAX_PROMPT_CHARS, "system",
+              f"is {len(self.system or ''):,} characters; the limit is {chat.MAX_PROMPT_CHARS:,}. Shorten it.")
         check(self.device in ("auto", "cuda", "cpu"), "device", "must be auto, cuda or cpu.")
 
 

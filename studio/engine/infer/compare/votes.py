@@ -74,39 +74,43 @@ class VoteLog:
         return out
 
     def _copy_media(self, media) -> list[str]:
+        """Copy a turn's media beside the votes; return their relative paths.
+
+        ``media`` may carry decoded pixels or only its sources (a session keeps paths,
+        :meth:`~studio.engine.infer.media.TurnMedia.paths_only`): image and video files are
+        copied as they are, a PDF's pages are rendered (again, if need be) and saved as PNG.
+        """
         if media is None or media.kind == "none":
             return []
         out_dir = self.folder / "media"
         out_dir.mkdir(parents=True, exist_ok=True)
         rel: list[str] = []
-        if media.kind == "image" and len(media.sources) == len(media.images):
-            for src in media.sources:
-                data = Path(src).read_bytes()
-                name = hashlib.sha1(data).hexdigest()[:16] + Path(src).suffix.lower()
+        if media.kind in ("image", "video") and media.sources:
+            for src in map(Path, media.sources):
+                h = hashlib.sha1()
+                with open(src, "rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        h.update(chunk)
+                name = h.hexdigest()[:16] + src.suffix.lower()
                 if not (out_dir / name).exists():
-                    (out_dir / name).write_bytes(data)
+                    shutil.copyfile(src, out_dir / name)
                 rel.append(f"media/{name}")
-        elif media.kind == "video" and media.sources:
-            src = Path(media.sources[0])
-            h = hashlib.sha1()
-            with open(src, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
-            name = h.hexdigest()[:16] + src.suffix.lower()
-            if not (out_dir / name).exists():
-                shutil.copyfile(src, out_dir / name)
-            rel.append(f"media/{name}")
-        else:  # PDF pages, or images without their source files: save the decoded images
-            import io
+            return rel
+        images = media.images
+        if not images and media.kind == "pdf" and media.sources:
+            from studio.engine.infer.media import prepare_turn_media
 
-            for im in media.images:
-                buf = io.BytesIO()
-                im.convert("RGB").save(buf, format="PNG")
-                data = buf.getvalue()
-                name = hashlib.sha1(data).hexdigest()[:16] + ".png"
-                if not (out_dir / name).exists():
-                    (out_dir / name).write_bytes(data)
-                rel.append(f"media/{name}")
+            images = prepare_turn_media(media.sources[:1]).images
+        import io
+
+        for im in images:  # PDF pages, or images without their source files: save the decoded images
+            buf = io.BytesIO()
+            im.convert("RGB").save(buf, format="PNG")
+            data = buf.getvalue()
+            name = hashlib.sha1(data).hexdigest()[:16] + ".png"
+            if not (out_dir / name).exists():
+                (out_dir / name).write_bytes(data)
+            rel.append(f"media/{name}")
         return rel
 
     def record(self, result: CompareResult | None, vote: str) -> dict:

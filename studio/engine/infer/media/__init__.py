@@ -19,8 +19,14 @@ frame pair. Pass them with ``do_sample_frames=False`` (see :data:`VIDEO_PROCESSO
 and :func:`video_processor_kwargs`), otherwise the video processor would sample the
 already-sampled frames a second time.
 
-Modules: :mod:`.limits` (the limits and sniffing), :mod:`.images`, :mod:`.video`, :mod:`.pdf`
-and :mod:`.turn` (one user turn's media and its visual-token estimate). Everything is
+Memory: every decode has a budget checked *before* pixels are decoded (image headers,
+PDF page sizes, video frame sizes; :mod:`.limits`), a turn's media together hold at most
+``MAX_TURN_BYTES``, and decoding runs in one process-wide slot that gives freed memory
+back afterwards (:mod:`.memory`).
+
+Modules: :mod:`.limits` (the limits and sniffing), :mod:`.images`, :mod:`.video`, :mod:`.pdf`,
+:mod:`.memory` (the decoding slot) and :mod:`.turn` (one user turn's media and its
+visual-token estimate). Everything is
 importable from ``studio.engine.infer.media`` as before.
 """
 
@@ -33,7 +39,11 @@ from studio.engine.infer.media.limits import (  # noqa: F401
     IMAGE_EXTS,
     Kind,
     MAX_ASPECT,
+    MAX_DECODE_BYTES,
     MAX_DECODE_PIXELS,
+    MAX_HISTORY_BYTES,
+    MAX_TURN_BYTES,
+    MAX_VIDEO_SOURCE_PIXELS,
     MAX_FPS,
     MAX_IMAGES,
     MAX_IMAGE_PIXELS,
@@ -51,17 +61,23 @@ from studio.engine.infer.media.limits import (  # noqa: F401
     kind_of,
 )
 from studio.engine.infer.media.images import (  # noqa: F401
+    decode_cost,
     load_image,
     normalize_image,
 )
 from studio.engine.infer.media.video import (  # noqa: F401
     VideoClip,
+    frame_pixel_cap,
     load_video,
     sample_indices,
     video_processor_kwargs,
 )
 from studio.engine.infer.media.pdf import (  # noqa: F401
     load_pdf,
+)
+from studio.engine.infer.media.memory import (  # noqa: F401
+    decode_slot,
+    trim,
 )
 from studio.engine.infer.media.turn import (  # noqa: F401
     TurnMedia,
@@ -75,7 +91,8 @@ from studio.engine.infer.media.turn import (  # noqa: F401
 __all__ = [
     "IMAGE_EXTS", "VIDEO_EXTS", "PDF_EXTS", "MAX_IMAGES", "MAX_VIDEOS", "MAX_PDFS",
     "MAX_PDF_PAGES", "PDF_DPI", "MIN_SIDE", "MAX_ASPECT", "MAX_IMAGE_PIXELS",
-    "MAX_DECODE_PIXELS", "DEFAULT_FPS", "MAX_FPS", "DEFAULT_MAX_FRAMES", "MAX_MAX_FRAMES",
+    "MAX_DECODE_PIXELS", "MAX_DECODE_BYTES", "MAX_TURN_BYTES", "MAX_HISTORY_BYTES", "MAX_VIDEO_SOURCE_PIXELS",
+    "decode_cost", "frame_pixel_cap", "decode_slot", "trim", "DEFAULT_FPS", "MAX_FPS", "DEFAULT_MAX_FRAMES", "MAX_MAX_FRAMES",
     "TEMPORAL_PATCH", "MAX_VIDEO_FRAME_PIXELS", "VIDEO_PROCESSOR_KWARGS",
     "kind_of", "load_image", "normalize_image", "VideoClip", "load_video", "sample_indices",
     "video_processor_kwargs", "load_pdf", "TurnMedia", "check_turn_kinds",

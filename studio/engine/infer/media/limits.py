@@ -48,9 +48,28 @@ MAX_ASPECT = 200
 #: before any other step; the processor's own budget is smaller still (the real model:
 #: 9.6 MP), so nothing is lost that the model would have seen.
 MAX_IMAGE_PIXELS = 4096 * 4096
-#: Files with more pixels than this are refused *before* decoding (decompression-bomb
-#: guard; a 150 MP RGB image is ~450 MB decoded). Pillow's own guard is set to match.
-MAX_DECODE_PIXELS = 150_000_000
+#: Memory one image file may take while it is decoded (bytes): Pillow's buffer for the
+#: decoded frame plus the full-size conversion the downscale needs (see
+#: :func:`~studio.engine.infer.media.images.decode_cost`). Checked from the header,
+#: *before* decoding; a JPEG is first decoded at 1/2, 1/4 or 1/8 size when that is
+#: enough. 96 MiB: a 24 MP RGB photo as PNG, any JPEG up to ~400 MP.
+MAX_DECODE_BYTES = 96 * 2**20
+#: Kept for callers that quote a pixel count: the largest image (in pixels, grey
+#: 8-bit, the cheapest mode) that passes :data:`MAX_DECODE_BYTES`.
+MAX_DECODE_PIXELS = MAX_DECODE_BYTES
+#: Decoded bytes one user turn's media may hold at once: images and PDF pages as Pillow
+#: keeps them (4 bytes per pixel), video frames as ``uint8`` RGB (3 bytes per pixel,
+#: T × H × W × 3). Each image of a turn is downscaled to its share; a video's frames are
+#: decoded at the resolution that fits. 128 MiB ≈ 44.7 M video pixels, close to the real
+#: GLM-4.1V video budget (47.04 M pixels over all frames), so the model loses little.
+MAX_TURN_BYTES = 128 * 2**20
+#: Decoded bytes a whole conversation's media may hold while one request runs (Chat
+#: sends every earlier turn's media again). With more media turns than fit, each turn
+#: gets an equal share (older images are sent smaller).
+MAX_HISTORY_BYTES = 192 * 2**20
+#: Bytes per pixel of a decoded image (Pillow stores RGB as 4 bytes) and a video frame.
+IMAGE_BYTES_PER_PIXEL = 4
+VIDEO_BYTES_PER_PIXEL = 3
 
 #: Default video sampling rate in frames per second (GLM-4.1V's video processor uses 2).
 DEFAULT_FPS = 2.0
@@ -63,17 +82,27 @@ MAX_MAX_FRAMES = 600
 #: GLM-4.1V's temporal patch: frames are consumed in pairs, so a clip has an even count ≥ 2.
 TEMPORAL_PATCH = 2
 #: Decoded video frames above this many pixels are downscaled while decoding (aspect
-#: kept): 32 frames of 4K would be ~800 MB, and the processor shrinks them anyway.
+#: kept); :data:`MAX_TURN_BYTES` usually asks for smaller frames still.
 MAX_VIDEO_FRAME_PIXELS = 1920 * 1080
+#: Videos whose coded frames are larger than this (width × height, from the header) are
+#: refused before any frame is decoded: the decoder allocates whole frames at the coded
+#: size (a 16K × 16K stream is ~400 MB per frame). 4096 × 2304 admits 4K UHD and DCI 4K.
+MAX_VIDEO_SOURCE_PIXELS = 4096 * 2304
+#: Decoder threads per video: FFmpeg's frame threading holds one frame per thread.
+VIDEO_DECODE_THREADS = 2
+#: Seconds one video may take to decode (probe and sampled frames together): a small file
+#: can hold hours of tiny frames, and decoding holds the server's one decoding slot.
+VIDEO_DECODE_TIMEOUT_S = 60.0
 
 #: Extra keyword arguments for the processor when passing a :class:`VideoClip`'s frames:
 #: they are already sampled, so the video processor must not sample them again.
 VIDEO_PROCESSOR_KWARGS: dict[str, Any] = {"do_sample_frames": False}
 
-# Pillow warns above MAX_IMAGE_PIXELS and raises above twice that. We check the header
-# size ourselves (clear message) and keep Pillow's guard as a backstop at our cap, so a
-# 144 MP photo decodes and a 200 MP file is refused with a MediaError.
-Image.MAX_IMAGE_PIXELS = MAX_DECODE_PIXELS
+# Pillow warns above MAX_IMAGE_PIXELS and raises above twice that, at ``Image.open``.
+# Our own header check (:func:`~studio.engine.infer.media.images.decode_cost`) is the
+# real gate and names the limit; Pillow's guard stays as a backstop set high enough that
+# a huge JPEG can still be opened and decoded at 1/8 size (draft mode).
+Image.MAX_IMAGE_PIXELS = 4 * MAX_DECODE_BYTES
 
 Kind = Literal["image", "video", "pdf"]
 
@@ -99,9 +128,10 @@ def _check_file(path: Any) -> Path:
         raise MediaError("No file was given. Choose an image, a video or a PDF.")
     p = Path(str(path)).expanduser()
     if not p.exists():
-        raise MediaError(f"File {str(p)!r} does not exist. Check the path or upload it again.")
+        # the name only: a server's folders are nobody's business (the user knows where it was)
+        raise MediaError(f"File {_name(p)!r} does not exist. Check the path or upload it again.")
     if not p.is_file():
-        raise MediaError(f"{str(p)!r} is not a file. Choose an image, a video or a PDF file.")
+        raise MediaError(f"{_name(p)!r} is not a file. Choose an image, a video or a PDF file.")
     if p.stat().st_size == 0:
         raise MediaError(f"{_name(p)!r} is empty (0 bytes). Upload the file again or choose another one.")
     return p

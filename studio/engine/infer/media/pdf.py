@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from studio.engine.infer.media.images import normalize_image
-from studio.engine.infer.media.limits import (MAX_IMAGE_PIXELS, MAX_PDF_PAGES, PDF_DPI, _check_file, _name,
-                                              kind_of)
+from studio.engine.infer.media.limits import (IMAGE_BYTES_PER_PIXEL, MAX_IMAGE_PIXELS, MAX_PDF_PAGES,
+                                              MAX_TURN_BYTES, PDF_DPI, _check_file, _name, kind_of)
 from studio.errors import InputError, MediaError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -23,16 +23,21 @@ if TYPE_CHECKING:  # pragma: no cover
 # PDF
 # --------------------------------------------------------------------------------------
 
-def load_pdf(path: str | os.PathLike, max_pages: int = MAX_PDF_PAGES, dpi: int = PDF_DPI) -> list[Image.Image]:
+def load_pdf(path: str | os.PathLike, max_pages: int = MAX_PDF_PAGES, dpi: int = PDF_DPI,
+             budget_bytes: int = MAX_TURN_BYTES) -> list[Image.Image]:
     """Render each page of a PDF to an RGB image with pypdfium2.
 
-    Pages are rendered at ``dpi`` (lowered per page if the page would exceed
-    :data:`MAX_IMAGE_PIXELS`), then the image rules apply (aspect, min side).
+    Pages are rendered at ``dpi``, lowered per page so that no page has more pixels than
+    its share of the budget: ``min(MAX_IMAGE_PIXELS, budget_bytes / 4 / pages)``. The
+    scale is computed from the page size in points *before* rendering, so a 200-inch page
+    never becomes a 368-megapixel bitmap. Then the image rules apply (aspect, min side).
 
     Args:
         path: the PDF file.
         max_pages: refuse PDFs with more pages than this (default :data:`MAX_PDF_PAGES`).
         dpi: render resolution in dots per inch (default :data:`PDF_DPI`).
+        budget_bytes: decoded bytes all pages together may hold (default
+            :data:`~studio.engine.infer.media.limits.MAX_TURN_BYTES`; 4 bytes per pixel).
 
     Returns:
         list of RGB ``PIL.Image.Image``, one per page, in page order.
@@ -42,7 +47,7 @@ def load_pdf(path: str | os.PathLike, max_pages: int = MAX_PDF_PAGES, dpi: int =
             more than ``max_pages`` pages.
     """
     with _PDFIUM_LOCK:
-        return _load_pdf_unlocked(path, max_pages, dpi)
+        return _load_pdf_unlocked(path, max_pages, dpi, budget_bytes)
 
 
 #: PDFium is not thread-safe (pypdfium2 docs): two gradio workers rendering at once
@@ -50,7 +55,7 @@ def load_pdf(path: str | os.PathLike, max_pages: int = MAX_PDF_PAGES, dpi: int =
 _PDFIUM_LOCK = threading.Lock()
 
 
-def _load_pdf_unlocked(path, max_pages: int, dpi: int) -> list[Image.Image]:
+def _load_pdf_unlocked(path, max_pages: int, dpi: int, budget_bytes: int) -> list[Image.Image]:
     import pypdfium2 as pdfium
 
     p = _check_file(path)
@@ -87,17 +92,19 @@ def _load_pdf_unlocked(path, max_pages: int, dpi: int) -> list[Image.Image]:
                 f"Split it, or extract the pages you need."
             )
         pages = []
+        page_pixels = max(1, min(MAX_IMAGE_PIXELS, budget_bytes // IMAGE_BYTES_PER_PIXEL // n))
         for i in range(n):
             page = doc[i]
             try:
                 w_pt, h_pt = page.get_size()
                 scale = dpi / 72.0
-                px = (w_pt * scale) * (h_pt * scale)
-                if px > MAX_IMAGE_PIXELS:
-                    scale *= math.sqrt(MAX_IMAGE_PIXELS / px)
+                px = max(1.0, w_pt * scale) * max(1.0, h_pt * scale)
+                if px > page_pixels:
+                    scale *= math.sqrt(page_pixels / px)
                 bitmap = page.render(scale=scale)
-                img = bitmap.to_pil()
-                pages.append(normalize_image(img, f"{name} page {i + 1}"))
+                img = bitmap.to_pil()  # may share the bitmap's buffer: both are dropped after the copy below
+                pages.append(normalize_image(img, f"{name} page {i + 1}", max_pixels=page_pixels))
+                del img, bitmap
             except pdfium.PdfiumError as e:
                 raise MediaError(
                     f"Page {i + 1} of {name!r} could not be rendered ({e}). Re-export the PDF."

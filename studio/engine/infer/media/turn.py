@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Sequence
 
 from studio.engine.infer.media.images import load_image
-from studio.engine.infer.media.limits import (DEFAULT_FPS, DEFAULT_MAX_FRAMES, MAX_IMAGES, MAX_PDFS,
-                                              MAX_PDF_PAGES, MAX_VIDEOS, kind_of)
+from studio.engine.infer.media.limits import (DEFAULT_FPS, DEFAULT_MAX_FRAMES, IMAGE_BYTES_PER_PIXEL,
+                                              MAX_IMAGE_PIXELS, MAX_IMAGES, MAX_PDFS, MAX_PDF_PAGES,
+                                              MAX_TURN_BYTES, MAX_VIDEOS, kind_of)
+from studio.engine.infer.media.memory import decode_slot
 from studio.engine.infer.media.pdf import load_pdf
 from studio.engine.infer.media.video import VideoClip, load_video
 from studio.errors import InputError, MediaError
@@ -42,6 +44,18 @@ class TurnMedia:
     def num_images(self) -> int:
         """Number of image placeholders this turn needs (photos or PDF pages)."""
         return len(self.images)
+
+    @property
+    def nbytes(self) -> int:
+        """Decoded bytes this turn holds (images as Pillow stores them, 4 bytes per pixel;
+        the video's frame array)."""
+        n = sum(im.width * im.height * IMAGE_BYTES_PER_PIXEL for im in self.images)
+        return n + (int(self.video.frames.nbytes) if self.video is not None else 0)
+
+    def paths_only(self) -> "TurnMedia":
+        """The same turn without its decoded pixels (kind and sources only): what a
+        session may keep between requests; decode again with :func:`prepare_turn_media`."""
+        return TurnMedia(kind=self.kind, sources=list(self.sources))
 
 
 _RULE = (f"Send up to {MAX_IMAGES} images, or {MAX_VIDEOS} video, or {MAX_PDFS} PDF "
@@ -81,15 +95,24 @@ def check_turn_kinds(kinds: Sequence[str]) -> None:
 
 
 def prepare_turn_media(paths: Sequence[str | os.PathLike] | None, fps: float = DEFAULT_FPS,
-                       max_frames: int = DEFAULT_MAX_FRAMES) -> TurnMedia:
-    """Classify, check and decode the files of one user turn.
+                       max_frames: int = DEFAULT_MAX_FRAMES, budget_bytes: int = MAX_TURN_BYTES) -> TurnMedia:
+    """Classify, check and decode the files of one user turn, within a memory budget.
 
     All files are classified first (cheap), the count and no-mixing rules are enforced
-    (:func:`check_turn_kinds`), and only then is anything decoded.
+    (:func:`check_turn_kinds`), and only then is anything decoded — inside the process's
+    shared decoding slot (:func:`~studio.engine.infer.media.memory.decode_slot`), so
+    concurrent requests decode one at a time and freed memory goes back to the OS.
+
+    Memory: the decoded result holds at most ``budget_bytes``: each of ``n`` images is
+    downscaled to ``budget / 4 / n`` pixels (≤ :data:`MAX_IMAGE_PIXELS`), a PDF's pages
+    share it the same way, and a video's frames are decoded at the resolution where
+    T × H × W × 3 fits. Files whose decoding alone would exceed
+    :data:`~studio.engine.infer.media.limits.MAX_DECODE_BYTES` are refused from their header.
 
     Args:
         paths: file paths (None or empty → ``TurnMedia(kind="none")``).
         fps, max_frames: video sampling (see :func:`load_video`).
+        budget_bytes: decoded bytes the turn may hold (default :data:`MAX_TURN_BYTES`).
 
     Returns:
         :class:`TurnMedia`.
@@ -105,12 +128,15 @@ def prepare_turn_media(paths: Sequence[str | os.PathLike] | None, fps: float = D
     check_turn_kinds(kinds)
     sources = [str(p) for p in paths]
     kind = kinds[0]
-    if kind == "image":
-        return TurnMedia(kind="image", images=[load_image(p) for p in paths], sources=sources)
-    if kind == "video":
-        return TurnMedia(kind="video", video=load_video(paths[0], fps=fps, max_frames=max_frames),
-                         sources=sources)
-    return TurnMedia(kind="pdf", images=load_pdf(paths[0]), sources=sources)
+    budget = max(1, int(budget_bytes))
+    with decode_slot():
+        if kind == "image":
+            share = max(1, min(MAX_IMAGE_PIXELS, budget // IMAGE_BYTES_PER_PIXEL // len(paths)))
+            return TurnMedia(kind="image", images=[load_image(p, max_pixels=share) for p in paths], sources=sources)
+        if kind == "video":
+            return TurnMedia(kind="video", sources=sources,
+                             video=load_video(paths[0], fps=fps, max_frames=max_frames, budget_bytes=budget))
+        return TurnMedia(kind="pdf", images=load_pdf(paths[0], budget_bytes=budget), sources=sources)
 
 
 # --------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import struct
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -13,8 +14,10 @@ import numpy as np
 
 from studio.engine.infer.media.images import _check_aspect
 from studio.engine.infer.media.limits import (DEFAULT_FPS, DEFAULT_MAX_FRAMES, MAX_FPS, MAX_MAX_FRAMES,
-                                              MAX_VIDEO_FRAME_PIXELS, MIN_SIDE, TEMPORAL_PATCH,
-                                              VIDEO_PROCESSOR_KWARGS, _check_file, _name, kind_of)
+                                              MAX_TURN_BYTES, MAX_VIDEO_FRAME_PIXELS, MAX_VIDEO_SOURCE_PIXELS,
+                                              MIN_SIDE, TEMPORAL_PATCH, VIDEO_BYTES_PER_PIXEL,
+                                              VIDEO_DECODE_THREADS, VIDEO_DECODE_TIMEOUT_S, VIDEO_PROCESSOR_KWARGS,
+                                              _check_file, _name, kind_of)
 from studio.errors import InputError, MediaError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -100,10 +103,21 @@ def _check_video_settings(fps: float, max_frames: int) -> None:
         )
 
 
-def _frame_size(w: int, h: int) -> tuple[int, int]:
-    """Output size for a decoded frame: ≤ MAX_VIDEO_FRAME_PIXELS, short side ≥ MIN_SIDE."""
-    if w * h > MAX_VIDEO_FRAME_PIXELS:
-        s = math.sqrt(MAX_VIDEO_FRAME_PIXELS / (w * h))
+def frame_pixel_cap(num_frames: int, budget_bytes: int = MAX_TURN_BYTES) -> int:
+    """Pixels one decoded frame may have so that ``num_frames`` frames of ``uint8`` RGB fit
+    ``budget_bytes`` (T × H × W × 3 ≤ budget), at most :data:`MAX_VIDEO_FRAME_PIXELS`.
+
+    >>> frame_pixel_cap(64) < 1920 * 1080 // 2
+    True
+    """
+    return max(MIN_SIDE * MIN_SIDE,
+               min(MAX_VIDEO_FRAME_PIXELS, int(budget_bytes) // (VIDEO_BYTES_PER_PIXEL * max(1, int(num_frames)))))
+
+
+def _frame_size(w: int, h: int, max_pixels: int = MAX_VIDEO_FRAME_PIXELS) -> tuple[int, int]:
+    """Output size for a decoded frame: ≤ ``max_pixels``, short side ≥ MIN_SIDE."""
+    if w * h > max_pixels:
+        s = math.sqrt(max_pixels / (w * h))
         w, h = max(1, int(w * s)), max(1, int(h * s))
     if min(w, h) < MIN_SIDE:
         s = MIN_SIDE / min(w, h)
@@ -135,7 +149,20 @@ def _open_video(p: Path, name: str):
             f"picture track."
         )
     stream = container.streams.video[0]
+    cc = stream.codec_context
+    w, h = int(cc.width or 0), int(cc.height or 0)
+    if w * h > MAX_VIDEO_SOURCE_PIXELS:
+        container.close()
+        raise MediaError(
+            f"{name!r} is {w}×{h} pixels per frame; videos larger than "
+            f"{MAX_VIDEO_SOURCE_PIXELS / 1e6:.1f} MP per frame (4K) are refused to protect memory. "
+            f"Re-export it at 1080p or 4K."
+        )
+    # FFmpeg's own guard for frames the header did not announce (a size change mid-stream):
+    # the decoder refuses to allocate a frame above this many pixels.
+    cc.options = {**dict(cc.options or {}), "max_pixels": str(MAX_VIDEO_SOURCE_PIXELS)}
     stream.thread_type = "AUTO"
+    stream.thread_count = VIDEO_DECODE_THREADS  # frame threading holds a frame per thread
     return container, stream
 
 
@@ -147,16 +174,33 @@ def _corrupt_video(name: str, e: BaseException) -> MediaError:
     )
 
 
-def _decode_indices(p: Path, name: str, wanted: Sequence[int]) -> tuple[dict[int, np.ndarray], int, bool]:
-    """Decode frames ``wanted`` (source indices) in one sequential pass.
+def _slow_video(name: str) -> MediaError:
+    return MediaError(
+        f"{name!r} takes more than {VIDEO_DECODE_TIMEOUT_S:.0f} s to decode (very many frames). "
+        f"Trim it to the part you ask about, or lower its frame rate."
+    )
 
-    Returns ``(frames by index, frames seen, reached end of stream)``.
+
+def _decode_into(p: Path, name: str, wanted: Sequence[int], max_pixels: int, deadline: float | None = None
+                 ) -> tuple[np.ndarray | None, list[bool], int, bool]:
+    """Decode the frames ``wanted`` (source indices; repeats allowed) in one sequential
+    pass straight into one preallocated ``(T, H, W, 3)`` array, each frame resized to at
+    most ``max_pixels`` while it is converted (no second copy of the clip is ever made).
+
+    Returns ``(frames or None if none decoded, filled flag per slot, frames seen,
+    reached end of stream)``.
+
+    Raises:
+        MediaError: ``deadline`` (``time.monotonic()``) passed before the last wanted frame.
     """
     import av
 
-    want = set(wanted)
-    stop = max(wanted)
-    got: dict[int, np.ndarray] = {}
+    slots: dict[int, list[int]] = {}
+    for pos, i in enumerate(wanted):
+        slots.setdefault(int(i), []).append(pos)
+    stop = max(slots)
+    out: np.ndarray | None = None
+    filled = [False] * len(wanted)
     size = None
     seen = 0
     container, stream = _open_video(p, name)
@@ -164,23 +208,33 @@ def _decode_indices(p: Path, name: str, wanted: Sequence[int]) -> tuple[dict[int
         for i, frame in enumerate(container.decode(stream)):
             if size is None:
                 _check_aspect(frame.width, frame.height, name)
-                size = _frame_size(frame.width, frame.height)
+                size = _frame_size(frame.width, frame.height, max_pixels)
             seen = i + 1
-            if i in want:
-                got[i] = _to_rgb(frame, size)
+            if deadline is not None and time.monotonic() > deadline:
+                raise _slow_video(name)
+            if i in slots:
+                arr = _to_rgb(frame, size)
+                if out is None:
+                    out = np.empty((len(wanted), *arr.shape), np.uint8)
+                for pos in slots[i]:
+                    out[pos] = arr
+                    filled[pos] = True
             if i >= stop:
-                return got, seen, False
+                return out, filled, seen, False
+    except MediaError:  # (a ValueError too) too slow: not a damaged tail
+        raise
     except (av.error.FFmpegError, OSError, ValueError, struct.error) as e:
-        if not got:
+        if out is None:
             raise _corrupt_video(name, e) from None
         # A damaged tail after good frames: keep what decoded, like a media player would.
     finally:
         container.close()
-    return got, seen, True
+    return out, filled, seen, True
 
 
-def _probe(p: Path, name: str) -> tuple[float, float, int]:
-    """(source fps, duration s, total frames) from the headers; counts frames if needed."""
+def _probe(p: Path, name: str, deadline: float | None = None) -> tuple[float, float, int]:
+    """(source fps, duration s, total frames) from the headers; counts frames if needed
+    (MediaError if that passes ``deadline``)."""
     import av
 
     container, stream = _open_video(p, name)
@@ -198,7 +252,13 @@ def _probe(p: Path, name: str) -> tuple[float, float, int]:
         if total <= 0 or src_fps <= 0:
             # No usable header information: count the frames.
             try:
-                total = sum(1 for _ in container.decode(stream))
+                total = 0
+                for _ in container.decode(stream):
+                    total += 1
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise _slow_video(name)
+            except MediaError:
+                raise
             except (av.error.FFmpegError, OSError, ValueError, struct.error) as e:
                 raise _corrupt_video(name, e) from None
             if src_fps <= 0:
@@ -213,20 +273,23 @@ def _probe(p: Path, name: str) -> tuple[float, float, int]:
 
 
 def load_video(path: str | os.PathLike, fps: float = DEFAULT_FPS,
-               max_frames: int = DEFAULT_MAX_FRAMES) -> VideoClip:
+               max_frames: int = DEFAULT_MAX_FRAMES, budget_bytes: int = MAX_TURN_BYTES) -> VideoClip:
     """Decode a video with PyAV and sample frames the way GLM-4.1V does.
 
     Frames are taken at ``fps`` per second (:func:`sample_indices`), capped at
     ``max_frames`` spread over the whole clip, and padded by repeating the last frame to an
-    even count ≥ 2 (so a 1-frame clip or a 0.5 s clip works). Frames larger than
-    :data:`MAX_VIDEO_FRAME_PIXELS` are downscaled while decoding; tiny frames are upscaled
-    to a short side of :data:`MIN_SIDE`; the stream's display rotation is applied.
-    Decoding is one sequential pass that stops after the last wanted frame.
+    even count ≥ 2 (so a 1-frame clip or a 0.5 s clip works). The frames are decoded at
+    the resolution where all of them fit ``budget_bytes`` (T × H × W × 3,
+    :func:`frame_pixel_cap`; at most :data:`MAX_VIDEO_FRAME_PIXELS` each); tiny frames
+    are upscaled to a short side of :data:`MIN_SIDE`; the stream's display rotation is
+    applied. Decoding is one sequential pass that stops after the last wanted frame.
 
     Args:
         path: video file (mp4, webm, mov, mkv, avi; any codec FFmpeg decodes).
         fps: sampling rate in frames per second, 0 < fps ≤ :data:`MAX_FPS`.
         max_frames: cap on sampled frames, 2 … :data:`MAX_MAX_FRAMES` (rounded down to even).
+        budget_bytes: decoded bytes the clip may hold (default
+            :data:`~studio.engine.infer.media.limits.MAX_TURN_BYTES`).
 
     Returns:
         :class:`VideoClip` with frames uint8 ``(T, H, W, 3)`` and VideoMetadata-style dict.
@@ -234,7 +297,9 @@ def load_video(path: str | os.PathLike, fps: float = DEFAULT_FPS,
     Raises:
         InputError: fps or max_frames out of range.
         MediaError: missing/empty/corrupt file, no video stream ("has no video stream"),
-            no decodable frame, aspect ratio above :data:`MAX_ASPECT`.
+            no decodable frame, coded frames over :data:`MAX_VIDEO_SOURCE_PIXELS`, aspect
+            ratio above :data:`MAX_ASPECT`, more than :data:`VIDEO_DECODE_TIMEOUT_S` seconds
+            of decoding.
     """
     _check_video_settings(fps, max_frames)
     p = _check_file(path)
@@ -243,22 +308,32 @@ def load_video(path: str | os.PathLike, fps: float = DEFAULT_FPS,
     if kind != "video":
         raise MediaError(f"{name!r} is not a video (it looks like a {kind}). Choose a video file.")
 
-    src_fps, duration, total = _probe(p, name)
+    deadline = time.monotonic() + VIDEO_DECODE_TIMEOUT_S
+    src_fps, duration, total = _probe(p, name, deadline)
     wanted = sample_indices(total, src_fps, fps, max_frames, duration)
-    got, seen, ended = _decode_indices(p, name, wanted)
-    if seen == 0:
+    frames, filled, seen, ended = _decode_into(p, name, wanted, frame_pixel_cap(len(wanted), budget_bytes), deadline)
+    if seen == 0 or frames is None:
         raise MediaError(f"{name!r} has a video stream but no decodable frames. Choose another video.")
-    if ended and (seen < total or any(i not in got for i in wanted)):
+    if ended and (seen < total or not all(filled)):
         # The header promised more frames than the stream holds: sample the real count.
         total = seen
         duration = min(duration, total / src_fps) if duration > 0 else total / src_fps
-        wanted = sample_indices(total, src_fps, fps, max_frames, duration)
-        if any(i not in got for i in wanted):
-            got, _, _ = _decode_indices(p, name, wanted)
+        again = sample_indices(total, src_fps, fps, max_frames, duration)
+        if again != list(wanted):
+            frames = None  # free the first pass before the second
+            frames, filled, _, _ = _decode_into(p, name, again, frame_pixel_cap(len(again), budget_bytes), deadline)
+            wanted = again
+            if frames is None:
+                raise MediaError(f"{name!r} has a video stream but no decodable frames. Choose another video.")
         # If a damaged stream still withholds a frame, use the nearest earlier decoded one.
-        have = sorted(got)
-        wanted = [i if i in got else max([j for j in have if j <= i] or have[:1]) for i in wanted]
-    frames = np.stack([got[i] for i in wanted]).astype(np.uint8, copy=False)
+        wanted = list(wanted)
+        first = filled.index(True)
+        for pos in range(len(wanted)):
+            if not filled[pos]:
+                src = max([j for j in range(pos) if filled[j]] or [first])
+                frames[pos] = frames[src]
+                wanted[pos] = wanted[src]
+                filled[pos] = True
     metadata = {
         "total_num_frames": int(total),
         "fps": float(src_fps),

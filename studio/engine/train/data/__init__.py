@@ -52,6 +52,7 @@ from studio.engine.train.data.loaders import (  # noqa: F401
     load_rows,
     load_video,
     save_rows,
+    unused_path,
 )
 from studio.engine.train.data.collator import (  # noqa: F401
     Collator,

@@ -88,11 +88,33 @@ def load_rows(path_or_dir: str | os.PathLike | None, *, lenient: bool = False, d
     return out
 
 
-def save_rows(rows: list[Row], path: str | os.PathLike) -> Path:
+def unused_path(path: str | os.PathLike) -> Path:
+    """``path`` if no file is there yet, else the first free ``<stem>-2<suffix>``,
+    ``<stem>-3<suffix>`` … beside it (``a.fixed.jsonl`` → ``a.fixed-2.jsonl``)."""
+    p = Path(path)
+    if not p.exists():
+        return p
+    stem, suffix = (p.name[: -len(".jsonl")], ".jsonl") if p.name.endswith(".jsonl") else (p.stem, p.suffix)
+    n = 2
+    while (p.parent / f"{stem}-{n}{suffix}").exists():
+        n += 1
+    return p.parent / f"{stem}-{n}{suffix}"
+
+
+def save_rows(rows: list[Row], path: str | os.PathLike, *, exist_ok: bool = True) -> Path:
     """Write rows in GLM's fine-tune format (JSONL; a system turn stays a system message).
 
     Media inside the output folder are written relative to it; media elsewhere keep their
     absolute path (local data may live anywhere the user can read).
+
+    Args:
+        rows: the rows.
+        path: the output file (written to a temporary name first, then moved in place).
+        exist_ok: False: never replace a file already at ``path`` (the check and the move
+            are one step, a hard link, where the file system allows it).
+
+    Raises:
+        DataError: ``exist_ok`` is False and ``path`` exists.
     """
     out = Path(path)
     base = out.parent.resolve()
@@ -119,7 +141,22 @@ def save_rows(rows: list[Row], path: str | os.PathLike) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tmp.replace(out)
+    if exist_ok:
+        tmp.replace(out)
+        return out
+    exists = DataError(f"{out.name} already exists; it was left as it is. Choose another name.")
+    try:
+        os.link(tmp, out)  # fails if out exists: no window between the check and the write
+    except FileExistsError:
+        tmp.unlink(missing_ok=True)
+        raise exists from None
+    except OSError:  # no hard links here (some network file systems): check, then move
+        if out.exists():
+            tmp.unlink(missing_ok=True)
+            raise exists from None
+        tmp.replace(out)
+        return out
+    tmp.unlink(missing_ok=True)
     return out
 
 
