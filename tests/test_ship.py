@@ -78,10 +78,23 @@ def test_public_mode_limits_models_and_uploads():
     from studio.ui.app import launch_kwargs
     from studio.ui.context import AppContext
 
+    from studio.config import ModelSpec
+
     pub, priv = AppContext(public=True), AppContext()
-    assert pub.check_model_choice("zai-org/GLM-4.1V-9B-Thinking")
+    # a Space serving the embedded model (a CPU host) cannot be made to fetch a 9B checkpoint
+    for big in ("zai-org/GLM-4.1V-9B-Thinking", "zai-org/GLM-4.1V-9B-Base"):
+        with pytest.raises(InputError, match="This public app loads only these models: embedded, toy-base, "
+                                             "toy-thinking. Duplicate"):
+            pub.check_model_choice(big)
+    assert pub.check_model_choice("toy-thinking") == "toy-thinking"
+    served = AppContext(public=True, model=ModelSpec(name_or_path="zai-org/GLM-4.1V-9B-Thinking"))
+    assert served.check_model_choice("zai-org/GLM-4.1V-9B-Base")  # the host serves 9B: its pair too
     with pytest.raises(InputError, match="This public app loads only these models"):
         pub.check_model_choice("/etc")
+    local = AppContext(public=True, model=ModelSpec(name_or_path="/srv/secret/models/mine"))
+    with pytest.raises(InputError) as e:
+        local.check_model_choice("/etc")
+    assert "/srv" not in str(e.value) and "mine" in str(e.value)  # the operator's folder by its last part only
     assert priv.check_model_choice("/some/local/folder") == "/some/local/folder"
     assert launch_kwargs(pub)["max_file_size"] and "max_file_size" not in launch_kwargs(priv)
     from studio.ui.tabs import chat as chat_tab

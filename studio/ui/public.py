@@ -172,10 +172,19 @@ def built_tabs(public: bool, tabs: Sequence[tuple[str, str]]) -> list[tuple[str,
 
 
 # ----------------------------------------------------------------------------- models
+#: Allow-listed models small enough for any host (a few MB each).
+SMALL_MODELS = (EMBEDDED, "toy-base", "toy-thinking")
+
+
 def allowed_models(ctx) -> tuple[str, ...]:
-    """Models a visitor may load: :data:`PUBLIC_MODELS` and the operator's own model."""
+    """Models a visitor may load: the small ones, the operator's own model and — only when
+    the operator serves a 9B hub checkpoint, so the host is sized for one — the other hub
+    checkpoints of :data:`PUBLIC_MODELS`. A CPU Space started on the embedded model cannot
+    be made to download and hold ~20 GB of weights."""
     own = (ctx.model.name_or_path or EMBEDDED).strip()
-    return PUBLIC_MODELS + ((own,) if own not in PUBLIC_MODELS else ())
+    big = tuple(m for m in PUBLIC_MODELS if m not in SMALL_MODELS)
+    allowed = SMALL_MODELS + (big if own in big else ())
+    return allowed + ((own,) if own not in allowed else ())
 
 
 def check_model(ctx, name: str | None) -> str:
@@ -189,8 +198,16 @@ def check_model(ctx, name: str | None) -> str:
     if ctx.public and name not in allowed_models(ctx):
         from studio.ui.i18n import tr
 
-        raise InputError(tr("public.model_refused", models=", ".join(PUBLIC_MODELS)))
+        raise InputError(tr("public.model_refused", models=", ".join(_shown(m) for m in allowed_models(ctx))))
     return name
+
+
+def _shown(name: str) -> str:
+    """A model name as a refusal may show it: a local folder (absolute, relative or existing)
+    by its last part only, so no server path reaches a visitor."""
+    p = Path(name)
+    local = p.is_absolute() or name.startswith((".", "~")) or ("/" in name and p.exists())
+    return p.name if local else name
 
 
 def model_label(ctx, name: str) -> str:

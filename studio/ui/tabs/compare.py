@@ -204,6 +204,8 @@ def build(ctx: AppContext) -> None:
     da, db, default_note = engine.default_pair()
     d = GenerationConfig()
     adapters = adapter_choices(ctx)
+    # public mode: only what this host may load (the server checks again: public.check_model)
+    model_choices = [m for m in MODEL_CHOICES if not ctx.public or m in public.allowed_models(ctx)]
 
     # ---------------------------------------------------------------- layout
     gr.Markdown(t("cmp.intro"), elem_id="compare-intro")
@@ -212,7 +214,7 @@ def build(ctx: AppContext) -> None:
         side_inputs, side_thinking = {}, {}
         for side, dflt in (("A", da), ("B", db)):
             with gr.Column(variant="panel"):
-                model = gr.Dropdown(MODEL_CHOICES, value=dflt.model, allow_custom_value=True,
+                model = gr.Dropdown(model_choices, value=dflt.model, allow_custom_value=not ctx.public,
                                     label=t("cmp.model") + f" {side}", info=t("cmp.model_info"),
                                     elem_id=f"cmp-model-{side.lower()}")
                 adapter = gr.Dropdown(adapters, value=NO_ADAPTER, allow_custom_value=True,
