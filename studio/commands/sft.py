@@ -87,6 +87,9 @@ def build_config(args: argparse.Namespace):
         run = Path(args.config).resolve().parent  # the run folder the config sits in (it may have moved)
         cfg.output_dir = str(run)
     else:
+        from studio.engine.train.distributed import refuse_new_run_folder
+
+        refuse_new_run_folder("a recipe" if recipe else "--data")
         check_data(cfg)  # a refused start leaves no run folder behind
         runs_dir = args.runs_dir or os.environ.get("STUDIO_RUNS", "runs")
         run = new_run_dir(runs_dir, "sft", cfg.name)
@@ -116,10 +119,18 @@ class _Tee:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Validate, write ``config.yaml``, train (or resume); exit 0 when finished or stopped."""
+    """Validate, write ``config.yaml``, train (or resume); exit 0 when finished or stopped.
+
+    Under a multi-process launch (``studio scale``) every process runs this; only the main
+    one writes files and prints (:mod:`studio.engine.train.distributed`).
+    """
+    from studio.engine.train import distributed
+
+    distributed.quiet_replicas()
     cfg, run_dir = build_config(args)
     run_dir.mkdir(parents=True, exist_ok=True)
-    cfg.to_yaml(run_dir / "config.yaml")
+    if distributed.is_main_process():
+        cfg.to_yaml(run_dir / "config.yaml")
     print(f"run folder: {run_dir}\nrepeat with: studio sft --config {run_dir / 'config.yaml'}", flush=True)
     if args.dry_run:
         return 0
@@ -128,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     from studio.engine.train.sft import train
 
     log_file = None
-    if os.environ.get("STUDIO_JOB") != "1":  # under the job wrapper stdout already goes to train.log
+    if os.environ.get("STUDIO_JOB") != "1" and distributed.is_main_process():  # the job wrapper's stdout is train.log
         log_file = open(run_dir / "train.log", "a", encoding="utf-8")
         sys.stdout, sys.stderr = _Tee(sys.stdout, log_file), _Tee(sys.stderr, log_file)
     flag = install_graceful_stop()
