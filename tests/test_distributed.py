@@ -40,6 +40,7 @@ def _studio(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProces
 def _make_scaled_run(tmp_path: Path, kind: str, args: list[str], strategy: str = "ddp") -> tuple[Path, dict]:
     """A run folder made by `studio <kind> … --dry-run`, then `studio scale … --gpus 2 --cpu`."""
     runs = tmp_path / "runs"
+    tmp_path.mkdir(parents=True, exist_ok=True)
     env = _env(runs)
     _studio([kind, *args, "--runs-dir", str(runs), "--dry-run"], env, tmp_path)
     (run,) = runs.iterdir()
@@ -258,3 +259,180 @@ def _alive(pid: int) -> bool:
     from studio.engine.train.runs import pid_alive
 
     return pid_alive(pid)
+
+
+# --------------------------------------------------------------------------- 2-process runs through launch.sh
+def _step_lines(run: Path) -> list[dict]:
+    return [m for m in _lines(run / "metrics.jsonl") if m.get("kind") == "train" and "train/loss" in m]
+
+
+def _tb_steps(run: Path, tag: str = "train/loss") -> list[int]:
+    """Steps of ``tag`` in the run's TensorBoard events (every events file under tb/)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    steps = []
+    for f in sorted((run / "tb").rglob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(f))
+        acc.Reload()
+        if tag in acc.Tags().get("scalars", []):
+            steps += [e.step for e in acc.Scalars(tag)]
+    return steps
+
+
+def _assert_one_copy_sft(run: Path, steps: int, out_dir: str) -> None:
+    """Each step once in metrics.jsonl and TensorBoard, each log line once in train.log,
+    status.json recorded once by rank 0 as a 2-process ddp run, one final adapter/model."""
+    got = [m["step"] for m in _step_lines(run)]
+    assert got == list(range(1, steps + 1)), got
+    assert sorted(_tb_steps(run)) == list(range(1, steps + 1))
+    log = (run / "train.log").read_text()
+    assert log.count("data doctor:") >= 1 and log.count(f"saved ") == 1 and log.count("finished at step") == 1
+    st = json.loads((run / "status.json").read_text())
+    assert (st["status"], st["processes"], st["strategy"], st["backend"]) == ("finished", 2, "ddp", "gloo"), st
+    assert (run / out_dir).is_dir() and any((run / out_dir).glob("*.safetensors"))
+    assert not (run / "error.log").exists()
+
+
+def _launch_bg(run: Path, env: dict, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(["bash", str(run / "launch" / "launch.sh"), *args], cwd=run.parent.parent, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def _ranks(pid: int) -> dict[int, int]:
+    """rank → pid of the training processes below a launch (torchrun's workers)."""
+    from studio.engine.train.processes import descendants
+
+    out = {}
+    for p in descendants(pid):
+        try:
+            env = dict(x.split("=", 1) for x in Path(f"/proc/{p}/environ").read_text().split("\0") if "=" in x)
+        except OSError:
+            continue
+        if "RANK" in env and "TORCHELASTIC_RUN_ID" in env:
+            out[int(env["RANK"])] = p
+    return out
+
+
+@pytest.mark.slow
+def test_two_process_lora_sft_writes_one_copy_and_stops_and_resumes(tmp_path):
+    """2 CPU processes, per-device batch 1 × 2 processes × accumulation 2 = global batch 4 (the
+    epoch advances by 4/24 rows per step). Stop (the signal the job panel sends) at a step end
+    saves a checkpoint in both processes and ends them; launching again continues the count."""
+    run, env = _make_scaled_run(tmp_path, "sft", _sft_args(6, 2))
+    proc = _launch_bg(run, env)
+    assert _wait(lambda: len(_step_lines(run)) >= 1 if (run / "metrics.jsonl").exists() else False, 900, 1)
+    import signal
+
+    proc.send_signal(signal.SIGINT)  # the job wrapper forwards Stop as SIGINT to launch.sh's launcher
+    out, _ = proc.communicate(timeout=300)
+    st = json.loads((run / "status.json").read_text())
+    assert st["status"] == "stopped", out[-3000:]
+    stopped_at = _step_lines(run)[-1]["step"]
+    assert stopped_at < 6 and (run / f"checkpoint-{stopped_at}" / "adapter_model.safetensors").is_file()
+    assert sorted(p.name for p in (run / f"checkpoint-{stopped_at}").glob("rng_state*")) == \
+        ["rng_state_0.pth", "rng_state_1.pth"]  # each process saved its part of the checkpoint
+    assert not _ranks(proc.pid) and not (run / "adapter").exists()
+    r = _launch(run, env)  # SFT resumes from the last checkpoint by default
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert f"resuming from checkpoint-{stopped_at}" in (run / "train.log").read_text()
+    _assert_one_copy_sft(run, 6, "adapter")
+    epochs = [m["epoch"] for m in _step_lines(run)]
+    assert epochs[0] == pytest.approx(4 / 24) and epochs[-1] == pytest.approx(6 * 4 / 24)
+    assert r.stdout.count("finished at step 6") == 1  # the replica prints nothing
+
+
+@pytest.mark.slow
+def test_two_process_full_sft_survives_kill_9_of_one_rank(tmp_path):
+    """Full fine-tune on 2 processes; kill -9 of rank 1 ends the run (no hung rank 0) as failed
+    with a message naming the cause, the checkpoint intact; launching again resumes it."""
+    import signal
+
+    run, env = _make_scaled_run(tmp_path, "sft", _sft_args(4, 1, finetuning="full"))
+    proc = _launch_bg(run, env)
+    assert _wait(lambda: (run / "checkpoint-1" / "trainer_state.json").is_file(), 900, 1)
+    ranks = _ranks(proc.pid)
+    assert set(ranks) == {0, 1}
+    os.kill(ranks[1], signal.SIGKILL)
+    out, _ = proc.communicate(timeout=400)  # torchrun ends rank 0 too; nothing hangs
+    assert proc.returncode != 0 and not any(_alive(p) for p in ranks.values())
+    st = json.loads((run / "status.json").read_text())
+    assert st["status"] in ("failed", "stopped"), st
+    ckpts = sorted(int(p.name.split("-")[1]) for p in run.glob("checkpoint-*") if (p / "trainer_state.json").is_file())
+    assert ckpts and ckpts[-1] < 4
+    r = _launch(run, env)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert f"resuming from checkpoint-{ckpts[-1]}" in (run / "train.log").read_text()
+    st = json.loads((run / "status.json").read_text())
+    assert st["status"] == "finished" and _step_lines(run)[-1]["step"] == 4
+    assert (run / "model" / "studio_model.json").is_file() and not (run / "adapter").exists()
+
+
+def _rl_data(tmp_path: Path, n_train: int, n_eval: int) -> tuple[Path, Path]:
+    """The first prompts of the workshop's RL shapes set (toy-thinking answers some, misses some)."""
+    src = SAMPLE_DATA / "workshop" / "rl-shapes"
+    (tmp_path / "images").symlink_to(src / "images")
+    out = []
+    for name, n in (("rl.jsonl", n_train), ("eval.jsonl", n_eval)):
+        path = tmp_path / name
+        path.write_text("".join(src.joinpath(name).read_text().splitlines(keepends=True)[:n]))
+        out.append(path)
+    return out[0], out[1]
+
+
+@pytest.mark.slow
+def test_two_process_rl_writes_one_copy_with_one_curriculum(tmp_path):
+    """RLCS on 2 processes: 2 prompts × G=4 per process → a generation batch of 4 prompts; the
+    pool's rollouts are gathered before advantages, so every process holds the same curriculum
+    (checked each step: curriculum/processes_in_sync = 2); rollouts.jsonl, metrics.jsonl and
+    train.log hold each step once; checkpoints carry one curriculum.json and both ranks' RNG."""
+    train, evals = _rl_data(tmp_path, 16, 4)
+    run, env = _make_scaled_run(tmp_path, "rl", [
+        "--data", str(train), "--eval-data", str(evals), "--model", "toy-thinking", "--num-generations", "4",
+        "--batch-size", "8", "--max-steps", "2", "--thinking-budget", "40", "--answer-budget", "8",
+        "--set", "save_every=1", "--set", "eval_every=2", "--set", "kl_every=0",
+        "--set", "curriculum.offline_samples=2", "--set", "rollouts_logged_per_step=8", "--allow-low-format"])
+    r = _launch(run, env, timeout=1500)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    st = json.loads((run / "status.json").read_text())
+    assert (st["status"], st["processes"], st["strategy"]) == ("finished", 2, "ddp"), st
+    rolls = _lines(run / "rollouts.jsonl")
+    assert sorted({x["step"] for x in rolls}) == [1, 2] and all(
+        sum(x["step"] == s for x in rolls) == 8 for s in (1, 2))  # 8 logged per step, not 8 per process
+    steps = [m for m in _lines(run / "metrics.jsonl") if "curriculum/step" in m]
+    assert [m["step"] for m in steps] == [1, 2]
+    assert all(m["curriculum/processes_in_sync"] == 2 for m in steps)
+    assert steps[0]["rollout/rollouts_total"] >= 4 * 4  # the whole pool's rollouts: ≥ 4 prompts × G
+    log = (run / "train.log").read_text()
+    assert log.count("RL run:") == 1 and "B=4 prompts × G=4 (2 per process × 2 processes)" in log
+    assert log.count("offline grading:") == 1 and log.count("held-out accuracy") == 2 and log.count("done:") == 1
+    ck = run / "checkpoints" / "checkpoint-1"
+    assert (ck / "curriculum.json").is_file() and sorted(p.name for p in ck.glob("rng_state*")) == \
+        ["rng_state_0.pth", "rng_state_1.pth"]
+    assert (run / "adapter" / "adapter_model.safetensors").is_file() and not (run / "error.log").exists()
+
+
+@pytest.mark.slow
+def test_two_processes_reach_the_one_process_loss(tmp_path):
+    """Equivalence: the same seed and global batch (1 process: batch 1 × accumulation 2;
+    2 processes: batch 1 × 2 processes) give the same 20-step SFT loss curve within 1e-3
+    (LoRA dropout 0 so no per-process randomness; both read rows in the same order)."""
+    common = {"lora.dropout": 0}
+    one, env = _make_scaled_run(tmp_path / "one", "sft", _sft_args(20, 100, **common))
+    import shutil
+
+    shutil.rmtree(one / "launch")  # one process: the plain command
+    _studio(["sft", "--config", str(one / "config.yaml")], env, one.parent.parent)
+    args = _sft_args(20, 100, **common)
+    args[args.index("--grad-accum") + 1] = "1"
+    two, env2 = _make_scaled_run(tmp_path / "two", "sft", args)
+    r = _launch(two, env2, timeout=1500)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    a = [m["train/loss"] for m in _step_lines(one)]
+    b = [m["train/loss"] for m in _step_lines(two)]
+    (tmp_path / "curves.json").write_text(json.dumps({"one_process": a, "two_processes": b}))
+    print("one process:  ", [round(x, 5) for x in a])
+    print("two processes:", [round(x, 5) for x in b])
+    print("max |diff|:", max(abs(x - y) for x, y in zip(a, b)))
+    assert len(a) == len(b) == 20
+    assert max(abs(x - y) for x, y in zip(a, b)) < 1e-3
+    assert [m["epoch"] for m in _step_lines(one)] == pytest.approx([m["epoch"] for m in _step_lines(two)])
