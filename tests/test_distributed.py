@@ -113,6 +113,23 @@ def test_zero_on_cpu_says_it_needs_gpus(tmp_path, capsys):
     assert out.returncode == 2 and "ZeRO (DeepSpeed) runs on NVIDIA GPUs only" in out.stderr
 
 
+def test_fsdp_on_cpu_processes_is_refused_not_silently_ddp(tmp_path, capsys, monkeypatch):
+    """accelerate 1.16 would train plain DDP on CPU processes given an FSDP config: refused when
+    the launch is written (--cpu) and when an FSDP launch starts on a machine without CUDA."""
+    from studio.cli import main
+    from studio.engine.train import distributed as D
+    from studio.errors import ConfigError
+
+    (tmp_path / "config.yaml").write_text("model: {}\n")
+    assert main(["scale", str(tmp_path), "--strategy", "fsdp", "--gpus", "2", "--cpu"]) == 2
+    assert "FSDP runs on GPU processes only" in capsys.readouterr().err and not (tmp_path / "launch").exists()
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    with pytest.raises(ConfigError, match="FSDP runs on GPU processes only.*this machine trains on the CPU"):
+        D.init(on_cpu=True)
+
+
 # --------------------------------------------------------------------------- rank-aware pieces
 def test_single_process_helpers_are_the_identity(monkeypatch):
     from studio.engine.train import distributed as D

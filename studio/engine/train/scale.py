@@ -148,8 +148,9 @@ SHUTDOWN_TIMEOUT_S = 120
 #: for GPU-type process groups (``AcceleratorState``: FSDP only under MULTI_GPU/…, DeepSpeed
 #: ``and not cpu``); CPU processes (MULTI_CPU, gloo) would silently train plain DDP instead.
 GPU_ONLY = {
-    "fsdp": "FSDP runs on GPU processes only here: accelerate 1.16 applies FSDP only to GPU process groups, "
-            "and CPU processes would silently train plain DDP instead. On the CPU use --strategy ddp, e.g. "
+    "fsdp": "FSDP runs on GPU processes only here: accelerate 1.16 applies FSDP only to GPU process groups "
+            "(torch's FSDP itself can shard on CPU), so CPU processes would silently train plain DDP instead. "
+            "On the CPU use --strategy ddp, e.g. "
             "`studio scale runs/<id> --strategy ddp --gpus 2 --cpu`.",
     "zero2": "ZeRO (DeepSpeed) runs on NVIDIA GPUs only; on the CPU use --strategy ddp with --cpu, e.g. "
              "`studio scale runs/<id> --strategy ddp --gpus 2 --cpu`.",
