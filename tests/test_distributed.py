@@ -386,12 +386,18 @@ def test_two_process_full_sft_survives_kill_9_of_one_rank(tmp_path):
 
 def _rl_data(tmp_path: Path, n_train: int, n_eval: int) -> tuple[Path, Path]:
     """The first prompts of the workshop's RL shapes set (toy-thinking answers some, misses some)."""
+    import shutil
+
     src = SAMPLE_DATA / "workshop" / "rl-shapes"
-    (tmp_path / "images").symlink_to(src / "images")
+    (tmp_path / "images").mkdir(parents=True)
     out = []
     for name, n in (("rl.jsonl", n_train), ("eval.jsonl", n_eval)):
+        rows = src.joinpath(name).read_text().splitlines(keepends=True)[:n]
+        for row in rows:  # media must sit inside the data folder (symlinks out of it are refused)
+            for image in json.loads(row)["images"]:
+                shutil.copyfile(src / image, tmp_path / image)
         path = tmp_path / name
-        path.write_text("".join(src.joinpath(name).read_text().splitlines(keepends=True)[:n]))
+        path.write_text("".join(rows))
         out.append(path)
     return out[0], out[1]
 
