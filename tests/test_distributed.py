@@ -181,6 +181,16 @@ def test_replica_writes_no_status_metrics_or_config(tmp_path, monkeypatch):
     assert (st["status"], st["processes"], st["strategy"], st["backend"]) == ("finished", 2, "ddp", "gloo")
 
 
+def test_a_dead_peer_is_explained():
+    """The error rank 0 gets when rank 1 was killed (seen in a kill -9 run) reads as a cause and a way on."""
+    from studio.engine.train.runs import explain_failure
+
+    gloo = RuntimeError("[/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:561] Connection closed by peer "
+                        "[127.0.0.1]:40108. This is typically caused by a remote worker crashing.")
+    msg = explain_failure(gloo)
+    assert msg.startswith("Another process of this multi-process run stopped") and "checkpoint is intact" in msg
+
+
 def test_new_run_folders_are_refused_under_a_launch(tmp_path, monkeypatch, capsys):
     """N processes given --data (or a recipe) would make N run folders."""
     from studio.cli import main
@@ -373,7 +383,7 @@ def test_two_process_full_sft_survives_kill_9_of_one_rank(tmp_path):
     out, _ = proc.communicate(timeout=400)  # torchrun ends rank 0 too; nothing hangs
     assert proc.returncode != 0 and not any(_alive(p) for p in ranks.values())
     st = json.loads((run / "status.json").read_text())
-    assert st["status"] in ("failed", "stopped"), st
+    assert st["status"] == "failed" and st["error"].startswith("Another process of this multi-process run"), st
     ckpts = sorted(int(p.name.split("-")[1]) for p in run.glob("checkpoint-*") if (p / "trainer_state.json").is_file())
     assert ckpts and ckpts[-1] < 4
     r = _launch(run, env)

@@ -190,7 +190,7 @@ _KNOWN_FAILURES = (
      r"|Watchdog caught collective operation timeout|DistNetworkError|failed to recv|Timed out waiting",
      "Another process of this multi-process run stopped (killed or crashed) or stopped answering, so this "
      "one could not go on. The last complete checkpoint is intact: Resume (or run launch.sh again) "
-     "continues from it; error.log names the process that failed first."),
+     "continues from it."),
     (r"(?:CUDA|MPS)? ?out of memory",
      "Training ran out of memory; lower batch_size or max_length (or the image pixel budget), or turn "
      "QLoRA on, then start again (a run with checkpoints resumes)."),
