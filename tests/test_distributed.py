@@ -445,6 +445,41 @@ def test_two_process_rl_writes_one_copy_with_one_curriculum(tmp_path):
 
 
 @pytest.mark.slow
+def test_two_process_rl_stops_and_resumes_the_step_count(tmp_path):
+    """Stop of a 2-process RL run saves a checkpoint (with the shared curriculum) at the same
+    step in both processes; `launch.sh --resume` continues, each step once in rollouts.jsonl."""
+    import signal
+
+    train, evals = _rl_data(tmp_path, 16, 4)
+    run, env = _make_scaled_run(tmp_path, "rl", [
+        "--data", str(train), "--eval-data", str(evals), "--model", "toy-thinking", "--num-generations", "4",
+        "--batch-size", "8", "--max-steps", "4", "--thinking-budget", "40", "--answer-budget", "8",
+        "--set", "save_every=1", "--set", "eval_every=0", "--set", "kl_every=0",
+        "--set", "curriculum.offline_samples=2", "--set", "rollouts_logged_per_step=8", "--allow-low-format"])
+
+    def train_steps():
+        if not (run / "metrics.jsonl").exists():
+            return []
+        return [m["step"] for m in _lines(run / "metrics.jsonl") if "curriculum/step" in m]
+
+    proc = _launch_bg(run, env)
+    assert _wait(lambda: len(train_steps()) >= 1, 1200, 1)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=400)
+    st = json.loads((run / "status.json").read_text())
+    assert st["status"] == "stopped", out[-3000:]
+    stopped_at = train_steps()[-1]
+    assert stopped_at < 4 and (run / "checkpoints" / f"checkpoint-{stopped_at}" / "curriculum.json").is_file()
+    r = _launch(run, env, "--resume", timeout=1500)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert train_steps() == [1, 2, 3, 4]
+    rolls = _lines(run / "rollouts.jsonl")
+    assert [x["step"] for x in rolls if x.get("kind") == "resume"] == [stopped_at]  # the resume mark
+    assert [sum(x["step"] == s and "completion" in x for x in rolls) for s in (1, 2, 3, 4)] == [8, 8, 8, 8]
+    assert json.loads((run / "status.json").read_text())["status"] == "finished"
+
+
+@pytest.mark.slow
 def test_two_processes_reach_the_one_process_loss(tmp_path):
     """Equivalence: the same seed and global batch (1 process: batch 1 × accumulation 2;
     2 processes: batch 1 × 2 processes) give the same 20-step SFT loss curve within 1e-3
