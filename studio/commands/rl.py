@@ -101,7 +101,10 @@ def prepare(args: argparse.Namespace):
         raise InputError("Give either --config RUN/config.yaml or --data PROMPTS.jsonl (not both, not neither).")
     if args.resume and not args.config:
         raise InputError("--resume needs --config of the run to continue (runs/<id>/config.yaml).")
+    from studio.engine.train.distributed import is_main_process, refuse_new_run_folder
+
     if args.config and is_recipe(args.config):  # a recipe: a new run folder, paths from the recipe's folder
+        refuse_new_run_folder("a recipe")
         if args.resume:
             raise InputError(f"{args.config} is a recipe, not a run folder's config: there is nothing to resume. "
                              f"Drop --resume to start a new run from it.")
@@ -117,9 +120,10 @@ def prepare(args: argparse.Namespace):
         run_dir = Path(cfg.output_dir) if cfg.output_dir else path.parent
         cfg.output_dir = str(run_dir)
         cfg.validate()
-        if data != base or not (run_dir / "config.yaml").is_file():
+        if (data != base or not (run_dir / "config.yaml").is_file()) and is_main_process():
             cfg.to_yaml(run_dir / "config.yaml")
         return cfg, run_dir
+    refuse_new_run_folder("--data")
     data = {"data": str(Path(args.data)) if args.data else ""}
     for key in ("dataset_info", "dataset"):
         if getattr(args, key, None):
@@ -147,7 +151,11 @@ def _new_run(data: dict, args: argparse.Namespace, default_name: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    """Validate, then train in the run folder (graceful stop on SIGINT/SIGTERM)."""
+    """Validate, then train in the run folder (graceful stop on SIGINT/SIGTERM). Under a
+    multi-process launch only the main process prints and writes the run folder."""
+    from studio.engine.train.distributed import quiet_replicas
+
+    quiet_replicas()
     cfg, run_dir = prepare(args)
     print(f"run folder: {run_dir}")
     print(f"repeat with: studio rl --config {run_dir / 'config.yaml'}")

@@ -98,6 +98,9 @@ def build_config(args: argparse.Namespace, stop=None):
         run = Path(args.config).resolve().parent  # the run folder the config sits in (it may have moved)
         cfg.output_dir = str(run)
     else:
+        from studio.engine.train.distributed import refuse_new_run_folder
+
+        refuse_new_run_folder("a recipe" if recipe else "--data")
         check_data(cfg, stop=stop)  # a refused (or stopped) start leaves no run folder behind
         runs_dir = args.runs_dir or os.environ.get("STUDIO_RUNS", "runs")
         run = new_run_dir(runs_dir, "sft", cfg.name)
@@ -127,11 +130,16 @@ class _Tee:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Validate, write ``config.yaml``, train (or resume); exit 0 when finished or stopped."""
-    from studio.engine.train.callbacks import install_graceful_stop
+    """Validate, write ``config.yaml``, train (or resume); exit 0 when finished or stopped.
 
+    Under a multi-process launch (``studio scale``) every process runs this; only the main
+    one writes files and prints (:mod:`studio.engine.train.distributed`).
+    """
+    from studio.engine.train import distributed
+    from studio.engine.train.callbacks import install_graceful_stop
     from studio.errors import StoppedError
 
+    distributed.quiet_replicas()
     flag = install_graceful_stop()  # Stop (SIGINT/SIGTERM) is honoured from here on, data generation included
     try:
         cfg, run_dir = build_config(args, stop=flag)
@@ -139,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
         print(str(e), file=sys.stderr, flush=True)
         return 0
     run_dir.mkdir(parents=True, exist_ok=True)
-    cfg.to_yaml(run_dir / "config.yaml")
+    if distributed.is_main_process():
+        cfg.to_yaml(run_dir / "config.yaml")
     print(f"run folder: {run_dir}\nrepeat with: studio sft --config {run_dir / 'config.yaml'}", flush=True)
     if args.dry_run:
         return 0
@@ -147,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     from studio.engine.train.sft import train
 
     log_file = None
-    if os.environ.get("STUDIO_JOB") != "1":  # under the job wrapper stdout already goes to train.log
+    if os.environ.get("STUDIO_JOB") != "1" and distributed.is_main_process():  # the job wrapper's stdout is train.log
         log_file = open(run_dir / "train.log", "a", encoding="utf-8")
         sys.stdout, sys.stderr = _Tee(sys.stdout, log_file), _Tee(sys.stderr, log_file)
     try:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from studio.engine.train.distributed import any_rank, is_distributed, is_main_process
 from studio.engine.train.metrics import (METRICS_FILE, PROGRESS_FILE, RESUME_KIND, MetricsWriter, NullMetrics, _clean,
                                          write_json_atomic)
 
@@ -61,7 +62,8 @@ class _MetricsCallback:
     """Transformers/TRL ``TrainerCallback`` that mirrors ``on_log`` into ``metrics.jsonl``
     and keeps ``progress.json`` (step/max_steps, elapsed, ETA) up to date.
 
-    Only the main process (``state.is_world_process_zero``) writes. Keys are mapped by
+    Only the main process (``state.is_world_process_zero``; the others get a
+    :class:`NullMetrics` writer) writes. Keys are mapped by
     :func:`map_log_keys`; ``train/tokens_per_s`` is derived from TRL's cumulative
     ``num_tokens``. ``progress.json`` is rewritten at most every ``progress_every_s``
     seconds during training and always at the start and end.
@@ -89,7 +91,9 @@ class _MetricsCallback:
         if writer is None:
             if run_dir is None:
                 raise ValueError("MetricsCallback needs run_dir or writer.")
-            writer = MetricsWriter(Path(run_dir) / METRICS_FILE)
+            # one writer per run: the other processes of a multi-process launch get a null one
+            # (opening the file alone may append a newline, mid-line of the main process)
+            writer = MetricsWriter(Path(run_dir) / METRICS_FILE) if is_main_process() else NullMetrics()
         self.writer = writer
         if run_dir is not None:
             self.progress_path: Path | None = Path(run_dir) / PROGRESS_FILE
@@ -275,6 +279,11 @@ class _StopFlagCallback:
     ``control.should_training_stop = True`` — the Trainer saves ``checkpoint-<step>`` and
     returns normally from ``train()``, so the command can save its adapter and exit 0.
 
+    In a multi-process launch the processes agree at every step end
+    (:func:`studio.engine.train.distributed.any_rank`): a stop asked of any one stops all at the
+    same step (each saving its part of the checkpoint), and sets ``flag`` in the others too,
+    so every process reports the run as stopped.
+
     Attributes:
         stopped: True once this callback stopped training (the command then records the
             run's status as ``"stopped"``, see :func:`studio.engine.train.runs.track_run`).
@@ -287,7 +296,10 @@ class _StopFlagCallback:
         self.stopped_at: int | None = None
 
     def on_step_end(self, args, state, control, **kwargs):
-        """Turn a set flag into save + stop."""
+        """Turn a set flag (on any process) into save + stop."""
+        if is_distributed():
+            if any_rank(self.flag.is_set()) and not self.flag.is_set():
+                self.flag.set("another process")
         if self.flag.is_set():
             control.should_save = True
             control.should_training_stop = True

@@ -73,6 +73,9 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from studio.engine.train.metrics import PROGRESS_FILE, read_json, write_json_atomic
+from studio.engine.train.processes import become_subreaper, descendants, kill_tree
+from studio.engine.train.processes import cmdline as _cmdline
+from studio.engine.train.processes import group_members as _group_members
 from studio.engine.train.runs import (
     CONFIG_FILE,
     JOB_FILE,
@@ -85,6 +88,8 @@ from studio.engine.train.runs import (
 from studio.errors import InputError, JobBusyError
 
 LOCK_FILE = ".job.lock"
+#: A run's multi-process launch, written by ``studio scale`` (:mod:`studio.engine.train.scale`).
+LAUNCH_SCRIPT = "launch/launch.sh"
 GUARD_FILE = ".job.guard"
 WRAPPER_MODULE = "studio.engine.train.jobs"
 #: Every name the wrapper has run under: a job started before the engine moved into
@@ -95,17 +100,14 @@ WRAPPER_MODULES = (WRAPPER_MODULE, "studio.engine.jobs")
 STOP_BACKSTOP_S = 10.0
 
 
+def launch_script(run_dir: str | os.PathLike) -> Path | None:
+    """``<run_dir>/launch/launch.sh`` when ``studio scale`` wrote one, else None."""
+    p = Path(run_dir) / LAUNCH_SCRIPT
+    return p if p.is_file() else None
+
+
 def _now() -> float:
     return round(time.time(), 3)
-
-
-def _cmdline(pid: int) -> list[str] | None:
-    """argv of a live process from /proc, or None when it cannot be read (non-Linux)."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return None
-    return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
 
 
 def is_our_wrapper(pid: int | None, run_dir: str | os.PathLike | None = None) -> bool:
@@ -293,12 +295,21 @@ class JobManager:
             return self._current_locked()
 
     def command_for(self, kind: str, run_dir: str | os.PathLike, extra_args: Sequence[str] = ()) -> list[str]:
-        """The trainer argv: ``[python, -m, studio, <kind>, --config, <run_dir>/config.yaml, *extra_args]``."""
+        """The trainer argv: ``[python, -m, studio, <kind>, --config, <run_dir>/config.yaml, *extra_args]``,
+        or ``[bash, <run_dir>/launch/launch.sh, *extra_args]`` once ``studio scale`` wrote a
+        multi-process launch for the run (the tab's Start/Resume then run it; Stop reaches
+        every process through the launcher)."""
+        script = launch_script(run_dir)
+        if script is not None:
+            return ["bash", str(script), *extra_args]
         return [self.python, "-m", "studio", kind, "--config", str(Path(run_dir) / CONFIG_FILE), *extra_args]
 
     @staticmethod
     def display_command(kind: str, run_dir: str | os.PathLike, extra_args: Sequence[str] = ()) -> str:
-        """The command a user would type: ``studio <kind> --config <run_dir>/config.yaml``."""
+        """The command a user would type: ``studio <kind> --config <run_dir>/config.yaml``
+        (``bash <run_dir>/launch/launch.sh`` for a scaled run)."""
+        if launch_script(run_dir) is not None:
+            return shlex.join(["bash", str(Path(run_dir) / LAUNCH_SCRIPT), *extra_args])
         return shlex.join(["studio", kind, "--config", str(Path(run_dir) / CONFIG_FILE), *extra_args])
 
     def start(self, kind: str, run_dir: str | os.PathLike, cmd: Sequence[str] | None = None, *,
@@ -348,6 +359,9 @@ class JobManager:
             child_env = dict(os.environ)
             child_env.update(env or {})
             child_env.update({"STUDIO_RUN_DIR": str(run), "STUDIO_JOB": "1", "PYTHONUNBUFFERED": "1"})
+            # launch.sh starts accelerate with this interpreter, whatever PATH holds
+            child_env.setdefault("PYTHON", self.python)
+            child_env.setdefault("ACCELERATE", f"{shlex.quote(self.python)} -m accelerate.commands.accelerate_cli")
             # `-m studio` must import this very package even when it is not pip-installed
             # and the app was started from another folder.
             pkg_root = str(Path(__file__).resolve().parents[3])
@@ -398,6 +412,7 @@ class JobManager:
         if not wait:
             return job
         if not job.wait(graceful_timeout + STOP_BACKSTOP_S):
+            kill_tree(job.pid)  # a launch's processes live in sessions of their own
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(job.pid, signal.SIGKILL)
             job.wait(10)
@@ -437,27 +452,6 @@ def finalize_vanished(run_dir: Path) -> None:
 
 
 # --------------------------------------------------------------------------- the wrapper
-def _group_members(pgid: int) -> list[int]:
-    """Pids in process group ``pgid`` (Linux /proc scan), excluding this process."""
-    out = []
-    me = os.getpid()
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return out
-    for name in names:
-        if not name.isdigit() or int(name) == me:
-            continue
-        try:
-            stat = Path(f"/proc/{name}/stat").read_bytes()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2:].split()
-        if len(fields) > 2 and int(fields[2]) == pgid:
-            out.append(int(name))
-    return out
-
-
 def _last_log_line(run_dir: Path) -> str:
     for line in reversed(tail_file(run_dir / LOG_FILE, 30).splitlines()):
         if line.strip() and not line.startswith("==="):
@@ -528,6 +522,7 @@ def _wrapper_main(argv: list[str]) -> int:
             state["forced"] = True
             with contextlib.suppress(ProcessLookupError):
                 child.kill()
+            kill_tree(os.getpid())  # a launch's processes, in sessions of their own
 
     def on_signal(signum, frame):
         with lock:
@@ -543,6 +538,7 @@ def _wrapper_main(argv: list[str]) -> int:
     # Handlers (not SIG_IGN: an ignored SIGINT would be inherited by the trainer).
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    become_subreaper()
     write_status(run, "running", pid=os.getpid())
     try:
         with lock:
@@ -563,8 +559,8 @@ def _wrapper_main(argv: list[str]) -> int:
     print(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} job ended: exit code {rc}, status "
           f"{read_status(run).get('status')}", flush=True)
     _release_lock(runs_dir)
-    # Stragglers (dataloader workers, generation servers) must not keep the GPU.
-    for pid in _group_members(os.getpgrp()):
+    # Stragglers (dataloader workers, generation servers, a launch's processes) must not keep the GPU.
+    for pid in set(_group_members(os.getpgrp())) | set(descendants(os.getpid())):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
     return 0

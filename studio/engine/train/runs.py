@@ -186,6 +186,11 @@ _KNOWN_FAILURES = (
      "A training sample's image tokens do not match its image features: a row holds images and a video "
      "together (GLM-4.1V takes images or one video per sample) or max_length cuts an image span. Run "
      "`studio doctor` on the data and fix the rows it reports."),
+    (r"Connection closed by peer|Connection reset by peer|Broken pipe|ProcessGroupGloo|NCCL (?:error|communicator)"
+     r"|Watchdog caught collective operation timeout|DistNetworkError|failed to recv|Timed out waiting",
+     "Another process of this multi-process run stopped (killed or crashed) or stopped answering, so this "
+     "one could not go on. The last complete checkpoint is intact: Resume (or run launch.sh again) "
+     "continues from it."),
     (r"(?:CUDA|MPS)? ?out of memory",
      "Training ran out of memory; lower batch_size or max_length (or the image pixel budget), or turn "
      "QLoRA on, then start again (a run with checkpoints resumes)."),
@@ -238,7 +243,12 @@ def track_run(run_dir: str | os.PathLike, kind: str, stop_flag: Any = None) -> I
     Writes ``running`` (this pid) on entry; on a normal exit ``stopped`` if ``stop_flag``
     (a :class:`~studio.engine.train.callbacks.StopFlag` or anything truthy once a stop was asked)
     is set, else ``finished``; on an exception ``failed`` with a one-line error.
-    ``KeyboardInterrupt`` counts as ``stopped``. Yields the status dict.
+    ``KeyboardInterrupt`` counts as ``stopped``. Yields the status dict. The launch is
+    recorded too: ``processes``, ``strategy`` and ``backend``
+    (:func:`studio.engine.train.distributed.describe`; 1 / None for a single process).
+
+    In a multi-process launch only the main process writes ``status.json``; another process
+    that fails appends its traceback to ``error.log`` (naming its rank) and re-raises.
 
     Raises:
         StudioError: re-raised as it is (its message is already meant for the user).
@@ -250,12 +260,19 @@ def track_run(run_dir: str | os.PathLike, kind: str, stop_flag: Any = None) -> I
     The job wrapper of :mod:`studio.engine.train.jobs` respects a ``stopped``/``failed`` written
     here and adds the exit code.
     """
+    from studio.engine.train import distributed
+
+    if not distributed.is_main_process():
+        with _replica_errors(run_dir, distributed.rank()):
+            yield {}
+        return
+    launch = {k: v for k, v in distributed.describe().items() if k != "nodes"}
     if os.environ.get("STUDIO_JOB") == "1":  # under the job wrapper: it owns ``pid``/``started``
-        st = write_status(run_dir, "running", kind=kind, child_pid=os.getpid(), ended=None, error=None)
+        st = write_status(run_dir, "running", kind=kind, child_pid=os.getpid(), ended=None, error=None, **launch)
     else:
         st = write_status(run_dir, "running", kind=kind, pid=os.getpid(), child_pid=None,
                           host=socket.gethostname(), started=time.time(), ended=None, exit_code=None,
-                          error=None)
+                          error=None, **launch)
     try:
         yield st
     except KeyboardInterrupt:
@@ -267,11 +284,7 @@ def track_run(run_dir: str | os.PathLike, kind: str, stop_flag: Any = None) -> I
         raise
     except Exception as e:  # noqa: BLE001 - a bug or a library error: one line for the user
         tb = traceback.format_exc()
-        try:
-            with open(Path(run_dir) / ERROR_FILE, "a", encoding="utf-8") as f:
-                f.write(f"--- {datetime.now().isoformat(timespec='seconds')}\n{tb}\n")
-        except OSError:
-            pass
+        _append_error(run_dir, tb)
         msg = explain_failure(e)
         write_status(run_dir, "failed", error=msg, traceback=tb[-20000:])
         raise TrainingError(f"{msg} (details: {Path(run_dir) / ERROR_FILE})") from None
@@ -281,6 +294,27 @@ def track_run(run_dir: str | os.PathLike, kind: str, stop_flag: Any = None) -> I
         raise
     else:
         write_status(run_dir, "stopped" if stop_flag else "finished")
+
+
+def _append_error(run_dir: str | os.PathLike, text: str, who: str = "") -> None:
+    try:
+        with open(Path(run_dir) / ERROR_FILE, "a", encoding="utf-8") as f:
+            f.write(f"--- {datetime.now().isoformat(timespec='seconds')}{who}\n{text}\n")
+    except OSError:
+        pass
+
+
+@contextlib.contextmanager
+def _replica_errors(run_dir: str | os.PathLike, rank: int) -> Iterator[None]:
+    """A non-main process of a launch: its unexpected error goes to ``error.log`` (the main
+    process records the run's status); user errors and stops pass through unrecorded."""
+    try:
+        yield
+    except (StudioError, KeyboardInterrupt):
+        raise
+    except Exception:  # noqa: BLE001
+        _append_error(run_dir, traceback.format_exc(), f" (process rank {rank})")
+        raise
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -345,7 +379,9 @@ class RunInfo:
         step / max_steps: from progress.json, else the last metrics step;
         metrics: last value of every metric key (``train/loss``, ``train/reward``…);
         adapter / last_checkpoint: paths as strings or None;
-        started / ended: Unix times or None; exit_code, error: as recorded.
+        started / ended: Unix times or None; exit_code, error: as recorded;
+        processes / strategy: how the last start was launched (``2`` / ``"ddp"`` for a
+            two-process ``studio scale`` launch; 1 / None for one process or unrecorded).
     """
 
     id: str
@@ -362,6 +398,18 @@ class RunInfo:
     ended: float | None = None
     exit_code: int | None = None
     error: str | None = None
+    processes: int = 1
+    strategy: str | None = None
+
+    def kind_label(self) -> str:
+        """``"sft"``, or ``"sft · ddp × 2"`` for a multi-process run (the runs tables' kind column).
+
+        >>> RunInfo("x", "x", "rl", "x", "finished", processes=2, strategy="ddp").kind_label()
+        'rl · ddp × 2'
+        """
+        if self.processes and self.processes > 1:
+            return f"{self.kind} · {self.strategy or 'ddp'} × {self.processes}"
+        return self.kind
 
     @property
     def loss(self) -> float | None:
@@ -420,6 +468,8 @@ def run_info(run_dir: str | os.PathLike) -> RunInfo:
         ended=st.get("ended"),
         exit_code=st.get("exit_code"),
         error=st.get("error"),
+        processes=int(st.get("processes") or 1),
+        strategy=st.get("strategy"),
     )
 
 
@@ -463,7 +513,7 @@ def runs_table(infos: list[RunInfo]) -> list[list[Any]]:
     rows = []
     for i in infos:
         step = "" if i.step is None else (f"{i.step}/{i.max_steps}" if i.max_steps else str(i.step))
-        rows.append([i.id, i.kind, i.status, step, i.headline()])
+        rows.append([i.id, i.kind_label(), i.status, step, i.headline()])
     return rows
 
 

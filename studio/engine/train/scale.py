@@ -9,8 +9,13 @@ writes beside it, under ``<run>/launch/``:
 * ``launch.sh`` — the single-node command and the per-node multi-node command.
 
 The entry is the same ``studio <kind> --config …`` the UI runs, so a workshop run and a
-cluster run differ only in the launcher. Formats: accelerate's config file
-(``accelerate config`` docs) and DeepSpeed's JSON (HF "DeepSpeed integration" docs).
+cluster run differ only in the launcher. Every process trains; only the main one writes the
+run folder (:mod:`studio.engine.train.distributed`). The same files run on GPUs (NCCL) or —
+written with ``cpu=True``, or run with ``STUDIO_CPU=1`` — as CPU processes with gloo, which is
+how the multi-process paths are tested on a laptop. Once a run folder has ``launch/launch.sh``,
+the SFT/RL tabs' Start and Resume run it (:meth:`studio.engine.train.jobs.JobManager.command_for`).
+Formats: accelerate's config file (``accelerate config`` docs) and DeepSpeed's JSON (HF
+"DeepSpeed integration" docs).
 """
 
 from __future__ import annotations
@@ -69,37 +74,48 @@ def deepspeed_config(stage: int) -> dict:
 
 
 def accelerate_config(strategy: str, gpus_per_node: int, nodes: int = 1,
-                      mixed_precision: str = "bf16", ds_config_file: str | None = None) -> dict:
+                      ds_config_file: str | None = None, cpu: bool = False) -> dict:
     """The mapping ``accelerate launch --config_file`` reads.
+
+    ``ddp`` and ``fsdp`` with more than one process are accelerate's ``MULTI_GPU``/``FSDP``
+    types, which start the processes with ``torchrun``; each process then trains on its GPU
+    with NCCL, or — on a machine without CUDA, or with ``STUDIO_CPU=1`` (see
+    :func:`write_launch`) — on the CPU with gloo (accelerate's ``PartialState`` picks the
+    backend from the device the run trains on). accelerate's own ``use_cpu``/``--cpu`` is not
+    used: it starts a single process (or needs MPI). ``mixed_precision`` is ``no``: the run's
+    config chooses its precision (bf16 on GPUs that have it), as in a one-process run.
 
     Args:
         strategy: ``ddp`` | ``fsdp`` | ``zero2`` | ``zero3``.
-        gpus_per_node: GPUs on each machine (>= 1).
+        gpus_per_node: processes on each machine (>= 1): GPUs, or CPU processes with ``cpu``.
         nodes: machines (>= 1). ``machine_rank``/``main_process_ip`` are passed on the
             command line per node, so one file serves every node.
-        mixed_precision: ``bf16`` (GPUs from Ampere on) or ``no``.
+        cpu: the launch is meant for CPU processes (refused for FSDP and ZeRO: :data:`GPU_ONLY`).
     Raises:
-        ConfigError: unknown strategy, non-positive counts.
+        ConfigError: unknown strategy, non-positive counts, FSDP or ZeRO on the CPU.
     """
     if strategy not in STRATEGIES:
         raise ConfigError(f"`strategy` must be one of {', '.join(STRATEGIES)}, got {strategy!r}.")
     if gpus_per_node < 1 or nodes < 1:
         raise ConfigError("`gpus` and `nodes` must be at least 1.")
+    if cpu and strategy in GPU_ONLY:
+        raise ConfigError(GPU_ONLY[strategy])
+    processes = gpus_per_node * nodes
     cfg: dict = {
         "compute_environment": "LOCAL_MACHINE",
         "debug": False,
         "machine_rank": 0,
         "main_training_function": "main",
-        "mixed_precision": mixed_precision,
+        "mixed_precision": "no",
         "num_machines": nodes,
-        "num_processes": gpus_per_node * nodes,
+        "num_processes": processes,
         "rdzv_backend": "static",
         "same_network": True,
         "use_cpu": False,
         "gpu_ids": "all",
     }
     if strategy == "ddp":
-        cfg["distributed_type"] = "MULTI_GPU" if gpus_per_node * nodes > 1 else "NO"
+        cfg["distributed_type"] = "MULTI_GPU" if processes > 1 else "NO"
     elif strategy == "fsdp":
         cfg["distributed_type"] = "FSDP"
         cfg["fsdp_config"] = {
@@ -125,10 +141,66 @@ def accelerate_config(strategy: str, gpus_per_node: int, nodes: int = 1,
 LAUNCH_FILES = ("accelerate_config.yaml", "ds_config.json", "launch.sh")
 #: How launch.sh finds the run folder: this variable, else the folder above the script.
 RUN_DIR_VAR = "STUDIO_RUN_DIR"
+#: Seconds ``torchrun`` gives the processes to save a checkpoint after a stop (SIGINT/SIGTERM)
+#: before it kills them (``TORCH_ELASTIC_SHUTDOWN_TIMEOUT``; launch.sh keeps one already set).
+SHUTDOWN_TIMEOUT_S = 120
+#: Strategies that need GPU processes, and why. accelerate 1.16 turns FSDP and DeepSpeed on only
+#: for GPU-type process groups (``AcceleratorState``: FSDP only under MULTI_GPU/…, DeepSpeed
+#: ``and not cpu``); CPU processes (MULTI_CPU, gloo) would silently train plain DDP instead.
+GPU_ONLY = {
+    "fsdp": "FSDP runs on GPU processes only here: accelerate 1.16 applies FSDP only to GPU process groups "
+            "(torch's FSDP itself can shard on CPU), so CPU processes would silently train plain DDP instead. "
+            "On the CPU use --strategy ddp, e.g. "
+            "`studio scale runs/<id> --strategy ddp --gpus 2 --cpu`.",
+    "zero2": "ZeRO (DeepSpeed) runs on NVIDIA GPUs only; on the CPU use --strategy ddp with --cpu, e.g. "
+             "`studio scale runs/<id> --strategy ddp --gpus 2 --cpu`.",
+}
+GPU_ONLY["zero3"] = ZERO_NEEDS_GPUS = GPU_ONLY["zero2"]
+
+
+def launch_script(kind: str, strategy: str, gpus_per_node: int, nodes: int, cpu: bool, single: str,
+                  multi: str) -> str:
+    """The text of ``launch.sh``: finds the run folder, applies the CPU switch, and ``exec``s
+    the launcher so a stop signal reaches it (torchrun forwards it to every process) and its
+    exit code — non-zero when any process failed — is the script's."""
+    gpu_only = strategy in GPU_ONLY
+    where = ("CPU processes (gloo)" if cpu else "GPU(s) (NCCL)" if gpu_only
+             else "GPU(s) (NCCL; gloo on a machine without CUDA)")
+    if gpu_only:  # single quotes: the message's `…` must not run
+        switch = f"if [ \"${{STUDIO_CPU:-0}}\" = \"1\" ]; then echo '{GPU_ONLY[strategy]}' >&2; exit 2; fi"
+    else:
+        switch = f'if [ "${{STUDIO_CPU:-{int(cpu)}}}" = "1" ]; then export CUDA_VISIBLE_DEVICES=""; fi'
+    lines = [
+        "#!/usr/bin/env bash",
+        f"# {strategy.upper()} launch of this {kind} run: {gpus_per_node} process(es) per node x {nodes} node(s), "
+        f"on {where}.",
+        "# Single node:",
+        "#   bash launch.sh            (arguments go to the trainer, e.g. --resume)",
+        "# Multi-node: run on every node with NODE_RANK=0..N-1 and the main node's IP:",
+        "#   NODE_RANK=0 MULTI=1 bash launch.sh   (then NODE_RANK=1 … on the others)",
+        *([] if gpu_only else [f"# STUDIO_CPU=1 trains on the CPU (gloo) even where GPUs exist, STUDIO_CPU=0 on "
+                           f"the GPUs; default {int(cpu)}."]),
+        f"# The run folder is ${RUN_DIR_VAR} if set, else the folder above this script; MAIN_PORT sets",
+        "# the rendezvous port (default 29500).",
+        "set -euo pipefail",
+        f'RUN="${{{RUN_DIR_VAR}:-$(cd "$(dirname "${{BASH_SOURCE[0]}}")/.." && pwd)}}"',
+        switch,
+        f'export TORCH_ELASTIC_SHUTDOWN_TIMEOUT="${{TORCH_ELASTIC_SHUTDOWN_TIMEOUT:-{SHUTDOWN_TIMEOUT_S}}}"',
+        'if [ -z "${ACCELERATE:-}" ]; then',
+        '  if command -v accelerate >/dev/null; then ACCELERATE=accelerate; '
+        'else ACCELERATE="${PYTHON:-python3} -m accelerate.commands.accelerate_cli"; fi',
+        "fi",
+        'if [ "${MULTI:-0}" = "1" ]; then',
+        f'  exec {multi} "$@"',
+        "else",
+        f'  exec {single} "$@"',
+        "fi",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def write_launch(run_dir: str | Path, kind: str, strategy: str = "ddp", gpus_per_node: int = 8,
-                 nodes: int = 1, main_ip: str = "MAIN_NODE_IP", port: int = 29500) -> LaunchPlan:
+                 nodes: int = 1, main_ip: str = "MAIN_NODE_IP", port: int = 29500, cpu: bool = False) -> LaunchPlan:
     """Write ``<run>/launch/`` files for ``studio <kind> --config <run>/config.yaml``.
 
     No absolute path of this machine is written: ``launch.sh`` finds the run folder at run
@@ -137,15 +209,24 @@ def write_launch(run_dir: str | Path, kind: str, strategy: str = "ddp", gpus_per
     ``launch.sh`` passes it as an absolute path built at run time). So the run folder can be
     copied to a cluster and launched there. Files of an earlier strategy are removed.
 
+    ``cpu``: the processes train on the CPU with gloo (``launch.sh`` hides the GPUs unless
+    ``STUDIO_CPU=0``); without it they use the GPUs with NCCL, or the CPU where there is no
+    CUDA. ``gpus_per_node`` is then the number of CPU processes per node.
+
     Raises:
-        ConfigError: no ``config.yaml`` in the run folder, unknown kind or strategy.
+        ConfigError: no ``config.yaml`` in the run folder, unknown kind or strategy, FSDP or ZeRO
+            with ``cpu``, RL with a strategy that shards the weights (fsdp, zero3).
     """
     run = Path(run_dir)
     if kind not in ("sft", "rl"):
         raise ConfigError(f"`kind` must be sft or rl, got {kind!r}.")
     if not (run / "config.yaml").is_file():
         raise ConfigError(f"{run} has no config.yaml; export a run folder made by the SFT or RL tab.")
-    cfg = accelerate_config(strategy, gpus_per_node, nodes,
+    from studio.engine.train.distributed import RL_NEEDS_WHOLE_MODEL, SHARDED
+
+    if kind == "rl" and strategy in SHARDED:
+        raise ConfigError(RL_NEEDS_WHOLE_MODEL)
+    cfg = accelerate_config(strategy, gpus_per_node, nodes, cpu=cpu,
                             ds_config_file="launch/ds_config.json" if strategy in ("zero2", "zero3") else None)
     out = run / "launch"
     out.mkdir(parents=True, exist_ok=True)
@@ -160,27 +241,14 @@ def write_launch(run_dir: str | Path, kind: str, strategy: str = "ddp", gpus_per
     acc_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     ds_arg = ' --deepspeed_config_file "$RUN/launch/ds_config.json"' if ds_path else ""
     entry = f'-m studio {kind} --config "$RUN/config.yaml"'
-    single = f'accelerate launch --config_file "$RUN/launch/accelerate_config.yaml"{ds_arg} {entry}'
-    multi = (f'accelerate launch --config_file "$RUN/launch/accelerate_config.yaml"{ds_arg} '
-             f"--num_machines {nodes} --machine_rank $NODE_RANK --main_process_ip {shlex.quote(main_ip)} "
-             f"--main_process_port {port} {entry}")
+    acc = f'accelerate launch --config_file "$RUN/launch/accelerate_config.yaml"{ds_arg}'
+    single = f'{acc} --main_process_port "${{MAIN_PORT:-{port}}}" {entry}'
+    multi = (f"{acc} --num_machines {nodes} --machine_rank $NODE_RANK --main_process_ip {shlex.quote(main_ip)} "
+             f'--main_process_port "${{MAIN_PORT:-{port}}}" {entry}')
     script = out / "launch.sh"
-    script.write_text(
-        "#!/usr/bin/env bash\n"
-        f"# {strategy.upper()} launch of this run on {gpus_per_node} GPU(s) x {nodes} node(s).\n"
-        "# Single node:\n"
-        f"#   bash launch.sh\n"
-        "# Multi-node: run on every node with NODE_RANK=0..N-1 and the main node's IP:\n"
-        f"#   NODE_RANK=0 MULTI=1 bash launch.sh   (then NODE_RANK=1 … on the others)\n"
-        f"# The run folder is ${RUN_DIR_VAR} if set, else the folder above this script.\n"
-        "set -euo pipefail\n"
-        f'RUN="${{{RUN_DIR_VAR}:-$(cd "$(dirname "${{BASH_SOURCE[0]}}")/.." && pwd)}}"\n'
-        'if [ "${MULTI:-0}" = "1" ]; then\n'
-        f"  {multi}\n"
-        "else\n"
-        f"  {single}\n"
-        "fi\n"
-    )
+    script.write_text(launch_script(kind, strategy, gpus_per_node, nodes, cpu,
+                                    single.replace("accelerate launch", "$ACCELERATE launch", 1),
+                                    multi.replace("accelerate launch", "$ACCELERATE launch", 1)))
     script.chmod(0o755)
     return LaunchPlan(acc_path, ds_path, script, single, multi)
 

@@ -39,7 +39,7 @@ from typing import Any, Sequence
 from studio.config import ON_OFF_AUTO, ModelSpec, OnOffAuto, YamlConfig, check, parse_on_off
 from studio.engine.train.data import POLICIES
 from studio.engine.fileperm import share_weights
-from studio.engine.train.sft_trainer import DiskFullError, trainer_class
+from studio.engine.train.sft_trainer import DiskFullError, trainer_class  # noqa: F401 - DiskFullError: re-exported
 from studio.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -380,14 +380,16 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
     from peft import LoraConfig
     from trl import SFTConfig
 
-    from studio.engine.train import data as D
+    from studio.engine.train import data as D, distributed
     from studio.engine.train.callbacks import MetricsCallback, StopFlagCallback
     from studio.engine.infer.models import load, pick_device, pick_dtype
 
     cfg.validate()
+    log_fn = distributed.main_only(log_fn)  # train.log gets each line once, from the main process
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     device = pick_device(cfg.model.device)
+    distributed.init(on_cpu=device == "cpu")
     if cfg.lora.qlora and device != "cuda":
         raise ConfigError("`lora.qlora` (4-bit NF4) needs an NVIDIA GPU with CUDA; turn QLoRA off to train "
                           "in float32 on this CPU.")
@@ -399,10 +401,12 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
         model, processor = model_and_processor
     _apply_budgets(processor, cfg)
 
-    rows = D.load_rows(ensure_data(cfg, log_fn), dataset_info=cfg.dataset_info or None, dataset=cfg.dataset or None)
+    distributed.main_first(lambda: ensure_data(cfg, log_fn))  # a recipe's data: written once, read by all
+    rows = D.load_rows(ensure_data(cfg, log_fn), dataset_info=cfg.dataset_info or None,
+                       dataset=cfg.dataset or None)
     report = D.doctor(rows, processor, cfg.max_length, policy=cfg.policy, oversize=cfg.oversize,
                       fps=cfg.fps, max_frames=cfg.max_frames, skipped=dict(rows.skipped))
-    doctor_files(run_dir, report)
+    distributed.main_only(doctor_files)(run_dir, report)
     s = report.summary
     log_fn(f"data doctor: {report.headline().replace(' · ', ', ')} (details in {DOCTOR_MD})")
     for note in report.notes:  # the format read, system prompts, placed media, answers without loss
@@ -473,6 +477,7 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
         dataloader_num_workers=cfg.dataloader_workers,
         dataloader_persistent_workers=cfg.dataloader_workers > 0,
         disable_tqdm=True,
+        ddp_timeout=distributed.timeout_s(),
     )
     collator = D.Collator(processor, max_length=cfg.max_length, policy=cfg.policy, fps=cfg.fps,
                           max_frames=cfg.max_frames)
@@ -486,7 +491,10 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
     clock = StepClock()
     metrics_cb = MetricsCallback(run_dir, log_fn=log_fn)
     cbs = [metrics_cb]
-    if cfg.eval_data:
+    if cfg.eval_data and distributed.strategy() in distributed.SHARDED:
+        log_fn("warning: skill evaluation is off under fsdp/zero3 (one process cannot generate with a sharded "
+               "model); score the result afterwards with `studio eval`")
+    elif cfg.eval_data:
         from studio.engine.train.skill_eval import make_skill_callback
 
         cbs.append(make_skill_callback(resolve_data_path(cfg.eval_data), processor, metrics_cb.writer,
@@ -523,15 +531,16 @@ def train(cfg: SFTRunConfig, run_dir: str | os.PathLike, *, stop_flag=None, call
         ConfigError / DataError / ModelLoadError: see :func:`build_trainer`.
         DiskFullError: a checkpoint could not be written (earlier checkpoints intact).
     """
-    from studio.engine.train.runs import find_last_checkpoint
+    from studio.engine.train import distributed, runs
 
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
     cfg.validate()
-    cfg.to_yaml(run / "config.yaml")
+    log_fn = distributed.main_only(log_fn)
+    distributed.main_only(cfg.to_yaml)(run / "config.yaml")
     trainer, info = build_trainer(cfg, run, stop_flag=stop_flag, callbacks=callbacks,
                                   model_and_processor=model_and_processor, log_fn=log_fn)
-    last = find_last_checkpoint(run) if cfg.resume else None
+    last = runs.find_last_checkpoint(run) if cfg.resume else None
     if last:
         log_fn(f"resuming from {last.name}")
     what = ("full fine-tuning of the language model" if cfg.finetuning == "full"
@@ -542,25 +551,27 @@ def train(cfg: SFTRunConfig, run_dir: str | os.PathLike, *, stop_flag=None, call
     processor = trainer.processing_class
     processor.chat_template = trainer.studio_inference_template
     adapter = model_dir = None
-    if not stopped and cfg.finetuning == "full":
-        model_dir = save_full_model(trainer.model, processor, run / "model", cfg)
+    if not stopped and cfg.finetuning == "full":  # one copy, by the main process
+        model_dir = run / "model"
+        distributed.save_on_main(trainer, lambda sd: save_full_model(trainer.model, processor, model_dir, cfg, sd))
         log_fn(f"saved the fine-tuned model to {model_dir}")
     elif not stopped:
         adapter = run / "adapter"
-        trainer.model.save_pretrained(str(adapter))
+        distributed.save_on_main(trainer, lambda sd: trainer.model.save_pretrained(str(adapter), state_dict=sd))
         log_fn(f"saved adapter to {adapter}")
     else:
         log_fn(f"stopped at step {trainer.state.global_step}; checkpoint saved, start again to resume")
-    share_weights(run, recursive=True)  # the adapter and every checkpoint
+    distributed.main_first(lambda: share_weights(run, recursive=True))  # the adapter and every checkpoint
     return {"status": "stopped" if stopped else "finished", "global_step": trainer.state.global_step,
             "resumed_from": str(last) if last else None, "adapter": str(adapter) if adapter else None,
             "model": str(model_dir) if model_dir else None,
             "train_loss": getattr(out, "training_loss", None), **info}
 
 
-def save_full_model(model, processor, out: Path, cfg: SFTRunConfig) -> Path:
+def save_full_model(model, processor, out: Path, cfg: SFTRunConfig, state_dict: dict | None = None) -> Path:
     """Save a fully fine-tuned model as a loadable folder (safetensors + processor +
     ``studio_model.json`` saying it is a thinking-stage model made by this SFT run).
+    ``state_dict``: the gathered weights of a sharded (FSDP) model; None: the model's own.
 
     The base's ``studio_model.json`` (e.g. a workshop model's ``kind``) is carried over with
     ``stage: thinking`` and the run's config, so ``studio eval`` scores it in the
@@ -570,7 +581,7 @@ def save_full_model(model, processor, out: Path, cfg: SFTRunConfig) -> Path:
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out), safe_serialization=True)
+    model.save_pretrained(str(out), safe_serialization=True, state_dict=state_dict)
     processor.save_pretrained(str(out))
     meta = dict(studio_meta(resolve(cfg.model.name_or_path)))
     meta.update({"stage": "thinking", "made_by": "studio sft (finetuning: full)", "base": cfg.model.name_or_path,

@@ -30,7 +30,7 @@ def table_rows(runs_dir) -> list[list]:
     for i in list_runs(runs_dir):
         step = "" if i.step is None else (f"{i.step}/{i.max_steps}" if i.max_steps else str(i.step))
         started = datetime.fromtimestamp(i.started).strftime("%Y-%m-%d %H:%M") if i.started else ""
-        rows.append([i.id, i.kind, i.status, step, i.headline(), started])
+        rows.append([i.id, i.kind_label(), i.status, step, i.headline(), started])
     return rows
 
 

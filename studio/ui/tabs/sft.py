@@ -133,7 +133,8 @@ def build(ctx) -> None:
             epochs = gr.Number(label=t("sft.epochs"), value=defaults.epochs)
             max_steps = gr.Number(label=t("sft.max_steps"), value=0, precision=0)
             batch_size = gr.Number(label=t("sft.batch_size"), value=defaults.batch_size, precision=0)
-            grad_accum = gr.Number(label=t("sft.grad_accum"), value=defaults.grad_accum, precision=0)
+            grad_accum = gr.Number(label=t("sft.grad_accum"), value=defaults.grad_accum, precision=0,
+                                   info=t("sft.grad_accum_info"))
         with gr.Row():
             image_max_pixels = gr.Number(label=t("sft.image_max_pixels"), value=0, precision=0)
             seed = gr.Number(label=t("common.seed"), value=defaults.seed, precision=0)

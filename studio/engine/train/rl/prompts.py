@@ -237,11 +237,16 @@ def check_data(cfg: "RLRunConfig", *, references: bool = True) -> tuple[list[RLP
         train, evals = split_eval(prompts, cfg.eval_fraction, cfg.max_eval_prompts, cfg.seed)
     if references:
         check_references(train + evals, cfg.rewards)
-    B = cfg.prompts_per_step
+    from studio.engine.train.distributed import world_size
+
+    n_proc = world_size()  # a multi-process launch draws B prompts per process
+    B = cfg.prompts_per_step * n_proc
     if len(train) < B:
+        each = f" on each of {n_proc} processes" if n_proc > 1 else ""
         raise ConfigError(
-            f"`per_device_train_batch_size` asks for {B} prompts per step but the training split has only "
-            f"{len(train)}; add prompts or lower per_device_train_batch_size to {len(train) * cfg.num_generations}."
+            f"`per_device_train_batch_size` asks for {B} prompts per step{each and ' in all'} but the training split "
+            f"has only {len(train)}; add prompts or lower per_device_train_batch_size to "
+            f"{max(1, len(train) // n_proc) * cfg.num_generations}{each}."
         )
     if any(p.videos for p in train) and cfg.use_vllm:
         raise ConfigError("`use_vllm` supports image and text prompts only; this data has videos. Turn use_vllm off.")

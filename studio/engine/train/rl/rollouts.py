@@ -246,6 +246,27 @@ class PromptDrawer:
                 return extra
         return []
 
+    def pool_for(self, local: Sequence[int], rank: int = 0, world: int = 1) -> tuple[list[int], list[int]]:
+        """``(base, extras)`` of the queued draw whose base holds ``local`` as its ``rank``-th
+        of ``world`` equal slices (accelerate hands each process its slice of the generation
+        batch); removed from the queue. One process: ``extras_for`` of ``local``.
+
+        Raises:
+            StudioError: several processes and no queued draw matches (their curricula would
+                part ways; never expected).
+        """
+        if world <= 1:
+            return list(local), self.extras_for(local)
+        n = len(local)
+        for k, (b, extra) in enumerate(self._extras):
+            if len(b) == n * world and list(b[rank * n:(rank + 1) * n]) == list(local):
+                del self._extras[k]
+                return list(b), extra
+        from studio.errors import StudioError
+
+        raise StudioError(f"Process {rank}'s prompts {list(local)} belong to no drawn generation batch; the "
+                          f"processes' curricula have parted. Start the run again (it resumes from its checkpoint).")
+
     def settle(self, ids: Sequence[int]) -> None:
         """Mark prompts as scored (removes one pending entry per id)."""
         for i in ids:

@@ -4,18 +4,21 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from pathlib import Path
 from typing import Callable, Sequence
 
 from studio.engine.fileperm import share_weights
+from studio.engine.train import distributed
+from studio.engine.train.distributed import main_only
 from studio.engine.train.rl.config import (CURRICULUM_FILE, FORMAT_GATE_FILE, RL_STATE_FILE, ROLLOUTS_FILE,
                                           RLRunConfig, check_trl_version)
 from studio.engine.train.rl.prompts import PromptEncoder, RLPrompt, check_data
 from studio.engine.train.rl.rollouts import PromptDrawer, RolloutGenerator, Scorer, trl_reward
 from studio.engine.train.rl.trainer import _make_trainer_class
-from studio.errors import InputError, StudioError
+from studio.errors import ConfigError, InputError, StudioError
 
 
 # --------------------------------------------------------------------------- run context
@@ -60,7 +63,7 @@ class _RunContext:
             return
         from studio.engine.train.metrics import MetricsWriter
 
-        acc = self.evaluate(model)  # on every process (a sharded model needs them all)
+        acc = self.evaluate(model)  # every process scores its share of the prompts
         self.evaluated.add(step)
         if not self.is_main:
             return
@@ -69,23 +72,31 @@ class _RunContext:
         self.log(f"step {step}: held-out accuracy {acc:.3f}{note}")
 
     def evaluate(self, model) -> float:
-        """Held-out accuracy: one greedy answer per eval prompt (forced answering on)."""
+        """Held-out accuracy: one greedy answer per eval prompt (forced answering on). With
+        several processes each answers a round-robin share and the counts are summed."""
+        from studio.engine.train.distributed import shard, sum_all
+
         if not self.evals:
             return float("nan")
+        mine = shard(self.evals)
         was_training = model.training
         model.eval()
+        correct = 0
         try:
-            encs = [self.encoder(p, key="eval") for p in self.evals]
-            rolls = self.generator(model, encs, 1, greedy=True)
-            rewards, _ = self.scorer([r.text for r in rolls], self.evals)
+            if mine:
+                encs = [self.encoder(p, key="eval") for p in mine]
+                rolls = self.generator(model, encs, 1, greedy=True)
+                rewards, _ = self.scorer([r.text for r in rolls], mine)
+                correct = sum(r >= self.state.config.correct_threshold for r in rewards)
         finally:
             model.train(was_training)
-        return sum(r >= self.state.config.correct_threshold for r in rewards) / len(rewards)
+        return sum_all([correct])[0] / len(self.evals)
 
     def write_rollouts(self, step: int, items) -> None:
-        """Append up to ``rollouts_logged_per_step`` rollouts to ``rollouts.jsonl``."""
+        """Append up to ``rollouts_logged_per_step`` of the step's rollouts (the whole pool's,
+        every process's) to ``rollouts.jsonl``; the main process only."""
         n = self.cfg.rollouts_logged_per_step
-        if n <= 0:
+        if n <= 0 or not self.is_main:
             return
         stride = max(1, len(items) // n)
         with self._rollouts_path.open("a", encoding="utf-8") as f:
@@ -97,8 +108,9 @@ class _RunContext:
                 }, ensure_ascii=False) + "\n")
 
     def save_curriculum(self, path: Path) -> None:
-        """Write the curriculum state (+ pending prompts) as JSON."""
-        self.state.save(path)
+        """Write the curriculum state as JSON (the main process; every process holds the same)."""
+        if self.is_main:
+            self.state.save(path)
 
 
 # --------------------------------------------------------------------------- offline grading & gate
@@ -111,22 +123,31 @@ class StoppedBeforeTraining(Exception):
 def offline_grade(ctx: _RunContext, model, k: int, stop_flag=None) -> tuple[dict[int, float], float]:
     """k samples per train prompt → (pass rate per prompt idx, format-correct rate).
 
-    RLCS.md step 2. Also gives the format gate its measurement for free.
+    RLCS.md step 2. Also gives the format gate its measurement for free. With several
+    processes each grades a round-robin share of the prompts and the results are gathered,
+    so every process starts from the same pass-rate table.
 
     Raises:
         StoppedBeforeTraining: ``stop_flag`` (anything truthy once a stop was asked, e.g. a
-            :class:`~studio.engine.train.callbacks.StopFlag`) was set; checked between chunks of
-            ``64 // k`` prompts, so the job panel's Stop ends grading within seconds.
+            :class:`~studio.engine.train.callbacks.StopFlag`) was set in any process; checked between
+            chunks of ``64 // k`` prompts, so the job panel's Stop ends grading within seconds.
     """
+    from studio.engine.train.distributed import all_gather_objects, any_rank, shard, world_size
+
     G = max(1, k)
     rates: dict[int, float] = {}
     fmt_ok = n = 0
     chunk = max(1, 64 // G)
-    for s in range(0, len(ctx.train), chunk):
-        if stop_flag:
-            raise StoppedBeforeTraining(f"stopped during offline grading ({s} of {len(ctx.train)} prompts "
+    mine = shard(ctx.train)
+    per_process = math.ceil(len(ctx.train) / world_size())  # the same number of chunks everywhere
+    for s in range(0, per_process, chunk):
+        if any_rank(bool(stop_flag)):
+            done = min(len(ctx.train), s * world_size())
+            raise StoppedBeforeTraining(f"stopped during offline grading ({done} of {len(ctx.train)} prompts "
                                         "graded), before step 1: nothing was trained; start the run again")
-        prompts = ctx.train[s:s + chunk]
+        prompts = mine[s:s + chunk]
+        if not prompts:
+            continue
         encs = [ctx.encoder(p, key="train") for p in prompts]
         rolls = ctx.generator(model, encs, G)
         rows = [p for p in prompts for _ in range(G)]
@@ -135,7 +156,9 @@ def offline_grade(ctx: _RunContext, model, k: int, stop_flag=None) -> tuple[dict
             rates[p.idx] = sum(x >= ctx.state.config.correct_threshold for x in rewards[j * G:(j + 1) * G]) / G
         fmt_ok += sum(fmt)
         n += len(fmt)
-    return rates, fmt_ok / max(1, n)
+    parts = all_gather_objects((rates, fmt_ok, n))
+    all_rates = {i: r for part, _, _ in parts for i, r in part.items()}
+    return all_rates, sum(p[1] for p in parts) / max(1, sum(p[2] for p in parts))
 
 
 class FormatGateError(StudioError):
@@ -154,12 +177,18 @@ def format_gate(ctx: _RunContext, model, n_prompts: int, rate: float | None = No
             rollouts that all score 0 would update nothing.
     """
     if rate is None:
-        rng = random.Random(ctx.cfg.seed + 7)
+        from studio.engine.train.distributed import shard, sum_all
+
+        rng = random.Random(ctx.cfg.seed + 7)  # the same sample in every process; each does its share
         sample = rng.sample(ctx.train, min(n_prompts, len(ctx.train)))
-        rolls = ctx.generator(model, [ctx.encoder(p, key="train") for p in sample], 1)
-        _, fmt = ctx.scorer([r.text for r in rolls], sample)
-        rate = sum(fmt) / max(1, len(fmt))
-        n = len(sample)
+        mine = shard(sample)
+        fmt = []
+        if mine:
+            rolls = ctx.generator(model, [ctx.encoder(p, key="train") for p in mine], 1)
+            _, fmt = ctx.scorer([r.text for r in rolls], mine)
+        ok_n, n = sum_all([sum(fmt), len(fmt)])
+        rate = ok_n / max(1.0, n)
+        n = int(n)
     else:
         n = len(ctx.train)
     ok = rate >= ctx.cfg.format_gate_threshold
@@ -171,7 +200,8 @@ def format_gate(ctx: _RunContext, model, n_prompts: int, rate: float | None = No
         f"full fine-tune; in the RL tab: \"Start from adapter\")."
     )
     info = {"rate": rate, "threshold": ctx.cfg.format_gate_threshold, "prompts": n, "ok": ok, "warning": warning}
-    (ctx.run_dir / FORMAT_GATE_FILE).write_text(json.dumps(info, indent=1), encoding="utf-8")
+    if ctx.is_main:
+        (ctx.run_dir / FORMAT_GATE_FILE).write_text(json.dumps(info, indent=1), encoding="utf-8")
     if warning and ctx.cfg.format_gate == "refuse":
         raise FormatGateError(warning.replace("FORMAT GATE: ", "Format gate: ") +
                               " To go on anyway: `studio rl … --allow-low-format` (format_gate: warn).")
@@ -205,6 +235,7 @@ def _file_logger(run_dir: Path) -> Callable[[str], None]:
     wrapper already sends stdout there)."""
     path = run_dir / "train.log"
 
+    @main_only  # one copy of each line, from the main process of a multi-process launch
     def write(msg: str) -> None:
         line = f"{time.strftime('%H:%M:%S')} {msg}"
         print(line, flush=True)
@@ -262,6 +293,7 @@ def grpo_config(cfg: RLRunConfig, run_dir: Path, on_cpu: bool):
         vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
         log_completions=False,
         disable_tqdm=True,
+        ddp_timeout=distributed.timeout_s(),
     )
     return args
 
@@ -291,9 +323,11 @@ def build_trainer(cfg: RLRunConfig, run_dir: str | Path, *, model=None, processo
     from peft import LoraConfig
     check_trl_version()
     cfg.validate()
+    if distributed.strategy() in distributed.SHARDED:
+        raise ConfigError(distributed.RL_NEEDS_WHOLE_MODEL)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    say = logger or _file_logger(run_dir)
+    say = main_only(logger) if logger else _file_logger(run_dir)
     ckpt = latest_checkpoint(run_dir) if resume else None
     if resume and ckpt is None:
         raise InputError(f"Run {run_dir} has no checkpoint to resume from; start it again instead.")
@@ -302,10 +336,12 @@ def build_trainer(cfg: RLRunConfig, run_dir: str | Path, *, model=None, processo
     B = cfg.prompts_per_step
 
     if model is None or processor is None:
-        from studio.engine.infer.models import load
+        from studio.engine.infer.models import load, pick_device
 
+        distributed.init(on_cpu=pick_device(cfg.model.device) == "cpu")  # before loading: each process its GPU
         model, processor = load(cfg.model)
     on_cpu = next(model.parameters()).device.type == "cpu"
+    distributed.init(on_cpu=on_cpu)  # grading below gathers across processes
     from studio.engine.infer import family
 
     scorer = Scorer(cfg.rewards, reward_fn, family.of(processor, model))
@@ -314,8 +350,11 @@ def build_trainer(cfg: RLRunConfig, run_dir: str | Path, *, model=None, processo
 
     state = _make_state(cfg, train)
     ctx = _RunContext(cfg, run_dir, train, evals, processor, scorer, state, eos, say)
+    ctx.is_main = distributed.is_main_process()
+    n_proc = distributed.world_size()
     say(f"RL run: {len(train)} train / {len(evals)} eval prompts, reward {scorer.name}, curriculum "
-        f"{cfg.curriculum.mode}, B={B} prompts × G={cfg.num_generations}")
+        f"{cfg.curriculum.mode}, B={B * n_proc} prompts × G={cfg.num_generations}"
+        + (f" ({B} per process × {n_proc} processes)" if n_proc > 1 else ""))
 
     if ckpt is not None:
         cur = ckpt / CURRICULUM_FILE
@@ -392,9 +431,13 @@ def train(cfg: RLRunConfig, run_dir: str | Path, *, resume: bool = False, model=
         ctx.record_eval(step, trainer.accelerator.unwrap_model(trainer.model), trainer.rollouts_total, " (final)")
     ctx.save_curriculum(run_dir / CURRICULUM_FILE)
     adapter = run_dir / "adapter"
-    trainer.model.save_pretrained(str(adapter))
-    trainer.processing_class.save_pretrained(str(adapter))
-    share_weights(run_dir, recursive=True)  # the adapter and every checkpoint
+
+    def save(state_dict):  # one copy of the result, by the main process
+        trainer.model.save_pretrained(str(adapter), state_dict=state_dict)
+        trainer.processing_class.save_pretrained(str(adapter))
+        share_weights(run_dir, recursive=True)  # the adapter and every checkpoint
+
+    distributed.save_on_main(trainer, save)
     summary = {
         "steps": trainer.state.global_step,
         "rollouts": trainer.rollouts_total,

@@ -44,32 +44,81 @@ class _SkipAndStop:
 
 
 class _CurriculumSampling:
-    """The lazy RLCS sampler in place of TRL's ``RepeatSampler`` (``_get_train_sampler``)."""
+    """The lazy RLCS sampler in place of TRL's ``RepeatSampler`` (``_get_train_sampler``).
+
+    As TRL's sampler, it yields the *global* generation batch — ``B`` prompts per process —
+    the same in every process (each draws from its own copy of the curriculum, kept identical),
+    and accelerate's dataloader hands process ``r`` the ``r``-th slice of it.
+    """
 
     def _get_train_sampler(self, dataset=None):
+        from studio.engine.train.distributed import world_size
+
         s = self.studio
         s.drawer.reset()
         repeat = self.num_iterations * self.args.steps_per_generation
         gens = math.ceil(self.args.max_steps * self.args.gradient_accumulation_steps / repeat) + 2
-        return CurriculumSampler(s.drawer.draw, s.cfg.prompts_per_step, self.num_generations, repeat, gens)
+        return CurriculumSampler(s.drawer.draw, s.cfg.prompts_per_step * world_size(), self.num_generations,
+                                 repeat, gens)
 
 
 class _PoolScoring:
     """Generation and scoring of a prompt pool: rollouts → rewards → curriculum update →
-    group selection → the batch TRL's loss consumes (``_generate_and_score_completions``)."""
+    group selection → the batch TRL's loss consumes (``_generate_and_score_completions``).
+
+    With several processes each rolls out and scores a round-robin share of the pool's
+    prompts (a group's G rollouts stay on one process), the shares are gathered, and every
+    process makes the same curriculum update and group selection from the whole pool; each
+    then trains on its equal share of the kept groups. Group statistics, the pass-rate table
+    and the logged metrics are those of the whole pool, as in a one-process run.
+    """
 
     def _generate_and_score_completions(self, inputs):
         if not self.model.training:  # evaluation through Trainer.evaluate: plain scoring of the batch
             return self._score_pool([x["idx"] for x in inputs[:: self.num_generations_eval]], [], train=False)
+        from studio.engine.train.distributed import rank, world_size
+
         G = self.num_generations
         ids = [int(x["idx"]) for x in inputs[::G]]
-        return self._score_pool(ids, self._extra_prompts(ids), train=True)
+        base, extra = self.studio.drawer.pool_for(ids, rank(), world_size())
+        return self._score_pool(base, extra, train=True)
 
-    def _extra_prompts(self, base: list[int]) -> list[int]:
-        return self.studio.drawer.extras_for(base)
+    def _roll_out(self, prompts, G: int, shared: bool):
+        """Rollouts, rewards and format flags of every prompt, G each, prompt-major; with
+        ``shared`` each process does its round-robin share and the shares are gathered."""
+        from studio.engine.train.distributed import all_gather_objects, rank, world_size
+
+        s = self.studio
+        mine = list(range(rank(), len(prompts), world_size())) if shared else list(range(len(prompts)))
+        t0 = time.perf_counter()
+        rolls, rewards, fmt = [], [], []
+        clock = self.studio_clock
+        if mine:
+            model = self.accelerator.unwrap_model(self.model)
+            encs = [s.encoder(prompts[k], key="train") for k in mine]
+            with clock.phase("generate"):
+                rolls = s.generator(model, encs, G)
+            gen_s = time.perf_counter() - t0
+            with clock.phase("reward"):
+                rewards, fmt = s.scorer([r.text for r in rolls], [prompts[k] for k in mine for _ in range(G)])
+        else:
+            gen_s = time.perf_counter() - t0
+        if not shared:
+            return rolls, list(rewards), list(fmt), gen_s
+        all_rolls, all_rewards, all_fmt = [None] * (len(prompts) * G), [0.0] * (len(prompts) * G), [False] * (len(prompts) * G)
+        secs = []
+        for part_ids, part_rolls, part_rewards, part_fmt, part_s in all_gather_objects((mine, rolls, rewards, fmt, gen_s)):
+            secs.append(part_s)
+            for j, k in enumerate(part_ids):
+                all_rolls[k * G:(k + 1) * G] = part_rolls[j * G:(j + 1) * G]
+                all_rewards[k * G:(k + 1) * G] = part_rewards[j * G:(j + 1) * G]
+                all_fmt[k * G:(k + 1) * G] = part_fmt[j * G:(j + 1) * G]
+        return all_rolls, all_rewards, all_fmt, max(secs)
 
     def _score_pool(self, base_ids: list[int], extra_ids: list[int], train: bool):
         import torch
+
+        from studio.engine.train.distributed import is_main_process, rank, world_size
 
         s, G = self.studio, (self.num_generations if train else self.num_generations_eval)
         device = self.accelerator.device
@@ -80,15 +129,8 @@ class _PoolScoring:
                 s.record_eval(step, self.model, self.rollouts_total)
         pool = base_ids + extra_ids
         prompts = [s.train[i] for i in pool]
-        encs = [s.encoder(p, key="train") for p in prompts]
-        model = self.accelerator.unwrap_model(self.model)
-        t0 = time.perf_counter()
-        with clock.phase("generate"):
-            rolls = s.generator(model, encs, G)
-        gen_s = time.perf_counter() - t0
-        per_row_prompts = [p for p in prompts for _ in range(G)]
-        with clock.phase("reward"):
-            rewards, fmt = s.scorer([r.text for r in rolls], per_row_prompts)
+        shared = train and world_size() > 1
+        rolls, rewards, fmt, gen_s = self._roll_out(prompts, G, shared)
         R = torch.tensor(rewards, dtype=torch.float32).view(len(pool), G)
         results = {i: R[k].tolist() for k, i in enumerate(pool)}
         thr = s.state.config.correct_threshold
@@ -99,6 +141,8 @@ class _PoolScoring:
             s.drawer.settle(pool)
             sel = s.state.select_groups(results, len(base_ids))
             s.state.update(results)
+            if shared:
+                self._check_in_sync(step + 1)
             pos = {i: k for k, i in enumerate(pool)}
             keep = [pos[i] for i in sel.kept]
             self._skip_step = sel.skip_update
@@ -108,29 +152,52 @@ class _PoolScoring:
             if s.state.too_easy() and not self.stop_reason:
                 self.stop_reason = s.state.too_easy_message() + f" (stopped at step {step + 1})"
                 s.log(self.stop_reason)
-                (s.run_dir / STOP_REASON_FILE).write_text(self.stop_reason + "\n", encoding="utf-8")
+                if is_main_process():
+                    (s.run_dir / STOP_REASON_FILE).write_text(self.stop_reason + "\n", encoding="utf-8")
         else:
             keep = list(range(len(pool)))
-        rows = [g * G + j for g in keep for j in range(G)]
-        Rk = R[keep]
+        mine = share_of_kept(keep, len(base_ids), rank(), world_size()) if shared else keep
+        rows = [g * G + j for g in mine for j in range(G)]
+        Rk = R[mine]
         mean = Rk.mean(1, keepdim=True)
         std = Rk.std(1, keepdim=True) if G > 1 else torch.zeros_like(mean)
         adv = ((Rk - mean) / (std + 1e-4)).view(-1)
-        out = self._pack([encs[g] for g in keep], [rolls[r] for r in rows], G, adv, device)
+        encs = [s.encoder(prompts[g], key="train") for g in mine]
+        # TRL's dapo/cispo normaliser: the generation batch's loss tokens over *all* processes
+        n_items = sum(sum(rolls[g * G + j].loss_mask) for g in keep for j in range(G))
+        out = self._pack(encs, [rolls[r] for r in rows], G, adv, device, n_items)
         mode = "train" if train else "eval"
         self._log_rollout_metrics(mode, rolls, rewards, fmt, correct, zero_var, pool, keep, len(base_ids),
                                   gen_s, prompts)
         if train and s.cfg.kl_every and step % s.cfg.kl_every == 0:
             with clock.phase("logprob"):  # policy and reference (adapter off) log-probs of the batch
                 self._metrics["train"]["kl/probe"].append(self._kl_probe(out))
-        if train:
+        if train and is_main_process():
             # rollouts of the step being taken: numbered as status, metrics.jsonl and train.log number it
             with clock.phase("log"):
                 s.write_rollouts(step + 1, [(prompts[r // G], rolls[r], rewards[r]) for r in range(len(rolls))])
         return out
 
-    def _pack(self, encs, rolls, G, advantages, device):
-        """Build the dict TRL's ``_compute_loss`` consumes (+ per-sample ``mm_*`` media)."""
+    def _check_in_sync(self, step: int) -> None:
+        """Every process must hold the same curriculum (pass rates, tiers, weights, random
+        state) after the update, or their draws part ways: compare digests, log how many
+        processes agree (``curriculum/processes_in_sync``), refuse to go on if any differs."""
+        import hashlib
+
+        from studio.engine.train.distributed import all_gather_objects
+        from studio.errors import StudioError
+
+        state = json.dumps(self.studio.state.to_dict(), sort_keys=True, default=str)
+        digests = all_gather_objects(hashlib.sha256(state.encode()).hexdigest())
+        if len(set(digests)) > 1:
+            raise StudioError(f"After step {step} the processes' curriculum states differ ({len(set(digests))} "
+                              f"versions among {len(digests)} processes); the run stops rather than train on "
+                              f"diverging prompt draws. Resume continues from the last checkpoint.")
+        self._metrics["train"]["curriculum/processes_in_sync"].append(float(len(digests)))
+
+    def _pack(self, encs, rolls, G, advantages, device, num_items: int | None = None):
+        """Build the dict TRL's ``_compute_loss`` consumes (+ per-sample ``mm_*`` media).
+        ``num_items``: loss tokens of the whole generation batch (all processes); None: these rows'."""
         import torch
 
         s = self.studio
@@ -156,7 +223,7 @@ class _PoolScoring:
             "tool_mask": tool_mask,  # injected </think><answer> tokens: attended, no loss
             "mm_token_type_ids": T(mm),
             "advantages": advantages.to(device),
-            "num_items_in_batch": (completion_mask * tool_mask).sum(),
+            "num_items_in_batch": (completion_mask * tool_mask).sum() if num_items is None else T(num_items),
         }
         for key in ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw"):
             if any(e.get(key) is not None for e in prompt_rows):
@@ -210,7 +277,26 @@ class _PoolScoring:
             mask = (batch["completion_mask"] * batch["tool_mask"]).float()
             d = ref - logp
             k3 = torch.exp(d) - d - 1  # Schulman's k3 estimator of KL(π_θ‖π_ref), as TRL uses for beta>0
-            return ((k3 * mask).sum() / mask.sum().clamp(min=1)).item()
+            from studio.engine.train.distributed import sum_all
+
+            total, count = sum_all([(k3 * mask).sum().item(), mask.sum().item()])  # over every process's rows
+            return total / max(count, 1.0)
+
+
+def share_of_kept(keep: list[int], batch: int, rank: int, world: int) -> list[int]:
+    """Process ``rank``'s equal share of the kept groups (pool positions): the ``rank``-th of
+    ``world`` slices of ``batch // world``. Fewer kept than ``batch`` (a pool with repeated
+    prompts) are cycled, so every process trains on the same number of groups and DDP's
+    gradient mean is the one-process mean.
+
+    >>> share_of_kept([5, 2, 7, 1], 4, 1, 2)
+    [7, 1]
+    >>> share_of_kept([5, 2, 7], 4, 1, 2)
+    [7, 5]
+    """
+    per = max(1, batch // world)
+    full = [keep[k % len(keep)] for k in range(per * world)] if keep else []
+    return full[rank * per:(rank + 1) * per]
 
 
 class _MediaForward:
@@ -317,8 +403,10 @@ class _CheckpointExtras:
         super()._save_checkpoint(model, trial)
         from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+        from studio.engine.train.distributed import is_main_process
+
         ckpt = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-        if ckpt.is_dir():
+        if ckpt.is_dir() and is_main_process():  # the same state in every process: written once
             self.studio.save_curriculum(ckpt / CURRICULUM_FILE)
             (ckpt / RL_STATE_FILE).write_text(json.dumps({"rollouts_total": self.rollouts_total}),
                                               encoding="utf-8")
