@@ -324,3 +324,30 @@ def __getattr__(name: str):
         globals()[name] = cls
         return cls
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def sft_callbacks(cfg, run_dir: Path, processor, clock, stop_flag, log_fn) -> list:
+    """The run's own trainer callbacks: metrics.jsonl/TensorBoard, the held-out skill
+    evaluation (not under fsdp/zero3: one process cannot generate with a sharded model) and Stop.
+
+    Args: ``cfg`` an :class:`~studio.engine.train.sft.SFTRunConfig`; ``clock`` the run's
+    :class:`~studio.engine.train.steptime.StepClock`; ``stop_flag`` a ``threading.Event`` or None.
+    """
+    from studio.engine.train import distributed
+    from studio.engine.train.callbacks import MetricsCallback, StopFlagCallback  # built lazily (above)
+    from studio.engine.train.sft import resolve_data_path
+
+    metrics_cb = MetricsCallback(run_dir, log_fn=log_fn)
+    cbs = [metrics_cb]
+    if cfg.eval_data and distributed.strategy() in distributed.SHARDED:
+        log_fn("warning: skill evaluation is off under fsdp/zero3 (one process cannot generate with a sharded "
+               "model); score the result afterwards with `studio eval`")
+    elif cfg.eval_data:
+        from studio.engine.train.skill_eval import make_skill_callback
+
+        cbs.append(make_skill_callback(resolve_data_path(cfg.eval_data), processor, metrics_cb.writer,
+                                       every=cfg.skill_eval_steps, n=cfg.skill_eval_n, log_fn=log_fn,
+                                       clock=clock))
+    if stop_flag is not None:
+        cbs.append(StopFlagCallback(stop_flag))
+    return cbs

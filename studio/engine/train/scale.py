@@ -167,7 +167,7 @@ def launch_script(kind: str, strategy: str, gpus_per_node: int, nodes: int, cpu:
     where = ("CPU processes (gloo)" if cpu else "GPU(s) (NCCL)" if gpu_only
              else "GPU(s) (NCCL; gloo on a machine without CUDA)")
     if gpu_only:  # single quotes: the message's `…` must not run
-        switch = f"if [ \"${{STUDIO_CPU:-0}}\" = \"1\" ]; then echo '{GPU_ONLY[strategy]}' >&2; exit 2; fi"
+        switch = f"if [ \"${{STUDIO_CPU:-0}}\" = \"1\" ]; then echo {shlex.quote(GPU_ONLY[strategy])} >&2; exit 2; fi"
     else:
         switch = f'if [ "${{STUDIO_CPU:-{int(cpu)}}}" = "1" ]; then export CUDA_VISIBLE_DEVICES=""; fi'
     lines = [

@@ -39,7 +39,7 @@ from typing import Any, Sequence
 from studio.config import ON_OFF_AUTO, ModelSpec, OnOffAuto, YamlConfig, check, parse_on_off
 from studio.engine.train.data import POLICIES
 from studio.engine.fileperm import share_weights
-from studio.engine.train.sft_trainer import DiskFullError, trainer_class  # noqa: F401 - DiskFullError: re-exported
+from studio.engine.train.sft_trainer import DiskFullError, trainer_class  # noqa: F401 - re-exported
 from studio.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -381,7 +381,7 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
     from trl import SFTConfig
 
     from studio.engine.train import data as D, distributed
-    from studio.engine.train.callbacks import MetricsCallback, StopFlagCallback
+    from studio.engine.train.callbacks import sft_callbacks
     from studio.engine.infer.models import load, pick_device, pick_dtype
 
     cfg.validate()
@@ -489,19 +489,7 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
     from studio.engine.train.steptime import StepClock, make_step_time_callback, metrics_sink
 
     clock = StepClock()
-    metrics_cb = MetricsCallback(run_dir, log_fn=log_fn)
-    cbs = [metrics_cb]
-    if cfg.eval_data and distributed.strategy() in distributed.SHARDED:
-        log_fn("warning: skill evaluation is off under fsdp/zero3 (one process cannot generate with a sharded "
-               "model); score the result afterwards with `studio eval`")
-    elif cfg.eval_data:
-        from studio.engine.train.skill_eval import make_skill_callback
-
-        cbs.append(make_skill_callback(resolve_data_path(cfg.eval_data), processor, metrics_cb.writer,
-                                       every=cfg.skill_eval_steps, n=cfg.skill_eval_n, log_fn=log_fn,
-                                       clock=clock))
-    if stop_flag is not None:
-        cbs.append(StopFlagCallback(stop_flag))
+    cbs = sft_callbacks(cfg, run_dir, processor, clock, stop_flag, log_fn)
     cbs.extend(callbacks)
     trainer = trainer_class()(
         model=model, args=args, train_dataset=_dataset(train_rows),

@@ -214,7 +214,7 @@ def build(ctx: AppContext) -> None:
         side_inputs, side_thinking = {}, {}
         for side, dflt in (("A", da), ("B", db)):
             with gr.Column(variant="panel"):
-                model = gr.Dropdown(model_choices, value=dflt.model, allow_custom_value=not ctx.public,
+                model = gr.Dropdown(model_choices, value=dflt.model, allow_custom_value=True,
                                     label=t("cmp.model") + f" {side}", info=t("cmp.model_info"),
                                     elem_id=f"cmp-model-{side.lower()}")
                 adapter = gr.Dropdown(adapters, value=NO_ADAPTER, allow_custom_value=True,
