@@ -41,7 +41,7 @@ def form(tiny_path, **kw):
     return list(v.values())
 
 
-def test_doctor_preview_and_config(app, tiny_path):
+def test_doctor_preview_and_config(app, tiny_path, tmp_path):
     ctx, client = app
     md, table = client.predict(None, str(SAMPLE), str(tiny_path), 512, "last_thinking", "resize", api_name="/sft_doctor")
     assert "**24 rows** · 0 errors" in md
@@ -54,7 +54,16 @@ def test_doctor_preview_and_config(app, tiny_path):
         client.predict(None, str(SAMPLE), *form(tiny_path, rank=0), api_name="/sft_config")
     md, table = client.predict(None, "/nope.jsonl", str(tiny_path), 512, "last_thinking", "resize",
                                api_name="/sft_doctor")
-    assert "does not exist" in md and table["data"][0][2] == "error"
+    assert "does not exist" in table["data"][0][4] and table["data"][0][2] == "error"
+    # issue 28.1: the problems are listed once, in the grid, where tags read as written; the
+    # Markdown above (which swallows <answer> as an HTML tag) carries only the counts
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": [{"role": "user", "content": "Q?"}, '
+                   '{"role": "assistant", "content": "<think>t</think><answer>4"}]}\n', encoding="utf-8")
+    md, table = client.predict(None, str(bad), str(tiny_path), 512, "last_thinking", "resize", api_name="/sft_doctor")
+    assert "1 error" in md and "| row |" not in md and "missing" not in md
+    cells = [r[4] + " " + r[5] for r in table["data"]]
+    assert any("</answer>" in c for c in cells), cells
 
 
 @pytest.mark.slow

@@ -180,7 +180,7 @@ def build(ctx) -> None:
             raise _err(e) from None
         import pandas as pd
 
-        return rep.to_markdown(), pd.DataFrame(rep.table(), columns=headers("sft.col", TABLE_HEADERS))
+        return rep.to_markdown(table=False), pd.DataFrame(rep.table(), columns=headers("sft.col", TABLE_HEADERS))
 
     def apply_fix(up, p, choices):
         try:
