@@ -116,14 +116,30 @@ def _user_display(text: str, media) -> list[dict]:
 
 
 def _examples(workshop: bool) -> list[list[dict]]:
-    """Example messages from sample_data/: two held-out workshop scenes (workshop model
-    only), then a photo, a video and a PDF."""
+    """Example messages from sample_data/.
+
+    With the workshop model: workshop scenes only (it was trained on nothing else; a photo
+    or a video gets nonsense from it): the two held-out red-circle scenes of the check in
+    docs/workshop.md, then the first held-out question of each other scene family in
+    ``sample_data/workshop/eval.jsonl``. Otherwise: a photo, a video and a PDF.
+    """
+    import json
+
+    if workshop:
+        examples, images = [], SAMPLE_DATA / "workshop" / "images"
+        for name in ("position-l2-s1000-00001.png",  # held out: 1 red circle
+                     "shapes-l3-s1000-00002.png"):   # held out: 2 red circles and a red square
+            if (images / name).is_file():
+                examples.append([{"text": CHAT_CHECK_QUESTION, "files": [str(images / name)]}])
+        evals, seen = SAMPLE_DATA / "workshop" / "eval.jsonl", {"shapes"}
+        for line in (evals.read_text(encoding="utf-8").splitlines() if evals.is_file() else []):
+            row = json.loads(line)
+            scene = SAMPLE_DATA / "workshop" / row["images"][0]
+            if row.get("family") not in seen and scene.is_file():
+                seen.add(row.get("family"))
+                examples.append([{"text": row["prompt"].replace("<image>", "").strip(), "files": [str(scene)]}])
+        return examples
     examples = []
-    for name in ("position-l2-s1000-00001.png",  # held out: 1 red circle
-                 "shapes-l3-s1000-00002.png"):   # held out: 2 red circles and a red square
-        scene = SAMPLE_DATA / "workshop" / "images" / name
-        if workshop and scene.is_file():
-            examples.append([{"text": CHAT_CHECK_QUESTION, "files": [str(scene)]}])
     for rel, q in [("photos", "What is in this picture?"),
                    ("video", "What happens in this video?"),
                    ("docs", "Summarise this document.")]:
