@@ -274,4 +274,15 @@ def test_compare_refusals_are_toasts_and_the_seed_stays_empty(app, browser):
     status = pg.inner_text("#cmp-vote-status")
     assert "Seed 0 " not in status and "Seed " in status, status
     assert seed.input_value() == ""
+    # issue 28.2: the box emptied on send (the next question is not glued to this one), the
+    # panes hold what was sent, and New comparison clears panes and vote
+    assert pg.input_value("#cmp-input textarea") == ""
+    assert "What is 2+2?" in pg.inner_text("#cmp-chat-a") and "What is 2+2?" in pg.inner_text("#cmp-chat-b")
+    pg.screenshot(path=str(ARTIFACTS / "compare_sent_box_empty.png"))
+    pg.click("#cmp-new")
+    pg.wait_for_function("() => !document.querySelector('#cmp-chat-a').innerText.includes('2+2')")
+    assert pg.locator("#cmp-chat-a .message-row, #cmp-chat-b .message-row").count() == 0
+    assert "Which answer" not in pg.inner_text("#cmp-vote-status")
+    pg.click("#cmp-vote-a")
+    pg.wait_for_selector(".toast-body")  # nothing left to vote on: refused, says why
     pg.context.close()

@@ -241,6 +241,8 @@ def build(ctx: AppContext) -> None:
         run_btn = gr.Button(t("cmp.run"), variant="primary", elem_id="cmp-run")
         # grey and disabled while nothing runs; red while a comparison is queued or running
         stop_btn = gr.Button(t("common.stop"), variant="secondary", interactive=False, elem_id="cmp-stop")
+        new_btn = gr.Button(t("cmp.new"), variant="secondary", elem_id="cmp-new")
+    gr.Markdown(t("cmp.one_question"), elem_id="cmp-one-question")
     with gr.Accordion(t("cmp.settings_acc"), open=False, elem_id="cmp-settings"):
         with gr.Row():
             temperature = gr.Slider(0, 2, value=d.temperature, step=0.05, label=t("common.temperature"))
@@ -272,6 +274,7 @@ def build(ctx: AppContext) -> None:
         vote_md = gr.Markdown("", elem_id="cmp-vote-status")
         download = gr.DownloadButton(t("cmp.download"), visible=False, elem_id="cmp-download", scale=0)
     state = gr.State(None)
+    sent = gr.State(None)  # the page's message, held while the box is already cleared for the next one
     voter = gr.State(None)  # this visitor's vote folder id, made on the server at the first vote
 
     # ---------------------------------------------------------------- helpers
@@ -365,6 +368,7 @@ def build(ctx: AppContext) -> None:
         from studio.ui.components import queue_stop
 
         queue_stop(key, queued, stops_lock)
+        return message
 
     def compare(message, a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, temperature_, top_p_, top_k_,
                 max_new_, think_, base_cap_, seed_, system_, few_, a_thinking_, b_thinking_, request: gr.Request):
@@ -541,18 +545,36 @@ def build(ctx: AppContext) -> None:
     def stop_active():
         return gr.update(variant="stop", interactive=True)
 
+    def sent_and_cleared():
+        """Stop turns red and the box empties (as in Chat): the next question starts clean
+        instead of being glued to this one with its image."""
+        return gr.update(variant="stop", interactive=True), gr.MultimodalTextbox(value=None)
+
+    def new_comparison():
+        """Empty panes, stats, status and box: nothing of the last comparison is left to vote on."""
+        return [], [], "", "", None, "", gr.MultimodalTextbox(value=None)
+
     def stop_idle():
         return gr.update(variant="secondary", interactive=False)
 
     inputs = [box] + pickers + settings_in + thinking_in
     compare_gpu = zerogpu.gpu(compare, duration=duration_of_compare)  # ZeroGPU: a GPU for this long
-    for i, trigger in enumerate((run_btn.click, box.submit)):
-        ev_ = trigger(check, inputs, None, api_name=False, concurrency_id=MEDIA_CONCURRENCY_ID,
+    # The page: check (the message goes to `sent`), clear the box, compare what was sent.
+    # API clients: /compare, on a button never shown, takes the message itself.
+    page_events = []
+    for trigger in (run_btn.click, box.submit):
+        ev_ = trigger(check, inputs, [sent], api_name=False, concurrency_id=MEDIA_CONCURRENCY_ID,
                       concurrency_limit=MEDIA_CONCURRENCY_LIMIT, show_progress="hidden").success(
-            stop_active, None, [stop_btn], api_name=False, queue=False).success(
-            compare_gpu, inputs, outs, api_name="compare" if i == 0 else False,
+            sent_and_cleared, None, [stop_btn, box], api_name=False, queue=False).success(
+            compare_gpu, [sent] + inputs[1:], outs, api_name=False,
             concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1)
         ev_.then(stop_idle, None, [stop_btn], api_name=False, queue=False)
+        page_events.append(ev_)
+    api_btn = gr.Button(visible=False, elem_id="cmp-api")
+    api_btn.click(compare_gpu, inputs, outs, api_name="compare", concurrency_id=GPU_CONCURRENCY_ID,
+                  concurrency_limit=1)
+    new_btn.click(new_comparison, None, [panes["A"][1], panes["B"][1], panes["A"][2], panes["B"][2], state,
+                                         vote_md, box], api_name=False, queue=False)
     stop_btn.click(stop, None, [vote_md], api_name="compare_stop", concurrency_limit=None, queue=False)
     plan_btn.click(plan, pickers + thinking_in, [plan_md, panes["A"][0], panes["B"][0]], api_name="compare_plan",
                    concurrency_limit=None)
