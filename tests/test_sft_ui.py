@@ -64,6 +64,17 @@ def test_doctor_preview_and_config(app, tiny_path, tmp_path):
     assert "1 error" in md and "| row |" not in md and "missing" not in md
     cells = [r[4] + " " + r[5] for r in table["data"]]
     assert any("</answer>" in c for c in cells), cells
+    # issue 28.4: "Load the workshop recipe" shows in the form and config.yaml what the recipe
+    # button runs (a full fine-tune of toy-base), not the form's own defaults
+    out = client.predict(api_name="/sft_load_recipe")
+    upload, path, model, name, rank, *rest = out
+    values = dict(zip(["alpha", "dropout", "targets", "train_merger", "qlora", "lr", "epochs", "max_steps",
+                       "batch_size", "grad_accum", "max_length", "image_max_pixels", "seed", "eval_split",
+                       "save_steps", "policy", "oversize", "finetuning", "eval_data", "yaml"], rest))
+    assert model == "toy-base" and name == "workshop-sft" and path.endswith("thinking-sft-16800/sft.jsonl")
+    assert values["finetuning"] == "full" and values["policy"] == "all_turns" and values["max_steps"] == 1400
+    assert values["batch_size"] == 12 and values["lr"] == 5.0e-4 and values["eval_data"].endswith("eval.jsonl")
+    assert "tasks: {kind: thinking-sft" in values["yaml"] and "finetuning: full" in values["yaml"]
 
 
 @pytest.mark.slow

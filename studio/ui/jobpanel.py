@@ -81,6 +81,7 @@ class JobPanel:
         log: ``gr.Textbox`` with the tail of ``train.log`` (plain text).
         cli: ``gr.Code`` with the equivalent command (``studio sft --config …``).
         timer: the polling ``gr.Timer`` (share it with :func:`live_curves`).
+        recipe_btn: the recipe's start button (None without a recipe).
         manager: the :class:`JobManager`.
         fns: the handlers by name (``start``, ``stop``, ``resume``, ``poll``, ``attach``) for
             tests and for tabs that add their own triggers.
@@ -96,6 +97,7 @@ class JobPanel:
     timer: Any
     manager: JobManager
     fns: dict[str, Callable] = field(default_factory=dict)
+    recipe_btn: Any = None
 
 
 def after_training(ctx, run_dir_state, config_cls, kind: str, no_run_key: str = "common.no_run_yet"):
@@ -377,7 +379,7 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
     return JobPanel(run_dir_state=run_dir_state, start_btn=start_btn, stop_btn=stop_btn, resume_btn=resume_btn,
                     status=status, log=log_box, cli=cli, timer=timer, manager=h.jm,
                     fns={"start": h.start, "prepare": h.prepare, "stop": h.stop, "resume": h.resume, "poll": h.poll,
-                         "attach": h.attach})
+                         "attach": h.attach}, recipe_btn=recipe_btn)
 
 
 def _display_path(p: Path) -> Path:
