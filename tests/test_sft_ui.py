@@ -75,6 +75,8 @@ def test_doctor_preview_and_config(app, tiny_path, tmp_path):
     assert values["finetuning"] == "full" and values["policy"] == "all_turns" and values["max_steps"] == 1400
     assert values["batch_size"] == 12 and values["lr"] == 5.0e-4 and values["eval_data"].endswith("eval.jsonl")
     assert "tasks: {kind: thinking-sft" in values["yaml"] and "finetuning: full" in values["yaml"]
+    # issue 28.10: Evaluate with no run picked says so in the panel
+    assert "Pick a run first" in client.predict(api_name="/sft_evaluate")
 
 
 @pytest.mark.slow
@@ -96,6 +98,9 @@ def test_child_process_run_end_to_end(app, tiny_path):
     assert (run_dir / "doctor.md").is_file() and (run_dir / "metrics.jsonl").is_file()
     msg = client.predict(api_name="/sft_try")  # the run folder is this session's gr.State
     assert "Chat" in msg and ctx.extra["chat_adapter"] == str(run_dir / "adapter")
+    # issue 28.10: Export says what was verified (the merged model's reply equals base + adapter's)
+    msg = client.predict(str(run_dir / "merged"), api_name="/sft_export")
+    assert "Verified: the merged model's greedy reply" in msg and " tokens." in msg, msg
 
 
 def test_bad_data_is_refused_before_a_run_starts(app, tiny_path, tmp_path):

@@ -140,9 +140,9 @@ def after_training(ctx, run_dir_state, config_cls, kind: str, no_run_key: str = 
         from studio.engine.train.skill_eval import evaluate_run
         from studio.engine.workshop.evaluate import before_after_table
 
+        if not run_dir:  # said in the panel, not only a toast that is gone before it is read
+            return tr("common.pick_run")
         try:
-            if not run_dir:
-                raise StudioError(tr(no_run_key))
             # 240: an RL run's whole held-out set (the first 60 of the workshop's favour answer 1
             # and showed +12 for a +8 run); 240 stratified for an SFT run's 480
             before, after = evaluate_run(run_dir, n=240)
@@ -169,7 +169,12 @@ def after_training(ctx, run_dir_state, config_cls, kind: str, no_run_key: str = 
         except Exception as e:  # noqa: BLE001
             raise as_gradio_error(e, f"the {kind} tab") from None
         ok = rep.get("verified") and rep.get("match")
-        return tr("common.merged_verified" if ok else "common.merged_unverified", path=rep.get("out_dir", target))
+        if not ok:
+            return tr("common.merged_unverified", path=rep.get("out_dir", target))
+        text = tr("common.merged_verified", path=rep.get("out_dir", target), n=rep.get("tokens_compared", 0))
+        if rep.get("adapter_changes_output") is False:  # the check could not tell merged from unmerged
+            text += " " + tr("common.merged_same_as_base")
+        return text
 
     try_btn.click(lambda r: hand_over(r, "chat_adapter", "common.adapter_for_chat"), [run_dir_state], msg,
                   api_name=f"{kind}_try")
