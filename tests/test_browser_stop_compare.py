@@ -222,6 +222,9 @@ def test_thinking_switches_on_glm41v_explain_and_refuse(app, browser):
     pg.screenshot(path=str(ARTIFACTS / "chat_thinking_glm41v.png"))
     pg.evaluate("window.scrollTo(0, 0)")
     _compare_tab(pg)
+    # issue 28.8: side A is a base (completion) prompt, which never thinks: its box is off and greyed
+    think_a = pg.locator("#cmp-thinking-a input[type=checkbox]")
+    assert think_a.is_disabled() and not think_a.is_checked()
     pg.locator("#cmp-thinking-b input[type=checkbox]").uncheck()
     pg.wait_for_selector("#cmp-plan :text('no thinking switch')")  # the plan says so at once
     heads = pg.inner_text("#cmp-head-a") + pg.inner_text("#cmp-head-b")

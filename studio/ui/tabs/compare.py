@@ -107,7 +107,7 @@ def duration_of_compare(message, a_model, a_adapter, a_mode, b_model, b_adapter,
 def stats_line(stats: chat_engine.Stats) -> str:
     """Per-side numbers: TTFT, tokens/s, thinking vs answer tokens, forced answer."""
     parts = [f"TTFT {stats.ttft_s:.2f} s", f"{stats.tokens_per_s:.1f} tok/s",
-             tr("cmp.stat_thinking", t=stats.thinking_tokens, a=stats.answer_tokens),
+             render.token_counts(stats, always=True),
              tr("cmp.stat_forced", v=tr("cmp.yes" if stats.forced_answer else "cmp.no"))]
     if stats.truncated:
         parts.append(tr("cmp.stat_cut") if stats.cut_by == "max_new_tokens" else render.cut_note(stats))
@@ -224,7 +224,8 @@ def build(ctx: AppContext) -> None:
                     mode = gr.Radio([(t(k), m) for k, m in MODE_CHOICES], value=dflt.mode,
                                     label=t("cmp.mode") + f" {side}",
                                     elem_id=f"cmp-mode-{side.lower()}", scale=3)
-                    side_thinking[side] = gr.Checkbox(True, label=t("cmp.thinking") + f" {side}",
+                    side_thinking[side] = gr.Checkbox(dflt.mode != "base", interactive=dflt.mode != "base",
+                                                      label=t("cmp.thinking") + f" {side}",
                                                       info=t("cmp.thinking_info"), scale=1, min_width=130,
                                                       elem_id=f"cmp-thinking-{side.lower()}")
                 side_inputs[side] = (model, adapter, mode)
@@ -511,6 +512,11 @@ def build(ctx: AppContext) -> None:
     def auto_mode(model):
         return gr.update(value=engine.default_mode(str(model or "")))
 
+    def thinking_for_mode(mode):
+        """A base (completion) prompt never thinks: its Thinking box is unticked and greyed."""
+        chat = str(mode or "chat") != "base"
+        return gr.update(value=chat, interactive=chat)
+
     def default_plan() -> str:
         """The plan for the default pair, shown before anything loads ("" if it cannot be made).
 
@@ -581,6 +587,7 @@ def build(ctx: AppContext) -> None:
     for side in ("A", "B"):
         model, adapter, mode = side_inputs[side]
         model.input(auto_mode, [model], [mode], api_name=False, queue=False)
+        mode.change(thinking_for_mode, [mode], [side_thinking[side]], api_name=False, queue=False)
         adapter.focus(refresh_adapters, [adapter], [adapter], api_name=False, queue=False)
         for comp in (model, adapter, mode, side_thinking[side]):
             comp.change(plan, pickers + thinking_in, [plan_md, panes["A"][0], panes["B"][0]], api_name=False,
