@@ -209,6 +209,27 @@ def message(role: str, content: Any, title: str | None = None, status: str | Non
     return msg
 
 
+def retitle(msgs: list[dict]) -> list[dict]:
+    """``msgs`` with their Thinking titles in the request's language (after a language
+    switch; the title is the only run-time text a message carries). Other messages are
+    returned as they are."""
+    from studio.ui.i18n import LANGS
+
+    forms = {}
+    for lang in LANGS:
+        base = tr("render.thinking", lang)
+        forms[base] = False
+        forms[base + tr("render.truncated_paren", lang)] = True
+    out = []
+    for m in msgs:
+        title = (m.get("metadata") or {}).get("title") if isinstance(m, dict) else None
+        if title in forms:
+            new = tr("render.thinking") + (tr("render.truncated_paren") if forms[title] else "")
+            m = {**m, "metadata": {**m["metadata"], "title": new}}
+        out.append(m)
+    return out
+
+
 @dataclass
 class TurnView:
     """Accumulates one assistant turn's events and renders it as chat messages.

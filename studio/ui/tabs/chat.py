@@ -371,7 +371,7 @@ def build(ctx: AppContext) -> None:
                     rnd.reply_msgs = view.messages()
                     stats = render.stats_line(event.stats) if isinstance(event, engine.Done) else tr("cmp.generating")
                     if isinstance(event, engine.Done):
-                        rnd.reply = event.text
+                        rnd.reply, rnd.stats = event.text, event.stats
                     yield st.chatbot(), gr.skip(), st, stats
         except StudioError as e:
             undo()
@@ -580,6 +580,17 @@ def build(ctx: AppContext) -> None:
         concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1)
     regen_ev.then(stop_idle, None, [stop_btn], api_name=False, queue=False)
     stop_btn.click(stop, None, [stats_md], api_name="stop", concurrency_limit=None, queue=False)
+
+    def retranslate(st):
+        """After a language switch: the chat's Thinking titles and the stats line in the new language."""
+        if not isinstance(st, ChatState) or not st.rounds:
+            return gr.skip(), gr.skip(), gr.skip()
+        for r in st.rounds:
+            r.reply_msgs = render.retitle(r.reply_msgs)
+        last = st.rounds[-1].stats
+        return st.chatbot(), st, render.stats_line(last) if last is not None else gr.skip()
+
+    ctx.extra.setdefault("retranslate", []).append((retranslate, [state], [chatbot, state, stats_md]))
     # Clear also cancels the streaming event, or its last updates would redraw the old chat.
     clear_btn.click(clear, None, [chatbot, box, state, stats_md, estimate_md], api_name="clear",
                     concurrency_limit=None, cancels=[send_ev, regen_ev])
