@@ -140,6 +140,8 @@ def test_rl_tab_legends_name_every_series_inside_the_chart(tiny_path, tmp_path):
                                     "e.querySelectorAll('.role-legend-title text')).map(t => t.textContent.trim()))")
         ticks = pg.evaluate(f"() => {visible}.flatMap(e => Array.from("
                             "e.querySelectorAll('.role-axis-label text')).map(t => t.textContent))")
+        axis_titles = pg.evaluate(f"() => {visible}.flatMap(e => Array.from("
+                                  "e.querySelectorAll('.role-axis-title text')).map(t => t.textContent.trim()))")
         pg.locator(".vega-embed:visible").first.scroll_into_view_if_needed()
         ARTIFACTS.mkdir(exist_ok=True)
         pg.screenshot(path=str(ARTIFACTS / "rl_curves.png"))
@@ -150,6 +152,9 @@ def test_rl_tab_legends_name_every_series_inside_the_chart(tiny_path, tmp_path):
         assert plot["labels"] and all(x["inside"] for x in plot["labels"]), plot  # not cut off
     assert "series" not in legend_titles, legend_titles
     assert not [t for t in ticks if "." in t and len(t.split(".")[1]) > 3], ticks  # no "1.000000"
+    # issue 28.12: real axis titles (never gradio's "value" for these), fractions on a 0–100 % axis
+    assert "value" not in axis_titles and {"step", "reward", "%"} <= set(axis_titles), axis_titles
+    assert "100%" in ticks and "0%" in ticks, ticks
 
 
 @pytest.mark.slow

@@ -373,8 +373,8 @@ def build(ctx) -> None:
     notes = gr.Markdown()
     with gr.Row():
         empty = curve_frames([])
-        reward_plot = gr.LinePlot(plot_value(empty[0], REWARD_SERIES), **chart_options(curve_label(PLOTS[0][0])))
-        tier_plot = gr.BarPlot(plot_value(empty[5], TIER_NAMES, stacked=True), **chart_options(curve_label(PLOTS[5][0])))
+        reward_plot = gr.LinePlot(plot_value(empty[0], REWARD_SERIES), **chart_options(curve_label(PLOTS[0][0]), keys=PLOTS[0][1]))
+        tier_plot = gr.BarPlot(plot_value(empty[5], TIER_NAMES, stacked=True), **chart_options(curve_label(PLOTS[5][0]), keys=PLOTS[5][1]))
     groups = [CurveGroup(title, keys) for title, keys, kind in PLOTS if kind == "line" and title != PLOTS[0][0]]
     live_curves(panel.run_dir_state, groups=groups, timer=panel.timer, height=240)
     gr.Markdown(t("rl.rollouts_md"))
