@@ -289,3 +289,31 @@ def test_compare_refusals_are_toasts_and_the_seed_stays_empty(app, browser):
     pg.click("#cmp-vote-a")
     pg.wait_for_selector(".toast-body")  # nothing left to vote on: refused, says why
     pg.context.close()
+
+
+def test_cosmetics_of_the_first_walk(app, browser):
+    """Issue 28.13: the chat's trash/copy icons sat over the first message, the SFT recipe
+    button wrapped to three lines, the disabled training Stop was pink, and the loading
+    banner's hourglass was a tofu box without an emoji font (a CSS spinner now)."""
+    from studio.ui.i18n import CATALOG
+
+    _, demo = app
+    pg = _page(browser, demo)
+    pad = pg.evaluate("() => parseFloat(getComputedStyle(document.querySelector('#chatbot .bubble-wrap')).paddingTop)")
+    assert pad >= 36, pad
+    pg.get_by_role("tab", name="SFT").click()
+    recipe = pg.locator("#sft-recipe-btn")
+    recipe.wait_for()
+    assert recipe.bounding_box()["height"] < 50, recipe.bounding_box()
+    stop = pg.locator("button.stop:disabled").first
+    stop.scroll_into_view_if_needed()
+    colours = pg.evaluate("""() => { const s = document.querySelector('button.stop:disabled');
+        const r = document.querySelector('#sft-recipe-btn');
+        return [getComputedStyle(s).backgroundColor, getComputedStyle(r).backgroundColor]; }""")
+    assert colours[0] == colours[1], colours  # grey like a secondary button, not the stop red/pink
+    pg.screenshot(path=str(ARTIFACTS / "sft_panel_buttons.png"))
+    assert all("⏳" not in CATALOG["chat.loading"][lang] for lang in ("en", "zh"))
+    css = pg.evaluate("() => Array.from(document.styleSheets).flatMap(s => { try { return Array.from(s.cssRules) }"
+                      " catch (e) { return [] } }).map(r => r.cssText).join(' ')")
+    assert "studio-spin" in css and "#model-loading" in css
+    pg.context.close()

@@ -343,7 +343,7 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
     with gr.Group():
         with gr.Row():
             start_btn = gr.Button(t("job.start"), variant="primary", interactive=not h.public)
-            recipe_btn = (gr.Button(recipe[0], variant="secondary", interactive=not h.public,
+            recipe_btn = (gr.Button(recipe[0], variant="secondary", interactive=not h.public, scale=2,
                                     elem_id=f"{kind}-recipe-btn") if recipe else None)
             stop_btn = gr.Button(t("common.stop"), variant="stop", interactive=False)
             resume_btn = gr.Button(t("job.resume"), interactive=False)

@@ -64,6 +64,13 @@ CSS = """
 #chatbot .user-row img, #chatbot .user-row video { max-height: 220px; width: auto; }
 #chatbot .bot-row img { max-height: 420px; width: auto; }
 #chat-examples img, #chat-examples video { max-height: 72px; width: auto; }
+#chatbot .bubble-wrap { padding-top: 40px; }
+#model-loading p::before { content: ""; display: inline-block; width: 0.9em; height: 0.9em; margin-right: 0.45em;
+  vertical-align: -0.12em; border: 2px solid currentColor; border-right-color: transparent; border-radius: 50%;
+  animation: studio-spin 0.8s linear infinite; }
+@keyframes studio-spin { to { transform: rotate(360deg); } }
+button.stop:disabled, button.stop[disabled] { background: var(--button-secondary-background-fill);
+  color: var(--button-secondary-text-color); border-color: var(--button-secondary-border-color); opacity: 0.7; }
 """
 
 
