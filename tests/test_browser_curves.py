@@ -105,6 +105,27 @@ def test_chart_legends_name_every_series_inside_the_chart(tiny_path, tmp_path):
             assert len(set(plots[0]["strokes"])) == 3  # raw, smoothed and eval loss differ
 
 
+
+def test_hand_over_buttons_open_the_tab_they_hand_to(tiny_path, tmp_path):
+    """Issue 28.7: "Try it in Chat" / "Compare with base" set the adapter but left the user
+    on the SFT tab; now they open Chat / Compare."""
+    import json
+
+    run = _fake_sft_run(tmp_path / "runs")
+    (run / "adapter").mkdir()
+    (run / "adapter" / "adapter_config.json").write_text(json.dumps(
+        {"peft_type": "LORA", "base_model_name_or_path": str(tiny_path)}))
+    with _app_page(tiny_path, tmp_path / "runs") as pg:
+        pg.get_by_role("tab", name="SFT").click()
+        for button, tab in (("Try it in Chat", "Chat"), ("Compare with base", "Compare")):
+            if pg.get_by_role("tab", name="SFT").get_attribute("aria-selected") != "true":
+                pg.get_by_role("tab", name="SFT").click()
+            pg.get_by_role("button", name=button).click()
+            pg.wait_for_function("name => Array.from(document.querySelectorAll('button[role=tab]'))"
+                                 ".some(b => b.textContent.trim() === name && b.getAttribute('aria-selected') === 'true')",
+                                 arg=tab)
+
+
 def _fake_rl_run(runs: Path) -> Path:
     """An RL run of 4 steps with the keys the RL tab's own reward band and tier bars read."""
     from studio.engine.train import metrics as M

@@ -100,6 +100,18 @@ class JobPanel:
     recipe_btn: Any = None
 
 
+def open_tab_js(key: str) -> str:
+    """Browser JS that opens the top-level tab labelled by catalog ``key`` (in either
+    language): the hand-over buttons land the user where the adapter now is."""
+    import json
+
+    from studio.ui.i18n import LANGS
+
+    names = json.dumps([tr(key, lang) for lang in LANGS])
+    return ("() => { const names = " + names + "; const b = Array.from(document.querySelectorAll("
+            "'button[role=tab]')).find(e => names.includes(e.textContent.trim())); if (b) b.click(); }")
+
+
 def after_training(ctx, run_dir_state, config_cls, kind: str, no_run_key: str = "common.no_run_yet"):
     """"Try it in Chat", "Compare with base", "Evaluate" (before/after table on held-out
     prompts, :func:`studio.engine.train.skill_eval.evaluate_run`) and "Export merged" for a run.
@@ -177,9 +189,9 @@ def after_training(ctx, run_dir_state, config_cls, kind: str, no_run_key: str = 
         return text
 
     try_btn.click(lambda r: hand_over(r, "chat_adapter", "common.adapter_for_chat"), [run_dir_state], msg,
-                  api_name=f"{kind}_try")
+                  api_name=f"{kind}_try").success(None, js=open_tab_js("tab.chat"))
     cmp_btn.click(lambda r: hand_over(r, "compare_adapter", "common.adapter_for_compare"), [run_dir_state], msg,
-                  api_name=f"{kind}_compare")
+                  api_name=f"{kind}_compare").success(None, js=open_tab_js("tab.compare"))
     export_btn.click(export, [run_dir_state, export_dir], msg, api_name=f"{kind}_export",
                      concurrency_id=GPU_CONCURRENCY_ID)
     eval_btn.click(evaluate_before_after, [run_dir_state], msg, api_name=f"{kind}_evaluate",
