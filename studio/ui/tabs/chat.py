@@ -31,10 +31,10 @@ from studio.config import GenerationConfig, ModelSpec
 from studio.engine.infer import chat as engine
 from studio.engine.infer import family as family_mod
 from studio.engine.infer import media as media_mod
-from studio.engine.workshop.evaluate import CHAT_CHECK_QUESTION
 from studio.errors import InputError, StudioError
 from studio.ui import public, render, zerogpu
 from studio.ui.context import AppContext
+from studio.ui.tabs.chat_examples import examples as _examples
 from studio.ui.tabs.chat_state import (  # noqa: F401 - the tab's helpers, importable from here as before
     MAX_NEW_SLIDER, ChatState, Round, _files_of, _text_of, follow_checkpoint, gen_config, prepare_media,
     sampling_defaults, thinking_arg, thinking_switch)
@@ -120,43 +120,6 @@ def _user_display(text: str, media) -> list[dict]:
     if text:
         msgs.append(render.message("user", render.plain_text(text)))
     return msgs
-
-
-def _examples(workshop: bool) -> list[list[dict]]:
-    """Example messages from sample_data/.
-
-    With the workshop model: workshop scenes only (it was trained on nothing else; a photo
-    or a video gets nonsense from it): the two held-out red-circle scenes of the check in
-    docs/workshop.md, then the first held-out question of each other scene family in
-    ``sample_data/workshop/eval.jsonl``. Otherwise: a photo, a video and a PDF.
-    """
-    import json
-
-    if workshop:
-        examples, images = [], SAMPLE_DATA / "workshop" / "images"
-        for name in ("position-l2-s1000-00001.png",  # held out: 1 red circle
-                     "shapes-l3-s1000-00002.png"):   # held out: 2 red circles and a red square
-            if (images / name).is_file():
-                examples.append([{"text": CHAT_CHECK_QUESTION, "files": [str(images / name)]}])
-        evals, seen = SAMPLE_DATA / "workshop" / "eval.jsonl", {"shapes"}
-        for line in (evals.read_text(encoding="utf-8").splitlines() if evals.is_file() else []):
-            row = json.loads(line)
-            scene = SAMPLE_DATA / "workshop" / row["images"][0]
-            if row.get("family") not in seen and scene.is_file():
-                seen.add(row.get("family"))
-                examples.append([{"text": row["prompt"].replace("<image>", "").strip(), "files": [str(scene)]}])
-        return examples
-    examples = []
-    for rel, q in [("photos", "What is in this picture?"),
-                   ("video", "What happens in this video?"),
-                   ("docs", "Summarise this document.")]:
-        folder = SAMPLE_DATA / rel
-        if folder.is_dir():
-            files = sorted(p for p in folder.iterdir()
-                           if p.suffix.lower() in FILE_TYPES and not p.name.startswith("."))
-            if files:
-                examples.append([{"text": q, "files": [str(files[0])]}])
-    return examples
 
 
 def build(ctx: AppContext) -> None:
