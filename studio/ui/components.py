@@ -310,7 +310,8 @@ def y_axis(keys: Sequence[str]) -> tuple[str, bool]:
 
     A plot whose every metric is a fraction (accuracy, format rate, pass rate …) gets a
     0–100 % axis; otherwise the title names the quantity (loss, learning rate, tokens …),
-    never gradio's default "value".
+    never gradio's default "value". The titles are written in the app's language when the
+    page is built: gradio's plots do not translate axis titles in the browser.
     """
     if keys and all(any(f in k for f in FRACTION_KEYS) for k in keys):
         return "axis.percent", True
@@ -330,7 +331,7 @@ def chart_options(title: str, *, height: int = 260, y_title: str = "", keys: Seq
     axis_key, percent = y_axis(keys)
     extra = dict(y_lim=[0, 1], y_axis_format=".0%") if percent else dict(y_axis_format=".3~s")
     return dict(x="step", y="value", color="series", label=title, show_label=False, color_title=" ",
-                title=title, y_title=y_title or t(axis_key), x_title=t("axis.step"), height=height,
+                title=title, y_title=y_title or tr(axis_key), x_title=tr("axis.step"), height=height,
                 x_axis_format="~f", **extra)
 
 
