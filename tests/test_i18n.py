@@ -29,7 +29,7 @@ UI_FILES = sorted([REPO / "studio/ui/app.py", REPO / "studio/ui/components.py", 
                    *(REPO / "studio/ui/tabs").glob("*.py")])
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]")
 #: Keys whose Chinese text is the same technical term as the English one.
-SAME_IN_BOTH = {"common.top_p", "common.lora_alpha", "sft.lora_dropout"}
+SAME_IN_BOTH = {"common.top_p", "common.lora_alpha", "sft.lora_dropout", "axis.kl", "axis.percent"}
 #: Keys that are not prose: the language code the page reads back.
 NOT_PROSE = {"app.lang_code"}
 
@@ -92,7 +92,7 @@ def test_field_terms_in_chinese():
     zh = {k: v["zh"] for k, v in CATALOG.items()}
     assert "学习率" in zh["common.learning_rate"] and "秩" in zh["common.lora_rank"]
     assert "适配器" in zh["cmp.adapter"] and "思考" in zh["cmp.think_budget"]
-    assert "微调" in zh["sft.intro"] and "回答" in zh["cmp.stat_thinking"]
+    assert "微调" in zh["sft.intro"] and "回答" in zh["render.token_split"]
 
 
 # --------------------------------------------------------------------------- tr()
