@@ -384,10 +384,10 @@ def test_every_chart_names_its_y_axis_and_fractions_are_percent():
     assert y_axis(["curriculum/tier_weight/*"]) == ("axis.percent", True)
     assert y_axis(["train/learning_rate"]) == ("axis.lr", False)
     assert y_axis(["train/loss", "eval/loss"]) == ("axis.loss", False)
-    # only the zero-variance fraction beside the expansion EMA (a ratio, not a fraction) is left generic
-    assert {tuple(k) for k in groups if y_axis(k)[0] == "axis.value"} == {
-        ("curriculum/zero_variance_frac", "curriculum/expansion_ema")}
+    assert not [k for k in groups if y_axis(k)[0] == "axis.value"]
+    assert y_axis(["curriculum/zero_variance_frac", "curriculum/expansion_ema"]) == ("axis.ratio", False)
     pct = chart_options("x", keys=["eval/accuracy"])
     assert pct["y_lim"] == [0, 1] and pct["y_axis_format"] == ".0%"
     lr = chart_options("x", keys=["train/learning_rate"])
-    assert "y_lim" not in lr and lr["y_axis_format"] == ".3~s"
+    assert "y_lim" not in lr and lr["y_axis_format"] == ".1~e"
+    assert chart_options("x", keys=["rewards/mean"])["y_axis_format"] == ".3~g"  # 0.8, not "800m"

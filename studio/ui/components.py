@@ -302,7 +302,8 @@ FRACTION_KEYS = ("accuracy", "format_rate", "format_correct", "forced_answer", "
 #: (metric-name fragment, catalog key of the y-axis title), first match wins.
 AXIS_TITLES = [("learning_rate", "axis.lr"), ("grad_norm", "axis.grad_norm"), ("tokens_per_s", "axis.tokens_s"),
                ("kl", "axis.kl"), ("length", "axis.tokens"), ("tier_count", "axis.prompts"),
-               ("effective_batch", "axis.prompts"), ("reward", "axis.reward"), ("loss", "axis.loss")]
+               ("effective_batch", "axis.prompts"), ("reward", "axis.reward"), ("loss", "axis.loss"),
+               ("expansion", "axis.ratio")]
 
 
 def y_axis(keys: Sequence[str]) -> tuple[str, bool]:
@@ -329,7 +330,10 @@ def chart_options(title: str, *, height: int = 260, y_title: str = "", keys: Seq
     reads "series"); ticks are compact ("1", not "1.000000", on a chart of one step).
     """
     axis_key, percent = y_axis(keys)
-    extra = dict(y_lim=[0, 1], y_axis_format=".0%") if percent else dict(y_axis_format=".3~s")
+    # a learning rate in exponent form (5e-4, not a clipped ".0005"); counts with SI
+    # suffixes (1.2k); anything else in 3 significant digits (0.8, not SI's "800m")
+    fmt = {"axis.lr": ".1~e", "axis.tokens_s": ".3~s", "axis.tokens": ".3~s", "axis.prompts": ".3~s"}
+    extra = dict(y_lim=[0, 1], y_axis_format=".0%") if percent else dict(y_axis_format=fmt.get(axis_key, ".3~g"))
     return dict(x="step", y="value", color="series", label=title, show_label=False, color_title=" ",
                 title=title, y_title=y_title or tr(axis_key), x_title=tr("axis.step"), height=height,
                 x_axis_format="~f", **extra)
