@@ -207,7 +207,7 @@ def build(ctx: AppContext) -> None:
 
     # ---------------------------------------------------------------- layout
     gr.Markdown(t("cmp.intro"), elem_id="compare-intro")
-    gr.Markdown(f"> {render.escape(default_note)}", elem_id="compare-default-note")
+    note_md = gr.Markdown(f"> {render.escape(default_note)}", elem_id="compare-default-note")
     with gr.Row(equal_height=False):
         side_inputs, side_thinking = {}, {}
         for side, dflt in (("A", da), ("B", db)):
@@ -502,12 +502,15 @@ def build(ctx: AppContext) -> None:
         B = the same weights + the adapter (both chat-style); otherwise leave the pickers."""
         sent = ctx.extra.get("compare_adapter")
         if not sent or ctx.extra.get("_compare_adapter_seen") == sent:
-            return [gr.skip()] * 8
+            return [gr.skip()] * 9
         ctx.extra["_compare_adapter_seen"] = sent
         base = _adapter_base(sent)
+        # the note above the pickers names this pair, not the default workshop pair
+        note = "> " + tr("cmp.handoff_note", base=render.escape(base),
+                         adapter=render.escape(public.shown_adapter(ctx, sent) or ""))
         return [gr.update(value=base), gr.update(choices=adapter_choices(ctx), value=NO_ADAPTER),
                 "chat", gr.update(value=base), gr.update(choices=adapter_choices(ctx), value=public.adapter_key(ctx, sent)),
-                "chat", True, True]
+                "chat", True, True, note]
 
     def auto_mode(model):
         return gr.update(value=engine.default_mode(str(model or "")))
@@ -548,9 +551,6 @@ def build(ctx: AppContext) -> None:
     # The page checks first (a refusal is a toast; panes, plan and status stay as they are),
     # turns Stop red, compares, and greys Stop again; API clients call /compare directly,
     # which makes the same checks itself.
-    def stop_active():
-        return gr.update(variant="stop", interactive=True)
-
     def sent_and_cleared():
         """Stop turns red and the box empties (as in Chat): the next question starts clean
         instead of being glued to this one with its image."""
@@ -567,7 +567,6 @@ def build(ctx: AppContext) -> None:
     compare_gpu = zerogpu.gpu(compare, duration=duration_of_compare)  # ZeroGPU: a GPU for this long
     # The page: check (the message goes to `sent`), clear the box, compare what was sent.
     # API clients: /compare, on a button never shown, takes the message itself.
-    page_events = []
     for trigger in (run_btn.click, box.submit):
         ev_ = trigger(check, inputs, [sent], api_name=False, concurrency_id=MEDIA_CONCURRENCY_ID,
                       concurrency_limit=MEDIA_CONCURRENCY_LIMIT, show_progress="hidden").success(
@@ -575,7 +574,6 @@ def build(ctx: AppContext) -> None:
             compare_gpu, [sent] + inputs[1:], outs, api_name=False,
             concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1)
         ev_.then(stop_idle, None, [stop_btn], api_name=False, queue=False)
-        page_events.append(ev_)
     api_btn = gr.Button(visible=False, elem_id="cmp-api")
     api_btn.click(compare_gpu, inputs, outs, api_name="compare", concurrency_id=GPU_CONCURRENCY_ID,
                   concurrency_limit=1)
@@ -594,7 +592,7 @@ def build(ctx: AppContext) -> None:
                         concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
     from studio.ui.components import on_tab_shown
 
-    on_tab_shown([(handoff, [], pickers + thinking_in)])
+    on_tab_shown([(handoff, [], pickers + thinking_in + [note_md])])
     for v, fn in (("A", vote_a), ("B", vote_b), ("tie", vote_tie), ("both_bad", vote_both_bad)):
         vote_btns[v].click(fn, [state, voter], [vote_md, download, state, voter], api_name=f"vote_{v.lower()}",
                            concurrency_limit=None)
