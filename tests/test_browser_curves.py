@@ -166,8 +166,12 @@ def test_rl_tab_legends_name_every_series_inside_the_chart(tiny_path, tmp_path):
                             "e.querySelectorAll('.role-axis-label text')).map(t => t.textContent))")
         axis_titles = pg.evaluate(f"() => {visible}.flatMap(e => Array.from("
                                   "e.querySelectorAll('.role-axis-title text')).map(t => t.textContent.trim()))")
-        pg.locator(".vega-embed:visible").first.scroll_into_view_if_needed()
+        # issue 28.9: a picture of the upload box (its drop text was cut at height 80; looked at by eye)
+        up = pg.locator("#rl-upload")
+        up.scroll_into_view_if_needed()
         ARTIFACTS.mkdir(exist_ok=True)
+        up.screenshot(path=str(ARTIFACTS / "rl_upload.png"))
+        pg.locator(".vega-embed:visible").first.scroll_into_view_if_needed()
         pg.screenshot(path=str(ARTIFACTS / "rl_curves.png"))
     reward, tiers = plots[0], plots[1]
     assert [x["text"] for x in reward["labels"]] == ["mean reward", "mean+std", "mean-std"], reward

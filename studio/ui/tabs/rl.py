@@ -320,7 +320,8 @@ def build(ctx) -> None:
             eval_data = gr.Textbox(label=t("rl.eval_data"), value=str(SAMPLE_EVAL))
             with gr.Row():
                 sample_btn = gr.Button(t("rl.sample_btn"), size="sm")
-                upload = gr.File(label=t("rl.upload"), file_types=[".jsonl", ".json"], height=120, min_width=200)
+                upload = gr.File(label=t("rl.upload"), file_types=[".jsonl", ".json"], height=160, min_width=200,
+                                 elem_id="rl-upload")
             model = gr.Textbox(label=t("cmp.model"), value=default_model(ctx), info=t("rl.model_info"))
             adapter = gr.Textbox(label=t("rl.adapter"), value="")
         with gr.Column(scale=2):
