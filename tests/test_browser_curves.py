@@ -105,6 +105,30 @@ def test_chart_legends_name_every_series_inside_the_chart(tiny_path, tmp_path):
             assert len(set(plots[0]["strokes"])) == 3  # raw, smoothed and eval loss differ
 
 
+
+def test_hand_over_buttons_open_the_tab_they_hand_to(tiny_path, tmp_path):
+    """Issue 28.7: "Try it in Chat" / "Compare with base" set the adapter but left the user
+    on the SFT tab; now they open Chat / Compare, and Compare's note names the pair."""
+    import json
+
+    run = _fake_sft_run(tmp_path / "runs")
+    (run / "adapter").mkdir()
+    (run / "adapter" / "adapter_config.json").write_text(json.dumps(
+        {"peft_type": "LORA", "base_model_name_or_path": str(tiny_path)}))
+    with _app_page(tiny_path, tmp_path / "runs") as pg:
+        pg.get_by_role("tab", name="SFT").click()
+        for button, tab in (("Try it in Chat", "Chat"), ("Compare with base", "Compare")):
+            if pg.get_by_role("tab", name="SFT").get_attribute("aria-selected") != "true":
+                pg.get_by_role("tab", name="SFT").click()
+            pg.get_by_role("button", name=button).click()
+            pg.wait_for_function("name => Array.from(document.querySelectorAll('button[role=tab]'))"
+                                 ".some(b => b.textContent.trim() === name && b.getAttribute('aria-selected') === 'true')",
+                                 arg=tab)
+        # Compare names the pair it was handed, not the default workshop pair
+        pg.wait_for_selector("#compare-default-note :text('Your run against its base')")
+        assert str(run / "adapter") in pg.inner_text("#compare-default-note")
+
+
 def _fake_rl_run(runs: Path) -> Path:
     """An RL run of 4 steps with the keys the RL tab's own reward band and tier bars read."""
     from studio.engine.train import metrics as M
@@ -140,8 +164,14 @@ def test_rl_tab_legends_name_every_series_inside_the_chart(tiny_path, tmp_path):
                                     "e.querySelectorAll('.role-legend-title text')).map(t => t.textContent.trim()))")
         ticks = pg.evaluate(f"() => {visible}.flatMap(e => Array.from("
                             "e.querySelectorAll('.role-axis-label text')).map(t => t.textContent))")
-        pg.locator(".vega-embed:visible").first.scroll_into_view_if_needed()
+        axis_titles = pg.evaluate(f"() => {visible}.flatMap(e => Array.from("
+                                  "e.querySelectorAll('.role-axis-title text')).map(t => t.textContent.trim()))")
+        # issue 28.9: a picture of the upload box (its drop text was cut at height 80; looked at by eye)
+        up = pg.locator("#rl-upload")
+        up.scroll_into_view_if_needed()
         ARTIFACTS.mkdir(exist_ok=True)
+        up.screenshot(path=str(ARTIFACTS / "rl_upload.png"))
+        pg.locator(".vega-embed:visible").first.scroll_into_view_if_needed()
         pg.screenshot(path=str(ARTIFACTS / "rl_curves.png"))
     reward, tiers = plots[0], plots[1]
     assert [x["text"] for x in reward["labels"]] == ["mean reward", "mean+std", "mean-std"], reward
@@ -150,6 +180,9 @@ def test_rl_tab_legends_name_every_series_inside_the_chart(tiny_path, tmp_path):
         assert plot["labels"] and all(x["inside"] for x in plot["labels"]), plot  # not cut off
     assert "series" not in legend_titles, legend_titles
     assert not [t for t in ticks if "." in t and len(t.split(".")[1]) > 3], ticks  # no "1.000000"
+    # issue 28.12: real axis titles (never gradio's "value" for these), fractions on a 0–100 % axis
+    assert "value" not in axis_titles and {"step", "reward", "%"} <= set(axis_titles), axis_titles
+    assert "100%" in ticks and "0%" in ticks, ticks
 
 
 @pytest.mark.slow

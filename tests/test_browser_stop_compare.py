@@ -222,6 +222,9 @@ def test_thinking_switches_on_glm41v_explain_and_refuse(app, browser):
     pg.screenshot(path=str(ARTIFACTS / "chat_thinking_glm41v.png"))
     pg.evaluate("window.scrollTo(0, 0)")
     _compare_tab(pg)
+    # issue 28.8: side A is a base (completion) prompt, which never thinks: its box is off and greyed
+    think_a = pg.locator("#cmp-thinking-a input[type=checkbox]")
+    assert think_a.is_disabled() and not think_a.is_checked()
     pg.locator("#cmp-thinking-b input[type=checkbox]").uncheck()
     pg.wait_for_selector("#cmp-plan :text('no thinking switch')")  # the plan says so at once
     heads = pg.inner_text("#cmp-head-a") + pg.inner_text("#cmp-head-b")
@@ -274,4 +277,43 @@ def test_compare_refusals_are_toasts_and_the_seed_stays_empty(app, browser):
     status = pg.inner_text("#cmp-vote-status")
     assert "Seed 0 " not in status and "Seed " in status, status
     assert seed.input_value() == ""
+    # issue 28.2: the box emptied on send (the next question is not glued to this one), the
+    # panes hold what was sent, and New comparison clears panes and vote
+    assert pg.input_value("#cmp-input textarea") == ""
+    assert "What is 2+2?" in pg.inner_text("#cmp-chat-a") and "What is 2+2?" in pg.inner_text("#cmp-chat-b")
+    pg.screenshot(path=str(ARTIFACTS / "compare_sent_box_empty.png"))
+    pg.click("#cmp-new")
+    pg.wait_for_function("() => !document.querySelector('#cmp-chat-a').innerText.includes('2+2')")
+    assert pg.locator("#cmp-chat-a .message-row, #cmp-chat-b .message-row").count() == 0
+    assert "Which answer" not in pg.inner_text("#cmp-vote-status")
+    pg.click("#cmp-vote-a")
+    pg.wait_for_selector(".toast-body")  # nothing left to vote on: refused, says why
+    pg.context.close()
+
+
+def test_cosmetics_of_the_first_walk(app, browser):
+    """Issue 28.13: the chat's trash/copy icons sat over the first message, the SFT recipe
+    button wrapped to three lines, the disabled training Stop was pink, and the loading
+    banner's hourglass was a tofu box without an emoji font (a CSS spinner now)."""
+    from studio.ui.i18n import CATALOG
+
+    _, demo = app
+    pg = _page(browser, demo)
+    pad = pg.evaluate("() => parseFloat(getComputedStyle(document.querySelector('#chatbot .bubble-wrap')).paddingTop)")
+    assert pad >= 36, pad
+    pg.get_by_role("tab", name="SFT").click()
+    recipe = pg.locator("#sft-recipe-btn")
+    recipe.wait_for()
+    assert recipe.bounding_box()["height"] < 50, recipe.bounding_box()
+    stop = pg.locator("button.stop:disabled").first
+    stop.scroll_into_view_if_needed()
+    colours = pg.evaluate("""() => { const s = document.querySelector('button.stop:disabled');
+        const r = document.querySelector('#sft-recipe-btn');
+        return [getComputedStyle(s).backgroundColor, getComputedStyle(r).backgroundColor]; }""")
+    assert colours[0] == colours[1], colours  # grey like a secondary button, not the stop red/pink
+    pg.screenshot(path=str(ARTIFACTS / "sft_panel_buttons.png"))
+    assert all("⏳" not in CATALOG["chat.loading"][lang] for lang in ("en", "zh"))
+    css = pg.evaluate("() => Array.from(document.styleSheets).flatMap(s => { try { return Array.from(s.cssRules) }"
+                      " catch (e) { return [] } }).map(r => r.cssText).join(' ')")
+    assert "studio-spin" in css and "#model-loading" in css
     pg.context.close()

@@ -506,3 +506,18 @@ def test_refusals_log_one_line_not_a_traceback(app, tmp_path, capfd, caplog):
     assert "has no adapter_config.json" in msg
     assert "Traceback" not in capfd.readouterr().err
     assert any("refused:" in r.getMessage() and "adapter_config.json" in r.getMessage() for r in caplog.records)
+
+
+def test_examples_follow_the_loaded_model():
+    """Issue 28.5: the workshop model was trained on workshop scenes only (a photo gave
+    "*, yellow shapesquare…"), so its examples are scenes of every family; other models get
+    the photo, video and PDF."""
+    from studio.ui.tabs.chat import SAMPLE_DATA, _examples
+
+    ws = _examples(True)
+    files = [Path(ex[0]["files"][0]) for ex in ws]
+    assert len(ws) == 5 and all(f.parent == SAMPLE_DATA / "workshop" / "images" and f.is_file() for f in files)
+    assert {f.name.split("-")[0] for f in files} == {"shapes", "position", "size", "arithmetic"}
+    assert all(ex[0]["text"] and "<image>" not in ex[0]["text"] for ex in ws)
+    other = [Path(ex[0]["files"][0]).parent.name for ex in _examples(False)]
+    assert other == ["photos", "video", "docs"]

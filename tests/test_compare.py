@@ -281,7 +281,7 @@ def test_votes_rows_complete_and_loadable(tiny_path, tmp_path):
     assert set(row) == {"id", "timestamp", "prompt", "media", "system", "outputs", "models", "modes",
                         "thinking", "settings", "vote", "stats"}
     assert row["prompt"] == "What color is it?" and row["system"] == "Be brief." and row["vote"] == "B"
-    assert row["modes"] == {"A": "base", "B": "chat"} and row["thinking"] == {"A": True, "B": True}
+    assert row["modes"] == {"A": "base", "B": "chat"} and row["thinking"] == {"A": False, "B": True}  # a base prompt never thinks
     assert row["outputs"] == {"A": result.sides["A"].text, "B": result.sides["B"].text}
     assert row["models"]["A"]["name_or_path"] == str(tiny_path)
     assert row["settings"]["gen"]["seed"] == 0 and row["settings"]["gen"]["temperature"] == 0.0

@@ -134,8 +134,29 @@ def test_thinking_on_vs_off_on_one_glm46v_model(served46, prompts):
     assert chat_prompts[-1].endswith("<|user|>\nHi/nothink<|assistant|>\n<think></think>\n")
     assert "thinking off" in head_b and "thinking switched off" in head_b and "thinking off" not in head_a
     assert "Memory plan" in plan and "Seed 7" in status and "only the thinking switch differs" in status
-    assert "thinking 0 /" in stats_b
+    assert "(0 thinking + " in stats_b
     client.predict(api_name="/vote_tie")
     (vote_file,) = Path(runs).glob("compare-votes/*/votes.jsonl")
     row = json.loads(vote_file.read_text().splitlines()[-1])
     assert row["thinking"] == {"A": True, "B": False} and row["modes"] == {"A": "chat", "B": "chat"}
+
+
+def test_token_counts_agree_and_the_download_is_named(tmp_path):
+    """Issue 28.8: one reply showed "18 tokens · 10 thinking" in Chat and "thinking 10 /
+    answer 6 tokens" in Compare; both now give one split that adds up. The votes download
+    button names the file it saves (a zip with votes.jsonl and its images)."""
+    from studio.engine.infer.chat import Stats
+    from studio.engine.infer.compare import VoteLog
+    from studio.ui import render
+    from studio.ui.i18n import tr
+    from studio.ui.tabs.compare import stats_line
+
+    s = Stats(new_tokens=18, thinking_tokens=10, answer_tokens=6)
+    split = "18 tokens (10 thinking + 6 answer + 2 tags/end)"
+    assert render.token_counts(s) == split
+    assert split in render.stats_line(s) and split in stats_line(s)
+    assert render.token_counts(Stats(new_tokens=1, answer_tokens=1)) == "1 token"
+    assert "16 tokens (0 thinking + 16 answer + 0 tags/end)" in stats_line(Stats(new_tokens=16, answer_tokens=16))
+    (tmp_path / "votes").mkdir()
+    vlog = VoteLog(tmp_path / "votes")
+    assert vlog.archive().name in tr("cmp.download") and "votes.jsonl" in tr("cmp.download")

@@ -29,7 +29,7 @@ UI_FILES = sorted([REPO / "studio/ui/app.py", REPO / "studio/ui/components.py", 
                    *(REPO / "studio/ui/tabs").glob("*.py")])
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]")
 #: Keys whose Chinese text is the same technical term as the English one.
-SAME_IN_BOTH = {"common.top_p", "common.lora_alpha", "sft.lora_dropout"}
+SAME_IN_BOTH = {"common.top_p", "common.lora_alpha", "sft.lora_dropout", "axis.kl", "axis.percent"}
 #: Keys that are not prose: the language code the page reads back.
 NOT_PROSE = {"app.lang_code"}
 
@@ -92,7 +92,7 @@ def test_field_terms_in_chinese():
     zh = {k: v["zh"] for k, v in CATALOG.items()}
     assert "学习率" in zh["common.learning_rate"] and "秩" in zh["common.lora_rank"]
     assert "适配器" in zh["cmp.adapter"] and "思考" in zh["cmp.think_budget"]
-    assert "微调" in zh["sft.intro"] and "回答" in zh["cmp.stat_thinking"]
+    assert "微调" in zh["sft.intro"] and "回答" in zh["render.token_split"]
 
 
 # --------------------------------------------------------------------------- tr()
@@ -357,3 +357,36 @@ def test_handler_answers_in_the_request_language(tiny_path, tmp_path):
             assert expect in str(err.value), str(err.value)
     finally:
         demo.close()
+
+
+def test_switching_language_redraws_chat_text_on_screen(tiny_path, tmp_path):
+    """Issue 28.6: after a switch back to English the Thinking title and the stats line of
+    a reply made in Chinese stayed Chinese. The Chat tab registers a redraw that the header
+    switch runs in the new language."""
+    import gradio as gr
+
+    from studio.config import ModelSpec
+    from studio.engine.infer import chat as engine
+    from studio.ui import render
+    from studio.ui.context import AppContext
+    from studio.ui.tabs import chat
+    from studio.ui.tabs.chat_state import ChatState, Round
+
+    ctx = AppContext(model=ModelSpec(name_or_path=str(tiny_path), device="cpu"), runs_dir=tmp_path)
+    with gr.Blocks():
+        chat.build(ctx)
+    (fn, ins, outs), = ctx.extra["retranslate"]
+    stats = engine.Stats(new_tokens=18, thinking_tokens=10, answer_tokens=6)
+    try:
+        i18n.set_default("zh")
+        msgs = [render.message("assistant", "t", title=i18n.tr("render.thinking") + i18n.tr("render.truncated_paren")),
+                render.message("assistant", "4")]
+        st = ChatState([Round(user=engine.ChatTurn("user", "q"), user_msgs=[], reply="x", reply_msgs=msgs,
+                              stats=stats)])
+        zh_stats = render.stats_line(stats)
+        i18n.set_default("en")
+        bot, st2, line = fn(st)
+    finally:
+        i18n.set_default("en")
+    assert bot[0]["metadata"]["title"] == i18n.tr("render.thinking", "en") + i18n.tr("render.truncated_paren", "en")
+    assert bot[1] == msgs[1] and line == render.stats_line(stats) and line != zh_stats and "tokens" in line

@@ -425,3 +425,27 @@ def test_a_stopped_run_keeps_its_end_time(tmp_path):
     R.write_status(tmp_path, "running", ended=None)
     time.sleep(0.05)
     assert R.write_status(tmp_path, "stopped")["ended"] > first
+
+
+def test_every_chart_names_its_y_axis_and_fractions_are_percent():
+    """Issue 28.12: every y axis read "value" and fractions ran 0–1 with clipped ticks.
+    Every SFT/RL/Runs chart now names its quantity; a chart of fractions is 0–100 %."""
+    from studio.ui.components import GENERAL_CURVES, RL_CURVES, SFT_CURVES, chart_options, y_axis
+    from studio.ui.i18n import CATALOG
+    from studio.ui.tabs.rl import PLOTS
+
+    groups = [g.keys for g in SFT_CURVES + RL_CURVES + GENERAL_CURVES] + [p[1] for p in PLOTS]
+    for keys in groups:
+        key, _ = y_axis(keys)
+        assert key in CATALOG
+    assert y_axis(["skill/format_rate", "skill/accuracy"]) == ("axis.percent", True)
+    assert y_axis(["curriculum/tier_weight/*"]) == ("axis.percent", True)
+    assert y_axis(["train/learning_rate"]) == ("axis.lr", False)
+    assert y_axis(["train/loss", "eval/loss"]) == ("axis.loss", False)
+    assert not [k for k in groups if y_axis(k)[0] == "axis.value"]
+    assert y_axis(["curriculum/zero_variance_frac", "curriculum/expansion_ema"]) == ("axis.ratio", False)
+    pct = chart_options("x", keys=["eval/accuracy"])
+    assert pct["y_lim"] == [0, 1] and pct["y_axis_format"] == ".0%"
+    lr = chart_options("x", keys=["train/learning_rate"])
+    assert "y_lim" not in lr and lr["y_axis_format"] == ".1~e"
+    assert chart_options("x", keys=["rewards/mean"])["y_axis_format"] == ".3~g"  # 0.8, not "800m"

@@ -45,6 +45,17 @@ def test_cli_command_builds_the_same_config(tmp_path):
     want["output_dir"] = got_d["output_dir"] = ""
     assert got_d == want
     assert cli_command(cfg, str(run_dir)) == f"studio rl --config {run_dir / 'config.yaml'}"
+    # issue 28.9: the form's k (offline grading samples) and p (cold-start pass rate) reach the
+    # config, and the command shown gives the same config
+    for extra in ({"offline_samples": 8}, {"cold_start": True, "offline_grading": False, "initial_pass_rate": 0.3}):
+        cfg = form_to_config(**{**FORM, **extra})
+        if "offline_samples" in extra:
+            assert cfg.curriculum.offline_samples == 8
+        else:
+            assert cfg.curriculum.initial_pass_rate == 0.3
+        got, _ = prepare(build_parser().parse_args(shlex.split(cli_command(cfg))[1:] +
+                                                   ["--runs-dir", str(tmp_path), "--dry-run"]))
+        assert got.to_dict()["curriculum"] == cfg.to_dict()["curriculum"]
 
 
 def test_rollouts_table_escapes_and_collapses_thinking(tmp_path):

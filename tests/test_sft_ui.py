@@ -41,7 +41,7 @@ def form(tiny_path, **kw):
     return list(v.values())
 
 
-def test_doctor_preview_and_config(app, tiny_path):
+def test_doctor_preview_and_config(app, tiny_path, tmp_path):
     ctx, client = app
     md, table = client.predict(None, str(SAMPLE), str(tiny_path), 512, "last_thinking", "resize", api_name="/sft_doctor")
     assert "**24 rows** · 0 errors" in md
@@ -54,7 +54,29 @@ def test_doctor_preview_and_config(app, tiny_path):
         client.predict(None, str(SAMPLE), *form(tiny_path, rank=0), api_name="/sft_config")
     md, table = client.predict(None, "/nope.jsonl", str(tiny_path), 512, "last_thinking", "resize",
                                api_name="/sft_doctor")
-    assert "does not exist" in md and table["data"][0][2] == "error"
+    assert "does not exist" in table["data"][0][4] and table["data"][0][2] == "error"
+    # issue 28.1: the problems are listed once, in the grid, where tags read as written; the
+    # Markdown above (which swallows <answer> as an HTML tag) carries only the counts
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": [{"role": "user", "content": "Q?"}, '
+                   '{"role": "assistant", "content": "<think>t</think><answer>4"}]}\n', encoding="utf-8")
+    md, table = client.predict(None, str(bad), str(tiny_path), 512, "last_thinking", "resize", api_name="/sft_doctor")
+    assert "1 error" in md and "| row |" not in md and "missing" not in md
+    cells = [r[4] + " " + r[5] for r in table["data"]]
+    assert any("</answer>" in c for c in cells), cells
+    # issue 28.4: "Load the workshop recipe" shows in the form and config.yaml what the recipe
+    # button runs (a full fine-tune of toy-base), not the form's own defaults
+    out = client.predict(api_name="/sft_load_recipe")
+    upload, path, model, name, rank, *rest = out
+    values = dict(zip(["alpha", "dropout", "targets", "train_merger", "qlora", "lr", "epochs", "max_steps",
+                       "batch_size", "grad_accum", "max_length", "image_max_pixels", "seed", "eval_split",
+                       "save_steps", "policy", "oversize", "finetuning", "eval_data", "yaml"], rest))
+    assert model == "toy-base" and name == "workshop-sft" and path.endswith("thinking-sft-16800/sft.jsonl")
+    assert values["finetuning"] == "full" and values["policy"] == "all_turns" and values["max_steps"] == 1400
+    assert values["batch_size"] == 12 and values["lr"] == 5.0e-4 and values["eval_data"].endswith("eval.jsonl")
+    assert "tasks: {kind: thinking-sft" in values["yaml"] and "finetuning: full" in values["yaml"]
+    # issue 28.10: Evaluate with no run picked says so in the panel
+    assert "Pick a run first" in client.predict(api_name="/sft_evaluate")
 
 
 @pytest.mark.slow
@@ -76,6 +98,9 @@ def test_child_process_run_end_to_end(app, tiny_path):
     assert (run_dir / "doctor.md").is_file() and (run_dir / "metrics.jsonl").is_file()
     msg = client.predict(api_name="/sft_try")  # the run folder is this session's gr.State
     assert "Chat" in msg and ctx.extra["chat_adapter"] == str(run_dir / "adapter")
+    # issue 28.10: Export says what was verified (the merged model's reply equals base + adapter's)
+    msg = client.predict(str(run_dir / "merged"), api_name="/sft_export")
+    assert "Verified: the merged model's greedy reply" in msg and " tokens." in msg, msg
 
 
 def test_bad_data_is_refused_before_a_run_starts(app, tiny_path, tmp_path):

@@ -143,7 +143,7 @@ def build_app(ctx: AppContext | None = None):
             with gr.Tab(i18n.t(key), id=label.lower()) as tab:
                 tabs.append((tab, key))
                 mod.build(ctx)
-        i18n.connect_switch(switch, ctx.language, relabel=tabs)
+        i18n.connect_switch(switch, ctx.language, relabel=tabs, retranslate=ctx.extra.get("retranslate", []))
     demo.queue(default_concurrency_limit=1, max_size=QUEUE_MAX_SIZE)
     from studio.ui.fairness import limit_per_session
 

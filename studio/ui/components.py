@@ -296,16 +296,47 @@ class LiveCurves:
     groups: list[CurveGroup] = field(default_factory=list)
 
 
-def chart_options(title: str, *, height: int = 260, y_title: str = "") -> dict:
+#: Metric-name fragments of fractions (0–1), drawn on a 0–100 % axis.
+FRACTION_KEYS = ("accuracy", "format_rate", "format_correct", "forced_answer", "truncated", "pass_rate",
+                 "zero_variance_frac", "tier_weight")
+#: (metric-name fragment, catalog key of the y-axis title), first match wins.
+AXIS_TITLES = [("learning_rate", "axis.lr"), ("grad_norm", "axis.grad_norm"), ("tokens_per_s", "axis.tokens_s"),
+               ("kl", "axis.kl"), ("length", "axis.tokens"), ("tier_count", "axis.prompts"),
+               ("effective_batch", "axis.prompts"), ("reward", "axis.reward"), ("loss", "axis.loss"),
+               ("expansion", "axis.ratio")]
+
+
+def y_axis(keys: Sequence[str]) -> tuple[str, bool]:
+    """(catalog key of the y-axis title, percent axis?) for a plot of metrics ``keys``.
+
+    A plot whose every metric is a fraction (accuracy, format rate, pass rate …) gets a
+    0–100 % axis; otherwise the title names the quantity (loss, learning rate, tokens …),
+    never gradio's default "value". The titles are written in the app's language when the
+    page is built: gradio's plots do not translate axis titles in the browser.
+    """
+    if keys and all(any(f in k for f in FRACTION_KEYS) for k in keys):
+        return "axis.percent", True
+    for frag, key in AXIS_TITLES:
+        if any(frag in k for k in keys):
+            return key, False
+    return "axis.value", False
+
+
+def chart_options(title: str, *, height: int = 260, y_title: str = "", keys: Sequence[str] = ()) -> dict:
     """Options every training chart shares (``gr.LinePlot`` / ``gr.BarPlot`` of a long frame).
 
     The title is drawn in the plot, with no block label above it (it would push the legend
     out of the fixed height, cut off below the x axis); the legend has no title (else it
     reads "series"); ticks are compact ("1", not "1.000000", on a chart of one step).
     """
+    axis_key, percent = y_axis(keys)
+    # a learning rate in exponent form (5e-4, not a clipped ".0005"); counts with SI
+    # suffixes (1.2k); anything else in 3 significant digits (0.8, not SI's "800m")
+    fmt = {"axis.lr": ".1~e", "axis.tokens_s": ".3~s", "axis.tokens": ".3~s", "axis.prompts": ".3~s"}
+    extra = dict(y_lim=[0, 1], y_axis_format=".0%") if percent else dict(y_axis_format=fmt.get(axis_key, ".3~g"))
     return dict(x="step", y="value", color="series", label=title, show_label=False, color_title=" ",
-                title=title, y_title=y_title, x_title="step", height=height, x_axis_format="~f",
-                y_axis_format=".3~g")
+                title=title, y_title=y_title or tr(axis_key), x_title=tr("axis.step"), height=height,
+                x_axis_format="~f", **extra)
 
 
 def live_curves(run_dir_state, groups: Sequence[CurveGroup | tuple] = SFT_CURVES, *, timer=None,
@@ -332,7 +363,7 @@ def live_curves(run_dir_state, groups: Sequence[CurveGroup | tuple] = SFT_CURVES
             for g in gs[i:i + columns]:
                 plots.append(gr.LinePlot(
                     value=plot_value(to_long_frame([], g.keys), expected_series(g.keys, g.smooth)),
-                    **chart_options(curve_label(g.title), height=height, y_title=g.y_title or "")))
+                    **chart_options(curve_label(g.title), height=height, y_title=g.y_title or "", keys=g.keys)))
     timer = timer if timer is not None else gr.Timer(every)
     seen = gr.State(None)  # (run folder, records drawn) of this session: skip redraws when unchanged
 

@@ -400,7 +400,8 @@ def language_switch(default: str = "en") -> LanguageSwitch:
     return LanguageSwitch(dd, code, sync)
 
 
-def connect_switch(switch: LanguageSwitch, default: str = "en", relabel: Sequence[tuple[Any, str]] = ()) -> None:
+def connect_switch(switch: LanguageSwitch, default: str = "en", relabel: Sequence[tuple[Any, str]] = (),
+                   retranslate: Sequence[tuple[Any, list, list]] = ()) -> None:
     """Events of the header switch; call once the whole page (all tabs) is built.
 
     On page load the saved choice (``localStorage``), else ``default`` (``"auto"``: the
@@ -414,6 +415,9 @@ def connect_switch(switch: LanguageSwitch, default: str = "en", relabel: Sequenc
         relabel: ``(gr.Tab, key)`` pairs. The frontend computes the tab bar once, so a tab
             not yet opened keeps its old label after a locale change unless its label is
             sent again; these updates do that.
+        retranslate: ``(fn, inputs, outputs)`` triples run after a switch, in the new
+            language: each redraws run-time text already on screen (chat titles, stats
+            lines) that the browser cannot translate itself.
     """
     import gradio as gr
     from gradio.context import Context
@@ -431,10 +435,13 @@ def connect_switch(switch: LanguageSwitch, default: str = "en", relabel: Sequenc
         set_session_language(getattr(request, "session_hash", None), lang)
         return labels() if tabs else None
 
-    dd.input(on_input, [dd], tabs or None, js=switch_js(), queue=False, show_progress="hidden",
-             api_visibility="undocumented")
-    switch.sync.click(remember, [dd], [dd, *tabs], js=sync_js(), queue=False, show_progress="hidden",
-                      api_visibility="undocumented")
+    switched = dd.input(on_input, [dd], tabs or None, js=switch_js(), queue=False, show_progress="hidden",
+                        api_visibility="undocumented")
+    synced = switch.sync.click(remember, [dd], [dd, *tabs], js=sync_js(), queue=False, show_progress="hidden",
+                               api_visibility="undocumented")
+    for fn, ins, outs in retranslate:
+        for ev in (switched, synced):
+            ev.then(fn, ins, outs, queue=False, show_progress="hidden", api_visibility="undocumented")
     root = Context.root_block
     if root is not None:
         root.load(remember, [dd], [dd, *tabs], js=load_js(str(default or "en")), queue=False,

@@ -86,6 +86,7 @@ class JobPanel:
         log: ``gr.Textbox`` with the tail of ``train.log`` (plain text).
         cli: ``gr.Code`` with the equivalent command (``studio sft --config …``).
         timer: the polling ``gr.Timer`` (share it with :func:`live_curves`).
+        recipe_btn: the recipe's start button (None without a recipe).
         manager: the :class:`JobManager`.
         fns: the handlers by name (``start``, ``stop``, ``resume``, ``poll``, ``attach``) for
             tests and for tabs that add their own triggers.
@@ -101,6 +102,19 @@ class JobPanel:
     timer: Any
     manager: JobManager
     fns: dict[str, Callable] = field(default_factory=dict)
+    recipe_btn: Any = None
+
+
+def open_tab_js(key: str) -> str:
+    """Browser JS that opens the top-level tab labelled by catalog ``key`` (in either
+    language): the hand-over buttons land the user where the adapter now is."""
+    import json
+
+    from studio.ui.i18n import LANGS
+
+    names = json.dumps([tr(key, lang) for lang in LANGS])
+    return ("() => { const names = " + names + "; const b = Array.from(document.querySelectorAll("
+            "'button[role=tab]')).find(e => names.includes(e.textContent.trim())); if (b) b.click(); }")
 
 
 def after_training(ctx, run_dir_state, config_cls, kind: str, no_run_key: str = "common.no_run_yet"):
@@ -143,9 +157,9 @@ def after_training(ctx, run_dir_state, config_cls, kind: str, no_run_key: str = 
         from studio.engine.train.skill_eval import evaluate_run
         from studio.engine.workshop.evaluate import before_after_table
 
+        if not run_dir:  # said in the panel, not only a toast that is gone before it is read
+            return tr("common.pick_run")
         try:
-            if not run_dir:
-                raise StudioError(tr(no_run_key))
             # 240: an RL run's whole held-out set (the first 60 of the workshop's favour answer 1
             # and showed +12 for a +8 run); 240 stratified for an SFT run's 480
             before, after = evaluate_run(run_dir, n=240)
@@ -172,12 +186,17 @@ def after_training(ctx, run_dir_state, config_cls, kind: str, no_run_key: str = 
         except Exception as e:  # noqa: BLE001
             raise as_gradio_error(e, f"the {kind} tab") from None
         ok = rep.get("verified") and rep.get("match")
-        return tr("common.merged_verified" if ok else "common.merged_unverified", path=rep.get("out_dir", target))
+        if not ok:
+            return tr("common.merged_unverified", path=rep.get("out_dir", target))
+        text = tr("common.merged_verified", path=rep.get("out_dir", target), n=rep.get("tokens_compared", 0))
+        if rep.get("adapter_changes_output") is False:  # the check could not tell merged from unmerged
+            text += " " + tr("common.merged_same_as_base")
+        return text
 
     try_btn.click(lambda r: hand_over(r, "chat_adapter", "common.adapter_for_chat"), [run_dir_state], msg,
-                  api_name=f"{kind}_try")
+                  api_name=f"{kind}_try").success(None, js=open_tab_js("tab.chat"))
     cmp_btn.click(lambda r: hand_over(r, "compare_adapter", "common.adapter_for_compare"), [run_dir_state], msg,
-                  api_name=f"{kind}_compare")
+                  api_name=f"{kind}_compare").success(None, js=open_tab_js("tab.compare"))
     export_btn.click(export, [run_dir_state, export_dir], msg, api_name=f"{kind}_export",
                      concurrency_id=GPU_CONCURRENCY_ID)
     eval_btn.click(evaluate_before_after, [run_dir_state], msg, api_name=f"{kind}_evaluate",
@@ -341,7 +360,7 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
     with gr.Group():
         with gr.Row():
             start_btn = gr.Button(t("job.start"), variant="primary", interactive=not h.public)
-            recipe_btn = (gr.Button(recipe[0], variant="secondary", interactive=not h.public,
+            recipe_btn = (gr.Button(recipe[0], variant="secondary", interactive=not h.public, scale=2,
                                     elem_id=f"{kind}-recipe-btn") if recipe else None)
             stop_btn = gr.Button(t("common.stop"), variant="stop", interactive=False)
             resume_btn = gr.Button(t("job.resume"), interactive=False)
@@ -382,7 +401,7 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
     return JobPanel(run_dir_state=run_dir_state, start_btn=start_btn, stop_btn=stop_btn, resume_btn=resume_btn,
                     status=status, log=log_box, cli=cli, timer=timer, manager=h.jm,
                     fns={"start": h.start, "prepare": h.prepare, "stop": h.stop, "resume": h.resume, "poll": h.poll,
-                         "attach": h.attach})
+                         "attach": h.attach}, recipe_btn=recipe_btn)
 
 
 def _display_path(p: Path) -> Path:

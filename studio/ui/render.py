@@ -88,9 +88,7 @@ def stats_line(stats: Stats) -> str:
     >>> stats_line(Stats(new_tokens=1, stopped=True))
     '1 token · 0.0 tok/s · TTFT 0.00 s · stopped'
     """
-    parts = [tr("render.token" if stats.new_tokens == 1 else "render.tokens", n=stats.new_tokens)]
-    if stats.thinking_tokens:
-        parts.append(tr("render.thinking_tokens", n=stats.thinking_tokens))
+    parts = [token_counts(stats)]
     parts += [f"{stats.tokens_per_s:.1f} tok/s", f"TTFT {stats.ttft_s:.2f} s"]
     if stats.forced_answer:
         parts.append(tr("render.truncated"))
@@ -99,6 +97,23 @@ def stats_line(stats: Stats) -> str:
     if stats.truncated:
         parts.append(cut_note(stats))
     return " · ".join(parts)
+
+
+def token_counts(stats: Stats, always: bool = False) -> str:
+    """Generated tokens and, for a reply that thought, how they split, so Chat and Compare
+    give one set of numbers that adds up: ``"18 tokens (10 thinking + 6 answer + 2 tags/end)"``.
+
+    >>> token_counts(Stats(new_tokens=3, answer_tokens=3))
+    '3 tokens'
+
+    ``always``: give the split for a reply with no thinking too (Compare, where a side that
+    did not think is worth seeing).
+    """
+    head = tr("render.token" if stats.new_tokens == 1 else "render.tokens", n=stats.new_tokens)
+    if not stats.thinking_tokens and not always:
+        return head
+    other = max(0, stats.new_tokens - stats.thinking_tokens - stats.answer_tokens)
+    return head + " " + tr("render.token_split", t=stats.thinking_tokens, a=stats.answer_tokens, o=other)
 
 
 def cut_note(stats: Stats) -> str:
@@ -192,6 +207,27 @@ def message(role: str, content: Any, title: str | None = None, status: str | Non
         if status is not None:
             msg["metadata"]["status"] = status
     return msg
+
+
+def retitle(msgs: list[dict]) -> list[dict]:
+    """``msgs`` with their Thinking titles in the request's language (after a language
+    switch; the title is the only run-time text a message carries). Other messages are
+    returned as they are."""
+    from studio.ui.i18n import LANGS
+
+    forms = {}
+    for lang in LANGS:
+        base = tr("render.thinking", lang)
+        forms[base] = False
+        forms[base + tr("render.truncated_paren", lang)] = True
+    out = []
+    for m in msgs:
+        title = (m.get("metadata") or {}).get("title") if isinstance(m, dict) else None
+        if title in forms:
+            new = tr("render.thinking") + (tr("render.truncated_paren") if forms[title] else "")
+            m = {**m, "metadata": {**m["metadata"], "title": new}}
+        out.append(m)
+    return out
 
 
 @dataclass

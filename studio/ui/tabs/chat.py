@@ -31,10 +31,10 @@ from studio.config import GenerationConfig, ModelSpec
 from studio.engine.infer import chat as engine
 from studio.engine.infer import family as family_mod
 from studio.engine.infer import media as media_mod
-from studio.engine.workshop.evaluate import CHAT_CHECK_QUESTION
 from studio.errors import InputError, StudioError
 from studio.ui import public, render, zerogpu
 from studio.ui.context import AppContext
+from studio.ui.tabs.chat_examples import examples as _examples
 from studio.ui.tabs.chat_state import (  # noqa: F401 - the tab's helpers, importable from here as before
     MAX_NEW_SLIDER, ChatState, Round, _files_of, _text_of, follow_checkpoint, gen_config, prepare_media,
     sampling_defaults, thinking_arg, thinking_switch)
@@ -64,6 +64,13 @@ CSS = """
 #chatbot .user-row img, #chatbot .user-row video { max-height: 220px; width: auto; }
 #chatbot .bot-row img { max-height: 420px; width: auto; }
 #chat-examples img, #chat-examples video { max-height: 72px; width: auto; }
+#chatbot .bubble-wrap { padding-top: 40px; }
+#model-loading p::before { content: ""; display: inline-block; width: 0.9em; height: 0.9em; margin-right: 0.45em;
+  vertical-align: -0.12em; border: 2px solid currentColor; border-right-color: transparent; border-radius: 50%;
+  animation: studio-spin 0.8s linear infinite; }
+@keyframes studio-spin { to { transform: rotate(360deg); } }
+button.stop:disabled, button.stop[disabled] { background: var(--button-secondary-background-fill);
+  color: var(--button-secondary-text-color); border-color: var(--button-secondary-border-color); opacity: 0.7; }
 """
 
 
@@ -113,27 +120,6 @@ def _user_display(text: str, media) -> list[dict]:
     if text:
         msgs.append(render.message("user", render.plain_text(text)))
     return msgs
-
-
-def _examples(workshop: bool) -> list[list[dict]]:
-    """Example messages from sample_data/: two held-out workshop scenes (workshop model
-    only), then a photo, a video and a PDF."""
-    examples = []
-    for name in ("position-l2-s1000-00001.png",  # held out: 1 red circle
-                 "shapes-l3-s1000-00002.png"):   # held out: 2 red circles and a red square
-        scene = SAMPLE_DATA / "workshop" / "images" / name
-        if workshop and scene.is_file():
-            examples.append([{"text": CHAT_CHECK_QUESTION, "files": [str(scene)]}])
-    for rel, q in [("photos", "What is in this picture?"),
-                   ("video", "What happens in this video?"),
-                   ("docs", "Summarise this document.")]:
-        folder = SAMPLE_DATA / rel
-        if folder.is_dir():
-            files = sorted(p for p in folder.iterdir()
-                           if p.suffix.lower() in FILE_TYPES and not p.name.startswith("."))
-            if files:
-                examples.append([{"text": q, "files": [str(files[0])]}])
-    return examples
 
 
 def build(ctx: AppContext) -> None:
@@ -357,7 +343,7 @@ def build(ctx: AppContext) -> None:
                     rnd.reply_msgs = view.messages()
                     stats = render.stats_line(event.stats) if isinstance(event, engine.Done) else tr("cmp.generating")
                     if isinstance(event, engine.Done):
-                        rnd.reply = event.text
+                        rnd.reply, rnd.stats = event.text, event.stats
                     yield st.chatbot(), gr.skip(), st, stats
         except StudioError as e:
             undo()
@@ -566,6 +552,17 @@ def build(ctx: AppContext) -> None:
         concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1)
     regen_ev.then(stop_idle, None, [stop_btn], api_name=False, queue=False)
     stop_btn.click(stop, None, [stats_md], api_name="stop", concurrency_limit=None, queue=False)
+
+    def retranslate(st):
+        """After a language switch: the chat's Thinking titles and the stats line in the new language."""
+        if not isinstance(st, ChatState) or not st.rounds:
+            return gr.skip(), gr.skip(), gr.skip()
+        for r in st.rounds:
+            r.reply_msgs = render.retitle(r.reply_msgs)
+        last = st.rounds[-1].stats
+        return st.chatbot(), st, render.stats_line(last) if last is not None else gr.skip()
+
+    ctx.extra.setdefault("retranslate", []).append((retranslate, [state], [chatbot, state, stats_md]))
     # Clear also cancels the streaming event, or its last updates would redraw the old chat.
     clear_btn.click(clear, None, [chatbot, box, state, stats_md, estimate_md], api_name="clear",
                     concurrency_limit=None, cancels=[send_ev, regen_ev])

@@ -32,6 +32,7 @@ class Round:
     reply: str | None = None          # full model output (tags kept); None until done
     reply_msgs: list[dict] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    stats: engine.Stats | None = None  # the finished reply's numbers (the stats line is redrawn from them)
     fps: float = media_mod.DEFAULT_FPS
     max_frames: int = media_mod.DEFAULT_MAX_FRAMES
 

@@ -107,7 +107,7 @@ def duration_of_compare(message, a_model, a_adapter, a_mode, b_model, b_adapter,
 def stats_line(stats: chat_engine.Stats) -> str:
     """Per-side numbers: TTFT, tokens/s, thinking vs answer tokens, forced answer."""
     parts = [f"TTFT {stats.ttft_s:.2f} s", f"{stats.tokens_per_s:.1f} tok/s",
-             tr("cmp.stat_thinking", t=stats.thinking_tokens, a=stats.answer_tokens),
+             render.token_counts(stats, always=True),
              tr("cmp.stat_forced", v=tr("cmp.yes" if stats.forced_answer else "cmp.no"))]
     if stats.truncated:
         parts.append(tr("cmp.stat_cut") if stats.cut_by == "max_new_tokens" else render.cut_note(stats))
@@ -209,7 +209,7 @@ def build(ctx: AppContext) -> None:
 
     # ---------------------------------------------------------------- layout
     gr.Markdown(t("cmp.intro"), elem_id="compare-intro")
-    gr.Markdown(f"> {render.escape(default_note)}", elem_id="compare-default-note")
+    note_md = gr.Markdown(f"> {render.escape(default_note)}", elem_id="compare-default-note")
     with gr.Row(equal_height=False):
         side_inputs, side_thinking = {}, {}
         for side, dflt in (("A", da), ("B", db)):
@@ -226,7 +226,8 @@ def build(ctx: AppContext) -> None:
                     mode = gr.Radio([(t(k), m) for k, m in MODE_CHOICES], value=dflt.mode,
                                     label=t("cmp.mode") + f" {side}",
                                     elem_id=f"cmp-mode-{side.lower()}", scale=3)
-                    side_thinking[side] = gr.Checkbox(True, label=t("cmp.thinking") + f" {side}",
+                    side_thinking[side] = gr.Checkbox(dflt.mode != "base", interactive=dflt.mode != "base",
+                                                      label=t("cmp.thinking") + f" {side}",
                                                       info=t("cmp.thinking_info"), scale=1, min_width=130,
                                                       elem_id=f"cmp-thinking-{side.lower()}")
                 side_inputs[side] = (model, adapter, mode)
@@ -243,6 +244,8 @@ def build(ctx: AppContext) -> None:
         run_btn = gr.Button(t("cmp.run"), variant="primary", elem_id="cmp-run")
         # grey and disabled while nothing runs; red while a comparison is queued or running
         stop_btn = gr.Button(t("common.stop"), variant="secondary", interactive=False, elem_id="cmp-stop")
+        new_btn = gr.Button(t("cmp.new"), variant="secondary", elem_id="cmp-new")
+    gr.Markdown(t("cmp.one_question"), elem_id="cmp-one-question")
     with gr.Accordion(t("cmp.settings_acc"), open=False, elem_id="cmp-settings"):
         with gr.Row():
             temperature = gr.Slider(0, 2, value=d.temperature, step=0.05, label=t("common.temperature"))
@@ -274,6 +277,7 @@ def build(ctx: AppContext) -> None:
         vote_md = gr.Markdown("", elem_id="cmp-vote-status")
         download = gr.DownloadButton(t("cmp.download"), visible=False, elem_id="cmp-download", scale=0)
     state = gr.State(None)
+    sent = gr.State(None)  # the page's message, held while the box is already cleared for the next one
     voter = gr.State(None)  # this visitor's vote folder id, made on the server at the first vote
 
     # ---------------------------------------------------------------- helpers
@@ -367,6 +371,7 @@ def build(ctx: AppContext) -> None:
         from studio.ui.components import queue_stop
 
         queue_stop(key, queued, stops_lock)
+        return message
 
     def compare(message, a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, temperature_, top_p_, top_k_,
                 max_new_, think_, base_cap_, seed_, system_, few_, a_thinking_, b_thinking_, request: gr.Request):
@@ -499,15 +504,23 @@ def build(ctx: AppContext) -> None:
         B = the same weights + the adapter (both chat-style); otherwise leave the pickers."""
         sent = ctx.extra.get("compare_adapter")
         if not sent or ctx.extra.get("_compare_adapter_seen") == sent:
-            return [gr.skip()] * 8
+            return [gr.skip()] * 9
         ctx.extra["_compare_adapter_seen"] = sent
         base = _adapter_base(sent)
+        # the note above the pickers names this pair, not the default workshop pair
+        note = "> " + tr("cmp.handoff_note", base=render.escape(base),
+                         adapter=render.escape(public.shown_adapter(ctx, sent) or ""))
         return [gr.update(value=base), gr.update(choices=adapter_choices(ctx), value=NO_ADAPTER),
                 "chat", gr.update(value=base), gr.update(choices=adapter_choices(ctx), value=public.adapter_key(ctx, sent)),
-                "chat", True, True]
+                "chat", True, True, note]
 
     def auto_mode(model):
         return gr.update(value=engine.default_mode(str(model or "")))
+
+    def thinking_for_mode(mode):
+        """A base (completion) prompt never thinks: its Thinking box is unticked and greyed."""
+        chat = str(mode or "chat") != "base"
+        return gr.update(value=chat, interactive=chat)
 
     def default_plan() -> str:
         """The plan for the default pair, shown before anything loads ("" if it cannot be made).
@@ -540,34 +553,48 @@ def build(ctx: AppContext) -> None:
     # The page checks first (a refusal is a toast; panes, plan and status stay as they are),
     # turns Stop red, compares, and greys Stop again; API clients call /compare directly,
     # which makes the same checks itself.
-    def stop_active():
-        return gr.update(variant="stop", interactive=True)
+    def sent_and_cleared():
+        """Stop turns red and the box empties (as in Chat): the next question starts clean
+        instead of being glued to this one with its image."""
+        return gr.update(variant="stop", interactive=True), gr.MultimodalTextbox(value=None)
+
+    def new_comparison():
+        """Empty panes, stats, status and box: nothing of the last comparison is left to vote on."""
+        return [], [], "", "", None, "", gr.MultimodalTextbox(value=None)
 
     def stop_idle():
         return gr.update(variant="secondary", interactive=False)
 
     inputs = [box] + pickers + settings_in + thinking_in
     compare_gpu = zerogpu.gpu(compare, duration=duration_of_compare)  # ZeroGPU: a GPU for this long
-    for i, trigger in enumerate((run_btn.click, box.submit)):
-        ev_ = trigger(check, inputs, None, api_name=False, concurrency_id=MEDIA_CONCURRENCY_ID,
+    # The page: check (the message goes to `sent`), clear the box, compare what was sent.
+    # API clients: /compare, on a button never shown, takes the message itself.
+    for trigger in (run_btn.click, box.submit):
+        ev_ = trigger(check, inputs, [sent], api_name=False, concurrency_id=MEDIA_CONCURRENCY_ID,
                       concurrency_limit=MEDIA_CONCURRENCY_LIMIT, show_progress="hidden").success(
-            stop_active, None, [stop_btn], api_name=False, queue=False).success(
-            compare_gpu, inputs, outs, api_name="compare" if i == 0 else False,
+            sent_and_cleared, None, [stop_btn, box], api_name=False, queue=False).success(
+            compare_gpu, [sent] + inputs[1:], outs, api_name=False,
             concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1)
         ev_.then(stop_idle, None, [stop_btn], api_name=False, queue=False)
+    api_btn = gr.Button(visible=False, elem_id="cmp-api")
+    api_btn.click(compare_gpu, inputs, outs, api_name="compare", concurrency_id=GPU_CONCURRENCY_ID,
+                  concurrency_limit=1)
+    new_btn.click(new_comparison, None, [panes["A"][1], panes["B"][1], panes["A"][2], panes["B"][2], state,
+                                         vote_md, box], api_name=False, queue=False)
     stop_btn.click(stop, None, [vote_md], api_name="compare_stop", concurrency_limit=None, queue=False)
     plan_btn.click(plan, pickers + thinking_in, [plan_md, panes["A"][0], panes["B"][0]], api_name="compare_plan",
                    concurrency_limit=None)
     for side in ("A", "B"):
         model, adapter, mode = side_inputs[side]
         model.input(auto_mode, [model], [mode], api_name=False, queue=False)
+        mode.change(thinking_for_mode, [mode], [side_thinking[side]], api_name=False, queue=False)
         adapter.focus(refresh_adapters, [adapter], [adapter], api_name=False, queue=False)
         for comp in (model, adapter, mode, side_thinking[side]):
             comp.change(plan, pickers + thinking_in, [plan_md, panes["A"][0], panes["B"][0]], api_name=False,
                         concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
     from studio.ui.components import on_tab_shown
 
-    on_tab_shown([(handoff, [], pickers + thinking_in)])
+    on_tab_shown([(handoff, [], pickers + thinking_in + [note_md])])
     for v, fn in (("A", vote_a), ("B", vote_b), ("tie", vote_tie), ("both_bad", vote_both_bad)):
         vote_btns[v].click(fn, [state, voter], [vote_md, download, state, voter], api_name=f"vote_{v.lower()}",
                            concurrency_limit=None)

@@ -75,7 +75,8 @@ def form_to_config(*, data: str, eval_data: str | None, model: str, adapter: str
                    reward_functions: list[str], num_generations: int, batch_size: int, max_steps: int,
                    learning_rate: float, thinking_budget: int, answer_budget: int, lora_rank: int,
                    lora_alpha: int, offline_grading: bool, cold_start: bool, use_vllm: bool,
-                   eval_every: int, seed: int, output_dir: str = ""):
+                   eval_every: int, seed: int, output_dir: str = "", offline_samples: int = 4,
+                   initial_pass_rate: float = 0.5):
     """Build and validate the run config from the form's values.
 
     Raises:
@@ -90,7 +91,10 @@ def form_to_config(*, data: str, eval_data: str | None, model: str, adapter: str
         data=(data or "").strip(), eval_data=(eval_data or None),
         output_dir=output_dir,
         rewards=RewardConfig(functions=list(reward_functions or [])),
-        curriculum=CurriculumConfig(mode=mode, offline_grading=bool(offline_grading), cold_start=bool(cold_start)),
+        curriculum=CurriculumConfig(mode=mode, offline_grading=bool(offline_grading), cold_start=bool(cold_start),
+                                    offline_samples=int(offline_samples if offline_samples is not None else 4),
+                                    initial_pass_rate=float(initial_pass_rate if initial_pass_rate is not None
+                                                            else 0.5)),
         num_generations=int(num_generations), per_device_train_batch_size=int(batch_size),
         max_steps=int(max_steps), learning_rate=float(learning_rate), thinking_budget=int(thinking_budget),
         answer_budget=int(answer_budget), lora_rank=int(lora_rank), lora_alpha=int(lora_alpha),
@@ -120,8 +124,12 @@ def cli_command(cfg, run_dir: str | None = None) -> str:
              "--set", f"eval_every={cfg.eval_every}"]
     if not cfg.curriculum.offline_grading:
         args += ["--set", "curriculum.offline_grading=false"]
+    elif cfg.curriculum.offline_samples != 4:
+        args += ["--set", f"curriculum.offline_samples={cfg.curriculum.offline_samples}"]
     if cfg.curriculum.cold_start:
         args += ["--cold-start"]
+        if cfg.curriculum.initial_pass_rate != 0.5:
+            args += ["--set", f"curriculum.initial_pass_rate={cfg.curriculum.initial_pass_rate:g}"]
     if cfg.use_vllm:
         args += ["--use-vllm"]
     return shlex.join(args)
@@ -312,7 +320,8 @@ def build(ctx) -> None:
             eval_data = gr.Textbox(label=t("rl.eval_data"), value=str(SAMPLE_EVAL))
             with gr.Row():
                 sample_btn = gr.Button(t("rl.sample_btn"), size="sm")
-                upload = gr.File(label=t("rl.upload"), file_types=[".jsonl", ".json"], height=80)
+                upload = gr.File(label=t("rl.upload"), file_types=[".jsonl", ".json"], height=160, min_width=200,
+                                 elem_id="rl-upload")
             model = gr.Textbox(label=t("cmp.model"), value=default_model(ctx), info=t("rl.model_info"))
             adapter = gr.Textbox(label=t("rl.adapter"), value="")
         with gr.Column(scale=2):
@@ -335,11 +344,14 @@ def build(ctx) -> None:
                 seed = gr.Number(0, label=t("common.seed"), precision=0)
             with gr.Row():
                 grading = gr.Checkbox(True, label=t("rl.grading"))
+                k_samples = gr.Number(4, label=t("rl.k"), precision=0, minimum=1, elem_id="rl-k", min_width=90)
                 cold = gr.Checkbox(False, label=t("rl.cold"))
+                p0 = gr.Number(0.5, label=t("rl.p0"), minimum=0, maximum=1, step=0.05, elem_id="rl-p0", min_width=90)
+            with gr.Row():
                 use_vllm = gr.Checkbox(False, label=t("rl.vllm"), interactive=vllm_ok,
                                        info=t("rl.vllm_ok") if vllm_ok else t("rl.vllm_missing") + f" {vllm_why}")
     form = [data, eval_data, model, adapter, mode, reward_fns, num_gen, batch, steps, lr, t_budget, a_budget,
-            rank, alpha, grading, cold, use_vllm, eval_every, seed]
+            rank, alpha, grading, cold, use_vllm, eval_every, seed, k_samples, p0]  # k, p last: older API calls fit
     with gr.Accordion(t("rl.config_acc"), open=False):
         yaml_box = gr.Code(language="yaml", label="config.yaml", interactive=False)
         cli_box = gr.Textbox(label=t("rl.cli"), interactive=False, buttons=["copy"])
@@ -347,7 +359,8 @@ def build(ctx) -> None:
     def _values(vals):
         keys = ["data", "eval_data", "model", "adapter", "mode", "reward_functions", "num_generations",
                 "batch_size", "max_steps", "learning_rate", "thinking_budget", "answer_budget", "lora_rank",
-                "lora_alpha", "offline_grading", "cold_start", "use_vllm", "eval_every", "seed"]
+                "lora_alpha", "offline_grading", "cold_start", "use_vllm", "eval_every", "seed", "offline_samples",
+                "initial_pass_rate"]
         return dict(zip(keys, vals))
 
     def preview(*vals):
@@ -373,8 +386,8 @@ def build(ctx) -> None:
     notes = gr.Markdown()
     with gr.Row():
         empty = curve_frames([])
-        reward_plot = gr.LinePlot(plot_value(empty[0], REWARD_SERIES), **chart_options(curve_label(PLOTS[0][0])))
-        tier_plot = gr.BarPlot(plot_value(empty[5], TIER_NAMES, stacked=True), **chart_options(curve_label(PLOTS[5][0])))
+        reward_plot = gr.LinePlot(plot_value(empty[0], REWARD_SERIES), **chart_options(curve_label(PLOTS[0][0]), keys=PLOTS[0][1]))
+        tier_plot = gr.BarPlot(plot_value(empty[5], TIER_NAMES, stacked=True), **chart_options(curve_label(PLOTS[5][0]), keys=PLOTS[5][1]))
     groups = [CurveGroup(title, keys) for title, keys, kind in PLOTS if kind == "line" and title != PLOTS[0][0]]
     live_curves(panel.run_dir_state, groups=groups, timer=panel.timer, height=240)
     gr.Markdown(t("rl.rollouts_md"))

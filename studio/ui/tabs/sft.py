@@ -87,6 +87,9 @@ def build(ctx) -> None:
 
     gr.Markdown(t("sft.intro"))
     with gr.Row():
+        load_recipe_btn = gr.Button(t("sft.load_recipe"), size="sm", scale=0, min_width=220, elem_id="sft-load-recipe")
+        gr.Markdown(t("sft.load_recipe_info"))
+    with gr.Row():
         upload = gr.File(label=t("sft.upload"), file_types=[".jsonl", ".json", ".csv",
                                                                                              ".parquet"])
         with gr.Column():
@@ -181,7 +184,7 @@ def build(ctx) -> None:
             raise _err(e) from None
         import pandas as pd
 
-        return rep.to_markdown(), pd.DataFrame(rep.table(), columns=headers("sft.col", TABLE_HEADERS))
+        return rep.to_markdown(table=False), pd.DataFrame(rep.table(), columns=headers("sft.col", TABLE_HEADERS))
 
     def apply_fix(up, p, choices):
         try:
@@ -215,6 +218,25 @@ def build(ctx) -> None:
     policy.change(show_preview, inputs=[upload, path, model, row_no, policy, max_length], outputs=[preview])
     show_btn.click(show, inputs=[upload, path, *form], outputs=[yaml_box], api_name="sft_config")
 
+    def fill_from_recipe():
+        """The workshop recipe's values in the form and its config in the YAML box (the
+        recipe button runs exactly this), as LLaMA Board's "Load arguments" does."""
+        from studio.engine.train.runs import load_recipe
+
+        try:
+            cfg = load_recipe(SFTRunConfig, RECIPE)
+        except BaseException as e:  # noqa: BLE001
+            raise _err(e) from None
+        lo = cfg.lora
+        return (None, str(cfg.data), cfg.model.name_or_path, cfg.name, lo.rank, lo.alpha, lo.dropout,
+                list(lo.target_modules), lo.train_merger, lo.qlora, cfg.learning_rate, cfg.epochs,
+                cfg.max_steps if cfg.max_steps and cfg.max_steps > 0 else 0, cfg.batch_size, cfg.grad_accum,
+                cfg.max_length, cfg.image_max_pixels or 0, cfg.seed, cfg.eval_split, cfg.save_steps, cfg.policy,
+                cfg.oversize, cfg.finetuning, cfg.eval_data or "", RECIPE.read_text(encoding="utf-8"))
+
+    recipe_outputs = [upload, path, *form, yaml_box]
+    load_recipe_btn.click(fill_from_recipe, None, recipe_outputs, api_name="sft_load_recipe")
+
     gr.Markdown(t("sft.train_md"))
     from studio.engine.train.runs import recipe_run
     from studio.engine.train.sft import check_data
@@ -223,6 +245,8 @@ def build(ctx) -> None:
                       recipe=(t("sft.recipe_btn"), lambda: recipe_run(SFTRunConfig, RECIPE, ctx.runs_dir, "sft", check=check_data)))
     from studio.ui.components import run_picker
 
+    if panel.recipe_btn is not None:  # the form shows what the recipe button runs
+        panel.recipe_btn.click(fill_from_recipe, None, recipe_outputs, api_name=False, queue=False)
     run_picker(ctx, "sft", panel.run_dir_state)
     live_curves(panel.run_dir_state, groups=SFT_CURVES, timer=panel.timer)
 

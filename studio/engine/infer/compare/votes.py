@@ -140,7 +140,7 @@ class VoteLog:
                 "modes": {s: result.sides[s].spec.mode for s in SIDES},
                 # thinking on vs off is one model on both sides: without this the row
                 # would not say what differed
-                "thinking": {s: result.sides[s].spec.thinking for s in SIDES},
+                "thinking": {s: result.sides[s].spec.thinking and result.sides[s].spec.mode != "base" for s in SIDES},
                 "settings": result.settings,
                 "vote": vote,
                 "stats": {s: dataclasses.asdict(result.sides[s].stats) for s in SIDES},

@@ -89,8 +89,14 @@ class Report:
                 "plan": self.plan, "max_length": self.max_length, "notes": self.notes,
                 "coverage": self.coverage}
 
-    def to_markdown(self) -> str:
-        """A readable report: summary line and a problem table."""
+    def to_markdown(self, table: bool = True) -> str:
+        """A readable report: summary line and a problem table.
+
+        Args:
+            table: False leaves the problem table out (the UI shows the problems once, in its
+                grid, where ``<answer>`` and other tags read as written; a Markdown view would
+                swallow them as HTML tags).
+        """
         s = self.summary
         rows, rest = self.headline().split(" · ", 1)
         lines = [f"**{rows}** · {rest} · max {s['max_tokens']} tokens ({s['max_visual_tokens']} visual)"]
@@ -106,6 +112,8 @@ class Report:
                                                     for k, n in fixes.items() if k in FIX_FLAGS) + ".")
         if not self.problems:
             lines.append("No problems found.")
+            return "\n\n".join(lines)
+        if not table:
             return "\n\n".join(lines)
         lines.append("| row | severity | check | problem | fix |\n|---|---|---|---|---|")
         for p in self.problems:
