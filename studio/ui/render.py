@@ -86,10 +86,10 @@ def stats_line(stats: Stats) -> str:
     user pressed Stop, and what cut the reply (:func:`cut_note`) when a limit did.
 
     >>> stats_line(Stats(new_tokens=1, stopped=True))
-    '1 token · 0.0 tok/s · TTFT 0.00 s · stopped'
+    '1 token · n/a tok/s · TTFT 0.00 s · stopped'
     """
     parts = [token_counts(stats)]
-    parts += [f"{stats.tokens_per_s:.1f} tok/s", f"TTFT {stats.ttft_s:.2f} s"]
+    parts += [stats.rate_text, f"TTFT {stats.ttft_s:.2f} s"]
     if stats.forced_answer:
         parts.append(tr("render.truncated"))
     if stats.stopped:

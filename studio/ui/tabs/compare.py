@@ -106,7 +106,7 @@ def duration_of_compare(message, a_model, a_adapter, a_mode, b_model, b_adapter,
 
 def stats_line(stats: chat_engine.Stats) -> str:
     """Per-side numbers: TTFT, tokens/s, thinking vs answer tokens, forced answer."""
-    parts = [f"TTFT {stats.ttft_s:.2f} s", f"{stats.tokens_per_s:.1f} tok/s",
+    parts = [f"TTFT {stats.ttft_s:.2f} s", stats.rate_text,
              render.token_counts(stats, always=True),
              tr("cmp.stat_forced", v=tr("cmp.yes" if stats.forced_answer else "cmp.no"))]
     if stats.truncated:
