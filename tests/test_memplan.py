@@ -112,3 +112,34 @@ def test_tiny_size_matches_loaded_model(tiny):
     size = size_of(model.studio_path)
     assert size.total == sum(p.numel() for p in model.parameters())
     assert size.num_layers == 2 and size.num_kv_heads == 2 and size.head_dim == 32
+
+
+def test_a_plan_while_another_thread_loads_the_model_leaves_its_weights_real(tiny_path):
+    """A visitor's memory plan counts parameters on the meta device; a model loaded by another
+    thread meanwhile (the app's model at start-up) must still get real weights. With
+    ``accelerate.init_empty_weights`` (a process-wide patch) it got meta tensors."""
+    import threading
+
+    from transformers import AutoConfig
+
+    from studio.config import ModelSpec
+    from studio.engine.infer import memplan
+    from studio.engine.infer.models import load
+
+    config = AutoConfig.from_pretrained(tiny_path)
+    done = threading.Event()
+
+    def plans():
+        while not done.is_set():
+            memplan._size_cached.cache_clear()
+            memplan.size_from_config(config)
+
+    t = threading.Thread(target=plans)
+    t.start()
+    try:
+        for _ in range(4):
+            model, _ = load(ModelSpec(name_or_path=str(tiny_path), device="cpu"))
+            assert not any(p.is_meta for p in model.parameters())
+    finally:
+        done.set()
+        t.join()

@@ -10,7 +10,7 @@ read), shows the plan, and then applies it.
 Estimate per side (decimal GB, 1 GB = 1e9 bytes):
 
 * **weights** — parameters counted exactly from the model config on the ``meta``
-  device (``accelerate.init_empty_weights`` + ``from_config``; nothing is allocated).
+  device (``from_config`` under ``torch.device("meta")``; nothing is allocated).
   bf16 = 2 bytes/param, fp32 = 4. NF4 (bitsandbytes 4-bit, as ``models.load`` does it)
   quantizes only the language model's ``nn.Linear`` weights at
   :data:`NF4_BYTES_PER_PARAM` (4 bits + double-quantized absmax ≈ 4.127 bits); the
@@ -391,8 +391,11 @@ PUBLISHED_GLM46V_FLASH = dict(
 def size_from_config(config) -> ModelSize:
     """Count parameters of a GLM-4.1V ``config`` on the meta device (nothing allocated).
 
-    Source: ``accelerate.init_empty_weights`` + ``AutoModelForImageTextToText.from_config``;
-    ~3 s for a 9B config on CPU, cached by config content.
+    Source: ``AutoModelForImageTextToText.from_config`` under ``torch.device("meta")``;
+    ~3 s for a 9B config on CPU, cached by config content. Not ``accelerate.init_empty_weights``:
+    it patches ``nn.Module.register_parameter`` for the whole process, so a model another thread
+    loads meanwhile (a visitor's plan while the app loads its model) got meta parameters; the
+    device context is a thread-local torch function mode.
     """
     return _size_cached(json.dumps(config.to_dict(), sort_keys=True, default=str))
 
@@ -400,13 +403,12 @@ def size_from_config(config) -> ModelSize:
 @functools.lru_cache(maxsize=32)
 def _size_cached(config_json: str) -> ModelSize:
     import torch
-    from accelerate import init_empty_weights
     from transformers import AutoConfig, AutoModelForImageTextToText
 
     d = json.loads(config_json)
     model_type = d.pop("model_type", "glm4v")
     config = AutoConfig.for_model(model_type, **d)
-    with init_empty_weights():
+    with torch.device("meta"):
         model = AutoModelForImageTextToText.from_config(config)
     total = sum(p.numel() for p in model.parameters())
     quant = sum(
