@@ -23,13 +23,14 @@ def cmdline(pid: int) -> list[str] | None:
     return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
 
 
-def _ppids() -> dict[int, int]:
-    """pid → parent pid of every process (Linux /proc scan)."""
-    out = {}
+def _stats():
+    """``(pid, fields)`` of every readable process: ``fields`` are /proc/<pid>/stat after the
+    command name (``fields[1]`` the parent pid, ``fields[2]`` the process group); nothing on a
+    system without /proc."""
     try:
         names = os.listdir("/proc")
     except OSError:
-        return out
+        return
     for name in names:
         if not name.isdigit():
             continue
@@ -37,10 +38,12 @@ def _ppids() -> dict[int, int]:
             stat = Path(f"/proc/{name}/stat").read_bytes()
         except OSError:
             continue
-        fields = stat[stat.rfind(b")") + 2:].split()
-        if len(fields) > 1:
-            out[int(name)] = int(fields[1])
-    return out
+        yield int(name), stat[stat.rfind(b")") + 2:].split()
+
+
+def _ppids() -> dict[int, int]:
+    """pid → parent pid of every process (Linux /proc scan)."""
+    return {pid: int(f[1]) for pid, f in _stats() if len(f) > 1}
 
 
 def descendants(pid: int) -> list[int]:
@@ -77,20 +80,5 @@ def become_subreaper() -> None:
 
 def group_members(pgid: int) -> list[int]:
     """Pids in process group ``pgid`` (Linux /proc scan), excluding this process."""
-    out = []
     me = os.getpid()
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return out
-    for name in names:
-        if not name.isdigit() or int(name) == me:
-            continue
-        try:
-            stat = Path(f"/proc/{name}/stat").read_bytes()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2:].split()
-        if len(fields) > 2 and int(fields[2]) == pgid:
-            out.append(int(name))
-    return out
+    return [pid for pid, f in _stats() if pid != me and len(f) > 2 and int(f[2]) == pgid]

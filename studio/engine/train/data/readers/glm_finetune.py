@@ -35,9 +35,10 @@ def matches(rec: dict, ctx: Ctx) -> bool:
                                    if isinstance(m, dict))
 
 
-def read(rec: dict, ctx: Ctx) -> Draft:
-    """One row → :class:`~.common.Draft` (raises DataError with the row named)."""
+def read(rec: dict, ctx: Ctx, name: str = NAME) -> Draft:
+    """One row of role/content turns → :class:`~.common.Draft` (raises DataError with the row
+    named); ``name`` is the reader reported in the row's ``format`` (TRL's reader shares this)."""
     refuse_tools(rec, ctx)
     key = turns_column(rec)
     images, videos = row_media(rec, ctx)
-    return Draft(read_turns(rec[key], ctx, column=key), images, videos, system_of(rec, ctx), {"format": NAME})
+    return Draft(read_turns(rec[key], ctx, column=key), images, videos, system_of(rec, ctx), {"format": name})

@@ -14,7 +14,8 @@ Parquet or ``datasets`` file may hold the images themselves (``{"bytes", "path"}
 
 from __future__ import annotations
 
-from studio.engine.train.data.readers.common import Ctx, Draft, read_turns, refuse_tools, row_media, system_of
+from studio.engine.train.data.readers.common import Ctx, Draft
+from studio.engine.train.data.readers import glm_finetune
 from studio.engine.train.data.readers.glm_finetune import turns_column
 
 NAME = "trl_conversational"
@@ -29,8 +30,6 @@ def matches(rec: dict, ctx: Ctx) -> bool:
 
 
 def read(rec: dict, ctx: Ctx) -> Draft:
-    """One row → :class:`~.common.Draft` (raises DataError with the row named)."""
-    refuse_tools(rec, ctx)
-    key = turns_column(rec)
-    images, videos = row_media(rec, ctx)
-    return Draft(read_turns(rec[key], ctx, column=key), images, videos, system_of(rec, ctx), {"format": NAME})
+    """One row → :class:`~.common.Draft` (raises DataError with the row named): the same turns
+    reading as GLM fine-tune rows; content lists are read item by item there."""
+    return glm_finetune.read(rec, ctx, NAME)
