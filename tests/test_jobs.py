@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -334,3 +335,32 @@ def test_status_line_shows_the_measured_rate_and_the_time_left(tmp_path):
         assert "2.5 秒/步 · 预计剩余 12:00" in status_line(tmp_path)
     finally:
         i18n.set_default(old)
+
+
+def test_status_line_says_which_phase_runs_before_step_1(tmp_path):
+    """The data doctor and RL's offline grading say what they do, how far they are and the time
+    left (they used to show a bare "running" for a minute and more)."""
+    from studio.engine.train.phase import PhaseProgress
+    from studio.engine.train.runs import write_status
+    from studio.ui import i18n
+    from studio.ui.jobpanel import status_line
+
+    write_status(tmp_path, "running", pid=os.getpid())
+    lines = []
+    p = PhaseProgress(tmp_path, "grading", "offline grading", 1200, "prompts", log_fn=lines.append,
+                      write_every_s=0, log_every_s=0, main=True)
+    p._t0 -= 30  # 30 s in
+    p.update(400)
+    line = status_line(tmp_path)
+    assert line.startswith("running · offline grading: 400/1200 prompts (33%) · elapsed 0:30 · 1:00 left")
+    assert lines[-1] == "offline grading: 400/1200 prompts (33 %) · 1:00 left"
+    old = i18n.default_language()
+    try:
+        i18n.set_default("zh")
+        assert "离线评分：400/1200 个提示（33%）" in status_line(tmp_path)
+    finally:
+        i18n.set_default(old)
+    p.finish()
+    assert lines[-1].startswith("offline grading: 1200/1200 prompts (100 %) in 0:3")
+    PhaseProgress(tmp_path, "doctor", "data doctor", 9600, "rows", main=True).update(2400)
+    assert re.search(r"running · data doctor: (0|2400)/9600 rows", status_line(tmp_path))

@@ -553,6 +553,8 @@ def test_stop_during_offline_grading_ends_the_run_within_a_chunk(fresh_tiny, tmp
                      stop_flag=flag)
     assert out["adapter"] is None and out["steps"] == 0
     assert "offline grading (32 of 40 prompts graded)" in out["stop_reason"]
+    prog = json.loads((run / "progress.json").read_text())  # what the job panel showed meanwhile
+    assert (prog["phase"], prog["done"], prog["total"], prog["unit"]) == ("grading", 32, 40, "prompts")
     assert read_status(run)["status"] == "stopped"
     assert not (run / "adapter").exists() and not (run / "checkpoints").exists()
     assert (run / "train.log").read_text().strip().splitlines()[-1].endswith("start the run again")

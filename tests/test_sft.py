@@ -371,3 +371,26 @@ def test_training_error_is_one_line_never_a_traceback(tiny_path, tmp_path, monke
     st = read_status(run)
     assert st["status"] == "failed" and st["error"].startswith("A training sample's image tokens do not match")
     assert "Traceback" in (run / "error.log").read_text()
+
+
+def test_group_by_length_batches_rows_of_similar_length(tiny_path, tmp_path):
+    """``group_by_length: true`` hands transformers' length-grouped sampler the doctor's token
+    counts: each batch holds rows of similar length, so it carries less padding than random
+    batches of the same rows."""
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    def padding(trainer) -> float:
+        pad = total = 0
+        for batch in trainer.get_train_dataloader():
+            mask = batch["attention_mask"]
+            pad += (mask == 0).sum().item()
+            total += mask.numel()
+        return pad / total
+
+    grouped, _ = build_trainer(make_cfg(tiny_path, group_by_length=True, batch_size=2), tmp_path / "g")
+    lengths = grouped.train_dataset["length"]
+    assert min(lengths) > 0 and len(set(lengths)) > 1  # the doctor's counts, not a placeholder
+    assert isinstance(grouped._get_train_sampler(), LengthGroupedSampler)
+    plain, _ = build_trainer(make_cfg(tiny_path, batch_size=2), tmp_path / "p")
+    assert "LengthGrouped" not in type(plain._get_train_sampler()).__name__
+    assert padding(grouped) < padding(plain)

@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 
 from studio.engine.train.jobs import JobManager, tail_file
 from studio.engine.train.metrics import PROGRESS_FILE, read_json
+from studio.engine.train.phase import PHASES
 from studio.engine.train.runs import (
     CONFIG_FILE,
     LOG_FILE,
@@ -35,7 +36,9 @@ def status_line(run_dir: str | Path | None) -> str:
     """One line about a run for the panel: status, step/total, elapsed, ETA, checkpoint.
 
     ``"running · step 12/100 (12%) · elapsed 0:30 · 2.5 s/step · 3:43 left · run <id>"`` (rate
-    and time left from the measured rate, ``progress.json``); finished,
+    and time left from the measured rate, ``progress.json``); before step 1 the phase that
+    runs (``"running · data doctor: 4000/9600 rows (41%) · elapsed 0:12 · 0:17 left · run <id>"``,
+    :mod:`studio.engine.train.phase`); finished,
     stopped and failed runs say how they ended (failed: the recorded error).
     """
     if not run_dir:
@@ -47,6 +50,15 @@ def status_line(run_dir: str | Path | None) -> str:
     key = "job.status." + status.replace(" ", "_")
     parts = [tr(key) if key in _CATALOG else status]
     step, total = prog.get("step"), prog.get("max_steps")
+    if status == "running" and prog.get("phase") in PHASES:  # before step 1: doctor, offline grading
+        done, n = int(prog.get("done") or 0), int(prog.get("total") or 0)
+        parts.append(tr("job.phase." + prog["phase"], done=done, total=n, pct=f"{100 * done // max(1, n)}"))
+        if prog.get("elapsed_s") is not None:
+            parts.append(tr("job.elapsed", t=format_duration(prog["elapsed_s"])))
+        if prog.get("eta_s") is not None:
+            parts.append(tr("job.eta", t=format_duration(prog["eta_s"])))
+        parts.append(tr("job.run", name=run.name))
+        return " · ".join(parts)
     if step is not None:
         parts.append(tr("job.step_of", step=step, total=total, pct=f"{100 * step / total:.0f}") if total
                      else tr("job.step", step=step))

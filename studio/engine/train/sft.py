@@ -38,6 +38,7 @@ from typing import Any, Sequence
 
 from studio.config import ON_OFF_AUTO, ModelSpec, OnOffAuto, YamlConfig, check, parse_on_off
 from studio.engine.train.data import POLICIES
+from studio.engine.train.phase import PhaseProgress
 from studio.engine.fileperm import share_weights
 from studio.engine.train.sft_trainer import DiskFullError, trainer_class  # noqa: F401 - re-exported
 from studio.errors import ConfigError, DataError
@@ -139,6 +140,10 @@ class SFTRunConfig(YamlConfig):
         adam_beta2: AdamW's second-moment decay (0.98 adapts faster in short runs).
         dataloader_workers: processes that build batches (decode images, render the chat
             template) while the model trains; 0 = in the training process.
+        group_by_length: batches of rows of similar token length (transformers'
+            ``train_sampling_strategy="group_by_length"``: mega-batches of 50 batches sorted by
+            the doctor's token count), so less of each batch is padding; the order stays random
+            between mega-batches.
         skill_eval_steps: score ``eval_data`` every this many steps (0: only at start and end).
         skill_eval_n: prompts of ``eval_data`` scored each time (stratified, same rows).
         tasks: when ``data`` does not exist yet, generate it first with ``studio tasks``
@@ -182,6 +187,7 @@ class SFTRunConfig(YamlConfig):
     finetuning: str = "lora"
     adam_beta2: float = 0.999
     dataloader_workers: int = 0
+    group_by_length: bool = False
     eval_data: str = ""
     skill_eval_steps: int = 0
     skill_eval_n: int = 60
@@ -283,14 +289,16 @@ def split_rows(rows: list, eval_split: float, seed: int) -> tuple[list, list, st
 
 
 def _dataset(rows: list):
-    """Rows → ``datasets.Dataset`` with the columns TRL inspects (messages, images) + ``row``."""
+    """Rows → ``datasets.Dataset`` with the columns TRL inspects (messages, images) + ``row`` and
+    ``length`` (the doctor's token count, ``row.meta["tokens"]``; 0 when unknown)."""
     from datasets import Dataset
 
     recs = []
     for r in rows:
         msgs = [{"role": m["role"], "content": m["content"] if isinstance(m["content"], str) else
                  "".join(i.get("text", "") for i in m["content"])} for m in r.messages]
-        recs.append({"messages": msgs, "images": list(r.images), "row": r.to_json()})
+        recs.append({"messages": msgs, "images": list(r.images), "row": r.to_json(),
+                     "length": int(r.meta.get("tokens") or 0)})
     return Dataset.from_list(recs)
 
 
@@ -404,8 +412,10 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
     distributed.main_first(lambda: ensure_data(cfg, log_fn))  # a recipe's data: written once, read by all
     rows = D.load_rows(ensure_data(cfg, log_fn), dataset_info=cfg.dataset_info or None,
                        dataset=cfg.dataset or None)
+    checking = PhaseProgress(run_dir, "doctor", "data doctor", len(rows), "rows", log_fn=log_fn)
     report = D.doctor(rows, processor, cfg.max_length, policy=cfg.policy, oversize=cfg.oversize,
-                      fps=cfg.fps, max_frames=cfg.max_frames, skipped=dict(rows.skipped))
+                      fps=cfg.fps, max_frames=cfg.max_frames, skipped=dict(rows.skipped), progress=checking.update)
+    checking.finish()
     distributed.main_only(doctor_files)(run_dir, report)
     s = report.summary
     log_fn(f"data doctor: {report.headline().replace(' · ', ', ')} (details in {DOCTOR_MD})")
@@ -476,6 +486,8 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
         dataset_kwargs={"skip_prepare_dataset": True},
         dataloader_num_workers=cfg.dataloader_workers,
         dataloader_persistent_workers=cfg.dataloader_workers > 0,
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+        length_column_name="length",
         disable_tqdm=True,
         ddp_timeout=distributed.timeout_s(),
     )

@@ -8,7 +8,7 @@ import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 from studio.engine.infer.reasoning import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN
 from studio.engine.train.data.checks import (check_language, check_repetition, check_tags, check_tags_no_answer,
@@ -179,7 +179,7 @@ def _row_lengths(row: Row, processor, sizes: list[tuple[int, int]], video_tokens
 def doctor(rows: list[Row], processor=None, max_length: int | None = 2048, *,
            policy: str = "last_thinking", oversize: str = "resize", decode: bool = True,
            fps: float = 2.0, max_frames: int = 32, load_problems: list[Problem] | None = None,
-           skipped: dict | None = None, family=None) -> Report:
+           skipped: dict | None = None, family=None, progress: Callable[[int], Any] | None = None) -> Report:
     """Check rows before training; return a :class:`Report` with a per-row length plan.
 
     Checks (each a ``Problem.check`` name):
@@ -201,6 +201,7 @@ def doctor(rows: list[Row], processor=None, max_length: int | None = 2048, *,
         load_problems / skipped: carried over from :func:`load_rows` (lenient).
         family: whose tags ``tags`` expects (:mod:`studio.engine.infer.family`); None = the
             processor's family, else GLM-4.1V's.
+        progress: called with 1 after each row (e.g. :meth:`~studio.engine.train.phase.PhaseProgress.update`).
 
     Returns: the report; ``report.plan[i]`` is ``{"action": "ok"|"resize"|"skip"|"error",
         "scale": float, "tokens": int}`` for row i+1.
@@ -235,6 +236,8 @@ def doctor(rows: list[Row], processor=None, max_length: int | None = 2048, *,
             rep.visual_tokens.append(0)
             rep.total_tokens.append(0)
         rep.plan.append(plan)
+        if progress is not None:
+            progress(1)
     for n in rep.error_rows():
         if 0 < n <= len(rep.plan):
             rep.plan[n - 1]["action"] = "error"
@@ -372,7 +375,8 @@ def _fit_scale(row, processor, sizes, vtok, policy, max_length) -> float | None:
 
 
 def plan_rows(rows: list[Row], report: Report, *, skip_errors: bool = True) -> tuple[list[Row], dict]:
-    """Apply the doctor's plan: drop error / skip rows, set ``image_scale`` on resized ones.
+    """Apply the doctor's plan: drop error / skip rows, set ``image_scale`` on resized ones and
+    ``meta["tokens"]`` (the planned token count) on every kept row.
 
     Returns: (rows to train, counts ``{"kept", "resized", "skipped_long", "skipped_errors"}``).
 
@@ -389,6 +393,8 @@ def plan_rows(rows: list[Row], report: Report, *, skip_errors: bool = True) -> t
             counts["skipped_long"] += 1
             continue
         r = copy.deepcopy(row)
+        if plan.get("tokens"):
+            r.meta["tokens"] = plan["tokens"]  # for length-grouped batches
         if action == "resize":
             r.meta["image_scale"] = plan["scale"]
             counts["resized"] += 1

@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 from studio.engine.fileperm import share_weights
 from studio.engine.train import distributed
 from studio.engine.train.distributed import main_only
+from studio.engine.train.phase import PhaseProgress
 from studio.engine.train.rl.config import (CURRICULUM_FILE, FORMAT_GATE_FILE, RL_STATE_FILE, ROLLOUTS_FILE,
                                           RLRunConfig, check_trl_version)
 from studio.engine.train.rl.prompts import PromptEncoder, RLPrompt, check_data
@@ -123,7 +124,8 @@ class StoppedBeforeTraining(Exception):
 def offline_grade(ctx: _RunContext, model, k: int, stop_flag=None) -> tuple[dict[int, float], float]:
     """k samples per train prompt → (pass rate per prompt idx, format-correct rate).
 
-    RLCS.md step 2. Also gives the format gate its measurement for free. With several
+    RLCS.md step 2. Also gives the format gate its measurement for free. Progress (prompts
+    graded, time left) goes to ``progress.json`` and the log (:class:`~studio.engine.train.phase.PhaseProgress`). With several
     processes each grades a round-robin share of the prompts and the results are gathered,
     so every process starts from the same pass-rate table.
 
@@ -140,6 +142,8 @@ def offline_grade(ctx: _RunContext, model, k: int, stop_flag=None) -> tuple[dict
     chunk = max(1, 64 // G)
     mine = shard(ctx.train)
     per_process = math.ceil(len(ctx.train) / world_size())  # the same number of chunks everywhere
+    progress = PhaseProgress(ctx.run_dir, "grading", "offline grading", len(ctx.train), "prompts",
+                             log_fn=ctx.log, main=ctx.is_main, write_every_s=0)  # a chunk takes seconds
     for s in range(0, per_process, chunk):
         if any_rank(bool(stop_flag)):
             done = min(len(ctx.train), s * world_size())
@@ -156,7 +160,9 @@ def offline_grade(ctx: _RunContext, model, k: int, stop_flag=None) -> tuple[dict
             rates[p.idx] = sum(x >= ctx.state.config.correct_threshold for x in rewards[j * G:(j + 1) * G]) / G
         fmt_ok += sum(fmt)
         n += len(fmt)
+        progress.update(len(prompts) * world_size())  # every process grades a chunk at a time
     parts = all_gather_objects((rates, fmt_ok, n))
+    progress.finish()
     all_rates = {i: r for part, _, _ in parts for i, r in part.items()}
     return all_rates, sum(p[1] for p in parts) / max(1, sum(p[2] for p in parts))
 

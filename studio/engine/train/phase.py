@@ -1,0 +1,123 @@
+"""Progress of the phases before (and between) training steps: what runs, how far, time left.
+
+A training run spends its first minute or two on work that is not a step — the SFT data
+doctor reading every row, RL's offline grading of every prompt. Without a word the job
+panel shows "running" and empty charts. :class:`PhaseProgress` makes such a phase say what
+it does, how far it is, and the time left at the measured rate, in two places:
+
+* ``progress.json`` in the run folder (the job panel's status line reads it)::
+
+      {"phase": "grading", "label": "offline grading", "done": 432, "total": 1200,
+       "unit": "prompts", "fraction": 0.36, "elapsed_s": 31.2, "eta_s": 55.4,
+       "updated": 1796650000.1}
+
+  Training's own progress (:class:`studio.engine.train.callbacks.MetricsCallback`) replaces
+  it at the first step; the two never write at once.
+* a log line (CLI and ``train.log``) at most every ``log_every_s`` seconds and at the end:
+  ``offline grading: 432/1200 prompts (36 %) · 0:55 left``.
+
+Only the main process of a multi-process launch writes (``studio.engine.train.distributed``);
+the others count silently. Units: seconds; ``done``/``total`` in the phase's ``unit``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+from studio.engine.train.metrics import PROGRESS_FILE, write_json_atomic
+from studio.engine.train.runs import format_duration
+
+#: Phases that are not training steps (``progress.json``'s ``phase`` values besides train/done).
+PHASES = ("doctor", "grading")
+
+
+def phase_line(prog: dict) -> str:
+    """One line for a phase's progress dict.
+
+    >>> phase_line({"label": "offline grading", "done": 432, "total": 1200, "unit": "prompts", "eta_s": 55.4})
+    'offline grading: 432/1200 prompts (36 %) · 0:55 left'
+    >>> phase_line({"label": "data doctor", "done": 0, "total": 9600, "unit": "rows"})
+    'data doctor: 0/9600 rows (0 %)'
+    """
+    done, total = int(prog.get("done") or 0), int(prog.get("total") or 0)
+    parts = [f"{prog.get('label') or prog.get('phase')}: {done}/{total} {prog.get('unit', '')}".rstrip()
+             + (f" ({100 * done // total} %)" if total else "")]
+    if prog.get("eta_s") is not None:
+        parts.append(f"{format_duration(prog['eta_s'])} left")
+    return " · ".join(parts)
+
+
+class PhaseProgress:
+    """Counts a phase's work and reports it (``progress.json`` + a log line).
+
+    >>> import tempfile
+    >>> lines = []
+    >>> p = PhaseProgress(tempfile.mkdtemp(), "doctor", "data doctor", 200, "rows", log_fn=lines.append)
+    >>> p.update(100); p.finish()
+    >>> lines[-1].startswith("data doctor: 200/200 rows (100 %)")
+    True
+
+    Args:
+        run_dir: the run folder (``progress.json`` goes there); None: log only.
+        phase: one of :data:`PHASES` (the job panel keys on it).
+        label: what the line calls the phase ("offline grading").
+        total: units of work in the phase (> 0).
+        unit: what is counted ("prompts", "rows").
+        log_fn: where the line goes (None: nowhere).
+        log_every_s / write_every_s: least seconds between two log lines / file writes.
+        main: whether this process writes (default: the main process of a launch).
+    """
+
+    def __init__(self, run_dir: str | os.PathLike | None, phase: str, label: str, total: int, unit: str, *,
+                 log_fn: Callable[[str], None] | None = None, log_every_s: float = 10.0,
+                 write_every_s: float = 1.0, main: bool | None = None):
+        if main is None:
+            from studio.engine.train.distributed import is_main_process
+
+            main = is_main_process()
+        self.path = Path(run_dir) / PROGRESS_FILE if run_dir is not None and main else None
+        self.phase, self.label, self.total, self.unit = phase, label, max(1, int(total)), unit
+        self.log_fn = log_fn if main else None
+        self.log_every_s, self.write_every_s = log_every_s, write_every_s
+        self.done = 0
+        self._t0 = time.monotonic()
+        self._last_log = self._last_write = self._t0
+        self._write()
+
+    def state(self) -> dict:
+        """The progress dict (see the module doc); the ETA is from the rate so far."""
+        elapsed = time.monotonic() - self._t0
+        rate = self.done / elapsed if self.done and elapsed > 0 else None
+        return {"phase": self.phase, "label": self.label, "done": self.done, "total": self.total,
+                "unit": self.unit, "fraction": round(self.done / self.total, 4), "elapsed_s": round(elapsed, 2),
+                "eta_s": round((self.total - self.done) / rate, 1) if rate else None,
+                "updated": round(time.time(), 3)}
+
+    def _write(self) -> None:
+        if self.path is not None:
+            try:
+                write_json_atomic(self.path, self.state())
+            except OSError:  # progress is a courtesy; a full disk shows up where data is written
+                pass
+
+    def update(self, n: int = 1) -> None:
+        """``n`` more units done; writes/logs when their interval has passed."""
+        self.done = min(self.total, self.done + n)
+        now = time.monotonic()
+        if now - self._last_write >= self.write_every_s:
+            self._last_write = now
+            self._write()
+        if self.log_fn is not None and now - self._last_log >= self.log_every_s:
+            self._last_log = now
+            self.log_fn(phase_line(self.state()))
+
+    def finish(self) -> None:
+        """The phase is over: the final count is written and logged."""
+        self.done = self.total
+        self._write()
+        if self.log_fn is not None:
+            st = self.state()
+            self.log_fn(phase_line({**st, "eta_s": None}) + f" in {format_duration(st['elapsed_s'])}")
