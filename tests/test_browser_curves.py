@@ -310,6 +310,8 @@ def test_runs_tab_held_out_curve_overlay_and_new_runs_appear(tiny_path, tmp_path
         assert pg.locator("#runs-pick input").input_value().endswith("sft-demo")  # the pick stays
 
 
+@pytest.mark.slow  # ~30 s on 2 busy cores; the tables and the progress states are checked cheaply in
+# tests/test_evaluate_views.py, the "pick a run" answer in tests/test_sft_ui.py
 def test_evaluate_shows_progress_chance_and_by_answer(tiny_path, tmp_path, monkeypatch):
     """Issue 28.10: Evaluate (before / after) shows a progress bar with prompts scored of all
     and the time left while it runs, then the table with chance and prior columns and the
