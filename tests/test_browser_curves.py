@@ -222,3 +222,152 @@ def test_refused_start_and_a_new_run_in_the_sft_panel(tiny_path, tmp_path):
         deadline = time.time() + 180
         while time.time() < deadline and list_runs(tmp_path / "runs", kind="sft")[0].status == "running":
             time.sleep(1)
+
+
+def _runs_plots(pg) -> list[dict]:
+    """Legend labels, line colours and line shapes of the Runs tab's visible plots."""
+    return pg.evaluate("""() => Array.from(document.querySelectorAll('.vega-embed')).filter(e => e.offsetWidth > 0)
+        .map(e => ({labels: Array.from(e.querySelectorAll('.role-legend-label text')).map(t => t.textContent),
+                    lines: Array.from(e.querySelectorAll("path[aria-roledescription='line mark']"))
+                        .map(p => ({stroke: p.getAttribute('stroke'), d: p.getAttribute('d') || ''}))}))""")
+
+
+def _wait_plots(pg, ok, timeout: float = 30.0) -> list[dict]:
+    """:func:`_runs_plots` once ``ok(plots)`` holds (updates reach a 2-core test machine late)."""
+    deadline = time.time() + timeout
+    while True:
+        plots = _runs_plots(pg)
+        if ok(plots) or time.time() > deadline:
+            return plots
+        time.sleep(0.5)
+
+
+def _segments(line: dict) -> int:
+    return line["d"].count("L")
+
+
+def _pick(pg, elem_id: str, option: str) -> None:
+    """Choose ``option`` in the gradio dropdown ``#elem_id``."""
+    pg.locator(f"#{elem_id} input").click()
+    pg.locator("ul[role=listbox] li", has_text=option).first.click()
+
+
+def test_runs_tab_held_out_curve_overlay_and_new_runs_appear(tiny_path, tmp_path):
+    """Issue 28.11: an SFT run's held-out format/accuracy curve in the Runs tab; a second run
+    overlaid on the same charts (a colour pair per series: dark for the run, light for the
+    overlay) and cleared again; a run started after the page loaded appears without Refresh.
+    Screenshot: tests/artifacts/runs_overlay.png."""
+    from studio.engine.train import metrics as M
+    from studio.engine.train.runs import write_status
+    from studio.ui.overlay import PAIRS
+
+    runs = tmp_path / "runs"
+    sft = _fake_sft_run(runs).rename(runs / "20260101-090000-sft-demo")
+    with M.MetricsWriter(sft) as w:  # SkillEvalCallback's records
+        for step, fmt, acc in ((0, 0.0, 0.0), (20, 0.8, 0.5), (40, 1.0, 0.7)):
+            w.log_dict(step, {"skill/format_rate": fmt, "skill/accuracy": acc, "skill/n": 60}, kind="skill")
+    _fake_rl_run(runs).rename(runs / "20260102-100000-rl-demo")
+    with _app_page(tiny_path, runs) as pg:
+        pg.get_by_role("tab", name="Runs").click()
+        _pick(pg, "runs-pick", "20260101-090000-sft-demo")
+        pg.wait_for_function("() => document.querySelector('#runs-pick input').value.endsWith('sft-demo')")
+        # the SFT run's format and accuracy: two curves of 3 points (the RL run has one of 2)
+        held = _wait_plots(pg, lambda ps: len(ps) > 1 and sum(_segments(x) >= 3 for x in ps[1]["lines"]) == 2)[1]
+        assert held["labels"] == ["skill format_rate", "skill accuracy", "eval accuracy"], held
+        assert sum(_segments(x) >= 3 for x in held["lines"]) == 2, held
+
+        _pick(pg, "runs-overlay", "20260102-100000-rl-demo")
+        # both runs drawn: the RL run's held-out accuracy (2 points) joins the SFT curves, all in colour
+        plots = _wait_plots(pg, lambda ps: len(ps) > 1 and sum(_segments(x) >= 2 for x in ps[1]["lines"]) >= 3
+                            and all(x["stroke"] for p in ps for x in p["lines"]))
+        pg.locator("#runs-overlay").evaluate("e => e.scrollIntoView({block: 'start'})")
+        time.sleep(0.5)
+        ARTIFACTS.mkdir(exist_ok=True)
+        pg.screenshot(path=str(ARTIFACTS / "runs_overlay.png"))
+        key = pg.inner_text("#runs-overlay-key")
+        assert "Dark lines: 20260101-090000-sft-demo" in key and "light lines" in key and "rl-demo" in key, key
+        loss, held = plots[0], plots[1]
+        assert loss["labels"] == ["loss", "loss (smoothed)", "eval loss"], loss  # the legend: one row, first run
+        assert len(loss["lines"]) == 6, loss  # raw, smoothed and eval loss of each run
+        palette = {c for pair in PAIRS for c in pair}
+        strokes = {x["stroke"] for x in loss["lines"]}
+        assert strokes <= palette and {PAIRS[0][0], PAIRS[0][1]} <= strokes, loss  # loss: dark and light blue
+        for plot in plots:
+            assert plot["lines"] and all(x["stroke"] in palette for x in plot["lines"]), plot
+        for plot in pg.evaluate(LEGEND):  # every legend label inside its chart, none cut off
+            assert plot["labels"] and all(x["inside"] for x in plot["labels"]), plot
+
+        pg.get_by_role("button", name="Clear overlay").click()
+        plots = _wait_plots(pg, lambda ps: len(ps[0]["lines"]) == 3)  # the first run's loss lines only
+        assert len(plots[0]["lines"]) == 3 and plots[0]["labels"] == ["loss", "loss (smoothed)", "eval loss"], plots
+        assert all(x["stroke"] in palette for p in plots for x in p["lines"]), plots
+        pg.wait_for_function("() => document.querySelector('#runs-overlay-key').innerText.trim() === ''")
+        new = runs / "20260103-000000-sft-late"
+        new.mkdir()
+        write_status(new, "running", kind="sft", started=time.time())
+        pg.wait_for_function("() => document.body.innerText.includes('20260103-000000-sft-late')",
+                             timeout=15_000)  # no Refresh pressed
+        assert pg.locator("#runs-pick input").input_value().endswith("sft-demo")  # the pick stays
+
+
+@pytest.mark.slow  # ~30 s on 2 busy cores; the tables and the progress states are checked cheaply in
+# tests/test_evaluate_views.py, the "pick a run" answer in tests/test_sft_ui.py
+def test_evaluate_shows_progress_chance_and_by_answer(tiny_path, tmp_path, monkeypatch):
+    """Issue 28.10: Evaluate (before / after) shows a progress bar with prompts scored of all
+    and the time left while it runs, then the table with chance and prior columns and the
+    by-answer view. The scoring is slowed (each batch of 2 waits 0.6 s) so the bar stays long
+    enough to be seen; the numbers are the tiny model's own. Screenshots:
+    tests/artifacts/evaluate_progress.png, evaluate_done.png, evaluate_by_answer.png."""
+    import json
+
+    from peft import LoraConfig, get_peft_model
+
+    from conftest import SAMPLE_DATA
+    from studio.config import ModelSpec
+    from studio.engine.infer.models import load
+    from studio.engine.workshop import evaluate as E
+
+    run = _fake_sft_run(tmp_path / "runs")
+    model, _ = load(ModelSpec(name_or_path=str(tiny_path), device="cpu"))
+    get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules=r".*language_model.*q_proj")) \
+        .save_pretrained(str(run / "adapter"))
+    rows = [json.loads(x) for x in (SAMPLE_DATA / "workshop" / "eval.jsonl").read_text().splitlines()][:6]
+    for r in rows:
+        r["images"] = [str(SAMPLE_DATA / "workshop" / p) for p in r["images"]]
+    (run / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (run / "config.yaml").write_text(f"model:\n  name_or_path: {tiny_path}\neval_data: {run / 'eval.jsonl'}\n")
+    real = E.generate_outputs
+
+    def slowed(model, processor, rows, *, progress=None, **kw):
+        def tick(k):
+            time.sleep(0.6)
+            progress(k)
+        return real(model, processor, rows, **{**kw, "batch_size": 2, "max_new_tokens": 8}, progress=tick)
+
+    monkeypatch.setattr(E, "generate_outputs", slowed)
+    with _app_page(tiny_path, tmp_path / "runs") as pg:
+        pg.get_by_role("tab", name="SFT").click()
+        pg.wait_for_function("() => document.querySelector('#sft-status textarea').value.includes('sft-demo')")
+        btn = pg.locator("#sft-evaluate-btn")
+        btn.scroll_into_view_if_needed()
+        btn.click()
+        # gradio's progress bar over the panel's message: which model, prompts scored of all, time left
+        pg.wait_for_function("() => /[1-9][0-9]*\\/12 prompts scored · [0-9:]+ left/.test("
+                             "document.querySelector('#sft-after-msg').closest('.block').innerText)", timeout=60_000)
+        shown = pg.evaluate("() => document.querySelector('#sft-after-msg').closest('.block').innerText")
+        line = next(x for x in shown.splitlines() if "prompts scored" in x)
+        assert line.startswith("Scoring the "), line
+        ARTIFACTS.mkdir(exist_ok=True)
+        pg.screenshot(path=str(ARTIFACTS / "evaluate_progress.png"))
+        pg.wait_for_selector("#sft-after-msg :text('chance %')", timeout=120_000)
+        msg = pg.inner_text("#sft-after-msg")
+        assert "prior %" in msg and "6 held-out prompts" in msg and "random pick" in msg, msg
+        pg.locator("#sft-by-answer").get_by_text("Accuracy by answer").click()
+        pg.wait_for_selector("#sft-by-answer :text('predicted % before → after')")
+        assert "shapes" in pg.inner_text("#sft-by-answer")
+        pg.locator("#sft-after-msg").evaluate("e => e.scrollIntoView({block: 'start'})")
+        time.sleep(0.5)
+        pg.screenshot(path=str(ARTIFACTS / "evaluate_done.png"))
+        pg.locator("#sft-by-answer").evaluate("e => e.scrollIntoView({block: 'start'})")
+        time.sleep(0.5)
+        pg.screenshot(path=str(ARTIFACTS / "evaluate_by_answer.png"))

@@ -25,7 +25,7 @@ from studio.ui import i18n
 from studio.ui.i18n import CATALOG, tr
 
 UI_FILES = sorted([REPO / "studio/ui/app.py", REPO / "studio/ui/components.py", REPO / "studio/ui/jobpanel.py",
-                   REPO / "studio/ui/render.py",
+                   REPO / "studio/ui/render.py", REPO / "studio/ui/evaluation.py", REPO / "studio/ui/overlay.py",
                    *(REPO / "studio/ui/tabs").glob("*.py")])
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]")
 #: Keys whose Chinese text is the same technical term as the English one.

@@ -374,9 +374,9 @@ def test_runs_tab_builds_and_shows_a_run(tmp_path):
             runs_tab.build(ctx)
     cfg = demo.get_config_file()
     types = [c["type"] for c in cfg["components"]]
-    assert types.count("nativeplot") == 4 and "dataframe" in types and "dropdown" in types
+    assert types.count("nativeplot") == 5 and "dataframe" in types and types.count("dropdown") == 2
     api = {d.get("api_name") for d in cfg["dependencies"]}
-    assert {"runs_refresh", "runs_select", "runs_export"} <= api
+    assert {"runs_refresh", "runs_select", "runs_export", "runs_overlay"} <= api
 
     rows = runs_tab.table_rows(tmp_path)
     assert [r[:5] for r in rows] == [["20250102-000000-rl-b", "rl", "failed", "2", "reward 0.5"],
@@ -386,6 +386,52 @@ def test_runs_tab_builds_and_shows_a_run(tmp_path):
     assert json.loads(info)["metrics"]["train/reward"] == 0.5 and config == "model: embedded\n"
     assert runs_tab.run_details(tmp_path, "../" + tmp_path.name)[0] == ""  # cannot leave runs_dir
     assert runs_tab.run_details(tmp_path, "")[0] == ""
+
+
+def test_runs_tab_held_out_curve_overlay_and_list_signature(tmp_path):
+    """Issue 28.11: an SFT run's held-out skill curve (``kind: "skill"`` records) and an RL
+    run's held-out accuracy share the Runs tab's held-out chart; a second run overlays its
+    curves with a colour per run; the run list is re-read only when the folder changed."""
+    from studio.ui.components import GENERAL_CURVES, curve_frames, expected_series
+    from studio.ui.overlay import PAIRS, overlay_key, overlay_updates, run_tag
+    from studio.ui.tabs import runs as runs_tab
+
+    sft = _fake_run(tmp_path, "20250101-100000-sft-a", status="finished", steps=4)
+    with M.MetricsWriter(sft) as w:  # what SkillEvalCallback writes (studio.engine.train.skill_eval)
+        for step, fmt, acc in ((0, 0.0, 0.0), (4, 0.9, 0.6)):
+            w.log_dict(step, {"skill/format_rate": fmt, "skill/accuracy": acc, "skill/n": 60}, kind="skill")
+    rl = _fake_run(tmp_path, "20250102-110000-rl-b", status="finished", steps=2, key="rewards/mean")
+    with M.MetricsWriter(rl) as w:
+        w.log(2, kind="eval", **{"eval/accuracy": 0.7})
+    held = [i for i, g in enumerate(GENERAL_CURVES) if "skill/accuracy" in g.keys][0]
+    frame = curve_frames(sft, GENERAL_CURVES)[held]
+    acc = frame[frame["series"] == "skill/accuracy"]
+    assert acc["step"].tolist() == [0, 4] and acc["value"].tolist() == [0.0, 0.6]
+    assert "eval/accuracy" in GENERAL_CURVES[held].keys  # RL's held-out accuracy on the same chart
+
+    names = [expected_series(g.keys, g.smooth) for g in GENERAL_CURVES]
+    ups = overlay_updates(str(sft), str(rl), curve_frames(sft, GENERAL_CURVES), names, curve_frames(rl, GENERAL_CURVES))
+    assert run_tag(rl) == "b 11:00:00" and run_tag(tmp_path / "x") == "x"
+    value, cmap, legend = ups[held]["value"], ups[held]["color_map"], ups[held]["colors_in_legend"]
+    assert set(value["series"]) == set(cmap)  # every line has a colour
+    assert legend == ["skill format_rate", "skill accuracy", "eval accuracy"]  # the first run's; one row fits
+    assert cmap["skill accuracy"] == PAIRS[1][0] and cmap["skill accuracy · b 11:00:00"] == PAIRS[1][1]
+    rl_acc = value[value["series"] == "eval accuracy · b 11:00:00"]
+    assert rl_acc["value"].iloc[-1] == 0.7
+    single = overlay_updates(str(sft), None, curve_frames(sft, GENERAL_CURVES), names, None)
+    # one run: its own colours, still named in a map (gradio cannot take a map back with None)
+    assert set(single[held]["color_map"]) == set(single[held]["value"]["series"]) == set(legend)
+    assert single[held]["color_map"].items() <= cmap.items()
+    assert overlay_key(str(sft), str(rl)).startswith(f"Dark lines: `{sft.name}`") and rl.name in overlay_key(sft, rl)
+    assert overlay_key(str(sft), "") == overlay_key(str(sft), str(sft)) == ""
+
+    sig = runs_tab.list_signature(tmp_path)
+    assert [n for n, _ in sig] == [sft.name, rl.name] and runs_tab.list_signature(tmp_path) == sig
+    (tmp_path / "not-a-run").mkdir()  # no status, config or metrics: not listed, no change
+    assert runs_tab.list_signature(tmp_path) == sig
+    new = _fake_run(tmp_path, "20250103-000000-sft-c", status="running", steps=0)
+    assert runs_tab.list_signature(tmp_path) != sig and runs_tab.list_signature(tmp_path)[-1][0] == new.name
+    assert runs_tab.list_signature(tmp_path / "missing") == ()
 
 
 def test_resume_line_supersedes_the_lost_steps(tmp_path):

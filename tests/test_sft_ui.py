@@ -76,7 +76,8 @@ def test_doctor_preview_and_config(app, tiny_path, tmp_path):
     assert values["batch_size"] == 12 and values["lr"] == 5.0e-4 and values["eval_data"].endswith("eval.jsonl")
     assert "tasks: {kind: thinking-sft" in values["yaml"] and "finetuning: full" in values["yaml"]
     # issue 28.10: Evaluate with no run picked says so in the panel
-    assert "Pick a run first" in client.predict(api_name="/sft_evaluate")
+    msg, answers = client.predict(api_name="/sft_evaluate")
+    assert "Pick a run first" in msg and answers == ""
 
 
 @pytest.mark.slow

@@ -94,10 +94,14 @@ RL_CURVES = [
     CurveGroup("Learning rate", ["train/learning_rate"]),
 ]
 
-#: What the Runs tab shows for any run (empty plots for metrics a run does not have).
+#: What the Runs tab shows for any run (empty plots for metrics a run does not have). The
+#: held-out plot holds both kinds of run's held-out measure: SFT's skill scoring
+#: (``skill/*``, studio.engine.train.skill_eval) and RL's held-out accuracy (``eval/accuracy``),
+#: so an SFT run and the RL run that continued it compare on one chart.
 GENERAL_CURVES = [
     CurveGroup("Loss", ["train/loss", "eval/loss"], smooth=0.1),
-    CurveGroup("Reward / accuracy", ["rewards/mean", "train/reward", "eval/accuracy"], smooth=0.1),
+    CurveGroup("Held-out format rate and accuracy", ["skill/format_rate", "skill/accuracy", "eval/accuracy"]),
+    CurveGroup("Reward", ["rewards/mean", "train/reward"], smooth=0.1),
     CurveGroup("Learning rate", ["train/learning_rate"]),
     CurveGroup("Grad norm", ["train/grad_norm"]),
 ]
@@ -339,6 +343,21 @@ def chart_options(title: str, *, height: int = 260, y_title: str = "", keys: Seq
                 x_axis_format="~f", **extra)
 
 
+def line_plots(groups: Sequence[CurveGroup], *, columns: int = 2, height: int = 260) -> list:
+    """One ``gr.LinePlot`` per group, ``columns`` to a row, each with its series named up
+    front (:func:`plot_value`) and the shared :func:`chart_options`."""
+    import gradio as gr
+
+    plots = []
+    for i in range(0, len(groups), columns):
+        with gr.Row():
+            for g in groups[i:i + columns]:
+                plots.append(gr.LinePlot(
+                    value=plot_value(to_long_frame([], g.keys), expected_series(g.keys, g.smooth)),
+                    **chart_options(curve_label(g.title), height=height, y_title=g.y_title or "", keys=g.keys)))
+    return plots
+
+
 def live_curves(run_dir_state, groups: Sequence[CurveGroup | tuple] = SFT_CURVES, *, timer=None,
                 every: float = 2.0, columns: int = 2, height: int = 260) -> LiveCurves:
     """Add one ``gr.LinePlot`` per group, refreshed from ``<run_dir>/metrics.jsonl``.
@@ -352,18 +371,13 @@ def live_curves(run_dir_state, groups: Sequence[CurveGroup | tuple] = SFT_CURVES
         height: plot height in pixels.
 
     Plots refresh on every tick and whenever the run folder changes; a tick that finds no
-    new metrics line sends nothing (``gr.skip()``), so idle pages cost no bandwidth.
+    new metrics line sends nothing (``gr.skip()``), so idle pages cost no bandwidth. Two
+    runs on the same plots: :func:`studio.ui.overlay.overlay_curves`.
     """
     import gradio as gr
 
     gs = [_as_group(g) for g in groups]
-    plots = []
-    for i in range(0, len(gs), columns):
-        with gr.Row():
-            for g in gs[i:i + columns]:
-                plots.append(gr.LinePlot(
-                    value=plot_value(to_long_frame([], g.keys), expected_series(g.keys, g.smooth)),
-                    **chart_options(curve_label(g.title), height=height, y_title=g.y_title or "", keys=g.keys)))
+    plots = line_plots(gs, columns=columns, height=height)
     timer = timer if timer is not None else gr.Timer(every)
     seen = gr.State(None)  # (run folder, records drawn) of this session: skip redraws when unchanged
 

@@ -152,7 +152,9 @@ def after_training(ctx, run_dir_state, config_cls, kind: str, no_run_key: str = 
         with gr.Row():
             export_dir = gr.Textbox(label=t("common.export_dir"), placeholder="<run>/merged")
             export_btn = gr.Button(t("common.export_btn"))
-        msg = gr.Markdown()
+        msg = gr.Markdown(elem_id=f"{kind}-after-msg", min_height=40)
+        with gr.Accordion(t("eval.by_answer"), open=False, elem_id=f"{kind}-by-answer"):
+            answers = gr.Markdown()
 
     def adapter_of(run_dir: str) -> Path:
         if not run_dir:
@@ -164,20 +166,26 @@ def after_training(ctx, run_dir_state, config_cls, kind: str, no_run_key: str = 
             raise StudioError(tr("common.no_adapter_yet"))
         return a
 
-    def evaluate_before_after(run_dir):
-        """Before/after table on the run's held-out prompts (base vs base + adapter / the trained model)."""
+    def evaluate_before_after(run_dir, progress=gr.Progress()):
+        """Before/after table on the run's held-out prompts (base vs base + adapter / the
+        trained model) and the by-answer view; a progress bar says how many prompts of how
+        many are scored and the time left."""
         from studio.engine.train.skill_eval import evaluate_run
-        from studio.engine.workshop.evaluate import before_after_table
+        from studio.ui.evaluation import before_after_markdown, by_answer_markdown, progress_text
 
         if not run_dir:  # said in the panel, not only a toast that is gone before it is read
-            return tr("common.pick_run")
+            return tr("common.pick_run"), ""
+
+        def tick(state: dict) -> None:
+            progress((int(state["done"]), int(state["total"])), desc=progress_text(state), unit=tr("eval.unit"))
+
         try:
             # 240: an RL run's whole held-out set (the first 60 of the workshop's favour answer 1
             # and showed +12 for a +8 run); 240 stratified for an SFT run's 480
-            before, after = evaluate_run(run_dir, n=240)
+            before, after = evaluate_run(run_dir, n=240, progress=tick)
         except Exception as e:  # noqa: BLE001
             raise as_gradio_error(e, f"the {kind} tab") from None
-        return before_after_table(before, after)
+        return before_after_markdown(before, after), by_answer_markdown(before, after)
 
     def hand_over(run_dir, slot: str, key: str):
         try:
@@ -211,7 +219,7 @@ def after_training(ctx, run_dir_state, config_cls, kind: str, no_run_key: str = 
                   api_name=f"{kind}_compare").success(None, js=open_tab_js("tab.compare"))
     export_btn.click(export, [run_dir_state, export_dir], msg, api_name=f"{kind}_export",
                      concurrency_id=GPU_CONCURRENCY_ID)
-    eval_btn.click(evaluate_before_after, [run_dir_state], msg, api_name=f"{kind}_evaluate",
+    eval_btn.click(evaluate_before_after, [run_dir_state], [msg, answers], api_name=f"{kind}_evaluate",
                    concurrency_id=GPU_CONCURRENCY_ID)
     return msg
 

@@ -20,7 +20,9 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
+
+from studio.errors import InputError
 
 if TYPE_CHECKING:
     from studio.engine.workshop.evaluate import Report
@@ -131,7 +133,8 @@ def make_skill_callback(tasks_file: str | Path, processor, writer, *, every: int
     return SkillEvalCallback()
 
 
-def evaluate_run(run_dir: str | Path, tasks_file: str | Path | None = None, n: int = 60) -> tuple[Report, Report]:
+def evaluate_run(run_dir: str | Path, tasks_file: str | Path | None = None, n: int = 60,
+                 progress: Callable[[dict], None] | None = None, max_new_tokens: int = 160) -> tuple[Report, Report]:
     """Score a finished (or stopped) SFT/RL run before and after: its base model, then the
     base with the run's adapter (or its fully fine-tuned ``model/``), on the same held-out
     prompts, both in the think/answer format (a base model scores 0 format, as it should).
@@ -141,16 +144,24 @@ def evaluate_run(run_dir: str | Path, tasks_file: str | Path | None = None, n: i
         tasks_file: held-out prompts; default the run's ``eval_data``, else the workshop's
             ``sample_data/workshop/eval.jsonl``.
         n: prompts, stratified over family × level.
+        progress: called at the start of each half and after each batch with
+            ``{"stage": "before" | "after", "done", "total", "elapsed_s", "eta_s", ...}``
+            (:meth:`studio.engine.train.phase.PhaseProgress.state`: prompts scored of both
+            halves, seconds; ``eta_s`` None until the first batch gives a rate).
+        max_new_tokens: generation budget per prompt (greedy).
 
     Raises:
-        InputError: no config, nothing trained yet, or no held-out file.
+        InputError: no config, nothing trained yet, or no held-out file; DataError: a bad
+            prompt file.
     """
     import yaml
 
     from studio.config import ModelSpec
     from studio.engine.infer.models import load
+    from studio.engine.train.phase import PhaseProgress
     from studio.engine.train.runs import find_adapter, find_last_checkpoint
-    from studio.engine.workshop.evaluate import evaluate
+    from studio.engine.workshop.evaluate import evaluate, stratified
+    from studio.engine.workshop.task_files import load_task_rows
 
     run = Path(run_dir)
     try:
@@ -165,10 +176,24 @@ def evaluate_run(run_dir: str | Path, tasks_file: str | Path | None = None, n: i
     adapter = None if trained else (find_adapter(run) or find_last_checkpoint(run))
     if trained is None and adapter is None:
         raise InputError(f"{run.name} has no trained model, adapter or checkpoint yet; wait for the first save.")
-    before = evaluate(base, tasks, n=n, mode="thinking", loaded=load(ModelSpec(name_or_path=base, device="cpu")))
+    total = 2 * len(stratified(load_task_rows(tasks), n))
+    counter = PhaseProgress(None, "eval", "before/after evaluation", total, "prompts", main=True)
+
+    def step(stage: str):
+        def done(k: int = 0) -> None:
+            counter.update(k)
+            if progress is not None:
+                progress({**counter.state(), "stage": stage})
+        return done
+
+    step("before")()
+    kw = dict(n=n, mode="thinking", max_new_tokens=max_new_tokens)
+    before = evaluate(base, tasks, loaded=load(ModelSpec(name_or_path=base, device="cpu")), progress=step("before"),
+                      **kw)
+    step("after")()
     if trained is not None:
-        after = evaluate(str(trained), tasks, n=n, mode="thinking")
+        after = evaluate(str(trained), tasks, progress=step("after"), **kw)
     else:
-        after = evaluate(f"{base} + {adapter}", tasks, n=n, mode="thinking",
-                         loaded=load(ModelSpec(name_or_path=base, adapter=str(adapter), device="cpu")))
+        after = evaluate(f"{base} + {adapter}", tasks, progress=step("after"),
+                         loaded=load(ModelSpec(name_or_path=base, adapter=str(adapter), device="cpu")), **kw)
     return before, after

@@ -22,13 +22,34 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from studio.engine.infer.reasoning import parse
 from studio.errors import InputError
+
+#: ``fn(k)``: ``k`` more prompts were scored (the progress of :func:`evaluate`).
+ProgressFn = Callable[[int], None]
+
+
+def pct(x: float | None) -> str:
+    """A fraction as a whole percent for a table, ``"–"`` for None.
+
+    >>> pct(0.333), pct(None)
+    ('33', '–')
+    """
+    return "–" if x is None else f"{100 * x:.0f}"
+
+
+def _answer_key(a: str) -> tuple:
+    """Sort key of answers: numbers in numeric order first, then words."""
+    try:
+        return (0, float(a), a)
+    except ValueError:
+        return (1, 0.0, a)
+
 
 def verify(pred: str, answer: str, task_type: str, choices: Sequence[str] | None = None) -> bool:
     """True if ``pred`` is a correct answer, by the same verifiers as the RL reward
@@ -90,58 +111,76 @@ class Report:
     seconds: float = 0.0
 
     def groups(self) -> list[dict[str, Any]]:
-        """Rows ``{family, difficulty, n, format, accuracy, chance}`` (fractions), then ``all``."""
+        """Rows ``{family, difficulty, n, format, accuracy, chance, prior}`` (fractions), then ``all``.
+
+        Two baselines to read a cell's accuracy against:
+
+        * ``chance`` — the expected accuracy of a uniform random pick among the options a
+          question offers (``choices``: 1/3 for "0, 1 or 2?"), averaged over the cell; a
+          free-form question counts 0. None when no question in the group offers options.
+        * ``prior`` — the accuracy of always giving the family's most common reference
+          answer in this report (a model that learned only the answer prior scores this;
+          see :meth:`by_answer`). The ``all`` row: that guesser over every family.
+        """
+        mode = self.family_modes()
         by: dict[tuple[str, int], list[Result]] = defaultdict(list)
         for r in self.results:
             by[(r.family, r.difficulty)].append(r)
-        rows = [self._row(f, d, rs) for (f, d), rs in sorted(by.items())]
-        rows.append(self._row("all", 0, self.results))
+        rows = [self._row(f, d, rs, mode) for (f, d), rs in sorted(by.items())]
+        rows.append(self._row("all", 0, self.results, mode))
         return rows
 
+    def family_modes(self) -> dict[str, str]:
+        """family → its most common reference answer in this report (ties: the first in
+        :meth:`by_answer`'s order)."""
+        counts: dict[str, Counter] = defaultdict(Counter)
+        for r in self.results:
+            counts[r.family][r.answer] += 1
+        return {f: min(c, key=lambda a: (-c[a], _answer_key(a))) for f, c in counts.items()}
+
     @staticmethod
-    def _row(f: str, d: int, rs: list[Result]) -> dict[str, Any]:
+    def _row(f: str, d: int, rs: list[Result], mode: dict[str, str]) -> dict[str, Any]:
         n = len(rs)
+        offered = [r for r in rs if r.chance > 0]
         return {"family": f, "difficulty": d, "n": n,
                 "format": sum(r.format_ok for r in rs) / n if n else 0.0,
                 "accuracy": sum(r.correct for r in rs) / n if n else 0.0,
-                "chance": sum(r.chance for r in rs) / n if n else 0.0}
+                "chance": sum(r.chance for r in rs) / n if n and offered else None,
+                "prior": sum(r.answer == mode.get(r.family) for r in rs) / n if n else 0.0}
 
     def table(self) -> str:
-        """Markdown table per family × difficulty (n, format %, accuracy %, chance %)."""
+        """Markdown table per family × difficulty (n, format %, accuracy %, chance %, prior %;
+        see :meth:`groups`)."""
         lines = [f"model: {self.model} · scoring: {self.mode} · {len(self.results)} prompts · "
                  f"{self.seconds:.0f} s",
-                 "", "| family | level | n | format % | accuracy % | chance % |",
-                 "|---|---|---:|---:|---:|---:|"]
+                 "", "| family | level | n | format % | accuracy % | chance % | prior % |",
+                 "|---|---|---:|---:|---:|---:|---:|"]
         for r in self.groups():
             fmt = "–" if self.mode == "plain" else f"{100 * r['format']:.0f}"
             lines.append(f"| {r['family']} | {r['difficulty'] or 'all'} | {r['n']} | {fmt} | "
-                         f"{100 * r['accuracy']:.0f} | {100 * r['chance']:.0f} |")
+                         f"{100 * r['accuracy']:.0f} | {pct(r['chance'])} | {pct(r['prior'])} |")
         return "\n".join(lines)
 
-    def by_answer(self) -> list[dict[str, Any]]:
+    def by_answer(self, family: str | None = None) -> list[dict[str, Any]]:
         """Per reference answer: ``{answer, n, accuracy, predicted}`` — ``predicted`` is the
-        fraction of *all* prompts answered with this value. Sorted numerically where possible.
+        fraction of *all* prompts (of ``family``'s prompts when given) answered with this
+        value. Sorted numerically where possible.
 
         The answer-prior check: a policy that learned to say the most common answer more
         often gains accuracy without learning the task (count questions after RL were the
         case that showed it: answer 1 up, answers 2–3 down). ``predicted`` far above the
         answer's share of ``n`` says so.
         """
-        n_all = len(self.results) or 1
+        results = [r for r in self.results if family is None or r.family == family]
+        n_all = len(results) or 1
         refs: dict[str, list[Result]] = defaultdict(list)
         preds: dict[str, int] = defaultdict(int)
-        for r in self.results:
+        for r in results:
             refs[r.answer].append(r)
             preds[r.prediction] += 1
-
-        def key(a: str):
-            try:
-                return (0, float(a), a)
-            except ValueError:
-                return (1, 0.0, a)
-
         return [{"answer": a, "n": len(rs), "accuracy": sum(r.correct for r in rs) / len(rs),
-                 "predicted": preds.get(a, 0) / n_all} for a, rs in sorted(refs.items(), key=lambda kv: key(kv[0]))]
+                 "predicted": preds.get(a, 0) / n_all}
+                for a, rs in sorted(refs.items(), key=lambda kv: _answer_key(kv[0]))]
 
     def answer_table(self) -> str:
         """Markdown table of :meth:`by_answer` (share of prompts, accuracy, share predicted)."""
@@ -196,8 +235,9 @@ def _messages(prompt: str) -> list[dict]:
 
 
 def generate_outputs(model, processor, rows: list[dict], *, greedy: bool = True, max_new_tokens: int = 160,
-                     batch_size: int = 8, temperature: float = 1.0) -> list[str]:
+                     batch_size: int = 8, temperature: float = 1.0, progress: ProgressFn | None = None) -> list[str]:
     """Generate one completion per row (left-padded batches); decoded keeping special tokens.
+    ``progress(k)`` is called after each batch of ``k`` rows.
 
     Each completion is cut after its first eos token (what follows is padding; GLM-4.1V's
     eos list holds ``</answer>``, which stays) and a final end token such as ``<|user|>`` is
@@ -233,18 +273,22 @@ def generate_outputs(model, processor, rows: list[dict], *, greedy: bool = True,
             text = tok.decode(seq[:cut], skip_special_tokens=False)
             end = next((t for t in END_TOKENS if text.endswith(t)), "")
             outs.append(text[: len(text) - len(end)])
+        if progress is not None:
+            progress(len(chunk))
     return outs
 
 
 def evaluate(model: str, tasks_file: str | Path, *, n: int | None = 20, greedy: bool = True,
              mode: str = "auto", max_new_tokens: int = 160, batch_size: int = 8,
-             loaded: tuple | None = None) -> Report:
+             loaded: tuple | None = None, progress: ProgressFn | None = None) -> Report:
     """Score ``model`` (a folder, hub id or ``"embedded"``) on an RL/eval prompt JSONL.
 
     Args:
         n: prompts to score, stratified over family × difficulty (None: all).
         mode: ``"thinking"``, ``"plain"`` or ``"auto"`` (see module doc).
         loaded: an already loaded ``(model, processor)`` to reuse.
+        progress: called with the number of prompts scored after each batch (no gradio
+            here; the UI turns it into a progress bar).
 
     Raises:
         InputError: bad mode; DataError: bad task file; ModelLoadError: bad model.
@@ -260,7 +304,8 @@ def evaluate(model: str, tasks_file: str | Path, *, n: int | None = 20, greedy: 
         mode = "plain" if model_stage(resolve(model)) == "base" else "thinking"
     m, proc = loaded or load(ModelSpec(name_or_path=model, device="cpu"))
     t0 = time.time()
-    outs = generate_outputs(m, proc, rows, greedy=greedy, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    outs = generate_outputs(m, proc, rows, greedy=greedy, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                            progress=progress)
     rep = Report(model=model, mode=mode, seconds=0.0)
     for r, text in zip(rows, outs):
         p = parse(text)
@@ -358,21 +403,62 @@ def chat_check(model, processor, n: int = 40, *, seed: int = 0, gen=None) -> dic
             "zero_baseline": sum(c == 0 for _, c in scenes) / n, "examples": examples}
 
 
+def before_after_rows(before: Report, after: Report) -> list[dict[str, Any]]:
+    """One row per family × level (then ``all``) of two reports on the same prompts:
+    ``{family, difficulty, n, format_before, format_after, accuracy_before, accuracy_after,
+    change, chance, prior}`` — fractions; ``change`` = accuracy after − before; ``chance``
+    and ``prior`` the baselines of :meth:`Report.groups` (from ``after``'s prompts, which
+    are ``before``'s). Rows are matched by (family, level); a row ``before`` lacks counts 0.
+    """
+    b = {(r["family"], r["difficulty"]): r for r in before.groups()}
+    out = []
+    for r in after.groups():
+        o = b.get((r["family"], r["difficulty"]), {"format": 0.0, "accuracy": 0.0})
+        out.append({"family": r["family"], "difficulty": r["difficulty"], "n": r["n"],
+                    "format_before": o["format"], "format_after": r["format"],
+                    "accuracy_before": o["accuracy"], "accuracy_after": r["accuracy"],
+                    "change": r["accuracy"] - o["accuracy"], "chance": r["chance"], "prior": r["prior"]})
+    return out
+
+
+def before_after_answers(before: Report, after: Report, top: int = 6) -> list[dict[str, Any]]:
+    """The answer-prior check of :meth:`Report.by_answer`, before and after, per family:
+    ``[{family, n, answers: [{answer, n, share, accuracy_before, accuracy_after,
+    predicted_before, predicted_after}], more}]`` — fractions of the family's prompts; the
+    ``top`` most frequent reference answers (then numeric/word order), ``more`` = how many
+    answers were left out. A ``predicted_after`` that rises far above ``share`` while other
+    answers' accuracy falls is a gain from saying the common answer, not from the task.
+    """
+    out = []
+    for fam in sorted({r.family for r in after.results}):
+        a_rows = after.by_answer(fam)
+        b_rows = {r["answer"]: r for r in before.by_answer(fam)}
+        n = sum(r["n"] for r in a_rows)
+        keep = sorted(a_rows, key=lambda r: (-r["n"], _answer_key(r["answer"])))[:top]
+        keep.sort(key=lambda r: _answer_key(r["answer"]))
+        answers = [{"answer": r["answer"], "n": r["n"], "share": r["n"] / n,
+                    "accuracy_before": b_rows.get(r["answer"], {}).get("accuracy", 0.0),
+                    "accuracy_after": r["accuracy"],
+                    "predicted_before": b_rows.get(r["answer"], {}).get("predicted", 0.0),
+                    "predicted_after": r["predicted"]} for r in keep]
+        out.append({"family": fam, "n": n, "answers": answers, "more": len(a_rows) - len(keep)})
+    return out
+
+
 def before_after_table(before: Report, after: Report) -> str:
-    """Markdown: format and accuracy per family × level before and after training, with the change.
+    """Markdown: format and accuracy per family × level before and after training, with the
+    change and the cell's baselines (chance, prior: :meth:`Report.groups`).
 
     Both reports must score the same prompts (same file, same ``n``); rows are matched by
     (family, level).
     """
-    b = {(r["family"], r["difficulty"]): r for r in before.groups()}
     lines = [f"before: `{before.model}` · after: `{after.model}` · {len(after.results)} held-out prompts",
-             "", "| family | level | n | format % before → after | accuracy % before → after | change |",
-             "|---|---|---:|---:|---:|---:|"]
-    for r in after.groups():
-        o = b.get((r["family"], r["difficulty"]), {"format": 0.0, "accuracy": 0.0})
-        d = 100 * (r["accuracy"] - o["accuracy"])
+             "", "| family | level | n | format % before → after | accuracy % before → after | change | "
+             "chance % | prior % |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in before_after_rows(before, after):
         lines.append(f"| {r['family']} | {r['difficulty'] or 'all'} | {r['n']} | "
-                     f"{100 * o['format']:.0f} → {100 * r['format']:.0f} | "
-                     f"{100 * o['accuracy']:.0f} → {100 * r['accuracy']:.0f} | {d:+.0f} |")
+                     f"{pct(r['format_before'])} → {pct(r['format_after'])} | "
+                     f"{pct(r['accuracy_before'])} → {pct(r['accuracy_after'])} | {100 * r['change']:+.0f} | "
+                     f"{pct(r['chance'])} | {pct(r['prior'])} |")
     return "\n".join(lines)
-

@@ -1,22 +1,27 @@
 """Runs tab: every run folder under ``ctx.runs_dir`` — status, curves, config, log — and export.
 
 Thin: the table comes from :func:`studio.engine.train.runs.list_runs`, curves from
-:func:`studio.ui.components.live_curves`, export from :func:`studio.engine.train.export.merge_adapter`.
-Pick a run in the dropdown or click its row in the table.
+:func:`studio.ui.overlay.overlay_curves`, export from :func:`studio.engine.train.export.merge_adapter`.
+Pick a run in the dropdown or click its row in the table; pick a second run to overlay its
+curves on the same charts (:mod:`studio.ui.overlay`). A run started after the page loaded
+appears by itself: the tab's timer compares a cheap signature of the runs folder
+(:func:`list_signature`) and rebuilds the table only when it changed.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from datetime import datetime
 from pathlib import Path
 
 from studio.engine.train.jobs import tail_file
-from studio.engine.train.runs import CONFIG_FILE, LOG_FILE, list_runs, read_status, run_info
+from studio.engine.train.runs import CONFIG_FILE, LOG_FILE, STATUS_FILE, is_run_dir, list_runs, read_status, run_info
 from studio.errors import StudioError
-from studio.ui.components import GENERAL_CURVES, live_curves
+from studio.ui.components import GENERAL_CURVES
 from studio.ui.jobpanel import status_line
+from studio.ui.overlay import overlay_curves, overlay_key
 from studio.ui.i18n import gr_error, headers, t, tr, user_error
 
 log = logging.getLogger(__name__)
@@ -32,6 +37,28 @@ def table_rows(runs_dir) -> list[list]:
         started = datetime.fromtimestamp(i.started).strftime("%Y-%m-%d %H:%M") if i.started else ""
         rows.append([i.id, i.kind_label(), i.status, step, i.headline(), started])
     return rows
+
+
+def list_signature(runs_dir) -> tuple:
+    """What can change the runs table between two looks without reading any metrics: the
+    run folders' names and their ``status.json`` modification times (a new run, a run that
+    started, ended or was removed). One directory scan and a few ``stat`` calls per run;
+    ``()`` for a missing folder."""
+    try:
+        entries = sorted(os.scandir(runs_dir), key=lambda e: e.name)
+    except OSError:
+        return ()
+    out = []
+    for e in entries:
+        p = Path(e.path)
+        if not is_run_dir(p):
+            continue
+        try:
+            mtime = (p / STATUS_FILE).stat().st_mtime_ns
+        except OSError:
+            mtime = 0
+        out.append((e.name, mtime))
+    return tuple(out)
 
 
 def run_path(runs_dir, run_id: str) -> Path | None:
@@ -103,11 +130,22 @@ def build(ctx) -> None:
     gr.Markdown(t("runs.intro") + f" `{ctx.runs_dir}/`")
     with gr.Row():
         refresh_btn = gr.Button(t("runs.refresh"), scale=0)
-        pick = gr.Dropdown(label=t("runs.run"), choices=[], value=None, allow_custom_value=False, scale=3)
+        pick = gr.Dropdown(label=t("runs.run"), choices=[], value=None, allow_custom_value=False, scale=3,
+                           elem_id="runs-pick")
     table = gr.Dataframe(headers=HEADERS, value=[], interactive=False, wrap=True, label=t("runs.table"))
     run_dir_state = gr.State("")
     status = gr.Textbox(label=t("common.status"), interactive=False, lines=1, max_lines=2)
-    curves = live_curves(run_dir_state, GENERAL_CURVES, every=3.0)
+    with gr.Row(equal_height=True):
+        overlay = gr.Dropdown(label=t("runs.overlay"), info=t("runs.overlay_info"), choices=[], value=None,
+                              allow_custom_value=False, scale=4, elem_id="runs-overlay")
+        clear_btn = gr.Button(t("runs.overlay_clear"), scale=0, min_width=120)
+    other_state = gr.State("")
+    key_md = gr.Markdown(elem_id="runs-overlay-key")
+    curves = overlay_curves(run_dir_state, other_state, GENERAL_CURVES, every=3.0)
+    for state in (run_dir_state, other_state):
+        state.change(overlay_key, [run_dir_state, other_state], key_md, queue=False, show_progress="hidden",
+                     api_visibility="undocumented")
+    listed = gr.State(None)  # list_signature() of the table this session shows
     with gr.Row():
         config = gr.Code(label="config.yaml", language="yaml", interactive=False, lines=12)
         details = gr.Code(label=t("runs.summary"), language="json",
@@ -121,13 +159,25 @@ def build(ctx) -> None:
                                    interactive=not getattr(ctx, "public", False))
         export_report = gr.Code(label=t("runs.export_report"), language="json", interactive=False, lines=8)
 
-    def refresh(current):
+    def refresh(current, second=None):
         rows = table_rows(ctx.runs_dir)
         ids = [r[0] for r in rows]
         value = current if current in ids else (ids[0] if ids else None)
         import pandas as pd
 
-        return pd.DataFrame(rows, columns=headers("runs.col", HEADERS)), gr.update(choices=ids, value=value)
+        return (pd.DataFrame(rows, columns=headers("runs.col", HEADERS)), gr.update(choices=ids, value=value),
+                gr.update(choices=ids, value=second if second in ids else None))
+
+    def refresh_if_changed(current, second, last):
+        """The timer's cheap look: the table and pickers only when the runs folder changed."""
+        sig = list_signature(ctx.runs_dir)
+        if last is not None and tuple(map(tuple, last)) == sig:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return (*refresh(current, second), sig)
+
+    def overlay_dir(run_id):
+        run = run_path(ctx.runs_dir, run_id) if run_id else None
+        return str(run) if run else ""
 
     def select(run_id):
         run_dir, st, info, cfg, tail = run_details(ctx.runs_dir, run_id)
@@ -161,7 +211,11 @@ def build(ctx) -> None:
         gr.Info(done)
         return json.dumps({k: v for k, v in report.items() if not k.endswith("_ids")}, indent=1)
 
-    refresh_btn.click(refresh, inputs=[pick], outputs=[table, pick], api_name="runs_refresh")
+    refresh_btn.click(refresh, inputs=[pick, overlay], outputs=[table, pick, overlay], api_name="runs_refresh")
+    overlay.change(overlay_dir, inputs=[overlay], outputs=[other_state], api_name="runs_overlay")
+    clear_btn.click(lambda: None, None, overlay, queue=False, api_visibility="undocumented")
+    curves.timer.tick(refresh_if_changed, inputs=[pick, overlay, listed], outputs=[table, pick, overlay, listed],
+                      show_progress="hidden", queue=False, api_visibility="undocumented")
     pick.change(select, inputs=[pick], outputs=[run_dir_state, status, details, config, log_box, out_dir],
                 api_name="runs_select")
     table.select(on_row, inputs=None, outputs=[pick], api_visibility="undocumented")
@@ -172,4 +226,5 @@ def build(ctx) -> None:
     from gradio.context import Context
 
     if Context.root_block is not None:
-        Context.root_block.load(refresh, inputs=[pick], outputs=[table, pick], api_visibility="undocumented")
+        Context.root_block.load(refresh_if_changed, inputs=[pick, overlay, gr.State(None)],
+                                outputs=[table, pick, overlay, listed], api_visibility="undocumented")
