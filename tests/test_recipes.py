@@ -310,3 +310,23 @@ def test_stopped_recipe_start_makes_no_run_folder_and_the_next_start_generates_a
     assert not (recipe.parent / "gen" / "sft.jsonl").exists()
     run, _ = recipe_run(SFTRunConfig, recipe, runs, "sft", check=lambda cfg: check_data(cfg, stop=threading.Event()))
     assert run.parent == runs and len((recipe.parent / "gen" / "sft.jsonl").read_text().splitlines()) == 3
+
+
+def test_a_relative_data_path_is_kept_absolute_in_the_run_config(tmp_path, monkeypatch):
+    """``studio sft/rl --data rel.jsonl`` from one folder writes an absolute data path into the
+    run's config.yaml, so ``launch.sh`` and the printed "repeat with" command work from any
+    folder; a hub-style id that is no local path stays as written."""
+    from studio.cli import main
+    from studio.engine.train.runs import local_or_as_given
+    from studio.engine.train.sft import SFTRunConfig
+
+    here = tmp_path / "mydata"
+    here.mkdir()
+    (here / "d.jsonl").write_text(json.dumps({"messages": [
+        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "<think>a</think><answer>b</answer>"}]}) + "\n")
+    monkeypatch.chdir(here)
+    runs = tmp_path / "runs"
+    assert main(["sft", "--data", "d.jsonl", "--model", "embedded", "--runs-dir", str(runs), "--dry-run"]) == 0
+    (made,) = runs.iterdir()
+    assert SFTRunConfig.from_yaml(made / "config.yaml").data == str(here / "d.jsonl")
+    assert local_or_as_given("someone/some-dataset") == "someone/some-dataset"

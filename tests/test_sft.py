@@ -394,3 +394,30 @@ def test_group_by_length_batches_rows_of_similar_length(tiny_path, tmp_path):
     plain, _ = build_trainer(make_cfg(tiny_path, batch_size=2), tmp_path / "p")
     assert "LengthGrouped" not in type(plain._get_train_sampler()).__name__
     assert padding(grouped) < padding(plain)
+
+
+def test_plain_cpu_loss_works_on_a_ddp_wrapped_model(tiny_path, tmp_path):
+    """Under ``studio scale … --cpu`` the Trainer hands compute_loss a DistributedDataParallel
+    wrapper: the CPU loss path must look through it (it raised AttributeError on
+    ``get_output_embeddings`` at the first step of every 2-process SFT run)."""
+    import socket
+
+    import torch
+    import torch.distributed as dist
+
+    trainer, _ = build_trainer(make_cfg(tiny_path, finetuning="full", batch_size=2), tmp_path)
+    batch = next(iter(trainer.get_train_dataloader()))
+    n = (batch["labels"][:, 1:] != -100).sum()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        model = trainer.model
+        model.train()
+        plain = trainer.compute_loss(model, dict(batch), num_items_in_batch=n).item()
+        wrapped = torch.nn.parallel.DistributedDataParallel(model)
+        assert trainer.studio_plain_loss
+        assert abs(trainer.compute_loss(wrapped, dict(batch), num_items_in_batch=n).item() - plain) < 1e-6
+    finally:
+        dist.destroy_process_group()

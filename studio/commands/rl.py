@@ -124,10 +124,12 @@ def prepare(args: argparse.Namespace):
             cfg.to_yaml(run_dir / "config.yaml")
         return cfg, run_dir
     refuse_new_run_folder("--data")
-    data = {"data": str(Path(args.data)) if args.data else ""}
+    from studio.engine.train.runs import local_or_as_given
+
+    data = {"data": local_or_as_given(args.data) if args.data else ""}
     for key in ("dataset_info", "dataset"):
         if getattr(args, key, None):
-            data[key] = getattr(args, key)
+            data[key] = local_or_as_given(getattr(args, key)) if key == "dataset_info" else getattr(args, key)
     stem = Path(args.data).stem if args.data else (args.dataset or Path(args.dataset_info).parent.name)
     return _new_run(_apply_overrides(data, args), args, stem)
 

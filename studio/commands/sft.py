@@ -60,7 +60,7 @@ def build_config(args: argparse.Namespace, stop=None):
     StoppedError when ``stop`` is set during the data generation.
     """
     from studio.config import apply_set_overrides, read_yaml_mapping
-    from studio.engine.train.runs import is_recipe, new_run_dir, resolve_recipe_paths
+    from studio.engine.train.runs import is_recipe, local_or_as_given, new_run_dir, resolve_recipe_paths
     from studio.engine.train.sft import SFTRunConfig, check_data
     from studio.errors import ConfigError
 
@@ -74,10 +74,10 @@ def build_config(args: argparse.Namespace, stop=None):
             resolve_recipe_paths(data, args.config)
             data["output_dir"] = ""
     if args.data:
-        data["data"] = args.data
+        data["data"] = local_or_as_given(args.data)
     for key in ("dataset_info", "dataset"):
         if getattr(args, key, None):
-            data[key] = getattr(args, key)
+            data[key] = local_or_as_given(getattr(args, key)) if key == "dataset_info" else getattr(args, key)
     if args.model:
         data.setdefault("model", {})["name_or_path"] = args.model
     if args.name:

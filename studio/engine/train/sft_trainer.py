@@ -50,7 +50,7 @@ def trainer_class():
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if (self.studio_plain_loss and model.training and not return_outputs
-                    and plain_loss_fits(inputs, model)):
+                    and plain_loss_fits(inputs, self.accelerator.unwrap_model(model))):  # DDP wraps it
                 return plain_loss(self, model, inputs, num_items_in_batch)
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
