@@ -38,4 +38,6 @@ print(MODE.line(), flush=True)
 ctx.registry.preload(ctx.model)  # the page is served meanwhile; the Chat tab shows the progress
 
 if __name__ == "__main__":
-    demo.launch(server_name=HOST, server_port=int(os.environ.get("PORT", "7860")), **launch_kwargs(ctx))
+    # gradio's own variable first (its busy-port message names it), then PORT (Docker hosts)
+    port = os.environ.get("GRADIO_SERVER_PORT") or os.environ.get("PORT") or "7860"
+    demo.launch(server_name=HOST, server_port=int(port), **launch_kwargs(ctx))

@@ -347,7 +347,12 @@ def test_two_process_lora_sft_writes_one_copy_and_stops_and_resumes(tmp_path):
     saves a checkpoint in both processes and ends them; launching again continues the count."""
     run, env = _make_scaled_run(tmp_path, "sft", _sft_args(6, 2))
     proc = _launch_bg(run, env)
-    assert _wait(lambda: len(_step_lines(run)) >= 1 if (run / "metrics.jsonl").exists() else False, 900, 1)
+
+    def stepped():
+        return (run / "metrics.jsonl").exists() and len(_step_lines(run)) >= 1
+
+    _wait(lambda: stepped() or proc.poll() is not None, 900, 1)  # a launch that dies fails at once
+    assert stepped(), proc.communicate()[0][-3000:]
     import signal
 
     proc.send_signal(signal.SIGINT)  # the job wrapper forwards Stop as SIGINT to launch.sh's launcher
@@ -376,7 +381,9 @@ def test_two_process_full_sft_survives_kill_9_of_one_rank(tmp_path):
 
     run, env = _make_scaled_run(tmp_path, "sft", _sft_args(4, 1, finetuning="full"))
     proc = _launch_bg(run, env)
-    assert _wait(lambda: (run / "checkpoint-1" / "trainer_state.json").is_file(), 900, 1)
+    ready = (run / "checkpoint-1" / "trainer_state.json").is_file
+    _wait(lambda: ready() or proc.poll() is not None, 900, 1)  # a launch that dies fails at once
+    assert ready(), proc.communicate()[0][-3000:]
     ranks = _ranks(proc.pid)
     assert set(ranks) == {0, 1}
     os.kill(ranks[1], signal.SIGKILL)
