@@ -444,7 +444,8 @@ def test_two_process_rl_writes_one_copy_with_one_curriculum(tmp_path):
     assert steps[0]["rollout/rollouts_total"] >= 4 * 4  # the whole pool's rollouts: ≥ 4 prompts × G
     log = (run / "train.log").read_text()
     assert log.count("RL run:") == 1 and "B=4 prompts × G=4 (2 per process × 2 processes)" in log
-    assert log.count("offline grading:") == 1 and log.count("held-out accuracy") == 2 and log.count("done:") == 1
+    assert log.count("offline grading: 16/16 prompts (100 %)") == 1 and log.count("prompts × 2 samples in") == 1
+    assert log.count("held-out accuracy") == 2 and log.count("done:") == 1
     ck = run / "checkpoints" / "checkpoint-1"
     assert (ck / "curriculum.json").is_file() and sorted(p.name for p in ck.glob("rng_state*")) == \
         ["rng_state_0.pth", "rng_state_1.pth"]
