@@ -317,7 +317,7 @@ def test_a_relative_data_path_is_kept_absolute_in_the_run_config(tmp_path, monke
     run's config.yaml, so ``launch.sh`` and the printed "repeat with" command work from any
     folder; a hub-style id that is no local path stays as written."""
     from studio.cli import main
-    from studio.engine.train.runs import local_or_as_given
+    from studio.engine.train.data.sources import local_or_as_given
     from studio.engine.train.sft import SFTRunConfig
 
     here = tmp_path / "mydata"

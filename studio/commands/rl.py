@@ -124,7 +124,7 @@ def prepare(args: argparse.Namespace):
             cfg.to_yaml(run_dir / "config.yaml")
         return cfg, run_dir
     refuse_new_run_folder("--data")
-    from studio.engine.train.runs import local_or_as_given
+    from studio.engine.train.data.sources import local_or_as_given
 
     data = {"data": local_or_as_given(args.data) if args.data else ""}
     for key in ("dataset_info", "dataset"):

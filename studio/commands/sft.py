@@ -60,7 +60,8 @@ def build_config(args: argparse.Namespace, stop=None):
     StoppedError when ``stop`` is set during the data generation.
     """
     from studio.config import apply_set_overrides, read_yaml_mapping
-    from studio.engine.train.runs import is_recipe, local_or_as_given, new_run_dir, resolve_recipe_paths
+    from studio.engine.train.data.sources import local_or_as_given
+    from studio.engine.train.runs import is_recipe, new_run_dir, resolve_recipe_paths
     from studio.engine.train.sft import SFTRunConfig, check_data
     from studio.errors import ConfigError
 

@@ -494,18 +494,6 @@ def list_runs(runs_dir: str | os.PathLike, kind: str | None = None) -> list[RunI
     return [i for i in infos if kind is None or i.kind == kind]
 
 
-def local_or_as_given(path: str) -> str:
-    """A data path from the command line as the run's ``config.yaml`` should keep it: an existing
-    local file or folder becomes absolute (``launch.sh`` and "repeat with" run from other folders);
-    anything else (a hub dataset id, a path that is refused later with its own message) stays as given.
-
-    >>> local_or_as_given("user/not-here") == "user/not-here"
-    True
-    """
-    p = Path(path).expanduser()
-    return str(p.resolve()) if p.exists() else path
-
-
 def format_duration(seconds: float | None) -> str:
     """``3725`` → ``"1:02:05"``, ``65`` → ``"1:05"``, None → ``"–"``.
 

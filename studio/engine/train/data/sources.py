@@ -322,3 +322,15 @@ def _first_line(e: BaseException) -> str:
     if "error occurred while generating" in text and cause is not None:
         text = str(cause).strip() or text
     return text.splitlines()[0][:200]
+
+
+def local_or_as_given(path: str) -> str:
+    """A data path from the command line as the run's ``config.yaml`` should keep it: an existing
+    local file or folder becomes absolute (``launch.sh`` and "repeat with" run from other folders);
+    anything else (a hub dataset id, a path that is refused later with its own message) stays as given.
+
+    >>> local_or_as_given("user/not-here") == "user/not-here"
+    True
+    """
+    p = Path(path).expanduser()
+    return str(p.resolve()) if p.exists() else path
