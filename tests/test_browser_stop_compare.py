@@ -317,3 +317,42 @@ def test_cosmetics_of_the_first_walk(app, browser):
                       " catch (e) { return [] } }).map(r => r.cssText).join(' ')")
     assert "studio-spin" in css and "#model-loading" in css
     pg.context.close()
+
+
+# ---------------------------------------------------------------- SFT recipe: Stop before the run (#16)
+def test_sft_stop_ends_the_recipes_data_generation(app, browser, tmp_path, monkeypatch):
+    """Issue 28.16: Stop during the SFT recipe's first-use data generation was honoured only
+    after it. Now the panel's Stop is live from the click on, ends the generation within a
+    scene, deletes the partial data, makes no run folder, and the status line says so."""
+    from studio.ui.tabs import sft
+
+    ctx, demo = app
+    recipe = tmp_path / "sft.yaml"
+    recipe.write_text("name: stop-demo\nmodel: {name_or_path: embedded}\ndata: gen/sft.jsonl\n"
+                      "tasks: {scenes: 100000, eval_n: 0}\nmax_steps: 1\n")
+    monkeypatch.setattr(sft, "RECIPE", recipe)  # what the recipe button runs, read at each click
+    before = set(Path(ctx.runs_dir).glob("*")) if Path(ctx.runs_dir).is_dir() else set()
+    pg = _page(browser, demo)
+    pg.get_by_role("tab", name="SFT").click()
+    pg.click("#sft-recipe-btn")
+    pg.wait_for_function("() => document.querySelector('#sft-status textarea').value.startsWith('preparing')")
+    images = tmp_path / "gen" / "images"
+    deadline = time.monotonic() + 60
+    while not (images.is_dir() and any(images.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert images.is_dir() and any(images.iterdir()), "the generation did not start"
+    stop = pg.locator("#sft-stop-btn")
+    assert stop.is_enabled()
+    stop.click()
+    pg.wait_for_function("() => document.querySelector('#sft-status textarea').value"
+                         ".startsWith('stopped before the run started')", timeout=15_000)
+    pg.wait_for_timeout(2500)  # a poll later the line still says it
+    status = pg.input_value("#sft-status textarea")
+    assert "partial data deleted" in status and "no run folder" in status, status
+    assert not (tmp_path / "gen").exists()
+    after = set(Path(ctx.runs_dir).glob("*")) if Path(ctx.runs_dir).is_dir() else set()
+    assert after == before  # no run folder
+    assert pg.locator("#sft-recipe-btn").is_enabled() and stop.is_disabled()
+    pg.locator("#sft-status").scroll_into_view_if_needed()
+    pg.screenshot(path=str(ARTIFACTS / "sft_recipe_stopped.png"))
+    pg.context.close()

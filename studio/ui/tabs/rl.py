@@ -382,7 +382,8 @@ def build(ctx) -> None:
     from studio.engine.train.runs import recipe_run
 
     panel = job_panel(ctx, "rl", new_run, inputs=form,
-                      recipe=(t("rl.recipe_btn"), lambda: recipe_run(RLRunConfig, RECIPE, ctx.runs_dir, "rl", check=check_data)))
+                      recipe=(t("rl.recipe_btn"),  # its data ships with it: nothing to generate, nothing to stop
+                              lambda stop=None: recipe_run(RLRunConfig, RECIPE, ctx.runs_dir, "rl", check=check_data)))
     run_pick = run_picker(ctx, "rl", panel.run_dir_state)
     notes = gr.Markdown()
     with gr.Row():  # empty until the run's first step (chart_update fills them)
