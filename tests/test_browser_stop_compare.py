@@ -379,6 +379,7 @@ def test_compare_header_says_whose_answers_the_pane_holds(app, browser):
 
 
 # ---------------------------------------------------------------- SFT recipe: Stop before the run (#16)
+@pytest.mark.slow  # 12-20 s; tests/test_recipes.py checks the same handlers in the default suite
 def test_sft_stop_ends_the_recipes_data_generation(app, browser, tmp_path, monkeypatch):
     """Issue 28.16: Stop during the SFT recipe's first-use data generation was honoured only
     after it. Now the panel's Stop is live from the click on, ends the generation within a
