@@ -141,11 +141,20 @@ def _fake_rl_run(runs: Path) -> Path:
         w.log(0, kind="eval", **{"eval/accuracy": 0.5})
         for s in range(1, 5):
             w.log(s, **{"rewards/mean": s / 5, "rewards/std": 0.1, "train/loss": 0.1, "rollout/format_correct": 0.9,
-                        **{f"curriculum/tier_weight/{t}": 0.2 for t in TIER_NAMES}})
+                        **{f"curriculum/tier_weight/{t}": 0.2 for t in TIER_NAMES},
+                        **({"kl/probe": 0.01} if s in (1, 3) else {})})  # a metric logged now and then
         w.log(4, kind="eval", **{"eval/accuracy": 0.75})
-    write_status(run, "finished", kind="rl", started=time.time() - 100)
-    (run / "config.yaml").write_text("model: embedded\n")
+    write_status(run, "stopped", kind="rl", started=time.time() - 100)
+    (run / "config.yaml").write_text("model: embedded\nmax_steps: 20\n")  # stopped at step 4 of 20
     return run
+
+
+#: Per visible chart: the x axis's tick labels (Vega names the axis "X-axis …" for screen readers).
+X_TICKS = """() => Array.from(document.querySelectorAll('.vega-embed')).filter(e => e.offsetWidth > 0).map(e => {
+    const ax = Array.from(e.querySelectorAll('g.role-axis'))
+        .find(g => (g.getAttribute('aria-label') || '').startsWith('X-axis'));
+    return ax ? Array.from(ax.querySelectorAll('.role-axis-label text')).map(t => t.textContent) : null;
+})"""
 
 
 def test_rl_tab_legends_name_every_series_inside_the_chart(tiny_path, tmp_path):
@@ -171,8 +180,14 @@ def test_rl_tab_legends_name_every_series_inside_the_chart(tiny_path, tmp_path):
         up.scroll_into_view_if_needed()
         ARTIFACTS.mkdir(exist_ok=True)
         up.screenshot(path=str(ARTIFACTS / "rl_upload.png"))
+        x_ticks = pg.evaluate(X_TICKS)
+        empty = pg.evaluate("() => Array.from(document.querySelectorAll('.block')).filter(b => b.offsetWidth > 0"
+                            " && b.innerText.includes('no data yet')).map(b => ({text: b.innerText.trim(),"
+                            " vega: !!b.querySelector('.vega-embed')}))")
         pg.locator(".vega-embed:visible").first.scroll_into_view_if_needed()
         pg.screenshot(path=str(ARTIFACTS / "rl_curves.png"))
+        pg.get_by_text("Prompts per tier · no data yet").scroll_into_view_if_needed()
+        pg.screenshot(path=str(ARTIFACTS / "rl_curves_empty.png"))
     reward, tiers = plots[0], plots[1]
     assert [x["text"] for x in reward["labels"]] == ["mean reward", "mean+std", "mean-std"], reward
     assert [x["text"] for x in tiers["labels"]] == ["very_hard", "hard", "medium", "easy", "very_easy"], tiers
@@ -183,6 +198,14 @@ def test_rl_tab_legends_name_every_series_inside_the_chart(tiny_path, tmp_path):
     # issue 28.12: real axis titles (never gradio's "value" for these), fractions on a 0–100 % axis
     assert "value" not in axis_titles and {"step", "reward", "%"} <= set(axis_titles), axis_titles
     assert "100%" in ticks and "0%" in ticks, ticks
+    # one x range for every chart of the run, [0, its 20 planned steps], in whole steps only
+    # (the KL probes at steps 1 and 3 used to get an axis of their own, in half steps)
+    assert len(x_ticks) == 6 and all(x_ticks), x_ticks  # reward, tiers, accuracy, format, KL, loss
+    assert {tuple(x) for x in x_ticks} == {tuple(x_ticks[0])} and x_ticks[0][0] == "0" and x_ticks[0][-1] == "20", x_ticks
+    assert all(t.isdigit() for x in x_ticks for t in x), x_ticks
+    # a chart with nothing to draw says so (no axes reading a lone "0")
+    assert {e["text"] for e in empty} >= {"Prompts per tier · no data yet", "Grad norm · no data yet"}, empty
+    assert not any(e["vega"] for e in empty), empty
 
 
 @pytest.mark.slow

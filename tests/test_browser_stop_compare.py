@@ -317,3 +317,102 @@ def test_cosmetics_of_the_first_walk(app, browser):
                       " catch (e) { return [] } }).map(r => r.cssText).join(' ')")
     assert "studio-spin" in css and "#model-loading" in css
     pg.context.close()
+
+
+def _pick(pg, elem: str, value: str):
+    """Type ``value`` into the dropdown ``elem`` (custom values allowed) and leave it."""
+    box = pg.locator(f"{elem} input").first
+    box.fill(value)
+    box.press("Enter")
+    box.blur()
+
+
+def test_compare_headers_follow_the_pickers_then_name_what_ran(app, browser):
+    """Issue 28.7: the pane headers followed the last comparison, not the pickers. A picker
+    change names the new pick above its pane at once, before any run (after a comparison:
+    the next test)."""
+    _, demo = app
+    pg = _page(browser, demo)
+    _compare_tab(pg)
+    pg.wait_for_selector("#cmp-plan :text('Memory plan')")
+    head_b = pg.inner_text("#cmp-head-b")
+    _pick(pg, "#cmp-adapter-b", "my-run/adapter")  # typed, not listed: the header follows it all the same
+    pg.wait_for_selector("#cmp-head-b :text('+ adapter my-run')")
+    assert pg.inner_text("#cmp-head-a") != pg.inner_text("#cmp-head-b") and head_b != pg.inner_text("#cmp-head-b")
+    _pick(pg, "#cmp-adapter-b", "none")
+    pg.wait_for_function("h => document.querySelector('#cmp-head-b').innerText === h", arg=head_b)
+    _pick(pg, "#cmp-model-a", "embedded")
+    pg.wait_for_selector("#cmp-head-a :text('embedded')")
+    ARTIFACTS.mkdir(exist_ok=True)
+    pg.locator("#cmp-head-a").scroll_into_view_if_needed()
+    pg.screenshot(path=str(ARTIFACTS / "compare_headers_follow_pickers.png"))
+    pg.context.close()
+
+
+@pytest.mark.slow  # a full comparison (~10 s on 2 cores)
+def test_compare_header_says_whose_answers_the_pane_holds(app, browser):
+    """Issue 28.7, after a run: the headers name what ran; a pick changed afterwards is named,
+    with a line saying whose answers the pane still holds (until New comparison)."""
+    _, demo = app
+    pg = _page(browser, demo)
+    _compare_tab(pg)
+    pg.click("#cmp-settings button, #cmp-settings .label-wrap")
+    for elem, n in (("#cmp-max-new", 16), ("#cmp-base-cap", 8)):
+        box = pg.locator(f"{elem} input[type=number]")
+        box.fill(str(n))
+        box.press("Enter")
+    ran_b = pg.inner_text("#cmp-head-b")
+    pg.fill("#cmp-input textarea", "How many red circles?")
+    pg.click("#cmp-run")
+    pg.wait_for_selector("#cmp-vote-status :text('Which answer is better')", timeout=120_000)
+    assert pg.inner_text("#cmp-head-b") == ran_b and "answers below" not in ran_b
+    _pick(pg, "#cmp-model-b", "embedded")
+    pg.wait_for_selector("#cmp-head-b :text('The answers below are from')")
+    head = pg.inner_text("#cmp-head-b")
+    assert head.startswith("B · embedded") and "toy-thinking" in head.split("are from", 1)[1], head
+    assert "answers below" not in pg.inner_text("#cmp-head-a")  # side A still holds what is picked
+    pg.locator("#cmp-head-b").scroll_into_view_if_needed()
+    pg.screenshot(path=str(ARTIFACTS / "compare_header_after_run.png"))
+    pg.click("#cmp-new")  # the panes are empty: nothing to attribute
+    pg.wait_for_function("() => !document.querySelector('#cmp-head-b').innerText.includes('answers below')")
+    pg.context.close()
+
+
+# ---------------------------------------------------------------- SFT recipe: Stop before the run (#16)
+@pytest.mark.slow  # 12-20 s; tests/test_recipes.py checks the same handlers in the default suite
+def test_sft_stop_ends_the_recipes_data_generation(app, browser, tmp_path, monkeypatch):
+    """Issue 28.16: Stop during the SFT recipe's first-use data generation was honoured only
+    after it. Now the panel's Stop is live from the click on, ends the generation within a
+    scene, deletes the partial data, makes no run folder, and the status line says so."""
+    from studio.ui.tabs import sft
+
+    ctx, demo = app
+    recipe = tmp_path / "sft.yaml"
+    recipe.write_text("name: stop-demo\nmodel: {name_or_path: embedded}\ndata: gen/sft.jsonl\n"
+                      "tasks: {scenes: 100000, eval_n: 0}\nmax_steps: 1\n")
+    monkeypatch.setattr(sft, "RECIPE", recipe)  # what the recipe button runs, read at each click
+    before = set(Path(ctx.runs_dir).glob("*")) if Path(ctx.runs_dir).is_dir() else set()
+    pg = _page(browser, demo)
+    pg.get_by_role("tab", name="SFT").click()
+    pg.click("#sft-recipe-btn")
+    pg.wait_for_function("() => document.querySelector('#sft-status textarea').value.startsWith('preparing')")
+    images = tmp_path / "gen" / "images"
+    deadline = time.monotonic() + 60
+    while not (images.is_dir() and any(images.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert images.is_dir() and any(images.iterdir()), "the generation did not start"
+    stop = pg.locator("#sft-stop-btn")
+    assert stop.is_enabled()
+    stop.click()
+    pg.wait_for_function("() => document.querySelector('#sft-status textarea').value"
+                         ".startsWith('stopped before the run started')", timeout=15_000)
+    pg.wait_for_timeout(2500)  # a poll later the line still says it
+    status = pg.input_value("#sft-status textarea")
+    assert "partial data deleted" in status and "no run folder" in status, status
+    assert not (tmp_path / "gen").exists()
+    after = set(Path(ctx.runs_dir).glob("*")) if Path(ctx.runs_dir).is_dir() else set()
+    assert after == before  # no run folder
+    assert pg.locator("#sft-recipe-btn").is_enabled() and stop.is_disabled()
+    pg.locator("#sft-status").scroll_into_view_if_needed()
+    pg.screenshot(path=str(ARTIFACTS / "sft_recipe_stopped.png"))
+    pg.context.close()

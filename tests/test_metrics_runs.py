@@ -495,3 +495,44 @@ def test_every_chart_names_its_y_axis_and_fractions_are_percent():
     lr = chart_options("x", keys=["train/learning_rate"])
     assert "y_lim" not in lr and lr["y_axis_format"] == ".1~e"
     assert chart_options("x", keys=["rewards/mean"])["y_axis_format"] == ".3~g"  # 0.8, not "800m"
+
+
+def test_charts_share_the_runs_x_range_in_whole_steps_and_say_when_empty(tmp_path):
+    """Issue 28.12: steps read 1.5, 2.5; the RL charts of one run had three x ranges (KL 1–11,
+    tier weights 0–22, others 0–20); an empty chart showed a lone "0". Every chart of a run
+    now spans [0, the run's planned steps] with whole-number ticks, and an empty one is
+    gradio's empty plot, labelled "<title> · no data yet"."""
+    from studio.engine.train.metrics import MetricsWriter, to_long_frame
+    from studio.ui import components as C
+    from studio.ui.i18n import CATALOG, tr
+
+    assert C.chart_options("Loss", keys=["train/loss"])["x_axis_format"] == "d"  # Vega-Lite: tickMinStep 1
+    run = tmp_path / "run"
+    run.mkdir()
+    assert C.x_range(run) == [0, C.MIN_X_SPAN] and C.x_range(None) == [0, C.MIN_X_SPAN]
+    with MetricsWriter(run) as w:
+        for s in range(1, 12):
+            w.log(s, **{"train/loss": 1.0 / s, **({"kl/probe": 0.01 * s} if s % 5 == 1 else {})})
+    assert C.x_range(run) == [0, 11]  # no plan known: the last logged step
+    (run / "config.yaml").write_text("model: embedded\nmax_steps: 20\n")
+    assert C.planned_steps(run) == 20 and C.x_range(run) == [0, 20]
+    (run / "config.yaml").write_text("model: embedded\nmax_steps: -1\n")  # a run in epochs
+    assert C.x_range(run) == [0, 11]
+    (run / "progress.json").write_text(json.dumps({"step": 11, "max_steps": 40, "phase": "train"}))
+    assert C.x_range(run) == [0, 40]  # the trainer's own count wins
+    # the same range for every chart of the run, whatever its metric logged
+    recs = C._records(run)
+    loss = C.chart_update(to_long_frame(recs, ["train/loss"]), ["train/loss"], "Loss", C.x_range(run))
+    kl = C.chart_update(to_long_frame(recs, ["kl/*"]), ["kl/probe"], "KL", C.x_range(run))
+    assert loss["x_lim"] == kl["x_lim"] == [0, 40]
+    assert loss["show_label"] is False and len(loss["value"]) == 11 + 1  # + the legend's leading row
+    # no point yet: no value (gradio's empty plot), and a label that says so, in both languages
+    empty = C.chart_update(to_long_frame(recs, ["train/grad_norm"]), ["train/grad_norm"], "Grad norm", [0, 40])
+    assert empty["value"] is None and empty["show_label"] is True and empty["x_lim"] == [0, 40]
+    key = empty["label"].key
+    assert key == "curve_empty.grad_norm"
+    assert CATALOG[key] == {lang: tr("chart.no_data", lang, title=CATALOG["curve.grad_norm"][lang])
+                            for lang in ("en", "zh")}
+    assert CATALOG[key]["en"] == "Grad norm · no data yet" and "暂无数据" in CATALOG[key]["zh"]
+    assert all(f"curve_empty.{k[len('curve.'):]}" in CATALOG for k in CATALOG if k.startswith("curve."))
+

@@ -7,6 +7,7 @@ its measured numbers are in the README.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -282,11 +283,17 @@ def test_stop_ends_the_recipe_data_generation_within_a_scene_and_keeps_nothing(t
     from studio.errors import StoppedError
 
     stop = _StopAfter(4)
+    out = tmp_path / "generated" / "thinking-sft-500"
     with pytest.raises(StoppedError, match=r"3 of 500 scenes"):
-        write_thinking_sft(tmp_path, scenes=500, eval_n=0, stop=stop)
+        write_thinking_sft(out, scenes=500, eval_n=0, stop=stop)
     assert stop.calls == 4  # checked before every scene, not after the whole file
-    assert not (tmp_path / "sft.jsonl").exists() and not (tmp_path / "sft.jsonl.tmp").exists()
-    assert len(list((tmp_path / "images").iterdir())) == 3
+    assert list(tmp_path.iterdir()) == []  # the JSONL, the 3 images and the folders it made: all gone
+    # a folder that was there keeps what it held; only this call's images go
+    out.mkdir(parents=True)
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(StoppedError):
+        write_thinking_sft(out, scenes=500, eval_n=0, stop=_StopAfter(3))
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
 
 
 def test_stopped_recipe_start_makes_no_run_folder_and_the_next_start_generates_again(tmp_path):
@@ -330,3 +337,50 @@ def test_a_relative_data_path_is_kept_absolute_in_the_run_config(tmp_path, monke
     (made,) = runs.iterdir()
     assert SFTRunConfig.from_yaml(made / "config.yaml").data == str(here / "d.jsonl")
     assert local_or_as_given("someone/some-dataset") == "someone/some-dataset"
+
+
+def test_the_sft_tabs_stop_ends_the_recipes_data_generation(tmp_path):
+    """Issue 28.16: Stop during the SFT recipe's first-use data generation was honoured only
+    after it (the tab's job panel gave the generation no stop event, and no job existed to
+    stop). Now Stop is live while a Start is prepared, ends the generation within a scene,
+    deletes the partial data, makes no run folder, and the status line says so."""
+    import threading
+
+    from studio.engine.train.jobs import JobManager
+    from studio.engine.train.runs import recipe_run
+    from studio.engine.train.sft import SFTRunConfig, check_data
+    from studio.ui.i18n import tr
+    from studio.ui.jobpanel import _PanelHandlers
+
+    recipe = tmp_path / "r" / "sft.yaml"
+    recipe.parent.mkdir()
+    recipe.write_text("name: r\nmodel: {name_or_path: embedded}\ndata: gen/sft.jsonl\n"
+                      "tasks: {scenes: 100000, eval_n: 0}\nmax_steps: 1\n")
+    runs = tmp_path / "runs"
+    h = _PanelHandlers(None, "sft", None, JobManager(runs), resume_args=(), graceful_timeout=1, log_lines=5,
+                       command=None)
+
+    def recipe_fn(stop=None):  # what the SFT tab's recipe button hands the panel
+        return recipe_run(SFTRunConfig, recipe, runs, "sft", check=lambda cfg: check_data(cfg, stop=stop))
+
+    got = {}
+    worker = threading.Thread(target=lambda: got.setdefault("run", h.prepare(recipe_fn)))
+    worker.start()
+    images = recipe.parent / "gen" / "images"
+    deadline = time.monotonic() + 60
+    while not (images.is_dir() and any(images.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert images.is_dir() and any(images.iterdir()), "the generation did not start"
+    status, _, start_btn, stop_btn, _ = h.poll("")
+    assert status == tr("job.preparing", "en") and stop_btn["interactive"] and not start_btn["interactive"]
+    with pytest.raises(Exception, match="being prepared"):  # one preparation at a time
+        h.prepare(recipe_fn)
+    said = h.stop("")  # waits ≤ 10 s for the preparation to end (a loaded machine may take longer)
+    assert said in (tr("job.prep_stopped_data", "en"), tr("job.prep_stopping", "en"))
+    worker.join(60)
+    assert not worker.is_alive() and got["run"] == ""
+    assert not (recipe.parent / "gen").exists()  # the partial data: deleted
+    assert not runs.exists() or [p for p in runs.iterdir() if not p.name.startswith('.')] == []  # no run folder
+    assert h.start_prepared("")[:2] == ("", tr("job.prep_stopped_data", "en"))  # the status line says so
+    assert not h.preparing() and h.poll("")[2]["interactive"]  # Start is live again
+

@@ -154,9 +154,12 @@ def test_tab_builds_alone_and_answers_through_the_api(tmp_path):
             client.predict(api_name="/rl_stop")
         reward_plot, tier_plot, table, notes = client.predict(str(run), api_name="/rl_refresh")
         assert "FORMAT GATE" in notes and "SFT tab" in notes
-        mean = [row for row in reward_plot["data"] if row[2] == "mean reward"]
+        # each plot comes as an update: its value, and the run's x range (issue 28.12)
+        mean = [row for row in reward_plot["value"]["data"] if row[2] == "mean reward"]
         assert [row[:2] for row in mean] == [[1.0, 0.25], [1.0, 0.25]], reward_plot  # legend row + the point
-        assert {row[2] for row in tier_plot["data"]} == {"very_hard", "hard", "medium", "easy", "very_easy"}
+        assert reward_plot["x_lim"] == tier_plot["x_lim"] == [0, 3] and reward_plot["show_label"] is False
+        # no tier weights logged: gradio's empty plot, labelled so (not axes reading a lone "0")
+        assert tier_plot["value"] is None and "curve_empty.tier_sampling_weights_stacked" in tier_plot["label"]
         assert "No rollouts yet" in table
         with pytest.raises(Exception, match="No run to resume"):
             client.predict(api_name="/rl_resume")

@@ -29,6 +29,7 @@ them without a browser.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -41,7 +42,7 @@ from studio.engine.train.curriculum import TIER_NAMES
 from studio.engine.train.metrics import MetricsReader, to_long_frame
 from studio.engine.train.runs import list_runs
 from studio.errors import StudioError
-from studio.ui.i18n import curve_label, gr_error, t, tr, unexpected_error
+from studio.ui.i18n import curve_label, empty_curve_label, gr_error, t, tr, unexpected_error
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +228,79 @@ def curve_frames(run_dir: str | Path | None, groups: Sequence[CurveGroup | tuple
     return out
 
 
+#: Shortest x range of a chart, in steps. With whole-number ticks (:func:`chart_options`)
+#: Vega still splits a range of 1 or 2 steps in halves (its tick count there is 2 or 3, and
+#: d3's nice steps for that are 0.5); from 3 steps on the ticks are whole steps.
+MIN_X_SPAN = 3
+
+
+@functools.lru_cache(maxsize=64)
+def _config_max_steps(path: str, stamp: tuple) -> int | None:
+    """``max_steps`` of a run's ``config.yaml`` (``stamp``: its mtime and size, so an edited
+    file is read again); None when unreadable or not set."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    n = data.get("max_steps") if isinstance(data, dict) else None
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
+
+
+def planned_steps(run_dir: str | Path | None) -> int | None:
+    """The optimizer steps a run is set to take: ``progress.json``'s ``max_steps`` (the
+    trainer's own count, also for a run given in epochs), else ``config.yaml``'s
+    ``max_steps`` when it is positive; None when neither says (no run, a run in epochs
+    that has not reached its first step)."""
+    from studio.engine.train.metrics import PROGRESS_FILE, read_json
+
+    if not run_dir:
+        return None
+    run = Path(run_dir)
+    n = read_json(run / PROGRESS_FILE).get("max_steps")
+    if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+        return n
+    cfg = run / "config.yaml"
+    try:
+        st = cfg.stat()
+    except OSError:
+        return None
+    return _config_max_steps(str(cfg), (st.st_mtime_ns, st.st_size))
+
+
+def x_range(run_dir: str | Path | None) -> list[int]:
+    """The x range ``[0, last]`` (steps) every chart of a run shares: ``last`` is the most of
+    the run's planned steps (:func:`planned_steps`), its last logged step and
+    :data:`MIN_X_SPAN`. One range for all of a tab's charts, from the run's first step on:
+    a metric logged only now and then (KL probes, tier bars) no longer gets its own
+    narrower axis, and the axis does not rescale while the run goes on."""
+    recs = _records(run_dir) if run_dir else []
+    last = max((int(r["step"]) for r in recs if isinstance(r.get("step"), (int, float))), default=0)
+    return [0, max(planned_steps(run_dir) or 0, last, MIN_X_SPAN)]
+
+
+def chart_update(frame, series: Sequence[str], title: str, x_lim: Sequence[int], *, stacked: bool = False) -> dict:
+    """The ``gr.update`` of one chart: its curves (:func:`plot_value`) on the run's x range;
+    a chart with no point yet is gradio's empty plot with a label that says so
+    (:func:`empty_chart`), not axes that read a lone "0"."""
+    import gradio as gr
+
+    if not len(frame):
+        return empty_chart(title, x_lim)
+    return gr.update(value=plot_value(frame, series, stacked=stacked), show_label=False, label=curve_label(title),
+                     x_lim=list(x_lim))
+
+
+def empty_chart(title: str, x_lim: Sequence[int] | None = None) -> dict:
+    """``gr.update`` of a chart with nothing to draw: no value (gradio shows its empty-plot
+    placeholder) and the block label "<title> · no data yet" in the page's language."""
+    import gradio as gr
+
+    kw = {"x_lim": list(x_lim)} if x_lim is not None else {}
+    return gr.update(value=None, show_label=True, label=empty_curve_label(title), **kw)
+
+
 def runs_of_kind(runs_dir: str | Path, kind: str) -> list[str]:
     """Run folders of ``kind`` under ``runs_dir``, newest first ([] if unreadable)."""
     try:
@@ -331,7 +405,12 @@ def chart_options(title: str, *, height: int = 260, y_title: str = "", keys: Seq
 
     The title is drawn in the plot, with no block label above it (it would push the legend
     out of the fixed height, cut off below the x axis); the legend has no title (else it
-    reads "series"); ticks are compact ("1", not "1.000000", on a chart of one step).
+    reads "series"); y ticks are compact ("1", not "1.000000", on a chart of one step).
+
+    Steps are whole numbers on the x axis: its format ``"d"`` makes Vega-Lite give the axis
+    a minimum tick step of 1 (its ``tickMinStep`` default for that format; gradio's plots
+    have no tick-step option), so a short run reads 1, 2, 3 and never 1.5, 2.5. The x range
+    itself comes with each value (:func:`chart_update`, :func:`x_range`).
     """
     axis_key, percent = y_axis(keys)
     # a learning rate in exponent form (5e-4, not a clipped ".0005"); counts with SI
@@ -340,21 +419,26 @@ def chart_options(title: str, *, height: int = 260, y_title: str = "", keys: Seq
     extra = dict(y_lim=[0, 1], y_axis_format=".0%") if percent else dict(y_axis_format=fmt.get(axis_key, ".3~g"))
     return dict(x="step", y="value", color="series", label=title, show_label=False, color_title=" ",
                 title=title, y_title=y_title or tr(axis_key), x_title=tr("axis.step"), height=height,
-                x_axis_format="~f", **extra)
+                x_axis_format="d", **extra)
 
 
-def line_plots(groups: Sequence[CurveGroup], *, columns: int = 2, height: int = 260) -> list:
+def line_plots(groups: Sequence[CurveGroup], *, columns: int = 2, height: int = 260, empty: bool = False) -> list:
     """One ``gr.LinePlot`` per group, ``columns`` to a row, each with its series named up
-    front (:func:`plot_value`) and the shared :func:`chart_options`."""
+    front (:func:`plot_value`) and the shared :func:`chart_options`; with ``empty``, each
+    starts as the empty placeholder instead (:func:`empty_chart`: no value, a label that
+    says so) until :func:`chart_update` gives it points."""
     import gradio as gr
 
     plots = []
     for i in range(0, len(groups), columns):
         with gr.Row():
             for g in groups[i:i + columns]:
-                plots.append(gr.LinePlot(
-                    value=plot_value(to_long_frame([], g.keys), expected_series(g.keys, g.smooth)),
-                    **chart_options(curve_label(g.title), height=height, y_title=g.y_title or "", keys=g.keys)))
+                opts = chart_options(curve_label(g.title), height=height, y_title=g.y_title or "", keys=g.keys)
+                if empty:
+                    opts.update(value=None, show_label=True, label=empty_curve_label(g.title))
+                else:
+                    opts.update(value=plot_value(to_long_frame([], g.keys), expected_series(g.keys, g.smooth)))
+                plots.append(gr.LinePlot(**opts))
     return plots
 
 
@@ -371,33 +455,35 @@ def live_curves(run_dir_state, groups: Sequence[CurveGroup | tuple] = SFT_CURVES
         height: plot height in pixels.
 
     Plots refresh on every tick and whenever the run folder changes; a tick that finds no
-    new metrics line sends nothing (``gr.skip()``), so idle pages cost no bandwidth. Two
-    runs on the same plots: :func:`studio.ui.overlay.overlay_curves`.
+    new metrics line (and the same x range) sends nothing (``gr.skip()``), so idle pages
+    cost no bandwidth. Every plot shows the run's x range (:func:`x_range`); a plot with no
+    point yet is an empty placeholder that says so (:func:`empty_chart`). Two runs on the
+    same plots: :func:`studio.ui.overlay.overlay_curves`.
     """
     import gradio as gr
 
     gs = [_as_group(g) for g in groups]
-    plots = line_plots(gs, columns=columns, height=height)
+    plots = line_plots(gs, columns=columns, height=height, empty=True)
     timer = timer if timer is not None else gr.Timer(every)
-    seen = gr.State(None)  # (run folder, records drawn) of this session: skip redraws when unchanged
+    seen = gr.State(None)  # (run folder, records drawn, x range) of this session: skip redraws when unchanged
 
     names = [expected_series(g.keys, g.smooth) for g in gs]
 
     def refresh(run_dir):
-        return [plot_value(f, n) for f, n in zip(curve_frames(run_dir, gs), names)]
+        lim = x_range(run_dir)
+        return [chart_update(f, n, g.title, lim) for f, n, g in zip(curve_frames(run_dir, gs), names, gs)]
 
     def tick(run_dir, last):
-        n = len(_records(run_dir)) if run_dir else 0
-        if last is not None and tuple(last) == (run_dir, n):
+        now = (run_dir, len(_records(run_dir)) if run_dir else 0, tuple(x_range(run_dir)))
+        if last is not None and tuple(last) == now:
             return [gr.skip()] * len(plots) + [last]
-        return [*refresh(run_dir), (run_dir, n)]
+        return [*refresh(run_dir), now]
 
     timer.tick(tick, inputs=[run_dir_state, seen], outputs=[*plots, seen], show_progress="hidden", queue=False,
                api_visibility="undocumented")
     run_dir_state.change(tick, inputs=[run_dir_state, gr.State(None)], outputs=[*plots, seen],
                          show_progress="hidden", queue=False, api_visibility="undocumented")
-    blank = [plot_value(to_long_frame([], g.keys), n) for g, n in zip(gs, names)]
-    on_tab_shown([(lambda: blank, [], plots), (refresh, [run_dir_state], plots)])
+    on_tab_shown([(lambda: [empty_chart(g.title) for g in gs], [], plots), (refresh, [run_dir_state], plots)])
     return LiveCurves(plots=plots, timer=timer, refresh=refresh, groups=gs)
 
 

@@ -83,8 +83,20 @@ def _load_catalog() -> dict[str, dict[str, str]]:
     return {k: {lang: tables[lang][k] for lang in LANGS} for k in keys}
 
 
+def _with_empty_curve_labels(catalog: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """Add ``curve_empty.<name>`` for every plot title ``curve.<name>``: the title and
+    ``chart.no_data`` in one key, the label of that plot while it has no point (a frontend
+    string replaces one catalog marker only, so the two texts cannot be joined there)."""
+    out = dict(catalog)
+    for key, entry in catalog.items():
+        if key.startswith("curve."):
+            out["curve_empty." + key[len("curve."):]] = {
+                lang: catalog["chart.no_data"][lang].format(title=entry[lang]) for lang in LANGS}
+    return out
+
+
 #: The catalog: key → {"en": …, "zh": …}.
-CATALOG: dict[str, dict[str, str]] = _load_catalog()
+CATALOG: dict[str, dict[str, str]] = _with_empty_curve_labels(_load_catalog())
 
 _default_lang = "en"
 _default_auto = True  # no app default set: honour the browser's Accept-Language
@@ -251,6 +263,13 @@ def curve_label(title: str):
     """A plot title as static UI text (:func:`t`) when the catalog has it, else as given."""
     key = curve_key(title)
     return t(key) if key in CATALOG else title
+
+
+def empty_curve_label(title: str):
+    """The label of plot ``title`` while it has no point: "<title> · no data yet", as static
+    UI text (:func:`t`) when the catalog has the title, else with the title as given."""
+    key = "curve_empty." + curve_key(title)[len("curve."):]
+    return t(key) if key in CATALOG else tr("chart.no_data", title=title)
 
 
 def gradio_i18n():

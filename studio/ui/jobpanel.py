@@ -7,6 +7,7 @@ page never stops it; the panel re-attaches on page load.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -25,8 +26,8 @@ from studio.engine.train.runs import (
     list_runs,
     read_status,
 )
-from studio.errors import StudioError
-from studio.ui.components import _gr_error, as_gradio_error
+from studio.errors import StoppedError, StudioError
+from studio.ui.components import _gr_error, as_gradio_error, wait_finished, wait_until
 from studio.ui.i18n import CATALOG as _CATALOG
 from studio.ui.i18n import t, tr, user_error
 
@@ -234,6 +235,21 @@ class _PanelHandlers:
         self.public = bool(getattr(ctx, "public", False))
         self.resume_args, self.graceful_timeout = resume_args, graceful_timeout
         self.log_lines, self.command = log_lines, command
+        # the stop event of the Start being prepared (its checks, a recipe's first-use data):
+        # one at a time, and the panel's Stop sets it (there is no job to stop yet)
+        self._prep_lock = threading.Lock()
+        self._prep: threading.Event | None = None
+        self._prep_note = ""  # what the last stopped preparation left: the status line says it
+
+    def preparing(self) -> bool:
+        """True while a Start is being prepared (before its job exists)."""
+        with self._prep_lock:
+            return self._prep is not None
+
+    def preparing_now(self):
+        """The panel the moment Start or the recipe button is pressed: the status says what
+        happens before the run starts, and Stop is live (it ends the preparation)."""
+        return (tr("job.preparing"), *self.buttons(True, False))
 
     def cli_text(self, run_dir: Path, resume: bool = False) -> str:
         return JobManager.display_command(self.kind, _display_path(run_dir), list(self.resume_args) if resume else [])
@@ -250,18 +266,39 @@ class _PanelHandlers:
         return self.jm.start(self.kind, run, cmd=cmd, extra_args=list(self.resume_args) if resume and cmd is None else ())
 
     def prepare(self, *values) -> str:
-        """Checks + the run folder with its config.yaml; returns the folder (not started)."""
+        """Checks + the run folder with its config.yaml; returns the folder (not started).
+
+        The recipe button passes its config maker as the only value; it gets the stop
+        event (``fn(stop=event)``), so Stop ends a recipe's first-use data generation within
+        one scene and its partial data is deleted (:class:`~studio.errors.StoppedError`).
+        Returns "" when Stop ended the preparation: no run folder is left, and
+        :attr:`_prep_note` says what happened (Stop shows it in the status line).
+        """
+        ev = None
         try:
             if self.public:
                 raise user_error(tr("job.public_off"))
             cur = self.jm.current()
             if cur is not None:
                 raise user_error(tr("job.busy", kind=cur.kind, id=cur.id))
-            if values and callable(values[0]):  # the recipe button: its own config maker, no form
-                run_dir, text = values[0]()
-            else:
-                run_dir, text = self.make_config(*values)
+            with self._prep_lock:
+                if self._prep is not None:
+                    raise user_error(tr("job.preparing_busy"))
+                ev = self._prep = threading.Event()
+            try:
+                if values and callable(values[0]):  # the recipe button: its own config maker, no form
+                    run_dir, text = values[0](stop=ev)
+                else:
+                    run_dir, text = self.make_config(*values)
+            except StoppedError:
+                return self._stopped(ev, tr("job.prep_stopped_data"))
             run = Path(run_dir)
+            if ev.is_set():  # Stop came after the checks: the fresh (empty) folder goes, nothing starts
+                try:
+                    run.rmdir()
+                except OSError:
+                    pass
+                return self._stopped(ev, tr("job.prep_stopped"))
             run.mkdir(parents=True, exist_ok=True)
             if text is not None:
                 tmp = run / f".{CONFIG_FILE}.tmp"
@@ -269,9 +306,21 @@ class _PanelHandlers:
                 tmp.replace(run / CONFIG_FILE)
         except Exception as e:  # noqa: BLE001 - every failure becomes a gr.Error
             raise _gr_error(e) from None
+        finally:
+            if ev is not None:
+                with self._prep_lock:
+                    if self._prep is ev:
+                        self._prep = None
+                ev.finished = True  # type: ignore[attr-defined]
         return str(run)
 
+    def _stopped(self, ev: threading.Event, note: str) -> str:
+        ev.note = self._prep_note = note  # type: ignore[attr-defined]
+        return ""
+
     def start_prepared(self, run_dir):
+        if not run_dir:  # Stop ended the preparation: say so, and watch no run (as after a refusal)
+            return ("", self._prep_note, "", "", *self.buttons(False, False))
         run = Path(run_dir)
         try:
             self.launch(run, resume=False)
@@ -281,9 +330,22 @@ class _PanelHandlers:
                 *self.buttons(True, True))
 
     def start(self, *values):
-        return self.start_prepared(self.prepare(*values))
+        run = self.prepare(*values)
+        if not run:
+            raise user_error(self._prep_note)
+        return self.start_prepared(run)
 
     def stop(self, run_dir):
+        with self._prep_lock:
+            prep = self._prep
+        if prep is not None and self.jm.current() is None:  # no job yet: end the preparation
+            prep.set()
+            if not wait_finished(prep, timeout=10.0):
+                return tr("job.prep_stopping")
+            if getattr(prep, "note", None):
+                return prep.note
+            # it had just passed its checks: its job starts in a moment, and is stopped below
+            wait_until(lambda: self.jm.current() is not None, timeout=3.0)
         try:
             cur = self.jm.current()
             if cur is None:
@@ -316,6 +378,8 @@ class _PanelHandlers:
     def poll(self, run_dir):
         import gradio as gr
 
+        if self.preparing():  # a Start is being prepared: no job yet, Stop ends it
+            return (tr("job.preparing"), gr.skip(), *self.buttons(True, False))
         if not run_dir:  # nothing to watch: keep what the panel says (e.g. why a Start was refused)
             return (gr.skip(), gr.skip(), *self.buttons(False, False))
         st = read_status(run_dir)
@@ -349,7 +413,7 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
               graceful_timeout: float = 60.0, poll_s: float = 2.0, log_lines: int = 60,
               command: Callable[[Path, bool], list[str]] | None = None,
               manager: JobManager | None = None,
-              recipe: tuple[Any, Callable[[], tuple[str | Path, str | None]]] | None = None) -> JobPanel:
+              recipe: tuple[Any, Callable[..., tuple[str | Path, str | None]]] | None = None) -> JobPanel:
     """Add Start / Stop / Resume, a status line, the log tail and the CLI command.
 
     Args:
@@ -364,9 +428,12 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
         log_lines: lines of ``train.log`` shown.
         command: ``fn(run_dir, resume) -> argv`` override of the child command (tests).
         manager: a JobManager (default: one for ``ctx.runs_dir``).
-        recipe: ``(button label, fn() -> (run_dir, config_yaml_text))``: a second start
+        recipe: ``(button label, fn(stop) -> (run_dir, config_yaml_text))``: a second start
             button that runs a ready-made recipe (a new run folder each click) with one
-            click, ignoring the form.
+            click, ignoring the form. ``stop`` is a ``threading.Event`` the panel's Stop
+            sets while no job exists yet: hand it to the recipe's data generation
+            (:func:`studio.engine.train.sft.check_data`), which then raises
+            :class:`~studio.errors.StoppedError` and keeps nothing.
 
     Returns:
         A :class:`JobPanel`.
@@ -382,7 +449,7 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
             start_btn = gr.Button(t("job.start"), variant="primary", interactive=not h.public)
             recipe_btn = (gr.Button(recipe[0], variant="secondary", interactive=not h.public, scale=2,
                                     elem_id=f"{kind}-recipe-btn") if recipe else None)
-            stop_btn = gr.Button(t("common.stop"), variant="stop", interactive=False)
+            stop_btn = gr.Button(t("common.stop"), variant="stop", interactive=False, elem_id=f"{kind}-stop-btn")
             resume_btn = gr.Button(t("job.resume"), interactive=False)
         status = gr.Textbox(label=t("common.status"), value=status_line(None), interactive=False, lines=1,
                             max_lines=2, elem_id=f"{kind}-status")
@@ -397,6 +464,11 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
     # is a toast and never leaves an "Error" cover on the panel; API clients call
     # /<kind>_start, which does both steps and raises.
     pending = gr.State(None)
+    # the moment either start button is pressed: Stop is live while the checks (and a
+    # recipe's first-use data generation) run, before any job exists
+    for b in (start_btn, recipe_btn):
+        if b is not None:
+            b.click(h.preparing_now, None, [status, *btns], api_name=False, queue=False, show_progress="hidden")
     started = start_btn.click(h.prepare, inputs=list(inputs), outputs=[pending], api_name=False, show_progress="hidden")
     started.success(h.start_prepared, inputs=[pending], outputs=[run_dir_state, status, log_box, cli, *btns],
                     api_name=False)
@@ -406,8 +478,12 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
                                    api_name=f"{kind}_start")
     if recipe_btn is not None:
         recipe_fn = recipe[1]
-        recipe_btn.click(lambda: h.prepare(recipe_fn), outputs=[pending], api_name=False, show_progress="hidden").success(
-            h.start_prepared, inputs=[pending], outputs=[run_dir_state, status, log_box, cli, *btns], api_name=False)
+        from_recipe = recipe_btn.click(lambda: h.prepare(recipe_fn), outputs=[pending], api_name=False,
+                                       show_progress="hidden")
+        from_recipe.success(h.start_prepared, inputs=[pending], outputs=[run_dir_state, status, log_box, cli, *btns],
+                            api_name=False)
+        from_recipe.failure(h.refused, None, [run_dir_state, status, log_box, cli, *btns], api_name=False,
+                            queue=False, show_progress="hidden")
         gr.Button(visible=False).click(lambda: h.start(recipe_fn), outputs=[run_dir_state, status, log_box, cli, *btns],
                                        api_name=f"{kind}_start_recipe")
     stop_btn.click(h.stop, inputs=[run_dir_state], outputs=[status], api_name=f"{kind}_stop")

@@ -46,15 +46,18 @@ def write_thinking_sft(out: str | Path, scenes: int = 12000, seed: int = 0, max_
 
     Raises:
         InputError: ``scenes < 1`` or ``max_questions < 1``.
-        StoppedError: ``stop`` was set; ``sft.jsonl`` is not written (the partial file is
-            removed), so the next start generates the data again.
+        StoppedError: ``stop`` was set; nothing of this call is kept (the partial
+            ``sft.jsonl`` and the images written so far are removed, and ``out`` itself
+            when this call made it), so the next start generates the data again.
     """
     from studio.engine.workshop.toy_train import SceneStream, eval_keys, question_text
 
     if scenes < 1 or max_questions < 1:
         raise InputError("`tasks.scenes` and `tasks.max_questions` must be at least 1.")
     out = Path(out)
+    made = [d for d in (*reversed(out.parents), out, out / "images") if not d.exists()]  # outermost first
     (out / "images").mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
     stream = SceneStream(seed, batch, eval_keys(seed))
     steps = math.ceil(scenes / batch)
     rows = 0
@@ -67,6 +70,7 @@ def write_thinking_sft(out: str | Path, scenes: int = 12000, seed: int = 0, max_
                     stopped = True
                     break
                 name = f"images/{s.image_id}.png"
+                written.append(out / name)
                 s.image.save(out / name)
                 msgs = []
                 for q, it in enumerate(s.items[:max_questions]):
@@ -77,7 +81,7 @@ def write_thinking_sft(out: str | Path, scenes: int = 12000, seed: int = 0, max_
             if stopped:
                 break
     if stopped or (eval_n and stop is not None and stop.is_set()):
-        tmp.unlink()
+        _remove_partial(tmp, written, made)
         raise StoppedError(f"Stopped while generating the recipe's data ({rows} of {scenes} scenes); "
                            "nothing was kept. Start again to generate it.")
     counts = {"sft.jsonl": rows}
@@ -86,6 +90,18 @@ def write_thinking_sft(out: str | Path, scenes: int = 12000, seed: int = 0, max_
         counts["heldout/eval.jsonl"] = held["eval.jsonl"]
     tmp.replace(out / "sft.jsonl")  # last: its presence means the whole recipe data is there
     return counts
+
+
+def _remove_partial(tmp: Path, written: list[Path], made: list[Path]) -> None:
+    """Delete what a stopped generation wrote: the partial JSONL, its images, and the folders
+    it made (when empty: a folder that was there before keeps what it held)."""
+    for f in (tmp, *written):
+        f.unlink(missing_ok=True)
+    for d in reversed(made):
+        try:
+            d.rmdir()
+        except OSError:
+            pass
 
 
 #: Generators a recipe's ``tasks:`` block may name with ``kind`` (default ``thinking-sft``).

@@ -35,6 +35,7 @@ from studio.errors import InputError, StudioError
 from studio.ui import public, render, zerogpu
 from studio.ui.context import AppContext
 from studio.ui.i18n import error_text, gr_error, t, tr, user_error
+from studio.ui.tabs.compare_panes import catalog_text, pane_header, picked_spec, stats_line, user_turn
 
 log = logging.getLogger(__name__)
 
@@ -102,48 +103,6 @@ def duration_of_compare(message, a_model, a_adapter, a_mode, b_model, b_adapter,
         return zerogpu.MAX_DURATION_S
     caps = [base if str(mode) == "base" else main for mode in (a_mode, b_mode)]
     return zerogpu.estimate_seconds(sum(caps) // 2 or 1, sides=2)
-
-
-def stats_line(stats: chat_engine.Stats) -> str:
-    """Per-side numbers: TTFT, tokens/s, thinking vs answer tokens, forced answer."""
-    parts = [f"TTFT {stats.ttft_s:.2f} s", stats.rate_text,
-             render.token_counts(stats, always=True),
-             tr("cmp.stat_forced", v=tr("cmp.yes" if stats.forced_answer else "cmp.no"))]
-    if stats.truncated:
-        parts.append(tr("cmp.stat_cut") if stats.cut_by == "max_new_tokens" else render.cut_note(stats))
-    if stats.stopped:
-        parts.append(tr("cmp.stat_stopped"))
-    return " · ".join(parts)
-
-
-def _text(key: str, static: bool) -> str:
-    """Catalog text: a marker the browser translates (``static``, build time) or the request's language."""
-    return str(t(key)) if static else tr(key)
-
-
-def _header(side: str, spec: engine.SideSpec, static: bool = False) -> str:
-    if spec.mode == "base":
-        style = _text("cmp.head_base", static)
-    else:
-        style = _text("cmp.head_chat" if spec.thinking else "cmp.head_chat_off", static)
-    return f"### {side} · `{render.escape(spec.label())}`\n{style}"
-
-
-def _user_msgs(text: str, media) -> list[dict]:
-    if media is None or media.kind == "none":
-        return render.user_messages(text, [])
-    if media.kind == "pdf":
-        first = render.image_content(media.images[0]) if media.images else None
-        msgs = [render.message("user", first)] if first else []
-        n = len(media.images)
-        msgs.append(render.message("user", tr("cmp.pdf_pages", n=n) if n != 1 else tr("cmp.pdf_page")))
-        if text:
-            msgs.append(render.message("user", render.plain_text(text)))
-        return msgs
-    msgs = render.media_messages(media)  # what the model gets (a GIF named .mp4 is an image)
-    if text:
-        msgs.append(render.message("user", render.plain_text(text)))
-    return msgs
 
 
 def check_thinking(letter: str, spec: engine.SideSpec) -> None:
@@ -264,7 +223,7 @@ def build(ctx: AppContext) -> None:
     with gr.Row(equal_height=True):
         for side, dflt in (("A", da), ("B", db)):
             with gr.Column():
-                head = gr.Markdown(_header(side, dflt, static=True), elem_id=f"cmp-head-{side.lower()}")
+                head = gr.Markdown(pane_header(side, dflt, static=True), elem_id=f"cmp-head-{side.lower()}")
                 bot = gr.Chatbot(label=t(f"cmp.side_{side}"), height=440, sanitize_html=True, render_markdown=True,
                                  allow_tags=False, group_consecutive_messages=False,
                                  elem_id=f"cmp-chat-{side.lower()}", show_label=False)
@@ -279,6 +238,7 @@ def build(ctx: AppContext) -> None:
     state = gr.State(None)
     sent = gr.State(None)  # the page's message, held while the box is already cleared for the next one
     voter = gr.State(None)  # this visitor's vote folder id, made on the server at the first vote
+    shown = gr.State(None)  # (label A, label B) of the pair whose answers the panes hold
 
     # ---------------------------------------------------------------- helpers
     def _side(letter, model, adapter, mode, thinking=True) -> engine.SideSpec:
@@ -313,25 +273,38 @@ def build(ctx: AppContext) -> None:
         return f"v-{datetime.date.today():%Y%m%d}-{secrets.token_hex(8)}"
 
     # ---------------------------------------------------------------- handlers
-    def plan(a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, a_thinking_=True, b_thinking_=True):
-        """Show the memory plan for the chosen pair (reads configs only)."""
+    def plan(a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, a_thinking_=True, b_thinking_=True,
+             shown_=None):
+        """Show the memory plan for the chosen pair (reads configs only), and the headers."""
+        return (_plan(a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, a_thinking_, b_thinking_),
+                *heads(a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, a_thinking_, b_thinking_, shown_))
+
+    def plan_only(a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, a_thinking_=True, b_thinking_=True):
+        """The memory plan alone (a picker changed: its header is :func:`heads`' already)."""
         return _plan(a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, a_thinking_, b_thinking_)
 
+    def heads(a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, a_thinking_=True, b_thinking_=True,
+              shown_=None):
+        """Both pane headers for what the pickers hold now (:func:`picked_spec`); a pane
+        that still shows the answers of another pick (``shown_``: the labels of the pair in
+        the panes) says whose they are."""
+        shown_ = shown_ if isinstance(shown_, (list, tuple)) and len(shown_) == 2 else (None, None)
+        return (pane_header("A", picked_spec(a_model, a_adapter, a_mode, a_thinking_), shown=shown_[0]),
+                pane_header("B", picked_spec(b_model, b_adapter, b_mode, b_thinking_), shown=shown_[1]))
+
     def _plan(a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, a_thinking_=True, b_thinking_=True,
-              static=False):
+              static=False) -> str:
         try:
             a = _side("A", a_model, a_adapter, a_mode, a_thinking_)
             b = _side("B", b_model, b_adapter, b_mode, b_thinking_)
             p = comparer.plan(a, b)
             notes = comparer.notes(a, b)
         except StudioError as e:
-            return (f"{_text('cmp.not_done', static)} {render.escape(public.scrub(ctx, str(e)))}",
-                    _header("A", engine.SideSpec(str(a_model or EMBEDDED), mode=a_mode or "chat"), static),
-                    _header("B", engine.SideSpec(str(b_model or EMBEDDED), mode=b_mode or "chat"), static))
-        text = f"{_text('cmp.plan', static)} {render.escape(p.sentence)}"
+            return f"{catalog_text('cmp.not_done', static)} {render.escape(public.scrub(ctx, str(e)))}"
+        text = f"{catalog_text('cmp.plan', static)} {render.escape(p.sentence)}"
         if notes:
-            text += "\n\n" + "\n\n".join(f"{_text('cmp.note', static)} {render.escape(n)}" for n in notes)
-        return text, _header("A", a, static), _header("B", b, static)
+            text += "\n\n" + "\n\n".join(f"{catalog_text('cmp.note', static)} {render.escape(n)}" for n in notes)
+        return text
 
     def _key(request) -> str:
         return getattr(request, "session_hash", None) or f"anon-{id(request)}"
@@ -380,7 +353,7 @@ def build(ctx: AppContext) -> None:
         with stops_lock:
             ev = queued.pop(key, None) or threading.Event()
         if ev.is_set():  # stopped while it waited for the GPU: nothing ran, nothing changes
-            yield tuple([gr.skip()] * 8) + (tr("chat.stopped_queued"),)
+            yield tuple([gr.skip()] * 8) + (tr("chat.stopped_queued"), gr.skip())
             return
         try:
             text, a, b, settings, media, p = _validated(
@@ -396,7 +369,7 @@ def build(ctx: AppContext) -> None:
 
     def _compare(text, a, b, settings, media, p, key, ev):
         """The streaming part of :func:`compare`."""
-        user = _user_msgs(text, media)
+        user = user_turn(text, media)
         image = media.images[0] if media is not None and media.images else None
         views = {"A": render.TurnView(image=image), "B": render.TurnView(image=image)}
         stats = {"A": "", "B": ""}
@@ -408,7 +381,7 @@ def build(ctx: AppContext) -> None:
 
         def out(result=None, status=""):
             return (user + views["A"].messages(), user + views["B"].messages(), stats["A"], stats["B"],
-                    _header("A", a), _header("B", b), plan_text, result, status)
+                    pane_header("A", a), pane_header("B", b), plan_text, result, status, (a.label(), b.label()))
 
         yield out(None, tr("cmp.loading"))
         last = 0.0
@@ -490,14 +463,15 @@ def build(ctx: AppContext) -> None:
         return _vote("both_bad", st, voter_)
 
     def refresh_adapters(current):
+        """Fresh choices when the picker gets focus; its value stays (the user may be typing
+        one: sending back the value it had at focus undid what was typed meanwhile), unless
+        a run was just handed over."""
         choices = adapter_choices(ctx)
-        values = [c[1] if isinstance(c, tuple) else c for c in choices]
-        value = current if current in values or (current and current != NO_ADAPTER) else NO_ADAPTER
         sent = ctx.extra.get("compare_adapter")
         if sent and not ctx.public and ctx.extra.get("_compare_adapter_seen") != sent:
             ctx.extra["_compare_adapter_seen"] = sent
-            value = public.adapter_key(ctx, sent)
-        return gr.update(choices=choices, value=value)
+            return gr.update(choices=choices, value=public.adapter_key(ctx, sent))
+        return gr.update(choices=choices)
 
     def handoff():
         """A fresh "Compare with base" from the SFT/RL tab: A = the adapter's base model,
@@ -537,7 +511,7 @@ def build(ctx: AppContext) -> None:
                 break
             time.sleep(0.2)
         try:
-            return _plan(da.model, NO_ADAPTER, da.mode, db.model, NO_ADAPTER, db.mode)[0]
+            return _plan(da.model, NO_ADAPTER, da.mode, db.model, NO_ADAPTER, db.mode)
         except Exception:  # noqa: BLE001 - a missing config must not break the page
             log.exception("default memory plan failed")
             return ""
@@ -549,7 +523,7 @@ def build(ctx: AppContext) -> None:
     thinking_in = [side_thinking["A"], side_thinking["B"]]  # last in every input list: older API calls still fit
     settings_in = [temperature, top_p, top_k, max_new, think_budget, base_cap, seed, system, few_shot]
     outs = [panes["A"][1], panes["B"][1], panes["A"][2], panes["B"][2], panes["A"][0], panes["B"][0],
-            plan_md, state, vote_md]
+            plan_md, state, vote_md, shown]
     # The page checks first (a refusal is a toast; panes, plan and status stay as they are),
     # turns Stop red, compares, and greys Stop again; API clients call /compare directly,
     # which makes the same checks itself.
@@ -560,7 +534,7 @@ def build(ctx: AppContext) -> None:
 
     def new_comparison():
         """Empty panes, stats, status and box: nothing of the last comparison is left to vote on."""
-        return [], [], "", "", None, "", gr.MultimodalTextbox(value=None)
+        return [], [], "", "", None, "", gr.MultimodalTextbox(value=None), None
 
     def stop_idle():
         return gr.update(variant="secondary", interactive=False)
@@ -579,10 +553,12 @@ def build(ctx: AppContext) -> None:
     api_btn = gr.Button(visible=False, elem_id="cmp-api")
     api_btn.click(compare_gpu, inputs, outs, api_name="compare", concurrency_id=GPU_CONCURRENCY_ID,
                   concurrency_limit=1)
+    head_outs = [panes["A"][0], panes["B"][0]]
     new_btn.click(new_comparison, None, [panes["A"][1], panes["B"][1], panes["A"][2], panes["B"][2], state,
-                                         vote_md, box], api_name=False, queue=False)
+                                         vote_md, box, shown], api_name=False, queue=False).then(
+        heads, pickers + thinking_in + [shown], head_outs, api_name=False, queue=False, show_progress="hidden")
     stop_btn.click(stop, None, [vote_md], api_name="compare_stop", concurrency_limit=None, queue=False)
-    plan_btn.click(plan, pickers + thinking_in, [plan_md, panes["A"][0], panes["B"][0]], api_name="compare_plan",
+    plan_btn.click(plan, pickers + thinking_in + [shown], [plan_md, *head_outs], api_name="compare_plan",
                    concurrency_limit=None)
     for side in ("A", "B"):
         model, adapter, mode = side_inputs[side]
@@ -590,7 +566,10 @@ def build(ctx: AppContext) -> None:
         mode.change(thinking_for_mode, [mode], [side_thinking[side]], api_name=False, queue=False)
         adapter.focus(refresh_adapters, [adapter], [adapter], api_name=False, queue=False)
         for comp in (model, adapter, mode, side_thinking[side]):
-            comp.change(plan, pickers + thinking_in, [plan_md, panes["A"][0], panes["B"][0]], api_name=False,
+            # the headers at once, from the pickers alone; the plan (it reads configs) after
+            comp.change(heads, pickers + thinking_in + [shown], head_outs, api_name=False, queue=False,
+                        show_progress="hidden")
+            comp.change(plan_only, pickers + thinking_in, [plan_md], api_name=False,
                         concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
     from studio.ui.components import on_tab_shown
 

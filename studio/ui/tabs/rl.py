@@ -25,7 +25,7 @@ from pathlib import Path
 
 from studio.config import ModelSpec
 from studio.errors import StudioError
-from studio.ui.i18n import CATALOG, curve_label, t, tr
+from studio.ui.i18n import CATALOG, curve_label, empty_curve_label, t, tr
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +308,8 @@ def build(ctx) -> None:
     from studio.engine.train.rl import RLRunConfig, check_data, vllm_available
     from studio.engine.train.runs import new_run_dir
     from studio.engine.train.curriculum import TIER_NAMES
-    from studio.ui.components import CurveGroup, chart_options, live_curves, plot_value, run_picker
+    from studio.ui.components import (CurveGroup, chart_options, chart_update, empty_chart, live_curves,
+                                      run_picker, x_range)
     from studio.ui.jobpanel import after_training, job_panel
 
     vllm_ok, vllm_why = vllm_available()
@@ -381,13 +382,15 @@ def build(ctx) -> None:
     from studio.engine.train.runs import recipe_run
 
     panel = job_panel(ctx, "rl", new_run, inputs=form,
-                      recipe=(t("rl.recipe_btn"), lambda: recipe_run(RLRunConfig, RECIPE, ctx.runs_dir, "rl", check=check_data)))
+                      recipe=(t("rl.recipe_btn"),  # its data ships with it: nothing to generate, nothing to stop
+                              lambda stop=None: recipe_run(RLRunConfig, RECIPE, ctx.runs_dir, "rl", check=check_data)))
     run_pick = run_picker(ctx, "rl", panel.run_dir_state)
     notes = gr.Markdown()
-    with gr.Row():
-        empty = curve_frames([])
-        reward_plot = gr.LinePlot(plot_value(empty[0], REWARD_SERIES), **chart_options(curve_label(PLOTS[0][0]), keys=PLOTS[0][1]))
-        tier_plot = gr.BarPlot(plot_value(empty[5], TIER_NAMES, stacked=True), **chart_options(curve_label(PLOTS[5][0]), keys=PLOTS[5][1]))
+    with gr.Row():  # empty until the run's first step (chart_update fills them)
+        reward_plot = gr.LinePlot(**{**chart_options(curve_label(PLOTS[0][0]), keys=PLOTS[0][1]), "show_label": True,
+                                     "label": empty_curve_label(PLOTS[0][0])})
+        tier_plot = gr.BarPlot(**{**chart_options(curve_label(PLOTS[5][0]), keys=PLOTS[5][1]), "show_label": True,
+                                  "label": empty_curve_label(PLOTS[5][0])})
     groups = [CurveGroup(title, keys) for title, keys, kind in PLOTS if kind == "line" and title != PLOTS[0][0]]
     live_curves(panel.run_dir_state, groups=groups, timer=panel.timer, height=240)
     gr.Markdown(t("rl.rollouts_md"))
@@ -396,11 +399,11 @@ def build(ctx) -> None:
 
     def refresh(run):
         if not run or not Path(run).is_dir():
-            frames = curve_frames([])
-            return plot_value(frames[0], REWARD_SERIES), plot_value(frames[5], TIER_NAMES, stacked=True), rollouts_html([]), \
-                tr("rl.no_run")
+            return empty_chart(PLOTS[0][0]), empty_chart(PLOTS[5][0]), rollouts_html([]), tr("rl.no_run")
         frames = curve_frames(read_metrics(Path(run) / "metrics.jsonl"))
-        return (plot_value(frames[0], REWARD_SERIES), plot_value(frames[5], TIER_NAMES, stacked=True),
+        lim = x_range(run)  # the range of every chart of this run (live_curves' plots too)
+        return (chart_update(frames[0], REWARD_SERIES, PLOTS[0][0], lim),
+                chart_update(frames[5], TIER_NAMES, PLOTS[5][0], lim, stacked=True),
                 rollouts_html(read_rollouts(run)), run_notes(run))
 
     extra_outs = [reward_plot, tier_plot, rollouts, notes]

@@ -242,7 +242,8 @@ def build(ctx) -> None:
     from studio.engine.train.sft import check_data
 
     panel = job_panel(ctx, "sft", new_run, inputs=[upload, path, *form],
-                      recipe=(t("sft.recipe_btn"), lambda: recipe_run(SFTRunConfig, RECIPE, ctx.runs_dir, "sft", check=check_data)))
+                      recipe=(t("sft.recipe_btn"), lambda stop=None: recipe_run(
+                          SFTRunConfig, RECIPE, ctx.runs_dir, "sft", check=lambda cfg: check_data(cfg, stop=stop))))
     from studio.ui.components import run_picker
 
     if panel.recipe_btn is not None:  # the form shows what the recipe button runs
