@@ -393,6 +393,7 @@ def test_runs_tab_held_out_curve_overlay_and_list_signature(tmp_path):
     run's held-out accuracy share the Runs tab's held-out chart; a second run overlays its
     curves with a colour per run; the run list is re-read only when the folder changed."""
     from studio.ui.components import GENERAL_CURVES, curve_frames, expected_series
+    from studio.ui.components import x_range
     from studio.ui.overlay import PAIRS, overlay_key, overlay_updates, run_tag
     from studio.ui.tabs import runs as runs_tab
 
@@ -418,6 +419,8 @@ def test_runs_tab_held_out_curve_overlay_and_list_signature(tmp_path):
     assert cmap["skill accuracy"] == PAIRS[1][0] and cmap["skill accuracy · b 11:00:00"] == PAIRS[1][1]
     rl_acc = value[value["series"] == "eval accuracy · b 11:00:00"]
     assert rl_acc["value"].iloc[-1] == 0.7
+    assert len({tuple(u["x_lim"]) for u in ups}) == 1  # every chart on one x range, the longer run's
+    assert ups[0]["x_lim"][1] >= max(x_range(sft)[1], x_range(rl)[1])
     single = overlay_updates(str(sft), None, curve_frames(sft, GENERAL_CURVES), names, None)
     # one run: its own colours, still named in a map (gradio cannot take a map back with None)
     assert set(single[held]["color_map"]) == set(single[held]["value"]["series"]) == set(legend)

@@ -79,8 +79,9 @@ def overlay_value(first, second=None, tag: str = ""):
 
 def overlay_updates(run_dir: str | None, other: str | None, frames: Sequence, names: Sequence[Sequence[str]],
                     other_frames: Sequence | None) -> list[dict]:
-    """``gr.update`` (``value``, ``color_map``, ``colors_in_legend``) per plot: the first
-    run alone, or both runs (:func:`overlay_value`).
+    """``gr.update`` (``value``, ``color_map``, ``colors_in_legend``, ``x_lim``) per plot: the
+    first run alone, or both runs (:func:`overlay_value`), all plots on one x range
+    (:func:`studio.ui.components.x_range` of the longer run).
 
     Args:
         run_dir, other: the two run folders (``other`` empty: no overlay).
@@ -89,14 +90,16 @@ def overlay_updates(run_dir: str | None, other: str | None, frames: Sequence, na
     """
     import gradio as gr
 
-    from studio.ui.components import plot_value
+    from studio.ui.components import plot_value, x_range
 
     two = bool(other) and other_frames is not None
+    # one x range on every chart: the longer of the two runs (as the SFT/RL tabs do for one run)
+    x_lim = [0, max(x_range(run_dir)[1], x_range(other)[1] if two else 0)]
     out = []
     for i, (f, n) in enumerate(zip(frames, names)):
         value, cmap, legend = overlay_value(plot_value(f, n), plot_value(other_frames[i], n) if two else None,
                                             run_tag(other) if two else "")
-        out.append(gr.update(value=value, color_map=cmap, colors_in_legend=legend))
+        out.append(gr.update(value=value, color_map=cmap, colors_in_legend=legend, x_lim=x_lim))
     return out
 
 
