@@ -97,3 +97,24 @@ def launch_tab(tab, ctx):
     demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
                 quiet=True, show_error=True)
     return demo
+
+
+def make_eval_run(run: Path, tiny_path, n: int) -> Path:
+    """A run folder for Evaluate (before / after): a LoRA adapter on the tiny model, ``n``
+    held-out workshop prompts as its ``eval_data`` and the ``config.yaml`` naming both."""
+    import json
+
+    from peft import LoraConfig, get_peft_model
+
+    from studio.config import ModelSpec
+    from studio.engine.infer.models import load
+
+    model, _ = load(ModelSpec(name_or_path=str(tiny_path), device="cpu"))
+    get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules=r".*language_model.*q_proj")) \
+        .save_pretrained(str(run / "adapter"))
+    rows = [json.loads(x) for x in (SAMPLE_DATA / "workshop" / "eval.jsonl").read_text().splitlines()][:n]
+    for r in rows:
+        r["images"] = [str(SAMPLE_DATA / "workshop" / p) for p in r["images"]]
+    (run / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (run / "config.yaml").write_text(f"model:\n  name_or_path: {tiny_path}\neval_data: {run / 'eval.jsonl'}\n")
+    return run

@@ -341,24 +341,11 @@ def test_evaluate_shows_progress_chance_and_by_answer(tiny_path, tmp_path, monke
     by-answer view. The scoring is slowed (each batch of 2 waits 0.6 s) so the bar stays long
     enough to be seen; the numbers are the tiny model's own. Screenshots:
     tests/artifacts/evaluate_progress.png, evaluate_done.png, evaluate_by_answer.png."""
-    import json
-
-    from peft import LoraConfig, get_peft_model
-
-    from conftest import SAMPLE_DATA
-    from studio.config import ModelSpec
-    from studio.engine.infer.models import load
+    from conftest import make_eval_run
     from studio.engine.workshop import evaluate as E
 
     run = _fake_sft_run(tmp_path / "runs")
-    model, _ = load(ModelSpec(name_or_path=str(tiny_path), device="cpu"))
-    get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules=r".*language_model.*q_proj")) \
-        .save_pretrained(str(run / "adapter"))
-    rows = [json.loads(x) for x in (SAMPLE_DATA / "workshop" / "eval.jsonl").read_text().splitlines()][:6]
-    for r in rows:
-        r["images"] = [str(SAMPLE_DATA / "workshop" / p) for p in r["images"]]
-    (run / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (run / "config.yaml").write_text(f"model:\n  name_or_path: {tiny_path}\neval_data: {run / 'eval.jsonl'}\n")
+    make_eval_run(run, tiny_path, 6)
     real = E.generate_outputs
 
     def slowed(model, processor, rows, *, progress=None, **kw):

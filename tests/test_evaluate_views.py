@@ -5,11 +5,7 @@ of ``evaluate_run`` on the tiny fixture."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
-
-from conftest import SAMPLE_DATA
 
 
 def _res(family: str, level: int, answer: str, pred: str, options: int = 3):
@@ -92,24 +88,14 @@ def test_ui_tables_translate_escape_and_warn_about_small_cells():
 
 
 def test_evaluate_run_reports_progress_and_refuses_a_folder_without_config(tiny_path, tmp_path):
-    from peft import LoraConfig, get_peft_model
-
-    from studio.config import ModelSpec
-    from studio.engine.infer.models import load
+    from conftest import make_eval_run
     from studio.engine.train.skill_eval import evaluate_run
     from studio.errors import InputError
 
     with pytest.raises(InputError, match="no readable config.yaml"):
         evaluate_run(tmp_path)
     run = tmp_path / "20260101-000000-sft-x"
-    model, _ = load(ModelSpec(name_or_path=str(tiny_path), device="cpu"))
-    get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules=r".*language_model.*q_proj")) \
-        .save_pretrained(str(run / "adapter"))
-    rows = [json.loads(x) for x in (SAMPLE_DATA / "workshop" / "eval.jsonl").read_text().splitlines()][:3]
-    for r in rows:
-        r["images"] = [str(SAMPLE_DATA / "workshop" / p) for p in r["images"]]
-    (run / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (run / "config.yaml").write_text(f"model:\n  name_or_path: {tiny_path}\neval_data: {run / 'eval.jsonl'}\n")
+    make_eval_run(run, tiny_path, 3)
     seen: list[dict] = []
     before, after = evaluate_run(run, n=3, progress=seen.append, max_new_tokens=4)
     assert len(before.results) == len(after.results) == 3

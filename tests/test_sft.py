@@ -400,18 +400,15 @@ def test_plain_cpu_loss_works_on_a_ddp_wrapped_model(tiny_path, tmp_path):
     """Under ``studio scale … --cpu`` the Trainer hands compute_loss a DistributedDataParallel
     wrapper: the CPU loss path must look through it (it raised AttributeError on
     ``get_output_embeddings`` at the first step of every 2-process SFT run)."""
-    import socket
-
     import torch
     import torch.distributed as dist
+
+    from conftest import free_port
 
     trainer, _ = build_trainer(make_cfg(tiny_path, finetuning="full", batch_size=2), tmp_path)
     batch = next(iter(trainer.get_train_dataloader()))
     n = (batch["labels"][:, 1:] != -100).sum()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
     try:
         model = trainer.model
         model.train()
