@@ -53,15 +53,19 @@ WARM = 2  # steps left out of the steady rate on both sides (first-step allocati
 
 
 # --------------------------------------------------------------------------- measuring helpers
+def _child_pids() -> list[str]:
+    """Pids of this process's live child processes (empty when /proc cannot tell)."""
+    try:
+        return Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()
+    except OSError:
+        return []
+
+
 def _children_cpu() -> float:
     """CPU seconds of this process's live child processes (data-loader workers)."""
     total = 0.0
     tick = os.sysconf("SC_CLK_TCK")
-    try:
-        kids = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()
-    except OSError:
-        return 0.0
-    for pid in kids:
+    for pid in _child_pids():
         try:
             f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             total += (int(f[11]) + int(f[12])) / tick
@@ -73,11 +77,7 @@ def _children_cpu() -> float:
 def _children_peak_rss_mb() -> float:
     """The largest peak RSS (VmHWM) among live child processes, MB."""
     best = 0.0
-    try:
-        kids = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()
-    except OSError:
-        return 0.0
-    for pid in kids:
+    for pid in _child_pids():
         try:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
