@@ -55,7 +55,8 @@ def verify(pred: str, answer: str, task_type: str, choices: Sequence[str] | None
     """True if ``pred`` is a correct answer, by the same verifiers as the RL reward
     (:func:`studio.engine.rewards.verify`; a word among ``choices`` is scored as
     ``exact``, :func:`studio.engine.rewards.row_task_type`). Partial credit (OCR edit
-    similarity, grounding IoU below 1) does not count as correct.
+    similarity) does not count as correct; a grounding box is correct at IoU ≥
+    :data:`GROUNDING_IOU` (its IoU is in :attr:`Result.iou`).
 
     >>> verify("2", "2", "count"), verify("3 or 2", "2", "count")
     (True, False)
@@ -69,7 +70,27 @@ def verify(pred: str, answer: str, task_type: str, choices: Sequence[str] | None
     """
     from studio.engine import rewards
 
-    return rewards.verify(pred, answer, rewards.row_task_type(task_type, answer, list(choices or []) or None)) >= 1.0
+    tt = rewards.row_task_type(task_type, answer, list(choices or []) or None)
+    if tt == "grounding":
+        return box_iou(pred, answer) >= GROUNDING_IOU
+    return rewards.verify(pred, answer, tt) >= 1.0
+
+
+#: A grounding answer is correct when its box overlaps the reference with IoU ≥ this (the
+#: usual REC accuracy, "Acc@0.5", as VLM-R1 and the GLM-4.1V report's grounding tables use).
+GROUNDING_IOU = 0.5
+
+
+def box_iou(pred: str, answer: str) -> float:
+    """IoU of a predicted box answer with the reference box (0–1000 scale; 0.0 when either
+    has no box; several boxes are matched as :func:`studio.engine.rewards.grounding.grounding_score`).
+
+    >>> box_iou("[0,0,100,100]", "[50,0,150,100]")
+    0.3333333333333333
+    """
+    from studio.engine import rewards
+
+    return rewards.verify(pred, answer, "grounding")
 
 
 def format_ok(text: str) -> bool:
@@ -99,6 +120,7 @@ class Result:
     format_ok: bool
     correct: bool
     chance: float
+    iou: float | None = None  # grounding rows: IoU of the predicted box with the reference
 
 
 @dataclass
@@ -146,19 +168,23 @@ class Report:
                 "format": sum(r.format_ok for r in rs) / n if n else 0.0,
                 "accuracy": sum(r.correct for r in rs) / n if n else 0.0,
                 "chance": sum(r.chance for r in rs) / n if n and offered else None,
-                "prior": sum(r.answer == mode.get(r.family) for r in rs) / n if n else 0.0}
+                "prior": sum(r.answer == mode.get(r.family) for r in rs) / n if n else 0.0,
+                "mean_iou": _mean([r.iou for r in rs if r.iou is not None])}
 
     def table(self) -> str:
         """Markdown table per family × difficulty (n, format %, accuracy %, chance %, prior %;
         see :meth:`groups`)."""
+        boxes = any(r.iou is not None for r in self.results)
         lines = [f"model: {self.model} · scoring: {self.mode} · {len(self.results)} prompts · "
                  f"{self.seconds:.0f} s",
-                 "", "| family | level | n | format % | accuracy % | chance % | prior % |",
-                 "|---|---|---:|---:|---:|---:|---:|"]
+                 "", "| family | level | n | format % | accuracy % | chance % | prior % |"
+                 + (" mean IoU |" if boxes else ""),
+                 "|---|---|---:|---:|---:|---:|---:|" + ("---:|" if boxes else "")]
         for r in self.groups():
             fmt = "–" if self.mode == "plain" else f"{100 * r['format']:.0f}"
+            iou = "" if not boxes else " – |" if r["mean_iou"] is None else f" {r['mean_iou']:.2f} |"
             lines.append(f"| {r['family']} | {r['difficulty'] or 'all'} | {r['n']} | {fmt} | "
-                         f"{100 * r['accuracy']:.0f} | {pct(r['chance'])} | {pct(r['prior'])} |")
+                         f"{100 * r['accuracy']:.0f} | {pct(r['chance'])} | {pct(r['prior'])} |{iou}")
         return "\n".join(lines)
 
     def by_answer(self, family: str | None = None) -> list[dict[str, Any]]:
@@ -195,6 +221,10 @@ class Report:
         return {"model": self.model, "mode": self.mode, "seconds": self.seconds, "table": self.groups(),
                 "by_answer": self.by_answer(),
                 "results": [r.__dict__ for r in self.results]}
+
+
+def _mean(xs: list[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
 
 
 def stratified(rows: list[dict], n: int | None) -> list[dict]:
@@ -280,13 +310,15 @@ def generate_outputs(model, processor, rows: list[dict], *, greedy: bool = True,
 
 def evaluate(model: str, tasks_file: str | Path, *, n: int | None = 20, greedy: bool = True,
              mode: str = "auto", max_new_tokens: int = 160, batch_size: int = 8,
-             loaded: tuple | None = None, progress: ProgressFn | None = None) -> Report:
+             loaded: tuple | None = None, progress: ProgressFn | None = None,
+             temperature: float = 1.0) -> Report:
     """Score ``model`` (a folder, hub id or ``"embedded"``) on an RL/eval prompt JSONL.
 
     Args:
         n: prompts to score, stratified over family × difficulty (None: all).
         mode: ``"thinking"``, ``"plain"`` or ``"auto"`` (see module doc).
         loaded: an already loaded ``(model, processor)`` to reuse.
+        temperature: sampling temperature when not ``greedy``.
         progress: called with the number of prompts scored after each batch (no gradio
             here; the UI turns it into a progress bar).
 
@@ -305,7 +337,7 @@ def evaluate(model: str, tasks_file: str | Path, *, n: int | None = 20, greedy: 
     m, proc = loaded or load(ModelSpec(name_or_path=model, device="cpu"))
     t0 = time.time()
     outs = generate_outputs(m, proc, rows, greedy=greedy, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                            progress=progress)
+                            progress=progress, temperature=temperature)
     rep = Report(model=model, mode=mode, seconds=0.0)
     for r, text in zip(rows, outs):
         p = parse(text)
@@ -317,10 +349,11 @@ def evaluate(model: str, tasks_file: str | Path, *, n: int | None = 20, greedy: 
             pred = (p.boxed[0] if p.boxed else p.answer).strip().split("\n")[0]
             correct = verify(pred, str(r["answer"]), r["task_type"], r.get("choices"))
         choices = r.get("choices") or []
+        iou = box_iou(pred, str(r["answer"])) if r["task_type"] == "grounding" else None
         rep.results.append(Result(id=str(r.get("id", "")), family=str(r["family"]),
                                   difficulty=int(r["difficulty"]), answer=str(r["answer"]), output=text,
                                   prediction=pred, format_ok=ok, correct=bool(correct),
-                                  chance=1.0 / len(choices) if choices else 0.0))
+                                  chance=1.0 / len(choices) if choices else 0.0, iou=iou))
     rep.seconds = time.time() - t0
     return rep
 

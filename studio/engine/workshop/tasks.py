@@ -35,12 +35,17 @@ from typing import Any, Iterable, Sequence
 
 from studio.engine.workshop.drawing import (  # noqa: F401 - re-exported: the scene API as before
     BACKGROUND, CELL, COLORS, DIGIT_BOX, GRID, IMAGE_SIZE, INK, SEGMENTS, STROKE, render)
+from studio.engine.workshop import grounding
 from studio.errors import InputError
 
 SHAPES = ("circle", "square", "triangle")
 FAMILIES = ("shapes", "position", "size", "arithmetic")
+#: Every family ``make_scene`` knows: :data:`FAMILIES` (the default everywhere, and the text the
+#: workshop tokenizer was built from) plus ``grounding`` (boxes, :mod:`.grounding`), which is
+#: opt-in: ``--families grounding`` in ``studio tasks`` / ``studio toy-train``.
+ALL_FAMILIES = FAMILIES + ("grounding",)
 LEVELS = (1, 2, 3)
-TASK_TYPES = ("count", "exact", "numeric")
+TASK_TYPES = ("count", "exact", "numeric", "grounding")
 OPS = {"+": "plus", "-": "minus", "x": "times"}
 #: Held-out scenes are drawn from ``seed + 1000`` (``studio tasks --eval-n``). Training on
 #: ``seed`` skips any scene whose content equals one of the first ``EVAL_POOL`` of them (the
@@ -50,6 +55,10 @@ OPS = {"+": "plus", "-": "minus", "x": "times"}
 #: Skipping all of the first ``HELD_OUT_POOL`` would remove whole small cells from training:
 #: every level-1 arithmetic scene (measured: 100 % of them; 81 % at ``EVAL_POOL``).
 EVAL_POOL = 600
+#: Seeds of the grounding held-out files the recipes and docs use (``studio tasks --families
+#: grounding --eval-seed S``): ``studio toy-train`` skips the first :data:`EVAL_POOL` grounding
+#: scenes of each, as it skips ``seed + 1000``. New held-out files should take one of these.
+GROUNDING_HELD_OUT_SEEDS = tuple(range(7000, 7010))
 HELD_OUT_POOL = 6000
 
 
@@ -401,7 +410,7 @@ def _questions_arithmetic(desc: dict, level: int) -> list[tuple]:
 
 
 _QUESTIONS = {"shapes": _questions_shapes, "position": _questions_position,
-              "size": _questions_size, "arithmetic": _questions_arithmetic}
+              "size": _questions_size, "arithmetic": _questions_arithmetic, "grounding": grounding.questions}
 
 
 def make_scene(family: str, level: int, seed: int, index: int, *, render_image: bool = True) -> Scene:
@@ -415,7 +424,10 @@ def make_scene(family: str, level: int, seed: int, index: int, *, render_image: 
     """
     _check(family=[family], levels=[level])
     rng = random.Random(f"glm4v-studio-tasks/{family}/{level}/{seed}/{index}")
-    desc = _scene_digits(rng, level) if family == "arithmetic" else _scene_shapes(rng, level, family)
+    if family == "grounding":
+        desc = grounding.scene(rng, level)
+    else:
+        desc = _scene_digits(rng, level) if family == "arithmetic" else _scene_shapes(rng, level, family)
     image_id = f"{family}-l{level}-s{seed}-{index:05d}"
     scene = Scene(image_id=image_id, family=family, difficulty=level, description=desc)
     qs = _QUESTIONS[family](desc, level)
@@ -433,8 +445,8 @@ def make_scene(family: str, level: int, seed: int, index: int, *, render_image: 
 
 def _check(family: Iterable[str] | None = None, levels: Iterable[int] | None = None) -> None:
     for f in family or ():
-        if f not in FAMILIES:
-            raise InputError(f"Unknown task family {f!r}; choose from {', '.join(FAMILIES)}.")
+        if f not in ALL_FAMILIES:
+            raise InputError(f"Unknown task family {f!r}; choose from {', '.join(ALL_FAMILIES)}.")
     for lv in levels or ():
         if lv not in LEVELS:
             raise InputError(f"Unknown difficulty level {lv!r}; choose from 1, 2, 3.")

@@ -40,8 +40,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default per stage; 0 = keep the random vision tower)")
     p.add_argument("--vision-minutes", type=float, default=None,
                    help="wall-clock cap of the vision pretraining (default per stage; 0 with --minutes 0)")
+    p.add_argument("--families", nargs="+", default=None, metavar="FAMILY[:WEIGHT]",
+                   help="training families and relative weights, e.g. shapes position size arithmetic "
+                        "grounding:2 (default: the four families of v1 alike)")
     p.add_argument("--min-gap", type=float, default=0.0,
                    help="stop early if the image gap (nats/token) is below this after 30%% of the run")
+
+
+def parse_family_weights(specs: list[str] | None) -> dict[str, float] | None:
+    """``["shapes", "grounding:2"]`` → ``{"shapes": 1.0, "grounding": 2.0}`` (None stays None).
+
+    Raises:
+        InputError: unknown family, or a weight that is not a positive number.
+    """
+    from studio.engine.workshop.tasks import ALL_FAMILIES
+    from studio.errors import InputError
+
+    if not specs:
+        return None
+    out = {}
+    for spec in specs:
+        name, _, w = spec.partition(":")
+        if name not in ALL_FAMILIES:
+            raise InputError(f"Unknown family {name!r} in --families; choose from {', '.join(ALL_FAMILIES)}.")
+        try:
+            out[name] = float(w) if w else 1.0
+        except ValueError:
+            out[name] = -1.0
+        if not out[name] > 0:
+            raise InputError(f"--families {spec}: the weight after ':' must be a positive number.")
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
           visual_scale=args.visual_scale, position_std=args.position_std,
           freeze_merger=False if args.train_merger else None,
           vision_steps=args.vision_steps, vision_minutes=args.vision_minutes,
+          family_weights=parse_family_weights(args.families),
           command="python -m studio.engine.workshop.toy_train " + " ".join(sys.argv[1:]))
     return 0
 

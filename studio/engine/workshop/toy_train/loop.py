@@ -46,7 +46,8 @@ def train(stage: str, out: str | Path, *, seed: int = 0, init: str | None = None
           minutes: float | None = None, resume: bool = False, log_every: int = 20, eval_every: int = 200,
           command: str = "", freeze_vision: bool | None = None, min_gap: float = 0.0,
           visual_scale: float = 0.5, position_std: float = 1.0, freeze_merger: bool | None = None,
-          vision_steps: int | None = None, vision_minutes: float | None = None) -> Path:
+          vision_steps: int | None = None, vision_minutes: float | None = None,
+          family_weights: dict[str, float] | None = None) -> Path:
     """Train one stage and save it into ``out``.
 
     Args:
@@ -54,6 +55,8 @@ def train(stage: str, out: str | Path, *, seed: int = 0, init: str | None = None
             ``init`` into the think/answer/box format).
         init: model folder to start from (required for ``thinking``).
         steps, lr, batch: override :data:`STAGES` defaults.
+        family_weights: family → relative weight of the training scenes (default: the four
+            :data:`~studio.engine.workshop.tasks.FAMILIES` alike; add ``grounding`` for boxes).
         minutes: wall-clock budget. Progress (LR cosine, curriculum) is the larger of
             step/steps and elapsed/budget, and training ends at 100 %: on a slow or shared
             CPU the run still ends on time with a fully decayed LR (fewer steps). ``None``
@@ -121,13 +124,14 @@ def train(stage: str, out: str | Path, *, seed: int = 0, init: str | None = None
         log_path.unlink()
     clock = _Schedule(steps, lr, d.warmup, minutes, prior_s)
 
-    stream = SceneStream(seed, batch, eval_keys(seed))
+    stream = SceneStream(seed, batch, eval_keys(seed, grounding="grounding" in (family_weights or ())),
+                         family_weights)
     probe_rng = random.Random(f"probe/{seed}")
-    probe_scenes = T.generate_scenes(48, seed + EVAL_SEED_OFFSET)
+    probe_scenes = T.generate_scenes(48, seed + EVAL_SEED_OFFSET, stream.families)
     probe = make_batch(processor, probe_scenes, stage, d.max_questions, probe_rng)
     diag_batch = make_batch(processor, probe_scenes[:16], stage, d.max_questions, random.Random(f"diag/{seed}"))
     meta = {"kind": "workshop-toy", "stage": stage, "seed": seed, "command": command,
-            "init": init, "params": n_params, "steps": steps, "lr": lr, "batch": batch,
+            "init": init, "families": family_weights, "params": n_params, "steps": steps, "lr": lr, "batch": batch,
             "minutes_budget": minutes, "frozen_vision_params": frozen,
             "position_std": position_std if not init else None, "frozen_merger": bool(freeze_merger),
             "visual_scale": visual_scale if not init else None, "variance_shares_start": shares,

@@ -167,22 +167,29 @@ def make_batch(processor, scenes: list[T.Scene], stage: str, max_questions: int,
                 labels=labels, answer_mask=ans)
 
 
-def eval_keys(seed: int, n: int = T.EVAL_POOL, pool: int = T.HELD_OUT_POOL) -> set[str]:
+def eval_keys(seed: int, n: int = T.EVAL_POOL, pool: int = T.HELD_OUT_POOL, *,
+              grounding: bool = False) -> set[str]:
     """Contents of the held-out scenes (``seed + 1000``) that training must skip: the first
     ``n`` (the eval files) and those with a red circle among the first ``pool`` (the Chat
-    tab's check); see :data:`studio.engine.workshop.tasks.EVAL_POOL`."""
+    tab's check); see :data:`studio.engine.workshop.tasks.EVAL_POOL`. With ``grounding``
+    also the first ``n`` grounding scenes *per level* of ``seed + 1000`` and of every seed in
+    :data:`~studio.engine.workshop.tasks.GROUNDING_HELD_OUT_SEEDS` (the recipes' held-out files)."""
     held = T.generate_scenes(max(n, pool), seed + EVAL_SEED_OFFSET, render_image=False)
-    return {s.key() for i, s in enumerate(held) if i < n or (i < pool and T.count_kind(s.description))}
+    keys = {s.key() for i, s in enumerate(held) if i < n or (i < pool and T.count_kind(s.description))}
+    if grounding:
+        for gs in (seed + EVAL_SEED_OFFSET, *T.GROUNDING_HELD_OUT_SEEDS):
+            keys |= {s.key() for s in T.generate_scenes(n * len(T.LEVELS), gs, ["grounding"], render_image=False)}
+    return keys
 
 
 def add_kind_counts(scene: T.Scene) -> T.Scene:
     """Give every shapes-kind training scene the "How many <colour> <shape>s are there?"
     questions (:func:`studio.engine.workshop.tasks.kind_count_questions`; level-2/3 *shapes* scenes
     have them already). The Chat tab's first question, "How many red circles?", is asked
-    about scenes of every family, so the model must learn it on all of them; the RL/eval
+    about scenes of every family (grounding scenes keep only their box questions), so the model must learn it on all of them; the RL/eval
     files keep their families' own questions. Returns ``scene`` (items appended)."""
     d = scene.description
-    if d["kind"] != "shapes" or (scene.family == "shapes" and scene.difficulty >= 2):
+    if d["kind"] != "shapes" or (scene.family == "shapes" and scene.difficulty >= 2) or scene.family == "grounding":
         return scene
     for k, (q, ans, trace, ttype, choices) in enumerate(T.kind_count_questions(d, scene.difficulty)):
         scene.items.append(T.TaskItem(id=f"{scene.image_id}-k{k}", image_id=scene.image_id, family=scene.family,
@@ -192,17 +199,28 @@ def add_kind_counts(scene: T.Scene) -> T.Scene:
 
 
 class SceneStream:
-    """Fresh training scenes for step ``k``: deterministic in (seed, k), held-out removed."""
+    """Fresh training scenes for step ``k``: deterministic in (seed, k), held-out removed.
 
-    def __init__(self, seed: int, batch: int, skip: set[str]):
+    ``family_weights`` (family → relative weight; default every family of
+    :data:`~studio.engine.workshop.tasks.FAMILIES` alike) picks each scene's family. With
+    the default the stream is the same as before the option existed (same draws)."""
+
+    def __init__(self, seed: int, batch: int, skip: set[str], family_weights: dict[str, float] | None = None):
         self.seed, self.batch, self.skip = seed, batch, skip
+        self.families = list(family_weights or T.FAMILIES)
+        self.weights = None if family_weights is None else [float(family_weights[f]) for f in self.families]
+
+    def _family(self, rng: random.Random) -> str:
+        if self.weights is None:
+            return self.families[rng.randrange(len(self.families))]
+        return rng.choices(self.families, weights=self.weights)[0]
 
     def scenes(self, step: int, progress: float) -> list[T.Scene]:
         rng = random.Random(f"toy-train/{self.seed}/{step}")
         w = level_weights(progress)
         out, j = [], 0
         while len(out) < self.batch:
-            fam = T.FAMILIES[rng.randrange(len(T.FAMILIES))]
+            fam = self._family(rng)
             lvl = rng.choices(T.LEVELS, weights=w)[0]
             # index space: step * 1000 + j never repeats across steps
             s = T.make_scene(fam, lvl, self.seed, step * 1000 + j, render_image=False)

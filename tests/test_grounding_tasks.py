@@ -1,0 +1,171 @@
+"""The grounding family: every box and relation re-derived from the pixels; the IoU scoring of
+``studio eval``; pass@k; the training stream's family weights and held-out skipping.
+
+The pixel reader here is independent of the generator: connected components of each
+palette colour, classified by how much of their bounding box they fill; the reference box
+is the component's own pixel extent on the 0–1000 scale.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from studio.engine.workshop import grounding as G
+from studio.engine.workshop import tasks as T
+from studio.engine.workshop.evaluate import box_iou, verify
+from studio.engine.workshop.learnability import learnability_table, pass_at_k, shuffled_images
+from studio.errors import InputError
+
+PALETTE = {
+    "red": (220, 30, 30), "green": (30, 160, 60), "blue": (40, 80, 220),
+    "yellow": (230, 200, 20), "purple": (140, 50, 170), "orange": (240, 130, 20),
+}
+
+
+def pixel_objects(img) -> list[dict]:
+    arr = np.asarray(img)
+    out = []
+    for name, rgb in PALETTE.items():
+        lab, n = ndimage.label(np.all(arr == np.array(rgb, dtype=arr.dtype), axis=-1), structure=np.ones((3, 3)))
+        for k in range(1, n + 1):
+            ys, xs = np.nonzero(lab == k)
+            w, h = xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
+            fill = len(xs) / (w * h)
+            shape = "square" if fill > 0.92 else "circle" if fill > 0.68 else "triangle"
+            box = [v * 1000 / 112 for v in (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)]
+            out.append({"color": name, "shape": shape, "box": box,
+                        "row": int((ys.min() + ys.max()) / 2 // 28), "col": int((xs.min() + xs.max()) / 2 // 28)})
+    return out
+
+
+def derive_box(question: str, objs: list[dict]) -> list[float]:
+    m = re.fullmatch(r"Where is the (\w+) (\w+)\?", question)
+    if m:
+        hits = [o for o in objs if (o["color"], o["shape"]) == m.groups()]
+        assert len(hits) == 1, question
+        return hits[0]["box"]
+    m = re.fullmatch(r"Where is the (\w+) (left of|right of|above|below) the (\w+) (\w+)\?", question)
+    assert m, question
+    shape, rel, ac, ash = m.groups()
+    anchors = [o for o in objs if (o["color"], o["shape"]) == (ac, ash)]
+    assert len(anchors) == 1, question
+    a = anchors[0]
+    cands = [o for o in objs if o is not a and o["shape"] == shape]
+    assert len(cands) >= 2, question
+    axis, sign = G.RELATIONS[rel]
+    hits = [o for o in cands if (o[axis] - a[axis]) * sign > 0]
+    assert len(hits) == 1, question
+    return hits[0]["box"]
+
+
+def _iou(a, b) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+@pytest.mark.parametrize("level", [1, 2, 3])
+def test_every_box_rederived_from_the_pixels(level):
+    n_q = 0
+    for i in range(40):
+        s = T.make_scene("grounding", level, 0, i)
+        objs = pixel_objects(s.image)
+        assert len(objs) == len(s.description["objects"])
+        assert s.items, "every grounding scene asks at least one question"
+        for it in s.items:
+            ref = json.loads(it.answer)
+            got = derive_box(it.question, objs)
+            # triangles and circles fill less of their nominal 20-px box than squares: IoU,
+            # not equality; the neighbouring cell's box never comes close
+            assert _iou(ref, got) >= 0.7, (it.question, ref, got)
+            assert it.answer in it.choices and len(it.choices) == len(objs)
+            row, col = G.answer_cell(it.answer)
+            assert f"row {row} col {col}." in it.trace
+            n_q += 1
+    assert n_q >= 40
+
+
+def test_level_two_needs_binding_and_level_three_is_relational():
+    for i in range(30):
+        d = T.make_scene("grounding", 2, 1, i, render_image=False).description
+        for o in d["objects"]:  # the asked kind shares its colour and its shape with others
+            others = [p for p in d["objects"] if p is not o]
+            assert any(p["color"] == o["color"] for p in others) or any(p["shape"] == o["shape"] for p in others)
+        q3 = T.make_scene("grounding", 3, 1, i, render_image=False).items
+        assert all(re.search(r" (left of|right of|above|below) the ", it.question) for it in q3)
+
+
+def test_grounding_is_opt_in_and_the_default_families_are_unchanged(tmp_path):
+    assert "grounding" not in T.FAMILIES and "grounding" in T.ALL_FAMILIES
+    assert {s.family for s in T.generate_scenes(24, 0)} == set(T.FAMILIES)
+    with pytest.raises(InputError, match="grounding"):
+        T.make_scene("boxes", 1, 0, 0)
+    from studio.cli import main
+
+    assert main(["tasks", "--out", str(tmp_path), "--families", "grounding", "--n", "6", "--eval-n", "6",
+                 "--eval-seed", "7003"]) == 0
+    rows = [json.loads(x) for x in (tmp_path / "eval.jsonl").read_text().splitlines()]
+    assert {r["task_type"] for r in rows} == {"grounding"}
+    assert all("-s7003-" in r["id"] for r in rows)
+
+
+def test_studio_eval_scores_boxes_by_iou_at_one_half():
+    right, neighbour = G.box_text(G.cell_box(1, 2)), G.box_text(G.cell_box(1, 3))
+    assert verify(right, right, "grounding") and not verify(neighbour, right, "grounding")
+    half = "[" + ",".join(str(v) for v in (286 + 50, 286, 464 + 50, 464)) + "]"  # shifted by 50 of 178
+    assert 0.5 <= box_iou(half, "[286,286,464,464]") < 1 and verify(half, "[286,286,464,464]", "grounding")
+    assert box_iou("no box", right) == 0.0 and not verify("4", right, "grounding")
+
+
+def test_report_shows_mean_iou_only_for_box_rows():
+    from studio.engine.workshop.evaluate import Report, Result
+
+    rep = Report("m", "thinking", [Result("a", "grounding", 1, "[0,0,100,100]", "", "[0,0,100,100]", True, True,
+                                          0.5, iou=1.0),
+                                   Result("b", "grounding", 1, "[0,0,100,100]", "", "[50,0,150,100]", True, False,
+                                          0.5, iou=1 / 3)])
+    assert "mean IoU" in rep.table() and "| 0.67 |" in rep.table()
+    plain = Report("m", "thinking", [Result("c", "shapes", 1, "2", "", "2", True, True, 0.3)])
+    assert "IoU" not in plain.table()
+
+
+def test_pass_at_k_and_swapped_images():
+    assert pass_at_k(8, 0, 8) == 0.0 and pass_at_k(8, 2, 1) == 0.25
+    assert pass_at_k(10, 3, 5) == pytest.approx(1 - (7 * 6 * 5 * 4 * 3) / (10 * 9 * 8 * 7 * 6))
+    with pytest.raises(ValueError):
+        pass_at_k(4, 5, 2)
+    rows = [{"family": "g", "difficulty": 1, "images": [f"{i}.png"]} for i in range(3)]
+    rows.append({"family": "g", "difficulty": 2, "images": ["only.png"]})
+    sw = shuffled_images(rows)
+    assert [r["images"][0] for r in sw] == ["1.png", "2.png", "0.png", "only.png"]
+    assert rows[0]["images"] == ["0.png"]  # the input is not changed
+    table = learnability_table([{"family": "g", "difficulty": 1, "n": 3, "greedy": 0.1, "pass@1": 0.2, "pass@k": 0.9,
+                                 "pass@k_shuffled": 0.3, "follows_image": 0.6, "k": 8, "temperature": 1.0}])
+    assert "| g | 1 | 3 | 10 | 20 | 90 | 30 | +60 |" in table
+
+
+def test_training_stream_family_weights_and_held_out_grounding():
+    from studio.engine.workshop.toy_train.cli import parse_family_weights
+    from studio.engine.workshop.toy_train.sequences import SceneStream, eval_keys
+
+    assert parse_family_weights(None) is None
+    assert parse_family_weights(["shapes", "grounding:2.5"]) == {"shapes": 1.0, "grounding": 2.5}
+    for bad in (["boxes"], ["shapes:0"], ["shapes:x"]):
+        with pytest.raises(InputError):
+            parse_family_weights(bad)
+    default = SceneStream(0, 6, set()).scenes(3, 0.5)
+    assert all(s.family in T.FAMILIES for s in default)
+    only = SceneStream(0, 6, set(), {"grounding": 1.0}).scenes(3, 0.5)
+    assert {s.family for s in only} == {"grounding"}
+    assert all(not it.question.startswith("How many") for s in only for it in s.items)
+    # a held-out grounding scene of a recipe seed is skipped by training
+    held = T.generate_scenes(3, T.GROUNDING_HELD_OUT_SEEDS[0], ["grounding"], render_image=False)
+    keys = eval_keys(0, n=5, pool=5, grounding=True)
+    assert all(s.key() in keys for s in held)
+    assert not any(s.key() in eval_keys(0, n=5, pool=5) for s in held)
