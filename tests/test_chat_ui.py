@@ -508,6 +508,22 @@ def test_refusals_log_one_line_not_a_traceback(app, tmp_path, capfd, caplog):
     assert any("refused:" in r.getMessage() and "adapter_config.json" in r.getMessage() for r in caplog.records)
 
 
+def test_boxes_are_drawn_on_an_enlarged_small_image():
+    """A 112-px workshop scene is enlarged ×4 (nearest pixels) before its box is drawn, and the
+    box lands on the object's cell."""
+    from PIL import Image
+
+    from studio.engine.infer.reasoning import Box
+    from studio.ui.render import BOX_MIN_SIDE, draw_boxes
+
+    img = Image.new("RGB", (112, 112), "white")
+    out = draw_boxes(img, [Box(286, 286, 464, 464)], min_side=BOX_MIN_SIDE)
+    assert out.size == (448, 448) and img.size == (112, 112)
+    px = out.load()
+    assert px[128, 200] != (255, 255, 255) and px[200, 200] == (255, 255, 255)  # left edge drawn, inside empty
+    assert draw_boxes(img, [Box(0, 0, 10, 10)]).size == (112, 112)
+
+
 def test_examples_follow_the_loaded_model():
     """Issue 28.5: the workshop model was trained on workshop scenes only (a photo gave
     "*, yellow shapesquare…"), so its examples are scenes of every family; other models get
@@ -516,8 +532,10 @@ def test_examples_follow_the_loaded_model():
 
     ws = _examples(True)
     files = [Path(ex[0]["files"][0]) for ex in ws]
-    assert len(ws) == 5 and all(f.parent == SAMPLE_DATA / "workshop" / "images" and f.is_file() for f in files)
-    assert {f.name.split("-")[0] for f in files} == {"shapes", "position", "size", "arithmetic"}
+    assert len(ws) == 6 and all(f.parent == SAMPLE_DATA / "workshop" / "images" and f.is_file() for f in files)
+    assert {f.name.split("-")[0] for f in files} == {"grounding", "shapes", "position", "size", "arithmetic"}
+    # issue 25: the first example asks for a box, on a scene held out from training and RL
+    assert files[0].name.startswith("grounding-l2-s7000-") and ws[0][0]["text"].startswith("Where is")
     assert all(ex[0]["text"] and "<image>" not in ex[0]["text"] for ex in ws)
     other = [Path(ex[0]["files"][0]).parent.name for ex in _examples(False)]
     assert other == ["photos", "video", "docs"]

@@ -126,21 +126,31 @@ def cut_note(stats: Stats) -> str:
     return tr(key)
 
 
-def draw_boxes(image, boxes: list[reasoning.Box], *, labels: list[str] | None = None):
+#: Images smaller than this (px, shorter side) are enlarged before boxes are drawn in the chat.
+BOX_MIN_SIDE = 448
+
+
+def draw_boxes(image, boxes: list[reasoning.Box], *, labels: list[str] | None = None, min_side: int = 0):
     """Return a copy of ``image`` (PIL, any mode) with ``boxes`` drawn on it.
 
     Args:
         image: ``PIL.Image.Image``; not modified.
         boxes: :class:`~studio.engine.infer.reasoning.Box` on GLM's 0–1000 scale (x1, y1, x2, y2).
         labels: optional text per box (default ``"1"``, ``"2"`` …).
+        min_side: an image whose shorter side is below this (px) is first enlarged by a
+            whole factor with nearest-neighbour pixels (a 112-px workshop scene ×4), so a box
+            and its label stay readable in the chat; 0 keeps the size.
 
     Returns:
-        RGB ``PIL.Image.Image`` of the same size. Line width scales with the image
-        (≥ 2 px); coordinates are clamped to the image by :meth:`Box.to_pixels`.
+        RGB ``PIL.Image.Image`` of the same size (or enlarged, see ``min_side``). Line width
+        scales with the image (≥ 2 px); coordinates are clamped to the image by :meth:`Box.to_pixels`.
     """
-    from PIL import ImageDraw
+    from PIL import Image, ImageDraw
 
     out = image.convert("RGB")
+    if min_side and min(out.size) < min_side:
+        k = -(-min_side // max(1, min(out.size)))
+        out = out.resize((out.width * k, out.height * k), Image.NEAREST)
     draw = ImageDraw.Draw(out)
     w, h = out.size
     width = max(2, round(min(w, h) / 150))
@@ -298,7 +308,7 @@ class TurnView:
         boxes = self.boxes()
         if boxes and self.image is not None:
             if self._boxed_content is None:
-                self._boxed_content = image_content(draw_boxes(self.image, boxes))
+                self._boxed_content = image_content(draw_boxes(self.image, boxes, min_side=BOX_MIN_SIDE))
             out.append(message("assistant", self._boxed_content))
         return out
 

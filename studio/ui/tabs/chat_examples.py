@@ -12,11 +12,17 @@ SAMPLE_DATA = Path(__file__).resolve().parents[3] / "sample_data"
 FILE_TYPES = list(media_mod.IMAGE_EXTS + media_mod.VIDEO_EXTS + media_mod.PDF_EXTS)
 
 
+#: The first workshop example: a held-out grounding scene (the RL recipe's held-out seed 7000,
+#: level 2: a red square and a green circle beside the red circle), answered with a box.
+GROUNDING_EXAMPLE = ("grounding-l2-s7000-00024.png", "Where is the red circle?")
+
+
 def examples(workshop: bool) -> list[list[dict]]:
     """Example messages from sample_data/.
 
     With the workshop model: workshop scenes only (it was trained on nothing else; a photo
-    or a video gets nonsense from it): the two held-out red-circle scenes of the check in
+    or a video gets nonsense from it): a held-out grounding question (the reply's box is
+    drawn on the image), the two held-out red-circle scenes of the check in
     docs/workshop.md, then the first held-out question of each other scene family in
     ``sample_data/workshop/eval.jsonl``. Otherwise: a photo, a video and a PDF.
     """
@@ -24,6 +30,9 @@ def examples(workshop: bool) -> list[list[dict]]:
 
     if workshop:
         examples, images = [], SAMPLE_DATA / "workshop" / "images"
+        grounding = images / GROUNDING_EXAMPLE[0]
+        if grounding.is_file():  # first: a box, drawn on the image in the reply
+            examples.append([{"text": GROUNDING_EXAMPLE[1], "files": [str(grounding)]}])
         for name in ("position-l2-s1000-00001.png",  # held out: 1 red circle
                      "shapes-l3-s1000-00002.png"):   # held out: 2 red circles and a red square
             if (images / name).is_file():
