@@ -395,3 +395,41 @@ def test_update_bad_input():
 def test_module_doctests():
     res = doctest.testmod(C)
     assert res.attempted >= 8 and res.failed == 0
+
+
+def test_group_pooling_moves_unscored_prompts_of_a_group():
+    """Issue 25: prompts never drawn take their group's online pass rate (no grading rollouts)."""
+    from studio.engine.train.curriculum import group_key
+
+    cfg = CurriculumConfig(group_by=["family", "difficulty"], group_min_samples=8, cold_start=True)
+    s = CurriculumState(6, cfg)
+    s.init_offline()
+    rows = [{"family": "easy", "difficulty": 1}] * 3 + [{"family": "hard", "difficulty": 3}] * 2 + [{}]
+    s.set_groups({i: group_key(r, cfg.group_by) for i, r in enumerate(rows)})
+    assert [s.group_of(i) for i in (0, 3, 5)] == ["easy-1", "hard-3", None]
+    s.update({0: [1.0] * 8, 3: [0.0] * 8})  # one group of each scored
+    assert s.group_pass_rates() == {"easy-1": 1.0, "hard-3": 0.0}
+    # the unscored members follow their group; the scored ones keep their own EMA; the ungrouped stays
+    assert s.pass_rate(1) == s.pass_rate(2) == 1.0 and s.tier_of(1) == "very_easy"
+    assert s.pass_rate(4) == 0.0 and s.tier_of(4) == "very_hard"
+    assert s.pass_rate(0) == 0.75 and s.pass_rate(5) == 0.5
+    assert s.metrics()["curriculum/group_pass_rate/easy-1"] == 1.0
+    # saved and restored with the groups
+    again = CurriculumState.from_dict(s.to_dict())
+    assert again == s and again.group_pass_rates() == s.group_pass_rates()
+    # below group_min_samples nothing moves
+    t = CurriculumState(3, CurriculumConfig(group_by=["family"], group_min_samples=16, cold_start=True))
+    t.init_offline()
+    t.set_groups({0: "a", 1: "a"})
+    t.update({0: [1.0] * 8})
+    assert t.pass_rate(1) == 0.5
+
+
+def test_group_pooling_settings_are_checked():
+    with pytest.raises(ConfigError, match="group_by"):
+        CurriculumState(2, CurriculumConfig(group_by="family"))
+    with pytest.raises(ConfigError, match="group_weight"):
+        CurriculumState(2, CurriculumConfig(group_weight=2.0))
+    old = CurriculumState(2).to_dict()
+    del old["group"], old["group_stats"]  # a state saved before group pooling still loads
+    assert CurriculumState.from_dict(old).group_of(0) is None

@@ -44,7 +44,7 @@ import bisect
 import dataclasses
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,19 @@ class Selection:
     dropped: list[int]
     zero_variance: list[int]
     skip_update: bool
+
+
+def group_key(row: Mapping[str, Any], columns: Sequence[str]) -> str | None:
+    """A prompt's pooling group: its values of ``columns`` joined by ``-`` (None when a column is
+    missing or empty, so the prompt is not pooled).
+
+    >>> group_key({"family": "shapes", "difficulty": 2}, ["family", "difficulty"]), group_key({}, ["family"])
+    ('shapes-2', None)
+    """
+    vals = [row.get(c) for c in columns]
+    if not columns or any(v is None or v == "" for v in vals):
+        return None
+    return "-".join(str(v) for v in vals)
 
 
 def _is_zero_variance(rewards: list[float]) -> bool:
@@ -112,6 +125,8 @@ class CurriculumState:
         self.last_draw_size: int | None = None
         self._recent_all_correct: list[bool] = []
         self._rng = np.random.default_rng(c.seed)
+        self._group: list[str | None] = [None] * self.num_prompts
+        self._group_stats: dict[str, list[int]] = {}  # group → [correct samples, samples]
 
     # ------------------------------------------------------------------ tiers
     @property
@@ -248,6 +263,37 @@ class CurriculumState:
             self._p0[i] = float(p)
             self._tier[i] = self._tier_index(p)
         self.weights = self._target_weights()
+
+    # ------------------------------------------------------------------ groups
+    def set_groups(self, groups: Mapping[int, Any]) -> None:
+        """Give prompts a group key (``{idx: key}``; see ``CurriculumConfig.group_by``).
+        Prompts without one are never pooled.
+
+        >>> s = CurriculumState(3); s.set_groups({0: "a", 1: "a"}); s.group_of(1), s.group_of(2)
+        ('a', None)
+        """
+        for i, g in groups.items():
+            self._group[self._check_idx(i)] = None if g is None else str(g)
+
+    def group_of(self, idx: int) -> str | None:
+        """The group key of prompt ``idx`` (None: not pooled)."""
+        return self._group[self._check_idx(idx)]
+
+    def group_pass_rates(self) -> dict[str, float]:
+        """Online pass rate per group that has ``group_min_samples`` samples (correct ÷ samples)."""
+        m = self.config.group_min_samples
+        return {g: c / n for g, (c, n) in sorted(self._group_stats.items()) if n >= m}
+
+    def _apply_groups(self) -> None:
+        """Unscored prompts of a group with enough samples take the blended group rate."""
+        rates = self.group_pass_rates()
+        if not rates:
+            return
+        w = self.config.group_weight
+        for i, g in enumerate(self._group):
+            if g in rates and self._n_seen[i] == 0:
+                self._p[i] = (1.0 - w) * self._p0[i] + w * rates[g]
+                self._tier[i] = self._tier_index(self._p[i])
 
     # ------------------------------------------------------------------ draw
     def draw_size(self, batch_size: int) -> int:
@@ -390,6 +436,10 @@ class CurriculumState:
             self._n_seen[i] += 1
             self._n_samples[i] += len(rs)
             self._tier[i] = self._tier_index(self._p[i])
+            if self._group[i] is not None:
+                st = self._group_stats.setdefault(self._group[i], [0, 0])
+                st[0] += sum(ok)
+                st[1] += len(ok)
             n_zero += _is_zero_variance(rs)
             n_all_right += all(ok)
             n_all_wrong += not any(ok)
@@ -406,6 +456,7 @@ class CurriculumState:
         self._recent_all_correct.append(n_all_right == n)
         self._recent_all_correct = self._recent_all_correct[-c.too_easy_patience:]
         self.step += 1
+        self._apply_groups()
         self._update_weights()
         return {"r": r, "all_correct_frac": self.last_all_correct_frac,
                 "all_wrong_frac": self.last_all_wrong_frac, "expansion_ema": self.expansion_ema}
@@ -458,6 +509,8 @@ class CurriculumState:
         out["curriculum/mean_pass_rate"] = float(sum(self._p) / self.num_prompts)
         out["curriculum/skipped_updates"] = float(self.skipped_updates)
         out["curriculum/step"] = float(self.step)
+        for g, rate in self.group_pass_rates().items():
+            out[f"curriculum/group_pass_rate/{g}"] = rate
         return out
 
     # ------------------------------------------------------------------ persistence
@@ -482,6 +535,8 @@ class CurriculumState:
             "last_draw_size": self.last_draw_size,
             "recent_all_correct": list(self._recent_all_correct),
             "rng_state": self._rng.bit_generator.state,
+            "group": list(self._group),
+            "group_stats": {g: list(v) for g, v in self._group_stats.items()},
         }
 
     @classmethod
@@ -526,6 +581,11 @@ class CurriculumState:
             s.last_draw_size = data["last_draw_size"]
             s._recent_all_correct = [bool(x) for x in data["recent_all_correct"]]
             s._rng.bit_generator.state = data["rng_state"]
+            groups = data.get("group") or [None] * n  # states saved before group pooling have none
+            if len(groups) != n:
+                raise DataError(f"Curriculum state field group has {len(groups)} values for {n} prompts.")
+            s._group = [None if g is None else str(g) for g in groups]
+            s._group_stats = {str(g): [int(v[0]), int(v[1])] for g, v in (data.get("group_stats") or {}).items()}
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(f"Curriculum state is incomplete or malformed ({e!r}); "
                             "start a new run or resume from another checkpoint.") from None

@@ -61,6 +61,16 @@ class CurriculumConfig(YamlConfig):
         too_easy_patience: :meth:`CurriculumState.too_easy` after this many consecutive
             updates in which every group was all-correct.
         seed: seed of the state's own random generator (used when ``draw`` gets no rng).
+        group_by: row columns whose values put prompts in one group (e.g. ``[family,
+            difficulty]``; empty: off). A prompt that no rollout has scored yet takes its
+            group's pass rate *learned online* from the training rollouts of the group's
+            other prompts (after ``group_min_samples`` samples), blended with its own
+            start value by ``group_weight``. Why: in a short run most prompts are never
+            drawn, so their pass rates would stay at the grade or label they started
+            with; a group's rate needs no grading rollouts (GLM-4.1V report §5 / RLCS:
+            online pass rates and difficulty labels instead of offline grading).
+        group_min_samples: samples a group needs before its rate is used.
+        group_weight: weight of the group rate for an unscored prompt: ``p = (1−w)·p0 + w·group``.
     """
 
     mode: str = "rlcs"
@@ -82,6 +92,9 @@ class CurriculumConfig(YamlConfig):
     initial_pass_rate: float = 0.5
     too_easy_patience: int = 3
     seed: int = 0
+    group_by: list[str] = dataclasses.field(default_factory=list)
+    group_min_samples: int = 16
+    group_weight: float = 1.0
 
     def validate(self) -> None:
         check(self.mode in MODES, "mode", f"must be rlcs or uniform (got {self.mode!r}).")
@@ -107,6 +120,10 @@ class CurriculumConfig(YamlConfig):
                   f"value of {name!r} must be a pass rate in [0, 1] (got {v!r}).")
         check(0 <= self.initial_pass_rate <= 1, "initial_pass_rate", "must be in [0, 1].")
         check(self.too_easy_patience >= 1, "too_easy_patience", "must be at least 1.")
+        check(isinstance(self.group_by, list) and all(isinstance(c, str) and c for c in self.group_by),
+              "group_by", "must be a list of column names, e.g. [family, difficulty].")
+        check(self.group_min_samples >= 1, "group_min_samples", "must be at least 1.")
+        check(0 <= self.group_weight <= 1, "group_weight", "must be in [0, 1].")
 
 
 def label_scale(labels) -> int:

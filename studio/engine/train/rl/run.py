@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 from studio.engine.fileperm import share_weights
 from studio.engine.train import distributed
 from studio.engine.train.distributed import main_only
+from studio.engine.train.curriculum import group_key
 from studio.engine.train.phase import PhaseProgress
 from studio.engine.train.rl.config import (CURRICULUM_FILE, FORMAT_GATE_FILE, RL_STATE_FILE, ROLLOUTS_FILE,
                                           RLRunConfig, check_trl_version)
@@ -382,6 +383,8 @@ def build_trainer(cfg: RLRunConfig, run_dir: str | Path, *, model=None, processo
         format_gate(ctx, model, cfg.format_gate_prompts, rate=fmt_rate)
         labels = {p.idx: p.difficulty for p in train if p.difficulty is not None}
         state.init_offline(p0, labels)
+        if cc.group_by:
+            state.set_groups({p.idx: group_key(p.row, cc.group_by) for p in train})
         ctx.save_curriculum(run_dir / CURRICULUM_FILE)
 
     ds = Dataset.from_dict({"prompt": [[{"role": "user", "content": p.text}] for p in train],
