@@ -159,6 +159,14 @@ def test_training_stream_family_weights_and_held_out_grounding():
     for bad in (["boxes"], ["shapes:0"], ["shapes:x"]):
         with pytest.raises(InputError):
             parse_family_weights(bad)
+    from studio.engine.workshop.toy_train.cli import parse_family_levels
+
+    assert parse_family_levels(["shapes", "grounding:1:21"]) == {"grounding": (1, 2)}
+    assert parse_family_levels(["shapes:2"]) is None
+    with pytest.raises(InputError):
+        parse_family_levels(["grounding:1:4"])
+    low = SceneStream(0, 40, set(), {"grounding": 1.0}, {"grounding": (1, 2)}).scenes(5, 1.0)
+    assert {s.difficulty for s in low} == {1, 2}
     default = SceneStream(0, 6, set()).scenes(3, 0.5)
     assert all(s.family in T.FAMILIES for s in default)
     only = SceneStream(0, 6, set(), {"grounding": 1.0}).scenes(3, 0.5)

@@ -40,15 +40,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default per stage; 0 = keep the random vision tower)")
     p.add_argument("--vision-minutes", type=float, default=None,
                    help="wall-clock cap of the vision pretraining (default per stage; 0 with --minutes 0)")
-    p.add_argument("--families", nargs="+", default=None, metavar="FAMILY[:WEIGHT]",
-                   help="training families and relative weights, e.g. shapes position size arithmetic "
-                        "grounding:2 (default: the four families of v1 alike)")
+    p.add_argument("--families", nargs="+", default=None, metavar="FAMILY[:WEIGHT[:LEVELS]]",
+                   help="training families, relative weights and levels, e.g. shapes position size arithmetic "
+                        "grounding:1:12 (grounding at weight 1, levels 1-2 only; default: the four families "
+                        "of v1 alike, every level)")
     p.add_argument("--min-gap", type=float, default=0.0,
                    help="stop early if the image gap (nats/token) is below this after 30%% of the run")
 
 
+def parse_family_levels(specs: list[str] | None) -> dict[str, tuple[int, ...]] | None:
+    """The levels part of ``--families``: ``["grounding:1:12"]`` → ``{"grounding": (1, 2)}``
+    (families without one are absent; None when no family restricts its levels).
+
+    Raises:
+        InputError: a level that is not 1, 2 or 3.
+    """
+    from studio.errors import InputError
+
+    out = {}
+    for spec in specs or ():
+        name, _, rest = spec.partition(":")
+        levels = rest.partition(":")[2]
+        if levels:
+            if not levels.isdigit() or any(c not in "123" for c in levels):
+                raise InputError(f"--families {spec}: the levels after the second ':' are digits 1–3, e.g. 12.")
+            out[name] = tuple(sorted({int(c) for c in levels}))
+    return out or None
+
+
 def parse_family_weights(specs: list[str] | None) -> dict[str, float] | None:
-    """``["shapes", "grounding:2"]`` → ``{"shapes": 1.0, "grounding": 2.0}`` (None stays None).
+    """``["shapes", "grounding:2"]`` → ``{"shapes": 1.0, "grounding": 2.0}`` (None stays None);
+    a third part (``grounding:2:12``) names levels, see :func:`parse_family_levels`.
 
     Raises:
         InputError: unknown family, or a weight that is not a positive number.
@@ -61,6 +83,7 @@ def parse_family_weights(specs: list[str] | None) -> dict[str, float] | None:
     out = {}
     for spec in specs:
         name, _, w = spec.partition(":")
+        w = w.partition(":")[0]
         if name not in ALL_FAMILIES:
             raise InputError(f"Unknown family {name!r} in --families; choose from {', '.join(ALL_FAMILIES)}.")
         try:
@@ -81,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
           visual_scale=args.visual_scale, position_std=args.position_std,
           freeze_merger=False if args.train_merger else None,
           vision_steps=args.vision_steps, vision_minutes=args.vision_minutes,
-          family_weights=parse_family_weights(args.families),
+          family_weights=parse_family_weights(args.families), family_levels=parse_family_levels(args.families),
           command="python -m studio.engine.workshop.toy_train " + " ".join(sys.argv[1:]))
     return 0
 

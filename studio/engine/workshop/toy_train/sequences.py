@@ -202,13 +202,23 @@ class SceneStream:
     """Fresh training scenes for step ``k``: deterministic in (seed, k), held-out removed.
 
     ``family_weights`` (family → relative weight; default every family of
-    :data:`~studio.engine.workshop.tasks.FAMILIES` alike) picks each scene's family. With
-    the default the stream is the same as before the option existed (same draws)."""
+    :data:`~studio.engine.workshop.tasks.FAMILIES` alike) picks each scene's family;
+    ``family_levels`` (family → levels) restricts a family's levels (the curriculum's level
+    weights renormalised over them). With the defaults the stream is the same as before
+    these options existed (same draws)."""
 
-    def __init__(self, seed: int, batch: int, skip: set[str], family_weights: dict[str, float] | None = None):
+    def __init__(self, seed: int, batch: int, skip: set[str], family_weights: dict[str, float] | None = None,
+                 family_levels: dict[str, tuple[int, ...]] | None = None):
         self.seed, self.batch, self.skip = seed, batch, skip
         self.families = list(family_weights or T.FAMILIES)
         self.weights = None if family_weights is None else [float(family_weights[f]) for f in self.families]
+        self.levels = dict(family_levels or {})
+
+    def _level(self, rng: random.Random, family: str, w: list[float]) -> int:
+        allowed = self.levels.get(family)
+        if not allowed:
+            return rng.choices(T.LEVELS, weights=w)[0]
+        return rng.choices(list(allowed), weights=[w[T.LEVELS.index(lv)] for lv in allowed])[0]
 
     def _family(self, rng: random.Random) -> str:
         if self.weights is None:
@@ -221,7 +231,7 @@ class SceneStream:
         out, j = [], 0
         while len(out) < self.batch:
             fam = self._family(rng)
-            lvl = rng.choices(T.LEVELS, weights=w)[0]
+            lvl = self._level(rng, fam, w)
             # index space: step * 1000 + j never repeats across steps
             s = T.make_scene(fam, lvl, self.seed, step * 1000 + j, render_image=False)
             j += 1
