@@ -49,18 +49,15 @@ def derive_box(question: str, objs: list[dict]) -> list[float]:
         hits = [o for o in objs if (o["color"], o["shape"]) == m.groups()]
         assert len(hits) == 1, question
         return hits[0]["box"]
-    m = re.fullmatch(r"Where is the (\w+) (left of|right of|above|below) the (\w+) (\w+)\?", question)
+    m = re.fullmatch(r"Where is the (\w+)(?: shape)? (?:on|at) the (left|right|top|bottom)\?", question)
     assert m, question
-    shape, rel, ac, ash = m.groups()
-    anchors = [o for o in objs if (o["color"], o["shape"]) == (ac, ash)]
-    assert len(anchors) == 1, question
-    a = anchors[0]
-    cands = [o for o in objs if o is not a and o["shape"] == shape]
-    assert len(cands) >= 2, question
-    axis, sign = G.RELATIONS[rel]
-    hits = [o for o in cands if (o[axis] - a[axis]) * sign > 0]
-    assert len(hits) == 1, question
-    return hits[0]["box"]
+    value, side = m.groups()
+    key = "shape" if value in G.SHAPES else "color"
+    pair = [o for o in objs if o[key] == value]
+    assert len(pair) == 2, question
+    axis, sign = G.SIDES[side]
+    assert pair[0][axis] != pair[1][axis], question
+    return max(pair, key=lambda o: o[axis] * sign)["box"]
 
 
 def _iou(a, b) -> float:
@@ -91,14 +88,14 @@ def test_every_box_rederived_from_the_pixels(level):
     assert n_q >= 40
 
 
-def test_level_two_needs_binding_and_level_three_is_relational():
+def test_level_two_needs_binding_and_level_three_is_a_spatial_expression():
     for i in range(30):
         d = T.make_scene("grounding", 2, 1, i, render_image=False).description
         for o in d["objects"]:  # the asked kind shares its colour and its shape with others
             others = [p for p in d["objects"] if p is not o]
             assert any(p["color"] == o["color"] for p in others) or any(p["shape"] == o["shape"] for p in others)
         q3 = T.make_scene("grounding", 3, 1, i, render_image=False).items
-        assert all(re.search(r" (left of|right of|above|below) the ", it.question) for it in q3)
+        assert q3 and all(re.search(r" (on|at) the (left|right|top|bottom)\?$", it.question) for it in q3)
 
 
 def test_grounding_is_opt_in_and_the_default_families_are_unchanged(tmp_path):
@@ -167,6 +164,10 @@ def test_training_stream_family_weights_and_held_out_grounding():
         parse_family_levels(["grounding:1:4"])
     low = SceneStream(0, 40, set(), {"grounding": 1.0}, {"grounding": (1, 2)}).scenes(5, 1.0)
     assert {s.difficulty for s in low} == {1, 2}
+    kept = SceneStream(0, 30, set(), {"grounding": 1.0}, None, r"at the (top|bottom)\?").scenes(3, 1.0)
+    qs = [it.question for sc in kept for it in sc.items]
+    assert any("on the left" in q or "on the right" in q for q in qs)
+    assert not any("at the top" in q or "at the bottom" in q for q in qs)
     default = SceneStream(0, 6, set()).scenes(3, 0.5)
     assert all(s.family in T.FAMILIES for s in default)
     only = SceneStream(0, 6, set(), {"grounding": 1.0}).scenes(3, 0.5)
@@ -177,3 +178,22 @@ def test_training_stream_family_weights_and_held_out_grounding():
     keys = eval_keys(0, n=5, pool=5, grounding=True)
     assert all(s.key() in keys for s in held)
     assert not any(s.key() in eval_keys(0, n=5, pool=5) for s in held)
+
+
+def test_shipped_toy_thinking_draws_the_chat_examples_box():
+    """Issue 25.5: the Chat tab's first workshop example (a held-out scene) gets a box from the
+    shipped model, on the red circle's cell (greedy, as `studio chat --temperature 0`)."""
+    from studio.config import ModelSpec
+    from studio.engine.infer.models import load
+    from studio.engine.infer.reasoning import parse
+    from studio.engine.workshop.evaluate import generate_outputs
+    from studio.ui.tabs.chat_examples import GROUNDING_EXAMPLE, SAMPLE_DATA
+
+    image = SAMPLE_DATA / "workshop" / "images" / GROUNDING_EXAMPLE[0]
+    model, processor = load(ModelSpec(name_or_path="toy-thinking", device="cpu"))
+    out = generate_outputs(model, processor, [{"prompt": "<image>" + GROUNDING_EXAMPLE[1], "images": [str(image)]}])
+    red_circles = [o for o in pixel_objects(__import__("PIL.Image").Image.open(image).convert("RGB"))
+                   if (o["color"], o["shape"]) == ("red", "circle")]
+    assert len(red_circles) == 1
+    ref = "[" + ",".join(str(round(v)) for v in red_circles[0]["box"]) + "]"
+    assert box_iou(parse(out[0]).boxed[0], ref) >= 0.5, out[0]

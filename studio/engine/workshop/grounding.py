@@ -13,12 +13,14 @@ right (IoU ≥ 0.5) exactly when the cell is; the boxes of two cells never overl
 * level 1 — 2–3 objects of distinct colours and shapes: "Where is the red circle?".
 * level 2 — 4–5 objects of unique kinds from 2 colours × 3 shapes, so every asked object
   shares its colour with one object and its shape with another (binding colour to shape).
-* level 3 — relational: "Where is the circle left of the blue square?" — the anchor's kind
-  is unique, at least two objects have the asked shape, exactly one of them lies on the
-  named side (by column for left/right, by row for above/below).
+* level 3 — a spatial referring expression: "Where is the circle on the left?" — exactly two
+  objects have the asked shape (or colour: "Where is the red shape at the top?"), in
+  different columns (left/right) or rows (top/bottom); the answer is the one on that side.
+  The workshop model's thinking SFT leaves this level out, so it is what RL can teach: the
+  words are known (position questions, level-1/2 boxes) but not how they pick an object.
 
-The trace names the cell ("The red circle is at row 2 col 3."; level 3 first the anchor,
-then the answer), so the box follows from the trace. Every box and relation can be
+The trace names the cell ("The red circle is at row 2 col 3."; level 3 first both
+candidates, then the one on the side), so the box follows from the trace. Every box and relation can be
 re-derived from the pixels (``tests/test_grounding_tasks.py``).
 """
 
@@ -32,7 +34,6 @@ from studio.engine.workshop.drawing import CELL, COLORS, GRID, IMAGE_SIZE
 SHAPES = ("circle", "square", "triangle")
 #: Width of every grounding object (px); centred in its cell with 3 px of white around.
 OBJECT_SIZE = 20
-RELATIONS = {"left of": ("col", -1), "right of": ("col", 1), "above": ("row", -1), "below": ("row", 1)}
 
 
 def cell_box(row: int, col: int) -> list[int]:
@@ -87,11 +88,11 @@ def scene(rng: random.Random, level: int) -> dict:
         return {"kind": "shapes", "objects": _raster(
             [_obj(*divmod(c, GRID), col, sh) for c, (col, sh) in zip(cells, kinds)])}
     for _ in range(1000):
-        n = rng.randint(4, 6)
+        n = rng.randint(3, 5)
         colors = rng.sample(list(COLORS), 3)
         cells = rng.sample(range(GRID * GRID), n)
         objs = _raster([_obj(*divmod(c, GRID), rng.choice(colors), rng.choice(SHAPES)) for c in cells])
-        if relational_queries(objs):
+        if len({_name(o) for o in objs}) == n and side_queries(objs):
             return {"kind": "shapes", "objects": objs}
     raise RuntimeError("could not place a level-3 grounding scene")  # pragma: no cover
 
@@ -104,23 +105,32 @@ def _where(o: dict) -> str:
     return f"row {o['row'] + 1} col {o['col'] + 1}"
 
 
-def relational_queries(objs: list[dict]) -> list[tuple[dict, str, str, dict]]:
-    """Every valid level-3 query ``(anchor, relation, shape, target)``: the anchor's kind is
-    unique in the scene; at least two other objects have ``shape``; exactly one of them,
-    ``target``, lies strictly on the ``relation`` side of the anchor."""
+#: Level-3 sides: the word in the question → (axis, +1 for the larger coordinate).
+SIDES = {"left": ("col", -1), "right": ("col", 1), "top": ("row", -1), "bottom": ("row", 1)}
+
+
+def side_queries(objs: list[dict]) -> list[tuple[str, str, dict, dict]]:
+    """Every valid level-3 query ``(attribute value, side, target, other)``: exactly two objects
+    share the attribute (a shape, or a colour), they differ on the side's axis, and ``target``
+    is the one on that side."""
     out = []
-    for a in objs:
-        if sum(_name(o) == _name(a) for o in objs) != 1:
-            continue
-        for shape in SHAPES:
-            cands = [o for o in objs if o is not a and o["shape"] == shape]
-            if len(cands) < 2:
+    for key in ("shape", "color"):
+        for value in sorted({o[key] for o in objs}):
+            pair = [o for o in objs if o[key] == value]
+            if len(pair) != 2:
                 continue
-            for rel, (axis, sign) in RELATIONS.items():
-                hits = [o for o in cands if (o[axis] - a[axis]) * sign > 0]
-                if len(hits) == 1:
-                    out.append((a, rel, shape, hits[0]))
+            for side, (axis, sign) in SIDES.items():
+                a, b = pair
+                if a[axis] == b[axis]:
+                    continue
+                t, other = (a, b) if (a[axis] - b[axis]) * sign > 0 else (b, a)
+                out.append((value, side, t, other))
     return out
+
+
+def _side_question(value: str, side: str) -> str:
+    thing = f"{value} shape" if value in COLORS else value
+    return f"Where is the {thing} {'on the' if side in ('left', 'right') else 'at the'} {side}?"
 
 
 def questions(desc: dict, level: int) -> list[tuple]:
@@ -135,15 +145,12 @@ def questions(desc: dict, level: int) -> list[tuple]:
             qs.append((f"Where is the {_name(o)}?", box_text(o["box"]),
                        f"The {_name(o)} is at {_where(o)}.", "grounding", boxes))
         return qs
-    seen = set()
-    for a, rel, shape, t in relational_queries(objs):
-        q = f"Where is the {shape} {rel} the {_name(a)}?"
-        if q in seen:
-            continue
-        seen.add(q)
-        qs.append((q, box_text(t["box"]),
-                   f"The {_name(a)} is at {_where(a)}. The {shape} {rel} it is at {_where(t)}.",
-                   "grounding", boxes))
+    for value, side, t, other in side_queries(objs):
+        first, second = sorted((t, other), key=lambda o: (o["row"], o["col"]))
+        plural = f"{value} shapes" if value in COLORS else f"{value}s"
+        qs.append((_side_question(value, side), box_text(t["box"]),
+                   f"{plural.capitalize()}: {_where(first)}, {_where(second)}. The one {'on the' if side in ('left', 'right') else 'at the'} "
+                   f"{side} is at {_where(t)}.", "grounding", boxes))
     return qs
 
 

@@ -44,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="training families, relative weights and levels, e.g. shapes position size arithmetic "
                         "grounding:1:12 (grounding at weight 1, levels 1-2 only; default: the four families "
                         "of v1 alike, every level)")
+    p.add_argument("--drop-questions", default=None, metavar="REGEX",
+                   help="questions matching this regular expression are not trained (e.g. leave "
+                        "'at the (top|bottom)\\?' to RL)")
     p.add_argument("--min-gap", type=float, default=0.0,
                    help="stop early if the image gap (nats/token) is below this after 30%% of the run")
 
@@ -105,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
           freeze_merger=False if args.train_merger else None,
           vision_steps=args.vision_steps, vision_minutes=args.vision_minutes,
           family_weights=parse_family_weights(args.families), family_levels=parse_family_levels(args.families),
+          drop_questions=args.drop_questions,
           command="python -m studio.engine.workshop.toy_train " + " ".join(sys.argv[1:]))
     return 0
 

@@ -204,12 +204,14 @@ class SceneStream:
     ``family_weights`` (family → relative weight; default every family of
     :data:`~studio.engine.workshop.tasks.FAMILIES` alike) picks each scene's family;
     ``family_levels`` (family → levels) restricts a family's levels (the curriculum's level
-    weights renormalised over them). With the defaults the stream is the same as before
-    these options existed (same draws)."""
+    weights renormalised over them); ``drop_questions`` (a regular expression) removes the
+    questions it matches (left for RL to teach; a scene left without questions is skipped).
+    With the defaults the stream is the same as before these options existed (same draws)."""
 
     def __init__(self, seed: int, batch: int, skip: set[str], family_weights: dict[str, float] | None = None,
-                 family_levels: dict[str, tuple[int, ...]] | None = None):
+                 family_levels: dict[str, tuple[int, ...]] | None = None, drop_questions: str | None = None):
         self.seed, self.batch, self.skip = seed, batch, skip
+        self.drop = re.compile(drop_questions) if drop_questions else None
         self.families = list(family_weights or T.FAMILIES)
         self.weights = None if family_weights is None else [float(family_weights[f]) for f in self.families]
         self.levels = dict(family_levels or {})
@@ -238,6 +240,10 @@ class SceneStream:
             if s.key() in self.skip:
                 continue
             add_kind_counts(s)
+            if self.drop is not None:
+                s.items = [it for it in s.items if not self.drop.search(it.question)]
+                if not s.items:
+                    continue
             rng.shuffle(s.items)
             s.image = T.render(s.description)
             out.append(s)
