@@ -170,16 +170,17 @@ def build(ctx) -> None:
     gr.Markdown(t("sft.intro"))
     # The recipe first, at the top: its start button, what it runs, and its status (the
     # panel with the log and the curves stays under "4 · Train").
-    with gr.Group(visible=recipe_cfg is not None, elem_id="sft-recipe-card"):
-        with gr.Row():
+    with gr.Column(visible=recipe_cfg is not None, variant="panel", elem_id="sft-recipe-card"):
+        with gr.Row(equal_height=True):
             recipe_top_btn = gr.Button(t("sft.recipe_btn"), variant="secondary", interactive=not ctx.public,
-                                       scale=0, min_width=260, elem_id="sft-recipe-btn")
-            load_recipe_btn = gr.Button(t("sft.load_recipe"), size="md", scale=0, min_width=220,
-                                        elem_id="sft-load-recipe")
+                                       scale=0, min_width=340, elem_id="sft-recipe-btn")
+            load_recipe_btn = gr.Button(t("sft.load_recipe"), scale=0, min_width=220, elem_id="sft-load-recipe")
         summary_md = gr.Markdown(recipe_summary(recipe_cfg) if recipe_cfg is not None else "",
                                  elem_id="sft-recipe-summary", padding=True)
-        recipe_status = gr.Textbox(label=t("common.status"), interactive=False, lines=1, max_lines=2,
-                                   elem_id="sft-recipe-status")
+        from studio.ui.jobpanel import status_line
+
+        recipe_status = gr.Textbox(status_line(None), label=t("common.status"), interactive=False, lines=1,
+                                   max_lines=2, elem_id="sft-recipe-status")
     with gr.Row():
         upload = gr.File(label=t("sft.upload"), file_types=[".jsonl", ".json", ".csv",
                                                                                              ".parquet"])
@@ -346,7 +347,8 @@ def build(ctx) -> None:
 
         ctx.extra.setdefault("retranslate", []).append((summary, [], [summary_md]))
         if Context.root_block is not None:
-            Context.root_block.load(summary, None, [summary_md], queue=False, api_visibility="undocumented")
+            Context.root_block.load(summary, None, [summary_md], queue=False, api_visibility="undocumented",
+                                    show_progress="hidden")
     # the panel's status, also beside the recipe button at the top
     panel.status.change(lambda text: text, panel.status, recipe_status, api_name=False, queue=False,
                         show_progress="hidden")
