@@ -416,3 +416,25 @@ def test_sft_stop_ends_the_recipes_data_generation(app, browser, tmp_path, monke
     pg.locator("#sft-status").scroll_into_view_if_needed()
     pg.screenshot(path=str(ARTIFACTS / "sft_recipe_stopped.png"))
     pg.context.close()
+
+
+def test_sft_recipe_start_and_what_it_runs_are_in_the_first_view(app, browser):
+    """Issue 28.4: at 1280×720 the SFT tab shows, without scrolling, the button that starts
+    the workshop recipe and what it runs (method, model, steps); "Load into the form" fills
+    the form with it (the rest of the form still works)."""
+    _, demo = app
+    pg = _page(browser, demo)
+    pg.get_by_role("tab", name="SFT").click()
+    btn, summary = pg.locator("#sft-recipe-btn"), pg.locator("#sft-recipe-summary")
+    btn.wait_for()
+    for el in (btn, summary):
+        box = el.bounding_box()
+        assert box["y"] >= 0 and box["y"] + box["height"] <= 720, box
+    text = summary.inner_text()
+    assert all(s in text for s in ("full fine-tune", "toy-base", "1,400 steps")), text
+    assert btn.is_enabled()
+    pg.screenshot(path=str(ARTIFACTS / "sft_first_view.png"))
+    pg.click("#sft-load-recipe")
+    pg.wait_for_function("() => (document.querySelector('#sft-path textarea, #sft-path input')?.value || '')"
+                         ".endsWith('thinking-sft-16800/sft.jsonl')")
+    pg.context.close()

@@ -539,3 +539,89 @@ def test_examples_follow_the_loaded_model():
     assert all(ex[0]["text"] and "<image>" not in ex[0]["text"] for ex in ws)
     other = [Path(ex[0]["files"][0]).parent.name for ex in _examples(False)]
     assert other == ["photos", "video", "docs"]
+
+
+def _chat_handlers(tiny_path) -> dict:
+    """api_name → the Chat tab's handler functions, built on the tiny model (no server)."""
+    import gradio as gr
+
+    from studio.config import ModelSpec
+    from studio.ui.context import AppContext
+    from studio.ui.tabs import chat as tab
+
+    ctx = AppContext(model=ModelSpec(name_or_path=str(tiny_path), device="cpu"))
+    with gr.Blocks() as demo:
+        tab.build(ctx)
+    out = {f.api_name: f.fn for f in demo.fns.values() if f.api_name}
+    out["_check"] = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "check")
+    out["_ctx"] = ctx
+    return out
+
+
+class _Slow:
+    """Logits processor that sleeps per token, so a reply streams for seconds."""
+
+    def __call__(self, input_ids, scores):
+        time.sleep(0.02)
+        return scores
+
+
+def test_clear_during_streaming_yields_nothing_of_the_old_chat(tiny_path, monkeypatch):
+    """A Clear while a reply streams: every update the reply makes after the Clear was pressed
+    could reach the page after the Clear's empty chat (two messages, any order) and redraw the
+    old conversation. So the stream must make none: the generator is paused (as gradio pauses
+    it between updates), Clear is pressed, then the rest of the stream is drained."""
+    import threading
+    from types import SimpleNamespace
+
+    from studio.ui import components
+
+    h = _chat_handlers(tiny_path)
+    h["_ctx"].extra["chat_logits_processors"] = lambda: [_Slow()]
+    req = SimpleNamespace(session_hash="race-1")
+    settings = ["", 1.0, 0.9, 0, 1.0, 300, 0, 300, 1.0, 8, "none (base model)", True]
+    msg = {"text": "Tell me a very long story.", "files": []}
+    st = h["_check"](msg, None, *settings, request=req)
+    stream = h["chat"](msg, st, *settings, request=req)
+    first = next(stream)
+    assert any("very long story" in str(m) for m in first[0])
+    waiting = threading.Event()
+    real_wait = components.wait_finished
+
+    def wait_finished(ev, timeout=3.0):
+        waiting.set()  # Clear has done its part and now waits for the stream
+        return real_wait(ev, timeout)
+
+    monkeypatch.setattr(components, "wait_finished", wait_finished)
+    cleared = []
+    t = threading.Thread(target=lambda: cleared.append(h["clear"](request=req)))
+    t.start()
+    assert waiting.wait(10)
+    later = list(stream)  # what the reply would still send after the Clear
+    t.join(10)
+    assert later == []
+    chatbot, _, state, stats, _ = cleared[0]
+    assert chatbot == [] and state.rounds == [] and stats == ""
+
+
+def test_clear_while_queued_does_not_bring_the_old_chat_back(tiny_path):
+    """A message accepted (check step), then Clear before it starts: when it starts it
+    yields nothing — not even the "stopped while queued" note with the old state."""
+    from types import SimpleNamespace
+
+    from studio.ui.tabs.chat_state import ChatState, Round
+    from studio.engine.infer import chat as engine
+
+    h = _chat_handlers(tiny_path)
+    req = SimpleNamespace(session_hash="race-2")
+    settings = ["", 0.0, 0.9, 0, 1.0, 4, 0, 4, 1.0, 8, "none (base model)", True]
+    old = ChatState(rounds=[Round(user=engine.ChatTurn("user", "old question"), user_msgs=[{"role": "user",
+                                                                                               "content": "old"}])])
+    msg = {"text": "new question", "files": []}
+    st = h["_check"](msg, old, *settings, request=req)
+    h["clear"](request=req)
+    assert list(h["chat"](msg, st, *settings, request=req)) == []
+    # the next message after the Clear streams as usual
+    st = h["_check"](msg, ChatState(), *settings, request=req)
+    updates = list(h["chat"](msg, st, *settings, request=req))
+    assert updates and "new question" in str(updates[-1][0]) and "old" not in str(updates[-1][0])

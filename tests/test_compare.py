@@ -354,3 +354,25 @@ def test_a_runs_adapter_is_labelled_by_its_run_folder():
     s = SideSpec(model="toy-thinking", adapter="runs/20261203-193039-rl-workshop-rl/adapter")
     assert s.label() == "toy-thinking + adapter 20261203-193039-rl-workshop-rl"
     assert SideSpec(model="toy-thinking", adapter="runs/r/checkpoint-40").label().endswith("adapter checkpoint-40")
+
+
+def test_follow_up_each_side_continues_its_own_conversation(tiny_path, prompts):
+    """Issue 28.2: a follow-up asks each side with *its own* earlier turns: B's second prompt
+    holds B's first answer (its thinking stripped, as the chat template's history rule
+    says) and never A's; a base side reads its history as Question/Answer pairs."""
+    from studio.engine.infer.chat import ChatTurn
+
+    a, b = SideSpec(str(tiny_path), mode="base"), SideSpec(str(tiny_path))
+    history = {"A": [ChatTurn("user", "How many red circles?"), ChatTurn("assistant", "ANSWER-OF-A 2")],
+               "B": [ChatTurn("user", "How many red circles?"),
+                     ChatTurn("assistant", "<think>SECRET-THOUGHT of B</think><answer>ANSWER-OF-B 3</answer>")]}
+    prompts.clear()
+    result = Comparer().run(a, b, "And blue ones?", settings=CompareSettings(gen=GREEDY), history=history)
+    chat_prompt = prompts[-1]  # the last build_inputs call: side B (chat); A's base prompt is built apart
+    assert "ANSWER-OF-B 3" in chat_prompt and "ANSWER-OF-A" not in chat_prompt
+    assert "SECRET-THOUGHT" not in chat_prompt and chat_prompt.count("How many red circles?") == 1
+    base_prompt = result.sides["A"].prompt_text
+    assert base_prompt.endswith("Question: How many red circles?\nAnswer: ANSWER-OF-A 2\n\nQuestion: And blue ones?\nAnswer:")
+    assert "ANSWER-OF-B" not in base_prompt
+    assert "ANSWER-OF-B 3" in result.sides["B"].prompt_text and "ANSWER-OF-A" not in result.sides["B"].prompt_text
+    assert result.turn == 2 and result.history["B"][1] == {"role": "assistant", "content": "<answer>ANSWER-OF-B 3</answer>"}

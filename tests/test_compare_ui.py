@@ -160,3 +160,56 @@ def test_token_counts_agree_and_the_download_is_named(tmp_path):
     (tmp_path / "votes").mkdir()
     vlog = VoteLog(tmp_path / "votes")
     assert vlog.archive().name in tr("cmp.download") and "votes.jsonl" in tr("cmp.download")
+
+
+def test_follow_up_continues_each_sides_conversation(served, prompts):
+    """Issue 28.2: the second question is a follow-up: each side is asked with its own first
+    question and answer (B's prompt holds B's answer, not A's), and both panes show the two
+    turns; New comparison starts over. Driven through the page's handlers on the server
+    (the thread lives in the session's state, which an API client cannot send)."""
+    from types import SimpleNamespace
+
+    from studio.config import ModelSpec
+    from studio.ui.context import AppContext
+    from studio.ui.tabs import compare as tab
+    from studio.ui.tabs.compare_thread import MAX_TURNS
+
+    _, _, runs, model = served
+    with gr.Blocks() as demo:
+        tab.build(AppContext(model=ModelSpec(name_or_path=model, device="cpu"), runs_dir=runs))
+    compare = next(f.fn for f in demo.fns.values() if f.api_name == "compare")
+    req = SimpleNamespace(session_hash="follow-1")
+
+    def ask(text, thread):
+        args = _args(model, text=text)
+        args[0] = {"text": text, "files": []}
+        *_, last = list(compare(*args, thread, request=req))
+        return last
+
+    first = ask("How many red circles?", None)
+    thread = first[-1]
+    assert len(thread.turns) == 1
+    answer_a, answer_b = thread.turns[0].answers["A"], thread.turns[0].answers["B"]
+    prompts.clear()
+    second = ask("And blue ones?", thread)
+    b_prompt = prompts[-1]  # side B (chat): its own first turn, then the new question
+    assert "How many red circles?" in b_prompt and "And blue ones?" in b_prompt
+    from studio.engine.infer import reasoning
+
+    assert reasoning.strip_thinking(answer_b).strip() in b_prompt
+    assert second[7].sides["A"].prompt_text.count("Question:") == 2  # A (base): its own Q/A pair first
+    assert answer_a.strip() in second[7].sides["A"].prompt_text and second[7].turn == 2
+    pane_b = json.dumps(second[1])
+    assert "How many red circles?" in pane_b and "And blue ones?" in pane_b
+    assert len(second[-1].turns) == 2
+    # New comparison: the thread is gone, the next question starts a new conversation
+    new = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "new_comparison")
+    assert new()[-1] is None
+    prompts.clear()
+    ask("Fresh question", None)
+    assert "How many red circles?" not in prompts[-1]
+    # the cap: a thread of MAX_TURNS questions takes no more
+    full = second[-1]
+    full.turns = full.turns * (MAX_TURNS // 2)
+    with pytest.raises(gr.Error, match="New comparison"):
+        ask("One more", full)

@@ -136,3 +136,43 @@ def test_fix_never_overwrites_an_existing_file(app, tmp_path):
     assert "<answer>4</answer>" in Path(out).read_text()
     _, again = client.predict(None, str(data), ["close_answer"], api_name="/sft_fix")
     assert Path(again) == tmp_path / "data.fixed-3.jsonl" and Path(out).is_file()
+
+
+def test_workshop_form_starts_as_the_recipe_and_runs_it():
+    """Issue 28.4: with the workshop model loaded, the form's starting values are the
+    workshop recipe's (model toy-base, a full fine-tune, 1,400 steps …) and config.yaml
+    shows it; Start with the untouched form makes the same config as the recipe button
+    (its data generation, scheduler and the rest included). A changed data path drops the
+    recipe's data generation; the recipe card says what runs."""
+    import gradio as gr
+    import yaml
+
+    from studio.config import ModelSpec
+    from studio.engine.train.runs import load_recipe
+    from studio.engine.train.sft import SFTRunConfig
+    from studio.ui.context import AppContext
+    from studio.ui.tabs import sft
+
+    with gr.Blocks() as demo:
+        sft.build(AppContext(model=ModelSpec(name_or_path="toy-thinking")))
+    fns = {f.api_name: f for f in demo.fns.values() if f.api_name}
+    show = fns["sft_config"]
+    values = [c.value for c in show.inputs]  # what the page starts with (upload, path, form…, recipe extras)
+    recipe = load_recipe(SFTRunConfig, sft.RECIPE).to_dict()
+    from_form = yaml.safe_load(show.fn(*values))
+    from_form.pop("output_dir", None), recipe.pop("output_dir", None)
+    assert from_form == recipe
+    assert recipe["model"]["name_or_path"] == "toy-base" and recipe["finetuning"] == "full"
+    props = {c["props"].get("elem_id"): c["props"] for c in demo.config["components"]}
+    summary = props["sft-recipe-summary"]["value"]
+    assert all(s in summary for s in ("full fine-tune", "toy-base", "1,400 steps", "batch 12"))
+    # another data path: the recipe's data generation is not carried over to it
+    values[1] = str(SAMPLE)
+    assert yaml.safe_load(show.fn(*values)).get("tasks") is None
+    # another model (a real GLM-4.1V): the form keeps its plain defaults, the card is still there
+    with gr.Blocks() as demo2:
+        sft.build(AppContext(model=ModelSpec(name_or_path="zai-org/GLM-4.1V-9B-Thinking", device="cpu")))
+    show2 = next(f for f in demo2.fns.values() if f.api_name == "sft_config")
+    plain = yaml.safe_load(show2.fn(*[c.value for c in show2.inputs]))
+    assert plain["model"]["name_or_path"] == "zai-org/GLM-4.1V-9B-Thinking" and plain["finetuning"] == "lora"
+    assert plain.get("tasks") is None

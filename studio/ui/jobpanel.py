@@ -413,7 +413,8 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
               graceful_timeout: float = 60.0, poll_s: float = 2.0, log_lines: int = 60,
               command: Callable[[Path, bool], list[str]] | None = None,
               manager: JobManager | None = None,
-              recipe: tuple[Any, Callable[..., tuple[str | Path, str | None]]] | None = None) -> JobPanel:
+              recipe: tuple[Any, Callable[..., tuple[str | Path, str | None]]] | None = None,
+              recipe_button: Any = None) -> JobPanel:
     """Add Start / Stop / Resume, a status line, the log tail and the CLI command.
 
     Args:
@@ -434,6 +435,8 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
             sets while no job exists yet: hand it to the recipe's data generation
             (:func:`studio.engine.train.sft.check_data`), which then raises
             :class:`~studio.errors.StoppedError` and keeps nothing.
+        recipe_button: a button the tab already placed (e.g. at its top, where a newcomer
+            sees it) to use as the recipe's start button instead of one in the panel's row.
 
     Returns:
         A :class:`JobPanel`.
@@ -447,8 +450,8 @@ def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str |
     with gr.Group():
         with gr.Row():
             start_btn = gr.Button(t("job.start"), variant="primary", interactive=not h.public)
-            recipe_btn = (gr.Button(recipe[0], variant="secondary", interactive=not h.public, scale=2,
-                                    elem_id=f"{kind}-recipe-btn") if recipe else None)
+            recipe_btn = recipe_button if recipe_button is not None or not recipe else gr.Button(
+                recipe[0], variant="secondary", interactive=not h.public, scale=2, elem_id=f"{kind}-recipe-btn")
             stop_btn = gr.Button(t("common.stop"), variant="stop", interactive=False, elem_id=f"{kind}-stop-btn")
             resume_btn = gr.Button(t("job.resume"), interactive=False)
         status = gr.Textbox(label=t("common.status"), value=status_line(None), interactive=False, lines=1,

@@ -36,7 +36,7 @@ from studio.ui import public, render, zerogpu
 from studio.ui.context import AppContext
 from studio.ui.tabs.chat_examples import examples as _examples
 from studio.ui.tabs.chat_state import (  # noqa: F401 - the tab's helpers, importable from here as before
-    MAX_NEW_SLIDER, ChatState, Round, _files_of, _text_of, follow_checkpoint, gen_config, prepare_media,
+    MAX_NEW_SLIDER, ChatState, Round, _files_of, _user_display, _text_of, follow_checkpoint, gen_config, prepare_media,
     sampling_defaults, thinking_arg, thinking_switch)
 from studio.ui.i18n import error_text, gr_error, t, tr, user_error
 
@@ -98,30 +98,6 @@ def duration_of_regenerate(st, system_, temperature_, top_p_, top_k_, rep_, max_
     return _duration(max_new_)
 
 
-def _user_display(text: str, media) -> list[dict]:
-    if media is None or media.kind == "none":
-        return render.user_messages(text, [])
-    if media.kind == "pdf":
-        first = render.image_content(media.images[0]) if media.images else None
-        msgs = [render.message("user", first)] if first else []
-        name = Path(media.sources[0]).name
-        n = len(media.images)
-        msgs.append(render.message("user", tr("chat.pdf_pages" if n != 1 else "chat.pdf_page",
-                                              name=render.plain_text(name), n=n)))
-        if text:
-            msgs.append(render.message("user", render.plain_text(text)))
-        return msgs
-    msgs = render.media_messages(media)
-    if media.kind == "video" and media.video is not None:
-        n = media.video.frames.shape[0]
-        dur = media.video.metadata.get("duration")
-        note = tr("chat.frames_from", n=n, s=f"{dur:.1f}") if dur else tr("chat.frames", n=n)
-        msgs.append(render.message("user", f"*({render.plain_text(Path(media.sources[0]).name)}: {note})*"))
-    if text:
-        msgs.append(render.message("user", render.plain_text(text)))
-    return msgs
-
-
 def build(ctx: AppContext) -> None:
     """Add the Chat tab's components and events to the current ``gr.Blocks``."""
     import gradio as gr
@@ -134,6 +110,9 @@ def build(ctx: AppContext) -> None:
     stops: dict[str, threading.Event] = {}     # session_hash → stop event of its running request
     queued: dict[str, threading.Event] = {}    # session_hash → stop event of a request not started yet
     stops_lock = threading.Lock()
+    from studio.ui.epochs import Epochs, guarded
+
+    epochs = Epochs()  # session_hash → its Clear count: a request from before a Clear never redraws the chat
 
     def _err(e: BaseException | str):
         """gr.Error for a refusal; in public mode the runs folder's path becomes ``runs``."""
@@ -255,12 +234,25 @@ def build(ctx: AppContext) -> None:
         now, so Stop works while it is still queued behind another user's request."""
         from studio.ui.components import queue_stop
 
-        queue_stop(_key(request), queued, stops_lock)
+        key = _key(request)
+        queue_stop(key, queued, stops_lock).epoch = epochs.current(key)  # type: ignore[attr-defined]
 
     def _take_stop(request) -> threading.Event:
-        """The stop event of the request that starts now (set: Stop came while it waited)."""
+        """The stop event of the request that starts now (set: Stop or Clear came while it
+        waited). It carries the session's epoch from when the request was accepted (the
+        check step; now, for an API call), so :func:`_guard` knows about a Clear since."""
+        key = _key(request)
         with stops_lock:
-            return queued.pop(_key(request), None) or threading.Event()
+            ev = queued.pop(key, None)
+        if ev is None:
+            ev = threading.Event()
+            ev.epoch = epochs.current(key)  # type: ignore[attr-defined]
+        return ev
+
+    def _guard(request, ev: threading.Event, updates):
+        """``updates`` (a handler's generator) while no Clear came after ``ev``'s request was
+        accepted; nothing after one (:func:`studio.ui.epochs.guarded`)."""
+        return guarded(updates, epochs, _key(request), getattr(ev, "epoch", 0))
 
     def _register(request, ev: threading.Event) -> tuple[str, threading.Event]:
         key = _key(request)
@@ -414,8 +406,14 @@ def build(ctx: AppContext) -> None:
     def send(message, st, system_, temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_,
              fps_, max_frames_, adapter_, thinking_, request: gr.Request):
         """Send the box's text + files; stream the reply."""
-        st = st if isinstance(st, ChatState) else ChatState()
         ev = _take_stop(request)
+        yield from _guard(request, ev, _send(message, st, system_, temperature_, top_p_, top_k_, rep_, max_new_,
+                                             think_, answer_, fps_, max_frames_, adapter_, thinking_, request, ev))
+
+    def _send(message, st, system_, temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_,
+              fps_, max_frames_, adapter_, thinking_, request, ev):
+        """The body of :func:`send` (under its Clear guard)."""
+        st = st if isinstance(st, ChatState) else ChatState()
         if ev.is_set():  # stopped while queued: nothing generated, the draft stays in the box
             yield st.chatbot(), gr.skip(), st, tr("chat.stopped_queued")
             return
@@ -442,6 +440,13 @@ def build(ctx: AppContext) -> None:
                    fps_, max_frames_, adapter_, thinking_, request: gr.Request):
         """Drop the last reply and generate it again (same user message)."""
         ev = _take_stop(request)
+        yield from _guard(request, ev, _regenerate(st, system_, temperature_, top_p_, top_k_, rep_, max_new_,
+                                                   think_, answer_, fps_, max_frames_, adapter_, thinking_,
+                                                   request, ev))
+
+    def _regenerate(st, system_, temperature_, top_p_, top_k_, rep_, max_new_, think_, answer_,
+                    fps_, max_frames_, adapter_, thinking_, request, ev):
+        """The body of :func:`regenerate` (under its Clear guard)."""
         if ev.is_set():
             yield gr.skip(), gr.skip(), st, tr("chat.stopped_queued")
             return
@@ -469,19 +474,25 @@ def build(ctx: AppContext) -> None:
         return gr.skip() if msg is None else msg
 
     def clear(request: gr.Request):
-        """Stop this session's generation, wait (≤ 3 s) until its last update is out, then
-        empty the chat — otherwise that last update would redraw the old conversation."""
+        """Empty the chat and stop this session's generation.
+
+        First the session's epoch moves on: from then on its running or queued request
+        yields nothing (:func:`_guard`), so no update of the old conversation can arrive
+        after the empty chat, however the two are timed. Then its stop event is set and
+        the request waited for (≤ 3 s): gradio asks a generator for its next update only
+        after sending the previous one, so once it has finished, every update it made
+        before the Clear is already out, ahead of this reply."""
         from studio.ui.components import wait_finished
 
         key = _key(request)
-        with stops_lock:
-            ev, waiting = stops.get(key), queued.pop(key, None)
+        epochs.bump(key)
+        with stops_lock:  # a queued request's event stays in `queued`: it must start, see it set, and end
+            ev, waiting = stops.get(key), queued.get(key)
         if waiting is not None:
             waiting.set()
         if ev is not None:
             ev.set()
             wait_finished(ev)
-            time.sleep(0.1)  # let gradio deliver the generator's final update first
         return [], EMPTY_BOX, ChatState(), "", ""
 
     def estimate(message, st, fps_, max_frames_):
@@ -563,7 +574,8 @@ def build(ctx: AppContext) -> None:
         return st.chatbot(), st, render.stats_line(last) if last is not None else gr.skip()
 
     ctx.extra.setdefault("retranslate", []).append((retranslate, [state], [chatbot, state, stats_md]))
-    # Clear also cancels the streaming event, or its last updates would redraw the old chat.
+    # Clear also cancels the streaming event (gradio closes the generator); the epoch (see
+    # `clear`) is what makes sure that none of its updates comes after the empty chat.
     clear_btn.click(clear, None, [chatbot, box, state, stats_md, estimate_md], api_name="clear",
                     concurrency_limit=None, cancels=[send_ev, regen_ev])
     box.change(estimate, [box, state, fps, max_frames], [estimate_md, state], api_name="estimate",

@@ -12,6 +12,7 @@ from studio.engine.infer import chat as engine
 from studio.engine.infer import family as family_mod
 from studio.engine.infer import media as media_mod
 from studio.errors import InputError
+from studio.ui import render
 from studio.ui.i18n import t, tr
 
 #: Top of the Max new tokens slider, unless the checkpoint's own default is higher.
@@ -194,3 +195,29 @@ def follow_checkpoint(built: family_mod.Family | None, loaded: family_mod.Family
     return [g.temperature, g.top_p, g.top_k, g.repetition_penalty,
             gr.update(value=g.max_new_tokens, maximum=max(MAX_NEW_SLIDER, g.max_new_tokens)),
             gr.update(**thinking_switch(loaded))]
+
+
+def _user_display(text: str, media) -> list[dict]:
+    """The chat messages that show a user turn: its media (a PDF as its first page and a
+    note), then its text, all escaped."""
+    if media is None or media.kind == "none":
+        return render.user_messages(text, [])
+    if media.kind == "pdf":
+        first = render.image_content(media.images[0]) if media.images else None
+        msgs = [render.message("user", first)] if first else []
+        name = Path(media.sources[0]).name
+        n = len(media.images)
+        msgs.append(render.message("user", tr("chat.pdf_pages" if n != 1 else "chat.pdf_page",
+                                              name=render.plain_text(name), n=n)))
+        if text:
+            msgs.append(render.message("user", render.plain_text(text)))
+        return msgs
+    msgs = render.media_messages(media)
+    if media.kind == "video" and media.video is not None:
+        n = media.video.frames.shape[0]
+        dur = media.video.metadata.get("duration")
+        note = tr("chat.frames_from", n=n, s=f"{dur:.1f}") if dur else tr("chat.frames", n=n)
+        msgs.append(render.message("user", f"*({render.plain_text(Path(media.sources[0]).name)}: {note})*"))
+    if text:
+        msgs.append(render.message("user", render.plain_text(text)))
+    return msgs

@@ -35,6 +35,7 @@ from studio.errors import InputError, StudioError
 from studio.ui import public, render, zerogpu
 from studio.ui.context import AppContext
 from studio.ui.i18n import error_text, gr_error, t, tr, user_error
+from studio.ui.tabs import compare_thread as threads
 from studio.ui.tabs.compare_panes import catalog_text, pane_header, picked_spec, stats_line, user_turn
 
 log = logging.getLogger(__name__)
@@ -239,6 +240,7 @@ def build(ctx: AppContext) -> None:
     sent = gr.State(None)  # the page's message, held while the box is already cleared for the next one
     voter = gr.State(None)  # this visitor's vote folder id, made on the server at the first vote
     shown = gr.State(None)  # (label A, label B) of the pair whose answers the panes hold
+    thread = gr.State(None)  # the comparison's turns so far (compare_thread.Thread): what a follow-up continues
 
     # ---------------------------------------------------------------- helpers
     def _side(letter, model, adapter, mode, thinking=True) -> engine.SideSpec:
@@ -310,8 +312,9 @@ def build(ctx: AppContext) -> None:
         return getattr(request, "session_hash", None) or f"anon-{id(request)}"
 
     def _validated(message, a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, temperature_, top_p_,
-                   top_k_, max_new_, think_, base_cap_, seed_, system_, few_, a_thinking_, b_thinking_):
-        """(text, sides, settings, media, plan) or the StudioError that says what to change.
+                   top_k_, max_new_, think_, base_cap_, seed_, system_, few_, a_thinking_, b_thinking_, thread_=None):
+        """(text, sides, settings, media, plan, earlier) or the StudioError that says what to
+        change. ``earlier``: (the thread this question continues or None, each side's history).
         The media are decoded here each time (nothing decoded is kept between requests)."""
         text, files = _text_of(message), _files_of(message)
         a = _side("A", a_model, a_adapter, a_mode, a_thinking_)
@@ -324,11 +327,15 @@ def build(ctx: AppContext) -> None:
             from studio.engine.infer.media import prepare_turn_media
 
             media = prepare_turn_media(files, fps=settings.gen.video_fps, max_frames=settings.gen.max_frames)
+        prior = threads.current(thread_, (a.label(), b.label()))
+        threads.check_room(prior, text)
+        hist = threads.histories(prior, extra_media=1 if files else 0)
         p = comparer.plan(a, b, settings.device)
-        return text, a, b, settings, media, p
+        return text, a, b, settings, media, p, (prior, hist, files)
 
     def check(message, a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, temperature_, top_p_, top_k_,
-              max_new_, think_, base_cap_, seed_, system_, few_, a_thinking_, b_thinking_, request: gr.Request):
+              max_new_, think_, base_cap_, seed_, system_, few_, a_thinking_, b_thinking_, thread_=None,
+              request: gr.Request = None):
         """First step of a comparison from the page: every check ``compare`` makes, with no
         visible output, so a refusal is a toast and nothing on the page moves (an error on
         the comparison's outputs would blank both panes and cover them with "Error").
@@ -336,7 +343,7 @@ def build(ctx: AppContext) -> None:
         key = _key(request)
         try:
             _validated(message, a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, temperature_, top_p_,
-                       top_k_, max_new_, think_, base_cap_, seed_, system_, few_, a_thinking_, b_thinking_)
+                       top_k_, max_new_, think_, base_cap_, seed_, system_, few_, a_thinking_, b_thinking_, thread_)
         except StudioError as e:
             raise _err(e) from None
         finally:
@@ -347,28 +354,32 @@ def build(ctx: AppContext) -> None:
         return message
 
     def compare(message, a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, temperature_, top_p_, top_k_,
-                max_new_, think_, base_cap_, seed_, system_, few_, a_thinking_, b_thinking_, request: gr.Request):
-        """Run A then B on the message; stream both panes."""
+                max_new_, think_, base_cap_, seed_, system_, few_, a_thinking_, b_thinking_, thread_=None,
+                request: gr.Request = None):
+        """Run A then B on the message (a follow-up: each with its own earlier turns of
+        ``thread_``, the session's thread); stream both panes."""
         key = _key(request)
         with stops_lock:
             ev = queued.pop(key, None) or threading.Event()
         if ev.is_set():  # stopped while it waited for the GPU: nothing ran, nothing changes
-            yield tuple([gr.skip()] * 8) + (tr("chat.stopped_queued"), gr.skip())
+            yield tuple([gr.skip()] * 8) + (tr("chat.stopped_queued"), gr.skip(), gr.skip())
             return
         try:
-            text, a, b, settings, media, p = _validated(
+            text, a, b, settings, media, p, earlier = _validated(
                 message, a_model, a_adapter, a_mode, b_model, b_adapter, b_mode, temperature_, top_p_, top_k_,
-                max_new_, think_, base_cap_, seed_, system_, few_, a_thinking_, b_thinking_)
+                max_new_, think_, base_cap_, seed_, system_, few_, a_thinking_, b_thinking_, thread_)
         except StudioError as e:
             trim()
             raise _err(e) from None
         try:
-            yield from _compare(text, a, b, settings, media, p, key, ev)
+            yield from _compare(text, a, b, settings, media, p, key, ev, earlier)
         finally:
             trim()
 
-    def _compare(text, a, b, settings, media, p, key, ev):
-        """The streaming part of :func:`compare`."""
+    def _compare(text, a, b, settings, media, p, key, ev, earlier):
+        """The streaming part of :func:`compare`; ``earlier``: (thread, histories, files)."""
+        prior, hist, files = earlier
+        before = {s: prior.pane(s) if prior is not None else [] for s in ("A", "B")}
         user = user_turn(text, media)
         image = media.images[0] if media is not None and media.images else None
         views = {"A": render.TurnView(image=image), "B": render.TurnView(image=image)}
@@ -379,15 +390,16 @@ def build(ctx: AppContext) -> None:
                 stops[key].set()
             stops[key] = ev
 
-        def out(result=None, status=""):
-            return (user + views["A"].messages(), user + views["B"].messages(), stats["A"], stats["B"],
-                    pane_header("A", a), pane_header("B", b), plan_text, result, status, (a.label(), b.label()))
+        def out(result=None, status="", thread=gr.skip()):
+            return (before["A"] + user + views["A"].messages(), before["B"] + user + views["B"].messages(),
+                    stats["A"], stats["B"], pane_header("A", a), pane_header("B", b), plan_text, result, status,
+                    (a.label(), b.label()), thread)
 
         yield out(None, tr("cmp.loading"))
         last = 0.0
         result = None
         try:
-            for e in comparer.stream(a, b, text, media, settings, stop=ev):
+            for e in comparer.stream(a, b, text, media, settings, stop=ev, history=hist):
                 if isinstance(e, engine.SideStart):
                     stats[e.side] = tr("cmp.generating")
                 elif isinstance(e, engine.SideEvent):
@@ -404,14 +416,19 @@ def build(ctx: AppContext) -> None:
                 notes = " ".join(result.notes)
                 status = (tr("cmp.which_better", seed=result.settings['gen']['seed'])
                           + (f" {tr('cmp.note')} {render.escape(notes)}" if notes else ""))
+                thread = gr.skip()
                 if not result.complete:
                     status = tr("cmp.stopped_no_vote")
                     result = None
-                else:  # the session keeps paths, not pixels; the rows name no server folder
+                else:
+                    # the thread the next question continues (a stopped turn is not part of it)
+                    thread = threads.extended(prior, (a.label(), b.label()), threads.Turn(
+                        text, list(files), settings.gen.video_fps, settings.gen.max_frames,
+                        {s: result.sides[s].text for s in result.sides}, {s: user + views[s].messages() for s in views}))  # the session keeps paths, not pixels; the rows name no server folder
                     result.media = result.media.paths_only() if result.media is not None else None
                     for side in result.sides.values():
                         side.model_spec = {**side.model_spec, "adapter": public.shown_adapter(ctx, side.spec.adapter)}
-                yield out(result, status)
+                yield out(result, status, thread)
         except StudioError as e:
             raise _err(e) from None
         except gr.Error:
@@ -523,7 +540,7 @@ def build(ctx: AppContext) -> None:
     thinking_in = [side_thinking["A"], side_thinking["B"]]  # last in every input list: older API calls still fit
     settings_in = [temperature, top_p, top_k, max_new, think_budget, base_cap, seed, system, few_shot]
     outs = [panes["A"][1], panes["B"][1], panes["A"][2], panes["B"][2], panes["A"][0], panes["B"][0],
-            plan_md, state, vote_md, shown]
+            plan_md, state, vote_md, shown, thread]
     # The page checks first (a refusal is a toast; panes, plan and status stay as they are),
     # turns Stop red, compares, and greys Stop again; API clients call /compare directly,
     # which makes the same checks itself.
@@ -533,13 +550,14 @@ def build(ctx: AppContext) -> None:
         return gr.update(variant="stop", interactive=True), gr.MultimodalTextbox(value=None)
 
     def new_comparison():
-        """Empty panes, stats, status and box: nothing of the last comparison is left to vote on."""
-        return [], [], "", "", None, "", gr.MultimodalTextbox(value=None), None
+        """Empty panes, stats, status and box, and no thread: the next question starts a new
+        conversation on both sides, and nothing of the last comparison is left to vote on."""
+        return [], [], "", "", None, "", gr.MultimodalTextbox(value=None), None, None
 
     def stop_idle():
         return gr.update(variant="secondary", interactive=False)
 
-    inputs = [box] + pickers + settings_in + thinking_in
+    inputs = [box] + pickers + settings_in + thinking_in + [thread]
     compare_gpu = zerogpu.gpu(compare, duration=duration_of_compare)  # ZeroGPU: a GPU for this long
     # The page: check (the message goes to `sent`), clear the box, compare what was sent.
     # API clients: /compare, on a button never shown, takes the message itself.
@@ -555,7 +573,7 @@ def build(ctx: AppContext) -> None:
                   concurrency_limit=1)
     head_outs = [panes["A"][0], panes["B"][0]]
     new_btn.click(new_comparison, None, [panes["A"][1], panes["B"][1], panes["A"][2], panes["B"][2], state,
-                                         vote_md, box, shown], api_name=False, queue=False).then(
+                                         vote_md, box, shown, thread], api_name=False, queue=False).then(
         heads, pickers + thinking_in + [shown], head_outs, api_name=False, queue=False, show_progress="hidden")
     stop_btn.click(stop, None, [vote_md], api_name="compare_stop", concurrency_limit=None, queue=False)
     plan_btn.click(plan, pickers + thinking_in + [shown], [plan_md, *head_outs], api_name="compare_plan",

@@ -70,6 +70,10 @@ class CompareResult:
     notes: list[str] = field(default_factory=list)
     plan: MemoryPlan | None = None
     voted: str | None = None
+    #: 1 for a first question; n for the (n-1)-th follow-up, each side answering with its own history
+    turn: int = 1
+    #: each side's earlier turns as it read them (text only, thinking stripped): ``{"A": [{"role", "content"}…]}``
+    history: dict[str, list[dict]] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -230,7 +234,8 @@ class Comparer:
     # -- running ----------------------------------------------------------------
     def stream(self, a: SideSpec, b: SideSpec, question: str, media=None,
                settings: CompareSettings | None = None, *, stop: threading.Event | None = None,
-               media_paths: list[str] | None = None) -> Iterator[Any]:
+               media_paths: list[str] | None = None,
+               history: dict[str, list[ChatTurn]] | None = None) -> Iterator[Any]:
         """Run A, then B, and yield :class:`SideStart`, :class:`SideEvent` … then one
         :class:`CompareDone`.
 
@@ -241,6 +246,11 @@ class Comparer:
                 are decoded with :func:`studio.engine.infer.media.prepare_turn_media` instead.
             settings: shared settings (a copy gets the drawn seed).
             stop: set it to stop the running side; the other side is skipped.
+            history: a follow-up: each side's own earlier turns (user and assistant
+                :class:`~studio.engine.infer.chat.ChatTurn`, media decoded), so each side
+                continues *its* conversation: B never reads A's answers. Assistant turns
+                keep only their answer (thinking stripped, as the chat template's history
+                rules say).
 
         Raises:
             InputError / MediaError / ModelLoadError: bad input, files or models.
@@ -258,6 +268,9 @@ class Comparer:
         if len(question) > chat.MAX_PROMPT_CHARS:
             raise InputError(f"The question is {len(question):,} characters; the limit is "
                              f"{chat.MAX_PROMPT_CHARS:,}. Shorten it.")
+        history = {s: list((history or {}).get(s) or []) for s in SIDES}
+        if any(t.role not in ("user", "assistant") for turns in history.values() for t in turns):
+            raise InputError("A follow-up's history holds only user and assistant turns.")
         if settings.gen.seed is None:
             settings.gen.seed = random.randrange(2**31)
         self.check_thinking(a, b)  # both sides, before anything loads or runs
@@ -268,6 +281,9 @@ class Comparer:
             timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             prompt=question, media=media, system=settings.system,
             settings=settings.to_dict(), notes=self.notes(a, b) + adapter_notes, plan=plan,
+            turn=1 + max(sum(t.role == "user" for t in turns) for turns in history.values()),
+            history={s: [{"role": t.role, "content": t.text if t.role == "user" else reasoning.strip_thinking(t.text)}
+                         for t in history[s]] for s in SIDES},
         )
         for lbl, side in zip(SIDES, (a, b)):
             if stop is not None and stop.is_set():
@@ -281,27 +297,29 @@ class Comparer:
             self._activate(loaded, lbl)
             done = None
             with adapter_active(item.model, item.adapter):
-                for ev in self._side_events(item, side, question, media, settings, stop):
+                for ev in self._side_events(item, side, question, media, settings, stop, history[lbl]):
                     if isinstance(ev, Done):
                         done = ev
                     yield SideEvent(lbl, ev)
             assert done is not None
             spec = dict(self._specs[item.key].to_dict(), adapter=side.adapter)
             result.sides[lbl] = SideResult(lbl, side, spec, done.text, done.parsed, done.stats,
-                                           self._prompt_text(item.processor, side, question, media, settings))
+                                           self._prompt_text(item.processor, side, question, media, settings,
+                                                             history[lbl]))
         yield CompareDone(result)
 
     @staticmethod
-    def _prompt_text(processor, side: SideSpec, question, media, settings: CompareSettings) -> str:
+    def _prompt_text(processor, side: SideSpec, question, media, settings: CompareSettings, history=None) -> str:
         if side.mode == "base":
-            return render_base_prompt(question, media, few_shot=settings.few_shot, system=settings.system)
+            return render_base_prompt(question, media, few_shot=settings.few_shot, system=settings.system,
+                                      history=history)
         return render_chat_prompt(processor, question, media, system=settings.system,
-                                  thinking=None if side.thinking else False)
+                                  thinking=None if side.thinking else False, history=history)
 
     def _side_events(self, item: _Loaded, side: SideSpec, question: str, media,
-                     settings: CompareSettings, stop) -> Iterator[Any]:
+                     settings: CompareSettings, stop, earlier: list[ChatTurn] | None = None) -> Iterator[Any]:
         gen = settings.gen
-        history = [ChatTurn("user", question, media)]
+        history = [*(earlier or []), ChatTurn("user", question, media)]
         if side.mode == "chat":
             yield from chat.stream(item.model, item.processor, history, gen, system=settings.system, stop=stop,
                                    thinking=None if side.thinking else False)
@@ -309,7 +327,7 @@ class Comparer:
         gen = dataclasses.replace(gen, max_new_tokens=min(gen.max_new_tokens, settings.base_max_new_tokens),
                                   thinking_budget=0)
         inputs = build_base_inputs(item.processor, question, media, few_shot=settings.few_shot,
-                                   system=settings.system)
+                                   system=settings.system, history=earlier)
         tok = item.processor.tokenizer
         eos = item.model.generation_config.eos_token_id
         eos_id = (eos[0] if isinstance(eos, list) else eos) if eos is not None else tok.eos_token_id

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.config import BASE_ID, EMBEDDED, GenerationConfig, YamlConfig, check
-from studio.engine.infer import chat
+from studio.engine.infer import chat, reasoning
 from studio.engine.infer.chat import ChatTurn
 
 
@@ -140,7 +140,7 @@ def media_placeholders(media) -> str:
 
 
 def render_base_prompt(question: str, media=None, *, few_shot: list[dict] | None = None,
-                       system: str | None = None) -> str:
+                       system: str | None = None, history: list | None = None) -> str:
     """Completion-style prompt for a pretrained (Base) model — no chat roles.
 
     ``[gMASK]<sop>`` + system text + ``"\\n\\n"`` (if any) + each example as
@@ -148,34 +148,44 @@ def render_base_prompt(question: str, media=None, *, few_shot: list[dict] | None
 
     >>> render_base_prompt("What is 2+2?")
     '[gMASK]<sop>Question: What is 2+2?\\nAnswer:'
+
+    ``history``: this side's earlier turns of a follow-up (:class:`~studio.engine.infer.chat.ChatTurn`
+    user/assistant pairs), each as its media placeholders + ``"Question: q\\nAnswer: a\\n\\n"``
+    after the examples (thinking stripped from the answers, as a chat template does).
     """
     parts = ["[gMASK]<sop>"]
     if system and system.strip():
         parts.append(system.strip() + "\n\n")
     for ex in few_shot or []:
         parts.append(f"Question: {str(ex['question']).strip()}\nAnswer: {str(ex['answer']).strip()}\n\n")
+    for turn in history or []:
+        if turn.role == "user":
+            parts.append(media_placeholders(turn.media) + f"Question: {turn.text.strip()}\nAnswer:")
+        else:
+            parts.append(f" {reasoning.strip_thinking(turn.text).strip()}\n\n")
     parts.append(media_placeholders(media))
     parts.append(f"Question: {question.strip()}\nAnswer:")
     return "".join(parts)
 
 
 def render_chat_prompt(processor, question: str, media=None, *, system: str | None = None,
-                       thinking: bool | None = None) -> str:
+                       thinking: bool | None = None, history: list | None = None) -> str:
     """The chat side's prompt text: the model's chat template with a generation prompt
-    (``thinking=False``: through the family's switch, see :mod:`studio.engine.infer.family`)."""
+    (``thinking=False``: through the family's switch, see :mod:`studio.engine.infer.family`);
+    ``history``: this side's earlier turns (their thinking stripped by the template rules)."""
     from studio.engine.infer import family
 
     fam = family.of(processor)
-    msgs = chat.build_messages([ChatTurn("user", question, media)], system, fam)
+    msgs = chat.build_messages([*(history or []), ChatTurn("user", question, media)], system, fam)
     return processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False,
                                          **fam.template_kwargs(thinking))
 
 
-def build_base_inputs(processor, question: str, media=None, *, few_shot=None, system=None):
+def build_base_inputs(processor, question: str, media=None, *, few_shot=None, system=None, history=None):
     """Processor inputs (``input_ids`` (1, L), ``attention_mask``, ``mm_token_type_ids``,
     pixel values + grids when media is given) for :func:`render_base_prompt`."""
-    text = render_base_prompt(question, media, few_shot=few_shot, system=system)
-    return chat.run_processor(processor, text, [ChatTurn("user", question, media)])
+    text = render_base_prompt(question, media, few_shot=few_shot, system=system, history=history)
+    return chat.run_processor(processor, text, [*(history or []), ChatTurn("user", question, media)])
 
 
 class _StopStringToEos:

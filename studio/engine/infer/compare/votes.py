@@ -44,7 +44,8 @@ class VoteLog:
          "outputs": {"A": text, "B": text}, "models": {"A": ModelSpec dict, "B": ...},
          "modes": {"A": "base"|"chat", "B": ...}, "thinking": {"A": bool, "B": bool},
          "settings": {...},
-         "vote": "A"|"B"|"tie"|"both_bad", "stats": {"A": {...}, "B": {...}}}
+         "vote": "A"|"B"|"tie"|"both_bad", "stats": {"A": {...}, "B": {...}},
+         "turn": n, "history": {"A": [{"role", "content"}, ...], "B": [...]}}   # follow-ups only
 
     Images are copied as files; PDF pages are saved as PNG images (so the SFT loader sees
     images); a video file is copied as is.
@@ -145,6 +146,8 @@ class VoteLog:
                 "vote": vote,
                 "stats": {s: dataclasses.asdict(result.sides[s].stats) for s in SIDES},
             }
+            if result.turn > 1:  # a follow-up: what each side had read before this question
+                row["turn"], row["history"] = result.turn, result.history
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
                 f.flush()
