@@ -110,6 +110,14 @@ def test_grounding_is_opt_in_and_the_default_families_are_unchanged(tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "eval.jsonl").read_text().splitlines()]
     assert {r["task_type"] for r in rows} == {"grounding"}
     assert all("-s7003-" in r["id"] for r in rows)
+    # --questions keeps one kind of question in every file (the RL recipe's slice)
+    assert main(["tasks", "--out", str(tmp_path / "tb"), "--families", "grounding", "--levels", "3", "--n", "8",
+                 "--eval-n", "4", "--questions", "at the (top|bottom)"]) == 0
+    for name in ("rl.jsonl", "eval.jsonl"):
+        got = [json.loads(x)["prompt"] for x in (tmp_path / "tb" / name).read_text().splitlines()]
+        assert got and all(re.search(r"at the (top|bottom)\?$", q) for q in got)
+    with pytest.raises(InputError, match="matching"):
+        T.generate(2, 0, ["arithmetic"], [1], questions="no such question")
 
 
 def test_studio_eval_scores_boxes_by_iou_at_one_half():

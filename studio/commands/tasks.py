@@ -22,6 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="difficulty levels to include (1 easy .. 3 hard)")
     p.add_argument("--eval-n", type=int, default=0,
                    help="also write eval.jsonl with this many held-out prompts (seed + 1000)")
+    p.add_argument("--questions", default=None, metavar="REGEX",
+                   help="keep only questions matching this regular expression, e.g. 'at the (top|bottom)'")
     p.add_argument("--eval-seed", type=int, default=None,
                    help="seed of the held-out scenes (default: seed + 1000)")
 
@@ -30,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from studio.engine.workshop.task_files import write_dataset
 
     counts = write_dataset(args.out, args.n, args.seed, args.families, args.levels, eval_n=args.eval_n,
-                           eval_seed=args.eval_seed)
+                           eval_seed=args.eval_seed, questions=args.questions)
     for name, k in counts.items():
         print(f"wrote {k} rows to {args.out}/{name}")
     return 0

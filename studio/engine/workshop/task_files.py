@@ -121,21 +121,24 @@ def load_task_rows(path: str | Path) -> list[dict]:
 
 
 def write_dataset(out: str | Path, n: int, seed: int = 0, families: Sequence[str] = FAMILIES,
-                  levels: Sequence[int] = LEVELS, *, eval_n: int = 0, eval_seed: int | None = None) -> dict:
+                  levels: Sequence[int] = LEVELS, *, eval_n: int = 0, eval_seed: int | None = None,
+                  questions: str | None = None) -> dict:
     """Write ``sft.jsonl``, ``rl.jsonl`` (and ``eval.jsonl`` when ``eval_n``) into ``out``.
 
     SFT and RL files hold the same ``n`` questions (SFT: one multi-turn chat per image);
     the eval file is drawn from ``eval_seed`` (default ``seed + 1000``) with scenes whose
-    content also occurs in the training scenes removed. Returns counts per file.
+    content also occurs in the training scenes removed; ``questions`` (a regular expression)
+    keeps only the questions it matches, in every file. Returns counts per file.
     """
     out = Path(out)
-    scenes = generate(n, seed, families, levels)
+    scenes = generate(n, seed, families, levels, questions=questions)
     counts = {"sft.jsonl": export_sft(scenes, out / "sft.jsonl"),
               "rl.jsonl": export_rl(scenes, out / "rl.jsonl")}
     if eval_n:
         seen = {s.key() for s in scenes}
         es = [s for s in generate(eval_n * 2, seed + 1000 if eval_seed is None else eval_seed,
-                                  families, levels, questions_per_image=1) if s.key() not in seen]
+                                  families, levels, questions_per_image=1, questions=questions)
+              if s.key() not in seen]
         counts["eval.jsonl"] = export_rl(es[:eval_n], out / "eval.jsonl")
     return counts
 

@@ -475,12 +475,14 @@ def generate_scenes(n_scenes: int, seed: int = 0, families: Sequence[str] = FAMI
 
 
 def generate(n: int, seed: int = 0, families: Sequence[str] = FAMILIES, levels: Sequence[int] = LEVELS,
-             *, questions_per_image: int | None = None) -> list[Scene]:
+             *, questions_per_image: int | None = None, questions: str | None = None) -> list[Scene]:
     """Scenes holding ``n`` questions in total (the last scene may be cut short).
 
     Args:
         n: number of questions (items), ``>= 1``.
         questions_per_image: keep at most this many questions per scene (None: all).
+        questions: a regular expression; only questions it matches are kept (scenes left
+            with none are skipped), e.g. ``"at the (top|bottom)"``.
 
     Returns:
         Scenes whose ``items`` add up to exactly ``n``.
@@ -497,9 +499,18 @@ def generate(n: int, seed: int = 0, families: Sequence[str] = FAMILIES, levels: 
     if not families or not levels:
         raise InputError("Pick at least one task family and one difficulty level.")
     combos = [(f, lv) for lv in levels for f in families]
+    import re
+
+    keep_q = re.compile(questions) if questions else None
     while total < n:
         s = make_scene(*combos[i % len(combos)], seed, i // len(combos))
         i += 1
+        if i > 1000 * (n + 10):
+            raise InputError(f"No scene has a question matching {questions!r}; check the pattern and the families.")
+        if keep_q is not None:
+            s.items = [it for it in s.items if keep_q.search(it.question)]
+            if not s.items:
+                continue
         keep = s.items[: questions_per_image or None][: n - total]
         s.items = keep
         total += len(keep)
