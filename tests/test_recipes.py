@@ -7,6 +7,7 @@ its measured numbers are in the README.
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -37,9 +38,18 @@ def test_recipes_validate_and_point_into_the_workshop_folder():
     assert rl.model.name_or_path == "toy-thinking" and rl.curriculum.mode == "rlcs"
     assert Path(rl.data).is_file() and Path(rl.eval_data).is_file()
     rows = [json.loads(x) for x in Path(rl.eval_data).read_text().splitlines()]
-    assert len(rows) >= 200 and {r["family"] for r in rows} == {"shapes"} and {r["difficulty"] for r in rows} == {2, 3}
-    shipped = sum(p.stat().st_size for p in (WORKSHOP / "rl-shapes").rglob("*") if p.is_file())
-    assert shipped <= 5 * 1024 * 1024
+    # issue 25: the slice toy-thinking's SFT left out — boxes for "… at the top/bottom?", held out (seed 7000)
+    assert len(rows) == 480 and {r["family"] for r in rows} == {"grounding"} and {r["difficulty"] for r in rows} == {3}
+    assert all(r["task_type"] == "grounding" and re.search(r"at the (top|bottom)\?$", r["prompt"]) for r in rows)
+    assert all("-s7000-" in r["id"] for r in rows)
+    mixed = RLRunConfig.from_dict(_recipe("rl-mixed.yaml"))
+    mixed.validate()
+    assert mixed.curriculum.group_by == ["family", "difficulty"] and not mixed.curriculum.offline_grading
+    fams = {(json.loads(x)["family"], json.loads(x)["difficulty"]) for x in Path(mixed.data).read_text().splitlines()}
+    assert len(fams) == 15  # every family × level
+    for folder in ("rl-shapes", "rl-boxes", "rl-mixed"):
+        shipped = sum(p.stat().st_size for p in (WORKSHOP / folder).rglob("*") if p.is_file())
+        assert shipped <= 5 * 1024 * 1024, folder
 
 
 def test_a_recipe_starts_a_new_run_each_time_and_a_run_config_continues(tmp_path):
@@ -174,14 +184,13 @@ def test_sft_recipe_end_to_end_meets_its_thresholds(tmp_path):
 
 
 @pytest.mark.slow
-def test_rl_recipe_end_to_end_gains_on_shapes_and_keeps_the_other_families(tmp_path):
-    """The RL recipe as a user runs it, from toy-thinking: format kept, held-out *shapes*
-    L2–3 accuracy up, no other family down by more than 5 points (480 held-out prompts).
+def test_rl_recipe_end_to_end_teaches_top_and_bottom_boxes(tmp_path):
+    """The RL recipe as a user runs it, from toy-thinking: held-out accuracy on the boxes its
+    SFT never showed ("… at the top/bottom?") up, not by a position prior (no answer cell with
+    ≥ 20 prompts down by more than 5 points), and the four v1 families not down by more than 3.
 
-    The floor is what the recipe reliably reaches (+6 … +10 points in every measured run, 300 or 150 steps), not
-    the +15 the workshop issue asked for: on this model even supervised fine-tuning on the
-    correct traces of the same slice moves it by 0–3 points (docs/FACTS.md); the gain RL
-    finds is mostly the answer prior (``studio eval --by-answer``).
+    The floor (+6 points) is what the measured runs reliably reach (+9 at lr 2e-4, more at
+    5e-4), not the +15 issue 25 asks for (README, *RL recipe*).
     """
     import subprocess
     import sys
@@ -196,23 +205,25 @@ def test_rl_recipe_end_to_end_gains_on_shapes_and_keeps_the_other_families(tmp_p
                        timeout=3600)
     assert r.returncode == 0, r.stderr[-3000:]
     (run,) = list((tmp_path / "runs").iterdir())
-    task_files.write_dataset(tmp_path / "all", 12, 0, eval_n=480)  # the SFT recipe's held-out set
+    task_files.write_dataset(tmp_path / "all", 12, 0, eval_n=480)  # the v1 families' held-out set
     scores = {}
     for name, adapter in (("before", None), ("after", str(run / "adapter"))):
         loaded = load(ModelSpec(name_or_path="toy-thinking", adapter=adapter, device="cpu"))
-        shapes = evaluate(name, WORKSHOP / "rl-shapes" / "eval.jsonl", n=None, mode="thinking", loaded=loaded)
+        boxes = evaluate(name, WORKSHOP / "rl-boxes" / "eval.jsonl", n=None, mode="thinking", loaded=loaded)
         every = evaluate(name, tmp_path / "all" / "eval.jsonl", n=None, mode="thinking", loaded=loaded)
         fam: dict[str, list] = {}
         for res in every.results:
             fam.setdefault(res.family, []).append(res.correct)
-        scores[name] = (shapes.groups()[-1], {f: sum(v) / len(v) for f, v in fam.items()})
-    (b_shapes, b_fam), (a_shapes, a_fam) = scores["before"], scores["after"]
-    assert a_shapes["n"] >= 200 and a_shapes["format"] >= 0.95
-    assert a_shapes["accuracy"] >= b_shapes["accuracy"] + 0.04, (b_shapes, a_shapes)
-    assert all(a_fam[f] >= b_fam[f] - 0.05 for f in b_fam if f != "shapes"), (b_fam, a_fam)
+        scores[name] = (boxes.groups()[-1], {a["answer"]: a for a in boxes.by_answer()},
+                        {f: sum(v) / len(v) for f, v in fam.items()})
+    (b_box, b_cells, b_fam), (a_box, a_cells, a_fam) = scores["before"], scores["after"]
+    assert a_box["n"] == 480 and a_box["format"] >= 0.95
+    assert a_box["accuracy"] >= b_box["accuracy"] + 0.06, (b_box, a_box)
+    assert all(a_cells[c]["accuracy"] >= b_cells[c]["accuracy"] - 0.05 for c in b_cells if b_cells[c]["n"] >= 20)
+    assert all(a_fam[f] >= b_fam[f] - 0.03 for f in b_fam), (b_fam, a_fam)
     metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     evals = [m["step"] for m in metrics if "eval/accuracy" in m]
-    assert evals[0] == 0 and evals[-1] == 150  # the dashboard's held-out curve ends at the last step
+    assert evals[0] == 0 and evals[-1] == 200  # the dashboard's held-out curve ends at the last step
 
 
 @pytest.mark.parametrize("kind", ["sft", "rl"])

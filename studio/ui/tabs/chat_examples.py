@@ -14,7 +14,7 @@ FILE_TYPES = list(media_mod.IMAGE_EXTS + media_mod.VIDEO_EXTS + media_mod.PDF_EX
 
 #: The first workshop example: a held-out grounding scene (the RL recipe's held-out seed 7000,
 #: level 2: a red square and a green circle beside the red circle), answered with a box.
-GROUNDING_EXAMPLE = ("grounding-l2-s7000-00024.png", "Where is the red circle?")
+GROUNDING_EXAMPLE = ("grounding-l2-s7000-00011.png", "Where is the red circle?")
 
 
 def examples(workshop: bool) -> list[list[dict]]:
