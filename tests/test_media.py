@@ -467,7 +467,9 @@ def test_sample_data_is_small_and_licensed():
     # workshop/generated/ is the SFT recipe's data, written on first use and git-ignored
     files = [p for p in SAMPLE.rglob("*") if p.is_file() and "__pycache__" not in p.parts
              and "generated" not in p.relative_to(SAMPLE).parts]
-    assert sum(p.stat().st_size for p in files) < 3_000_000
+    # 4.5 MB: the three RL recipes ship their prompts and held-out scenes (rl-shapes, rl-boxes,
+    # rl-mixed: ~1 MB each of 112-px PNGs and JSONL; trace and scene fields left out)
+    assert sum(p.stat().st_size for p in files) < 4_500_000
     assert 3 <= len(PHOTOS) <= 4 and all(max(Image.open(p).size) <= 640 for p in PHOTOS)
     assert CLIP.stat().st_size < 500_000
     licence = (SAMPLE / "LICENSE.md").read_text(encoding="utf-8")

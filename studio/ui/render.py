@@ -126,7 +126,7 @@ def cut_note(stats: Stats) -> str:
     return tr(key)
 
 
-#: Images smaller than this (px, shorter side) are enlarged before boxes are drawn in the chat.
+#: Images smaller than this (px, longer side) are enlarged before boxes are drawn in the chat.
 BOX_MIN_SIDE = 448
 
 
@@ -137,9 +137,9 @@ def draw_boxes(image, boxes: list[reasoning.Box], *, labels: list[str] | None = 
         image: ``PIL.Image.Image``; not modified.
         boxes: :class:`~studio.engine.infer.reasoning.Box` on GLM's 0–1000 scale (x1, y1, x2, y2).
         labels: optional text per box (default ``"1"``, ``"2"`` …).
-        min_side: an image whose shorter side is below this (px) is first enlarged by a
+        min_side: an image whose *longer* side is below this (px) is first enlarged by a
             whole factor with nearest-neighbour pixels (a 112-px workshop scene ×4), so a box
-            and its label stay readable in the chat; 0 keeps the size.
+            and its label stay readable in the chat; photos keep their size; 0 keeps every size.
 
     Returns:
         RGB ``PIL.Image.Image`` of the same size (or enlarged, see ``min_side``). Line width
@@ -148,8 +148,8 @@ def draw_boxes(image, boxes: list[reasoning.Box], *, labels: list[str] | None = 
     from PIL import Image, ImageDraw
 
     out = image.convert("RGB")
-    if min_side and min(out.size) < min_side:
-        k = -(-min_side // max(1, min(out.size)))
+    if min_side and max(out.size) < min_side:
+        k = -(-min_side // max(1, max(out.size)))
         out = out.resize((out.width * k, out.height * k), Image.NEAREST)
     draw = ImageDraw.Draw(out)
     w, h = out.size

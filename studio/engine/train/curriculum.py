@@ -44,7 +44,7 @@ import bisect
 import dataclasses
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ import numpy as np
 
 from studio.engine.train.curriculum_config import (  # noqa: F401 - re-exported: this module's API as before
     DEFAULT_LABEL_PRIORS, MODES, STATE_VERSION, TIER_NAMES, CurriculumConfig, label_prior, label_scale)
+from studio.engine.train.curriculum_groups import GroupPool, group_key  # noqa: F401 - group_key re-exported
 from studio.errors import ConfigError, DataError
 
 #: The label functions' examples still run with this module's (``doctest.testmod``).
@@ -72,19 +73,6 @@ class Selection:
     dropped: list[int]
     zero_variance: list[int]
     skip_update: bool
-
-
-def group_key(row: Mapping[str, Any], columns: Sequence[str]) -> str | None:
-    """A prompt's pooling group: its values of ``columns`` joined by ``-`` (None when a column is
-    missing or empty, so the prompt is not pooled).
-
-    >>> group_key({"family": "shapes", "difficulty": 2}, ["family", "difficulty"]), group_key({}, ["family"])
-    ('shapes-2', None)
-    """
-    vals = [row.get(c) for c in columns]
-    if not columns or any(v is None or v == "" for v in vals):
-        return None
-    return "-".join(str(v) for v in vals)
 
 
 def _is_zero_variance(rewards: list[float]) -> bool:
@@ -125,8 +113,7 @@ class CurriculumState:
         self.last_draw_size: int | None = None
         self._recent_all_correct: list[bool] = []
         self._rng = np.random.default_rng(c.seed)
-        self._group: list[str | None] = [None] * self.num_prompts
-        self._group_stats: dict[str, list[int]] = {}  # group → [correct samples, samples]
+        self._pool = GroupPool(self.num_prompts)
 
     # ------------------------------------------------------------------ tiers
     @property
@@ -266,31 +253,22 @@ class CurriculumState:
 
     # ------------------------------------------------------------------ groups
     def set_groups(self, groups: Mapping[int, Any]) -> None:
-        """Give prompts a group key (``{idx: key}``; see ``CurriculumConfig.group_by``).
-        Prompts without one are never pooled.
-
-        >>> s = CurriculumState(3); s.set_groups({0: "a", 1: "a"}); s.group_of(1), s.group_of(2)
-        ('a', None)
-        """
+        """Give prompts a group key, ``{idx: key}`` (``CurriculumConfig.group_by``; no key: not pooled)."""
         for i, g in groups.items():
-            self._group[self._check_idx(i)] = None if g is None else str(g)
+            self._pool.keys[self._check_idx(i)] = None if g is None else str(g)
 
     def group_of(self, idx: int) -> str | None:
         """The group key of prompt ``idx`` (None: not pooled)."""
-        return self._group[self._check_idx(idx)]
+        return self._pool.keys[self._check_idx(idx)]
 
     def group_pass_rates(self) -> dict[str, float]:
-        """Online pass rate per group that has ``group_min_samples`` samples (correct ÷ samples)."""
-        m = self.config.group_min_samples
-        return {g: c / n for g, (c, n) in sorted(self._group_stats.items()) if n >= m}
+        """Online pass rate per group with ``group_min_samples`` samples (:class:`GroupPool`)."""
+        return self._pool.rates(self.config.group_min_samples)
 
     def _apply_groups(self) -> None:
         """Unscored prompts of a group with enough samples take the blended group rate."""
-        rates = self.group_pass_rates()
-        if not rates:
-            return
-        w = self.config.group_weight
-        for i, g in enumerate(self._group):
+        rates, w = self.group_pass_rates(), self.config.group_weight
+        for i, g in enumerate(self._pool.keys):
             if g in rates and self._n_seen[i] == 0:
                 self._p[i] = (1.0 - w) * self._p0[i] + w * rates[g]
                 self._tier[i] = self._tier_index(self._p[i])
@@ -436,10 +414,7 @@ class CurriculumState:
             self._n_seen[i] += 1
             self._n_samples[i] += len(rs)
             self._tier[i] = self._tier_index(self._p[i])
-            if self._group[i] is not None:
-                st = self._group_stats.setdefault(self._group[i], [0, 0])
-                st[0] += sum(ok)
-                st[1] += len(ok)
+            self._pool.add(i, sum(ok), len(ok))
             n_zero += _is_zero_variance(rs)
             n_all_right += all(ok)
             n_all_wrong += not any(ok)
@@ -535,8 +510,7 @@ class CurriculumState:
             "last_draw_size": self.last_draw_size,
             "recent_all_correct": list(self._recent_all_correct),
             "rng_state": self._rng.bit_generator.state,
-            "group": list(self._group),
-            "group_stats": {g: list(v) for g, v in self._group_stats.items()},
+            **self._pool.to_dict(),
         }
 
     @classmethod
@@ -581,11 +555,7 @@ class CurriculumState:
             s.last_draw_size = data["last_draw_size"]
             s._recent_all_correct = [bool(x) for x in data["recent_all_correct"]]
             s._rng.bit_generator.state = data["rng_state"]
-            groups = data.get("group") or [None] * n  # states saved before group pooling have none
-            if len(groups) != n:
-                raise DataError(f"Curriculum state field group has {len(groups)} values for {n} prompts.")
-            s._group = [None if g is None else str(g) for g in groups]
-            s._group_stats = {str(g): [int(v[0]), int(v[1])] for g, v in (data.get("group_stats") or {}).items()}
+            s._pool = GroupPool.from_dict(data, n)
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(f"Curriculum state is incomplete or malformed ({e!r}); "
                             "start a new run or resume from another checkpoint.") from None
