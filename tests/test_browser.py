@@ -178,6 +178,26 @@ def test_clear_during_streaming_empties_the_chat(page):
     assert "Tell me a very long story." not in page.inner_text("#chatbot")
 
 
+def test_clear_after_an_image_turn_starts_a_new_conversation(page):
+    """Clear when idle, then ask without an image: the old image turn does not come back (an
+    estimate of the box, re-run by Clear's own change of the box, once wrote its old copy of the
+    conversation back into the session state)."""
+    _clear(page)
+    page.reload()
+    page.wait_for_selector("#chat-input textarea")
+    _set_max_new_tokens(page, 20)
+    _send(page, "First question about this image", [PHOTO])
+    _wait_done(page)
+    page.click("#clear-btn")
+    page.wait_for_function("() => !document.querySelector('#chatbot .message-row')", timeout=15_000)
+    time.sleep(1.0)  # the box's change event (the estimate) runs after Clear
+    _send(page, "Second question", [])
+    _wait_done(page)
+    text = page.inner_text("#chatbot")
+    assert "Second question" in text and "First question about this image" not in text, text
+    assert page.locator("#chatbot img").count() == 0
+
+
 def _set_max_new_tokens(pg, n: int):
     if not pg.locator("#max-new-tokens input[type=number]").is_visible():
         pg.click("#sampling button, #sampling .label-wrap")

@@ -625,3 +625,17 @@ def test_clear_while_queued_does_not_bring_the_old_chat_back(tiny_path):
     st = h["_check"](msg, ChatState(), *settings, request=req)
     updates = list(h["chat"](msg, st, *settings, request=req))
     assert updates and "new question" in str(updates[-1][0]) and "old" not in str(updates[-1][0])
+
+
+def test_the_estimate_never_writes_the_chat_state(app):
+    """The visual-token estimate runs on every change of the box — Clear's own change too — and
+    could finish after Clear: when it returned the session state it wrote its old copy of the
+    conversation back, and the next message brought the cleared turns back (issue 28 walkthrough).
+    It may read the state; its only output is the estimate line."""
+    _, _, demo = app
+    cfg = demo.get_config_file()
+    (dep,) = [d for d in cfg["dependencies"] if d.get("api_name") == "estimate"]
+    state_ids = {c["id"] for c in cfg["components"] if c.get("type") == "state"}
+    assert dep["outputs"] and not state_ids & set(dep["outputs"]), dep["outputs"]
+    clear = [d for d in cfg["dependencies"] if d.get("api_name") == "clear"]
+    assert clear and state_ids & set(clear[0]["outputs"])  # Clear is what resets it

@@ -496,12 +496,16 @@ def build(ctx: AppContext) -> None:
         return [], EMPTY_BOX, ChatState(), "", ""
 
     def estimate(message, st, fps_, max_frames_):
-        """Decode the attached files and show the visual-token estimate before sending
-        (nothing decoded is kept: the state is returned as it came)."""
+        """Decode the attached files and show the visual-token estimate before sending.
+
+        Reads the chat state (the turn's share of the media budget) but never writes it: an
+        estimate still running when Clear empties the chat (it runs on every change of the
+        box, Clear's included) once wrote its old copy of the conversation back, and the next
+        message brought the cleared turns back."""
         st = st if isinstance(st, ChatState) else ChatState()
         files = _files_of(message)
         if not files:
-            return "", st
+            return ""
         try:
             media = prepare_media(st, files, fps_, max_frames_)
             _, processor = base_model()
@@ -518,10 +522,10 @@ def build(ctx: AppContext) -> None:
                 what = media.kind
             del media
         except StudioError as e:  # shown inline only: this runs on every keystroke
-            return f"⚠️ {render.escape(error_text(public.scrub(ctx, str(e))))}", st
+            return f"⚠️ {render.escape(error_text(public.scrub(ctx, str(e))))}"
         finally:
             trim()
-        return tr("chat.visual_tokens" if n != 1 else "chat.visual_token", n=f"{n:,}", what=what), st
+        return tr("chat.visual_tokens" if n != 1 else "chat.visual_token", n=f"{n:,}", what=what)
 
     def refresh_adapters(current):
         choices = adapter_choices(ctx)
@@ -578,7 +582,7 @@ def build(ctx: AppContext) -> None:
     # `clear`) is what makes sure that none of its updates comes after the empty chat.
     clear_btn.click(clear, None, [chatbot, box, state, stats_md, estimate_md], api_name="clear",
                     concurrency_limit=None, cancels=[send_ev, regen_ev])
-    box.change(estimate, [box, state, fps, max_frames], [estimate_md, state], api_name="estimate",
+    box.change(estimate, [box, state, fps, max_frames], [estimate_md], api_name="estimate",
                concurrency_id=MEDIA_CONCURRENCY_ID, concurrency_limit=MEDIA_CONCURRENCY_LIMIT,
                show_progress="hidden", trigger_mode="always_last")
     refresh_btn.click(refresh_adapters, [adapter], [adapter], api_name=False, queue=False)
