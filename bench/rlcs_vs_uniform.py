@@ -160,7 +160,8 @@ def parse_args(argv):
     p.add_argument("--eval-every", type=int, default=None)
     p.add_argument("--eval-prompts", type=int, default=None)
     p.add_argument("--grading", type=int, default=None,
-                   help="RLCS offline grading samples per prompt (default: the recipe's; 0 = difficulty labels only)")
+                   help="RLCS offline grading samples per prompt (default: the recipe's — 0 when it turns grading off; "
+                        "0 = difficulty labels only)")
     p.add_argument("--gain", type=float, default=0.10, help="target = step-0 held-out accuracy + gain")
     p.add_argument("--target", type=float, default=None, help="absolute target accuracy (overrides --gain)")
     p.add_argument("--model", default=None, help="model (default: the recipe's)")
@@ -178,7 +179,9 @@ def parse_args(argv):
         from studio.engine.train import rl
         from studio.engine.train.runs import load_recipe
 
-        args.grading = load_recipe(rl.RLRunConfig, args.recipe).curriculum.offline_samples
+        cc = load_recipe(rl.RLRunConfig, args.recipe).curriculum
+        # the recipe's own choice: rl-mixed.yaml grades nothing (labels + group pooling)
+        args.grading = cc.offline_samples if cc.offline_grading and not cc.cold_start else 0
     return args
 
 
