@@ -96,3 +96,25 @@ def render(description: dict[str, Any]):
 
 
 #: What a 28-px cell holds (:func:`cell_labels`): nothing, a shape, or a digit/operator.
+
+
+# --------------------------------------------------------------------------- scene words
+# Shared by the task families (tasks.py) and the grounding family (grounding.py).
+
+SHAPES = ("circle", "square", "triangle")
+
+
+def object_name(obj: dict) -> str:
+    """``"red circle"`` for a scene object."""
+    return f"{obj['color']} {obj['shape']}"
+
+
+def object_cell(obj: dict) -> str:
+    """``"row 2 col 3"`` (1-based) for a scene object, as the traces write it."""
+    return f"row {obj['row'] + 1} col {obj['col'] + 1}"
+
+
+def reading_order(objs: list[dict]) -> list[dict]:
+    """Objects in reading order (row by row, left to right): captions and traces list
+    them in this order, so "the next object" is always the next occupied cell."""
+    return sorted(objs, key=lambda o: (o["row"], o["col"]))

@@ -29,9 +29,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from studio.engine.workshop.drawing import CELL, COLORS, GRID, IMAGE_SIZE
-
-SHAPES = ("circle", "square", "triangle")
+from studio.engine.workshop.drawing import CELL, COLORS, GRID, IMAGE_SIZE, SHAPES
+from studio.engine.workshop.drawing import object_cell as _where, object_name as _name, reading_order as _raster
 #: Width of every grounding object (px); centred in its cell with 3 px of white around.
 OBJECT_SIZE = 20
 
@@ -64,10 +63,6 @@ def _obj(row: int, col: int, color: str, shape: str) -> dict:
             "box": cell_box(row, col)}
 
 
-def _raster(objs: list[dict]) -> list[dict]:
-    return sorted(objs, key=lambda o: (o["row"], o["col"]))
-
-
 def scene(rng: random.Random, level: int) -> dict:
     """Scene description ``{"kind": "shapes", "objects": [...]}`` for ``level`` (1–3).
 
@@ -95,14 +90,6 @@ def scene(rng: random.Random, level: int) -> dict:
         if len({_name(o) for o in objs}) == n and side_queries(objs):
             return {"kind": "shapes", "objects": objs}
     raise RuntimeError("could not place a level-3 grounding scene")  # pragma: no cover
-
-
-def _name(o: dict) -> str:
-    return f"{o['color']} {o['shape']}"
-
-
-def _where(o: dict) -> str:
-    return f"row {o['row'] + 1} col {o['col'] + 1}"
 
 
 #: Level-3 sides: the word in the question → (axis, +1 for the larger coordinate).

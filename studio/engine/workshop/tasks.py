@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from studio.engine.workshop.drawing import (  # noqa: F401 - re-exported: the scene API as before
-    BACKGROUND, CELL, COLORS, DIGIT_BOX, GRID, IMAGE_SIZE, INK, SEGMENTS, STROKE, render)
+    BACKGROUND, CELL, COLORS, DIGIT_BOX, GRID, IMAGE_SIZE, INK, SEGMENTS, SHAPES, STROKE, render)
+from studio.engine.workshop.drawing import object_cell as _where, object_name as _name, reading_order as _raster
 from studio.engine.workshop import grounding
 from studio.errors import InputError
 
-SHAPES = ("circle", "square", "triangle")
 FAMILIES = ("shapes", "position", "size", "arithmetic")
 #: Every family ``make_scene`` knows: :data:`FAMILIES` (the default everywhere, and the text the
 #: workshop tokenizer was built from) plus ``grounding`` (boxes, :mod:`.grounding`), which is
@@ -176,14 +176,6 @@ def _area(obj: dict) -> float:
     return {"square": 1.0, "circle": 0.785, "triangle": 0.5}[obj["shape"]] * s * s
 
 
-def _name(obj: dict) -> str:
-    return f"{obj['color']} {obj['shape']}"
-
-
-def _where(obj: dict) -> str:
-    return f"row {obj['row'] + 1} col {obj['col'] + 1}"
-
-
 def _scene_shapes(rng: random.Random, level: int, family: str) -> dict:
     if family == "size":
         n = {1: 2, 2: 3, 3: 4}[level]
@@ -212,12 +204,6 @@ def _scene_shapes(rng: random.Random, level: int, family: str) -> dict:
         for o in objs:
             o["color"], o["shape"] = rng.choice(colors), rng.choice(SHAPES)
     return {"kind": "shapes", "objects": _raster(objs)}
-
-
-def _raster(objs: list[dict]) -> list[dict]:
-    """Objects in reading order (row by row, left to right): captions and traces list
-    them in this order, so "the next object" is always the next occupied cell."""
-    return sorted(objs, key=lambda o: (o["row"], o["col"]))
 
 
 def _comparable(a: dict, b: dict, ratio: float) -> bool:
