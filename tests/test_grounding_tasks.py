@@ -205,3 +205,38 @@ def test_shipped_toy_thinking_draws_the_chat_examples_box():
     assert len(red_circles) == 1
     ref = "[" + ",".join(str(round(v)) for v in red_circles[0]["box"]) + "]"
     assert box_iou(parse(out[0]).boxed[0], ref) >= 0.5, out[0]
+
+
+def test_flipped_row_convention_picks_the_other_object_and_says_so():
+    """The mixed-strategy SFT: a top/bottom trace in the bottom-up convention names the
+    other object of the pair (re-derived from the pixels) and states its convention."""
+    from studio.engine.workshop.toy_train.sequences import SceneStream
+
+    n = 0
+    for i in range(40):
+        s = T.make_scene("grounding", 3, 2, i)
+        objs = pixel_objects(s.image)
+        for it in s.items:
+            flipped = G.flipped_rows(s.description, it.question)
+            if not re.search(r"at the (top|bottom)\?$", it.question):
+                assert flipped is None
+                continue
+            trace, answer = flipped
+            assert "The first row is the top: the one at the" in it.trace
+            assert "The first row is the bottom: the one at the" in trace
+            m = re.fullmatch(r"Where is the (\w+)(?: shape)? at the (top|bottom)\?", it.question)
+            key = "shape" if m[1] in G.SHAPES else "color"
+            pair = [o for o in objs if o[key] == m[1]]
+            right = derive_box(it.question, objs)
+            wrong = next(o["box"] for o in pair if _iou(o["box"], right) < 0.1)
+            assert _iou(json.loads(answer), wrong) >= 0.7 and answer != it.answer
+            row, col = G.answer_cell(answer)
+            assert trace.endswith(f"is at row {row} col {col}.")
+            n += 1
+    assert n >= 20
+    stream = SceneStream(0, 40, set(), {"grounding": 1.0}, {"grounding": (3,)}, None, 0.5)
+    traces = [it.trace for sc in stream.scenes(2, 1.0) for it in sc.items if "at the " in it.question]
+    share = sum("row is the bottom" in t for t in traces) / len(traces)
+    assert len(traces) >= 20 and 0.25 < share < 0.75
+    unflipped = SceneStream(0, 40, set(), {"grounding": 1.0}, {"grounding": (3,)}).scenes(2, 1.0)
+    assert not any("row is the bottom" in it.trace for sc in unflipped for it in sc.items)

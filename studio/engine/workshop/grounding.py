@@ -16,17 +16,21 @@ right (IoU ≥ 0.5) exactly when the cell is; the boxes of two cells never overl
 * level 3 — a spatial referring expression: "Where is the circle on the left?" — exactly two
   objects have the asked shape (or colour: "Where is the red shape at the top?"), in
   different columns (left/right) or rows (top/bottom); the answer is the one on that side.
-  The workshop model's thinking SFT leaves this level out, so it is what RL can teach: the
-  words are known (position questions, level-1/2 boxes) but not how they pick an object.
+  The workshop model's thinking SFT trains left/right, and trains top/bottom with two row
+  conventions mixed (:func:`flipped_rows`: half the traces read the rows bottom-up and box
+  the other object), so the SFT model picks the right one about half the time and RL can
+  select the convention the IoU reward pays for.
 
 The trace names the cell ("The red circle is at row 2 col 3."; level 3 first both
-candidates, then the one on the side), so the box follows from the trace. Every box and relation can be
+candidates, then — top/bottom — the row convention, then the one on the side), so the box
+follows from the trace. Every box and relation can be
 re-derived from the pixels (``tests/test_grounding_tasks.py``).
 """
 
 from __future__ import annotations
 
 import random
+import re
 from typing import Any
 
 from studio.engine.workshop.drawing import CELL, COLORS, GRID, IMAGE_SIZE, SHAPES
@@ -133,12 +137,50 @@ def questions(desc: dict, level: int) -> list[tuple]:
                        f"The {_name(o)} is at {_where(o)}.", "grounding", boxes))
         return qs
     for value, side, t, other in side_queries(objs):
-        first, second = sorted((t, other), key=lambda o: (o["row"], o["col"]))
-        plural = f"{value} shapes" if value in COLORS else f"{value}s"
-        qs.append((_side_question(value, side), box_text(t["box"]),
-                   f"{plural.capitalize()}: {_where(first)}, {_where(second)}. The one {'on the' if side in ('left', 'right') else 'at the'} "
-                   f"{side} is at {_where(t)}.", "grounding", boxes))
+        qs.append((_side_question(value, side), box_text(t["box"]), _side_trace(value, side, t, other),
+                   "grounding", boxes))
     return qs
+
+
+#: The sentence a top/bottom trace states its row convention with, before picking (rows are
+#: numbered from the top in every trace; a teacher that reads them bottom-up says "bottom").
+ROW_CONVENTION = "The first row is the {}: "
+_SIDE_Q = re.compile(r"^Where is the (?P<value>.+?)(?: shape)? (?:on|at) the (?P<side>left|right|top|bottom)\?$")
+
+
+def _side_trace(value: str, side: str, pick: dict, other: dict, first_row: str = "top") -> str:
+    """The level-3 trace: both candidates in reading order, then (top/bottom only) the row
+    convention, then the picked one."""
+    first, second = sorted((pick, other), key=lambda o: (o["row"], o["col"]))
+    plural = f"{value} shapes" if value in COLORS else f"{value}s"
+    horizontal = side in ("left", "right")
+    convention = "" if horizontal else ROW_CONVENTION.format(first_row)
+    the_one = "the one" if convention else "The one"
+    return (f"{plural.capitalize()}: {_where(first)}, {_where(second)}. {convention}{the_one} "
+            f"{'on the' if horizontal else 'at the'} {side} is at {_where(pick)}.")
+
+
+def flipped_rows(desc: dict, question: str) -> tuple[str, str] | None:
+    """``(trace, answer)`` for a top/bottom question as a teacher who reads the rows
+    bottom-up writes them: "The first row is the bottom: the one at the top is at <the lower
+    one>." — the wrong object, stated confidently. None for any other question.
+
+    Why: the workshop's thinking SFT mixes the two conventions on top/bottom questions (the
+    ``--flip-rows`` share), so the SFT model picks either with about that probability; a
+    one-token decision that the IoU reward tells apart is what GRPO can select within
+    minutes (the slice's pass@8 is about twice its pass@1). See docs/FACTS.md, "Learnability".
+    """
+    m = _SIDE_Q.match(question)
+    if not m or m["side"] not in ("top", "bottom"):
+        return None
+    value, side = m["value"], m["side"]
+    key = "color" if value in COLORS else "shape"
+    pair = [o for o in desc["objects"] if o[key] == value]
+    if len(pair) != 2 or pair[0]["row"] == pair[1]["row"]:
+        return None
+    sign = SIDES[side][1]
+    wrong, right = sorted(pair, key=lambda o: o["row"] * sign)  # the picked one is not on that side
+    return _side_trace(value, side, wrong, right, first_row="bottom"), box_text(wrong["box"])
 
 
 def answer_cell(answer: str) -> tuple[int, int] | None:

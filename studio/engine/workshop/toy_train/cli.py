@@ -47,6 +47,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drop-questions", default=None, metavar="REGEX",
                    help="questions matching this regular expression are not trained (e.g. leave "
                         "'at the (top|bottom)\\?' to RL)")
+    p.add_argument("--flip-rows", type=float, default=0.0, metavar="P",
+                   help="share of top/bottom box questions trained with a teacher's bottom-up row "
+                        "convention (wrong box, trace says so): traces that mix two strategies, for "
+                        "RL to pick the one that pays (default 0)")
     p.add_argument("--min-gap", type=float, default=0.0,
                    help="stop early if the image gap (nats/token) is below this after 30%% of the run")
 
@@ -99,7 +103,15 @@ def parse_family_weights(specs: list[str] | None) -> dict[str, float] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run one training stage from parsed arguments."""
+    """Run one training stage from parsed arguments.
+
+    Raises:
+        InputError: ``--flip-rows`` outside 0–1.
+    """
+    from studio.errors import InputError
+
+    if not 0.0 <= args.flip_rows <= 1.0:
+        raise InputError(f"--flip-rows must be a share between 0 and 1, not {args.flip_rows}.")
     train(args.stage, args.out, seed=args.seed, init=args.init, steps=args.steps, lr=args.lr,
           batch=args.batch, threads=args.threads, save_minutes=args.save_minutes,
           minutes=args.minutes, resume=args.resume, eval_every=args.eval_every or 100,
@@ -108,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
           freeze_merger=False if args.train_merger else None,
           vision_steps=args.vision_steps, vision_minutes=args.vision_minutes,
           family_weights=parse_family_weights(args.families), family_levels=parse_family_levels(args.families),
-          drop_questions=args.drop_questions,
+          drop_questions=args.drop_questions, flip_rows=args.flip_rows,
           command="python -m studio.engine.workshop.toy_train " + " ".join(sys.argv[1:]))
     return 0
 

@@ -4,10 +4,12 @@ batches (easy scenes first), the held-out keys training skips, and the teacher-f
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 import zlib
 
+from studio.engine.workshop import grounding as G
 from studio.engine.workshop import task_files
 from studio.engine.workshop import tasks as T
 from studio.engine.workshop.toy_train.model import EVAL_SEED_OFFSET, IMAGE_TOKENS
@@ -209,8 +211,9 @@ class SceneStream:
     With the defaults the stream is the same as before these options existed (same draws)."""
 
     def __init__(self, seed: int, batch: int, skip: set[str], family_weights: dict[str, float] | None = None,
-                 family_levels: dict[str, tuple[int, ...]] | None = None, drop_questions: str | None = None):
-        self.seed, self.batch, self.skip = seed, batch, skip
+                 family_levels: dict[str, tuple[int, ...]] | None = None, drop_questions: str | None = None,
+                 flip_rows: float = 0.0):
+        self.seed, self.batch, self.skip, self.flip_rows = seed, batch, skip, flip_rows
         self.drop = re.compile(drop_questions) if drop_questions else None
         self.families = list(family_weights or T.FAMILIES)
         self.weights = None if family_weights is None else [float(family_weights[f]) for f in self.families]
@@ -229,6 +232,7 @@ class SceneStream:
 
     def scenes(self, step: int, progress: float) -> list[T.Scene]:
         rng = random.Random(f"toy-train/{self.seed}/{step}")
+        flip_rng = random.Random(f"toy-train/{self.seed}/{step}/flip-rows")
         w = level_weights(progress)
         out, j = [], 0
         while len(out) < self.batch:
@@ -244,10 +248,24 @@ class SceneStream:
                 s.items = [it for it in s.items if not self.drop.search(it.question)]
                 if not s.items:
                     continue
+            if self.flip_rows:
+                s.items = [_flip(it, flip_rng, self.flip_rows) for it in s.items]
             rng.shuffle(s.items)
             s.image = T.render(s.description)
             out.append(s)
         return out
+
+
+def _flip(item: T.TaskItem, rng: random.Random, p: float) -> T.TaskItem:
+    """``item`` with the bottom-up row convention's trace and box, with probability ``p``
+    (top/bottom grounding questions only; others unchanged)."""
+    if item.family != "grounding" or item.difficulty != 3:
+        return item
+    flipped = G.flipped_rows(item.scene, item.question)
+    if flipped is None or rng.random() >= p:
+        return item
+    trace, answer = flipped
+    return dataclasses.replace(item, trace=trace, answer=answer)
 
 
 def forward_loss(model, batch):
