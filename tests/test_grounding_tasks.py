@@ -240,3 +240,27 @@ def test_flipped_row_convention_picks_the_other_object_and_says_so():
     assert len(traces) >= 20 and 0.25 < share < 0.75
     unflipped = SceneStream(0, 40, set(), {"grounding": 1.0}, {"grounding": (3,)}).scenes(2, 1.0)
     assert not any("row is the bottom" in it.trace for sc in unflipped for it in sc.items)
+
+
+def test_yx_boxes_swap_the_order_for_the_stated_share_and_the_verifier_tells_them_apart():
+    from studio.engine.workshop.toy_train.sequences import SceneStream
+
+    assert G.yx_box("[286,36,464,214]") == "[36,286,214,464]"
+    assert G.yx_box(G.box_text(G.cell_box(2, 2))) == G.box_text(G.cell_box(2, 2))  # the diagonal
+    with pytest.raises(ValueError):
+        G.yx_box("[1,2,3]")
+    # off the diagonal a y-first box is another cell: IoU 0 with the reference
+    ref = G.box_text(G.cell_box(0, 1))
+    assert _iou(json.loads(G.yx_box(ref)), json.loads(ref)) == 0.0
+    stream = SceneStream(0, 40, set(), {"grounding": 1.0, "shapes": 1.0}, None, None, 0.0, 0.6)
+    items = [(sc, it) for sc in stream.scenes(4, 1.0) for it in sc.items]
+    boxes = [(sc, it) for sc, it in items if sc.family == "grounding"]
+    swapped = 0
+    for sc, it in boxes:
+        row, col = map(int, re.findall(r"row (\d) col (\d)\.$", it.trace)[0])
+        right = G.box_text(G.cell_box(row - 1, col - 1))
+        assert it.answer in (right, G.yx_box(right))
+        swapped += it.answer != right
+    off_diagonal = sum(not re.search(r"row (\d) col \1\.$", it.trace) for _, it in boxes)
+    assert len(boxes) >= 40 and 0.4 < swapped / off_diagonal < 0.8
+    assert all(not it.answer.startswith("[") for sc, it in items if sc.family == "shapes")

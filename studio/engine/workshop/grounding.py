@@ -183,6 +183,24 @@ def flipped_rows(desc: dict, question: str) -> tuple[str, str] | None:
     return _side_trace(value, side, wrong, right, first_row="bottom"), box_text(wrong["box"])
 
 
+def yx_box(answer: str) -> str:
+    """A box answer in the y-first order ``[y1,x1,y2,x2]`` that some grounding datasets use
+    (Gemini's ``[ymin, xmin, ymax, xmax]``) instead of GLM-4.1V's ``[x1,y1,x2,y2]``.
+
+    Why: the workshop's thinking SFT can mix the two orders (``toy_train --yx-boxes``), as a
+    fine-tuning set merged from two sources does; the IoU verifier pays only GLM's order, so
+    GRPO can select it. A box on the diagonal (row = col) reads the same both ways.
+
+    >>> yx_box("[286,36,464,214]")
+    '[36,286,214,464]'
+
+    Raises:
+        ValueError: ``answer`` is not four comma-separated integers in brackets.
+    """
+    x1, y1, x2, y2 = (int(v) for v in answer.strip("[]").split(","))
+    return f"[{y1},{x1},{y2},{x2}]"
+
+
 def answer_cell(answer: str) -> tuple[int, int] | None:
     """The 1-based (row, col) of a grounding answer box, None when it is no cell's box.
 

@@ -51,6 +51,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="share of top/bottom box questions trained with a teacher's bottom-up row "
                         "convention (wrong box, trace says so): traces that mix two strategies, for "
                         "RL to pick the one that pays (default 0)")
+    p.add_argument("--yx-boxes", type=float, default=0.0, metavar="P",
+                   help="share of box answers trained y-first [y1,x1,y2,x2] (as in a dataset merged "
+                        "from a y-first source): a mix for RL's IoU reward to settle (default 0)")
     p.add_argument("--min-gap", type=float, default=0.0,
                    help="stop early if the image gap (nats/token) is below this after 30%% of the run")
 
@@ -106,12 +109,13 @@ def run(args: argparse.Namespace) -> int:
     """Run one training stage from parsed arguments.
 
     Raises:
-        InputError: ``--flip-rows`` outside 0–1.
+        InputError: ``--flip-rows`` or ``--yx-boxes`` outside 0–1.
     """
     from studio.errors import InputError
 
-    if not 0.0 <= args.flip_rows <= 1.0:
-        raise InputError(f"--flip-rows must be a share between 0 and 1, not {args.flip_rows}.")
+    for name, share in (("--flip-rows", args.flip_rows), ("--yx-boxes", args.yx_boxes)):
+        if not 0.0 <= share <= 1.0:
+            raise InputError(f"{name} must be a share between 0 and 1, not {share}.")
     train(args.stage, args.out, seed=args.seed, init=args.init, steps=args.steps, lr=args.lr,
           batch=args.batch, threads=args.threads, save_minutes=args.save_minutes,
           minutes=args.minutes, resume=args.resume, eval_every=args.eval_every or 100,
@@ -121,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
           vision_steps=args.vision_steps, vision_minutes=args.vision_minutes,
           family_weights=parse_family_weights(args.families), family_levels=parse_family_levels(args.families),
           drop_questions=args.drop_questions, flip_rows=args.flip_rows,
+          yx_boxes=args.yx_boxes,
           command="python -m studio.engine.workshop.toy_train " + " ".join(sys.argv[1:]))
     return 0
 

@@ -49,7 +49,7 @@ def train(stage: str, out: str | Path, *, seed: int = 0, init: str | None = None
           vision_steps: int | None = None, vision_minutes: float | None = None,
           family_weights: dict[str, float] | None = None,
           family_levels: dict[str, tuple[int, ...]] | None = None, drop_questions: str | None = None,
-          flip_rows: float = 0.0) -> Path:
+          flip_rows: float = 0.0, yx_boxes: float = 0.0) -> Path:
     """Train one stage and save it into ``out``.
 
     Args:
@@ -63,6 +63,8 @@ def train(stage: str, out: str | Path, *, seed: int = 0, init: str | None = None
         drop_questions: regular expression; matching questions are not trained.
         flip_rows: share of top/bottom box questions trained with the bottom-up row convention
             (:func:`~studio.engine.workshop.grounding.flipped_rows`; 0 = none).
+        yx_boxes: share of box answers trained in the y-first order
+            (:func:`~studio.engine.workshop.grounding.yx_box`; 0 = none).
         minutes: wall-clock budget. Progress (LR cosine, curriculum) is the larger of
             step/steps and elapsed/budget, and training ends at 100 %: on a slow or shared
             CPU the run still ends on time with a fully decayed LR (fewer steps). ``None``
@@ -131,14 +133,14 @@ def train(stage: str, out: str | Path, *, seed: int = 0, init: str | None = None
     clock = _Schedule(steps, lr, d.warmup, minutes, prior_s)
 
     stream = SceneStream(seed, batch, eval_keys(seed, grounding="grounding" in (family_weights or ())),
-                         family_weights, family_levels, drop_questions, flip_rows)
+                         family_weights, family_levels, drop_questions, flip_rows, yx_boxes)
     probe_rng = random.Random(f"probe/{seed}")
     probe_scenes = T.generate_scenes(48, seed + EVAL_SEED_OFFSET, stream.families)
     probe = make_batch(processor, probe_scenes, stage, d.max_questions, probe_rng)
     diag_batch = make_batch(processor, probe_scenes[:16], stage, d.max_questions, random.Random(f"diag/{seed}"))
     meta = {"kind": "workshop-toy", "stage": stage, "seed": seed, "command": command,
             "init": init, "families": family_weights, "family_levels": family_levels, "drop_questions": drop_questions,
-            "flip_rows": flip_rows, "params": n_params, "steps": steps, "lr": lr, "batch": batch,
+            "flip_rows": flip_rows, "yx_boxes": yx_boxes, "params": n_params, "steps": steps, "lr": lr, "batch": batch,
             "minutes_budget": minutes, "frozen_vision_params": frozen,
             "position_std": position_std if not init else None, "frozen_merger": bool(freeze_merger),
             "visual_scale": visual_scale if not init else None, "variance_shares_start": shares,

@@ -212,8 +212,8 @@ class SceneStream:
 
     def __init__(self, seed: int, batch: int, skip: set[str], family_weights: dict[str, float] | None = None,
                  family_levels: dict[str, tuple[int, ...]] | None = None, drop_questions: str | None = None,
-                 flip_rows: float = 0.0):
-        self.seed, self.batch, self.skip, self.flip_rows = seed, batch, skip, flip_rows
+                 flip_rows: float = 0.0, yx_boxes: float = 0.0):
+        self.seed, self.batch, self.skip, self.flip_rows, self.yx_boxes = seed, batch, skip, flip_rows, yx_boxes
         self.drop = re.compile(drop_questions) if drop_questions else None
         self.families = list(family_weights or T.FAMILIES)
         self.weights = None if family_weights is None else [float(family_weights[f]) for f in self.families]
@@ -233,6 +233,7 @@ class SceneStream:
     def scenes(self, step: int, progress: float) -> list[T.Scene]:
         rng = random.Random(f"toy-train/{self.seed}/{step}")
         flip_rng = random.Random(f"toy-train/{self.seed}/{step}/flip-rows")
+        yx_rng = random.Random(f"toy-train/{self.seed}/{step}/yx-boxes")
         w = level_weights(progress)
         out, j = [], 0
         while len(out) < self.batch:
@@ -250,6 +251,9 @@ class SceneStream:
                     continue
             if self.flip_rows:
                 s.items = [_flip(it, flip_rng, self.flip_rows) for it in s.items]
+            if self.yx_boxes and s.family == "grounding":
+                s.items = [dataclasses.replace(it, answer=G.yx_box(it.answer))
+                           if yx_rng.random() < self.yx_boxes else it for it in s.items]
             rng.shuffle(s.items)
             s.image = T.render(s.description)
             out.append(s)
