@@ -190,7 +190,8 @@ def test_training_stream_family_weights_and_held_out_grounding():
 
 def test_shipped_toy_thinking_draws_the_chat_examples_box():
     """Issue 25.5: the Chat tab's first workshop example (a held-out scene) gets a box from the
-    shipped model, on the red circle's cell (greedy, as `studio chat --temperature 0`)."""
+    shipped model for the red circle's cell (greedy, as `studio chat --temperature 0`) — in
+    GLM's order or the y-first order its SFT data mixed in (what the RL recipe settles)."""
     from studio.config import ModelSpec
     from studio.engine.infer.models import load
     from studio.engine.infer.reasoning import parse
@@ -204,7 +205,8 @@ def test_shipped_toy_thinking_draws_the_chat_examples_box():
                    if (o["color"], o["shape"]) == ("red", "circle")]
     assert len(red_circles) == 1
     ref = "[" + ",".join(str(round(v)) for v in red_circles[0]["box"]) + "]"
-    assert box_iou(parse(out[0]).boxed[0], ref) >= 0.5, out[0]
+    got = parse(out[0]).boxed[0]
+    assert max(box_iou(got, ref), box_iou(got, G.yx_box(ref))) >= 0.5, out[0]
 
 
 def test_flipped_row_convention_picks_the_other_object_and_says_so():
