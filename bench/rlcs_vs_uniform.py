@@ -150,6 +150,10 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--recipe", type=Path, default=RECIPE, help="RL recipe (default sample_data/workshop/rl.yaml)")
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--samplers", nargs="+", choices=("rlcs", "uniform"), default=["rlcs", "uniform"],
+                   help="train only these (e.g. uniform for longer into the same --out, then "
+                        "--from-runs summarises every folder there: equal rollouts when RLCS "
+                        "draws more prompts per step)")
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--max-steps", type=int, default=None, help="default: the recipe's")
     p.add_argument("--batch", type=int, default=None, help="B, prompts per GRPO step (default: the recipe's)")
@@ -194,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     jobs = [(args, mode, seed, max(1, args.threads // max(1, args.parallel)))
-            for seed in range(args.first_seed, args.first_seed + args.seeds) for mode in ("rlcs", "uniform")]
+            for seed in range(args.first_seed, args.first_seed + args.seeds) for mode in ("rlcs", "uniform")
+            if args.from_runs or mode in args.samplers]
     runs = []
     if args.from_runs:
         jobs = [j for j in jobs if (Path(args.out) / f"{j[1]}-seed{j[2]}" / "metrics.jsonl").is_file()]
