@@ -13,8 +13,10 @@ FILE_TYPES = list(media_mod.IMAGE_EXTS + media_mod.VIDEO_EXTS + media_mod.PDF_EX
 
 
 #: The first workshop example: a held-out grounding scene (the RL recipe's held-out seed 7000,
-#: level 2: a red square and a green circle beside the red circle), answered with a box.
-GROUNDING_EXAMPLE = ("grounding-l2-s7000-00011.png", "Where is the red circle?")
+#: level 1; the red circle at row 3 col 1, off the diagonal), answered with a box. toy-thinking
+#: names the right cell and writes its box y-first ([536,36,714,214]: drawn at row 1 col 3);
+#: with the RL recipe's adapter the box lands on the circle — the workshop's before/after.
+GROUNDING_EXAMPLE = ("grounding-l1-s7000-00044.png", "Where is the red circle?")
 
 
 def examples(workshop: bool) -> list[list[dict]]:
