@@ -48,6 +48,8 @@ def status_line(run_dir: str | Path | None) -> str:
     st = read_status(run)
     prog = read_json(run / PROGRESS_FILE)
     status = effective_status(st) if st else "not started"
+    if status == "stopped" and st.get("before_training"):  # Stop before step 1: no run to resume or try
+        status = "stopped before training"
     key = "job.status." + status.replace(" ", "_")
     parts = [tr(key) if key in _CATALOG else status]
     step, total = prog.get("step"), prog.get("max_steps")
@@ -77,6 +79,8 @@ def status_line(run_dir: str | Path | None) -> str:
     else:
         if st.get("started") and st.get("ended"):
             parts.append(tr("job.took", t=format_duration(st["ended"] - st["started"])))
+        if status == "stopped before training":
+            parts.append(tr("job.nothing_trained"))
         if status == "stopped":
             ck = find_last_checkpoint(run)
             parts.append(tr("job.resume_from", name=ck.name) if ck else tr("job.no_checkpoint"))

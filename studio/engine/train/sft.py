@@ -38,10 +38,11 @@ from typing import Any, Sequence
 
 from studio.config import ON_OFF_AUTO, ModelSpec, OnOffAuto, YamlConfig, check, parse_on_off
 from studio.engine.train.data import POLICIES
-from studio.engine.train.phase import PhaseProgress
+from studio.engine.train.phase import (PhaseProgress, StoppedBeforeTraining, mark_stopped_before_training,
+                                      stop_before_training)
 from studio.engine.fileperm import share_weights
 from studio.engine.train.sft_trainer import DiskFullError, trainer_class  # noqa: F401 - re-exported
-from studio.errors import ConfigError, DataError
+from studio.errors import ConfigError, DataError, StoppedError
 
 log = logging.getLogger(__name__)
 
@@ -408,14 +409,26 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
     else:
         model, processor = model_and_processor
     _apply_budgets(processor, cfg)
+    # Stop is honoured between the phases before step 1 and within the data doctor's rows
+    # (stop_before_training), not only at the first step's end a minute later
+    stop_before_training(stop_flag, "while loading the model")
 
-    distributed.main_first(lambda: ensure_data(cfg, log_fn))  # a recipe's data: written once, read by all
-    rows = D.load_rows(ensure_data(cfg, log_fn), dataset_info=cfg.dataset_info or None,
+    distributed.main_first(lambda: ensure_data(cfg, log_fn, stop=stop_flag))  # a recipe's data: written once
+    rows = D.load_rows(ensure_data(cfg, log_fn, stop=stop_flag), dataset_info=cfg.dataset_info or None,
                        dataset=cfg.dataset or None)
+    stop_before_training(stop_flag, "while reading the data")
     checking = PhaseProgress(run_dir, "doctor", "data doctor", len(rows), "rows", log_fn=log_fn)
+    row_stop = stop_flag if stop_flag is not None and distributed.world_size() == 1 else None  # no collective per row
+
+    def checked(n: int) -> None:
+        checking.update(n)
+        if row_stop:
+            stop_before_training(row_stop, f"during the data doctor ({checking.done} of {checking.total} rows checked)")
+
     report = D.doctor(rows, processor, cfg.max_length, policy=cfg.policy, oversize=cfg.oversize,
-                      fps=cfg.fps, max_frames=cfg.max_frames, skipped=dict(rows.skipped), progress=checking.update)
+                      fps=cfg.fps, max_frames=cfg.max_frames, skipped=dict(rows.skipped), progress=checked)
     checking.finish()
+    stop_before_training(stop_flag, "after the data doctor")
     distributed.main_only(doctor_files)(run_dir, report)
     s = report.summary
     log_fn(f"data doctor: {report.headline().replace(' · ', ', ')} (details in {DOCTOR_MD})")
@@ -514,6 +527,7 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
     trainer.studio_clock = clock
     trainer.studio_plain_loss = device == "cpu"  # TRL's fused LM head has no fast path without Triton
     trainer.studio_inference_template = inference_template
+    stop_before_training(stop_flag, "while building the trainer")
     info = {"doctor": s, "rows": len(rows), "train_rows": len(train_rows), "eval_rows": len(eval_rows),
             "notes": notes, "counts": counts}
     return trainer, info
@@ -538,15 +552,22 @@ def train(cfg: SFTRunConfig, run_dir: str | os.PathLike, *, stop_flag=None, call
     cfg.validate()
     log_fn = distributed.main_only(log_fn)
     distributed.main_only(cfg.to_yaml)(run / "config.yaml")
-    trainer, info = build_trainer(cfg, run, stop_flag=stop_flag, callbacks=callbacks,
-                                  model_and_processor=model_and_processor, log_fn=log_fn)
     last = runs.find_last_checkpoint(run) if cfg.resume else None
-    if last:
-        log_fn(f"resuming from {last.name}")
-    what = ("full fine-tuning of the language model" if cfg.finetuning == "full"
-            else f"LoRA rank {cfg.lora.rank} on {cfg.lora.target_regex()}")
-    log_fn(f"training on {info['train_rows']} rows ({info['eval_rows']} for eval); {what}")
-    out = trainer.train(resume_from_checkpoint=str(last) if last else None)
+    try:
+        trainer, info = build_trainer(cfg, run, stop_flag=stop_flag, callbacks=callbacks,
+                                      model_and_processor=model_and_processor, log_fn=log_fn)
+        if last:
+            log_fn(f"resuming from {last.name}")
+        what = ("full fine-tuning of the language model" if cfg.finetuning == "full"
+                else f"LoRA rank {cfg.lora.rank} on {cfg.lora.target_regex()}")
+        log_fn(f"training on {info['train_rows']} rows ({info['eval_rows']} for eval); {what}")
+        out = trainer.train(resume_from_checkpoint=str(last) if last else None)
+    except (StoppedBeforeTraining, StoppedError) as e:  # nothing trained: say so as the last line, leave no trace of a run
+        log_fn(str(e))
+        if not last:
+            distributed.main_only(mark_stopped_before_training)(run, str(e))
+        return {"status": "stopped", "before_training": str(e), "global_step": 0, "resumed_from": None,
+                "adapter": None, "model": None, "train_loss": None}
     stopped = bool(stop_flag) and bool(stop_flag.is_set())
     processor = trainer.processing_class
     processor.chat_template = trainer.studio_inference_template
