@@ -8,6 +8,7 @@ page never stops it; the panel re-attaches on page load.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -244,6 +245,32 @@ class _PanelHandlers:
         self._prep_lock = threading.Lock()
         self._prep: threading.Event | None = None
         self._prep_note = ""  # what the last stopped preparation left: the status line says it
+        # how far the preparation is: {"phase", "done", "total", "t0"} (``prep_progress``)
+        self._prep_progress: dict | None = None
+
+    def prep_progress(self, phase: str, done: int, total: int) -> None:
+        """The preparation's progress callback (``check_data``'s ``progress``): the phase
+        ("generating" scenes, "checking" rows) and how far it is; the poll shows it."""
+        cur = self._prep_progress
+        if cur is None or cur["phase"] != phase:
+            cur = {"phase": phase, "t0": time.monotonic()}
+        self._prep_progress = {**cur, "done": int(done), "total": int(total)}
+
+    def preparing_text(self) -> str:
+        """The status line while a Start is prepared: what runs, how far, the time left
+        (from the rate so far), e.g. ``"preparing: checking the data: 4,200/16,800 rows (25%)
+        · elapsed 0:06 · 0:18 left · Stop cancels"``; before any count, the general line."""
+        prog = self._prep_progress
+        if not prog or not prog.get("total"):
+            return tr("job.preparing")
+        done, total = prog["done"], prog["total"]
+        elapsed = time.monotonic() - prog["t0"]
+        parts = [tr("job.prep." + prog["phase"], done=f"{done:,}", total=f"{total:,}", pct=100 * done // total),
+                 tr("job.elapsed", t=format_duration(elapsed))]
+        if done and elapsed > 0:
+            parts.append(tr("job.eta", t=format_duration((total - done) * elapsed / done)))
+        parts.append(tr("job.stop_cancels"))
+        return " · ".join(parts)
 
     def preparing(self) -> bool:
         """True while a Start is being prepared (before its job exists)."""
@@ -289,13 +316,15 @@ class _PanelHandlers:
                 if self._prep is not None:
                     raise user_error(tr("job.preparing_busy"))
                 ev = self._prep = threading.Event()
+            self._prep_progress = None
             try:
                 if values and callable(values[0]):  # the recipe button: its own config maker, no form
-                    run_dir, text = values[0](stop=ev)
+                    run_dir, text = _call_with(values[0], stop=ev, progress=self.prep_progress)
                 else:
-                    run_dir, text = self.make_config(*values)
-            except StoppedError:
-                return self._stopped(ev, tr("job.prep_stopped_data"))
+                    run_dir, text = _call_with(self.make_config, *values, stop=ev, progress=self.prep_progress)
+            except StoppedError as e:  # the generation (its partial data deleted) or the data check
+                checking = getattr(e, "phase", "") == "checking"
+                return self._stopped(ev, tr("job.prep_stopped" if checking else "job.prep_stopped_data"))
             run = Path(run_dir)
             if ev.is_set():  # Stop came after the checks: the fresh (empty) folder goes, nothing starts
                 try:
@@ -383,7 +412,7 @@ class _PanelHandlers:
         import gradio as gr
 
         if self.preparing():  # a Start is being prepared: no job yet, Stop ends it
-            return (tr("job.preparing"), gr.skip(), *self.buttons(True, False))
+            return (self.preparing_text(), gr.skip(), *self.buttons(True, False))
         if not run_dir:  # nothing to watch: keep what the panel says (e.g. why a Start was refused)
             return (gr.skip(), gr.skip(), *self.buttons(False, False))
         st = read_status(run_dir)
@@ -410,6 +439,17 @@ class _PanelHandlers:
         st_text, log_text, *btn_updates = self.poll(str(run))
         return (str(run), st_text, log_text, self.cli_text(run), *btn_updates)
 
+
+
+def _call_with(fn: Callable, *args, **kwargs):
+    """``fn(*args, **kwargs)`` with only the keyword arguments ``fn`` takes (a tab's config
+    maker may not take ``stop`` or ``progress``)."""
+    import inspect
+
+    params = inspect.signature(fn).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        kwargs = {k: v for k, v in kwargs.items() if k in params}
+    return fn(*args, **kwargs)
 
 
 def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str | None]], *,

@@ -31,7 +31,7 @@ from studio.engine.train.metrics import METRICS_FILE, PROGRESS_FILE, write_json_
 from studio.engine.train.runs import format_duration
 
 #: Phases that are not training steps (``progress.json``'s ``phase`` values besides train/done).
-PHASES = ("doctor", "grading")
+PHASES = ("reading", "doctor", "grading")
 
 
 class StoppedBeforeTraining(Exception):
