@@ -364,3 +364,12 @@ def test_status_line_says_which_phase_runs_before_step_1(tmp_path):
     assert lines[-1].startswith("offline grading: 1200/1200 prompts (100 %) in 0:3")
     PhaseProgress(tmp_path, "doctor", "data doctor", 9600, "rows", main=True).update(2400)
     assert re.search(r"running · data doctor: (0|2400)/9600 rows", status_line(tmp_path))
+    # Stop pressed in a phase before step 1: it says it is stopping, without a checkpoint to save
+    from studio.engine.train.metrics import write_json_atomic
+
+    write_json_atomic(tmp_path / "job.json", {"kind": "sft", "stop_requested": 1.0})
+    line = status_line(tmp_path)
+    assert "· stopping: no step trained yet, so it ends without a checkpoint… · run " in line, line
+    assert "saving a checkpoint" not in line
+    PhaseProgress(tmp_path, "reading", "reading the data", 16800, "rows", main=True)
+    assert "running · reading the data: 0/16800 rows (0%)" in status_line(tmp_path)

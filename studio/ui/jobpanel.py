@@ -61,6 +61,8 @@ def status_line(run_dir: str | Path | None) -> str:
             parts.append(tr("job.elapsed", t=format_duration(prog["elapsed_s"])))
         if prog.get("eta_s") is not None:
             parts.append(tr("job.eta", t=format_duration(prog["eta_s"])))
+        if _stop_asked(run, st):
+            parts.append(tr("job.stopping_early"))
         parts.append(tr("job.run", name=run.name))
         return " · ".join(parts)
     if step is not None:
@@ -75,8 +77,8 @@ def status_line(run_dir: str | Path | None) -> str:
                          else tr("job.rate_s_step", sec=f"{1 / rate:.1f}"))
         if prog.get("eta_s") is not None:
             parts.append(tr("job.eta", t=format_duration(prog["eta_s"])))
-        if st.get("stop_requested") or read_json(run / "job.json").get("stop_requested"):
-            parts.append(tr("job.stopping"))
+        if _stop_asked(run, st):
+            parts.append(tr("job.stopping") if step else tr("job.stopping_early"))  # before step 1: nothing to save
     else:
         if st.get("started") and st.get("ended"):
             parts.append(tr("job.took", t=format_duration(st["ended"] - st["started"])))
@@ -91,6 +93,10 @@ def status_line(run_dir: str | Path | None) -> str:
             parts.append(str(st["error"])[:300])
     parts.append(tr("job.run", name=run.name))
     return " · ".join(parts)
+
+
+def _stop_asked(run: Path, st: dict) -> bool:
+    return bool(st.get("stop_requested") or read_json(run / "job.json").get("stop_requested"))
 
 
 @dataclass
@@ -388,7 +394,9 @@ class _PanelHandlers:
             self.jm.stop(graceful_timeout=self.graceful_timeout, wait=False)
         except Exception as e:  # noqa: BLE001
             raise _gr_error(e) from None
-        return status_line(cur.run_dir) + " · " + tr("job.stopping")
+        line = status_line(cur.run_dir)
+        said = (tr("job.stopping"), tr("job.stopping_early"))
+        return line if any(w in line for w in said) else line + " · " + tr("job.stopping")
 
     def resume(self, run_dir):
         try:

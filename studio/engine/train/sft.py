@@ -344,6 +344,7 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
     from studio.engine.infer.models import load, pick_device, pick_dtype
 
     cfg.validate()
+    stop_before_training(stop_flag, "while starting (importing the training libraries)")  # they take seconds
     log_fn = distributed.main_only(log_fn)  # train.log gets each line once, from the main process
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
