@@ -477,3 +477,25 @@ def test_plain_cpu_loss_works_on_a_ddp_wrapped_model(tiny_path, tmp_path):
         assert abs(trainer.compute_loss(wrapped, dict(batch), num_items_in_batch=n).item() - plain) < 1e-6
     finally:
         dist.destroy_process_group()
+
+
+def test_stop_during_the_imports_ends_the_run_at_once():
+    """The training libraries' imports take half a minute on a loaded CPU and have no point to
+    check a flag: a stop signal in that window raises at once (nothing to save or clean up)."""
+    from studio.engine.train.callbacks import install_graceful_stop
+    from studio.engine.train.phase import StoppedBeforeTraining, interruptible
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        flag = install_graceful_stop()
+        t0 = time.monotonic()
+        with pytest.raises(StoppedBeforeTraining, match="stopped while starting, before step 1"):
+            with interruptible(flag, "while starting"):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)  # an import that would go on
+        assert time.monotonic() - t0 < 2 and flag.is_set() and flag.interrupt is None
+        with interruptible(flag.__class__(), "while starting"):  # no signal: nothing happens
+            pass
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)

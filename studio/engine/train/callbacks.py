@@ -234,6 +234,9 @@ class StopFlag:
     def __init__(self) -> None:
         self._event = threading.Event()
         self.signal_name: str | None = None
+        #: while set (:func:`studio.engine.train.phase.interruptible`), a stop signal also raises
+        #: what it returns, at once: for work with nothing to save or clean up (imports)
+        self.interrupt: Callable[[], BaseException] | None = None
 
     def set(self, signal_name: str | None = None) -> None:
         """Ask for a stop."""
@@ -268,6 +271,8 @@ def install_graceful_stop(flag: StopFlag | None = None,
             signal.raise_signal(signum)
             return
         flag.set(signal.Signals(signum).name)
+        if flag.interrupt is not None:
+            raise flag.interrupt()
 
     for s in signals:
         signal.signal(s, handler)

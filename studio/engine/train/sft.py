@@ -37,7 +37,7 @@ from typing import Any, Sequence
 
 from studio.config import ON_OFF_AUTO, ModelSpec, OnOffAuto, YamlConfig, check, parse_on_off
 from studio.engine.train.data import POLICIES
-from studio.engine.train.phase import (StoppedBeforeTraining, mark_stopped_before_training,
+from studio.engine.train.phase import (StoppedBeforeTraining, interruptible, mark_stopped_before_training,
                                       stop_before_training)
 from studio.engine.fileperm import share_weights
 from studio.engine.train.sft_data import ensure_data, read_and_check, resolve_data_path, split_rows  # noqa: F401
@@ -344,7 +344,6 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
     from studio.engine.infer.models import load, pick_device, pick_dtype
 
     cfg.validate()
-    stop_before_training(stop_flag, "while starting (importing the training libraries)")  # they take seconds
     log_fn = distributed.main_only(log_fn)  # train.log gets each line once, from the main process
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -487,6 +486,8 @@ def train(cfg: SFTRunConfig, run_dir: str | os.PathLike, *, stop_flag=None, call
     distributed.main_only(cfg.to_yaml)(run / "config.yaml")
     last = runs.find_last_checkpoint(run) if cfg.resume else None
     try:
+        with interruptible(stop_flag, "while starting (importing the training libraries)"):
+            import peft, trl  # noqa: F401 - seconds of imports, which Stop ends at once
         trainer, info = build_trainer(cfg, run, stop_flag=stop_flag, callbacks=callbacks,
                                       model_and_processor=model_and_processor, log_fn=log_fn)
         if last:
