@@ -56,7 +56,7 @@ def status_line(run_dir: str | Path | None) -> str:
     step, total = prog.get("step"), prog.get("max_steps")
     if status == "running" and prog.get("phase") in PHASES:  # before step 1: doctor, offline grading
         done, n = int(prog.get("done") or 0), int(prog.get("total") or 0)
-        parts.append(tr("job.phase." + prog["phase"], done=done, total=n, pct=f"{100 * done // max(1, n)}"))
+        parts.append(tr("job.phase." + prog["phase"], done=f"{done:,}", total=f"{n:,}", pct=f"{100 * done // max(1, n)}"))
         if prog.get("elapsed_s") is not None:
             parts.append(tr("job.elapsed", t=format_duration(prog["elapsed_s"])))
         if prog.get("eta_s") is not None:
