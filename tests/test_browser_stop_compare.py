@@ -311,6 +311,13 @@ def test_cosmetics_of_the_first_walk(app, browser):
         const r = document.querySelector('#sft-recipe-btn');
         return [getComputedStyle(s).backgroundColor, getComputedStyle(r).backgroundColor]; }""")
     assert colours[0] == colours[1], colours  # grey like a secondary button, not the stop red/pink
+    # a disabled Start (primary) is grey too, not a faded salmon that looks clickable
+    pg.evaluate("""() => { Array.from(document.querySelectorAll('button.primary'))
+        .find(e => e.offsetParent !== null).id = 'studio-test-start'; }""")
+    pg.evaluate("() => { document.getElementById('studio-test-start').disabled = true; }")
+    pg.wait_for_timeout(800)  # the buttons' colour transition
+    start = pg.evaluate("() => getComputedStyle(document.getElementById('studio-test-start')).backgroundColor")
+    assert start == colours[1], (start, colours)
     pg.screenshot(path=str(ARTIFACTS / "sft_panel_buttons.png"))
     assert all("⏳" not in CATALOG["chat.loading"][lang] for lang in ("en", "zh"))
     css = pg.evaluate("() => Array.from(document.styleSheets).flatMap(s => { try { return Array.from(s.cssRules) }"
