@@ -10,6 +10,7 @@ Needs ``apt-get install chromium``; skipped with the reason when it is missing.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -323,6 +324,9 @@ def test_cosmetics_of_the_first_walk(app, browser):
     css = pg.evaluate("() => Array.from(document.styleSheets).flatMap(s => { try { return Array.from(s.cssRules) }"
                       " catch (e) { return [] } }).map(r => r.cssText).join(' ')")
     assert "studio-spin" in css and "#model-loading" in css
+    # the chat's trash/copy icons (shown once it has messages) get a row of their own, not
+    # drawn over the top message after a scroll
+    assert re.search(r"#chatbot \.icon-button-wrapper\.top-panel \{[^}]*position: static", css), css[:200]
     pg.context.close()
 
 
