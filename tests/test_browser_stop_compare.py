@@ -10,6 +10,7 @@ Needs ``apt-get install chromium``; skipped with the reason when it is missing.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -311,11 +312,21 @@ def test_cosmetics_of_the_first_walk(app, browser):
         const r = document.querySelector('#sft-recipe-btn');
         return [getComputedStyle(s).backgroundColor, getComputedStyle(r).backgroundColor]; }""")
     assert colours[0] == colours[1], colours  # grey like a secondary button, not the stop red/pink
+    # a disabled Start (primary) is grey too, not a faded salmon that looks clickable
+    pg.evaluate("""() => { Array.from(document.querySelectorAll('button.primary'))
+        .find(e => e.offsetParent !== null).id = 'studio-test-start'; }""")
+    pg.evaluate("() => { document.getElementById('studio-test-start').disabled = true; }")
+    pg.wait_for_timeout(800)  # the buttons' colour transition
+    start = pg.evaluate("() => getComputedStyle(document.getElementById('studio-test-start')).backgroundColor")
+    assert start == colours[1], (start, colours)
     pg.screenshot(path=str(ARTIFACTS / "sft_panel_buttons.png"))
     assert all("⏳" not in CATALOG["chat.loading"][lang] for lang in ("en", "zh"))
     css = pg.evaluate("() => Array.from(document.styleSheets).flatMap(s => { try { return Array.from(s.cssRules) }"
                       " catch (e) { return [] } }).map(r => r.cssText).join(' ')")
     assert "studio-spin" in css and "#model-loading" in css
+    # the chat's trash/copy icons (shown once it has messages) get a row of their own, not
+    # drawn over the top message after a scroll
+    assert re.search(r"#chatbot \.icon-button-wrapper\.top-panel \{[^}]*position: static", css), css[:200]
     pg.context.close()
 
 

@@ -174,7 +174,7 @@ def test_doctor_checks_fire_on_bad_rows_only(folder, processor):
     assert s["rows"] == 10 and s["rows_with_errors"] == 6
     kept, counts = D.plan_rows(loaded, rep)
     assert len(kept) == 4 and counts["skipped_errors"] == 6
-    assert "| 2 (line 2) | error | tags | missing </answer>" in rep.to_markdown()
+    assert "| 2 (line 2) | error | tags | missing `</answer>`" in rep.to_markdown()
     with pytest.raises(DataError, match=r"No row can be trained: 1 row with errors, 0 rows too long\."):
         D.plan_rows(loaded[1:2], D.doctor(loaded[1:2], processor, 2048))
 
@@ -342,3 +342,32 @@ def test_doctor_wording_is_singular_for_one_and_rows_are_one_based(folder, proce
     assert "| line 3 | error | json |" in md and "| 0" not in md
     assert rep.table()[0][:3] == ["", 3, "error"]
     assert D.plural(1, "error") == "1 error" and D.plural(2, "row") == "2 rows"
+
+
+def _rendered_text(md: str) -> str:
+    """What a reader sees of ``md`` in a Markdown view that passes HTML through (gradio's)."""
+    from html.parser import HTMLParser
+
+    from markdown_it import MarkdownIt
+
+    out: list[str] = []
+    parser = HTMLParser()
+    parser.handle_data = out.append
+    parser.feed(MarkdownIt("commonmark", {"html": True}).enable("table").render(md))
+    return "".join(out)
+
+
+def test_doctor_markdown_shows_angle_bracket_words_as_written(folder, processor):
+    """Issue 28 item 1: a Markdown view took <image> and </answer> for HTML tags and dropped
+    them from the summary ("with  tags") and the problem/fix cells ("missing ")."""
+    bad = glm(a="<think>x</think><answer>A cat.", images=("img/cat.jpg", "img/cat.jpg"))
+    bad["images"] = ["img/cat.jpg"]
+    rows, rep = D.diagnose(write_jsonl(folder / "d.jsonl", [glm(), bad]), processor, 2048)
+    for md in (rep.to_markdown(), rep.to_markdown(table=False)):
+        seen = _rendered_text(md)
+        assert "fine-tune messages (role/content with <image> tags" in seen, seen
+    seen = _rendered_text(rep.to_markdown())
+    assert "missing </answer>" in seen and "close the answer with </answer>" in seen
+    assert "2 <image> placeholders but 1 images listed" in seen
+    assert D.md_literal("a < b, <think>x</think> (or <answer>).") == "a < b, `<think>x</think>` (or `<answer>`)."
+    assert D.md_literal("`<image>` stays") == "`<image>` stays"

@@ -352,15 +352,24 @@ def test_status_line_says_which_phase_runs_before_step_1(tmp_path):
     p._t0 -= 30  # 30 s in
     p.update(400)
     line = status_line(tmp_path)
-    assert line.startswith("running · offline grading: 400/1200 prompts (33%) · elapsed 0:30 · 1:00 left")
+    assert line.startswith("running · offline grading: 400/1,200 prompts (33%) · elapsed 0:30 · 1:00 left")
     assert lines[-1] == "offline grading: 400/1200 prompts (33 %) · 1:00 left"
     old = i18n.default_language()
     try:
         i18n.set_default("zh")
-        assert "离线评分：400/1200 个提示（33%）" in status_line(tmp_path)
+        assert "离线评分：400/1,200 个提示（33%）" in status_line(tmp_path)
     finally:
         i18n.set_default(old)
     p.finish()
     assert lines[-1].startswith("offline grading: 1200/1200 prompts (100 %) in 0:3")
     PhaseProgress(tmp_path, "doctor", "data doctor", 9600, "rows", main=True).update(2400)
-    assert re.search(r"running · data doctor: (0|2400)/9600 rows", status_line(tmp_path))
+    assert re.search(r"running · data doctor: (0|2,400)/9,600 rows", status_line(tmp_path))
+    # Stop pressed in a phase before step 1: it says it is stopping, without a checkpoint to save
+    from studio.engine.train.metrics import write_json_atomic
+
+    write_json_atomic(tmp_path / "job.json", {"kind": "sft", "stop_requested": 1.0})
+    line = status_line(tmp_path)
+    assert "· stopping: no step trained yet, so it ends without a checkpoint… · run " in line, line
+    assert "saving a checkpoint" not in line
+    PhaseProgress(tmp_path, "reading", "reading the data", 16800, "rows", main=True)
+    assert "running · reading the data: 0/16,800 rows (0%)" in status_line(tmp_path)

@@ -426,6 +426,20 @@ def test_runs_tab_held_out_curve_overlay_and_list_signature(tmp_path):
     assert set(single[held]["color_map"]) == set(single[held]["value"]["series"]) == set(legend)
     assert single[held]["color_map"].items() <= cmap.items()
     assert overlay_key(str(sft), str(rl)).startswith(f"Dark lines: `{sft.name}`") and rl.name in overlay_key(sft, rl)
+    # issue 28.12 in the Runs tab: the charts a run has no point for say so (not a lone "0"),
+    # and the x range reaches the browser with the values (it was dropped: a 2-step run read "1 2 2")
+    import gradio as gr
+
+    from studio.ui.overlay import colour_updates, value_updates
+
+    titles = [g.title for g in GENERAL_CURVES]
+    ups = overlay_updates(str(sft), None, curve_frames(sft, GENERAL_CURVES), names, None, titles=titles)
+    reward = [i for i, g in enumerate(GENERAL_CURVES) if g.title == "Reward"][0]
+    assert ups[reward]["value"] is None and ups[reward]["show_label"] is True and "color_map" not in ups[reward]
+    assert ups[held]["show_label"] is False and len(ups[held]["value"])
+    firsts = value_updates(ups)
+    assert all(u["x_lim"] == [0, x_range(sft)[1]] for u in firsts) and not any("color_map" in u for u in firsts)
+    assert colour_updates(ups)[reward] == gr.skip() and colour_updates(ups)[held]["color_map"]
     assert overlay_key(str(sft), "") == overlay_key(str(sft), str(sft)) == ""
 
     sig = runs_tab.list_signature(tmp_path)

@@ -44,7 +44,7 @@ def test_each_sft_format_reads_and_the_doctor_names_it(tmp_path, name):
     rep = D.doctor(rows, None, None)
     assert rep.summary["errors"] == 0, rep.to_markdown()
     assert rep.notes[0].startswith(f"Read as {LABELS[fmt]} ({len(rows)} row")
-    assert f"Read as {LABELS[fmt]}" in rep.to_markdown()
+    assert f"Read as {D.md_literal(LABELS[fmt])}" in rep.to_markdown()
 
 
 def test_trl_items_carry_their_images_in_place(tmp_path):
@@ -206,7 +206,7 @@ def test_untagged_images_one_turn_placed_and_reported_multi_turn_refused(tmp_pat
     rows = D.load_rows(E._json(tmp_path / "one.jsonl", [one, one], lines=True))
     assert rows[0].messages[0]["content"] == [{"type": "image"}, {"type": "text", "text": "What colour?"}]
     rep = D.doctor(rows, None, None)
-    assert "No <image>/<video> tags in rows 1–2 (one user turn each): their media go before the first user " \
+    assert "No `<image>/<video>` tags in rows 1–2 (one user turn each): their media go before the first user " \
            "text" in rep.to_markdown()
     path = E._json(tmp_path / "multi.jsonl", [one, multi], lines=True)
     with pytest.raises(DataError, match=r"multi.jsonl row 2 \(line 2\) lists 2 images but no <image>/<video> tag in "

@@ -397,3 +397,51 @@ def test_the_sft_tabs_stop_ends_the_recipes_data_generation(tmp_path):
     assert h.start_prepared("")[:2] == ("", tr("job.prep_stopped_data", "en"))  # the status line says so
     assert not h.preparing() and h.poll("")[2]["interactive"]  # Start is live again
 
+
+
+def test_the_sft_tabs_preparation_says_how_far_it_is_and_stop_ends_the_data_check(tmp_path):
+    """Issue 28 items 3/16: "preparing: checking the data…" said nothing for half a minute on
+    the 16,800-row recipe, and Stop during that check waited for its end. The status now names
+    the phase with count / total and the time left, and Stop ends the check at the next row."""
+    import threading
+
+    from studio.engine.train.jobs import JobManager
+    from studio.engine.train.runs import recipe_run
+    from studio.engine.train.sft import SFTRunConfig, check_data
+    from studio.ui.i18n import tr
+    from studio.ui.jobpanel import _PanelHandlers
+
+    recipe = tmp_path / "r" / "sft.yaml"
+    recipe.parent.mkdir()
+    recipe.write_text("name: r\nmodel: {name_or_path: embedded}\ndata: gen/sft.jsonl\n"
+                      "tasks: {scenes: 200, eval_n: 0}\nmax_steps: 1\n")
+    runs = tmp_path / "runs"
+    h = _PanelHandlers(None, "sft", None, JobManager(runs), resume_args=(), graceful_timeout=1, log_lines=5,
+                       command=None)
+    seen: list[tuple[str, int, int]] = []
+    at_row_100 = threading.Event()
+
+    def recipe_fn(stop=None, progress=None):  # the tab's recipe button, with a hold at row 100 of the check
+        def spy(phase, done, total):
+            seen.append((phase, done, total))
+            progress(phase, done, total)
+            if phase == "checking" and done == 100:
+                at_row_100.set()
+                stop.wait(30)  # the user reads the status and presses Stop
+
+        return recipe_run(SFTRunConfig, recipe, runs, "sft", check=lambda cfg: check_data(cfg, stop=stop, progress=spy))
+
+    got = {}
+    worker = threading.Thread(target=lambda: got.setdefault("run", h.prepare(recipe_fn)))
+    worker.start()
+    assert at_row_100.wait(120), "the data check did not start"
+    assert ("generating", 200, 200) in seen  # the first-use generation reported its scenes
+    status = h.poll("")[0]
+    assert status.startswith("preparing: checking the data: 100/200 rows (50%) · elapsed "), status
+    assert status.endswith(" left · Stop cancels"), status
+    assert h.stop("") == tr("job.prep_stopped", "en")  # ended at the next row, not after the check
+    worker.join(30)
+    assert got["run"] == "" and max(d for p, d, _ in seen if p == "checking") == 100
+    assert not runs.exists() or [p for p in runs.iterdir() if not p.name.startswith('.')] == []  # no run folder
+    h.prep_progress("generating", 1200, 16800)
+    assert h.preparing_text().startswith("preparing: generating the recipe's data: 1,200/16,800 scenes (7%)")

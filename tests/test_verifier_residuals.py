@@ -103,6 +103,9 @@ FRACTIONS = [
     (r"(-\infty,\tfrac{1}{3})\cup(\tfrac{1}{2},\infty)", r"(-\infty,\frac13)\cup(0.5,\infty)", 1.0),
     (r"\{3,\tfrac12\}", r"\{\frac{1}{2},3\}", 1.0),
     (r"\frac123", r"\frac{3}{2}", 1.0),  # TeX: \frac{1}{2}3
+    (r"\left(-\infty, \dfrac{1}{2}\right] \cup \left[\tfrac{3}{2}, +\infty\right)", r"(-\infty,1/2]\cup[3/2,\infty)", 1.0),
+    (r"x \in (0, \tfrac{1}{2})", r"(0,\frac12)", 1.0),
+    (r"[\dfrac{-1}{2}, \tfrac 1 2]", r"[-1/2,1/2]", 1.0),
     # still wrong
     (r"(0,\dfrac13)", r"(0,\frac{1}{2})", 0.0),
     (r"(0,\tfrac12]", r"(0,\frac{1}{2})", 0.0),

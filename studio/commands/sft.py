@@ -163,9 +163,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         with track_run(run_dir, "sft", stop_flag=flag):
             out = train(cfg, run_dir, stop_flag=flag, log_fn=lambda m: print(m, flush=True))
-        print(f"{out['status']} at step {out['global_step']}" +
-              (f"; adapter: {out['adapter']}" if out["adapter"] else "") +
-              (f"; model: {out['model']}" if out.get("model") else ""), flush=True)
+        if not out.get("before_training"):  # else train() said why as the last line
+            print(f"{out['status']} at step {out['global_step']}" +
+                  (f"; adapter: {out['adapter']}" if out["adapter"] else "") +
+                  (f"; model: {out['model']}" if out.get("model") else ""), flush=True)
     finally:
         if log_file:
             sys.stdout, sys.stderr = sys.stdout.stream, sys.stderr.stream

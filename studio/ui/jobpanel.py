@@ -8,6 +8,7 @@ page never stops it; the panel re-attaches on page load.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -48,16 +49,20 @@ def status_line(run_dir: str | Path | None) -> str:
     st = read_status(run)
     prog = read_json(run / PROGRESS_FILE)
     status = effective_status(st) if st else "not started"
+    if status == "stopped" and st.get("before_training"):  # Stop before step 1: no run to resume or try
+        status = "stopped before training"
     key = "job.status." + status.replace(" ", "_")
     parts = [tr(key) if key in _CATALOG else status]
     step, total = prog.get("step"), prog.get("max_steps")
     if status == "running" and prog.get("phase") in PHASES:  # before step 1: doctor, offline grading
         done, n = int(prog.get("done") or 0), int(prog.get("total") or 0)
-        parts.append(tr("job.phase." + prog["phase"], done=done, total=n, pct=f"{100 * done // max(1, n)}"))
+        parts.append(tr("job.phase." + prog["phase"], done=f"{done:,}", total=f"{n:,}", pct=f"{100 * done // max(1, n)}"))
         if prog.get("elapsed_s") is not None:
             parts.append(tr("job.elapsed", t=format_duration(prog["elapsed_s"])))
         if prog.get("eta_s") is not None:
             parts.append(tr("job.eta", t=format_duration(prog["eta_s"])))
+        if _stop_asked(run, st):
+            parts.append(tr("job.stopping_early"))
         parts.append(tr("job.run", name=run.name))
         return " · ".join(parts)
     if step is not None:
@@ -72,11 +77,13 @@ def status_line(run_dir: str | Path | None) -> str:
                          else tr("job.rate_s_step", sec=f"{1 / rate:.1f}"))
         if prog.get("eta_s") is not None:
             parts.append(tr("job.eta", t=format_duration(prog["eta_s"])))
-        if st.get("stop_requested") or read_json(run / "job.json").get("stop_requested"):
-            parts.append(tr("job.stopping"))
+        if _stop_asked(run, st):
+            parts.append(tr("job.stopping") if step else tr("job.stopping_early"))  # before step 1: nothing to save
     else:
         if st.get("started") and st.get("ended"):
             parts.append(tr("job.took", t=format_duration(st["ended"] - st["started"])))
+        if status == "stopped before training":
+            parts.append(tr("job.nothing_trained"))
         if status == "stopped":
             ck = find_last_checkpoint(run)
             parts.append(tr("job.resume_from", name=ck.name) if ck else tr("job.no_checkpoint"))
@@ -86,6 +93,10 @@ def status_line(run_dir: str | Path | None) -> str:
             parts.append(str(st["error"])[:300])
     parts.append(tr("job.run", name=run.name))
     return " · ".join(parts)
+
+
+def _stop_asked(run: Path, st: dict) -> bool:
+    return bool(st.get("stop_requested") or read_json(run / "job.json").get("stop_requested"))
 
 
 @dataclass
@@ -240,6 +251,32 @@ class _PanelHandlers:
         self._prep_lock = threading.Lock()
         self._prep: threading.Event | None = None
         self._prep_note = ""  # what the last stopped preparation left: the status line says it
+        # how far the preparation is: {"phase", "done", "total", "t0"} (``prep_progress``)
+        self._prep_progress: dict | None = None
+
+    def prep_progress(self, phase: str, done: int, total: int) -> None:
+        """The preparation's progress callback (``check_data``'s ``progress``): the phase
+        ("generating" scenes, "checking" rows) and how far it is; the poll shows it."""
+        cur = self._prep_progress
+        if cur is None or cur["phase"] != phase:
+            cur = {"phase": phase, "t0": time.monotonic()}
+        self._prep_progress = {**cur, "done": int(done), "total": int(total)}
+
+    def preparing_text(self) -> str:
+        """The status line while a Start is prepared: what runs, how far, the time left
+        (from the rate so far), e.g. ``"preparing: checking the data: 4,200/16,800 rows (25%)
+        · elapsed 0:06 · 0:18 left · Stop cancels"``; before any count, the general line."""
+        prog = self._prep_progress
+        if not prog or not prog.get("total"):
+            return tr("job.preparing")
+        done, total = prog["done"], prog["total"]
+        elapsed = time.monotonic() - prog["t0"]
+        parts = [tr("job.prep." + prog["phase"], done=f"{done:,}", total=f"{total:,}", pct=100 * done // total),
+                 tr("job.elapsed", t=format_duration(elapsed))]
+        if done and elapsed > 0:
+            parts.append(tr("job.eta", t=format_duration((total - done) * elapsed / done)))
+        parts.append(tr("job.stop_cancels"))
+        return " · ".join(parts)
 
     def preparing(self) -> bool:
         """True while a Start is being prepared (before its job exists)."""
@@ -285,13 +322,15 @@ class _PanelHandlers:
                 if self._prep is not None:
                     raise user_error(tr("job.preparing_busy"))
                 ev = self._prep = threading.Event()
+            self._prep_progress = None
             try:
                 if values and callable(values[0]):  # the recipe button: its own config maker, no form
-                    run_dir, text = values[0](stop=ev)
+                    run_dir, text = _call_with(values[0], stop=ev, progress=self.prep_progress)
                 else:
-                    run_dir, text = self.make_config(*values)
-            except StoppedError:
-                return self._stopped(ev, tr("job.prep_stopped_data"))
+                    run_dir, text = _call_with(self.make_config, *values, stop=ev, progress=self.prep_progress)
+            except StoppedError as e:  # the generation (its partial data deleted) or the data check
+                checking = getattr(e, "phase", "") == "checking"
+                return self._stopped(ev, tr("job.prep_stopped" if checking else "job.prep_stopped_data"))
             run = Path(run_dir)
             if ev.is_set():  # Stop came after the checks: the fresh (empty) folder goes, nothing starts
                 try:
@@ -355,7 +394,9 @@ class _PanelHandlers:
             self.jm.stop(graceful_timeout=self.graceful_timeout, wait=False)
         except Exception as e:  # noqa: BLE001
             raise _gr_error(e) from None
-        return status_line(cur.run_dir) + " · " + tr("job.stopping")
+        line = status_line(cur.run_dir)
+        said = (tr("job.stopping"), tr("job.stopping_early"))
+        return line if any(w in line for w in said) else line + " · " + tr("job.stopping")
 
     def resume(self, run_dir):
         try:
@@ -379,7 +420,7 @@ class _PanelHandlers:
         import gradio as gr
 
         if self.preparing():  # a Start is being prepared: no job yet, Stop ends it
-            return (tr("job.preparing"), gr.skip(), *self.buttons(True, False))
+            return (self.preparing_text(), gr.skip(), *self.buttons(True, False))
         if not run_dir:  # nothing to watch: keep what the panel says (e.g. why a Start was refused)
             return (gr.skip(), gr.skip(), *self.buttons(False, False))
         st = read_status(run_dir)
@@ -406,6 +447,17 @@ class _PanelHandlers:
         st_text, log_text, *btn_updates = self.poll(str(run))
         return (str(run), st_text, log_text, self.cli_text(run), *btn_updates)
 
+
+
+def _call_with(fn: Callable, *args, **kwargs):
+    """``fn(*args, **kwargs)`` with only the keyword arguments ``fn`` takes (a tab's config
+    maker may not take ``stop`` or ``progress``)."""
+    import inspect
+
+    params = inspect.signature(fn).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        kwargs = {k: v for k, v in kwargs.items() if k in params}
+    return fn(*args, **kwargs)
 
 
 def job_panel(ctx, kind: str, make_config: Callable[..., tuple[str | Path, str | None]], *,

@@ -78,7 +78,7 @@ def overlay_value(first, second=None, tag: str = ""):
 
 
 def overlay_updates(run_dir: str | None, other: str | None, frames: Sequence, names: Sequence[Sequence[str]],
-                    other_frames: Sequence | None) -> list[dict]:
+                    other_frames: Sequence | None, titles: Sequence[str] | None = None) -> list[dict]:
     """``gr.update`` (``value``, ``color_map``, ``colors_in_legend``, ``x_lim``) per plot: the
     first run alone, or both runs (:func:`overlay_value`), all plots on one x range
     (:func:`studio.ui.components.x_range` of the longer run).
@@ -87,20 +87,48 @@ def overlay_updates(run_dir: str | None, other: str | None, frames: Sequence, na
         run_dir, other: the two run folders (``other`` empty: no overlay).
         frames, other_frames: :func:`studio.ui.components.curve_frames` of each run.
         names: the expected series of each plot (:func:`studio.ui.components.expected_series`).
+        titles: the plots' titles; with them a plot neither run has a point for is the empty
+            placeholder saying "<title> · no data yet" (:func:`~studio.ui.components.empty_chart`,
+            no colour map), not axes reading a lone "0", and the others get their label back.
     """
     import gradio as gr
 
-    from studio.ui.components import plot_value, x_range
+    from studio.ui.components import empty_chart, plot_value, x_range
+    from studio.ui.i18n import curve_label
 
     two = bool(other) and other_frames is not None
     # one x range on every chart: the longer of the two runs (as the SFT/RL tabs do for one run)
     x_lim = [0, max(x_range(run_dir)[1], x_range(other)[1] if two else 0)]
     out = []
     for i, (f, n) in enumerate(zip(frames, names)):
+        if titles is not None and not len(f) and not (two and len(other_frames[i])):
+            out.append(empty_chart(titles[i], x_lim))
+            continue
         value, cmap, legend = overlay_value(plot_value(f, n), plot_value(other_frames[i], n) if two else None,
                                             run_tag(other) if two else "")
-        out.append(gr.update(value=value, color_map=cmap, colors_in_legend=legend, x_lim=x_lim))
+        up = gr.update(value=value, color_map=cmap, colors_in_legend=legend, x_lim=x_lim)
+        if titles is not None:
+            up.update(show_label=False, label=curve_label(titles[i]))
+        out.append(up)
     return out
+
+
+COLOUR_KEYS = ("color_map", "colors_in_legend")
+
+
+def value_updates(updates: Sequence[dict]) -> list[dict]:
+    """The first of the two events that draw :func:`overlay_updates`: everything but the
+    colour map — values, the shared x range (whole steps from 0, not a 2-step run's
+    "1 2 2") and the labels."""
+    return [{k: v for k, v in u.items() if k not in COLOUR_KEYS} for u in updates]
+
+
+def colour_updates(updates: Sequence[dict]) -> list:
+    """The second event: the colour map alone (gradio rebuilds it from the values just
+    drawn); an empty placeholder has none and is skipped."""
+    import gradio as gr
+
+    return [gr.update(**{k: u[k] for k in COLOUR_KEYS}) if "color_map" in u else gr.skip() for u in updates]
 
 
 def overlay_key(run_dir: str | None, other: str | None) -> str:
@@ -136,17 +164,16 @@ def overlay_curves(run_dir_state, other_state, groups, *, timer=None, every: flo
     def refresh(run_dir, other):
         both = bool(run_dir and other and str(other) != str(run_dir))
         return overlay_updates(run_dir, other if both else None, curve_frames(run_dir, gs), names,
-                               curve_frames(other, gs) if both else None)
+                               curve_frames(other, gs) if both else None, titles=[g.title for g in gs])
 
     def key(run_dir, other):
         return (run_dir, other, *(len(_records(d)) if d else 0 for d in (run_dir, other)))
 
-    def values(run_dir, other):  # a run picked or overlaid: the values first ...
-        return [gr.update(value=u["value"]) for u in refresh(run_dir, other)] + [key(run_dir, other)]
+    def values(run_dir, other):  # a run picked or overlaid: the values (and x range) first ...
+        return value_updates(refresh(run_dir, other)) + [key(run_dir, other)]
 
     def colours(run_dir, other):  # ... then the colour map alone (a rebuild, from those values)
-        return [gr.update(color_map=u["color_map"], colors_in_legend=u["colors_in_legend"])
-                for u in refresh(run_dir, other)]
+        return colour_updates(refresh(run_dir, other))
 
     def tick(run_dir, other, last):  # new metrics: values only
         k = key(run_dir, other)

@@ -234,6 +234,9 @@ class StopFlag:
     def __init__(self) -> None:
         self._event = threading.Event()
         self.signal_name: str | None = None
+        #: while set (:func:`studio.engine.train.phase.interruptible`), a stop signal also raises
+        #: what it returns, at once: for work with nothing to save or clean up (imports)
+        self.interrupt: Callable[[], BaseException] | None = None
 
     def set(self, signal_name: str | None = None) -> None:
         """Ask for a stop."""
@@ -268,6 +271,8 @@ def install_graceful_stop(flag: StopFlag | None = None,
             signal.raise_signal(signum)
             return
         flag.set(signal.Signals(signum).name)
+        if flag.interrupt is not None:
+            raise flag.interrupt()
 
     for s in signals:
         signal.signal(s, handler)
@@ -294,6 +299,22 @@ class _StopFlagCallback:
         self.flag = flag
         self.stopped = False
         self.stopped_at: int | None = None
+        self._began = False
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        """A stop asked before the first step of a new run (during the step-0 evaluation,
+        the dataloader's start) ends it there: nothing trained, no checkpoint-1 to save.
+
+        Raises: :class:`~studio.engine.train.phase.StoppedBeforeTraining` (the command says so).
+        """
+        if self._began:
+            return control
+        self._began = True
+        if int(getattr(state, "global_step", 0) or 0) == 0:
+            from studio.engine.train.phase import stop_before_training
+
+            stop_before_training(self.flag, "before the first step")
+        return control
 
     def on_step_end(self, args, state, control, **kwargs):
         """Turn a set flag (on any process) into save + stop."""

@@ -375,7 +375,8 @@ class RunInfo:
     Attributes:
         id: folder name; path: the folder; kind/name: parsed from the name (or status.json);
         status: running/finished/failed/stopped, or "unknown" (no status.json), with a
-            ``running`` whose process vanished shown as ``failed``;
+            ``running`` whose process vanished shown as ``failed`` and a run stopped before
+            step 1 as ``stopped before training``;
         step / max_steps: from progress.json, else the last metrics step;
         metrics: last value of every metric key (``train/loss``, ``train/reward``…);
         adapter / last_checkpoint: paths as strings or None;
@@ -453,6 +454,8 @@ def run_info(run_dir: str | os.PathLike) -> RunInfo:
     ckpt = find_last_checkpoint(p)
     adapter = find_adapter(p)
     status = effective_status(st) if st else ("unknown" if not job else "unknown")
+    if status == "stopped" and st.get("before_training"):  # Stop came before step 1: nothing trained
+        status = "stopped before training"
     return RunInfo(
         id=p.name,
         path=str(p),

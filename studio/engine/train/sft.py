@@ -31,17 +31,19 @@ import json
 import logging
 import math
 import os
-import random
 import re
 from pathlib import Path
 from typing import Any, Sequence
 
 from studio.config import ON_OFF_AUTO, ModelSpec, OnOffAuto, YamlConfig, check, parse_on_off
 from studio.engine.train.data import POLICIES
-from studio.engine.train.phase import PhaseProgress
+from studio.engine.train.phase import (StoppedBeforeTraining, interruptible, mark_stopped_before_training,
+                                      stop_before_training)
 from studio.engine.fileperm import share_weights
+from studio.engine.train.sft_data import ensure_data, read_and_check, resolve_data_path, split_rows  # noqa: F401
+from studio.engine.train.full_model import lora_module_names, save_full_model, unfreeze_language_model  # noqa: F401
 from studio.engine.train.sft_trainer import DiskFullError, trainer_class  # noqa: F401 - re-exported
-from studio.errors import ConfigError, DataError
+from studio.errors import ConfigError, DataError, StoppedError
 
 log = logging.getLogger(__name__)
 
@@ -237,9 +239,14 @@ class SFTRunConfig(YamlConfig):
             check(r in (*REPORT_TO, "none"), "report_to", f"{r!r} is unknown; choose from {', '.join([*REPORT_TO, 'none'])}.")
 
 
-def check_data(cfg: SFTRunConfig, stop=None):
+def check_data(cfg: SFTRunConfig, stop=None, progress=None):
     """Load the run's data the way training will (:func:`studio.engine.train.data.load_rows`):
     what must hold before a run folder is made (the CLI and the SFT tab call it first).
+
+    ``stop`` (anything with ``is_set()``) ends a recipe's first-use data generation and the
+    reading of the rows within a row (:class:`~studio.errors.StoppedError`);
+    ``progress(phase, done, total)`` hears of both, ``phase`` being ``"generating"``
+    (scenes) or ``"checking"`` (rows), so a status line can say how far it is.
 
     Returns: the loaded :class:`~studio.engine.train.data.RowList`.
 
@@ -248,12 +255,25 @@ def check_data(cfg: SFTRunConfig, stop=None):
             outside the data folder (the message names the row); no row left to train
             (:func:`studio.engine.train.data.refuse_untrainable`, with the model's processor
             when its files are here: its family's tag format and ``max_length`` count).
+        StoppedError: ``stop`` was set (generation's partial data removed).
     """
     from studio.engine.train import data as D
 
     # a recipe's data is generated here on first use
-    rows = D.load_rows(ensure_data(cfg, stop=stop), dataset_info=cfg.dataset_info or None,
-                       dataset=cfg.dataset or None)
+    def generating(done: int, total: int) -> None:
+        if progress is not None:
+            progress("generating", done, total)
+
+    def checking(done: int, total: int) -> None:
+        if stop is not None and stop.is_set():
+            e = StoppedError(f"Stopped while checking the data ({done} of {total} rows); no run folder was made.")
+            e.phase = "checking"  # type: ignore[attr-defined] - not the generation: no data was deleted
+            raise e
+        if progress is not None:
+            progress("checking", done, total)
+
+    rows = D.load_rows(ensure_data(cfg, stop=stop, progress=generating), dataset_info=cfg.dataset_info or None,
+                       dataset=cfg.dataset or None, progress=checking)
     if cfg.skip_error_rows:  # else training refuses any error row itself, after the full doctor report
         from studio.engine.infer.models import load_processor
 
@@ -263,29 +283,6 @@ def check_data(cfg: SFTRunConfig, stop=None):
         D.refuse_untrainable(rows, Path(str(cfg.data)).name, fps=cfg.fps, max_frames=cfg.max_frames,
                              processor=proc, max_length=cfg.max_length, policy=cfg.policy, oversize=cfg.oversize)
     return rows
-
-
-def split_rows(rows: list, eval_split: float, seed: int) -> tuple[list, list, str]:
-    """Shuffle with ``seed`` and hold out ``round(len × eval_split)`` rows (≥ 1 when asked).
-
-    A dataset of one row cannot give both: eval is turned off with a note.
-
-    Returns: (train rows, eval rows, note — "" or a sentence for the log).
-    """
-    if eval_split <= 0:
-        return list(rows), [], ""
-    if len(rows) < 2:
-        return list(rows), [], (f"eval_split={eval_split:g} needs at least 2 rows but the data has {len(rows)}; "
-                                f"eval is turned off for this run.")
-    idx = list(range(len(rows)))
-    random.Random(seed).shuffle(idx)
-    n_eval = max(1, round(len(rows) * eval_split))
-    note = ""
-    if round(len(rows) * eval_split) == 0:
-        note = f"eval_split={eval_split:g} of {len(rows)} rows rounds to 0; holding out 1 row."
-    n_eval = min(n_eval, len(rows) - 1)
-    ev = set(idx[:n_eval])
-    return [r for i, r in enumerate(rows) if i not in ev], [r for i, r in enumerate(rows) if i in ev], note
 
 
 def _dataset(rows: list):
@@ -327,52 +324,6 @@ def doctor_files(run_dir: Path, report) -> None:
     (run_dir / DOCTOR_MD).write_text(report.to_markdown() + "\n", encoding="utf-8")
 
 
-def resolve_data_path(path: str) -> str:
-    """``path`` with ``~`` expanded (relative paths stay relative to the working folder)."""
-    return os.path.expanduser(path)
-
-
-def ensure_data(cfg: SFTRunConfig, log_fn=print, stop=None) -> str:
-    """The dataset path of ``cfg``; generated first with ``studio tasks`` when it does not
-    exist and ``cfg.tasks`` says how (a recipe's data, made on first use); ``stop``
-    (anything with ``is_set()``, e.g. the job's StopFlag) ends that generation at once.
-
-    Raises:
-        DataError: the path does not exist and ``cfg.tasks`` is not set.
-        StoppedError: ``stop`` was set during the generation (nothing half-written is kept).
-    """
-    if not cfg.data:  # the data file is named by the dataset_info.json entry
-        return ""
-    path = Path(resolve_data_path(cfg.data))
-    if path.exists() or not cfg.tasks:
-        return str(path)
-    import time
-
-    from studio.engine.workshop.workshop_data import write_recipe_data
-
-    t0 = time.perf_counter()
-    spec = dict(cfg.tasks)
-    log_fn(f"generating the recipe's data ({spec}) into {path.parent} …")
-    write_recipe_data(path.parent, stop=stop, **spec)
-    if not path.exists():
-        raise DataError(f"`tasks` wrote {path.parent} but not {path.name}; point `data` at its sft.jsonl.")
-    log_fn(f"data ready in {time.perf_counter() - t0:.0f} s")
-    return str(path)
-
-
-def unfreeze_language_model(model, merger: bool = False) -> int:
-    """Make every language-model weight trainable (embeddings, blocks, norm, lm_head); the
-    vision tower stays frozen, the merger too unless ``merger``. Returns the trainable count.
-    """
-    n = 0
-    for name, p in model.named_parameters():
-        in_visual = ".visual." in f".{name}"
-        if not in_visual or (merger and ".merger." in name):
-            p.requires_grad_(True)
-            n += p.numel()
-    return n
-
-
 def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks: Sequence[Any] = (),
                   model_and_processor=None, log_fn=print):
     """Load model + data and build the trainer (no training yet).
@@ -408,14 +359,8 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
     else:
         model, processor = model_and_processor
     _apply_budgets(processor, cfg)
-
-    distributed.main_first(lambda: ensure_data(cfg, log_fn))  # a recipe's data: written once, read by all
-    rows = D.load_rows(ensure_data(cfg, log_fn), dataset_info=cfg.dataset_info or None,
-                       dataset=cfg.dataset or None)
-    checking = PhaseProgress(run_dir, "doctor", "data doctor", len(rows), "rows", log_fn=log_fn)
-    report = D.doctor(rows, processor, cfg.max_length, policy=cfg.policy, oversize=cfg.oversize,
-                      fps=cfg.fps, max_frames=cfg.max_frames, skipped=dict(rows.skipped), progress=checking.update)
-    checking.finish()
+    stop_before_training(stop_flag, "while loading the model")
+    rows, report = read_and_check(cfg, run_dir, processor, stop_flag, log_fn)
     distributed.main_only(doctor_files)(run_dir, report)
     s = report.summary
     log_fn(f"data doctor: {report.headline().replace(' · ', ', ')} (details in {DOCTOR_MD})")
@@ -514,6 +459,7 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
     trainer.studio_clock = clock
     trainer.studio_plain_loss = device == "cpu"  # TRL's fused LM head has no fast path without Triton
     trainer.studio_inference_template = inference_template
+    stop_before_training(stop_flag, "while building the trainer")
     info = {"doctor": s, "rows": len(rows), "train_rows": len(train_rows), "eval_rows": len(eval_rows),
             "notes": notes, "counts": counts}
     return trainer, info
@@ -538,15 +484,24 @@ def train(cfg: SFTRunConfig, run_dir: str | os.PathLike, *, stop_flag=None, call
     cfg.validate()
     log_fn = distributed.main_only(log_fn)
     distributed.main_only(cfg.to_yaml)(run / "config.yaml")
-    trainer, info = build_trainer(cfg, run, stop_flag=stop_flag, callbacks=callbacks,
-                                  model_and_processor=model_and_processor, log_fn=log_fn)
     last = runs.find_last_checkpoint(run) if cfg.resume else None
-    if last:
-        log_fn(f"resuming from {last.name}")
-    what = ("full fine-tuning of the language model" if cfg.finetuning == "full"
-            else f"LoRA rank {cfg.lora.rank} on {cfg.lora.target_regex()}")
-    log_fn(f"training on {info['train_rows']} rows ({info['eval_rows']} for eval); {what}")
-    out = trainer.train(resume_from_checkpoint=str(last) if last else None)
+    try:
+        with interruptible(stop_flag, "while starting (importing the training libraries)"):
+            import peft, trl  # noqa: F401 - seconds of imports, which Stop ends at once
+        trainer, info = build_trainer(cfg, run, stop_flag=stop_flag, callbacks=callbacks,
+                                      model_and_processor=model_and_processor, log_fn=log_fn)
+        if last:
+            log_fn(f"resuming from {last.name}")
+        what = ("full fine-tuning of the language model" if cfg.finetuning == "full"
+                else f"LoRA rank {cfg.lora.rank} on {cfg.lora.target_regex()}")
+        log_fn(f"training on {info['train_rows']} rows ({info['eval_rows']} for eval); {what}")
+        out = trainer.train(resume_from_checkpoint=str(last) if last else None)
+    except (StoppedBeforeTraining, StoppedError) as e:  # nothing trained: say so as the last line, leave no trace of a run
+        log_fn(str(e))
+        if not last:
+            distributed.main_only(mark_stopped_before_training)(run, str(e))
+        return {"status": "stopped", "before_training": str(e), "global_step": 0, "resumed_from": None,
+                "adapter": None, "model": None, "train_loss": None}
     stopped = bool(stop_flag) and bool(stop_flag.is_set())
     processor = trainer.processing_class
     processor.chat_template = trainer.studio_inference_template
@@ -566,31 +521,3 @@ def train(cfg: SFTRunConfig, run_dir: str | os.PathLike, *, stop_flag=None, call
             "resumed_from": str(last) if last else None, "adapter": str(adapter) if adapter else None,
             "model": str(model_dir) if model_dir else None,
             "train_loss": getattr(out, "training_loss", None), **info}
-
-
-def save_full_model(model, processor, out: Path, cfg: SFTRunConfig, state_dict: dict | None = None) -> Path:
-    """Save a fully fine-tuned model as a loadable folder (safetensors + processor +
-    ``studio_model.json`` saying it is a thinking-stage model made by this SFT run).
-    ``state_dict``: the gathered weights of a sharded (FSDP) model; None: the model's own.
-
-    The base's ``studio_model.json`` (e.g. a workshop model's ``kind``) is carried over with
-    ``stage: thinking`` and the run's config, so ``studio eval`` scores it in the
-    think/answer format and the Chat tab treats it like its base.
-    """
-    from studio.engine.infer.models import resolve, studio_meta
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out), safe_serialization=True, state_dict=state_dict)
-    processor.save_pretrained(str(out))
-    meta = dict(studio_meta(resolve(cfg.model.name_or_path)))
-    meta.update({"stage": "thinking", "made_by": "studio sft (finetuning: full)", "base": cfg.model.name_or_path,
-                 "sft_config": cfg.to_dict()})
-    (out / "studio_model.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-    share_weights(out)
-    return out
-
-
-def lora_module_names(model) -> list[str]:
-    """Module paths that carry LoRA weights in a PEFT model (for checks and tests)."""
-    return sorted({n.rsplit(".lora_A", 1)[0] for n, _ in model.named_parameters() if ".lora_A" in n})

@@ -26,7 +26,7 @@ from studio.errors import InputError, StoppedError
 
 
 def write_thinking_sft(out: str | Path, scenes: int = 12000, seed: int = 0, max_questions: int = 4,
-                       eval_n: int = 480, batch: int = 12, stop=None) -> dict[str, int]:
+                       eval_n: int = 480, batch: int = 12, stop=None, progress=None) -> dict[str, int]:
     """Write ``sft.jsonl`` (+ ``images/``) and ``heldout/eval.jsonl`` into ``out``.
 
     Args:
@@ -40,6 +40,7 @@ def write_thinking_sft(out: str | Path, scenes: int = 12000, seed: int = 0, max_
         stop: anything with ``is_set()`` (a ``threading.Event``, the training StopFlag);
             checked before every scene, so Stop ends the generation within one scene's time
             (milliseconds).
+        progress: called with (scenes written, ``scenes``) after every scene (None: nothing).
 
     Returns:
         Rows written per file, e.g. ``{"sft.jsonl": 12000, "heldout/eval.jsonl": 480}``.
@@ -78,6 +79,8 @@ def write_thinking_sft(out: str | Path, scenes: int = 12000, seed: int = 0, max_
                     msgs.append({"role": "assistant", "content": task_files.assistant_text(it)})
                 f.write(json.dumps({"messages": msgs, "images": [name]}, ensure_ascii=False) + "\n")
                 rows += 1
+                if progress is not None:
+                    progress(rows, scenes)
             if stopped:
                 break
     if stopped or (eval_n and stop is not None and stop.is_set()):
@@ -108,9 +111,10 @@ def _remove_partial(tmp: Path, written: list[Path], made: list[Path]) -> None:
 KINDS = {"thinking-sft": write_thinking_sft}
 
 
-def write_recipe_data(out: str | Path, kind: str = "thinking-sft", stop=None, **spec) -> dict[str, int]:
+def write_recipe_data(out: str | Path, kind: str = "thinking-sft", stop=None, progress=None,
+                      **spec) -> dict[str, int]:
     """Run the generator ``kind`` of :data:`KINDS` with ``spec`` into ``out``; ``stop``
-    (anything with ``is_set()``) ends it early.
+    (anything with ``is_set()``) ends it early; ``progress(done, total)`` hears of every scene.
 
     Raises:
         InputError: unknown kind or argument.
@@ -119,7 +123,7 @@ def write_recipe_data(out: str | Path, kind: str = "thinking-sft", stop=None, **
     if kind not in KINDS:
         raise InputError(f"`tasks.kind` must be one of {', '.join(KINDS)}, got {kind!r}.")
     try:
-        return KINDS[kind](out, stop=stop, **spec)
+        return KINDS[kind](out, stop=stop, progress=progress, **spec)
     except TypeError as e:
         raise InputError(f"`tasks` has an argument {kind!r} does not take: {e}") from None
 

@@ -60,17 +60,23 @@ SAMPLE_DATA = Path(__file__).resolve().parents[3] / "sample_data"
 CHAT_HEIGHT = "clamp(300px, calc(100vh - 380px), 640px)"
 #: Page CSS this tab needs (collected by ``studio.commands.ui.launch``): keep media in the
 #: chat small enough that a question, its thinking, answer and boxed image fit on screen.
+#: The chat's trash/copy icons get a row of their own above the messages: drawn over them
+#: (gradio's absolute position) they covered the top message once the chat had scrolled.
+#: Page-wide: a disabled Start (primary) or Stop button reads grey, not a faded orange/pink
+#: that looks clickable (the SFT/RL job panels, Compare, Chat).
 CSS = """
 #chatbot .user-row img, #chatbot .user-row video { max-height: 220px; width: auto; }
 #chatbot .bot-row img { max-height: 420px; width: auto; }
 #chat-examples img, #chat-examples video { max-height: 72px; width: auto; }
 #chatbot .bubble-wrap { padding-top: 40px; }
+#chatbot .icon-button-wrapper.top-panel { position: static; margin: 2px 4px 2px auto; width: fit-content; }
 #model-loading p::before { content: ""; display: inline-block; width: 0.9em; height: 0.9em; margin-right: 0.45em;
   vertical-align: -0.12em; border: 2px solid currentColor; border-right-color: transparent; border-radius: 50%;
   animation: studio-spin 0.8s linear infinite; }
 @keyframes studio-spin { to { transform: rotate(360deg); } }
-button.stop:disabled, button.stop[disabled] { background: var(--button-secondary-background-fill);
-  color: var(--button-secondary-text-color); border-color: var(--button-secondary-border-color); opacity: 0.7; }
+button.stop:disabled, button.stop[disabled], button.primary:disabled, button.primary[disabled] {
+  background: var(--button-secondary-background-fill); color: var(--body-text-color-subdued);
+  border-color: var(--button-secondary-border-color); opacity: 0.7; cursor: not-allowed; }
 """
 
 

@@ -254,12 +254,14 @@ def build(ctx) -> None:
         *values, extra = values
         return config_from_form(ctx, data_path(up, p), *values, output_dir=output_dir, extras=extra)
 
-    def new_run(up, p, *values):
+    def new_run(up, p, *values, stop=None, progress=None):
         from studio.engine.train.runs import new_run_dir
         from studio.engine.train.sft import check_data
 
         cfg = make_config(up, p, *values)
-        check_data(cfg)  # empty file, bad JSON line, unsafe media path: refused before a run folder exists
+        # empty file, bad JSON line, unsafe media path: refused before a run folder exists;
+        # Stop ends the check within a row, and the panel says how far it is
+        check_data(cfg, stop=stop, progress=progress)
         run = new_run_dir(ctx.runs_dir, "sft", cfg.name)
         cfg.output_dir = str(run)
         return run, cfg.to_yaml()
@@ -333,8 +335,9 @@ def build(ctx) -> None:
     from studio.engine.train.sft import check_data
 
     panel = job_panel(ctx, "sft", new_run, inputs=[upload, path, *form, extras], recipe_button=recipe_top_btn,
-                      recipe=(t("sft.recipe_btn"), lambda stop=None: recipe_run(
-                          SFTRunConfig, RECIPE, ctx.runs_dir, "sft", check=lambda cfg: check_data(cfg, stop=stop))))
+                      recipe=(t("sft.recipe_btn"), lambda stop=None, progress=None: recipe_run(
+                          SFTRunConfig, RECIPE, ctx.runs_dir, "sft",
+                          check=lambda cfg: check_data(cfg, stop=stop, progress=progress))))
     from studio.ui.components import run_picker
 
     if panel.recipe_btn is not None:  # the form shows what the recipe button runs

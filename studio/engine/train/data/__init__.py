@@ -69,6 +69,7 @@ from studio.engine.train.data.checks import (  # noqa: F401
 )
 from studio.engine.train.data.diagnosis import (  # noqa: F401
     Report,
+    md_literal,
     auto_fix,
     diagnose,
     doctor,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +18,32 @@ from studio.engine.train.data.collator import training_messages
 from studio.engine.train.data.formats import FIX_FLAGS, FIXES, Problem, Row, RowList, train_template
 from studio.engine.train.data.loaders import load_image, load_rows, load_video
 from studio.errors import DataError, MediaError
+
+
+_CODE_SPAN = re.compile(r"(`[^`]*`)")
+# a whitespace-delimited word holding a tag: <image>, </answer>, <think>reasoning</think>, <|user|>
+_TAGGED_WORD = re.compile(r"[^\s`]*<[^<>\s]+>[^\s`]*")
+
+
+def md_literal(text: Any) -> str:
+    """``text`` for Markdown with every word holding an angle-bracket tag in a code span.
+
+    A Markdown renderer (gradio's, GitHub's) takes ``<image>`` or ``</answer>`` for HTML and
+    drops it, so "placeholders vs <image>" read "placeholders vs". A code span shows the tag
+    as written and stays readable as plain text in a terminal; leading ``(`` and trailing
+    punctuation stay outside the span, existing code spans are left as they are.
+
+    >>> md_literal("2 <image> placeholders; write <think>x</think> (or <answer>).")
+    '2 `<image>` placeholders; write `<think>x</think>` (or `<answer>`).'
+    """
+    def wrap(m: re.Match) -> str:
+        word = m.group(0)
+        lead = len(word) - len(word.lstrip("("))
+        core = word[lead:].rstrip(").,;:!?")
+        return f"{word[:lead]}`{core}`{word[lead + len(core):]}"
+
+    parts = _CODE_SPAN.split(str(text))
+    return "".join(p if i % 2 else _TAGGED_WORD.sub(wrap, p) for i, p in enumerate(parts))
 
 
 @dataclass
@@ -105,7 +132,7 @@ class Report:
                          f"{s['skipped_long']} rows are skipped.")
         if s["skipped_on_load"]:
             lines.append("Skipped while loading: " + ", ".join(f"{n} {k}" for k, n in s["skipped_on_load"].items()))
-        lines += self.notes
+        lines += [md_literal(n) for n in self.notes]
         fixes = Counter(p.auto_fixable for p in self.problems if p.auto_fixable)
         if fixes:
             lines.append("Auto-fixes: " + "; ".join(f"{FIX_FLAGS[k]} fixes {plural(n, 'turn')} ({k})"
@@ -117,7 +144,7 @@ class Report:
             return "\n\n".join(lines)
         lines.append("| row | severity | check | problem | fix |\n|---|---|---|---|---|")
         for p in self.problems:
-            esc = lambda t: str(t).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+            esc = lambda t: md_literal(str(t).replace("\n", " ")).replace("|", "\\|")  # noqa: E731
             row = (f"{p.row}" + (f" (line {p.line})" if p.line else "")) if p.row else \
                 (f"line {p.line}" if p.line else "file")
             lines[-1] += f"\n| {row} | {p.severity} | {p.check} | {esc(p.message)} | {esc(p.fix)} |"

@@ -14,7 +14,8 @@ from studio.engine.fileperm import share_weights
 from studio.engine.train import distributed
 from studio.engine.train.distributed import main_only
 from studio.engine.train.curriculum import group_key
-from studio.engine.train.phase import PhaseProgress
+from studio.engine.train.phase import (PhaseProgress, StoppedBeforeTraining, mark_stopped_before_training,
+                                      stop_before_training)
 from studio.engine.train.rl.config import (CURRICULUM_FILE, FORMAT_GATE_FILE, RL_STATE_FILE, ROLLOUTS_FILE,
                                           RLRunConfig, check_trl_version)
 from studio.engine.train.rl.prompts import PromptEncoder, RLPrompt, check_data
@@ -118,8 +119,6 @@ class _RunContext:
 # --------------------------------------------------------------------------- offline grading & gate
 
 
-class StoppedBeforeTraining(Exception):
-    """A stop was asked while the prompts were being graded, before step 1 (nothing to save)."""
 
 
 def offline_grade(ctx: _RunContext, model, k: int, stop_flag=None) -> tuple[dict[int, float], float]:
@@ -348,6 +347,8 @@ def build_trainer(cfg: RLRunConfig, run_dir: str | Path, *, model=None, processo
         distributed.init(on_cpu=pick_device(cfg.model.device) == "cpu")  # before loading: each process its GPU
         model, processor = load(cfg.model)
     on_cpu = next(model.parameters()).device.type == "cpu"
+    if ckpt is None:
+        stop_before_training(stop_flag, "while loading the model")
     distributed.init(on_cpu=on_cpu)  # grading below gathers across processes
     from studio.engine.infer import family
 
@@ -424,15 +425,17 @@ def train(cfg: RLRunConfig, run_dir: str | Path, *, resume: bool = False, model=
     try:
         trainer, ckpt = build_trainer(cfg, run_dir, model=model, processor=processor, reward_fn=reward_fn,
                                       resume=resume, stop_flag=stop_flag)
+        ctx: _RunContext = trainer.studio
+        t0 = time.perf_counter()
+        trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     except StoppedBeforeTraining as e:
         summary = {"steps": 0, "rollouts": 0, "seconds": 0.0, "stop_reason": str(e), "adapter": None}
         say = _file_logger(run_dir)
         say(f"done: {json.dumps(summary)}")
         say(str(e))  # the last line: the job panel shows it beside "stopped"
+        if distributed.is_main_process():
+            mark_stopped_before_training(run_dir, str(e))
         return summary
-    ctx: _RunContext = trainer.studio
-    t0 = time.perf_counter()
-    trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     step = trainer.state.global_step
     if cfg.eval_every and step > 0:
         # in-loop evaluations run before a step's rollouts, so none sees the final model;
