@@ -535,7 +535,7 @@ def test_examples_follow_the_loaded_model():
     assert len(ws) == 6 and all(f.parent == SAMPLE_DATA / "workshop" / "images" and f.is_file() for f in files)
     assert {f.name.split("-")[0] for f in files} == {"grounding", "shapes", "position", "size", "arithmetic"}
     # issue 25: the first example asks for a box, on a scene held out from training and RL
-    assert files[0].name.startswith("grounding-l2-s7000-") and ws[0][0]["text"].startswith("Where is")
+    assert files[0].name.startswith("grounding-l1-s7000-") and ws[0][0]["text"].startswith("Where is")
     assert all(ex[0]["text"] and "<image>" not in ex[0]["text"] for ex in ws)
     other = [Path(ex[0]["files"][0]).parent.name for ex in _examples(False)]
     assert other == ["photos", "video", "docs"]
