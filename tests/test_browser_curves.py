@@ -108,7 +108,8 @@ def test_chart_legends_name_every_series_inside_the_chart(tiny_path, tmp_path):
 
 def test_hand_over_buttons_open_the_tab_they_hand_to(tiny_path, tmp_path):
     """Issue 28.7: "Try it in Chat" / "Compare with base" set the adapter but left the user
-    on the SFT tab; now they open Chat / Compare, and Compare's note names the pair."""
+    on the SFT tab; now they open Chat / Compare, Chat's status line names the adapter and
+    Compare's note names the pair."""
     import json
 
     run = _fake_sft_run(tmp_path / "runs")
@@ -124,6 +125,10 @@ def test_hand_over_buttons_open_the_tab_they_hand_to(tiny_path, tmp_path):
             pg.wait_for_function("name => Array.from(document.querySelectorAll('button[role=tab]'))"
                                  ".some(b => b.textContent.trim() === name && b.getAttribute('aria-selected') === 'true')",
                                  arg=tab)
+            if tab == "Chat":  # the handed-over adapter shows above the chat, the Model accordion still closed
+                pg.wait_for_selector("#chat-model-status :text('20260101-000000-sft-demo/adapter')")
+                assert "Model:" in pg.inner_text("#chat-model-status")
+                assert pg.locator("#chat-model-status").is_visible()
         # Compare names the pair it was handed, not the default workshop pair
         pg.wait_for_selector("#compare-default-note :text('Your run against its base')")
         assert str(run / "adapter") in pg.inner_text("#compare-default-note")

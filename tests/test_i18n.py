@@ -375,7 +375,7 @@ def test_switching_language_redraws_chat_text_on_screen(tiny_path, tmp_path):
     ctx = AppContext(model=ModelSpec(name_or_path=str(tiny_path), device="cpu"), runs_dir=tmp_path)
     with gr.Blocks():
         chat.build(ctx)
-    (fn, ins, outs), = ctx.extra["retranslate"]
+    (fn, ins, outs), (status_fn, _, _) = ctx.extra["retranslate"]  # the chat, then the model/adapter line
     stats = engine.Stats(new_tokens=18, thinking_tokens=10, answer_tokens=6)
     try:
         i18n.set_default("zh")
@@ -384,8 +384,10 @@ def test_switching_language_redraws_chat_text_on_screen(tiny_path, tmp_path):
         st = ChatState([Round(user=engine.ChatTurn("user", "q"), user_msgs=[], reply="x", reply_msgs=msgs,
                               stats=stats)])
         zh_stats = render.stats_line(stats)
+        assert "模型" in status_fn(chat.NO_ADAPTER) and "Model" not in status_fn(chat.NO_ADAPTER)
         i18n.set_default("en")
         bot, st2, line = fn(st)
+        assert "Model:" in status_fn(chat.NO_ADAPTER)
     finally:
         i18n.set_default("en")
     assert bot[0]["metadata"]["title"] == i18n.tr("render.thinking", "en") + i18n.tr("render.truncated_paren", "en")

@@ -36,8 +36,8 @@ from studio.ui import public, render, zerogpu
 from studio.ui.context import AppContext
 from studio.ui.tabs.chat_examples import examples as _examples
 from studio.ui.tabs.chat_state import (  # noqa: F401 - the tab's helpers, importable from here as before
-    MAX_NEW_SLIDER, ChatState, Round, _files_of, _user_display, _text_of, follow_checkpoint, gen_config, prepare_media,
-    sampling_defaults, thinking_arg, thinking_switch)
+    MAX_NEW_SLIDER, ChatState, Round, _files_of, _user_display, _text_of, follow_checkpoint, gen_config, model_status,
+    duration_of_regenerate, duration_of_send, prepare_media, sampling_defaults, thinking_arg, thinking_switch)
 from studio.ui.i18n import error_text, gr_error, t, tr, user_error
 
 log = logging.getLogger(__name__)
@@ -56,8 +56,9 @@ REFRESH_S = 0.05
 SAMPLE_DATA = Path(__file__).resolve().parents[3] / "sample_data"
 #: The chat's height follows the window (CSS), so that on a laptop screen (1280×720) the
 #: whole first view — chat, input box, buttons — fits without scrolling, and the input's
-#: autofocus does not scroll the page (and the examples beside the chat) away.
-CHAT_HEIGHT = "clamp(300px, calc(100vh - 380px), 640px)"
+#: autofocus does not scroll the page (and the examples beside the chat) away; 38 px of it
+#: go to the model/adapter status line above the chat (one line and the column's gap).
+CHAT_HEIGHT = "clamp(300px, calc(100vh - 418px), 640px)"
 #: Page CSS this tab needs (collected by ``studio.commands.ui.launch``): keep media in the
 #: chat small enough that a question, its thinking, answer and boxed image fit on screen.
 #: The chat's trash/copy icons get a row of their own above the messages: drawn over them
@@ -68,6 +69,10 @@ CSS = """
 #chatbot .user-row img, #chatbot .user-row video { max-height: 220px; width: auto; }
 #chatbot .bot-row img { max-height: 420px; width: auto; }
 #chat-examples img, #chat-examples video { max-height: 72px; width: auto; }
+#chat-model-status .html-container { padding: 0 2px; }
+#chat-model-status .chat-model-status { font-size: var(--text-md); color: var(--body-text-color-subdued);
+  white-space: nowrap; overflow: hidden; text-overflow: ellipsis; line-height: 1.5; }
+#chat-model-status b { color: var(--body-text-color); }
 #chatbot .bubble-wrap { padding-top: 40px; }
 #chatbot .icon-button-wrapper.top-panel { position: static; margin: 2px 4px 2px auto; width: fit-content; }
 #model-loading p::before { content: ""; display: inline-block; width: 0.9em; height: 0.9em; margin-right: 0.45em;
@@ -84,24 +89,6 @@ def adapter_choices(ctx: AppContext) -> list[tuple[str, str]]:
     """The adapter dropdown's choices: "none", then run names (values relative to the runs
     folder; no server path reaches the page)."""
     return [(t("chat.no_adapter"), NO_ADAPTER)] + public.adapter_choices(ctx, ctx.extra.get("chat_adapter"))
-
-
-def _duration(max_new) -> int:
-    try:
-        return zerogpu.estimate_seconds(int(float(max_new)))
-    except (TypeError, ValueError):
-        return zerogpu.estimate_seconds(MAX_NEW_SLIDER)
-
-
-def duration_of_send(message, st, system_, temperature_, top_p_, top_k_, rep_, max_new_, *rest, **kw) -> int:
-    """ZeroGPU seconds for a send (:func:`studio.ui.zerogpu.estimate_seconds` of its max new
-    tokens); called with the handler's own arguments."""
-    return _duration(max_new_)
-
-
-def duration_of_regenerate(st, system_, temperature_, top_p_, top_k_, rep_, max_new_, *rest, **kw) -> int:
-    """ZeroGPU seconds for a regenerate (as :func:`duration_of_send`)."""
-    return _duration(max_new_)
 
 
 def build(ctx: AppContext) -> None:
@@ -173,6 +160,10 @@ def build(ctx: AppContext) -> None:
         gr.Markdown(t("chat.workshop_notice"), elem_id="embedded-notice")
     with gr.Row():
         with gr.Column(scale=4):
+            # which model and adapter the next message runs with, without opening *Model*
+            handed = ctx.extra.get("chat_adapter")
+            first = public.adapter_key(ctx, handed) if handed and not ctx.public else NO_ADAPTER
+            status_html = gr.HTML(model_status(ctx, first), elem_id="chat-model-status", padding=False)
             chatbot = gr.Chatbot(
                 label=t("tab.chat"), height=CHAT_HEIGHT, sanitize_html=True, render_markdown=True,
                 allow_tags=False, group_consecutive_messages=False, elem_id="chatbot",
@@ -200,10 +191,8 @@ def build(ctx: AppContext) -> None:
             system = gr.Textbox("", label=t("chat.system"), lines=2, placeholder=t("chat.optional"))
             with gr.Accordion(t("cmp.model"), open=False):
                 gr.Markdown(t("chat.model_md") + f" `{render.escape(public.model_label(ctx, ctx.model.name_or_path))}`")
-                handed = ctx.extra.get("chat_adapter")
                 adapter = gr.Dropdown(
-                    choices=adapter_choices(ctx),
-                    value=public.adapter_key(ctx, handed) if handed and not ctx.public else NO_ADAPTER,
+                    choices=adapter_choices(ctx), value=first,
                     label=t("cmp.adapter"), allow_custom_value=True, info=t("chat.adapter_info"),
                 )
                 refresh_btn = gr.Button(t("chat.find_adapters"), size="sm")
@@ -592,6 +581,16 @@ def build(ctx: AppContext) -> None:
                concurrency_id=MEDIA_CONCURRENCY_ID, concurrency_limit=MEDIA_CONCURRENCY_LIMIT,
                show_progress="hidden", trigger_mode="always_last")
     refresh_btn.click(refresh_adapters, [adapter], [adapter], api_name=False, queue=False)
+    # a pick in the accordion, "Try it in Chat" (refresh_adapters on tab select) and Find adapters
+    # all change the dropdown's value; the status line above the chat follows it
+    show_status = lambda value: model_status(ctx, value)  # noqa: E731
+    adapter.change(show_status, [adapter], [status_html], api_name=False, queue=False, show_progress="hidden")
+    ctx.extra["retranslate"].append((show_status, [adapter], [status_html]))
+    from gradio.context import Context
+
+    if Context.root_block is not None:  # the first line in the visitor's language, with the handed-over adapter
+        Context.root_block.load(show_status, [adapter], [status_html], api_name=False, queue=False,
+                                show_progress="hidden")
     adapter.focus(refresh_adapters, [adapter], [adapter], api_name=False, queue=False)
     from studio.ui.components import on_tab_shown
 

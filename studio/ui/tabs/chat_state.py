@@ -12,7 +12,7 @@ from studio.engine.infer import chat as engine
 from studio.engine.infer import family as family_mod
 from studio.engine.infer import media as media_mod
 from studio.errors import InputError
-from studio.ui import render
+from studio.ui import render, zerogpu
 from studio.ui.i18n import t, tr
 
 #: Top of the Max new tokens slider, unless the checkpoint's own default is higher.
@@ -221,3 +221,67 @@ def _user_display(text: str, media) -> list[dict]:
     if text:
         msgs.append(render.message("user", render.plain_text(text)))
     return msgs
+
+
+def model_status(ctx, adapter_value: str | None) -> str:
+    """The one-line HTML status above the chat: the loaded model and the adapter the next
+    message runs with ("Model: toy-thinking · adapter: runs/<run>/adapter"), so a picked
+    or handed-over adapter shows without opening the *Model* accordion.
+
+    Everything shown is HTML-escaped. In public mode no server path appears: the model as
+    :func:`studio.ui.public.model_label` shows it, the adapter as its run folder's name
+    (a value the runs-folder rules refuse: "your adapter", never the typed text).
+    """
+    import html
+    import os
+
+    from studio.errors import StudioError
+    from studio.ui import public
+
+    model = public.model_label(ctx, ctx.model.name_or_path)
+    value = "" if adapter_value is None else str(adapter_value).strip()
+    if value.lower() in public.NO_ADAPTER_VALUES:
+        line = tr("chat.status_base", model=html.escape(model))
+        return _status_div(line)
+    if ctx.public:
+        try:
+            shown = public.adapter_label(public.adapter_key(ctx, public.resolve_adapter(ctx, value)))
+        except StudioError:
+            shown = tr("chat.your_adapter")
+    else:
+        folder = public.resolve_adapter(ctx, value) or value
+        try:
+            rel = os.path.relpath(folder)
+            shown = folder if rel.startswith("..") else rel
+        except ValueError:  # another drive
+            shown = folder
+    line = tr("chat.status_adapter", model=html.escape(model), adapter=html.escape(shown))
+    return _status_div(line)
+
+
+def _status_div(line: str) -> str:
+    """``line`` (escaped HTML) in the status element, its plain text as the tooltip (a long
+    path cut off by the one-line layout is still readable there)."""
+    import html
+    import re
+
+    plain = html.unescape(re.sub(r"<[^>]+>", "", line))
+    return f'<div class="chat-model-status" title="{html.escape(plain, quote=True)}">{line}</div>'
+
+
+def _duration(max_new) -> int:
+    try:
+        return zerogpu.estimate_seconds(int(float(max_new)))
+    except (TypeError, ValueError):
+        return zerogpu.estimate_seconds(MAX_NEW_SLIDER)
+
+
+def duration_of_send(message, st, system_, temperature_, top_p_, top_k_, rep_, max_new_, *rest, **kw) -> int:
+    """ZeroGPU seconds for a send (:func:`studio.ui.zerogpu.estimate_seconds` of its max new
+    tokens); called with the handler's own arguments."""
+    return _duration(max_new_)
+
+
+def duration_of_regenerate(st, system_, temperature_, top_p_, top_k_, rep_, max_new_, *rest, **kw) -> int:
+    """ZeroGPU seconds for a regenerate (as :func:`duration_of_send`)."""
+    return _duration(max_new_)
