@@ -358,6 +358,21 @@ def test_a_relative_data_path_is_kept_absolute_in_the_run_config(tmp_path, monke
     assert local_or_as_given("someone/some-dataset") == "someone/some-dataset"
 
 
+def _sft_recipe_panel(tmp_path, scenes: int):
+    """A first-use SFT recipe of ``scenes`` generated scenes (embedded model, 1 step), its runs
+    folder and the SFT job panel's handlers over it (no UI, no command run)."""
+    from studio.engine.train.jobs import JobManager
+    from studio.ui.jobpanel import _PanelHandlers
+
+    recipe = tmp_path / "r" / "sft.yaml"
+    recipe.parent.mkdir()
+    recipe.write_text("name: r\nmodel: {name_or_path: embedded}\ndata: gen/sft.jsonl\n"
+                      f"tasks: {{scenes: {scenes}, eval_n: 0}}\nmax_steps: 1\n")
+    runs = tmp_path / "runs"
+    return recipe, runs, _PanelHandlers(None, "sft", None, JobManager(runs), resume_args=(), graceful_timeout=1,
+                                        log_lines=5, command=None)
+
+
 def test_the_sft_tabs_stop_ends_the_recipes_data_generation(tmp_path):
     """Issue 28.16: Stop during the SFT recipe's first-use data generation was honoured only
     after it (the tab's job panel gave the generation no stop event, and no job existed to
@@ -365,19 +380,11 @@ def test_the_sft_tabs_stop_ends_the_recipes_data_generation(tmp_path):
     deletes the partial data, makes no run folder, and the status line says so."""
     import threading
 
-    from studio.engine.train.jobs import JobManager
     from studio.engine.train.runs import recipe_run
     from studio.engine.train.sft import SFTRunConfig, check_data
     from studio.ui.i18n import tr
-    from studio.ui.jobpanel import _PanelHandlers
 
-    recipe = tmp_path / "r" / "sft.yaml"
-    recipe.parent.mkdir()
-    recipe.write_text("name: r\nmodel: {name_or_path: embedded}\ndata: gen/sft.jsonl\n"
-                      "tasks: {scenes: 100000, eval_n: 0}\nmax_steps: 1\n")
-    runs = tmp_path / "runs"
-    h = _PanelHandlers(None, "sft", None, JobManager(runs), resume_args=(), graceful_timeout=1, log_lines=5,
-                       command=None)
+    recipe, runs, h = _sft_recipe_panel(tmp_path, scenes=100000)
 
     def recipe_fn(stop=None):  # what the SFT tab's recipe button hands the panel
         return recipe_run(SFTRunConfig, recipe, runs, "sft", check=lambda cfg: check_data(cfg, stop=stop))
@@ -411,19 +418,11 @@ def test_the_sft_tabs_preparation_says_how_far_it_is_and_stop_ends_the_data_chec
     the phase with count / total and the time left, and Stop ends the check at the next row."""
     import threading
 
-    from studio.engine.train.jobs import JobManager
     from studio.engine.train.runs import recipe_run
     from studio.engine.train.sft import SFTRunConfig, check_data
     from studio.ui.i18n import tr
-    from studio.ui.jobpanel import _PanelHandlers
 
-    recipe = tmp_path / "r" / "sft.yaml"
-    recipe.parent.mkdir()
-    recipe.write_text("name: r\nmodel: {name_or_path: embedded}\ndata: gen/sft.jsonl\n"
-                      "tasks: {scenes: 200, eval_n: 0}\nmax_steps: 1\n")
-    runs = tmp_path / "runs"
-    h = _PanelHandlers(None, "sft", None, JobManager(runs), resume_args=(), graceful_timeout=1, log_lines=5,
-                       command=None)
+    recipe, runs, h = _sft_recipe_panel(tmp_path, scenes=200)
     seen: list[tuple[str, int, int]] = []
     at_row_100 = threading.Event()
 
