@@ -346,6 +346,41 @@ def test_three_grpo_steps_with_images(fresh_tiny, tmp_path):
     assert gate["rate"] < 0.8 and "SFT tab" in gate["warning"]  # a random model never has the format
 
 
+@pytest.mark.parametrize("beta,mu", [(0.05, 1), (0.0, 2)])
+def test_kl_term_and_clipped_ratio_get_their_log_probs(fresh_tiny, tmp_path, monkeypatch, beta, mu):
+    """beta > 0 needs the base model's log-probs and μ > 1 the generating policy's (GRPO
+    paper Alg. 1); the studio builds TRL's batch itself, so it must put both in (a run with
+    beta > 0 once stopped at step 1 with KeyError 'ref_per_token_logps')."""
+    import torch
+
+    from studio.engine.train.rl import trainer as T
+
+    torch.set_num_threads(1)
+    seen = []
+    original = T._MediaForward._compute_loss
+
+    def recording(self, model, inputs):
+        seen.append({k: inputs.get(k) for k in ("old_per_token_logps", "ref_per_token_logps", "completion_mask")})
+        return original(self, model, inputs)
+
+    monkeypatch.setattr(T._MediaForward, "_compute_loss", recording)
+    data = _write(tmp_path / "img.jsonl", _image_rows(8))
+    out = _train(fresh_tiny, _cfg(data, max_steps=2, beta=beta, num_iterations=mu), tmp_path / "run")
+    assert out["steps"] == 2 and seen
+    for x in seen:
+        shape = tuple(x["completion_mask"].shape)
+        assert (x["ref_per_token_logps"] is not None) == (beta > 0)
+        assert (x["old_per_token_logps"] is not None) == (mu > 1)
+        for k in ("ref_per_token_logps", "old_per_token_logps"):
+            if x[k] is not None:
+                assert tuple(x[k].shape) == shape and not x[k].requires_grad and torch.isfinite(x[k]).all()
+    if mu > 1:  # both updates on the one generation batch are clipped against the same old policy
+        assert len(seen) == 2 and torch.equal(seen[0]["old_per_token_logps"], seen[1]["old_per_token_logps"])
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    if beta > 0:
+        assert any("train/kl" in x or "kl" in x for x in lines if x["kind"] == "train")
+
+
 def test_three_grpo_steps_with_video_keep_video_in_the_loss_forward(fresh_tiny, tmp_path):
     import torch
 

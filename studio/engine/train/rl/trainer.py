@@ -169,9 +169,8 @@ class _PoolScoring:
         mode = "train" if train else "eval"
         self._log_rollout_metrics(mode, rolls, rewards, fmt, correct, zero_var, pool, keep, len(base_ids),
                                   gen_s, prompts)
-        if train and s.cfg.kl_every and step % s.cfg.kl_every == 0:
-            with clock.phase("logprob"):  # policy and reference (adapter off) log-probs of the batch
-                self._metrics["train"]["kl/probe"].append(self._kl_probe(out))
+        if train:
+            self._add_logps(out, probe=bool(s.cfg.kl_every) and step % s.cfg.kl_every == 0)
         if train and is_main_process():
             # rollouts of the step being taken: numbered as status, metrics.jsonl and train.log number it
             with clock.phase("log"):
@@ -255,32 +254,64 @@ class _PoolScoring:
         else:
             m["curriculum/zero_variance_frac"].append(sum(zero_var) / len(zero_var))
 
-    def _kl_probe(self, batch) -> float:
-        """KL(π_θ ‖ π_base) on the batch's completions; base = adapter disabled (beta=0 has no ref)."""
+    def _completion_logps(self, batch, adapter: bool = True):
+        """Per-token log-probs ``(rows, C)`` float32 of the batch's completions under the
+        current policy (``adapter``) or the base model (adapter disabled: the reference of a
+        LoRA policy, as TRL uses for PEFT models); no gradient."""
+        import contextlib
+
         import torch
 
-        with torch.no_grad():
-            model = self.accelerator.unwrap_model(self.model)
-            ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], 1)
-            att = torch.cat([batch["prompt_mask"], batch["completion_mask"]], 1)
-            keep = batch["completion_ids"].shape[1]
-            media = {k: v for k, v in batch.items() if k.startswith("mm_") and k != "mm_token_type_ids"}
-            self._media_stash = media
-            try:
+        model = self.accelerator.unwrap_model(self.model)
+        ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], 1)
+        att = torch.cat([batch["prompt_mask"], batch["completion_mask"]], 1)
+        keep = batch["completion_ids"].shape[1]
+        self._media_stash = {k: v for k, v in batch.items() if k.startswith("mm_") and k != "mm_token_type_ids"}
+        try:
+            with torch.no_grad(), (contextlib.nullcontext() if adapter else model.disable_adapter()):
                 logp, _, _ = self._get_per_token_logps_and_entropies(
                     self.model, ids, att, keep, mm_token_type_ids=batch["mm_token_type_ids"])
-                with model.disable_adapter():
-                    ref, _, _ = self._get_per_token_logps_and_entropies(
-                        self.model, ids, att, keep, mm_token_type_ids=batch["mm_token_type_ids"])
-            finally:
-                self._media_stash = None
-            mask = (batch["completion_mask"] * batch["tool_mask"]).float()
-            d = ref - logp
-            k3 = torch.exp(d) - d - 1  # Schulman's k3 estimator of KL(π_θ‖π_ref), as TRL uses for beta>0
-            from studio.engine.train.distributed import sum_all
+        finally:
+            self._media_stash = None
+        return logp
 
-            total, count = sum_all([(k3 * mask).sum().item(), mask.sum().item()])  # over every process's rows
-            return total / max(count, 1.0)
+    def _needs_old_logps(self) -> bool:
+        """TRL's rule: the generating policy's log-probs are needed when a generation batch
+        feeds more than one optimizer step (μ > 1, or more generation than accumulation
+        steps); otherwise the loss's own detached log-probs are the same numbers."""
+        return self.num_iterations > 1 or self.args.steps_per_generation > self.args.gradient_accumulation_steps
+
+    def _add_logps(self, out: dict, probe: bool) -> None:
+        """Put into ``out`` what TRL's loss reads besides the batch: ``old_per_token_logps``
+        (the generating policy, for the clipped ratio of μ > 1; GRPO paper Alg. 1) and
+        ``ref_per_token_logps`` (the base model, for the ``beta`` KL term); with ``probe`` also
+        log ``kl/probe``. Each is one no-grad forward over the batch, shared between uses."""
+        need_old, need_ref = self._needs_old_logps(), self.beta != 0.0
+        if not (need_old or need_ref or probe):
+            return
+        with self.studio_clock.phase("logprob"):
+            logp = self._completion_logps(out) if (need_old or probe) else None
+            ref = self._completion_logps(out, adapter=False) if (need_ref or probe) else None
+        if need_old:
+            out["old_per_token_logps"] = logp
+        if need_ref:
+            out["ref_per_token_logps"] = ref
+        if probe:
+            self._metrics["train"]["kl/probe"].append(self._kl_probe(out, logp, ref))
+
+    def _kl_probe(self, batch, logp, ref) -> float:
+        """KL(π_θ ‖ π_base) on the batch's completions from their per-token log-probs under the
+        policy (``logp``) and the base (``ref``, adapter disabled), mean over loss tokens of
+        every process; Schulman's k3 estimator, as TRL's ``beta`` term uses."""
+        import torch
+
+        from studio.engine.train.distributed import sum_all
+
+        mask = (batch["completion_mask"] * batch["tool_mask"]).float()
+        d = ref - logp
+        k3 = torch.exp(d) - d - 1
+        total, count = sum_all([(k3 * mask).sum().item(), mask.sum().item()])  # over every process's rows
+        return total / max(count, 1.0)
 
 
 def share_of_kept(keep: list[int], batch: int, rank: int, world: int) -> list[int]:
