@@ -39,7 +39,7 @@ def test_recipes_validate_and_point_into_the_workshop_folder():
     assert Path(rl.data).is_file() and Path(rl.eval_data).is_file()
     rows = [json.loads(x) for x in Path(rl.eval_data).read_text().splitlines()]
     # issue 25: boxes of named objects, whose order toy-thinking's SFT mixed — held out (seed 7000)
-    assert len(rows) == 480 and {r["family"] for r in rows} == {"grounding"} and {r["difficulty"] for r in rows} == {1, 2}
+    assert len(rows) == 480 and {r["family"] for r in rows} == {"grounding"} and {r["difficulty"] for r in rows} == {1}
     assert all(r["task_type"] == "grounding" and re.fullmatch(r"<image>Where is the \w+ \w+\?", r["prompt"]) for r in rows)
     assert all("-s7000-" in r["id"] for r in rows) and not any("trace" in r for r in rows)
     mixed = RLRunConfig.from_dict(_recipe("rl-mixed.yaml"))
@@ -186,16 +186,11 @@ def test_sft_recipe_end_to_end_meets_its_thresholds(tmp_path):
 @pytest.mark.slow
 def test_rl_recipe_end_to_end_settles_the_box_order(tmp_path):
     """The RL recipe as a user runs it, from toy-thinking: held-out accuracy on boxes of named
-    objects up by ≥ 15 points (issue 25; measured +39.6 and +35.7 in two runs), and not by a
-    position prior — scored per answer cell on 1,920 fresh held-out prompts (seed 7001, ~120 per
-    cell): no cell predicted more than 5 points above its share of the prompts, and no cell down
-    by more than 12 points; the four v1 families not down by more than 3 (README, *RL recipe*).
-
-    Issue 25's stricter per-cell rule (no cell down > 5) held in one of the two measured runs:
-    in the other two diagonal cells — right in either order, so their accuracy is the level-2
-    trace's perception — fell 10 and 7 points. A fixed bound there would make this test fail
-    at random; the 12-point bound catches a real prior, which moves a cell by tens of points.
-    """
+    objects (grounding level 1) up by ≥ 15 points (issue 25; measured +51 in two runs), and not
+    by a position prior — scored per answer cell on 960 fresh held-out prompts (seed 7001, ~60
+    per cell): no cell down by more than 5 points (measured worst −1.9) and no cell predicted
+    more than 5 points above its share of the prompts; the four v1 families not down by more
+    than 3 (README, *RL recipe*)."""
     import subprocess
     import sys
 
@@ -210,7 +205,7 @@ def test_rl_recipe_end_to_end_settles_the_box_order(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     (run,) = list((tmp_path / "runs").iterdir())
     task_files.write_dataset(tmp_path / "all", 12, 0, eval_n=480)  # the v1 families' held-out set
-    task_files.write_dataset(tmp_path / "cells", 1, 11, ["grounding"], [1, 2], eval_n=1920, eval_seed=7001)
+    task_files.write_dataset(tmp_path / "cells", 1, 11, ["grounding"], [1], eval_n=960, eval_seed=7001)
     scores = {}
     for name, adapter in (("before", None), ("after", str(run / "adapter"))):
         loaded = load(ModelSpec(name_or_path="toy-thinking", adapter=adapter, device="cpu"))
@@ -227,11 +222,12 @@ def test_rl_recipe_end_to_end_settles_the_box_order(tmp_path):
     assert a_box["accuracy"] >= b_box["accuracy"] + 0.15, (b_box, a_box)
     n_cells = sum(c["n"] for c in a_cells.values())
     assert all(a_cells[c]["predicted"] <= a_cells[c]["n"] / n_cells + 0.05 for c in a_cells), a_cells
-    assert all(a_cells[c]["accuracy"] >= b_cells[c]["accuracy"] - 0.12 for c in b_cells if b_cells[c]["n"] >= 20)
+    assert all(a_cells[c]["accuracy"] >= b_cells[c]["accuracy"] - 0.05 for c in b_cells if b_cells[c]["n"] >= 20), \
+        (b_cells, a_cells)
     assert all(a_fam[f] >= b_fam[f] - 0.03 for f in b_fam), (b_fam, a_fam)
     metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     evals = [m["step"] for m in metrics if "eval/accuracy" in m]
-    assert evals[0] == 0 and evals[-1] == 100  # the dashboard's held-out curve ends at the last step
+    assert evals[0] == 0 and evals[-1] == 50  # the dashboard's held-out curve ends at the last step
 
 
 @pytest.mark.parametrize("kind", ["sft", "rl"])
