@@ -99,6 +99,25 @@ def launch_tab(tab, ctx):
     return demo
 
 
+def make_trained_folder(run: Path, step: int, ckpt_parent: str = "") -> Path:
+    """A run folder as training at ``step`` left it: a complete checkpoint (under
+    ``ckpt_parent``: RL's ``checkpoints/``), its metrics, TensorBoard events, progress."""
+    import json
+
+    from studio.engine.train.metrics import MetricsWriter, write_json_atomic
+
+    ck = run / ckpt_parent / f"checkpoint-{step}"
+    ck.mkdir(parents=True)
+    (ck / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    with MetricsWriter(run) as w:
+        for s in range(1, step + 1):
+            w.log(s, **{"train/loss": 6.5 - s / 100})
+    (run / "tb").mkdir()
+    (run / "tb" / "events.out.tfevents.1").write_bytes(b"x")
+    write_json_atomic(run / "progress.json", {"phase": "doctor", "done": 3, "total": 9})
+    return ck
+
+
 def make_eval_run(run: Path, tiny_path, n: int) -> Path:
     """A run folder for Evaluate (before / after): a LoRA adapter on the tiny model, ``n``
     held-out workshop prompts as its ``eval_data`` and the ``config.yaml`` naming both."""

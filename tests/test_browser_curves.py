@@ -106,6 +106,47 @@ def test_chart_legends_name_every_series_inside_the_chart(tiny_path, tmp_path):
 
 
 
+#: Per visible chart: its title and the y axis's tick labels.
+Y_TICKS = """() => Array.from(document.querySelectorAll('.vega-embed')).filter(e => e.offsetWidth > 0).map(e => {
+    const ax = Array.from(e.querySelectorAll('g.role-axis'))
+        .find(g => (g.getAttribute('aria-label') || '').startsWith('Y-axis'));
+    const title = e.querySelector('.role-title-text');
+    return {title: title ? title.textContent : '',
+            ticks: ax ? Array.from(ax.querySelectorAll('.role-axis-label text')).map(t => t.textContent) : []};
+})"""
+
+
+def test_a_flat_loss_reads_distinct_y_ticks(tiny_path, tmp_path):
+    """A 2-step run whose loss barely moved (6.512 → 6.507) read "6.51 6.51 6.51" on its y
+    axis (a fixed ".3~g"); the ticks now take the digits their step needs, in the SFT tab
+    and in the Runs tab. Screenshot: tests/artifacts/flat_loss_ticks.png."""
+    from studio.engine.train import metrics as M
+    from studio.engine.train.runs import write_status
+
+    run = tmp_path / "runs" / "20260101-000000-sft-flat"
+    run.mkdir(parents=True)
+    with M.MetricsWriter(run) as w:
+        for s, loss in ((1, 6.512), (2, 6.507)):
+            w.log(s, **{"train/loss": loss, "train/learning_rate": 1e-4, "train/grad_norm": 1.0})
+    write_status(run, "finished", kind="sft", started=time.time() - 10)
+    (run / "config.yaml").write_text("model: embedded\nmax_steps: 2\n")
+    with _app_page(tiny_path, tmp_path / "runs") as pg:
+        for tab in ("SFT", "Runs"):
+            pg.get_by_role("tab", name=tab).click()
+            if tab == "Runs":
+                _pick(pg, "runs-pick", run.name)
+            # this run's loss drawn (not a placeholder's lone "0", nor the other tab's plot)
+            pg.wait_for_function(f"() => ({Y_TICKS})().some(p => p.title.startsWith('Loss') && p.ticks.length > 1"
+                                 " && p.ticks.every(t => parseFloat(t) > 6))")
+            loss = next(p for p in pg.evaluate(Y_TICKS) if p["title"].startswith("Loss"))
+            assert len(set(loss["ticks"])) == len(loss["ticks"]), (tab, loss)  # no "6.51 6.51 6.51"
+            assert all(6.5 <= float(t) <= 6.52 for t in loss["ticks"]), (tab, loss)
+            if tab == "SFT":
+                pg.locator(".vega-embed:visible").first.scroll_into_view_if_needed()
+                ARTIFACTS.mkdir(exist_ok=True)
+                pg.screenshot(path=str(ARTIFACTS / "flat_loss_ticks.png"))
+
+
 def test_hand_over_buttons_open_the_tab_they_hand_to(tiny_path, tmp_path):
     """Issue 28.7: "Try it in Chat" / "Compare with base" set the adapter but left the user
     on the SFT tab; now they open Chat / Compare, Chat's status line names the adapter and

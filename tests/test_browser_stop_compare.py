@@ -330,6 +330,31 @@ def test_cosmetics_of_the_first_walk(app, browser):
     pg.context.close()
 
 
+def test_vote_buttons_draw_each_label_in_one_font(app, browser):
+    """Compare's vote buttons read "A is better" with an odd first letter: gradio 6.31's
+    semibold Source Sans file holds only "A", "B" and the space, so those came from it and
+    the rest from the fallback font. Every label is now drawn in one font (Chromium's own
+    account of the fonts it used). Screenshot: tests/artifacts/compare_vote_buttons.png."""
+    _, demo = app
+    pg = _page(browser, demo)
+    _compare_tab(pg)
+    pg.wait_for_selector("#cmp-vote-a")
+    pg.evaluate("() => document.fonts.ready")
+    cdp = pg.context.new_cdp_session(pg)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    root = cdp.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
+    used = {}
+    for v in ("a", "b", "tie", "both_bad"):
+        node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": f"#cmp-vote-{v}"})["nodeId"]
+        used[v] = [f["familyName"] for f in cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]]
+    assert all(len(fonts) == 1 for fonts in used.values()), used
+    assert len({fonts[0] for fonts in used.values()}) == 1, used
+    pg.locator("#cmp-vote-a").scroll_into_view_if_needed()
+    pg.locator("#cmp-vote-a").locator("xpath=..").screenshot(path=str(ARTIFACTS / "compare_vote_buttons.png"))
+    pg.context.close()
+
+
 def _pick(pg, elem: str, value: str):
     """Type ``value`` into the dropdown ``elem`` (custom values allowed) and leave it."""
     box = pg.locator(f"{elem} input").first

@@ -373,3 +373,9 @@ def test_status_line_says_which_phase_runs_before_step_1(tmp_path):
     assert "saving a checkpoint" not in line
     PhaseProgress(tmp_path, "reading", "reading the data", 16800, "rows", main=True)
     assert "running · reading the data: 0/16,800 rows (0%)" in status_line(tmp_path)
+    # a resumed run stopping there is not left "without a checkpoint": it keeps the one it started from
+    (tmp_path / "checkpoint-2").mkdir()
+    (tmp_path / "checkpoint-2" / "trainer_state.json").write_text("{}")
+    line = status_line(tmp_path)
+    assert "· stopping before the next step: nothing new to save, the run keeps its checkpoint at step 2… · " in line
+    assert "without a checkpoint" not in line

@@ -510,8 +510,14 @@ def test_every_chart_names_its_y_axis_and_fractions_are_percent():
     pct = chart_options("x", keys=["eval/accuracy"])
     assert pct["y_lim"] == [0, 1] and pct["y_axis_format"] == ".0%"
     lr = chart_options("x", keys=["train/learning_rate"])
-    assert "y_lim" not in lr and lr["y_axis_format"] == ".1~e"
-    assert chart_options("x", keys=["rewards/mean"])["y_axis_format"] == ".3~g"  # 0.8, not "800m"
+    assert "y_lim" not in lr and lr["y_axis_format"] == "~e"
+    assert chart_options("x", keys=["rewards/mean"])["y_axis_format"] == "~r"  # 0.8, not "800m"
+    # no fixed precision on any other axis: d3 takes the digits the drawn ticks need
+    # (a fixed ".3~g" read "6.51 6.51 6.51" for a loss of 6.512 → 6.507; browser check:
+    # tests/test_browser_curves.py::test_a_flat_loss_reads_distinct_y_ticks)
+    for keys in groups:
+        fmt = chart_options("x", keys=keys)["y_axis_format"]
+        assert fmt == ".0%" if y_axis(keys)[1] else re.fullmatch(r"~[res]", fmt), (keys, fmt)
 
 
 def test_charts_share_the_runs_x_range_in_whole_steps_and_say_when_empty(tmp_path):

@@ -566,6 +566,31 @@ def test_no_variance_skips_the_optimizer_step(fresh_tiny, tmp_path):
         assert (after1[k] == after3[k]).all(), f"{k} moved during skipped steps"
 
 
+def test_a_resumed_rl_run_stopped_before_its_next_step_keeps_its_checkpoint(tmp_path, monkeypatch):
+    """A resumed run stopped before its next step says that it keeps its checkpoint (not
+    "nothing was trained; start the run again"), and the "nothing trained" clean-up removes
+    nothing from its folder (checkpoint, metrics, TensorBoard events)."""
+    from conftest import make_trained_folder
+    from studio.engine.train.phase import StoppedBeforeTraining
+    from studio.engine.train.rl import run as R
+    from studio.engine.train.runs import read_status
+
+    ck = make_trained_folder(tmp_path, 4, "checkpoints")  # RL keeps its checkpoints in checkpoints/
+
+    def stopped(*a, **kw):
+        raise StoppedBeforeTraining("while loading the model")
+
+    monkeypatch.setattr(R, "build_trainer", stopped)
+    out = R.train(_cfg(_write(tmp_path / "p.jsonl", _image_rows(4))), tmp_path, resume=True)
+    want = "stopped while loading the model, before step 5: the run keeps its checkpoint at step 4; start it again to resume"
+    assert out["stop_reason"] == want and out["steps"] == 4 and out["adapter"] is None, out
+    assert (tmp_path / "train.log").read_text().strip().splitlines()[-1].endswith(want)
+    assert (ck / "trainer_state.json").is_file() and (tmp_path / "metrics.jsonl").is_file()
+    assert (tmp_path / "tb" / "events.out.tfevents.1").is_file() and (tmp_path / "progress.json").is_file()
+    st = read_status(tmp_path)
+    assert not st.get("before_training") and st["stopped_before_step"] == 5
+
+
 def test_stop_during_offline_grading_ends_the_run_within_a_chunk(fresh_tiny, tmp_path):
     """The job panel's Stop during RLCS grading (a minute and more on the workshop recipe) ends
     the run at the next chunk of prompts, status ``stopped``, with no adapter and a reason —

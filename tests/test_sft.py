@@ -273,6 +273,40 @@ def test_stop_after_the_checks_ends_the_run_before_step_1(tiny_path, tmp_path):
     _stopped_before_training(tmp_path)
 
 
+def test_a_resumed_run_stopped_before_its_next_step_keeps_its_checkpoint(tiny_path, tmp_path):
+    """A resumed run stopped before its next step said "before step 1: nothing was trained;
+    start the run again" — but its checkpoint and earlier training are kept. It now says so
+    (log line, summary, job panel), and the "nothing trained" clean-up leaves its folder
+    alone (checkpoint, metrics, TensorBoard events)."""
+    from studio.engine.train.metrics import StopFlag
+    from studio.engine.train.runs import read_status, run_info, track_run
+    from studio.ui.jobpanel import status_line
+
+    from conftest import make_trained_folder
+
+    ck = make_trained_folder(tmp_path, 2)
+    flag = StopFlag()
+    flag.set("SIGINT")  # Stop pressed while the resumed run starts
+    lines = []
+    with track_run(tmp_path, "sft", stop_flag=flag):
+        out = train(make_cfg(tiny_path, max_steps=6), tmp_path, stop_flag=flag, log_fn=lines.append)
+    want = "before step 3: the run keeps its checkpoint at step 2; start it again to resume"
+    assert out["status"] == "stopped" and out["before_training"].endswith(want), out
+    assert out["global_step"] == 2 and out["resumed_from"] == str(ck)
+    assert lines[-1] == out["before_training"] and "nothing was trained" not in lines[-1]
+    assert (ck / "trainer_state.json").is_file() and (tmp_path / "metrics.jsonl").is_file()
+    assert (tmp_path / "tb" / "events.out.tfevents.1").is_file() and (tmp_path / "progress.json").is_file()
+    st = read_status(tmp_path)
+    assert st["status"] == "stopped" and not st.get("before_training") and st["stopped_before_step"] == 3
+    assert run_info(tmp_path).status == "stopped"
+    line = status_line(tmp_path)
+    assert "before step 3: the run keeps its checkpoint at step 2; press Resume to go on from it" in line, line
+    assert "nothing was trained" not in line
+    # the next start clears that word: it no longer holds once the run goes on
+    with track_run(tmp_path, "sft"):
+        assert read_status(tmp_path).get("stopped_before_step") is None
+
+
 @pytest.mark.slow
 def test_stop_saves_a_checkpoint_and_resume_continues_the_step_count(tiny_path, tmp_path):
     from transformers import TrainerCallback

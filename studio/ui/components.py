@@ -400,12 +400,29 @@ def y_axis(keys: Sequence[str]) -> tuple[str, bool]:
     return "axis.value", False
 
 
+#: y-axis d3 formats by axis-title key (:func:`y_axis`), with no precision on purpose: d3
+#: picks the digits from the drawn ticks' step (:func:`chart_options`). A learning rate in
+#: exponent form (5e-4, not a clipped ".0005"); counts with SI suffixes (1.2k); anything else
+#: in plain decimals ("r": 0.8, not SI's "800m"; 10, not the "1e+1" that "g" gives a
+#: 0–10 axis with ticks every 2).
+Y_FORMATS = {"axis.lr": "~e", "axis.tokens_s": "~s", "axis.tokens": "~s", "axis.prompts": "~s", "default": "~r"}
+
+
 def chart_options(title: str, *, height: int = 260, y_title: str = "", keys: Sequence[str] = ()) -> dict:
     """Options every training chart shares (``gr.LinePlot`` / ``gr.BarPlot`` of a long frame).
 
     The title is drawn in the plot, with no block label above it (it would push the legend
     out of the fixed height, cut off below the x axis); the legend has no title (else it
-    reads "series"); y ticks are compact ("1", not "1.000000", on a chart of one step).
+    reads "series").
+
+    The y-axis formats (:data:`Y_FORMATS`) give a notation but no precision: Vega-Lite
+    hands the format to d3's ``tickFormat``, which then takes as many digits as the tick
+    step of the drawn range needs, on every redraw — a loss of 6.512 → 6.507 reads
+    "6.508 6.51 6.512", not "6.51 6.51 6.51" (a fixed ".3~g"), and a chart of one step
+    still reads "6.512", not "6.512000". A gradio plot does not rebuild its spec when
+    only ``y_axis_format`` changes, so a format sent with each update would be ignored;
+    this one follows each update's data by itself. Percent axes keep a fixed ``.0%`` on
+    their fixed 0–100 % range.
 
     Steps are whole numbers on the x axis: its format ``"d"`` makes Vega-Lite give the axis
     a minimum tick step of 1 (its ``tickMinStep`` default for that format; gradio's plots
@@ -413,10 +430,8 @@ def chart_options(title: str, *, height: int = 260, y_title: str = "", keys: Seq
     itself comes with each value (:func:`chart_update`, :func:`x_range`).
     """
     axis_key, percent = y_axis(keys)
-    # a learning rate in exponent form (5e-4, not a clipped ".0005"); counts with SI
-    # suffixes (1.2k); anything else in 3 significant digits (0.8, not SI's "800m")
-    fmt = {"axis.lr": ".1~e", "axis.tokens_s": ".3~s", "axis.tokens": ".3~s", "axis.prompts": ".3~s"}
-    extra = dict(y_lim=[0, 1], y_axis_format=".0%") if percent else dict(y_axis_format=fmt.get(axis_key, ".3~g"))
+    extra = (dict(y_lim=[0, 1], y_axis_format=".0%") if percent
+             else dict(y_axis_format=Y_FORMATS.get(axis_key, Y_FORMATS["default"])))
     return dict(x="step", y="value", color="series", label=title, show_label=False, color_title=" ",
                 title=title, y_title=y_title or tr(axis_key), x_title=tr("axis.step"), height=height,
                 x_axis_format="d", **extra)

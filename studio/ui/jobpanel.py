@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 from studio.engine.train.jobs import JobManager, tail_file
 from studio.engine.train.metrics import PROGRESS_FILE, read_json
-from studio.engine.train.phase import PHASES
+from studio.engine.train.phase import PHASES, checkpoint_step
 from studio.engine.train.runs import (
     CONFIG_FILE,
     LOG_FILE,
@@ -62,7 +62,7 @@ def status_line(run_dir: str | Path | None) -> str:
         if prog.get("eta_s") is not None:
             parts.append(tr("job.eta", t=format_duration(prog["eta_s"])))
         if _stop_asked(run, st):
-            parts.append(tr("job.stopping_early"))
+            parts.append(_stopping_early(run))
         parts.append(tr("job.run", name=run.name))
         return " · ".join(parts)
     if step is not None:
@@ -78,7 +78,7 @@ def status_line(run_dir: str | Path | None) -> str:
         if prog.get("eta_s") is not None:
             parts.append(tr("job.eta", t=format_duration(prog["eta_s"])))
         if _stop_asked(run, st):
-            parts.append(tr("job.stopping") if step else tr("job.stopping_early"))  # before step 1: nothing to save
+            parts.append(tr("job.stopping") if step else _stopping_early(run))  # before step 1: nothing to save
     else:
         if st.get("started") and st.get("ended"):
             parts.append(tr("job.took", t=format_duration(st["ended"] - st["started"])))
@@ -86,13 +86,24 @@ def status_line(run_dir: str | Path | None) -> str:
             parts.append(tr("job.nothing_trained"))
         if status == "stopped":
             ck = find_last_checkpoint(run)
-            parts.append(tr("job.resume_from", name=ck.name) if ck else tr("job.no_checkpoint"))
+            if ck and st.get("stopped_before_step"):  # a resumed run stopped before its next step
+                kept = checkpoint_step(ck)
+                parts.append(tr("job.kept_checkpoint", next=kept + 1, step=kept))
+            else:
+                parts.append(tr("job.resume_from", name=ck.name) if ck else tr("job.no_checkpoint"))
         if status == "finished" and find_adapter(run):
             parts.append(tr("job.adapter", path=find_adapter(run)))
         if status == "failed" and st.get("error"):
             parts.append(str(st["error"])[:300])
     parts.append(tr("job.run", name=run.name))
     return " · ".join(parts)
+
+
+def _stopping_early(run: Path) -> str:
+    """The "stopping" part before this start's first step: nothing to save — and a resumed
+    run keeps the checkpoint it started from (it is not left "without a checkpoint")."""
+    ck = find_last_checkpoint(run)
+    return tr("job.stopping_kept", step=checkpoint_step(ck)) if ck else tr("job.stopping_early")
 
 
 def _stop_asked(run: Path, st: dict) -> bool:

@@ -35,9 +35,37 @@ from studio.engine.train.runs import format_duration
 PHASES = ("reading", "doctor", "grading")
 
 
+def stopped_message(where: str, checkpoint_step: int | None = None) -> str:
+    """What a start stopped before its first step says, for a new run or a resumed one.
+
+    ``where`` completes "stopped …"; ``checkpoint_step`` is the step of the checkpoint a
+    resumed run started from (None: a new run, which trained nothing at all). A resumed
+    run keeps that checkpoint and its earlier training: only this start trained nothing.
+
+    >>> stopped_message("while loading the model")
+    'stopped while loading the model, before step 1: nothing was trained; start the run again'
+    >>> stopped_message("while loading the model", 2)
+    'stopped while loading the model, before step 3: the run keeps its checkpoint at step 2; start it again to resume'
+    """
+    if checkpoint_step is None:
+        return f"stopped {where}, before step 1: nothing was trained; start the run again"
+    return (f"stopped {where}, before step {checkpoint_step + 1}: the run keeps its checkpoint at step "
+            f"{checkpoint_step}; start it again to resume")
+
+
 class StoppedBeforeTraining(Exception):
-    """A stop was asked before step 1 (model load, data check, offline grading): nothing
-    was trained and there is nothing to save; the message says where it stopped."""
+    """A stop was asked before the first step of this start (model load, data check, offline
+    grading): this start trained nothing and has nothing to save. The message is a new
+    run's (:func:`stopped_message`); ``where`` says where it stopped, for a resumed run's
+    message (:meth:`resumed`)."""
+
+    def __init__(self, where: str):
+        super().__init__(stopped_message(where))
+        self.where = where
+
+    def resumed(self, checkpoint_step: int) -> str:
+        """The message for a run resumed from its checkpoint at ``checkpoint_step``."""
+        return stopped_message(self.where, checkpoint_step)
 
 
 def stop_before_training(stop_flag, where: str) -> None:
@@ -58,7 +86,7 @@ def stop_before_training(stop_flag, where: str) -> None:
     from studio.engine.train.distributed import any_rank
 
     if any_rank(bool(stop_flag)):
-        raise StoppedBeforeTraining(f"stopped {where}, before step 1: nothing was trained; start the run again")
+        raise StoppedBeforeTraining(where)
 
 
 @contextlib.contextmanager
@@ -73,8 +101,7 @@ def interruptible(stop_flag, where: str) -> Iterator[None]:
     if not hasattr(stop_flag, "interrupt") or int(os.environ.get("WORLD_SIZE", 1) or 1) > 1:
         yield
         return
-    stop_flag.interrupt = lambda: StoppedBeforeTraining(
-        f"stopped {where}, before step 1: nothing was trained; start the run again")
+    stop_flag.interrupt = lambda: StoppedBeforeTraining(where)
     try:
         yield
     finally:
@@ -86,16 +113,38 @@ def interruptible(stop_flag, where: str) -> Iterator[None]:
 BEFORE_TRAINING_FILES = (PROGRESS_FILE, METRICS_FILE, "tb")
 
 
+def checkpoint_step(checkpoint: str | os.PathLike) -> int:
+    """The step of a ``checkpoint-N`` folder.
+
+    >>> checkpoint_step("/runs/x/checkpoints/checkpoint-12")
+    12
+    """
+    return int(Path(checkpoint).name.rsplit("-", 1)[-1])
+
+
 def mark_stopped_before_training(run_dir: str | os.PathLike, reason: str) -> None:
-    """Record in ``status.json`` that the run stopped before step 1 (``before_training``:
-    the reason; the job panel and the Runs table say "stopped before training") and remove
-    what would make it look like a run that trained (:data:`BEFORE_TRAINING_FILES`). The
-    folder keeps its ``config.yaml``, ``train.log`` and the data doctor's report."""
+    """Record in ``status.json`` that this start of the run stopped before its first step.
+
+    A new run (no checkpoint in the folder): ``before_training`` holds the reason (the job
+    panel and the Runs table say "stopped before training") and what would make it look
+    like a run that trained goes (:data:`BEFORE_TRAINING_FILES`); the folder keeps its
+    ``config.yaml``, ``train.log`` and the data doctor's report.
+
+    A run with a checkpoint (a resumed run) trained before: nothing is removed — its
+    checkpoints, metrics and TensorBoard events are that training's — and
+    ``stopped_before_step`` (the checkpoint's step + 1) lets the job panel say that the run
+    keeps its checkpoint. The folder decides, not the caller, so no caller can clear a
+    resumed run's record.
+    """
     import shutil
 
-    from studio.engine.train.runs import write_status
+    from studio.engine.train.runs import find_last_checkpoint, write_status
 
     run = Path(run_dir)
+    last = find_last_checkpoint(run)
+    if last is not None:
+        write_status(run, stopped_before_step=checkpoint_step(last) + 1)
+        return
     for name in BEFORE_TRAINING_FILES:
         p = run / name
         if p.is_dir():

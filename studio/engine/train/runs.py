@@ -245,7 +245,9 @@ def track_run(run_dir: str | os.PathLike, kind: str, stop_flag: Any = None) -> I
     is set, else ``finished``; on an exception ``failed`` with a one-line error.
     ``KeyboardInterrupt`` counts as ``stopped``. Yields the status dict. The launch is
     recorded too: ``processes``, ``strategy`` and ``backend``
-    (:func:`studio.engine.train.distributed.describe`; 1 / None for a single process).
+    (:func:`studio.engine.train.distributed.describe`; 1 / None for a single process); an
+    earlier start's ``before_training`` / ``stopped_before_step``
+    (:func:`studio.engine.train.phase.mark_stopped_before_training`) are cleared.
 
     In a multi-process launch only the main process writes ``status.json``; another process
     that fails appends its traceback to ``error.log`` (naming its rank) and re-raises.
@@ -266,13 +268,15 @@ def track_run(run_dir: str | os.PathLike, kind: str, stop_flag: Any = None) -> I
         with _replica_errors(run_dir, distributed.rank()):
             yield {}
         return
-    launch = {k: v for k, v in distributed.describe().items() if k != "nodes"}
+    # the launch, and no word of how an earlier start of this folder stopped before its first step
+    fields = {k: v for k, v in distributed.describe().items() if k != "nodes"}
+    fields.update(before_training=None, stopped_before_step=None)
     if os.environ.get("STUDIO_JOB") == "1":  # under the job wrapper: it owns ``pid``/``started``
-        st = write_status(run_dir, "running", kind=kind, child_pid=os.getpid(), ended=None, error=None, **launch)
+        st = write_status(run_dir, "running", kind=kind, child_pid=os.getpid(), ended=None, error=None, **fields)
     else:
         st = write_status(run_dir, "running", kind=kind, pid=os.getpid(), child_pid=None,
                           host=socket.gethostname(), started=time.time(), ended=None, exit_code=None,
-                          error=None, **launch)
+                          error=None, **fields)
     try:
         yield st
     except KeyboardInterrupt:

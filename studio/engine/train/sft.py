@@ -37,8 +37,8 @@ from typing import Any, Sequence
 
 from studio.config import ON_OFF_AUTO, ModelSpec, OnOffAuto, YamlConfig, check, parse_on_off
 from studio.engine.train.data import POLICIES
-from studio.engine.train.phase import (StoppedBeforeTraining, interruptible, mark_stopped_before_training,
-                                      stop_before_training)
+from studio.engine.train.phase import (StoppedBeforeTraining, checkpoint_step, interruptible,
+                                      mark_stopped_before_training, stop_before_training)
 from studio.engine.fileperm import share_weights
 from studio.engine.train.sft_data import ensure_data, read_and_check, resolve_data_path, split_rows  # noqa: F401
 from studio.engine.train.full_model import lora_module_names, save_full_model, unfreeze_language_model  # noqa: F401
@@ -496,12 +496,15 @@ def train(cfg: SFTRunConfig, run_dir: str | os.PathLike, *, stop_flag=None, call
                 else f"LoRA rank {cfg.lora.rank} on {cfg.lora.target_regex()}")
         log_fn(f"training on {info['train_rows']} rows ({info['eval_rows']} for eval); {what}")
         out = trainer.train(resume_from_checkpoint=str(last) if last else None)
-    except (StoppedBeforeTraining, StoppedError) as e:  # nothing trained: say so as the last line, leave no trace of a run
-        log_fn(str(e))
-        if not last:
-            distributed.main_only(mark_stopped_before_training)(run, str(e))
-        return {"status": "stopped", "before_training": str(e), "global_step": 0, "resumed_from": None,
-                "adapter": None, "model": None, "train_loss": None}
+    except (StoppedBeforeTraining, StoppedError) as e:  # this start trained nothing: say so as the last line
+        # a new run leaves no trace of a run; a resumed one keeps its checkpoint and earlier
+        # training (mark_stopped_before_training removes nothing where a checkpoint is)
+        step = checkpoint_step(last) if last else 0
+        reason = e.resumed(step) if last and isinstance(e, StoppedBeforeTraining) else str(e)
+        log_fn(reason)
+        distributed.main_only(mark_stopped_before_training)(run, reason)
+        return {"status": "stopped", "before_training": reason, "global_step": step,
+                "resumed_from": str(last) if last else None, "adapter": None, "model": None, "train_loss": None}
     stopped = bool(stop_flag) and bool(stop_flag.is_set())
     processor = trainer.processing_class
     processor.chat_template = trainer.studio_inference_template

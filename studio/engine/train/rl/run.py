@@ -14,8 +14,8 @@ from studio.engine.fileperm import share_weights
 from studio.engine.train import distributed
 from studio.engine.train.distributed import main_only
 from studio.engine.train.curriculum import group_key
-from studio.engine.train.phase import (PhaseProgress, StoppedBeforeTraining, mark_stopped_before_training,
-                                      stop_before_training)
+from studio.engine.train.phase import (PhaseProgress, StoppedBeforeTraining, checkpoint_step,
+                                      mark_stopped_before_training, stop_before_training)
 from studio.engine.train.rl.config import (CURRICULUM_FILE, FORMAT_GATE_FILE, RL_STATE_FILE, ROLLOUTS_FILE,
                                           RLRunConfig, check_trl_version)
 from studio.engine.train.rl.prompts import PromptEncoder, RLPrompt, check_data
@@ -147,8 +147,7 @@ def offline_grade(ctx: _RunContext, model, k: int, stop_flag=None) -> tuple[dict
     for s in range(0, per_process, chunk):
         if any_rank(bool(stop_flag)):
             done = min(len(ctx.train), s * world_size())
-            raise StoppedBeforeTraining(f"stopped during offline grading ({done} of {len(ctx.train)} prompts "
-                                        "graded), before step 1: nothing was trained; start the run again")
+            raise StoppedBeforeTraining(f"during offline grading ({done} of {len(ctx.train)} prompts graded)")
         prompts = mine[s:s + chunk]
         if not prompts:
             continue
@@ -419,7 +418,8 @@ def train(cfg: RLRunConfig, run_dir: str | Path, *, resume: bool = False, model=
     The adapter is saved to ``<run>/adapter`` at the end (also after a stop or a
     too-easy stop); ``curriculum.json`` sits in every checkpoint and in the run folder.
     A stop during offline grading ends the run before step 1: ``adapter`` is None and
-    ``stop_reason`` says so.
+    ``stop_reason`` says so (for a resumed run stopped before its next step: that it keeps
+    its checkpoint, :func:`~studio.engine.train.phase.stopped_message`).
     """
     run_dir = Path(run_dir)
     try:
@@ -429,12 +429,16 @@ def train(cfg: RLRunConfig, run_dir: str | Path, *, resume: bool = False, model=
         t0 = time.perf_counter()
         trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     except StoppedBeforeTraining as e:
-        summary = {"steps": 0, "rollouts": 0, "seconds": 0.0, "stop_reason": str(e), "adapter": None}
+        # a resumed run keeps its checkpoint and earlier training: say so, not "nothing was trained"
+        last = latest_checkpoint(run_dir) if resume else None
+        reason = e.resumed(checkpoint_step(last)) if last else str(e)
+        summary = {"steps": checkpoint_step(last) if last else 0, "rollouts": 0, "seconds": 0.0,
+                   "stop_reason": reason, "adapter": None}
         say = _file_logger(run_dir)
         say(f"done: {json.dumps(summary)}")
-        say(str(e))  # the last line: the job panel shows it beside "stopped"
+        say(reason)  # the last line: the job panel shows it beside "stopped"
         if distributed.is_main_process():
-            mark_stopped_before_training(run_dir, str(e))
+            mark_stopped_before_training(run_dir, reason)  # removes nothing from a run with a checkpoint
         return summary
     step = trainer.state.global_step
     if cfg.eval_every and step > 0:
