@@ -533,3 +533,42 @@ def test_stop_during_the_imports_ends_the_run_at_once():
     finally:
         for s, h in before.items():
             signal.signal(s, h)
+
+
+def test_trainable_layers_freezes_embeddings_and_early_layers(tiny_path):
+    """Freeze tuning (`trainable_layers: N` with `finetuning: full`): only the last N decoder
+    layers, the final norm and the LM head train; the embeddings, earlier layers and the vision
+    tower stay frozen, and the gradient never reaches them."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from studio.engine.train.full_model import unfreeze_language_model
+    from studio.errors import ConfigError
+
+    model = AutoModelForImageTextToText.from_pretrained(str(tiny_path), dtype=torch.float32)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    depth = model.config.text_config.num_hidden_layers
+    n = unfreeze_language_model(model, last_layers=1)
+    trained = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert n == sum(p.numel() for p in model.parameters() if p.requires_grad) > 0
+    assert trained and all(f".layers.{depth - 1}." in x or x.endswith(("norm.weight", "lm_head.weight"))
+                           for x in trained), trained
+    assert any(f".layers.{depth - 1}." in x for x in trained) and any("lm_head" in x for x in trained)
+    assert not any("embed_tokens" in x or ".visual." in f".{x}" or ".layers.0." in x for x in trained)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    assert unfreeze_language_model(model) > n  # 0: every language-model weight
+    with pytest.raises(ConfigError, match=f"has {depth} layers"):
+        unfreeze_language_model(model, last_layers=depth + 1)
+
+
+def test_trainable_layers_is_checked_against_the_finetuning_method():
+    from studio.engine.train.sft import SFTRunConfig
+    from studio.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="trainable_layers"):
+        SFTRunConfig(data="x.jsonl", finetuning="lora", trainable_layers=2).validate()
+    with pytest.raises(ConfigError, match="trainable_layers"):
+        SFTRunConfig(data="x.jsonl", finetuning="full", trainable_layers=-1).validate()
+    SFTRunConfig(data="x.jsonl", finetuning="full", trainable_layers=2).validate()

@@ -9,14 +9,41 @@ from pathlib import Path
 from studio.engine.fileperm import share_weights
 
 
-def unfreeze_language_model(model, merger: bool = False) -> int:
-    """Make every language-model weight trainable (embeddings, blocks, norm, lm_head); the
-    vision tower stays frozen, the merger too unless ``merger``. Returns the trainable count.
+def unfreeze_language_model(model, merger: bool = False, last_layers: int = 0) -> int:
+    """Make the language model's weights trainable; the vision tower stays frozen, the merger
+    too unless ``merger``. Returns the trainable count.
+
+    ``last_layers`` > 0 is freeze tuning (LLaMA-Factory's ``freeze_trainable_layers``): only the
+    last ``last_layers`` decoder layers, the final norm and the LM head train, while the token
+    embeddings and the earlier layers stay frozen — backward then stops at the first trainable
+    layer, so a step costs less (toy-base, 4 layers: last 2 → 0.24 s instead of 0.33 s per
+    recipe batch on 2 cores). 0: every language-model weight (embeddings, blocks, norm, head).
+
+    Raises:
+        ConfigError: ``last_layers`` is more than the model has, or the model's decoder layers
+            cannot be found by name (``….layers.<i>.…``).
     """
+    import re
+
+    from studio.errors import ConfigError
+
+    pattern = re.compile(r"\.layers\.(\d+)\.")
+    named = [(n, p) for n, p in model.named_parameters() if ".visual." not in f".{n}"]
+    depth = 1 + max((int(m.group(1)) for n, _ in named if (m := pattern.search(f".{n}"))), default=-1)
+    if last_layers and not depth:
+        raise ConfigError("`trainable_layers` needs a model whose decoder layers are named `….layers.<i>.…`; "
+                          "set it to 0 (train every layer) for this model.")
+    if last_layers > depth:
+        raise ConfigError(f"`trainable_layers` is {last_layers} but the language model has {depth} layers; "
+                          f"use 1–{depth}, or 0 for all.")
     n = 0
     for name, p in model.named_parameters():
         in_visual = ".visual." in f".{name}"
-        if not in_visual or (merger and ".merger." in name):
+        train = not in_visual or (merger and ".merger." in name)
+        if train and not in_visual and last_layers:
+            m = pattern.search(f".{name}")
+            train = int(m.group(1)) >= depth - last_layers if m else "embed_tokens" not in name
+        if train:
             p.requires_grad_(True)
             n += p.numel()
     return n

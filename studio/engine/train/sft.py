@@ -136,6 +136,9 @@ class SFTRunConfig(YamlConfig):
             language-model weight trains, vision tower frozen, merger too unless
             ``lora.train_merger``; the whole model → ``<run>/model/``) — LLaMA-Factory's
             lora/full choice; full suits small models and users with memory to spare.
+        trainable_layers: with ``full``, train only the last N decoder layers of the language
+            model (plus its final norm and LM head); the embeddings and earlier layers stay
+            frozen, so backward stops early (LLaMA-Factory's freeze tuning). 0: every layer.
         eval_data: held-out prompt JSONL (``studio tasks --eval-n`` writes one) scored by
             generation during training (:mod:`studio.engine.train.skill_eval`): format rate and
             accuracy, the curves that show the skill rather than the loss. Empty: off.
@@ -187,6 +190,7 @@ class SFTRunConfig(YamlConfig):
     report_to: list[str] = dataclasses.field(default_factory=lambda: ["tensorboard"])
     resume: bool = True
     finetuning: str = "lora"
+    trainable_layers: int = 0
     adam_beta2: float = 0.999
     dataloader_workers: int = 0
     group_by_length: bool = False
@@ -199,6 +203,9 @@ class SFTRunConfig(YamlConfig):
         super().validate()
         check(bool(self.data or self.dataset_info), "data", "must name a dataset file or folder.")
         check(self.finetuning in ("lora", "full"), "finetuning", "must be lora or full.")
+        check(self.trainable_layers >= 0, "trainable_layers", "must be 0 (every layer) or a number of last layers.")
+        check(not (self.trainable_layers and self.finetuning != "full"), "trainable_layers",
+              "applies to finetuning: full only (LoRA already trains few weights); set it to 0 or use full.")
         check(not (self.finetuning == "full" and self.lora.qlora), "finetuning",
               "full fine-tuning trains float weights; turn lora.qlora off or use finetuning: lora.")
         check(self.skill_eval_steps >= 0, "skill_eval_steps", "must be 0 (start and end only) or more.")
@@ -391,8 +398,9 @@ def build_trainer(cfg: SFTRunConfig, run_dir: Path, *, stop_flag=None, callbacks
         p.requires_grad_(False)
     lora = None
     if cfg.finetuning == "full":
-        n_trainable = unfreeze_language_model(model, merger=cfg.lora.train_merger)
-        log_fn(f"full fine-tuning: {n_trainable / 1e6:.2f} M trainable parameters (vision tower frozen)")
+        n_trainable = unfreeze_language_model(model, merger=cfg.lora.train_merger, last_layers=cfg.trainable_layers)
+        which = f"the last {cfg.trainable_layers} layers, norm and LM head; " if cfg.trainable_layers else ""
+        log_fn(f"full fine-tuning: {n_trainable / 1e6:.2f} M trainable parameters ({which}vision tower frozen)")
     else:
         lora = LoraConfig(r=cfg.lora.rank, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
                           target_modules=cfg.lora.target_regex(), task_type="CAUSAL_LM", bias="none")
