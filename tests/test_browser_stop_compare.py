@@ -467,10 +467,10 @@ def test_sft_recipe_start_and_what_it_runs_are_in_the_first_view(app, browser):
         box = el.bounding_box()
         assert box["y"] >= 0 and box["y"] + box["height"] <= 720, box
     text = summary.inner_text()
-    assert all(s in text for s in ("full fine-tune", "toy-base", "1,400 steps")), text
+    assert all(s in text for s in ("full fine-tune", "toy-base", "1,300 steps")), text
     assert btn.is_enabled()
     pg.screenshot(path=str(ARTIFACTS / "sft_first_view.png"))
     pg.click("#sft-load-recipe")
     pg.wait_for_function("() => (document.querySelector('#sft-path textarea, #sft-path input')?.value || '')"
-                         ".endsWith('thinking-sft-16800/sft.jsonl')")
+                         ".endsWith('thinking-sft-15600/sft.jsonl')")
     pg.context.close()

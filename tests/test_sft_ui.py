@@ -71,8 +71,8 @@ def test_doctor_preview_and_config(app, tiny_path, tmp_path):
     values = dict(zip(["alpha", "dropout", "targets", "train_merger", "qlora", "lr", "epochs", "max_steps",
                        "batch_size", "grad_accum", "max_length", "image_max_pixels", "seed", "eval_split",
                        "save_steps", "policy", "oversize", "finetuning", "eval_data", "yaml"], rest))
-    assert model == "toy-base" and name == "workshop-sft" and path.endswith("thinking-sft-16800/sft.jsonl")
-    assert values["finetuning"] == "full" and values["policy"] == "all_turns" and values["max_steps"] == 1400
+    assert model == "toy-base" and name == "workshop-sft" and path.endswith("thinking-sft-15600/sft.jsonl")
+    assert values["finetuning"] == "full" and values["policy"] == "all_turns" and values["max_steps"] == 1300
     assert values["batch_size"] == 12 and values["lr"] == 5.0e-4 and values["eval_data"].endswith("eval.jsonl")
     assert "tasks: {kind: thinking-sft" in values["yaml"] and "finetuning: full" in values["yaml"]
     # issue 28.10: Evaluate with no run picked says so in the panel
@@ -140,7 +140,7 @@ def test_fix_never_overwrites_an_existing_file(app, tmp_path):
 
 def test_workshop_form_starts_as_the_recipe_and_runs_it():
     """Issue 28.4: with the workshop model loaded, the form's starting values are the
-    workshop recipe's (model toy-base, a full fine-tune, 1,400 steps …) and config.yaml
+    workshop recipe's (model toy-base, a full fine-tune, 1,300 steps …) and config.yaml
     shows it; Start with the untouched form makes the same config as the recipe button
     (its data generation, scheduler and the rest included). A changed data path drops the
     recipe's data generation; the recipe card says what runs."""
@@ -165,7 +165,7 @@ def test_workshop_form_starts_as_the_recipe_and_runs_it():
     assert recipe["model"]["name_or_path"] == "toy-base" and recipe["finetuning"] == "full"
     props = {c["props"].get("elem_id"): c["props"] for c in demo.config["components"]}
     summary = props["sft-recipe-summary"]["value"]
-    assert all(s in summary for s in ("full fine-tune", "toy-base", "1,400 steps", "batch 12"))
+    assert all(s in summary for s in ("full fine-tune", "toy-base", "1,300 steps", "batch 12"))
     # another data path: the recipe's data generation is not carried over to it
     values[1] = str(SAMPLE)
     assert yaml.safe_load(show.fn(*values)).get("tasks") is None
