@@ -168,7 +168,8 @@ def test_a_few_full_sft_steps_teach_the_format(tmp_path):
 
 @pytest.mark.slow
 def test_sft_recipe_end_to_end_meets_its_thresholds(tmp_path):
-    """The SFT recipe as a user runs it: format >= 95 % and accuracy >= 80 % on 480 held-out prompts."""
+    """The SFT recipe as a user runs it: format >= 95 % and accuracy >= 80 % on its 480 held-out
+    prompts (measured 100 % / 84 % in 10 min 32 s)."""
     import subprocess
     import sys
 
@@ -178,9 +179,9 @@ def test_sft_recipe_end_to_end_meets_its_thresholds(tmp_path):
     (run,) = list(tmp_path.iterdir())
     from studio.engine.workshop.evaluate import evaluate
 
-    rep = evaluate(str(run / "model"), WORKSHOP / "generated" / "thinking-sft" / "heldout" / "eval.jsonl", n=None)
+    rep = evaluate(str(run / "model"), _recipe("sft.yaml")["eval_data"], n=None)
     overall = rep.groups()[-1]
-    assert overall["n"] >= 240 and overall["format"] >= 0.95 and overall["accuracy"] >= 0.80, rep.table()
+    assert overall["n"] == 480 and overall["format"] >= 0.95 and overall["accuracy"] >= 0.80, rep.table()
 
 
 @pytest.mark.slow
