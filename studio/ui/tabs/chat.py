@@ -60,14 +60,16 @@ SAMPLE_DATA = Path(__file__).resolve().parents[3] / "sample_data"
 #: go to the model/adapter status line above the chat (one line and the column's gap).
 CHAT_HEIGHT = "clamp(300px, calc(100vh - 418px), 640px)"
 #: Page CSS this tab needs (collected by ``studio.commands.ui.launch``): keep media in the
-#: chat small enough that a question, its thinking, answer and boxed image fit on screen.
+#: chat small enough that a question, its thinking, answer and boxed image fit on screen; a
+#: boxed image in a reply is at most the chat's height less ~120 px (the icon rows, the bubble), so when the chat scrolls to
+#: its bottom after a reply the whole image — a box near its top too — is in view (1280×720).
 #: The chat's trash/copy icons get a row of their own above the messages: drawn over them
 #: (gradio's absolute position) they covered the top message once the chat had scrolled.
 #: Page-wide: a disabled Start (primary) or Stop button reads grey, not a faded orange/pink
 #: that looks clickable (the SFT/RL job panels, Compare, Chat).
 CSS = """
 #chatbot .user-row img, #chatbot .user-row video { max-height: 220px; width: auto; }
-#chatbot .bot-row img { max-height: 420px; width: auto; }
+#chatbot .bot-row img { max-height: clamp(160px, calc(100vh - 540px), 420px); width: auto; }
 #chat-examples img, #chat-examples video { max-height: 72px; width: auto; }
 #chat-model-status .html-container { padding: 0 2px; }
 #chat-model-status .chat-model-status { font-size: var(--text-md); color: var(--body-text-color-subdued);
