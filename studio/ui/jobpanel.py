@@ -15,10 +15,11 @@ from typing import Any, Callable, Sequence
 
 from studio.engine.train.jobs import JobManager, tail_file
 from studio.engine.train.metrics import PROGRESS_FILE, read_json
-from studio.engine.train.phase import PHASES, checkpoint_step
+from studio.engine.train.phase import PHASES
 from studio.engine.train.runs import (
     CONFIG_FILE,
     LOG_FILE,
+    checkpoint_step,
     effective_status,
     exportable_adapter,
     find_adapter,

@@ -113,15 +113,6 @@ def interruptible(stop_flag, where: str) -> Iterator[None]:
 BEFORE_TRAINING_FILES = (PROGRESS_FILE, METRICS_FILE, "tb")
 
 
-def checkpoint_step(checkpoint: str | os.PathLike) -> int:
-    """The step of a ``checkpoint-N`` folder.
-
-    >>> checkpoint_step("/runs/x/checkpoints/checkpoint-12")
-    12
-    """
-    return int(Path(checkpoint).name.rsplit("-", 1)[-1])
-
-
 def mark_stopped_before_training(run_dir: str | os.PathLike, reason: str) -> None:
     """Record in ``status.json`` that this start of the run stopped before its first step.
 
@@ -138,7 +129,7 @@ def mark_stopped_before_training(run_dir: str | os.PathLike, reason: str) -> Non
     """
     import shutil
 
-    from studio.engine.train.runs import find_last_checkpoint, write_status
+    from studio.engine.train.runs import checkpoint_step, find_last_checkpoint, write_status
 
     run = Path(run_dir)
     last = find_last_checkpoint(run)

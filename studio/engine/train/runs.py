@@ -335,6 +335,21 @@ def _checkpoints(folder: Path) -> list[tuple[int, Path]]:
     return out
 
 
+def checkpoint_step(checkpoint: str | os.PathLike) -> int:
+    """The step N of a ``checkpoint-N`` folder.
+
+    >>> checkpoint_step("/runs/x/checkpoints/checkpoint-12")
+    12
+
+    Raises:
+        ValueError: the folder's name is not ``checkpoint-N``.
+    """
+    m = _CKPT_RE.match(Path(checkpoint).name)
+    if not m:
+        raise ValueError(f"not a checkpoint folder name: {Path(checkpoint).name!r} (expected checkpoint-N)")
+    return int(m.group(1))
+
+
 def find_last_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     """The complete ``checkpoint-N`` folder with the highest N, or None.
 

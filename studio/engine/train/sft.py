@@ -37,8 +37,9 @@ from typing import Any, Sequence
 
 from studio.config import ON_OFF_AUTO, ModelSpec, OnOffAuto, YamlConfig, check, parse_on_off
 from studio.engine.train.data import POLICIES
-from studio.engine.train.phase import (StoppedBeforeTraining, checkpoint_step, interruptible,
-                                      mark_stopped_before_training, stop_before_training)
+from studio.engine.train.phase import (StoppedBeforeTraining, interruptible, mark_stopped_before_training,
+                                      stop_before_training)
+from studio.engine.train.runs import checkpoint_step
 from studio.engine.fileperm import share_weights
 from studio.engine.train.sft_data import ensure_data, read_and_check, resolve_data_path, split_rows  # noqa: F401
 from studio.engine.train.full_model import lora_module_names, save_full_model, unfreeze_language_model  # noqa: F401

@@ -14,8 +14,9 @@ from studio.engine.fileperm import share_weights
 from studio.engine.train import distributed
 from studio.engine.train.distributed import main_only
 from studio.engine.train.curriculum import group_key
-from studio.engine.train.phase import (PhaseProgress, StoppedBeforeTraining, checkpoint_step,
-                                      mark_stopped_before_training, stop_before_training)
+from studio.engine.train.phase import (PhaseProgress, StoppedBeforeTraining, mark_stopped_before_training,
+                                      stop_before_training)
+from studio.engine.train.runs import checkpoint_step
 from studio.engine.train.rl.config import (CURRICULUM_FILE, FORMAT_GATE_FILE, RL_STATE_FILE, ROLLOUTS_FILE,
                                           RLRunConfig, check_trl_version)
 from studio.engine.train.rl.prompts import PromptEncoder, RLPrompt, check_data
