@@ -50,6 +50,7 @@ from studio.engine.train.metrics import (
     read_metrics,
     write_json_atomic,
 )
+from studio.engine.train.checkpoints import checkpoint_step, find_last_checkpoint  # noqa: F401 - part of this API
 from studio.errors import InputError, StudioError, TrainingError
 
 CONFIG_FILE = "config.yaml"
@@ -61,7 +62,6 @@ ADAPTER_DIR = "adapter"
 
 STATUSES = ("running", "finished", "failed", "stopped")
 _ID_RE = re.compile(r"^(?P<ts>\d{8}-\d{6})-(?P<kind>[a-z0-9]+)-(?P<name>.+?)(?:-(?P<dup>\d+))?$")
-_CKPT_RE = re.compile(r"^checkpoint-(\d+)$")
 
 
 def safe_name(name: str | None, max_len: int = 48) -> str:
@@ -322,53 +322,6 @@ def _replica_errors(run_dir: str | os.PathLike, rank: int) -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------- checkpoints
-def _checkpoints(folder: Path) -> list[tuple[int, Path]]:
-    out = []
-    try:
-        entries = list(folder.iterdir())
-    except OSError:
-        return out
-    for p in entries:
-        m = _CKPT_RE.match(p.name)
-        if m and p.is_dir() and (p / "trainer_state.json").is_file():
-            out.append((int(m.group(1)), p))
-    return out
-
-
-def checkpoint_step(checkpoint: str | os.PathLike) -> int:
-    """The step N of a ``checkpoint-N`` folder.
-
-    >>> checkpoint_step("/runs/x/checkpoints/checkpoint-12")
-    12
-
-    Raises:
-        ValueError: the folder's name is not ``checkpoint-N``.
-    """
-    m = _CKPT_RE.match(Path(checkpoint).name)
-    if not m:
-        raise ValueError(f"not a checkpoint folder name: {Path(checkpoint).name!r} (expected checkpoint-N)")
-    return int(m.group(1))
-
-
-def find_last_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    """The complete ``checkpoint-N`` folder with the highest N, or None.
-
-    Looks in ``run_dir`` and in its direct sub-folders (``run_dir/checkpoints/checkpoint-N``).
-    A checkpoint counts as complete only when ``trainer_state.json`` is in it: transformers
-    writes that file last, so a folder from a save interrupted by a crash or a full disk
-    is ignored and the previous checkpoint is used.
-    """
-    root = Path(run_dir)
-    found = _checkpoints(root)
-    try:
-        subs = [p for p in root.iterdir() if p.is_dir() and not _CKPT_RE.match(p.name)]
-    except OSError:
-        subs = []
-    for sub in subs:
-        found += _checkpoints(sub)
-    return max(found, key=lambda t: t[0])[1] if found else None
-
-
 def find_adapter(run_dir: str | os.PathLike) -> Path | None:
     """``run_dir/adapter`` when it holds a PEFT adapter (``adapter_config.json``), else None."""
     p = Path(run_dir) / ADAPTER_DIR
